@@ -1,0 +1,176 @@
+/* tools/axon-topo.c - what axon would do on a machine: topology summary,
+ * placement plan, memory budget and warnings, as text or JSON; or just check
+ * a config file.
+ *
+ * Config precedence: struct defaults < --config FILE < AXON_* environment <
+ * command-line flags (--synthetic, --xml, --workers, ...), so a flag typed
+ * now always wins over a file written earlier.
+ * Exit status: 0 ok, 1 bad config or unsatisfiable plan, 2 bad usage.
+ * Threading: single-threaded.  Memory: everything is freed before exit.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "axon/config.h"
+#include "axon/topology.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: axon-topo [--synthetic STR | --xml FILE] [--config FILE] [--workers N]\n"
+            "                 [--smt core|all] [--oversubscribe] [--json] [--check]\n"
+            "\n"
+            "Print the hardware topology and the placement plan axon would use: one row per\n"
+            "worker (PU, core, L3 group, NUMA node), the memory budget, and warnings.\n"
+            "\n"
+            "  --synthetic STR  plan for an hwloc synthetic machine, e.g.\n"
+            "                   'pack:2 numa:2 l3:2 core:8 pu:2' (64 cores, 4 nodes)\n"
+            "  --xml FILE       plan for a machine exported with lstopo-no-graphics --of xml\n"
+            "  --config FILE    read a config file (see docs/tuning.md)\n"
+            "  --workers N      worker count (0: one per selected core)\n"
+            "  --smt core|all   one worker per core (default) or per hardware thread\n"
+            "  --oversubscribe  allow more workers than cores (unpinned)\n"
+            "  --json           print the plan as JSON\n"
+            "  --check          only validate the config (file + AXON_* environment); exit 0\n"
+            "                   when good, 1 with the error on stderr\n"
+            "  --help           this text\n"
+            "\n"
+            "Precedence: defaults < --config file < AXON_* environment < these flags.\n");
+}
+
+static int copy_str(char *dst, const char *src, const char *flag)
+{
+    if (strlen(src) >= AX_CONFIG_STR_MAX) {
+        fprintf(stderr, "axon-topo: %s is %zu characters; at most %d fit\n", flag, strlen(src),
+                AX_CONFIG_STR_MAX - 1);
+        return -1;
+    }
+    snprintf(dst, AX_CONFIG_STR_MAX, "%s", src);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_SYNTH = 1, OPT_XML, OPT_CONFIG, OPT_WORKERS, OPT_SMT, OPT_OVER, OPT_JSON,
+           OPT_CHECK, OPT_HELP };
+    static const struct option opts[] = {
+        { "synthetic", required_argument, NULL, OPT_SYNTH },
+        { "xml", required_argument, NULL, OPT_XML },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "workers", required_argument, NULL, OPT_WORKERS },
+        { "smt", required_argument, NULL, OPT_SMT },
+        { "oversubscribe", no_argument, NULL, OPT_OVER },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "check", no_argument, NULL, OPT_CHECK },
+        { "help", no_argument, NULL, OPT_HELP },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *synth = NULL, *xml = NULL, *config = NULL, *smt = NULL;
+    long workers = -1;
+    bool json = false, check = false, over = false;
+    int c;
+    opterr = 0; /* we print our own message, then the usage */
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_SYNTH: synth = optarg; break;
+        case OPT_XML: xml = optarg; break;
+        case OPT_CONFIG: config = optarg; break;
+        case OPT_SMT: smt = optarg; break;
+        case OPT_OVER: over = true; break;
+        case OPT_JSON: json = true; break;
+        case OPT_CHECK: check = true; break;
+        case OPT_HELP: usage(stdout); return 0;
+        case OPT_WORKERS: {
+            char *end;
+            errno = 0;
+            workers = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || workers < 0 || workers > 4096) {
+                fprintf(stderr, "axon-topo: --workers %s: expected a number from 0 to 4096\n",
+                        optarg);
+                usage(stderr);
+                return 2;
+            }
+            break;
+        }
+        default:
+            if (optopt && optopt < OPT_SYNTH + 20 && optopt >= OPT_SYNTH)
+                fprintf(stderr, "axon-topo: %s needs a value\n", argv[optind - 1]);
+            else
+                fprintf(stderr, "axon-topo: unknown option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "axon-topo: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (synth && xml) {
+        fprintf(stderr, "axon-topo: --synthetic and --xml both given: choose one machine\n");
+        usage(stderr);
+        return 2;
+    }
+    if (smt && strcmp(smt, "core") && strcmp(smt, "all")) {
+        fprintf(stderr, "axon-topo: --smt %s: expected core or all\n", smt);
+        usage(stderr);
+        return 2;
+    }
+
+    ax_config_t cfg;
+    ax_config_init(&cfg);
+    ax_config_error_t cerr;
+    if (config && ax_config_load_file(&cfg, config, &cerr) < 0) {
+        fprintf(stderr, "axon-topo: %s\n", cerr.message);
+        return 1;
+    }
+    if (ax_config_apply_env(&cfg, NULL, &cerr) < 0) {
+        fprintf(stderr, "axon-topo: %s\n", cerr.message);
+        return 1;
+    }
+    /* Flags last: a topology flag replaces whatever the file chose. */
+    if (synth || xml) {
+        cfg.topology_synthetic[0] = cfg.topology_xml[0] = '\0';
+        if (copy_str(synth ? cfg.topology_synthetic : cfg.topology_xml, synth ? synth : xml,
+                     synth ? "--synthetic" : "--xml") < 0)
+            return 2;
+    }
+    if (workers >= 0)
+        cfg.workers = (uint32_t)workers;
+    if (smt)
+        cfg.smt = strcmp(smt, "all") == 0 ? AX_SMT_ALL : AX_SMT_CORE;
+    if (over)
+        cfg.oversubscribe = true;
+    if (ax_config_validate(&cfg, &cerr) < 0) {
+        fprintf(stderr, "axon-topo: %s\n", cerr.message);
+        return 1;
+    }
+    if (check) {
+        printf("%s: ok\n", config ? config : "defaults and environment");
+        return 0;
+    }
+
+    char err[1024];
+    ax_topo_t *topo = NULL;
+    if (ax_topo_load_config(&cfg, &topo, err, sizeof err) < 0) {
+        fprintf(stderr, "axon-topo: %s\n", err);
+        return 1;
+    }
+    ax_plan_t *plan = NULL;
+    int rc = ax_plan_create(topo, &cfg, &plan, err, sizeof err);
+    ax_topo_destroy(topo);
+    if (rc < 0) {
+        fprintf(stderr, "axon-topo: %s\n", err);
+        return 1;
+    }
+    if (json)
+        ax_plan_print_json(plan, stdout);
+    else
+        ax_plan_print(plan, stdout);
+    ax_plan_destroy(plan);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
