@@ -1,0 +1,222 @@
+/* axon/axon.h - the actor engine: engines, actors, messages.
+ *
+ * An engine runs one worker thread per planned worker (one per core by
+ * default, pinned).  Every actor lives on one worker; a behaviour runs one
+ * message to completion and never blocks.  Messages between actors keep
+ * per-pair order, locally and across workers; nothing is lost silently: a
+ * send either enqueues or returns a negative errno, and a message to a
+ * stopped actor is a counted dead letter.
+ *
+ * Who may call what (stated again at each function):
+ *   [creator]  the thread that created the engine
+ *   [behaviour] code running inside a behaviour (or init/fini) with its ctx
+ *   [any]      any thread, including threads outside the engine
+ *
+ * Errors are negative errnos; a failed call did nothing.  No global state:
+ * several engines may run in one process.
+ */
+#ifndef AXON_AXON_H
+#define AXON_AXON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "axon/config.h"
+#include "axon/topology.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ax_engine ax_engine_t; /* opaque */
+typedef struct ax_ctx ax_ctx_t;       /* a worker's context, passed to behaviours */
+
+/* An actor reference: worker, slot and generation packed in 64 bits.  A plain
+ * value: copy it, compare it, put it in messages.  A stale reference (the
+ * actor stopped, its slot reused) is detected, never followed. */
+typedef uint64_t ax_ref_t;
+#define AX_REF_NONE ((ax_ref_t)0)
+/* Which worker a reference lives on (for placement decisions and printing). */
+static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> 48) - 1u; }
+
+/* Inline payload bytes in one 64-byte message. */
+#define AX_INLINE_MAX 40u
+
+/* Message flags (ax_msg_t.flags). */
+#define AX_MSG_F_BLOB 0x1u /* payload is a blob: ax_msg_data() points into it */
+
+/* Reserved message types: user types must be below AX_TYPE_SYSTEM. */
+#define AX_TYPE_SYSTEM 0xFFFF0000u
+#define AX_TYPE_IO     0xFFFF0100u /* completions from axon/io.h, see there */
+
+/* A message: one cache line.  Read-only for the behaviour; valid only until
+ * the behaviour returns (copy what you keep, or keep the blob). */
+typedef struct ax_msg {
+    ax_ref_t to;
+    ax_ref_t from;  /* sender actor, or AX_REF_NONE for external/system */
+    uint32_t type;  /* user tag */
+    uint16_t len;   /* inline bytes; for a blob, 0 (see blob_len) */
+    uint16_t flags; /* AX_MSG_F_* */
+    union {
+        unsigned char data[AX_INLINE_MAX];
+        uint64_t u64[AX_INLINE_MAX / 8];
+        struct {
+            void *ptr;
+            uint64_t len;
+        } blob;
+    } payload;
+} ax_msg_t;
+
+_Static_assert(sizeof(ax_msg_t) == 64, "a message is one cache line");
+
+static inline const void *ax_msg_data(const ax_msg_t *m)
+{
+    return (m->flags & AX_MSG_F_BLOB) ? m->payload.blob.ptr : (const void *)m->payload.data;
+}
+static inline size_t ax_msg_len(const ax_msg_t *m)
+{
+    return (m->flags & AX_MSG_F_BLOB) ? (size_t)m->payload.blob.len : (size_t)m->len;
+}
+
+/* A behaviour: handle one message, never block.  `state` is the actor's
+ * private state (state_size bytes, zeroed at spawn). */
+typedef void (*ax_behaviour_fn)(ax_ctx_t *ctx, void *state, const ax_msg_t *msg);
+/* Runs on the owning worker before the first message (init) or when the
+ * actor stops or the engine shuts down (fini). */
+typedef void (*ax_init_fn)(ax_ctx_t *ctx, void *state, const void *arg, size_t arg_len);
+typedef void (*ax_fini_fn)(ax_ctx_t *ctx, void *state);
+/* Dead-letter hook: called on the worker that found the dead letter. */
+typedef void (*ax_dead_letter_fn)(void *user, const ax_msg_t *msg);
+
+/* ---- engine ---------------------------------------------------------------- */
+
+/* Create an engine from a config (NULL: defaults + AXON_* environment is NOT
+ * applied; call ax_config_apply_env yourself).  Discovers the topology, makes
+ * the plan, allocates arenas and rings; starts no thread.  [any]
+ * Returns 0, -EINVAL (bad config or plan: the reason is logged to stderr and
+ * available from ax_engine_last_error), -ENOMEM, or another -errno. */
+AX_API int ax_engine_create(const ax_config_t *cfg, ax_engine_t **out);
+/* The reason for the last failed ax_engine_create in this thread. [any] */
+AX_API const char *ax_engine_last_error(void);
+/* The plan the engine runs. [any, after create] */
+AX_API const ax_plan_t *ax_engine_plan(const ax_engine_t *eng);
+AX_API uint32_t ax_engine_workers(const ax_engine_t *eng);
+
+/* Optional hook for dead letters.  [creator, before start] */
+AX_API void ax_engine_set_dead_letter_hook(ax_engine_t *eng, ax_dead_letter_fn fn, void *user);
+
+/* Start the worker threads.  [creator]  0, -EALREADY, or -errno (thread
+ * creation or pinning failed: nothing is left running). */
+AX_API int ax_engine_start(ax_engine_t *eng);
+/* Ask the engine to stop: external sends fail with -ESHUTDOWN from now on;
+ * workers finish the messages in flight, then run every actor's fini and exit.
+ * [any, also a behaviour] Idempotent. */
+AX_API void ax_engine_stop(ax_engine_t *eng);
+/* Stop once no actor has a message to handle and no I/O is pending (the
+ * engine went quiet).  [behaviour or any] */
+AX_API void ax_engine_stop_when_idle(ax_engine_t *eng);
+/* Wait until the workers have exited.  [creator]  0 or -errno. */
+AX_API int ax_engine_wait(ax_engine_t *eng);
+/* Free everything (stopping and waiting first if needed).  [creator]  NULL ok. */
+AX_API void ax_engine_destroy(ax_engine_t *eng);
+
+/* ---- actors ---------------------------------------------------------------- */
+
+/* Where to spawn (ax_spawn_opts_t.where). */
+enum ax_where {
+    AX_ON_SELF = 0,   /* the calling worker (default): cheapest messaging */
+    AX_ON_WORKER = 1, /* opts.worker */
+    AX_ON_NODE = 2,   /* a worker on NUMA node opts.node (OS index), round robin */
+};
+
+typedef struct ax_spawn_opts {
+    uint32_t size;       /* sizeof(ax_spawn_opts_t) or 0 */
+    uint32_t where;      /* enum ax_where */
+    uint32_t worker;     /* for AX_ON_WORKER */
+    uint32_t node;       /* for AX_ON_NODE */
+    ax_init_fn init;     /* may be NULL */
+    ax_fini_fn fini;     /* may be NULL */
+    const void *arg;     /* copied (arg_len <= AX_INLINE_MAX - 8) and given to init */
+    size_t arg_len;
+} ax_spawn_opts_t;
+
+/* Spawn an actor; its reference is valid at once (messages sent to it are
+ * delivered after its init).  opts may be NULL (on the calling worker, no
+ * init/fini).  [behaviour]  0, -EINVAL (bad option), -ENOMEM (arena or actor
+ * table full), -ESHUTDOWN. */
+AX_API int ax_spawn(ax_ctx_t *ctx, ax_behaviour_fn fn, size_t state_size,
+                    const ax_spawn_opts_t *opts, ax_ref_t *out);
+/* Spawn from outside the engine (before or after start).  Same options; the
+ * default placement is round robin over workers.  [any] */
+AX_API int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
+                           const ax_spawn_opts_t *opts, ax_ref_t *out);
+
+/* Swap the behaviour for the next messages. [behaviour] */
+AX_API void ax_become(ax_ctx_t *ctx, ax_behaviour_fn fn);
+/* Stop the running actor after this message: fini runs, later messages to it
+ * are dead letters.  [behaviour] */
+AX_API void ax_stop_self(ax_ctx_t *ctx);
+/* The running actor, and the sender of the current message. [behaviour] */
+AX_API ax_ref_t ax_self(const ax_ctx_t *ctx);
+AX_API ax_ref_t ax_sender(const ax_ctx_t *ctx);
+AX_API uint32_t ax_worker_id(const ax_ctx_t *ctx);
+AX_API ax_engine_t *ax_ctx_engine(const ax_ctx_t *ctx);
+
+/* ---- sending ----------------------------------------------------------------- */
+
+/* Send len <= AX_INLINE_MAX bytes (copied).  [behaviour]
+ * 0, -EINVAL (len too large, type reserved, bad ref), -ENOMEM (ring full and
+ * no arena memory for the overflow queue), -ESHUTDOWN.  On error nothing was
+ * sent.  A stale reference is not an error here: it becomes a dead letter. */
+AX_API int ax_send(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, const void *buf, size_t len);
+/* Send one 64-bit word (the common case).  [behaviour] */
+AX_API int ax_send_u64(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, uint64_t v);
+
+/* Blobs: larger payloads from the sending worker's arena (or jemalloc on its
+ * node beyond the arena's largest class).  [behaviour] NULL on exhaustion. */
+AX_API void *ax_blob_alloc(ax_ctx_t *ctx, size_t len);
+/* Free a blob you own, from any worker.  [behaviour] */
+AX_API void ax_blob_free(ax_ctx_t *ctx, void *blob);
+/* On success the receiver owns blob (freed after its behaviour returns unless
+ * it calls ax_msg_keep_blob); on error the caller still does.  [behaviour] */
+AX_API int ax_send_blob(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, void *blob, size_t len);
+/* Take ownership of the current message's blob; free it later with
+ * ax_blob_free.  Returns the blob or NULL if the message has none. [behaviour] */
+AX_API void *ax_msg_keep_blob(ax_ctx_t *ctx, const ax_msg_t *msg);
+
+/* Send from a thread outside the engine (or from a behaviour of another
+ * engine).  Safe from any thread; a cold path through a per-worker MPSC
+ * inbox.  from is AX_REF_NONE.  [any] 0, -EINVAL, -ENOMEM, -ESHUTDOWN. */
+AX_API int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf, size_t len);
+
+/* ---- stats ------------------------------------------------------------------- */
+
+typedef struct ax_worker_stats {
+    uint64_t msgs_local;        /* handled, sent from the same worker */
+    uint64_t msgs_remote;       /* handled, sent from another worker */
+    uint64_t msgs_external;     /* handled, sent from outside the engine */
+    uint64_t msgs_sent_remote;  /* sent to another worker */
+    uint64_t ring_full;         /* sends that found their ring full */
+    uint64_t overflow_hwm;      /* deepest overflow queue (messages) */
+    uint64_t dead_letters;      /* to stopped actors or stale refs */
+    uint64_t dropped_at_stop;   /* messages never handled because of stop */
+    uint64_t actors_spawned, actors_stopped, actors_live;
+    uint64_t parks, wakes_sent;
+    uint64_t idle_ns;           /* spinning with nothing to do */
+    uint64_t parked_ns;         /* asleep in the kernel */
+    uint64_t arena_used_bytes, arena_reserved_bytes, arena_failed_allocs;
+} ax_worker_stats_t;
+
+/* Per-worker counters, with msgs_from[i] (messages handled from worker i) if
+ * from is not NULL (nworkers entries).  Values are read without stopping the
+ * worker: each is exact, the set is not a snapshot.  [any] 0 or -EINVAL. */
+AX_API int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t worker, ax_worker_stats_t *out,
+                                  uint64_t *from);
+/* Sum over workers. [any] */
+AX_API void ax_engine_stats(const ax_engine_t *eng, ax_worker_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AXON_AXON_H */

@@ -1,0 +1,107 @@
+/* axon/config.h - engine configuration: C struct, text file, environment.
+ *
+ * Precedence: the struct's defaults < a config file < AXON_* environment
+ * variables.  Every field whose value is zero means "the documented default",
+ * so `ax_config_t c; ax_config_init(&c);` (or AX_CONFIG_INIT) is a valid
+ * configuration.  docs/tuning.md lists every key with its range.
+ *
+ * Threading: plain data; the functions here touch only their arguments and
+ * may be called from any thread.
+ */
+#ifndef AXON_CONFIG_H
+#define AXON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AX_API __attribute__((visibility("default")))
+
+/* SMT policy: how many workers per physical core. */
+enum ax_smt_policy {
+    AX_SMT_CORE = 0, /* one worker per core, on its first PU (default) */
+    AX_SMT_ALL = 1,  /* one worker per PU (hyperthread) */
+};
+
+#define AX_CONFIG_STR_MAX 256
+
+typedef struct ax_config {
+    uint32_t size; /* sizeof(ax_config_t): set by ax_config_init/AX_CONFIG_INIT */
+
+    /* [topology] where the plan's hardware comes from (both empty: this machine) */
+    char topology_synthetic[AX_CONFIG_STR_MAX]; /* hwloc synthetic, "pack:2 numa:2 ..." */
+    char topology_xml[AX_CONFIG_STR_MAX];       /* path of an hwloc XML export */
+
+    /* [workers] placement */
+    uint32_t workers;                   /* 0: one per selected core (or PU, with smt=all) */
+    char cpus[AX_CONFIG_STR_MAX];       /* "": all; else PU OS-index list "0-7,16" */
+    char numa_nodes[AX_CONFIG_STR_MAX]; /* "": all; else NUMA OS-index list "0,2" */
+    uint32_t smt;                       /* enum ax_smt_policy */
+    uint32_t reserve_cores;             /* cores left for the embedding program (last ones) */
+    bool oversubscribe;                 /* allow more workers than PUs: unpinned, no spin */
+
+    /* [memory] */
+    uint64_t arena_bytes; /* per worker arena; 0: 64 MiB; min 1 MiB */
+    bool prefault;        /* touch every arena page at create */
+    bool hugepages;       /* try MAP_HUGETLB / THP for arenas; fall back with a note */
+
+    /* [scheduler] */
+    uint32_t ring_slots; /* per ordered worker pair; 0: 256; power of two, 8..65536 */
+    uint32_t batch;      /* messages per source per loop turn; 0: 64; 1..65536 */
+    int32_t spin_us;     /* idle spin before parking; 0: 50 us; <0: never spin */
+    uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi) */
+
+    /* [io] */
+    uint32_t io_entries;        /* io_uring SQ entries per worker; 0: 256 */
+    bool io_sqpoll;             /* SQPOLL thread per worker (burns a core when busy) */
+    uint32_t io_buf_count;      /* provided receive buffers per worker; 0: 256 */
+    uint32_t io_buf_size;       /* bytes each; 0: 16384 */
+    uint64_t io_conn_max_bytes; /* per-connection buffered bytes before close; 0: 64 MiB */
+} ax_config_t;
+
+#define AX_CONFIG_INIT { .size = sizeof(ax_config_t) }
+
+/* Where a config error was found, and what was wrong.  `message` is a complete
+ * sentence in the form "FILE:LINE: KEY = VALUE: what was expected; what to do". */
+typedef struct ax_config_error {
+    char file[AX_CONFIG_STR_MAX]; /* file name, "<env>" or "<string>" */
+    unsigned line;                /* 1-based; 0 when not from a file */
+    char key[64];                 /* the key, "" when the line had none */
+    char message[768];
+} ax_config_error_t;
+
+/* Zero the struct and set its size.  Always succeeds. */
+AX_API void ax_config_init(ax_config_t *cfg);
+
+/* Parse a config file (`key = value`, `[section]`, `# comment`) into cfg,
+ * overriding only the keys it sets.  Keys are written `section.key` or inside
+ * their section.  Returns 0, or -EINVAL (bad content) / -errno (cannot read);
+ * on error cfg is unchanged and err (if not NULL) says where and why. */
+AX_API int ax_config_load_file(ax_config_t *cfg, const char *path, ax_config_error_t *err);
+
+/* Same as ax_config_load_file, from memory; `name` labels errors. */
+AX_API int ax_config_load_string(ax_config_t *cfg, const char *text, size_t len,
+                                 const char *name, ax_config_error_t *err);
+
+/* Apply AXON_<SECTION>_<KEY> environment overrides (e.g. AXON_WORKERS_COUNT
+ * is not a key; AXON_RING_SLOTS is: the key name upper-cased, dots to '_').
+ * envp NULL means the process environment.  Same error contract. */
+AX_API int ax_config_apply_env(ax_config_t *cfg, char *const *envp, ax_config_error_t *err);
+
+/* Check ranges and combinations (power-of-two ring, ...).  0 or -EINVAL. */
+AX_API int ax_config_validate(const ax_config_t *cfg, ax_config_error_t *err);
+
+/* The effective value of each zero-means-default field. */
+AX_API uint64_t ax_config_arena_bytes(const ax_config_t *cfg);
+AX_API uint32_t ax_config_ring_slots(const ax_config_t *cfg);
+AX_API uint32_t ax_config_batch(const ax_config_t *cfg);
+AX_API uint32_t ax_config_max_actors(const ax_config_t *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AXON_CONFIG_H */
