@@ -1,0 +1,452 @@
+/* alloc/arena.c - NUMA-local fixed arenas: reservation, binding, size-class
+ * refill and the remote-free protocol.  The fast paths (alloc, free,
+ * free_any) are inline in arena.h; this file holds the cold paths.
+ *
+ * Threading: group create/destroy on one thread while no arena is in use;
+ * everything taking an ax_arena_t * runs on that arena's owner thread, except
+ * the CAS push onto another arena's inbox (ax__arena_push) which is the one
+ * cross-thread operation.
+ * Memory: the group owns one mmap reservation; every arena header lives at
+ * the start of its own slice (so on its node); blocks belong to the arena
+ * whose slice contains them, whoever frees them.
+ *
+ * ---- layout ---------------------------------------------------------------
+ * reservation (2 MiB aligned, stride = 2^shift >= slice_bytes):
+ *   base + i*stride: [header runs][data runs ............][PROT_NONE gap]
+ * The header (struct ax_arena, run_class[], pending[], dirty[]) takes whole
+ * 64 KiB runs so data runs stay 64 KiB aligned.  Owner lookup is
+ * (p - base) >> shift; the run's class is run_class[(p - slice) >> 16].
+ *
+ * ---- remote free protocol --------------------------------------------------
+ * Sender S frees a block b owned by O (ax_arena_free_any, inline):
+ *   b is pushed on S->pending[O], an intrusive list through b's first word
+ *   (owner-local to S: no atomics).  When the list reaches AX_ARENA_BATCH
+ *   blocks, or at ax_arena_flush, S pushes the whole list onto O->inbox, an
+ *   intrusive MPSC stack of blocks:
+ *       tail->next = old;  CAS(&O->inbox, old -> head)      (R1, release)
+ * Owner O (ax_arena_reclaim) takes the whole stack at once:
+ *       chain = exchange(&O->inbox, NULL)                    (A1, acquire)
+ *   and files each block in its class free list.
+ * R1 pairs with A1: the links S wrote (and everything S did to the blocks
+ * before freeing them) are visible to O once it has read the head.  The
+ * exchange reads the last value of the release sequence formed by the CASes
+ * of all senders, so it synchronizes with every one of them.  No ABA: the
+ * consumer never pops one node, it detaches the whole stack.
+ * The path is never full: the stack is unbounded because it is made of the
+ * blocks themselves, so a sender never drops or waits; a CAS that loses a
+ * race just retries with the new head (lock-free: some sender always wins).
+ * Blocks in transit still count in O's used_bytes until O reclaims them, so
+ * "all memory came back" is used_bytes == 0 after the senders flushed and
+ * the owner reclaimed.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "alloc/arena.h"
+
+#include <errno.h>
+#include <numaif.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define AX__HUGE_ALIGN ((size_t)2 << 20)
+#define AX__MAX_ARENAS 4096u
+#define AX__MAX_NODE_BITS 1024u /* mbind mask width: node OS indexes < 1024 */
+
+struct ax_arena_group {
+    void *map;          /* whole reservation as mapped, for munmap */
+    size_t map_len;
+    uintptr_t base;     /* 2 MiB aligned start; slice i at base + i*stride */
+    size_t stride, slice_bytes;
+    uint32_t shift, narenas;
+    ax_arena_t *arenas[];
+};
+
+/* ---- size classes ----------------------------------------------------------- */
+
+const uint16_t ax__arena_class_bytes[AX_ARENA_NCLASSES] = {
+    16,   32,   48,   64,   80,   96,   112,  128,            /* step 16 */
+    160,  192,  224,  256,  320,  384,  448,  512,            /* 4 per doubling */
+    640,  768,  896,  1024, 1280, 1536, 1792, 2048,
+    2560, 3072, 3584, 4096,
+};
+
+/* index (size + 15) / 16 -> smallest class >= size (generated from the list
+ * above; test_arena checks every size 1..4096 against it). */
+const uint8_t ax__arena_size_class[AX_ARENA_MAX_CLASS / 16 + 1] = {
+    0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
+    11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15,
+    15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17,
+    17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19,
+    19, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
+    20, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21,
+    21, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22,
+    22, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23,
+    23, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24,
+    24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24,
+    24, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25,
+    25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25,
+    25, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26,
+    26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26,
+    26, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27,
+    27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27,
+    27,
+};
+
+int ax_arena_class_of(size_t size)
+{
+    if (size == 0 || size > AX_ARENA_MAX_CLASS)
+        return -1;
+    return ax__arena_size_class[(size + 15) >> 4];
+}
+
+size_t ax_arena_class_size(unsigned cls)
+{
+    return cls < AX_ARENA_NCLASSES ? ax__arena_class_bytes[cls] : 0;
+}
+
+/* ---- cold paths called from the inline fast paths ---------------------------- */
+
+void *ax__arena_bad_request(ax_arena_t *a, size_t size)
+{
+    (void)size;
+    a->bad_requests++;
+    return NULL;
+}
+
+void *ax__arena_refill(ax_arena_t *a, unsigned c)
+{
+    size_t cs = ax__arena_class_bytes[c];
+    uintptr_t p = a->run_cur[c];
+    if (p + cs > a->run_end[c]) {
+        if (ax_unlikely(a->next_run >= a->data_hi)) {
+            /* Out of fresh runs: blocks other threads returned may be waiting. */
+            if (ax_arena_reclaim(a) && a->free[c])
+                return ax_arena_alloc(a, cs);
+            a->failed_allocs++;
+            return NULL;
+        }
+        /* A new run for this class; the old run's tail (< cs bytes) is lost. */
+        p = a->next_run;
+        a->next_run += AX_ARENA_RUN_BYTES;
+        a->run_class[(p - a->slice) >> AX_ARENA_RUN_SHIFT] = (uint8_t)c;
+        a->run_end[c] = p + AX_ARENA_RUN_BYTES;
+    }
+    a->run_cur[c] = p + cs;
+    a->bump_bytes += cs;
+    AX__UNPOISON((void *)p, cs);
+    a->in_use[c]++;
+    a->used_bytes += cs;
+    if (a->used_bytes > a->high_water_bytes)
+        a->high_water_bytes = a->used_bytes;
+    return (void *)p;
+}
+
+void ax__arena_bad_free(const ax_arena_t *a, const void *p, const char *why)
+{
+    fprintf(stderr,
+            "axon alloc: freeing %p to arena %u failed: %s. This is a bug in the caller; "
+            "rebuild with -DAXON_SANITIZE=address to see where the block was allocated "
+            "and first freed\n",
+            p, a->index, why);
+    abort();
+}
+
+/* R1: see the protocol at the top of the file. */
+void ax__arena_push(ax_arena_t *self, uint32_t o)
+{
+    ax__arena_pending_t *pd = &self->pending[o];
+    ax_arena_t *owner = self->peers[o];
+    ax__arena_block_t *old = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
+    do {
+        ax__blk_link(pd->tail, old);
+        /* R1: publishes the links written by ax__blk_link along the batch
+         * (and the senders' earlier use of the blocks).  Pairs with A1 in
+         * ax_arena_reclaim().  Failure is relaxed: we only retry with the
+         * new head, reading nothing through it. */
+    } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &old, pd->head,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
+    self->remote_frees_sent += pd->count;
+    self->remote_pending -= pd->count;
+    pd->head = pd->tail = NULL;
+    pd->count = 0;
+}
+
+void ax_arena_flush(ax_arena_t *self)
+{
+    for (uint32_t i = 0; i < self->ndirty; i++) {
+        uint32_t o = self->dirty[i];
+        ax__arena_pending_t *pd = &self->pending[o];
+        pd->listed = false;
+        if (pd->count)
+            ax__arena_push(self, o);
+    }
+    self->ndirty = 0;
+}
+
+size_t ax_arena_reclaim(ax_arena_t *self)
+{
+    /* Relaxed peek first so an idle owner does not take the line exclusive. */
+    if (!atomic_load_explicit(&self->inbox, memory_order_relaxed))
+        return 0;
+    /* A1: pairs with R1 in ax__arena_push(); every link of the chain and the
+     * senders' writes to the blocks happen-before what follows. */
+    ax__arena_block_t *b = atomic_exchange_explicit(&self->inbox, NULL, memory_order_acquire);
+    size_t n = 0;
+    while (b) {
+        ax__arena_block_t *next = ax__blk_next(b);
+        unsigned c = self->run_class[((uintptr_t)b - self->slice) >> AX_ARENA_RUN_SHIFT];
+#ifdef AXON_ARENA_DEBUG
+        if (ax_unlikely(c >= AX_ARENA_NCLASSES || (uintptr_t)b < self->data_lo ||
+                        (uintptr_t)b >= self->next_run))
+            ax__arena_bad_free(self, b, "a returned block is not a block of this arena");
+#endif
+        size_t cs = ax__arena_class_bytes[c];
+        ax__blk_link(b, self->free[c]);
+        self->free[c] = b;
+        self->in_use[c]--;
+        self->used_bytes -= cs;
+        n++;
+        b = next;
+    }
+    self->remote_frees_received += n;
+    return n;
+}
+
+size_t ax_arena_block_size(const ax_arena_t *a, const void *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    if (u < a->data_lo || u >= a->data_hi)
+        return 0;
+    unsigned c = a->run_class[(u - a->slice) >> AX_ARENA_RUN_SHIFT];
+    return c < AX_ARENA_NCLASSES ? ax__arena_class_bytes[c] : 0;
+}
+
+void ax_arena_get_stats(const ax_arena_t *a, ax_arena_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->reserved_bytes = a->data_hi - a->slice;
+    out->data_bytes = a->data_hi - a->data_lo;
+    out->used_bytes = a->used_bytes;
+    out->high_water_bytes = a->high_water_bytes;
+    out->bump_bytes = a->bump_bytes;
+    out->remote_frees_received = a->remote_frees_received;
+    out->remote_frees_sent = a->remote_frees_sent;
+    out->failed_allocs = a->failed_allocs;
+    out->bad_requests = a->bad_requests;
+    out->remote_pending = a->remote_pending;
+    out->nclasses = AX_ARENA_NCLASSES;
+    for (unsigned c = 0; c < AX_ARENA_NCLASSES; c++) {
+        out->class_size[c] = ax__arena_class_bytes[c];
+        out->class_in_use[c] = a->in_use[c];
+    }
+    out->runs_total = (a->data_hi - a->data_lo) >> AX_ARENA_RUN_SHIFT;
+    out->runs_used = (a->next_run - a->data_lo) >> AX_ARENA_RUN_SHIFT;
+    out->hugepages = a->hugepages;
+    out->hugepages_note = a->hugepages_note;
+    out->node = a->node;
+}
+
+/* ---- group ----------------------------------------------------------------------- */
+
+ax_arena_t *ax_arena_group_get(ax_arena_group_t *g, uint32_t i)
+{
+    return i < g->narenas ? g->arenas[i] : NULL;
+}
+
+uint32_t ax_arena_group_size(const ax_arena_group_t *g) { return g->narenas; }
+uint32_t ax_arena_index(const ax_arena_t *a) { return a->index; }
+
+ax_arena_t *ax_arena_owner(const ax_arena_group_t *g, const void *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    if (u < g->base || u - g->base >= (uintptr_t)g->narenas * g->stride)
+        return NULL;
+    ax_arena_t *a = g->arenas[(u - g->base) >> g->shift];
+    return u >= a->data_lo && u < a->data_hi ? a : NULL;
+}
+
+static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+/* Bytes of header for a slice of `runs` runs: struct, run_class[runs],
+ * pending[narenas], dirty[narenas]. */
+static size_t header_bytes(size_t runs, uint32_t narenas)
+{
+    size_t h = offsetof(struct ax_arena, run_class) + runs;
+    h = round_up(h, 64) + (size_t)narenas * sizeof(ax__arena_pending_t);
+    return round_up(h, 64) + (size_t)narenas * sizeof(uint32_t);
+}
+
+/* Whether transparent huge pages can be had through madvise here. */
+static const char *thp_state(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f)
+        return "no transparent_hugepage in sysfs: 4 KiB pages";
+    char buf[128] = "";
+    char *ok = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (!ok || strstr(buf, "[never]"))
+        return "THP disabled (transparent_hugepage/enabled = never): 4 KiB pages; "
+               "set it to madvise to use huge pages";
+    return NULL;
+}
+
+/* Binds, advises and pre-faults slice i, then writes its header.
+ * Returns 0 or a negative errno; on error the caller unmaps everything. */
+static int arena_init(ax_arena_group_t *g, uint32_t i, const ax_arena_group_opts_t *o,
+                      size_t hdr_runs, const char *thp_note)
+{
+    uintptr_t slice = g->base + (uintptr_t)i * g->stride;
+    int node = o->nodes ? o->nodes[i] : -1;
+    if (mprotect((void *)slice, g->slice_bytes, PROT_READ | PROT_WRITE) != 0)
+        return -ENOMEM;
+
+    bool huge = false;
+    const char *note = "huge pages not requested";
+    if (o->hugepages) {
+        /* MAP_HUGETLB needs a preallocated hugetlbfs pool (usually empty), so
+         * THP through madvise is the one path tried. */
+        if (thp_note) {
+            note = thp_note;
+        } else if (madvise((void *)slice, g->slice_bytes, MADV_HUGEPAGE) == 0) {
+            huge = true;
+            note = "THP via madvise(MADV_HUGEPAGE); the kernel may still use 4 KiB "
+                   "pages where a 2 MiB page is not available";
+        } else {
+            note = "madvise(MADV_HUGEPAGE) failed: 4 KiB pages";
+        }
+    }
+
+    if (node >= 0) {
+        if ((unsigned)node >= AX__MAX_NODE_BITS)
+            return -EINVAL;
+        unsigned long mask[AX__MAX_NODE_BITS / (8 * sizeof(unsigned long))] = {0};
+        mask[(unsigned)node / (8 * sizeof(unsigned long))] =
+            1UL << ((unsigned)node % (8 * sizeof(unsigned long)));
+        /* Before first touch, so every page is faulted in on `node`.  maxnode
+         * is bits + 1: the kernel reads maxnode - 1 bits. */
+        if (mbind((void *)slice, g->slice_bytes, MPOL_BIND, mask, AX__MAX_NODE_BITS + 1,
+                  MPOL_MF_STRICT | MPOL_MF_MOVE) != 0) {
+            int e = errno;
+            if (e == ENOSYS && node == 0) {
+                node = -1; /* kernel without NUMA: everything is node 0 anyway */
+            } else {
+                fprintf(stderr,
+                        "axon alloc: binding arena %u (%zu KiB) to NUMA node %d failed: "
+                        "%s; check the node exists (numactl -H) and is allowed by the "
+                        "cpuset, or leave the node unset\n",
+                        i, g->slice_bytes >> 10, node, strerror(e));
+                return e == EINVAL ? -EINVAL : -ENOMEM;
+            }
+        }
+    }
+
+    if (o->prefault) {
+        int done = -1;
+#ifdef MADV_POPULATE_WRITE
+        done = madvise((void *)slice, g->slice_bytes, MADV_POPULATE_WRITE);
+#endif
+        if (done != 0) {
+            long pg = sysconf(_SC_PAGESIZE);
+            for (size_t off = 0; off < g->slice_bytes; off += (size_t)pg)
+                ((volatile char *)slice)[off] = 0;
+        }
+    }
+
+    ax_arena_t *a = (ax_arena_t *)slice;
+    size_t runs = g->slice_bytes >> AX_ARENA_RUN_SHIFT;
+    size_t hb = header_bytes(runs, g->narenas);
+    memset(a, 0, hb);
+    a->slice = slice;
+    a->data_lo = slice + hdr_runs * AX_ARENA_RUN_BYTES;
+    a->data_hi = slice + g->slice_bytes;
+    a->next_run = a->data_lo;
+    a->gbase = g->base;
+    a->shift = g->shift;
+    a->index = i;
+    a->narenas = g->narenas;
+    a->peers = g->arenas;
+    size_t off = round_up(offsetof(struct ax_arena, run_class) + runs, 64);
+    a->pending = (ax__arena_pending_t *)(slice + off);
+    off = round_up(off + (size_t)g->narenas * sizeof(ax__arena_pending_t), 64);
+    a->dirty = (uint32_t *)(slice + off);
+    memset(a->run_class, AX__ARENA_NO_CLASS, runs);
+    atomic_init(&a->inbox, NULL);
+    a->node = node;
+    a->hugepages = huge;
+    a->hugepages_note = note;
+    g->arenas[i] = a;
+    return 0;
+}
+
+int ax_arena_group_create(const ax_arena_group_opts_t *o, ax_arena_group_t **out)
+{
+    if (!o || !out || o->narenas == 0 || o->narenas > AX__MAX_ARENAS ||
+        o->arena_bytes == 0 || o->arena_bytes > ((uint64_t)1 << 40))
+        return -EINVAL;
+    *out = NULL;
+
+    size_t data = round_up((size_t)o->arena_bytes, AX_ARENA_RUN_BYTES);
+    size_t hdr_runs = 1;
+    while (hdr_runs * AX_ARENA_RUN_BYTES <
+           header_bytes(hdr_runs + data / AX_ARENA_RUN_BYTES, o->narenas))
+        hdr_runs++;
+    size_t slice = hdr_runs * AX_ARENA_RUN_BYTES + data;
+    uint32_t shift = AX_ARENA_RUN_SHIFT;
+    while (((size_t)1 << shift) < slice)
+        shift++;
+    size_t stride = (size_t)1 << shift, total;
+    if (__builtin_mul_overflow(stride, (size_t)o->narenas, &total) ||
+        total > ((size_t)1 << 46))
+        return -ENOMEM;
+
+    ax_arena_group_t *g = calloc(1, sizeof *g + o->narenas * sizeof(ax_arena_t *));
+    if (!g)
+        return -ENOMEM;
+    /* PROT_NONE + NORESERVE: address space only; slices become RW one by one,
+     * the gap after each stays PROT_NONE and catches overruns. */
+    g->map_len = total + AX__HUGE_ALIGN;
+    g->map = mmap(NULL, g->map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                  -1, 0);
+    if (g->map == MAP_FAILED) {
+        free(g);
+        return -ENOMEM;
+    }
+    g->base = round_up((uintptr_t)g->map, AX__HUGE_ALIGN);
+    g->stride = stride;
+    g->slice_bytes = slice;
+    g->shift = shift;
+    g->narenas = o->narenas;
+
+    const char *thp_note = o->hugepages ? thp_state() : NULL;
+    for (uint32_t i = 0; i < o->narenas; i++) {
+        int rc = arena_init(g, i, o, hdr_runs, thp_note);
+        if (rc != 0) {
+            munmap(g->map, g->map_len);
+            free(g);
+            return rc;
+        }
+    }
+    /* Fresh memory is poisoned until the bump pointer hands it out. */
+    for (uint32_t i = 0; i < o->narenas; i++)
+        AX__POISON((void *)g->arenas[i]->data_lo, data);
+    *out = g;
+    return 0;
+}
+
+void ax_arena_group_destroy(ax_arena_group_t *g)
+{
+    if (!g)
+        return;
+    /* Unpoison before unmapping: ASan's shadow would otherwise outlive the
+     * mapping and fault the next user of these addresses. */
+    for (uint32_t i = 0; i < g->narenas; i++)
+        AX__UNPOISON((void *)g->arenas[i]->data_lo, g->arenas[i]->data_hi - g->arenas[i]->data_lo);
+    munmap(g->map, g->map_len);
+    free(g);
+}

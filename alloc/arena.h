@@ -1,0 +1,346 @@
+/* alloc/arena.h - NUMA-local fixed arenas with size classes and remote free.
+ *
+ * A group holds N arenas (one per worker) carved from one virtual
+ * reservation with a fixed power-of-two stride, so the owner of any block is
+ * found from its address in O(1).  Each arena's slice is bound to its NUMA
+ * node at create (mbind), optionally pre-faulted and huge-page backed.
+ *
+ * Threading: ax_arena_alloc/ax_arena_free/ax_arena_reclaim/ax_arena_flush run
+ * on the owning thread only (no atomics on that path).  ax_arena_free_any may
+ * be called by the thread that owns `self` for a block of ANY arena of the
+ * group: a foreign block is queued and returned to its owner in batches over
+ * a lock-free per-pair return path (see arena.c for the protocol).
+ * Group create/destroy: one thread, while no arena is in use.
+ *
+ * Knows nothing of actors or workers: an "owner" is just the thread that
+ * uses arena i.
+ *
+ * INTERFACE CONTRACT used by engine/: keep these names and semantics.
+ *
+ * ---- implementation notes (alloc/arena.c has the full protocol) -----------
+ * Slice layout: [header runs | data runs ... | PROT_NONE gap up to the stride].
+ * The data part is cut into 64 KiB runs (AX_ARENA_RUN_BYTES); a run serves a
+ * single size class for its whole life, and the header keeps one class byte
+ * per run, so an unsized free finds the class in O(1):
+ *     class = run_class[(p - slice) >> 16]
+ * Size classes (28, AX_ARENA_NCLASSES):
+ *     16 32 48 64 80 96 112 128                  (step 16)
+ *     160 192 224 256  320 384 448 512           (4 per doubling)
+ *     640 768 896 1024  1280 1536 1792 2048  2560 3072 3584 4096
+ * Worst-case internal waste: < 16 B for requests <= 128 B, and below 25 % of
+ * the request above (a request of 2^k + 1 gets 2^k + 2^k/4: e.g. 129 -> 160).
+ * Every request that is a multiple of 64 maps to a class that is a multiple
+ * of 64, and runs are 64 KiB aligned, so those blocks are 64-byte aligned.
+ * Run tails (65536 mod class size, at most 1 KiB for 3584) are never used.
+ *
+ * Debug checks (AXON_ARENA_DEBUG, on unless NDEBUG is defined; the project's
+ * default RelWithDebInfo build does not define NDEBUG, so it is on there):
+ * ax_arena_free checks that p lies in a's data runs, on a block boundary of
+ * its class, and that it is not already free: a free block carries a marker
+ * word (AX__ARENA_FREE_MARK ^ address) in its second word, written on free
+ * and cleared on alloc, so a double free (local or remote, by any thread)
+ * aborts with a message.  Cost: one compare and one store per free, one store
+ * per alloc, plus the boundary check; a -DNDEBUG build compiles them out.
+ * Under AddressSanitizer free blocks and unused bump memory are poisoned.
+ */
+#ifndef AXON_ALLOC_ARENA_H
+#define AXON_ALLOC_ARENA_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ax_arena ax_arena_t;
+typedef struct ax_arena_group ax_arena_group_t;
+
+typedef struct ax_arena_group_opts {
+    uint32_t narenas;
+    uint64_t arena_bytes; /* usable bytes per arena (rounded up to 64 KiB runs) */
+    const int *nodes;     /* narenas NUMA OS indexes; NULL or -1: do not bind */
+    bool prefault;
+    bool hugepages;       /* try THP/hugetlb; fall back silently but record it */
+} ax_arena_group_opts_t;
+
+typedef struct ax_arena_stats {
+    uint64_t reserved_bytes;   /* size of the arena's slice (header + data runs) */
+    uint64_t used_bytes;       /* handed out and not freed (by class size) */
+    uint64_t high_water_bytes; /* max of used_bytes */
+    uint64_t bump_bytes;       /* fresh memory consumed by the bump pointer */
+    uint64_t remote_frees_received;
+    uint64_t remote_frees_sent;
+    uint64_t failed_allocs;
+    uint32_t nclasses;
+    uint64_t class_size[32];
+    uint64_t class_in_use[32]; /* blocks */
+    bool hugepages;            /* huge pages actually in use */
+    int node;                  /* bound NUMA node, -1 if unbound */
+    /* added by the alloc module */
+    uint64_t data_bytes;       /* usable bytes (data runs) */
+    uint64_t runs_total;       /* data runs in the slice */
+    uint64_t runs_used;        /* runs handed to a class so far */
+    uint64_t bad_requests;     /* size 0 or > AX_ARENA_MAX_CLASS (not counted as failed) */
+    uint64_t remote_pending;   /* foreign blocks queued here, not yet pushed */
+    const char *hugepages_note; /* why huge pages are or are not in use (static string) */
+} ax_arena_stats_t;
+
+/* 0, -EINVAL (bad opts, or mbind refused a node: not a node of this machine),
+ * -ENOMEM (reservation or binding failed; nothing left mapped). */
+int ax_arena_group_create(const ax_arena_group_opts_t *opts, ax_arena_group_t **out);
+void ax_arena_group_destroy(ax_arena_group_t *g); /* NULL: does nothing */
+ax_arena_t *ax_arena_group_get(ax_arena_group_t *g, uint32_t i);
+uint32_t ax_arena_group_size(const ax_arena_group_t *g);
+
+/* The arena owning p (any block of the group), or NULL if p is not in it. O(1). */
+ax_arena_t *ax_arena_owner(const ax_arena_group_t *g, const void *p);
+uint32_t ax_arena_index(const ax_arena_t *a);
+
+/* Largest size served by size classes; above it ax_arena_alloc returns NULL
+ * (callers use ax_large_alloc). */
+#define AX_ARENA_MAX_CLASS 4096u
+
+/* Owner thread.  size 1..AX_ARENA_MAX_CLASS; 16-byte aligned (64-byte aligned
+ * for sizes that are multiples of 64).  NULL on exhaustion (counted). */
+static inline void *ax_arena_alloc(ax_arena_t *a, size_t size);
+/* Owner thread; p was allocated from a. */
+static inline void ax_arena_free(ax_arena_t *a, void *p);
+/* Thread of `self`; p from any arena of the group (local: plain free;
+ * foreign: queued for its owner, pushed by ax_arena_flush or when a batch
+ * fills). */
+static inline void ax_arena_free_any(ax_arena_t *self, void *p);
+/* Push queued foreign frees now (a worker calls it once per loop turn). */
+void ax_arena_flush(ax_arena_t *self);
+/* Take back blocks other threads returned to self.  Returns blocks reclaimed.
+ * Cheap when there is nothing (one relaxed/acquire load per source). */
+size_t ax_arena_reclaim(ax_arena_t *self);
+/* Usable size of the block at p (its class size). */
+size_t ax_arena_block_size(const ax_arena_t *a, const void *p);
+
+/* Owner thread, or any thread while the owner does not use the arena. */
+void ax_arena_get_stats(const ax_arena_t *a, ax_arena_stats_t *out);
+
+/* Size class of a request (0..AX_ARENA_NCLASSES-1), or -1 if size is 0 or
+ * above AX_ARENA_MAX_CLASS; and the size of a class. */
+int ax_arena_class_of(size_t size);
+size_t ax_arena_class_size(unsigned cls);
+
+/* ---- large allocations: jemalloc, one arena per NUMA node -------------------
+ * Thread-safe.  node -1: no binding.  Under sanitizers these fall back to the
+ * libc allocator (ASan/TSan replace malloc and cannot see into mallocx).
+ * ax_large_alloc: NULL for size 0, a node >= AX_LARGE_MAX_NODES, or when the
+ * node's memory cannot be had (never served from another node); 64-byte
+ * aligned.  ax_large_free: size is the size passed to ax_large_alloc (or 0 if
+ * unknown); NULL does nothing. */
+#define AX_LARGE_MAX_NODES 64
+void *ax_large_alloc(int node, size_t size);
+void ax_large_free(void *p, size_t size);
+/* Allocations ax_large_alloc refused or could not serve, process-wide. */
+uint64_t ax_large_failed_allocs(void);
+
+/* ======================= inline fast paths (private) ======================= */
+
+#ifndef ax_likely
+#define ax_likely(x) __builtin_expect(!!(x), 1)
+#define ax_unlikely(x) __builtin_expect(!!(x), 0)
+#endif
+
+#if !defined(NDEBUG) && !defined(AXON_ARENA_DEBUG)
+#define AXON_ARENA_DEBUG 1
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define AX__ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AX__ARENA_ASAN 1
+#endif
+#endif
+#ifdef AX__ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define AX__POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define AX__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define AX__POISON(p, n) ((void)(p), (void)(n))
+#define AX__UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define AX_ARENA_NCLASSES 28u
+#define AX_ARENA_RUN_SHIFT 16u
+#define AX_ARENA_RUN_BYTES (1u << AX_ARENA_RUN_SHIFT)
+#define AX_ARENA_BATCH 64u          /* foreign frees per pushed batch */
+#define AX__ARENA_NO_CLASS 0xffu    /* run_class of header runs and unused runs */
+#define AX__ARENA_FREE_MARK ((uintptr_t)0x9e3779b97f4a7c15ull)
+
+/* A free block: word 0 links it, word 1 marks it free (debug builds). */
+typedef struct ax__arena_block {
+    struct ax__arena_block *next;
+    uintptr_t mark;
+} ax__arena_block_t;
+
+/* Foreign blocks queued by this arena's thread for one owner. */
+typedef struct ax__arena_pending {
+    ax__arena_block_t *head, *tail;
+    uint32_t count;
+    bool listed;          /* its owner index is in the sender's dirty list */
+} ax__arena_pending_t;
+
+extern const uint8_t ax__arena_size_class[AX_ARENA_MAX_CLASS / 16 + 1];
+extern const uint16_t ax__arena_class_bytes[AX_ARENA_NCLASSES];
+
+/* The header at the start of each slice (so it is on the arena's node).
+ * Written only by the owner thread, except `inbox` (own cache line). */
+struct ax_arena {
+    /* hot, owner-written: free lists and accounting */
+    alignas(64) ax__arena_block_t *free[AX_ARENA_NCLASSES];
+    uint64_t in_use[AX_ARENA_NCLASSES];
+    uint64_t used_bytes, high_water_bytes;
+    /* read-only after create */
+    uintptr_t slice;      /* this slice's first byte (= this header) */
+    uintptr_t data_lo, data_hi; /* data runs [data_lo, data_hi) */
+    uintptr_t gbase;      /* group reservation base (owner lookup) */
+    uint32_t shift;       /* log2(stride) */
+    uint32_t index, narenas;
+    struct ax_arena **peers; /* the group's arenas, by index */
+    /* owner-written, colder */
+    ax__arena_pending_t *pending; /* [narenas], foreign frees by owner */
+    uint32_t *dirty;      /* owners with pending blocks, ndirty of them */
+    uint32_t ndirty;
+    uint64_t remote_pending;
+    uintptr_t run_cur[AX_ARENA_NCLASSES], run_end[AX_ARENA_NCLASSES];
+    uintptr_t next_run;   /* bump pointer over data runs */
+    uint64_t bump_bytes;
+    uint64_t remote_frees_received, remote_frees_sent, failed_allocs, bad_requests;
+    int node;
+    bool hugepages;
+    const char *hugepages_note;
+    /* written by other arenas' threads: an MPSC stack of returned blocks */
+    alignas(64) _Atomic(ax__arena_block_t *) inbox;
+    alignas(64) uint8_t run_class[]; /* one per 64 KiB of the slice */
+};
+
+/* Out of line, cold (arena.c). */
+void *ax__arena_refill(ax_arena_t *a, unsigned cls);
+void *ax__arena_bad_request(ax_arena_t *a, size_t size);
+void ax__arena_push(ax_arena_t *self, uint32_t owner);
+_Noreturn void ax__arena_bad_free(const ax_arena_t *a, const void *p, const char *why)
+    __attribute__((cold));
+
+/* Link words of a free block.  Under ASan the block stays poisoned except
+ * while the allocator itself reads or writes them. */
+static inline ax__arena_block_t *ax__blk_next(ax__arena_block_t *b)
+{
+    AX__UNPOISON(b, sizeof *b);
+    ax__arena_block_t *n = b->next;
+    AX__POISON(b, sizeof *b);
+    return n;
+}
+static inline void ax__blk_link(ax__arena_block_t *b, ax__arena_block_t *next)
+{
+    AX__UNPOISON(b, sizeof *b);
+    b->next = next;
+#ifdef AXON_ARENA_DEBUG
+    b->mark = AX__ARENA_FREE_MARK ^ (uintptr_t)b;
+#endif
+    AX__POISON(b, sizeof *b);
+}
+
+#ifdef AXON_ARENA_DEBUG
+/* Aborts with a message if p cannot be a live block of a.  hi: a->next_run
+ * on the owner thread; a->data_hi elsewhere (next_run moves under the owner,
+ * while p's run_class byte was written before p was handed out). */
+static inline void ax__arena_check_free(const ax_arena_t *a, const void *p, uintptr_t hi)
+{
+    uintptr_t u = (uintptr_t)p;
+    if (ax_unlikely(u < a->data_lo || u >= hi))
+        ax__arena_bad_free(a, p, "not a block of this arena (foreign arena or wild pointer)");
+    unsigned c = a->run_class[(u - a->slice) >> AX_ARENA_RUN_SHIFT];
+    if (ax_unlikely(c >= AX_ARENA_NCLASSES))
+        ax__arena_bad_free(a, p, "points into a run that serves no class");
+    if (ax_unlikely(((u - a->slice) & (AX_ARENA_RUN_BYTES - 1)) % ax__arena_class_bytes[c]))
+        ax__arena_bad_free(a, p, "not at the start of a block");
+#ifdef AX__ARENA_ASAN
+    if (__asan_address_is_poisoned(p))
+        ax__arena_bad_free(a, p, "double free (block is poisoned: already free)");
+#endif
+    if (ax_unlikely(((const ax__arena_block_t *)p)->mark == (AX__ARENA_FREE_MARK ^ u)))
+        ax__arena_bad_free(a, p, "double free (block carries the free marker)");
+}
+#endif
+
+static inline void *ax_arena_alloc(ax_arena_t *a, size_t size)
+{
+    if (ax_unlikely(size - 1 >= AX_ARENA_MAX_CLASS)) /* 0 wraps around */
+        return ax__arena_bad_request(a, size);
+    unsigned c = ax__arena_size_class[(size + 15) >> 4];
+    ax__arena_block_t *b = a->free[c];
+    if (ax_unlikely(!b))
+        return ax__arena_refill(a, c);
+    size_t cs = ax__arena_class_bytes[c];
+    AX__UNPOISON(b, cs);
+    a->free[c] = b->next;
+#ifdef AXON_ARENA_DEBUG
+    b->mark = 0;
+#endif
+    a->in_use[c]++;
+    a->used_bytes += cs;
+    if (a->used_bytes > a->high_water_bytes)
+        a->high_water_bytes = a->used_bytes;
+    return b;
+}
+
+static inline void ax_arena_free(ax_arena_t *a, void *p)
+{
+#ifdef AXON_ARENA_DEBUG
+    ax__arena_check_free(a, p, a->next_run);
+#endif
+    unsigned c = a->run_class[((uintptr_t)p - a->slice) >> AX_ARENA_RUN_SHIFT];
+    size_t cs = ax__arena_class_bytes[c];
+    ax__arena_block_t *b = (ax__arena_block_t *)p;
+    b->next = a->free[c];
+#ifdef AXON_ARENA_DEBUG
+    b->mark = AX__ARENA_FREE_MARK ^ (uintptr_t)b;
+#endif
+    AX__POISON(b, cs);
+    a->free[c] = b;
+    a->in_use[c]--;
+    a->used_bytes -= cs;
+}
+
+static inline void ax_arena_free_any(ax_arena_t *self, void *p)
+{
+    uint32_t o = (uint32_t)(((uintptr_t)p - self->gbase) >> self->shift);
+    if (ax_likely(o == self->index)) {
+        ax_arena_free(self, p);
+        return;
+    }
+#ifdef AXON_ARENA_DEBUG
+    if (ax_unlikely(o >= self->narenas))
+        ax__arena_bad_free(self, p, "not a block of this arena group");
+    ax__arena_check_free(self->peers[o], p, self->peers[o]->data_hi);
+#endif
+    ax__arena_pending_t *pd = &self->pending[o];
+    ax__arena_block_t *b = (ax__arena_block_t *)p;
+#ifdef AX__ARENA_ASAN
+    {   /* poison the whole block while it travels; run_class of p's run was
+         * written before p was handed out, so reading it here is safe */
+        const ax_arena_t *ow = self->peers[o];
+        AX__POISON(b, ax__arena_class_bytes[ow->run_class[((uintptr_t)p - ow->slice) >>
+                                                          AX_ARENA_RUN_SHIFT]]);
+    }
+#endif
+    /* The owner does the class lookup at reclaim; here only link and count. */
+    ax__blk_link(b, pd->head);
+    if (!pd->head)
+        pd->tail = b;
+    if (!pd->listed) {
+        pd->listed = true;
+        self->dirty[self->ndirty++] = o;
+    }
+    pd->head = b;
+    self->remote_pending++;
+    if (ax_unlikely(++pd->count >= AX_ARENA_BATCH))
+        ax__arena_push(self, o);
+}
+
+#endif /* AXON_ALLOC_ARENA_H */
