@@ -150,29 +150,36 @@ static void show(char *dst, size_t dstlen, const char *v, size_t vlen)
     dst[j] = '\0';
 }
 
+/* Optimal-string-alignment distance: insertions, deletions, substitutions
+ * and swaps of neighbours ("cuont" -> "count" is 1), the usual typos. */
 static unsigned edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63)
         return 99;
-    unsigned row[64];
+    unsigned d[64][64];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (unsigned)i;
     for (size_t j = 0; j <= lb; j++)
-        row[j] = (unsigned)j;
-    for (size_t i = 1; i <= la; i++) {
-        unsigned diag = row[0];
-        row[0] = (unsigned)i;
+        d[0][j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++)
         for (size_t j = 1; j <= lb; j++) {
-            unsigned up = row[j];
-            unsigned sub = diag + (a[i - 1] != b[j - 1]);
-            unsigned best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            diag = up;
+            unsigned cost = a[i - 1] != b[j - 1];
+            unsigned v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v)
+                v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
         }
-    }
-    return row[lb];
+    return d[la][lb];
 }
 
-/* " (did you mean X?)" when some candidate is within a third of the word. */
+/* " (did you mean X?)" when some candidate is close: 1 edit for short
+ * words, 2 up to 8 letters, a third of the word beyond. */
 static void suggest(char *out, size_t outlen, const char *word, const char *const *cands,
                     size_t n)
 {
@@ -187,7 +194,7 @@ static void suggest(char *out, size_t outlen, const char *word, const char *cons
         }
     }
     size_t wl = strlen(word);
-    unsigned limit = wl < 6 ? 1u : (unsigned)(wl / 3);
+    unsigned limit = wl <= 3 ? 1u : wl < 9 ? 2u : (unsigned)(wl / 3);
     if (pick && best <= limit)
         snprintf(out, outlen, " (did you mean %s?)", pick);
 }

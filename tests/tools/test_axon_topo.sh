@@ -1,0 +1,97 @@
+#!/bin/sh
+# tests/tools/test_axon_topo.sh AXON_TOPO CORPUS_DIR - axon-topo end to end:
+# the JSON parses and has the documented fields, --check accepts a good file
+# and rejects a bad one with FILE:LINE on stderr, bad flags exit 2 with usage.
+set -u
+topo=$1
+corpus=$2
+tmp=$(mktemp -d /tmp/axon_topo_test.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+# Our own AXON_* variables must not leak into the tool's config.
+for v in $(env | sed -n 's/^\(AXON_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
+
+# 1. JSON for the 64-core server parses and has 64 workers on distinct cores.
+if "$topo" --synthetic 'pack:2 numa:2 l3:2 core:8 pu:2' --json >"$tmp/plan.json" 2>"$tmp/err"; then
+    if python3 - "$tmp/plan.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+w = p["workers"]
+assert len(w) == 64, len(w)
+for k in ("worker", "pu", "core", "l3", "numa"):
+    assert all(k in x for x in w), k
+assert len({x["core"] for x in w}) == 64
+nodes = [x["numa"] for x in w]
+assert all(nodes.count(n) == 16 for n in range(4)), nodes
+m = p["memory"]
+for k in ("arena_bytes", "ring_bytes", "ring_mesh_bytes", "arena_total_bytes", "total_bytes"):
+    assert isinstance(m[k], int) and m[k] > 0, k
+assert m["total_bytes"] == m["arena_total_bytes"] + m["ring_mesh_bytes"]
+assert p["pinned"] is False and p["this_system"] is False
+PY
+    then ok "--json on the 64-core server parses with 64 workers, 16 per node"
+    else bad "--json output did not parse or lacked fields"; fi
+else bad "--json run failed: $(cat "$tmp/err")"; fi
+
+# 2. This machine: text output has the four parts.
+if "$topo" >"$tmp/out" 2>&1 && grep -q '^topology: this machine' "$tmp/out" &&
+   grep -q 'worker    pu  core    l3  numa' "$tmp/out" && grep -q '^memory budget' "$tmp/out" &&
+   grep -q '^warnings' "$tmp/out"; then ok "text output on this machine"
+else bad "text output on this machine: $(cat "$tmp/out")"; fi
+
+# 3. --check on every good seed config, and on a bad one (error names file:line).
+for f in "$corpus"/good_*.conf; do
+    if "$topo" --check --config "$f" >/dev/null 2>"$tmp/err"; then ok "--check accepts $(basename "$f")"
+    else bad "--check rejected $f: $(cat "$tmp/err")"; fi
+done
+printf '[workers]\ncount = 4\n[scheduler]\nring_slots = 100\n' >"$tmp/bad.conf"
+"$topo" --check --config "$tmp/bad.conf" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "bad.conf:4: scheduler.ring_slots = 100: expected a power of two" "$tmp/err"; then
+    ok "--check rejects a bad file with file:line on stderr"
+else bad "--check on a bad file: rc $rc, stderr: $(cat "$tmp/err")"; fi
+AXON_WORKERS_CONUT=3 "$topo" --check >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "AXON_WORKERS_CONUT=3: unknown axon variable (did you mean AXON_WORKERS_COUNT?)" "$tmp/err"; then
+    ok "an unknown AXON_ variable is an error"
+else bad "unknown AXON_ variable: rc $rc, stderr: $(cat "$tmp/err")"; fi
+
+# 4. Precedence: file < env < flags.
+printf 'workers.count = 2\ntopology.synthetic = pack:1 core:8 pu:1\n' >"$tmp/p.conf"
+n=$("$topo" --config "$tmp/p.conf" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')
+ne=$(AXON_WORKERS_COUNT=5 "$topo" --config "$tmp/p.conf" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')
+nf=$(AXON_WORKERS_COUNT=5 "$topo" --config "$tmp/p.conf" --workers 7 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')
+if [ "$n" = 2 ] && [ "$ne" = 5 ] && [ "$nf" = 7 ]; then ok "precedence file < env < flags"
+else bad "precedence: file $n env $ne flag $nf (want 2 5 7)"; fi
+
+# 5. Too many workers fails; --oversubscribe says UNPINNED.
+"$topo" --synthetic 'pack:1 core:2 pu:1' --workers 3 >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "workers.count = 3: the selection has 2 cores" "$tmp/err"; then
+    ok "more workers than cores fails"
+else bad "more workers than cores: rc $rc $(cat "$tmp/err")"; fi
+if "$topo" --synthetic 'pack:1 core:2 pu:1' --workers 3 --oversubscribe | grep -q 'OVERSUBSCRIBED'; then
+    ok "--oversubscribe warns loudly"
+else bad "--oversubscribe did not warn"; fi
+
+# 6. Bad flags: usage and exit 2, never a crash.
+for args in "--bogus" "--workers" "--workers abc" "--workers -3" "--smt half" "extra" \
+            "--synthetic x --xml y" "--json --json --bogus=1"; do
+    # shellcheck disable=SC2086
+    "$topo" $args >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 2 ] && grep -q '^usage: axon-topo' "$tmp/err"; then ok "bad flags '$args' exit 2 with usage"
+    else bad "bad flags '$args': rc $rc"; fi
+done
+"$topo" --synthetic 'not a topology' >/dev/null 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "is not valid hwloc syntax" "$tmp/err"; then ok "bad synthetic string exits 1"
+else bad "bad synthetic string: rc $rc"; fi
+"$topo" --config /nonexistent.conf >/dev/null 2>"$tmp/err"
+[ $? -eq 1 ] && ok "missing config exits 1" || bad "missing config"
+"$topo" --help | grep -q '^usage: axon-topo' && ok "--help" || bad "--help"
+
+echo "axon-topo tool test: $fails failure(s)"
+[ $fails -eq 0 ]

@@ -1,0 +1,437 @@
+/* tests/unit/test_config.c - the config parser, environment overrides and
+ * validation: every key, every error path reporting FILE:LINE, and "nothing
+ * applied on error".  Threading: single thread.  Memory: none kept.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "axon/config.h"
+
+#define LOAD(cfg, text, err) ax_config_load_string((cfg), (text), strlen(text), "test.conf", (err))
+
+static void defaults_are_valid_and_documented(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    assert_int_equal(ax_config_validate(&c, &e), 0);
+    assert_int_equal(c.size, sizeof c);
+    assert_int_equal(ax_config_arena_bytes(&c), 64ull << 20);
+    assert_int_equal(ax_config_ring_slots(&c), 256);
+    assert_int_equal(ax_config_batch(&c), 64);
+    assert_int_equal(ax_config_max_actors(&c), 1048576);
+    ax_config_t i = AX_CONFIG_INIT;
+    assert_memory_equal(&i, &c, sizeof c);
+}
+
+static void a_full_file_sets_every_key(void **state)
+{
+    (void)state;
+    const char *text =
+        "# axon config\n"
+        "\n"
+        "[topology]\n"
+        "synthetic = \"pack:2 numa:2 l3:2 core:8 pu:2\"   # 64 cores\n"
+        "[workers]\n"
+        "count = 48\n"
+        "cpus = 0-63, 100\n"
+        "numa_nodes = 0,2\n"
+        "smt = all\n"
+        "reserve_cores = 2\n"
+        "oversubscribe = yes\n"
+        "[memory]\n"
+        "arena_bytes = 128MiB\n"
+        "prefault = on\n"
+        "hugepages = 1\n"
+        "[scheduler]\n"
+        "ring_slots = 1024\n"
+        "batch = 32\n"
+        "spin_us = -1\n"
+        "max_actors = 4096\n"
+        "[io]\n"
+        "entries = 512\n"
+        "sqpoll = true\n"
+        "buf_count = 128\n"
+        "buf_size = 4K\n"
+        "conn_max_bytes = 1G\n";
+    ax_config_t c;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    assert_int_equal(LOAD(&c, text, &e), 0);
+    assert_string_equal(c.topology_synthetic, "pack:2 numa:2 l3:2 core:8 pu:2");
+    assert_int_equal(c.workers, 48);
+    assert_string_equal(c.cpus, "0-63, 100");
+    assert_string_equal(c.numa_nodes, "0,2");
+    assert_int_equal(c.smt, AX_SMT_ALL);
+    assert_int_equal(c.reserve_cores, 2);
+    assert_true(c.oversubscribe);
+    assert_int_equal(c.arena_bytes, 128ull << 20);
+    assert_true(c.prefault);
+    assert_true(c.hugepages);
+    assert_int_equal(c.ring_slots, 1024);
+    assert_int_equal(c.batch, 32);
+    assert_int_equal(c.spin_us, -1);
+    assert_int_equal(c.max_actors, 4096);
+    assert_int_equal(c.io_entries, 512);
+    assert_true(c.io_sqpoll);
+    assert_int_equal(c.io_buf_count, 128);
+    assert_int_equal(c.io_buf_size, 4096);
+    assert_int_equal(c.io_conn_max_bytes, 1ull << 30);
+    assert_int_equal(ax_config_validate(&c, &e), 0);
+}
+
+static void dotted_keys_work_outside_and_inside_sections(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    assert_int_equal(LOAD(&c, "workers.count = 4\n[memory]\nscheduler.ring_slots = 64\r\n"
+                              "prefault=false\n  ; semicolon comment\n", &e), 0);
+    assert_int_equal(c.workers, 4);
+    assert_int_equal(c.ring_slots, 64);
+    assert_false(c.prefault);
+}
+
+static void booleans_and_sizes_accept_every_documented_spelling(void **state)
+{
+    (void)state;
+    static const struct { const char *v; bool b; } bools[] = {
+        { "true", true }, { "TRUE", true }, { "yes", true }, { "on", true }, { "1", true },
+        { "false", false }, { "no", false }, { "Off", false }, { "0", false },
+    };
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "memory.prefault = %s\n", bools[i].v);
+        ax_config_t c;
+        ax_config_init(&c);
+        c.prefault = !bools[i].b;
+        assert_int_equal(LOAD(&c, text, NULL), 0);
+        assert_int_equal(c.prefault, bools[i].b);
+    }
+    static const struct { const char *v; uint64_t n; } sizes[] = {
+        { "1048576", 1u << 20 }, { "1M", 1u << 20 }, { "1MiB", 1u << 20 }, { "2 GiB", 2ull << 30 },
+        { "1024K", 1u << 20 }, { "1kib", 0 }, { "1T", 1ull << 40 }, { "0", 0 },
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "memory.arena_bytes = %s\n", sizes[i].v);
+        ax_config_t c;
+        ax_config_init(&c);
+        int rc = LOAD(&c, text, NULL);
+        if (strcmp(sizes[i].v, "1kib") == 0) {
+            assert_int_equal(rc, -EINVAL); /* 1 KiB is below the 1 MiB minimum */
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(c.arena_bytes, sizes[i].n);
+        }
+    }
+}
+
+/* Every error names file:line and key, says what was expected, and leaves
+ * the struct exactly as it was. */
+typedef struct bad_case {
+    const char *text;
+    unsigned line;
+    const char *key;  /* err.key */
+    const char *want; /* a phrase of the message */
+} bad_case_t;
+
+static const bad_case_t BAD[] = {
+    { "[workers]\ncuont = 4\n", 2, "cuont", "did you mean count?" },
+    { "[wrokers]\n", 1, "", "did you mean workers?" },
+    { "[workers]\ncount 4\n", 2, "", "expected 'key = value'" },
+    { "count = 4\n", 1, "count", "written section.key" },
+    { "[workers]\ncount = four\n", 2, "workers.count", "not a number" },
+    { "[workers]\ncount = 99999999999999999999999\n", 2, "workers.count", "too large" },
+    { "[workers]\ncount = 5000\n", 2, "workers.count", "from 1 to 4096" },
+    { "[workers]\ncount = -1\n", 2, "workers.count", "negative" },
+    { "[workers]\ncount = 4M\n", 2, "workers.count", "no unit" },
+    { "\n\n[scheduler]\nring_slots = 100\n", 4, "scheduler.ring_slots", "power of two" },
+    { "scheduler.ring_slots = 4\n", 1, "scheduler.ring_slots", "from 8 to 65536" },
+    { "scheduler.ring_slots = 131072\n", 1, "scheduler.ring_slots", "power of two" },
+    { "scheduler.spin_us = 2000000\n", 1, "scheduler.spin_us", "1000000" },
+    { "memory.prefault = maybe\n", 1, "memory.prefault", "true or false" },
+    { "workers.smt = sometimes\n", 1, "workers.smt", "core or all" },
+    { "workers.cpus = 0-\n", 1, "workers.cpus", "range needs an end" },
+    { "workers.cpus = 7-2\n", 1, "workers.cpus", "backwards" },
+    { "workers.cpus = 0;1\n", 1, "workers.cpus", "not allowed" },
+    { "workers.numa_nodes = 70000\n", 1, "workers.numa_nodes", "largest allowed" },
+    { "workers.count = 4\n# c\nworkers.count = 8\n", 3, "workers.count", "already set on line 1" },
+    { "[workers]\ncount = 4\n[workers]\ncount = 5\n", 4, "workers.count", "already set on line 2" },
+    { "memory.arena_bytes = 64X\n", 1, "memory.arena_bytes", "unknown unit" },
+    { "memory.arena_bytes = 2T\n", 1, "memory.arena_bytes", "1MiB to 1TiB" },
+    { "memory.arena_bytes = 18446744073709551615K\n", 1, "memory.arena_bytes", "too large" },
+    { "memory.arena_bytes = 9007199254740992K\n", 1, "memory.arena_bytes", "too large" },
+    { "[io\n", 1, "", "section header" },
+    { "[io] x\n", 1, "", "section header" },
+    { "topology.xml = \"/tmp/x.xml\n", 1, "topology.xml", "not closed" },
+    { "io.buf_count = 100\n", 1, "io.buf_count", "power of two" },
+    { "io.buf_size = 16\n", 1, "io.buf_size", "64 bytes" },
+    { "io.conn_max_bytes = 1\n", 1, "io.conn_max_bytes", "4KiB" },
+    { "= 4\n", 1, "", "key is missing" },
+    { "[memory]\nring_slots = 8\n", 2, "ring_slots", "in [memory] (did you mean ring_slots" },
+    { "workers.count =\n", 1, "workers.count", "not a number" },
+};
+
+static void every_bad_line_reports_file_line_key_and_changes_nothing(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        const bad_case_t *b = &BAD[i];
+        ax_config_t c, before;
+        ax_config_init(&c);
+        c.workers = 3;
+        c.ring_slots = 16;
+        before = c;
+        ax_config_error_t e;
+        int rc = LOAD(&c, b->text, &e);
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "test.conf:%u: ", b->line);
+        if (rc != -EINVAL || e.line != b->line || strncmp(e.message, prefix, strlen(prefix)) ||
+            strcmp(e.key, b->key) || !strstr(e.message, b->want))
+            fail_msg("case %zu (%s): rc %d line %u key '%s' message '%s'; wanted line %u key "
+                     "'%s' and '%s'", i, b->text, rc, e.line, e.key, e.message, b->line, b->key,
+                     b->want);
+        assert_string_equal(e.file, "test.conf");
+        assert_memory_equal(&c, &before, sizeof c);
+    }
+}
+
+static void a_bad_last_line_discards_the_good_lines_before_it(void **state)
+{
+    (void)state;
+    ax_config_t c, before;
+    ax_config_init(&c);
+    before = c;
+    ax_config_error_t e;
+    assert_int_equal(LOAD(&c, "workers.count = 8\nmemory.prefault = true\nio.entries = 3\n", &e),
+                     -EINVAL);
+    assert_int_equal(e.line, 3);
+    assert_memory_equal(&c, &before, sizeof c);
+}
+
+static void long_lines_nul_bytes_and_long_strings_are_rejected(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    char *big = malloc(3000);
+    assert_non_null(big);
+    memset(big, 'a', 3000);
+    memcpy(big, "workers.cpus = ", 15);
+    big[2999] = '\n';
+    assert_int_equal(ax_config_load_string(&c, big, 3000, "big.conf", &e), -EINVAL);
+    assert_int_equal(e.line, 1);
+    assert_non_null(strstr(e.message, "big.conf:1: the line is 2999 bytes long"));
+    free(big);
+
+    const char nul[] = "workers.count = 4\nworkers.smt = c\0re\n";
+    assert_int_equal(ax_config_load_string(&c, nul, sizeof nul - 1, "nul.conf", &e), -EINVAL);
+    assert_int_equal(e.line, 2);
+    assert_non_null(strstr(e.message, "NUL byte"));
+
+    char longstr[400];
+    int n = snprintf(longstr, sizeof longstr, "topology.xml = ");
+    memset(longstr + n, 'x', 300);
+    longstr[n + 300] = '\0';
+    assert_int_equal(LOAD(&c, longstr, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "at most 255 fit"));
+    /* the value is shown cut short, the sentence stays readable */
+    assert_non_null(strstr(e.message, "..."));
+    assert_int_equal(c.workers, 0);
+}
+
+static void a_missing_file_names_the_path_and_errno(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    assert_int_equal(ax_config_load_file(&c, "/nonexistent/axon.conf", &e), -ENOENT);
+    assert_string_equal(e.file, "/nonexistent/axon.conf");
+    assert_non_null(strstr(e.message, "/nonexistent/axon.conf: cannot open"));
+    assert_int_equal(ax_config_load_file(&c, "/", &e), -EIO); /* a directory */
+}
+
+static void a_file_error_carries_the_file_name_and_line(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/axon_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char text[] = "[workers]\ncount = 2\n\n[scheduler]\nbatch = 0x10\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    ax_config_t c;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    assert_int_equal(ax_config_load_file(&c, path, &e), -EINVAL);
+    char want[128];
+    snprintf(want, sizeof want, "%s:5: scheduler.batch = 0x10: ", path);
+    assert_non_null(strstr(e.message, want));
+    assert_int_equal(c.workers, 0);
+    unlink(path);
+}
+
+static void environment_overrides_the_file_and_is_checked(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    assert_int_equal(LOAD(&c, "workers.count = 4\nscheduler.ring_slots = 64\n", &e), 0);
+    char *env[] = { "PATH=/bin", "AXON_WORKERS_COUNT=8", "AXON_MEMORY_ARENA_BYTES=2GiB",
+                    "AXON_TOPOLOGY_SYNTHETIC=pack:1 core:2 pu:1", "AXON_WORKERS_SMT=all", NULL };
+    assert_int_equal(ax_config_apply_env(&c, env, &e), 0);
+    assert_int_equal(c.workers, 8);
+    assert_int_equal(c.ring_slots, 64);
+    assert_int_equal(c.arena_bytes, 2ull << 30);
+    assert_int_equal(c.smt, AX_SMT_ALL);
+    assert_string_equal(c.topology_synthetic, "pack:1 core:2 pu:1");
+
+    ax_config_t before = c;
+    char *bad[] = { "AXON_SCHEDULER_RING_SLOTS=1024", "AXON_SCHEDULER_RING_SLOTS_X=1", NULL };
+    assert_int_equal(ax_config_apply_env(&c, bad, &e), -EINVAL);
+    assert_string_equal(e.file, "<env>");
+    assert_string_equal(e.key, "AXON_SCHEDULER_RING_SLOTS_X");
+    assert_non_null(strstr(e.message, "unknown axon variable"));
+    assert_non_null(strstr(e.message, "did you mean AXON_SCHEDULER_RING_SLOTS?"));
+    assert_memory_equal(&c, &before, sizeof c); /* the good first variable was not applied */
+
+    char *badval[] = { "AXON_SCHEDULER_RING_SLOTS=100", NULL };
+    assert_int_equal(ax_config_apply_env(&c, badval, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "AXON_SCHEDULER_RING_SLOTS=100 (scheduler.ring_slots)"));
+    assert_non_null(strstr(e.message, "power of two"));
+    assert_memory_equal(&c, &before, sizeof c);
+
+    char *empty[] = { NULL };
+    assert_int_equal(ax_config_apply_env(&c, empty, &e), 0);
+}
+
+static void validate_checks_values_set_in_the_struct(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_error_t e;
+    ax_config_init(&c);
+    c.ring_slots = 100;
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "scheduler.ring_slots = 100: expected a power of two"));
+    assert_string_equal(e.key, "scheduler.ring_slots");
+
+    ax_config_init(&c);
+    c.size = 12;
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "ax_config_init"));
+
+    ax_config_init(&c);
+    strcpy(c.topology_synthetic, "pack:1 core:2");
+    strcpy(c.topology_xml, "/tmp/x.xml");
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "both set"));
+
+    ax_config_init(&c);
+    strcpy(c.cpus, "3-1");
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "workers.cpus = 3-1"));
+
+    ax_config_init(&c);
+    memset(c.numa_nodes, '1', sizeof c.numa_nodes);
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "not NUL-terminated"));
+
+    ax_config_init(&c);
+    c.smt = 7;
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    c.smt = AX_SMT_ALL;
+    c.spin_us = -5;
+    c.workers = 4096;
+    assert_int_equal(ax_config_validate(&c, &e), 0);
+    c.batch = 65537;
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_int_equal(ax_config_validate(NULL, &e), -EINVAL);
+}
+
+static void null_arguments_fail_cleanly(void **state)
+{
+    (void)state;
+    ax_config_error_t e;
+    assert_int_equal(ax_config_load_string(NULL, "x", 1, NULL, &e), -EINVAL);
+    ax_config_t c;
+    ax_config_init(&c);
+    assert_int_equal(ax_config_load_string(&c, NULL, 0, NULL, NULL), 0);
+    assert_int_equal(ax_config_load_string(&c, NULL, 3, NULL, &e), -EINVAL);
+    assert_int_equal(ax_config_load_file(&c, NULL, NULL), -EINVAL);
+    assert_int_equal(ax_config_apply_env(NULL, NULL, NULL), -EINVAL);
+    ax_config_init(NULL);
+}
+
+/* Inputs the fuzzer found or that fuzzing-style edge cases suggested; each
+ * must be rejected (or accepted) without a crash or sanitizer report. */
+static void fuzz_regressions_do_not_crash(void **state)
+{
+    (void)state;
+    static const struct { const char *t; size_t n; int rc; } cases[] = {
+        { "[", 1, -EINVAL },
+        { "]", 1, -EINVAL },
+        { "=", 1, -EINVAL },
+        { "\"", 1, -EINVAL },
+        { "a.b=\"", 5, -EINVAL },
+        { "workers.cpus=\"0-3\"", 18, 0 },
+        { "workers.cpus=\"", 14, -EINVAL },
+        { "workers.count=+", 15, -EINVAL },
+        { "workers.count=+4", 16, 0 },
+        { "scheduler.spin_us=-2147483648", 29, 0 },
+        { "scheduler.spin_us=-2147483649", 29, -EINVAL },
+        { "scheduler.spin_us=-9223372036854775808", 38, -EINVAL },
+        { "workers.cpus=65535", 18, 0 },
+        { "workers.cpus=65536", 18, -EINVAL },
+        { "workers.cpus=0-999999999999999999999", 36, -EINVAL },
+        { "\n\n\n\n#", 5, 0 },
+        { "\xff\xfe=\x01", 4, -EINVAL },
+        { "[io]\n#x\nentries=1 #", 19, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ax_config_t c;
+        ax_config_init(&c);
+        ax_config_error_t e;
+        int rc = ax_config_load_string(&c, cases[i].t, cases[i].n, "fuzz", &e);
+        if (rc != cases[i].rc)
+            fail_msg("case %zu: rc %d, wanted %d (%s)", i, rc, cases[i].rc,
+                     rc ? e.message : "ok");
+        if (rc == 0)
+            assert_int_equal(ax_config_validate(&c, &e), 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_are_valid_and_documented),
+        cmocka_unit_test(a_full_file_sets_every_key),
+        cmocka_unit_test(dotted_keys_work_outside_and_inside_sections),
+        cmocka_unit_test(booleans_and_sizes_accept_every_documented_spelling),
+        cmocka_unit_test(every_bad_line_reports_file_line_key_and_changes_nothing),
+        cmocka_unit_test(a_bad_last_line_discards_the_good_lines_before_it),
+        cmocka_unit_test(long_lines_nul_bytes_and_long_strings_are_rejected),
+        cmocka_unit_test(a_missing_file_names_the_path_and_errno),
+        cmocka_unit_test(a_file_error_carries_the_file_name_and_line),
+        cmocka_unit_test(environment_overrides_the_file_and_is_checked),
+        cmocka_unit_test(validate_checks_values_set_in_the_struct),
+        cmocka_unit_test(null_arguments_fail_cleanly),
+        cmocka_unit_test(fuzz_regressions_do_not_crash),
+    };
+    return cmocka_run_group_tests_name("topology/config", tests, NULL, NULL);
+}
