@@ -130,6 +130,8 @@ enum ax_where {
     AX_ON_NODE = 2,   /* a worker on NUMA node opts.node (OS index), round robin */
 };
 
+#define AX_SPAWN_ARG_MAX 256u
+
 typedef struct ax_spawn_opts {
     uint32_t size;       /* sizeof(ax_spawn_opts_t) or 0 */
     uint32_t where;      /* enum ax_where */
@@ -137,7 +139,7 @@ typedef struct ax_spawn_opts {
     uint32_t node;       /* for AX_ON_NODE */
     ax_init_fn init;     /* may be NULL */
     ax_fini_fn fini;     /* may be NULL */
-    const void *arg;     /* copied (arg_len <= AX_INLINE_MAX - 8) and given to init */
+    const void *arg;     /* copied (arg_len <= AX_SPAWN_ARG_MAX) and given to init */
     size_t arg_len;
 } ax_spawn_opts_t;
 
@@ -202,6 +204,7 @@ typedef struct ax_worker_stats {
     uint64_t dead_letters;      /* to stopped actors or stale refs */
     uint64_t dropped_at_stop;   /* messages never handled because of stop */
     uint64_t actors_spawned, actors_stopped, actors_live;
+    uint64_t spawn_failed;      /* remote spawns the target could not place (ENOMEM) */
     uint64_t parks, wakes_sent;
     uint64_t idle_ns;           /* spinning with nothing to do */
     uint64_t parked_ns;         /* asleep in the kernel */

@@ -27,6 +27,15 @@ enum ax_smt_policy {
     AX_SMT_ALL = 1,  /* one worker per PU (hyperthread) */
 };
 
+/* Doorbell policy: with it a receiver visits only the inbound rings whose
+ * senders rang, instead of polling all N-1 rings every loop turn. */
+enum ax_doorbell {
+    AX_DOORBELL_AUTO = 0, /* on when there are more than 8 workers (default) */
+    AX_DOORBELL_ON = 1,
+    AX_DOORBELL_OFF = 2,
+};
+#define AX_DOORBELL_AUTO_MIN 8u
+
 #define AX_CONFIG_STR_MAX 256
 
 typedef struct ax_config {
@@ -54,6 +63,7 @@ typedef struct ax_config {
     uint32_t batch;      /* messages per source per loop turn; 0: 64; 1..65536 */
     int32_t spin_us;     /* idle spin before parking; 0: 50 us; <0: never spin */
     uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi) */
+    uint32_t doorbell;   /* enum ax_doorbell: which inbound rings a worker visits */
 
     /* [io] */
     uint32_t io_entries;        /* io_uring SQ entries per worker; 0: 256 */

@@ -1,0 +1,757 @@
+/* engine/actor.c - actors: spawn, send, dispatch, become, stop, blobs,
+ * dead letters, external sends, and a worker's shutdown.
+ *
+ * Threading: everything taking ax_ctx_t runs on that worker's thread (inside
+ * a behaviour).  ax_engine_send / ax_engine_spawn run on any thread and only
+ * touch the target worker through its MPSC inbox and its atomic `fresh`
+ * slot counter.
+ *
+ * Memory: an actor is one arena block (32-byte header + state) on its
+ * worker; its table slot is 16 bytes.  A blob comes from the sender's arena
+ * (or jemalloc on the sender's node when larger than the biggest class) and
+ * is freed by whoever owns it last, from any worker (arena remote free).
+ *
+ * Slots and generations.  Only the owner writes its table.  Slots freed by a
+ * stop go on the owner's free list with the generation bumped (never to 0),
+ * so stale refs fail the compare.  Fresh slots (never used, generation 0)
+ * are claimed with an atomic counter, in bulk by the owner and one at a time
+ * by other workers spawning onto it.  A remote spawn sends AX_SYS_SPAWN to
+ * the claimed slot; a message that reaches the slot first (the new ref was
+ * passed on through another ring) waits in an "embryo" until the spawn
+ * request arrives, then is delivered in order.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+
+/* ---- slots ------------------------------------------------------------------------------- */
+
+int ax__claim_fresh(ax_worker_t *t, uint32_t *slot)
+{
+    uint32_t cur = atomic_load_explicit(&t->fresh, memory_order_relaxed);
+    do {
+        if (cur >= t->max_slots)
+            return -ENOMEM;
+        /* Relaxed is enough: the claimed index reaches the owner only inside
+         * a message, whose ring/inbox publication orders it. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->fresh, &cur, cur + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    *slot = cur;
+    return 0;
+}
+
+static int slot_alloc(ax_worker_t *w, uint32_t *slot)
+{
+    if (w->free_head) {
+        *slot = w->free_head - 1;
+        w->free_head = w->table[*slot].next_free;
+        return 0;
+    }
+    if (w->fresh_next == w->fresh_end) {
+        /* Claim 64 fresh slots at once: one atomic per 64 spawns. */
+        uint32_t cur = atomic_load_explicit(&w->fresh, memory_order_relaxed), take;
+        do {
+            if (cur >= w->max_slots)
+                return -ENOMEM;
+            take = w->max_slots - cur < 64 ? w->max_slots - cur : 64;
+        } while (!atomic_compare_exchange_weak_explicit(&w->fresh, &cur, cur + take,
+                                                        memory_order_relaxed, memory_order_relaxed));
+        w->fresh_next = cur;
+        w->fresh_end = cur + take;
+    }
+    *slot = w->fresh_next++;
+    return 0;
+}
+
+static void slot_free(ax_worker_t *w, uint32_t slot)
+{
+    ax_slot_t *e = &w->table[slot];
+    e->actor = NULL;
+    e->gen = (e->gen + 1) & AX_REF_GEN_MASK;
+    if (!e->gen)
+        e->gen = 1; /* generation 0 marks never-used (fresh) slots */
+    e->next_free = w->free_head;
+    w->free_head = slot + 1;
+}
+
+/* Is slot a fresh slot claimed by some spawner (so a message for it may
+ * legitimately arrive before the spawn request)? */
+static bool slot_is_claimed_fresh(ax_worker_t *w, uint32_t slot)
+{
+    ax_slot_t *e = &w->table[slot];
+    if (e->actor || e->gen != 0)
+        return false;
+    if (slot >= atomic_load_explicit(&w->fresh, memory_order_relaxed))
+        return false;
+    return !(slot >= w->fresh_next && slot < w->fresh_end); /* our unused bulk */
+}
+
+/* ---- actor blocks ---------------------------------------------------------------------- */
+
+static ax_actor_t *actor_alloc(ax_worker_t *w, size_t state_size)
+{
+    size_t bytes = sizeof(ax_actor_t) + state_size;
+    ax_actor_t *a;
+    uint32_t flags = 0;
+    if (bytes <= AX_ARENA_MAX_CLASS) {
+        a = ax_arena_alloc(w->arena, bytes);
+    } else {
+        int node = w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1;
+        a = ax_large_alloc(node, bytes);
+        flags = AX_ACTOR_LARGE;
+    }
+    if (!a)
+        return NULL;
+    memset(a, 0, bytes);
+    a->flags = flags;
+    a->state_size = (uint32_t)state_size;
+    return a;
+}
+
+static void actor_free(ax_worker_t *w, ax_actor_t *a)
+{
+    if (a->flags & AX_ACTOR_LARGE)
+        ax_large_free(a, sizeof(ax_actor_t) + a->state_size);
+    else
+        ax_arena_free(w->arena, a);
+}
+
+/* Run fn-like hook as actor a (init/fini), saving the running context. */
+#define AS_ACTOR(w, a, ref, stmt)                                                          \
+    do {                                                                                   \
+        ax_actor_t *sv_cur = (w)->cur;                                                     \
+        ax_ref_t sv_ref = (w)->cur_ref;                                                    \
+        const ax_msg_t *sv_msg = (w)->cur_msg;                                             \
+        bool sv_kept = (w)->cur_blob_kept;                                                 \
+        (w)->cur = (a);                                                                    \
+        (w)->cur_ref = (ref);                                                              \
+        (w)->cur_msg = NULL;                                                               \
+        stmt;                                                                              \
+        (w)->cur = sv_cur;                                                                 \
+        (w)->cur_ref = sv_ref;                                                             \
+        (w)->cur_msg = sv_msg;                                                             \
+        (w)->cur_blob_kept = sv_kept;                                                      \
+    } while (0)
+
+void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
+{
+    ax_ref_t ref = ax__ref_make(w->id, w->table[a->slot].gen, a->slot);
+    if (a->fini) {
+        ax_fini_fn fini = a->fini;
+        a->fini = NULL;
+        AS_ACTOR(w, a, ref, fini(w, a->state));
+    }
+    AX_TRACE_STOP(w->id, ref);
+    slot_free(w, a->slot);
+    actor_free(w, a);
+    atomic_fetch_add_explicit(&w->st.stopped, 1, memory_order_relaxed);
+}
+
+/* Place an actor in `slot` (already reserved) and run its init. */
+static int actor_place(ax_worker_t *w, uint32_t slot, ax_behaviour_fn fn, size_t state_size,
+                       ax_init_fn init, ax_fini_fn fini, const void *arg, size_t arg_len)
+{
+    ax_actor_t *a = actor_alloc(w, state_size);
+    if (!a)
+        return -ENOMEM;
+    a->fn = fn;
+    a->fini = fini;
+    a->slot = slot;
+    w->table[slot].actor = a;
+    ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+    atomic_fetch_add_explicit(&w->st.spawned, 1, memory_order_relaxed);
+    AX_TRACE_SPAWN(w->id, ref);
+    if (init)
+        AS_ACTOR(w, a, ref, init(w, a->state, arg, arg_len));
+    if (a->flags & AX_ACTOR_STOPPING)
+        ax__actor_stop(w, a);
+    return 0;
+}
+
+/* ---- blobs ----------------------------------------------------------------------------- */
+
+/* A large blob carries its size in a 16-byte header so any worker can free it. */
+#define LARGE_HDR 16u
+
+void *ax_blob_alloc(ax_ctx_t *w, size_t len)
+{
+    if (!w || !len)
+        return NULL;
+    if (len <= AX_ARENA_MAX_CLASS)
+        return ax_arena_alloc(w->arena, len);
+    int node = w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1;
+    unsigned char *p = ax_large_alloc(node, len + LARGE_HDR);
+    if (!p)
+        return NULL;
+    *(uint64_t *)p = len + LARGE_HDR;
+    return p + LARGE_HDR;
+}
+
+void ax__blob_free(ax_worker_t *w, void *blob)
+{
+    if (!blob)
+        return;
+    if (ax_arena_owner(w->eng->arenas, blob)) {
+        ax_arena_free_any(w->arena, blob);
+    } else {
+        unsigned char *p = (unsigned char *)blob - LARGE_HDR;
+        ax_large_free(p, *(uint64_t *)p);
+    }
+}
+
+void ax_blob_free(ax_ctx_t *w, void *blob) { ax__blob_free(w, blob); }
+
+void *ax_msg_keep_blob(ax_ctx_t *w, const ax_msg_t *m)
+{
+    if (!w || !m || !(m->flags & AX_MSG_F_BLOB) || m != w->cur_msg)
+        return NULL;
+    w->cur_blob_kept = true;
+    return m->payload.blob.ptr;
+}
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err)
+{
+    uint32_t d = ax_ref_worker(to);
+    ax_msg_t *m;
+    if (__builtin_expect(d >= w->nworkers, 0)) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    if (__builtin_expect(w->closing, 0)) {
+        *err = -ESHUTDOWN;
+        return NULL;
+    }
+    if (d == w->id) {
+        m = ax_mq_push(&w->local, w->arena);
+    } else if (w->ovf[d].count == 0 && (m = ax_ring_reserve(w->out[d]))) {
+        if (!w->is_dirty[d]) {
+            w->is_dirty[d] = 1;
+            w->dirty[w->ndirty++] = d;
+        }
+        atomic_fetch_add_explicit(&w->st.msgs_sent_remote, 1, memory_order_relaxed);
+    } else {
+        /* Ring full (or older messages already waiting): keep order by
+         * queueing behind them; drained before anything newer. */
+        if (w->ovf[d].count == 0) {
+            AX_TRACE_RING_FULL(w->id, d);
+            atomic_fetch_add_explicit(&w->st.ring_full, 1, memory_order_relaxed);
+        }
+        m = ax_mq_push(&w->ovf[d], w->arena);
+        if (m) {
+            if (w->ovf[d].count == 1)
+                w->ovf_list[w->novf++] = d;
+            if (w->ovf[d].count > atomic_load_explicit(&w->st.overflow_hwm, memory_order_relaxed))
+                atomic_store_explicit(&w->st.overflow_hwm, w->ovf[d].count, memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->st.msgs_sent_remote, 1, memory_order_relaxed);
+        }
+    }
+    if (__builtin_expect(!m, 0)) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    m->to = to;
+    m->from = w->cur_ref;
+    w->sent++;
+    return m;
+}
+
+int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len)
+{
+    int err;
+    if (__builtin_expect(len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
+        return -EINVAL;
+    ax_msg_t *m = ax__msg_slot_fast(w, to, &err);
+    if (!m)
+        return err;
+    m->type = type;
+    m->len = (uint16_t)len;
+    m->flags = 0;
+    memcpy(m->payload.data, buf, len);
+    AX_TRACE_SEND(w->id, to, type);
+    return 0;
+}
+
+int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
+{
+    int err;
+    if (__builtin_expect(type >= AX_TYPE_SYSTEM, 0))
+        return -EINVAL;
+    ax_msg_t *m = ax__msg_slot_fast(w, to, &err);
+    if (!m)
+        return err;
+    m->type = type;
+    m->len = sizeof v;
+    m->flags = 0;
+    m->payload.u64[0] = v;
+    AX_TRACE_SEND(w->id, to, type);
+    return 0;
+}
+
+int ax_send_blob(ax_ctx_t *w, ax_ref_t to, uint32_t type, void *blob, size_t len)
+{
+    int err;
+    if (type >= AX_TYPE_SYSTEM || !blob)
+        return -EINVAL;
+    ax_msg_t *m = ax__msg_slot_fast(w, to, &err);
+    if (!m)
+        return err;
+    m->type = type;
+    m->len = 0;
+    m->flags = AX_MSG_F_BLOB;
+    m->payload.blob.ptr = blob;
+    m->payload.blob.len = len;
+    AX_TRACE_SEND(w->id, to, type);
+    return 0;
+}
+
+int ax__post_local(ax_worker_t *w, const ax_msg_t *src)
+{
+    ax_msg_t *m = ax_mq_push(&w->local, w->arena);
+    if (!m)
+        return -ENOMEM;
+    *m = *src;
+    w->sent++;
+    return 0;
+}
+
+/* ---- spawning ---------------------------------------------------------------------------- */
+
+static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self, uint32_t *out)
+{
+    uint32_t where = o ? o->where : AX_ON_SELF;
+    switch (where) {
+    case AX_ON_SELF:
+        if (self == UINT32_MAX) /* external: round robin */
+            self = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
+        *out = self;
+        return 0;
+    case AX_ON_WORKER:
+        if (o->worker >= eng->n)
+            return -EINVAL;
+        *out = o->worker;
+        return 0;
+    case AX_ON_NODE: {
+        uint32_t count = 0;
+        for (uint32_t i = 0; i < eng->n; i++)
+            count += eng->plan->workers[i].numa == o->node;
+        if (!count)
+            return -EINVAL;
+        uint32_t k = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % count;
+        for (uint32_t i = 0; i < eng->n; i++)
+            if (eng->plan->workers[i].numa == o->node && k-- == 0) {
+                *out = i;
+                return 0;
+            }
+        return -EINVAL;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+static int check_spawn(ax_behaviour_fn fn, const ax_spawn_opts_t *o)
+{
+    if (!fn)
+        return -EINVAL;
+    if (o && o->size && o->size != sizeof(ax_spawn_opts_t))
+        return -EINVAL;
+    if (o && (o->arg_len > AX_SPAWN_ARG_MAX || (o->arg_len && !o->arg)))
+        return -EINVAL;
+    return 0;
+}
+
+static void fill_req(ax_spawn_req_t *r, ax_behaviour_fn fn, size_t state_size,
+                     const ax_spawn_opts_t *o)
+{
+    r->fn = fn;
+    r->init = o ? o->init : NULL;
+    r->fini = o ? o->fini : NULL;
+    r->state_size = (uint32_t)state_size;
+    r->arg_len = o ? (uint32_t)o->arg_len : 0;
+    if (r->arg_len)
+        memcpy(r->arg, o->arg, r->arg_len);
+}
+
+int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
+             ax_ref_t *out)
+{
+    uint32_t t, slot;
+    int rc;
+    if (!w || !out || (rc = check_spawn(fn, o)) < 0)
+        return -EINVAL;
+    if (state_size > UINT32_MAX - sizeof(ax_actor_t))
+        return -EINVAL;
+    if (w->closing)
+        return -ESHUTDOWN;
+    if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
+        return rc;
+    if (t == w->id) {
+        if ((rc = slot_alloc(w, &slot)) < 0)
+            return rc;
+        ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+        *out = ref; /* set before init runs, so init may hand it out */
+        rc = actor_place(w, slot, fn, state_size, o ? o->init : NULL, o ? o->fini : NULL,
+                         o ? o->arg : NULL, o ? o->arg_len : 0);
+        if (rc < 0) {
+            slot_free(w, slot);
+            *out = AX_REF_NONE;
+        }
+        return rc;
+    }
+    /* Remote: reserve a fresh slot there, send the request in order with
+     * everything else this worker sends to t. */
+    ax_worker_t *tw = w->eng->w[t];
+    size_t req_len = offsetof(ax_spawn_req_t, arg) + (o ? o->arg_len : 0);
+    ax_spawn_req_t *req = ax_arena_alloc(w->arena, req_len);
+    if (!req)
+        return -ENOMEM;
+    fill_req(req, fn, state_size, o);
+    if ((rc = ax__claim_fresh(tw, &slot)) < 0) {
+        ax_arena_free(w->arena, req);
+        return rc;
+    }
+    ax_ref_t ref = ax__ref_make(t, 0, slot);
+    ax_msg_t *m = ax__msg_slot_fast(w, ref, &rc);
+    if (!m) {
+        /* The claimed slot stays unused (fresh slots are not returned);
+         * only reachable when this worker's arena is exhausted. */
+        ax_arena_free(w->arena, req);
+        return rc;
+    }
+    m->type = AX_SYS_SPAWN;
+    m->len = 0;
+    m->flags = AX_MSG_F_BLOB;
+    m->payload.blob.ptr = req;
+    m->payload.blob.len = req_len;
+    *out = ref;
+    return 0;
+}
+
+int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
+                    const ax_spawn_opts_t *o, ax_ref_t *out)
+{
+    uint32_t t, slot;
+    int rc;
+    if (!eng || !out || (rc = check_spawn(fn, o)) < 0)
+        return -EINVAL;
+    if ((rc = pick_worker(eng, o, UINT32_MAX, &t)) < 0)
+        return rc;
+    ax_spawn_req_t *req = malloc(sizeof *req);
+    ax_inbox_node_t *node = ax__inbox_node_alloc();
+    if (!req || !node) {
+        free(req);
+        ax__inbox_node_free(node);
+        return -ENOMEM;
+    }
+    fill_req(req, fn, state_size, o);
+    /* Same closed/inflight protocol as ax_engine_send (see there). */
+    atomic_fetch_add_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&eng->ext_closed, memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+        free(req);
+        ax__inbox_node_free(node);
+        return -ESHUTDOWN;
+    }
+    if ((rc = ax__claim_fresh(eng->w[t], &slot)) < 0) {
+        atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+        free(req);
+        ax__inbox_node_free(node);
+        return rc;
+    }
+    ax_ref_t ref = ax__ref_make(t, 0, slot);
+    memset(&node->msg, 0, sizeof node->msg);
+    node->msg.to = ref;
+    node->msg.type = AX_SYS_SPAWN_EXT;
+    node->msg.payload.u64[0] = (uint64_t)(uintptr_t)req;
+    *out = ref;
+    atomic_fetch_add_explicit(&eng->ext_sent, 1, memory_order_seq_cst);
+    ax__inbox_push(eng->w[t], node);
+    /* F3: pairs with F1 in park() (as F2 does for rings). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (eng->started)
+        ax__wake(eng, NULL, t);
+    atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    return 0;
+}
+
+int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf, size_t len)
+{
+    if (!eng || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf))
+        return -EINVAL;
+    uint32_t t = ax_ref_worker(to);
+    if (t >= eng->n)
+        return -EINVAL;
+    ax_inbox_node_t *node = ax__inbox_node_alloc();
+    if (!node)
+        return -ENOMEM;
+    memset(&node->msg, 0, sizeof node->msg);
+    node->msg.to = to;
+    node->msg.type = type;
+    node->msg.len = (uint16_t)len;
+    if (len)
+        memcpy(node->msg.payload.data, buf, len);
+    /* Shutdown handshake: we announce ourselves (inflight) before reading
+     * `closed`; the stopping side stores `closed` before waiting for
+     * inflight to drain.  Both seq_cst: either we see closed and refuse, or
+     * the drain waits for our push to land, and the shutdown path then finds
+     * (and counts) the message. */
+    atomic_fetch_add_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&eng->ext_closed, memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+        ax__inbox_node_free(node);
+        return -ESHUTDOWN;
+    }
+    atomic_fetch_add_explicit(&eng->ext_sent, 1, memory_order_seq_cst);
+    ax__inbox_push(eng->w[t], node);
+    /* F3: pairs with F1 in park(). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (eng->started)
+        ax__wake(eng, NULL, t);
+    atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    return 0;
+}
+
+/* ---- behaviour-side calls --------------------------------------------------------------------- */
+
+void ax_become(ax_ctx_t *w, ax_behaviour_fn fn)
+{
+    if (w && w->cur && fn)
+        w->cur->fn = fn;
+}
+
+void ax_stop_self(ax_ctx_t *w)
+{
+    if (w && w->cur)
+        w->cur->flags |= AX_ACTOR_STOPPING;
+}
+
+ax_ref_t ax_self(const ax_ctx_t *w) { return w && w->cur ? w->cur_ref : AX_REF_NONE; }
+ax_ref_t ax_sender(const ax_ctx_t *w) { return w && w->cur_msg ? w->cur_msg->from : AX_REF_NONE; }
+uint32_t ax_worker_id(const ax_ctx_t *w) { return w ? w->id : UINT32_MAX; }
+ax_engine_t *ax_ctx_engine(const ax_ctx_t *w) { return w ? w->eng : NULL; }
+
+/* ---- dispatch ---------------------------------------------------------------------------------- */
+
+static void free_payload(ax_worker_t *w, const ax_msg_t *m)
+{
+    if (m->type == AX_SYS_SPAWN_EXT)
+        free((void *)(uintptr_t)m->payload.u64[0]);
+    else if (m->flags & AX_MSG_F_BLOB)
+        ax__blob_free(w, m->payload.blob.ptr);
+}
+
+static void dead_letter(ax_worker_t *w, const ax_msg_t *m)
+{
+    atomic_fetch_add_explicit(&w->st.dead_letters, 1, memory_order_relaxed);
+    if (w->eng->dl_fn)
+        w->eng->dl_fn(w->eng->dl_user, m);
+    free_payload(w, m);
+}
+
+void ax__count_source(ax_worker_t *w, uint32_t src)
+{
+    if (src == AX_SRC_LOCAL) {
+        AX_STAT_INC(w->st.msgs_local);
+    } else if (src == AX_SRC_EXTERNAL) {
+        AX_STAT_INC(w->st.msgs_external);
+    } else {
+        AX_STAT_INC(w->st.msgs_remote);
+        AX_STAT_INC(w->st.from[src]);
+    }
+}
+
+void ax__blob_release(ax_worker_t *w, const ax_msg_t *m)
+{
+    if (!w->cur_blob_kept)
+        ax__blob_free(w, m->payload.blob.ptr);
+}
+
+/* The spawn request for a fresh slot: place the actor, then deliver what
+ * waited in its embryo. */
+static void handle_spawn(ax_worker_t *w, ax_msg_t *m)
+{
+    uint32_t slot = ax__ref_slot(m->to);
+    ax_spawn_req_t *req = m->type == AX_SYS_SPAWN_EXT
+                              ? (ax_spawn_req_t *)(uintptr_t)m->payload.u64[0]
+                              : (ax_spawn_req_t *)m->payload.blob.ptr;
+    ax_embryo_t *emb = NULL;
+    ax_slot_t *e = &w->table[slot];
+    if (e->actor) {
+        emb = (ax_embryo_t *)e->actor; /* only embryos can sit in a fresh slot */
+        e->actor = NULL;
+    }
+    int rc = actor_place(w, slot, req->fn, req->state_size, req->init, req->fini, req->arg,
+                         req->arg_len);
+    free_payload(w, m);
+    if (rc < 0) {
+        atomic_fetch_add_explicit(&w->st.spawn_failed, 1, memory_order_relaxed);
+        slot_free(w, slot); /* later messages to the ref are dead letters */
+    }
+    if (emb) {
+        ax_msg_t *em;
+        while ((em = ax_mq_peek(&emb->early))) {
+            ax__dispatch(w, em, emb->hdr.slot); /* src: the stored origin */
+            ax_mq_pop(&emb->early, w->arena);
+        }
+        ax_mq_fini(&emb->early, w->arena);
+        ax_arena_free(w->arena, emb);
+    }
+}
+
+/* Keep a message for a slot whose spawn request has not arrived yet. */
+static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m, uint32_t src)
+{
+    ax_slot_t *e = &w->table[slot];
+    ax_embryo_t *emb = (ax_embryo_t *)e->actor;
+    if (!emb) {
+        emb = ax_arena_alloc(w->arena, sizeof *emb);
+        if (!emb)
+            return false;
+        memset(emb, 0, sizeof *emb);
+        emb->hdr.flags = AX_ACTOR_EMBRYO;
+        ax_mq_init(&emb->early);
+        e->actor = &emb->hdr;
+    }
+    ax_msg_t *slotm = ax_mq_push(&emb->early, w->arena);
+    if (!slotm)
+        return false;
+    *slotm = *m;
+    emb->hdr.slot = src; /* the origin, for stats on replay (one source is enough) */
+    w->handled--;        /* handled when replayed */
+    return true;
+}
+
+/* Everything ax__dispatch does not handle inline. */
+void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m, uint32_t src)
+{
+    uint32_t slot = ax__ref_slot(m->to);
+    w->handled++;
+    if (ax_ref_worker(m->to) != w->id || slot >= w->max_slots) {
+        dead_letter(w, m);
+        return;
+    }
+    ax_slot_t *e = &w->table[slot];
+    ax_actor_t *a = e->actor;
+    if (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) {
+        if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && e->gen == 0 &&
+            (!a || (a->flags & AX_ACTOR_EMBRYO)))
+            handle_spawn(w, m);
+        else
+            dead_letter(w, m);
+        return;
+    }
+    if (a && (a->flags & AX_ACTOR_EMBRYO)) {
+        if (!embryo_keep(w, slot, m, src))
+            dead_letter(w, m);
+        return;
+    }
+    if (!a && ax__ref_gen(m->to) == 0 && slot_is_claimed_fresh(w, slot) &&
+        embryo_keep(w, slot, m, src))
+        return;
+    dead_letter(w, m); /* stopped actor or stale generation */
+}
+
+/* ---- shutdown --------------------------------------------------------------------------------- */
+
+static void drop(ax_worker_t *w, const ax_msg_t *m)
+{
+    atomic_fetch_add_explicit(&w->st.dropped_at_stop, 1, memory_order_relaxed);
+    w->handled++;
+    free_payload(w, m);
+}
+
+/* Drop what is still queued for or by this worker; every message counted. */
+static void drop_queued(ax_worker_t *w)
+{
+    ax_msg_t *m;
+    while ((m = ax_mq_peek(&w->local))) {
+        drop(w, m);
+        ax_mq_pop(&w->local, w->arena);
+    }
+    ax_mq_fini(&w->local, w->arena);
+    for (uint32_t s = 0; s < w->nworkers; s++) {
+        if (s == w->id)
+            continue;
+        ax_ring_t *r = w->in[s];
+        if (r) {
+            while ((m = ax_ring_peek(r))) {
+                drop(w, m);
+                ax_ring_advance(r);
+            }
+            ax_ring_release(r);
+        }
+        while ((m = ax_mq_peek(&w->ovf[s]))) {
+            drop(w, m);
+            ax_mq_pop(&w->ovf[s], w->arena);
+        }
+        ax_mq_fini(&w->ovf[s], w->arena);
+    }
+    w->novf = 0;
+    ax_inbox_node_t *node;
+    while ((node = ax__inbox_pop(w))) {
+        drop(w, &node->msg);
+        ax__inbox_node_free(node);
+    }
+}
+
+/* Run every live actor's fini and free it; free embryos and their mail. */
+static void stop_all_actors(ax_worker_t *w)
+{
+    uint32_t used = atomic_load_explicit(&w->fresh, memory_order_relaxed);
+    if (used > w->max_slots)
+        used = w->max_slots;
+    for (uint32_t s = 0; s < used; s++) {
+        ax_actor_t *a = w->table[s].actor;
+        if (!a)
+            continue;
+        if (a->flags & AX_ACTOR_EMBRYO) {
+            ax_embryo_t *emb = (ax_embryo_t *)a;
+            ax_msg_t *m;
+            while ((m = ax_mq_peek(&emb->early))) {
+                drop(w, m);
+                ax_mq_pop(&emb->early, w->arena);
+            }
+            ax_mq_fini(&emb->early, w->arena);
+            w->table[s].actor = NULL;
+            ax_arena_free(w->arena, emb);
+            continue;
+        }
+        ax__actor_stop(w, a);
+    }
+}
+
+void ax__worker_shutdown(ax_worker_t *w)
+{
+    ax_engine_t *eng = w->eng;
+    /* External senders that passed the `closed` check finish their push
+     * before we look at the inbox for the last time. */
+    while (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
+        sched_yield();
+    ax__flush(w);
+    pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
+    w->closing = true;                        /* sends from fini: -ESHUTDOWN */
+    drop_queued(w);
+    stop_all_actors(w);
+    ax__io_stop(w);
+    atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
+    atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
+    pthread_barrier_wait(&eng->stop_barrier); /* every blob freed before arenas go */
+}
+
+void ax__worker_discard(ax_worker_t *w)
+{
+    /* Never started: only external spawns/sends can be queued, in the inbox. */
+    w->closing = true;
+    ax_inbox_node_t *node;
+    while ((node = ax__inbox_pop(w))) {
+        free_payload(w, &node->msg);
+        ax__inbox_node_free(node);
+    }
+}

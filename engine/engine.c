@@ -1,0 +1,807 @@
+/* engine/engine.c - engine lifecycle, worker threads, the worker loop,
+ * parking and wakeups, quiescence, shutdown.
+ *
+ * Threading: ax_engine_create/start/wait/destroy on the creating thread;
+ * ax_engine_stop/stop_when_idle from any thread; each worker's loop on its
+ * own thread.  The cross-thread protocols are below, each with its proof.
+ *
+ * Memory: per worker, an arena (alloc/), an actor table (its own mapping,
+ * bound to the worker's node when pinned) and its inbound rings (one mapping
+ * per receiver, bound to the receiver's node); all freed at destroy.
+ *
+ * ---- Park / wake (no lost wakeup) -------------------------------------------------
+ *   Parking worker W                    Sender S (flush, after ax_ring_publish)
+ *     store W.parked = 1 (relaxed)        R1: store ring.tail (release)
+ *     F1: fence(seq_cst)                  F2: fence(seq_cst)
+ *     re-check every inbound ring,        if load W.parked == 1 and
+ *       the inbox and the io ring           CAS(W.parked, 1 -> 2): wake W
+ *     nothing: sleep while parked == 1
+ *   F1 and F2 are both in the single total order S of seq_cst operations.  If
+ *   F1 precedes F2, S's load of parked (after F2) sees 1 (or W's later store
+ *   of 0, meaning W is already awake); if F2 precedes F1, W's re-check (after
+ *   F1) sees the new tail.  Either W sees the message or S wakes W.  The
+ *   CAS makes one sender pay the syscall; the sleep is on `parked` itself
+ *   (futex value 1), so a wake that lands before the sleep makes it return.
+ *   The fence is paid once per loop turn that published to another worker
+ *   (one per batch), never per message: ax_send itself has no fence.
+ *
+ * ---- Doorbell (which rings to visit) ----------------------------------------------
+ *   With many workers, a receiver visits only the rings whose bit is set in
+ *   its bell words (set by senders with fetch_or(release) after publishing,
+ *   cleared by the receiver with exchange(acquire)), plus the rings it left
+ *   non-empty after a batch.  The bell is a hint: a bit a sender saw already
+ *   set may be cleared by the receiver just before the sender's tail becomes
+ *   visible, so every 64th turn and before every park the receiver scans all
+ *   inbound rings (the park path is the F1/F2 proof above).  A message is
+ *   therefore never stranded; at worst it waits 64 turns.
+ *
+ * ---- Quiescence (ax_engine_stop_when_idle) ------------------------------------------
+ *   Each worker counts messages it enqueued (sent) and consumed (handled) and
+ *   publishes both before parking; external sends count in ext_sent before
+ *   they are pushed.  The engine is quiet when, between two reads of the
+ *   `activity` counter (bumped by every worker leaving a park) that agree,
+ *   every worker is parked, no io operation is pending, and the sums of sent
+ *   and handled agree (a message in flight is sent but not handled).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine_internal.h"
+#include "topology/bind.h"
+
+static _Thread_local char last_error[512];
+
+const char *ax_engine_last_error(void) { return last_error; }
+
+static void set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+}
+
+uint64_t ax__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- futex park (used when the worker has no io ring) ------------------------------ */
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tp = &ts;
+    }
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tp, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wake worker t if it is parked.  `from` is the calling worker or NULL. */
+void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t)
+{
+    ax_worker_t *tw = eng->w[t];
+    uint32_t expect = 1;
+    if (atomic_load_explicit(&tw->parked, memory_order_relaxed) != 1)
+        return;
+    if (!atomic_compare_exchange_strong_explicit(&tw->parked, &expect, 2, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return;
+    AX_TRACE_WAKE(from ? from->id : UINT32_MAX, t);
+    if (from)
+        atomic_fetch_add_explicit(&from->st.wakes_sent, 1, memory_order_relaxed);
+    if (tw->io)
+        ax__io_wake(from ? from->io : NULL, tw->io);
+    futex_wake(&tw->parked);
+}
+
+/* ---- flush: publish rings, ring doorbells, wake parked receivers ----------------- */
+
+void ax__flush(ax_worker_t *w)
+{
+    uint32_t nd = w->ndirty;
+    if (!nd)
+        return;
+    ax_engine_t *eng = w->eng;
+    bool any = false;
+    for (uint32_t i = 0; i < nd; i++) {
+        uint32_t d = w->dirty[i];
+        w->is_dirty[d] = 0;
+        if (!ax_ring_publish(w->out[d])) { /* R1 inside */
+            w->dirty[i] = UINT32_MAX;
+            continue;
+        }
+        any = true;
+        if (w->use_bell) {
+            _Atomic uint64_t *word = &eng->w[d]->bell[w->id / 64];
+            uint64_t bit = 1ull << (w->id % 64);
+            /* R3: the tail store (R1) is visible to a receiver whose
+             * exchange (A3 in drain_rings) reads this bit. */
+            if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
+                atomic_fetch_or_explicit(word, bit, memory_order_release);
+        }
+    }
+    w->ndirty = 0;
+    if (!any)
+        return;
+    /* F2: pairs with F1 in park(); see the file comment. */
+    atomic_thread_fence(memory_order_seq_cst);
+    for (uint32_t i = 0; i < nd; i++)
+        if (w->dirty[i] != UINT32_MAX)
+            ax__wake(eng, w, w->dirty[i]);
+}
+
+/* ---- the worker loop ---------------------------------------------------------------- */
+
+static uint32_t drain_local(ax_worker_t *w)
+{
+    uint32_t n = 0;
+    ax_msg_t *m;
+    while (n < w->batch && (m = ax_mq_peek(&w->local))) {
+        ax__dispatch(w, m, AX_SRC_LOCAL);
+        ax_mq_pop(&w->local, w->arena);
+        n++;
+    }
+    return n;
+}
+
+static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
+{
+    ax_ring_t *r = w->in[s];
+    uint32_t n = 0;
+    ax_msg_t *m;
+    while (n < w->batch && (m = ax_ring_peek(r))) {
+        ax__dispatch(w, m, s);
+        ax_ring_advance(r);
+        n++;
+    }
+    if (n)
+        ax_ring_release(r); /* R2 inside */
+    return n;
+}
+
+static uint32_t drain_rings(ax_worker_t *w)
+{
+    uint32_t n = 0, N = w->nworkers;
+    if (N == 1)
+        return 0;
+    if (!w->use_bell || (w->turn & 63) == 0) {
+        for (uint32_t s = 0; s < N; s++)
+            if (s != w->id)
+                n += drain_ring(w, s);
+        return n;
+    }
+    for (uint32_t k = 0; k < w->nwords; k++) {
+        uint64_t bits = w->pending[k];
+        if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+            /* A3: pairs with R3 in ax__flush: the tails published before
+             * the bits we take are visible. */
+            bits |= atomic_exchange_explicit(&w->bell[k], 0, memory_order_acquire);
+        w->pending[k] = 0;
+        while (bits) {
+            uint32_t s = k * 64 + (uint32_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            uint32_t got = drain_ring(w, s);
+            n += got;
+            if (got == w->batch)
+                w->pending[k] |= 1ull << (s % 64);
+        }
+    }
+    return n;
+}
+
+static uint32_t drain_inbox(ax_worker_t *w)
+{
+    uint32_t n = 0;
+    ax_inbox_node_t *node;
+    while (n < w->batch && (node = ax__inbox_pop(w))) {
+        ax__dispatch(w, &node->msg, AX_SRC_EXTERNAL);
+        ax__inbox_node_free(node);
+        n++;
+    }
+    return n;
+}
+
+/* Move overflowed messages into their rings, oldest first. */
+static void drain_overflow(ax_worker_t *w)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < w->novf; i++) {
+        uint32_t d = w->ovf_list[i];
+        ax_mq_t *q = &w->ovf[d];
+        ax_msg_t *src, *dst;
+        while ((src = ax_mq_peek(q)) && (dst = ax_ring_reserve(w->out[d]))) {
+            *dst = *src;
+            ax_mq_pop(q, w->arena);
+            if (!w->is_dirty[d]) {
+                w->is_dirty[d] = 1;
+                w->dirty[w->ndirty++] = d;
+            }
+        }
+        if (q->count)
+            w->ovf_list[kept++] = d;
+    }
+    w->novf = kept;
+}
+
+static uint32_t run_turn(ax_worker_t *w)
+{
+    uint32_t n;
+    w->turn++;
+    ax_arena_reclaim(w->arena);
+    if (w->novf)
+        drain_overflow(w); /* before anything new is sent this turn */
+    n = drain_local(w);
+    n += drain_rings(w);
+    n += drain_inbox(w);
+    if (w->io)
+        n += ax__io_poll(w);
+    if (w->novf)
+        drain_overflow(w);
+    ax__flush(w);
+    ax_arena_flush(w->arena);
+    return n;
+}
+
+/* Anything to do?  Looks at every source, not only the doorbell hints. */
+static bool has_work(ax_worker_t *w)
+{
+    if (w->local.count || ax__inbox_nonempty(w))
+        return true;
+    for (uint32_t s = 0; s < w->nworkers; s++)
+        if (s != w->id && ax_ring_c_nonempty(w->in[s]))
+            return true;
+    return w->io && ax__io_ready(w);
+}
+
+static void publish_counters(ax_worker_t *w)
+{
+    /* Release: pairs with the acquire loads in try_quiesce(). */
+    atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
+    atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
+    atomic_store_explicit(&w->pub_io_pending, w->io ? ax__io_pending(w) : 0, memory_order_release);
+    ax_arena_stats_t as;
+    ax_arena_get_stats(w->arena, &as);
+    atomic_store_explicit(&w->st.arena_used, as.used_bytes, memory_order_relaxed);
+    atomic_store_explicit(&w->st.arena_failed, as.failed_allocs, memory_order_relaxed);
+}
+
+static bool try_quiesce(ax_engine_t *eng)
+{
+    uint64_t e1 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
+    if (atomic_load_explicit(&eng->idle_workers, memory_order_seq_cst) != eng->n)
+        return false;
+    uint64_t sent = atomic_load_explicit(&eng->ext_sent, memory_order_acquire), handled = 0;
+    for (uint32_t i = 0; i < eng->n; i++) {
+        ax_worker_t *w = eng->w[i];
+        sent += atomic_load_explicit(&w->pub_sent, memory_order_acquire);
+        handled += atomic_load_explicit(&w->pub_handled, memory_order_acquire);
+        if (atomic_load_explicit(&w->pub_io_pending, memory_order_acquire))
+            return false;
+    }
+    if (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
+        return false;
+    uint64_t e2 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
+    if (e1 != e2 || sent != handled)
+        return false;
+    ax_engine_stop(eng);
+    return true;
+}
+
+static void park(ax_worker_t *w, int64_t timeout_ns)
+{
+    ax_engine_t *eng = w->eng;
+    publish_counters(w);
+    atomic_store_explicit(&w->parked, 1, memory_order_relaxed);
+    /* F1: pairs with F2 in ax__flush and F3 in ax_engine_send; see top. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (has_work(w) || atomic_load_explicit(&eng->stopping, memory_order_relaxed)) {
+        atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
+        return;
+    }
+    uint32_t idle = atomic_fetch_add_explicit(&eng->idle_workers, 1, memory_order_seq_cst) + 1;
+    if (idle == eng->n && atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst))
+        try_quiesce(eng);
+
+    AX_TRACE_PARK(w->id);
+    atomic_fetch_add_explicit(&w->st.parks, 1, memory_order_relaxed);
+    uint64_t t0 = ax__now_ns();
+    if (w->io)
+        ax__io_park(w, timeout_ns); /* returns on a wake, a completion or the timeout */
+    else if (atomic_load_explicit(&w->parked, memory_order_acquire) == 1)
+        futex_wait(&w->parked, 1, timeout_ns);
+    atomic_fetch_add_explicit(&w->st.parked_ns, ax__now_ns() - t0, memory_order_relaxed);
+
+    atomic_fetch_sub_explicit(&eng->idle_workers, 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&eng->activity, 1, memory_order_seq_cst);
+    atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
+}
+
+static void worker_loop(ax_worker_t *w)
+{
+    ax_engine_t *eng = w->eng;
+    uint64_t idle_since = 0;
+    uint32_t spins = 0;
+    for (;;) {
+        if (run_turn(w)) {
+            if (idle_since) {
+                atomic_fetch_add_explicit(&w->st.idle_ns, ax__now_ns() - idle_since,
+                                          memory_order_relaxed);
+                idle_since = 0;
+            }
+            continue;
+        }
+        if (atomic_load_explicit(&eng->stopping, memory_order_acquire))
+            break;
+        /* Idle: spin on the sources (run_turn) and look at the clock only
+         * every 64th time round; a clock read costs more than a turn that
+         * finds nothing. */
+        if (!idle_since) {
+            idle_since = ax__now_ns();
+            spins = 0;
+        }
+        if ((++spins & 63) != 0 && eng->spin_ns) {
+            ax__cpu_relax();
+            continue;
+        }
+        uint64_t now = ax__now_ns();
+        if ((int64_t)(now - idle_since) < eng->spin_ns) {
+            ax__cpu_relax();
+            continue;
+        }
+        atomic_fetch_add_explicit(&w->st.idle_ns, now - idle_since, memory_order_relaxed);
+        idle_since = 0;
+        /* Overflow waiting for ring space: nobody will wake us for that, so
+         * sleep briefly instead of indefinitely. */
+        int64_t timeout = w->novf ? 50000 : ax__next_timeout(w);
+        park(w, timeout);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    ax_worker_t *w = arg;
+    ax_engine_t *eng = w->eng;
+    if (eng->plan->pinned) {
+        const ax_plan_worker_t *pw = &eng->plan->workers[w->id];
+        w->bind_rc = ax_topo_bind_thread(eng->topo, pw->pu, w->bind_err, sizeof w->bind_err);
+    }
+    if (!w->bind_rc)
+        ax__io_start(w); /* io_uring is single-issuer: created on this thread */
+    pthread_barrier_wait(&eng->start_barrier); /* B0: creator checks bind_rc */
+    pthread_barrier_wait(&eng->start_barrier); /* B1: creator set start_ok */
+    if (atomic_load_explicit(&eng->start_ok, memory_order_acquire))
+        worker_loop(w);
+    ax__worker_shutdown(w);
+    return NULL;
+}
+
+/* ---- create ------------------------------------------------------------------------- */
+
+static int alloc_rings(ax_engine_t *eng)
+{
+    uint32_t N = eng->n, cap = eng->plan->ring_slots;
+    if (N < 2)
+        return 0;
+    size_t per_ring = sizeof(ax_ring_t) + (size_t)cap * sizeof(ax_msg_t);
+    size_t per_recv = ((per_ring * (N - 1)) + 4095) & ~(size_t)4095;
+    eng->ring_mem_len = per_recv * N;
+    void *mem = mmap(NULL, eng->ring_mem_len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) {
+        set_error("engine: cannot map %zu bytes for the ring mesh (%u workers x %u slots): %s; "
+                  "lower scheduler.ring_slots",
+                  eng->ring_mem_len, N, cap, strerror(errno));
+        return -ENOMEM;
+    }
+    eng->ring_mem = mem;
+    for (uint32_t r = 0; r < N; r++) {
+        char *base = (char *)mem + per_recv * r;
+        if (eng->plan->pinned) {
+            char err[256];
+            /* Rings live on the receiver's node: the receiver polls them on
+             * every turn, the sender writes each line once per lap. */
+            int rc = ax_topo_bind_memory(eng->topo, base, per_recv, eng->plan->workers[r].numa, err,
+                                         sizeof err);
+            if (rc < 0) {
+                set_error("engine: binding worker %u's rings: %s", r, err);
+                return rc;
+            }
+        }
+        uint32_t k = 0;
+        for (uint32_t s = 0; s < N; s++) {
+            if (s == r)
+                continue;
+            ax_ring_t *ring = (ax_ring_t *)(base + per_ring * k++);
+            ax_ring_init(ring, (ax_msg_t *)(ring + 1), cap);
+            eng->w[r]->in[s] = ring;
+            eng->w[s]->out[r] = ring;
+        }
+    }
+    return 0;
+}
+
+static void *xcalloc_aligned(size_t n, size_t size)
+{
+    size_t bytes = (n * size + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
+{
+    uint32_t N = eng->n;
+    ax_worker_t *w = xcalloc_aligned(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    *out = w;
+    w->eng = eng;
+    w->id = i;
+    w->nworkers = N;
+    w->arena = ax_arena_group_get(eng->arenas, i);
+    w->batch = ax_config_batch(&eng->cfg);
+    w->nwords = (N + 63) / 64;
+    w->use_bell = eng->use_bell;
+    ax_mq_init(&w->local);
+    w->out = calloc(N, sizeof *w->out);
+    w->in = calloc(N, sizeof *w->in);
+    w->ovf = calloc(N, sizeof *w->ovf);
+    w->dirty = calloc(N, sizeof *w->dirty);
+    w->is_dirty = calloc(N, 1);
+    w->ovf_list = calloc(N, sizeof *w->ovf_list);
+    w->pending = calloc(w->nwords, sizeof *w->pending);
+    w->bell = xcalloc_aligned(w->nwords, sizeof *w->bell);
+    w->st.from = xcalloc_aligned(N, sizeof *w->st.from);
+    if (!w->out || !w->in || !w->ovf || !w->dirty || !w->is_dirty || !w->ovf_list || !w->pending ||
+        !w->bell || !w->st.from)
+        return -ENOMEM;
+    for (uint32_t d = 0; d < N; d++)
+        ax_mq_init(&w->ovf[d]);
+    w->max_slots = ax_config_max_actors(&eng->cfg);
+    if (w->max_slots > AX_MAX_SLOTS)
+        w->max_slots = AX_MAX_SLOTS;
+    w->table_len = (size_t)w->max_slots * sizeof(ax_slot_t);
+    void *t = mmap(NULL, w->table_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (t == MAP_FAILED)
+        return -ENOMEM;
+    w->table = t;
+    if (eng->plan->pinned) {
+        char err[256];
+        int rc = ax_topo_bind_memory(eng->topo, t, w->table_len, eng->plan->workers[i].numa, err,
+                                     sizeof err);
+        if (rc < 0) {
+            set_error("engine: binding worker %u's actor table: %s", i, err);
+            return rc;
+        }
+    }
+    return ax__inbox_init(w);
+}
+
+static void worker_destroy(ax_worker_t *w)
+{
+    if (!w)
+        return;
+    ax__inbox_fini(w);
+    if (w->table)
+        munmap(w->table, w->table_len);
+    free(w->out);
+    free(w->in);
+    free(w->ovf);
+    free(w->dirty);
+    free(w->is_dirty);
+    free(w->ovf_list);
+    free(w->pending);
+    free(w->bell);
+    free(w->st.from);
+    free(w);
+}
+
+int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
+{
+    char err[512];
+    ax_config_error_t cerr;
+    int rc;
+    last_error[0] = 0;
+    if (!out) {
+        set_error("ax_engine_create: out is NULL");
+        return -EINVAL;
+    }
+    *out = NULL;
+    ax_engine_t *eng = xcalloc_aligned(1, sizeof *eng);
+    if (!eng)
+        return -ENOMEM;
+    if (cfg_in) {
+        if (cfg_in->size != sizeof(ax_config_t)) {
+            set_error("ax_engine_create: config size %u, expected %zu: initialise it with "
+                      "ax_config_init() or AX_CONFIG_INIT",
+                      cfg_in->size, sizeof(ax_config_t));
+            free(eng);
+            return -EINVAL;
+        }
+        eng->cfg = *cfg_in;
+    } else {
+        ax_config_init(&eng->cfg);
+    }
+    if ((rc = ax_config_validate(&eng->cfg, &cerr)) < 0) {
+        set_error("%s", cerr.message);
+        goto fail;
+    }
+    if ((rc = ax_topo_load_config(&eng->cfg, &eng->topo, err, sizeof err)) < 0) {
+        set_error("%s", err);
+        goto fail;
+    }
+    if ((rc = ax_plan_create(eng->topo, &eng->cfg, &eng->plan, err, sizeof err)) < 0) {
+        set_error("%s", err);
+        goto fail;
+    }
+    eng->n = eng->plan->nworkers;
+    if (eng->n > AX_MAX_WORKERS) {
+        set_error("engine: %u workers planned, at most %u supported", eng->n, AX_MAX_WORKERS);
+        rc = -EINVAL;
+        goto fail;
+    }
+    if (eng->plan->oversubscribed || !eng->plan->pinned)
+        fprintf(stderr, "axon: %u workers run UNPINNED (%s): functional testing only, "
+                        "performance figures from this engine are meaningless\n",
+                eng->n, eng->plan->oversubscribed ? "oversubscribed" : "topology is not this machine");
+    /* Spinning only makes sense with a core to ourselves. */
+    int32_t spin_us = eng->cfg.spin_us ? eng->cfg.spin_us : 50;
+    eng->spin_ns = (spin_us < 0 || !eng->plan->pinned) ? 0 : (int64_t)spin_us * 1000;
+    eng->use_bell = eng->cfg.doorbell == AX_DOORBELL_ON ||
+                    (eng->cfg.doorbell == AX_DOORBELL_AUTO && eng->n > AX_DOORBELL_AUTO_MIN);
+
+    int *nodes = calloc(eng->n, sizeof *nodes);
+    if (!nodes) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (uint32_t i = 0; i < eng->n; i++)
+        nodes[i] = eng->plan->pinned ? (int)eng->plan->workers[i].numa : -1;
+    ax_arena_group_opts_t ao = {
+        .narenas = eng->n,
+        .arena_bytes = eng->plan->arena_bytes,
+        .nodes = nodes,
+        .prefault = eng->cfg.prefault,
+        .hugepages = eng->cfg.hugepages,
+    };
+    rc = ax_arena_group_create(&ao, &eng->arenas);
+    free(nodes);
+    if (rc < 0) {
+        set_error("engine: cannot create %u arenas of %llu bytes: %s; lower memory.arena_bytes "
+                  "or the worker count",
+                  eng->n, (unsigned long long)eng->plan->arena_bytes, strerror(-rc));
+        goto fail;
+    }
+    eng->w = calloc(eng->n, sizeof *eng->w);
+    if (!eng->w) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (uint32_t i = 0; i < eng->n; i++)
+        if ((rc = worker_create(eng, i, &eng->w[i])) < 0) {
+            if (!last_error[0])
+                set_error("engine: cannot set up worker %u: %s", i, strerror(-rc));
+            goto fail;
+        }
+    if ((rc = alloc_rings(eng)) < 0)
+        goto fail;
+    *out = eng;
+    return 0;
+fail:
+    if (!last_error[0])
+        set_error("engine: create failed: %s", strerror(-rc));
+    ax_engine_destroy(eng);
+    return rc;
+}
+
+/* ---- start / stop / wait / destroy ------------------------------------------------------ */
+
+int ax_engine_start(ax_engine_t *eng)
+{
+    if (!eng)
+        return -EINVAL;
+    if (eng->started)
+        return -EALREADY;
+    int rc = pthread_barrier_init(&eng->start_barrier, NULL, eng->n + 1);
+    if (rc)
+        return -rc;
+    rc = pthread_barrier_init(&eng->stop_barrier, NULL, eng->n);
+    if (rc) {
+        pthread_barrier_destroy(&eng->start_barrier);
+        return -rc;
+    }
+    eng->barriers = true;
+    uint32_t created = 0;
+    for (; created < eng->n; created++) {
+        rc = pthread_create(&eng->w[created]->thread, NULL, worker_main, eng->w[created]);
+        if (rc)
+            break;
+    }
+    if (created < eng->n) {
+        /* Cannot reach the barrier with fewer threads: tear the created
+         * ones down through a second, smaller barrier is not possible with
+         * pthread barriers, so fail hard and loudly. */
+        fprintf(stderr, "axon: pthread_create for worker %u failed: %s; aborting start\n", created,
+                strerror(rc));
+        abort();
+    }
+    eng->started = true;
+    pthread_barrier_wait(&eng->start_barrier); /* B0 */
+    int bad = 0;
+    for (uint32_t i = 0; i < eng->n; i++)
+        if (eng->w[i]->bind_rc) {
+            set_error("engine: pinning worker %u to PU %u failed: %s", i,
+                      eng->plan->workers[i].pu, eng->w[i]->bind_err);
+            bad = eng->w[i]->bind_rc;
+            break;
+        }
+    if (bad) {
+        atomic_store_explicit(&eng->stopping, 1, memory_order_seq_cst);
+        atomic_store_explicit(&eng->ext_closed, 1, memory_order_seq_cst);
+    }
+    atomic_store_explicit(&eng->start_ok, bad ? 0u : 1u, memory_order_release);
+    pthread_barrier_wait(&eng->start_barrier); /* B1 */
+    if (bad) {
+        ax_engine_wait(eng);
+        return bad;
+    }
+    return 0;
+}
+
+void ax_engine_stop(ax_engine_t *eng)
+{
+    if (!eng)
+        return;
+    atomic_store_explicit(&eng->ext_closed, 1, memory_order_seq_cst);
+    if (atomic_exchange_explicit(&eng->stopping, 1, memory_order_seq_cst))
+        return;
+    for (uint32_t i = 0; i < eng->n; i++) {
+        ax_worker_t *w = eng->w[i];
+        atomic_store_explicit(&w->parked, 2, memory_order_seq_cst);
+        if (w->io)
+            ax__io_wake(NULL, w->io);
+        futex_wake(&w->parked);
+    }
+}
+
+void ax_engine_stop_when_idle(ax_engine_t *eng)
+{
+    if (!eng)
+        return;
+    atomic_store_explicit(&eng->stop_when_idle, 1, memory_order_seq_cst);
+    if (eng->started)
+        try_quiesce(eng);
+}
+
+int ax_engine_wait(ax_engine_t *eng)
+{
+    if (!eng || !eng->started)
+        return -EINVAL;
+    if (eng->joined)
+        return 0;
+    for (uint32_t i = 0; i < eng->n; i++)
+        pthread_join(eng->w[i]->thread, NULL);
+    eng->joined = true;
+    return 0;
+}
+
+void ax_engine_destroy(ax_engine_t *eng)
+{
+    if (!eng)
+        return;
+    if (eng->started && !eng->joined) {
+        ax_engine_stop(eng);
+        ax_engine_wait(eng);
+    }
+    if (eng->barriers) {
+        pthread_barrier_destroy(&eng->start_barrier);
+        pthread_barrier_destroy(&eng->stop_barrier);
+    }
+    if (eng->w) {
+        for (uint32_t i = 0; i < eng->n; i++)
+            if (eng->w[i] && !eng->started)
+                ax__worker_discard(eng->w[i]); /* never ran: free what was queued */
+        for (uint32_t i = 0; i < eng->n; i++)
+            worker_destroy(eng->w[i]);
+        free(eng->w);
+    }
+    if (eng->ring_mem)
+        munmap(eng->ring_mem, eng->ring_mem_len);
+    ax_arena_group_destroy(eng->arenas);
+    ax_plan_destroy(eng->plan);
+    ax_topo_destroy(eng->topo);
+    free(eng);
+}
+
+const ax_plan_t *ax_engine_plan(const ax_engine_t *eng) { return eng ? eng->plan : NULL; }
+uint32_t ax_engine_workers(const ax_engine_t *eng) { return eng ? eng->n : 0; }
+
+void ax_engine_set_dead_letter_hook(ax_engine_t *eng, ax_dead_letter_fn fn, void *user)
+{
+    if (!eng)
+        return;
+    eng->dl_fn = fn;
+    eng->dl_user = user;
+}
+
+/* ---- stats ------------------------------------------------------------------------------ */
+
+#define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t *o, uint64_t *from)
+{
+    if (!eng || !o || i >= eng->n)
+        return -EINVAL;
+    ax_worker_t *w = eng->w[i];
+    memset(o, 0, sizeof *o);
+    o->msgs_local = LD(w->st.msgs_local);
+    o->msgs_remote = LD(w->st.msgs_remote);
+    o->msgs_external = LD(w->st.msgs_external);
+    o->msgs_sent_remote = LD(w->st.msgs_sent_remote);
+    o->ring_full = LD(w->st.ring_full);
+    o->overflow_hwm = LD(w->st.overflow_hwm);
+    o->dead_letters = LD(w->st.dead_letters);
+    o->dropped_at_stop = LD(w->st.dropped_at_stop);
+    o->actors_spawned = LD(w->st.spawned);
+    o->actors_stopped = LD(w->st.stopped);
+    o->actors_live = o->actors_spawned - o->actors_stopped;
+    o->parks = LD(w->st.parks);
+    o->wakes_sent = LD(w->st.wakes_sent);
+    o->idle_ns = LD(w->st.idle_ns);
+    o->parked_ns = LD(w->st.parked_ns);
+    o->spawn_failed = LD(w->st.spawn_failed);
+    ax_arena_stats_t as;
+    if (!eng->started || eng->joined) { /* the worker is not running: read the arena */
+        ax_arena_get_stats(w->arena, &as);
+        o->arena_used_bytes = as.used_bytes;
+        o->arena_failed_allocs = as.failed_allocs;
+        o->arena_reserved_bytes = as.reserved_bytes;
+    } else { /* published by the worker when it goes idle */
+        o->arena_reserved_bytes = eng->plan->arena_bytes;
+        o->arena_used_bytes = LD(w->st.arena_used);
+        o->arena_failed_allocs = LD(w->st.arena_failed);
+    }
+    if (from)
+        for (uint32_t s = 0; s < eng->n; s++)
+            from[s] = LD(w->st.from[s]);
+    return 0;
+}
+
+void ax_engine_stats(const ax_engine_t *eng, ax_worker_stats_t *o)
+{
+    memset(o, 0, sizeof *o);
+    if (!eng)
+        return;
+    for (uint32_t i = 0; i < eng->n; i++) {
+        ax_worker_stats_t s;
+        ax_engine_worker_stats(eng, i, &s, NULL);
+        uint64_t hwm = o->overflow_hwm > s.overflow_hwm ? o->overflow_hwm : s.overflow_hwm;
+        uint64_t *a = (uint64_t *)o, *b = (uint64_t *)&s;
+        for (size_t k = 0; k < sizeof s / sizeof(uint64_t); k++)
+            a[k] += b[k];
+        o->overflow_hwm = hwm; /* a maximum, not a sum */
+    }
+}

@@ -1,0 +1,142 @@
+/* engine/engine_internal.h - declarations shared by the engine's .c files
+ * (engine.c: lifecycle and loop; actor.c: spawn, send, dispatch, stop;
+ * inbox.c: the external MPSC inbox; io_glue.c: the worker's io_uring).
+ * Not installed; not for io/, alloc/ or topology/.
+ */
+#ifndef AXON_ENGINE_INTERNAL_H
+#define AXON_ENGINE_INTERNAL_H
+
+#include "engine/trace.h"
+#include "engine/worker.h"
+
+/* Dispatch sources besides a worker index. */
+#define AX_SRC_LOCAL UINT32_MAX
+#define AX_SRC_EXTERNAL (UINT32_MAX - 1)
+
+/* System message types (between AX_TYPE_SYSTEM and AX_TYPE_IO). */
+#define AX_SYS_SPAWN (AX_TYPE_SYSTEM + 1)     /* blob: ax_spawn_req_t, arena */
+#define AX_SYS_SPAWN_EXT (AX_TYPE_SYSTEM + 2) /* payload.u64[0]: malloc'ed ax_spawn_req_t */
+
+typedef struct ax_spawn_req {
+    ax_behaviour_fn fn;
+    ax_init_fn init;
+    ax_fini_fn fini;
+    uint32_t state_size;
+    uint32_t arg_len;
+    unsigned char arg[AX_SPAWN_ARG_MAX];
+} ax_spawn_req_t;
+
+typedef struct ax_inbox_node {
+    struct ax_inbox_node *_Atomic next;
+    char pad[56];
+    ax_msg_t msg;
+} ax_inbox_node_t;
+
+uint64_t ax__now_ns(void);
+static inline void ax__cpu_relax(void) { __builtin_ia32_pause(); }
+
+/* engine.c */
+void ax__flush(ax_worker_t *w);
+void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t);
+
+/* actor.c */
+void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m, uint32_t src);
+ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err);
+void ax__count_source(ax_worker_t *w, uint32_t src);
+void ax__blob_release(ax_worker_t *w, const ax_msg_t *m);
+void ax__actor_stop(ax_worker_t *w, ax_actor_t *a);
+
+/* Relaxed increment of a counter only its owner writes: a plain add, but
+ * other threads may read it (stats) without a data race. */
+#define AX_STAT_INC(field) \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + 1, \
+                          memory_order_relaxed)
+
+/* The slot for a message to `to`: the local FIFO or the ring to its worker
+ * (fast, inline), else the cold path (overflow, errors). */
+static inline ax_msg_t *ax__msg_slot_fast(ax_worker_t *w, ax_ref_t to, int *err)
+{
+    uint32_t d = ax_ref_worker(to);
+    ax_msg_t *m = NULL;
+    if (__builtin_expect(w->closing, 0))
+        return ax__msg_slot_slow(w, to, err);
+    if (d == w->id) {
+        ax_mq_t *q = &w->local;
+        if (__builtin_expect(q->tail && q->ti < AX_MQ_CHUNK_MSGS, 1)) {
+            q->count++;
+            m = &q->tail->m[q->ti++];
+        }
+    } else if (d < w->nworkers && w->ovf[d].count == 0) {
+        m = ax_ring_reserve(w->out[d]);
+        if (__builtin_expect(m != NULL, 1)) {
+            if (!w->is_dirty[d]) {
+                w->is_dirty[d] = 1;
+                w->dirty[w->ndirty++] = d;
+            }
+            AX_STAT_INC(w->st.msgs_sent_remote);
+        }
+    }
+    if (__builtin_expect(!m, 0))
+        return ax__msg_slot_slow(w, to, err);
+    m->to = to;
+    m->from = w->cur_ref;
+    w->sent++;
+    return m;
+}
+
+/* Run one message: the common case inline, everything unusual (system
+ * messages, embryos, dead letters) in ax__dispatch_slow. */
+static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m, uint32_t src)
+{
+    uint32_t slot = ax__ref_slot(m->to);
+    ax_slot_t *e;
+    ax_actor_t *a;
+    if (__builtin_expect(slot >= w->max_slots || (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO), 0))
+        goto slow;
+    e = &w->table[slot];
+    a = e->actor;
+    if (__builtin_expect(!a || e->gen != ax__ref_gen(m->to) || (a->flags & AX_ACTOR_EMBRYO), 0))
+        goto slow;
+    w->handled++;
+    ax__count_source(w, src);
+    w->cur = a;
+    w->cur_ref = m->to;
+    w->cur_msg = m;
+    w->cur_blob_kept = false;
+    AX_TRACE_DISPATCH_BEGIN(w->id, m->to, m->type);
+    a->fn(w, a->state, m);
+    AX_TRACE_DISPATCH_END(w->id, m->to);
+    if (__builtin_expect((m->flags & AX_MSG_F_BLOB) != 0, 0))
+        ax__blob_release(w, m);
+    w->cur = NULL;
+    w->cur_msg = NULL;
+    if (__builtin_expect((a->flags & AX_ACTOR_STOPPING) != 0, 0))
+        ax__actor_stop(w, a);
+    return;
+slow:
+    ax__dispatch_slow(w, m, src);
+}
+void ax__worker_shutdown(ax_worker_t *w); /* on the worker thread, after its loop */
+void ax__worker_discard(ax_worker_t *w);  /* engine never started: drop queued work */
+int ax__claim_fresh(ax_worker_t *t, uint32_t *slot);
+
+/* inbox.c */
+int ax__inbox_init(ax_worker_t *w);
+void ax__inbox_fini(ax_worker_t *w);
+void ax__inbox_push(ax_worker_t *w, ax_inbox_node_t *n); /* any thread */
+ax_inbox_node_t *ax__inbox_pop(ax_worker_t *w);         /* owner */
+bool ax__inbox_nonempty(ax_worker_t *w);                /* owner */
+ax_inbox_node_t *ax__inbox_node_alloc(void);
+void ax__inbox_node_free(ax_inbox_node_t *n);
+
+/* io_glue.c: the worker's io_uring and timers */
+void ax__io_start(ax_worker_t *w);  /* worker thread: create the ring */
+void ax__io_stop(ax_worker_t *w);   /* worker thread: cancel, reap, destroy */
+uint32_t ax__io_poll(ax_worker_t *w);
+bool ax__io_ready(ax_worker_t *w);  /* completions waiting or timers due */
+uint32_t ax__io_pending(ax_worker_t *w);
+void ax__io_park(ax_worker_t *w, int64_t timeout_ns);
+void ax__io_wake(struct ax_io *from, struct ax_io *target);
+int64_t ax__next_timeout(ax_worker_t *w); /* ns until the next timer, -1: none */
+
+#endif /* AXON_ENGINE_INTERNAL_H */

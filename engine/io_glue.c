@@ -1,0 +1,90 @@
+/* engine/io_glue.c - the worker's io_uring: created on the worker thread,
+ * polled every loop turn, used as the park/wake primitive, torn down at
+ * shutdown.  Completions become messages through ax__io_complete
+ * (engine/io_api.c).
+ *
+ * Threading: every function runs on the owning worker's thread, except
+ * ax__io_wake (any thread; see io/uring.h).
+ * If io_uring cannot be set up (disabled by sysctl, seccomp, memlock), the
+ * worker runs without it: parks on a futex, and the I/O API answers -ENOSYS.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include <liburing.h>
+
+#include "io/uring.h"
+
+void ax__io_start(ax_worker_t *w)
+{
+    const ax_config_t *c = &w->eng->cfg;
+    ax_io_opts_t o = {
+        .entries = c->io_entries,
+        .sqpoll = c->io_sqpoll,
+        .buf_count = c->io_buf_count,
+        .buf_size = c->io_buf_size,
+        .conn_max_bytes = c->io_conn_max_bytes,
+    };
+    w->io_rc = ax_io_create(&o, &w->io);
+    if (w->io_rc < 0) {
+        w->io = NULL;
+        fprintf(stderr, "axon: worker %u: io_uring unavailable (%s): this worker parks on a "
+                        "futex and its I/O calls fail with -ENOSYS\n",
+                w->id, strerror(-w->io_rc));
+    }
+}
+
+void ax__io_stop(ax_worker_t *w)
+{
+    ax_io_destroy(w->io);
+    w->io = NULL;
+}
+
+static void on_cqe(void *arg, uint64_t token, int32_t res, uint32_t flags)
+{
+    ax__io_complete((ax_worker_t *)arg, token, res, flags);
+}
+
+uint32_t ax__io_poll(ax_worker_t *w)
+{
+    int n = ax_io_poll(w->io, on_cqe, w);
+    return n > 0 ? (uint32_t)n : 0;
+}
+
+bool ax__io_ready(ax_worker_t *w)
+{
+    return io_uring_cq_ready(ax_io_ring(w->io)) != 0;
+}
+
+uint32_t ax__io_pending(ax_worker_t *w) { return ax_io_pending(w->io); }
+
+void ax__io_park(ax_worker_t *w, int64_t timeout_ns)
+{
+    /* The wake protocol's state lives in w->parked (engine.c); a wake that
+     * raced ahead of us left it at 2, so do not sleep at all. */
+    if (atomic_load_explicit(&w->parked, memory_order_acquire) != 1)
+        return;
+    ax_io_wait(w->io, timeout_ns, on_cqe, w);
+}
+
+void ax__io_wake(struct ax_io *from, struct ax_io *target)
+{
+    if (ax_io_wake(from, target) < 0 && from)
+        ax_io_wake(NULL, target); /* MSG_RING refused (SQ full): eventfd */
+}
+
+int64_t ax__next_timeout(ax_worker_t *w)
+{
+    (void)w;
+    return -1;
+}
+
+/* TEMPORARY until engine/io_api.c lands: no I/O operation can be issued
+ * without it, so no completion can arrive either. */
+__attribute__((weak)) void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags)
+{
+    fprintf(stderr, "axon: worker %u: completion %llx (res %d, flags %x) with no I/O layer\n",
+            w->id, (unsigned long long)token, res, flags);
+}

@@ -1,0 +1,188 @@
+/* engine/worker.h - the engine's internal structures: engine, worker (which
+ * is the behaviours' ax_ctx_t), actor, actor table; and the internal calls
+ * other engine files (io_api.c) use.
+ *
+ * Threading: a worker's fields are written only by its own thread, except
+ * the ones grouped under "shared" below, whose protocol is in engine.c.
+ * Memory: a worker's actors, queues and blobs come from its arena; the actor
+ * table is its own mapping, bound to the worker's node.
+ */
+#ifndef AXON_ENGINE_WORKER_H
+#define AXON_ENGINE_WORKER_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc/arena.h"
+#include "axon/axon.h"
+#include "engine/mq.h"
+#include "engine/ring.h"
+
+struct ax_io;
+struct ax_timers;
+
+/* ---- references --------------------------------------------------------------
+ * bits 63..48: worker + 1 (so 0 is never a valid ref), 47..24: generation,
+ * 23..0: slot.  16 M slots per worker, 16 M generations per slot. */
+#define AX_REF_SLOT_BITS 24u
+#define AX_REF_GEN_MASK 0xFFFFFFu
+#define AX_MAX_SLOTS (1u << AX_REF_SLOT_BITS)
+#define AX_MAX_WORKERS 4096u
+
+static inline ax_ref_t ax__ref_make(uint32_t worker, uint32_t gen, uint32_t slot)
+{
+    return ((uint64_t)(worker + 1) << 48) | ((uint64_t)(gen & AX_REF_GEN_MASK) << 24) | slot;
+}
+static inline uint32_t ax__ref_slot(ax_ref_t r) { return (uint32_t)(r & (AX_MAX_SLOTS - 1)); }
+static inline uint32_t ax__ref_gen(ax_ref_t r) { return (uint32_t)(r >> 24) & AX_REF_GEN_MASK; }
+
+/* ---- actors -------------------------------------------------------------------- */
+enum {
+    AX_ACTOR_STOPPING = 1u << 0, /* ax_stop_self called: stop after this message */
+    AX_ACTOR_LARGE = 1u << 1,    /* block from ax_large_alloc, not the arena */
+    AX_ACTOR_EMBRYO = 1u << 2,   /* remote spawn not arrived yet: messages wait */
+};
+
+typedef struct ax_actor {
+    ax_behaviour_fn fn;
+    ax_fini_fn fini;
+    uint32_t slot;
+    uint32_t flags;
+    uint32_t state_size;
+    uint32_t pad_;
+    alignas(16) unsigned char state[];
+} ax_actor_t;
+_Static_assert(sizeof(ax_actor_t) == 32, "actor header is half a cache line");
+
+/* An embryo (placeholder for a remotely spawned actor whose spawn request
+ * has not arrived) keeps the early messages in this queue. */
+typedef struct ax_embryo {
+    ax_actor_t hdr;
+    ax_mq_t early;
+} ax_embryo_t;
+
+typedef struct ax_slot {
+    ax_actor_t *actor; /* NULL: free or reserved for a remote spawn */
+    uint32_t gen;      /* generation of the current (or next) occupant */
+    uint32_t next_free;
+} ax_slot_t;
+
+/* ---- the worker (= ax_ctx_t) ------------------------------------------------------ */
+typedef struct ax_ctx ax_worker_t;
+
+struct ax_ctx {
+    /* ---- owner-only hot fields ---- */
+    ax_engine_t *eng;
+    uint32_t id;
+    uint32_t nworkers;
+    ax_arena_t *arena;
+    ax_slot_t *table;
+    ax_actor_t *cur;      /* running actor, NULL outside a behaviour */
+    ax_ref_t cur_ref;
+    const ax_msg_t *cur_msg;
+    bool cur_blob_kept;
+    bool closing;         /* shutdown phase: sends fail with -ESHUTDOWN */
+    ax_mq_t local;        /* same-worker FIFO */
+    ax_ring_t **out;      /* out[d]: ring self -> d (NULL for d == self) */
+    ax_ring_t **in;       /* in[s]: ring s -> self */
+    ax_mq_t *ovf;         /* ovf[d]: ordered overflow behind out[d] */
+    uint32_t *dirty;      /* destinations with unpublished slots */
+    uint32_t ndirty;
+    uint8_t *is_dirty;
+    uint32_t *ovf_list;   /* destinations with a non-empty overflow */
+    uint32_t novf;
+    uint64_t *pending;    /* inbound rings left non-empty after a batch */
+    uint32_t nwords;      /* words in pending / bell */
+    uint32_t batch;
+    uint32_t turn;
+    bool use_bell;
+    uint32_t free_head;   /* owner free list of slots (index + 1; 0 = empty) */
+    uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
+    uint32_t next_node_rr;
+    uint32_t max_slots;   /* table entries */
+    size_t table_len;     /* bytes mapped for the table */
+    int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
+    struct ax_io *io;
+    struct ax_timers *timers;
+
+    /* statistics, owner-written, read by anyone (relaxed) */
+    struct {
+        _Atomic uint64_t msgs_local, msgs_remote, msgs_external, msgs_sent_remote, ring_full,
+            overflow_hwm, dead_letters, dropped_at_stop, spawned, stopped, parks, wakes_sent,
+            idle_ns, parked_ns, spawn_failed, arena_used, arena_failed;
+        _Atomic uint64_t *from; /* nworkers entries */
+    } st;
+    uint64_t sent;    /* messages this worker enqueued (any destination) */
+    uint64_t handled; /* messages this worker consumed (dispatched or dead) */
+
+    /* ---- shared: written by other threads ---- */
+    /* Doorbell: bit s set by worker s when it published to ring s->self. */
+    alignas(64) _Atomic uint64_t *bell;
+    /* Park state: 0 running, 1 parked, 2 wake sent.  See engine.c F1/F2. */
+    alignas(64) _Atomic uint32_t parked;
+    /* Claimed by remote spawners for fresh slots (fetch_add). */
+    alignas(64) _Atomic uint32_t fresh;
+    /* External inbox (MPSC, Vyukov): producers xchg tail. */
+    alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
+    alignas(64) struct ax_inbox_node *inbox_head; /* consumer only */
+    struct ax_inbox_node *inbox_stub;
+    /* Published counters for quiescence detection (release at park). */
+    alignas(64) _Atomic uint64_t pub_sent, pub_handled;
+    _Atomic uint32_t pub_io_pending;
+
+    pthread_t thread;
+    int bind_rc;
+    char bind_err[160];
+};
+
+/* ---- engine ---------------------------------------------------------------------- */
+struct ax_engine {
+    ax_config_t cfg;
+    ax_plan_t *plan;
+    ax_topo_t *topo;
+    uint32_t n;
+    ax_worker_t **w;
+    ax_arena_group_t *arenas;
+    void *ring_mem;       /* one mapping per receiver; see engine.c */
+    size_t ring_mem_len;
+    ax_dead_letter_fn dl_fn;
+    void *dl_user;
+    bool started, joined, barriers, use_bell;
+    int64_t spin_ns;
+    pthread_barrier_t start_barrier; /* creator + workers: pinning checked */
+    pthread_barrier_t stop_barrier;  /* workers: shutdown phases */
+    _Atomic uint32_t start_ok;
+    _Atomic uint32_t spawn_rr;
+
+    alignas(64) _Atomic uint32_t stopping;       /* workers leave their loops */
+    _Atomic uint32_t stop_when_idle;
+    _Atomic uint32_t ext_closed;                 /* external sends refused */
+    alignas(64) _Atomic uint64_t ext_inflight;   /* external sends in progress */
+    _Atomic uint64_t ext_sent;
+    alignas(64) _Atomic uint32_t idle_workers;   /* parked workers */
+    _Atomic uint64_t activity;                   /* bumped on every unpark */
+};
+
+/* ---- internal calls ---------------------------------------------------------------- */
+
+/* A slot to fill for a message to `to`, from the worker's own thread; NULL
+ * with *err set (-EINVAL bad ref, -ENOMEM, -ESHUTDOWN).  Fills to/from. */
+ax_msg_t *ax__msg_slot(ax_worker_t *w, ax_ref_t to, int *err);
+
+/* Enqueue a message for a local actor from the worker's own thread (I/O
+ * completions, timers).  0 or -ENOMEM. */
+int ax__post_local(ax_worker_t *w, const ax_msg_t *m);
+
+/* The worker's io ring (NULL if io_uring could not be set up). */
+static inline struct ax_io *ax__worker_io(ax_worker_t *w) { return w->io; }
+
+/* Implemented by engine/io_api.c: turn a completion into a message. */
+void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags);
+
+/* Free a blob owned by this worker's thread (any arena, or large). */
+void ax__blob_free(ax_worker_t *w, void *blob);
+
+#endif /* AXON_ENGINE_WORKER_H */
