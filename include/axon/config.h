@@ -97,9 +97,10 @@ AX_API int ax_config_load_file(ax_config_t *cfg, const char *path, ax_config_err
 AX_API int ax_config_load_string(ax_config_t *cfg, const char *text, size_t len,
                                  const char *name, ax_config_error_t *err);
 
-/* Apply AXON_<SECTION>_<KEY> environment overrides (e.g. AXON_WORKERS_COUNT
- * is not a key; AXON_RING_SLOTS is: the key name upper-cased, dots to '_').
- * envp NULL means the process environment.  Same error contract. */
+/* Apply AXON_<SECTION>_<KEY> environment overrides: the file key upper-cased,
+ * dot to '_' (workers.count is AXON_WORKERS_COUNT, scheduler.ring_slots is
+ * AXON_SCHEDULER_RING_SLOTS).  Any other AXON_* variable is an error naming
+ * it.  envp NULL means the process environment.  Same error contract. */
 AX_API int ax_config_apply_env(ax_config_t *cfg, char *const *envp, ax_config_error_t *err);
 
 /* Check ranges and combinations (power-of-two ring, ...).  0 or -EINVAL. */
