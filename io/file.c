@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <liburing.h>
 
-int ax_file_read(ax_io_t *io, int fd, void *buf, uint32_t len, uint64_t off, uint64_t token)
+int ax_io_file_read(ax_io_t *io, int fd, void *buf, uint32_t len, uint64_t off, uint64_t token)
 {
     if (fd < 0 || (!buf && len))
         return -EINVAL;
@@ -21,7 +21,7 @@ int ax_file_read(ax_io_t *io, int fd, void *buf, uint32_t len, uint64_t off, uin
     return 0;
 }
 
-int ax_file_write(ax_io_t *io, int fd, const void *buf, uint32_t len, uint64_t off, uint64_t token)
+int ax_io_file_write(ax_io_t *io, int fd, const void *buf, uint32_t len, uint64_t off, uint64_t token)
 {
     if (fd < 0 || (!buf && len))
         return -EINVAL;
@@ -33,7 +33,7 @@ int ax_file_write(ax_io_t *io, int fd, const void *buf, uint32_t len, uint64_t o
     return 0;
 }
 
-int ax_file_sync(ax_io_t *io, int fd, uint64_t token)
+int ax_io_file_sync(ax_io_t *io, int fd, uint64_t token)
 {
     if (fd < 0)
         return -EINVAL;

@@ -14,9 +14,9 @@
 #include "io/uring.h"
 
 /* 0, -EBUSY (SQ full even after a submit) or -EINVAL. */
-int ax_file_read(ax_io_t *io, int fd, void *buf, uint32_t len, uint64_t off, uint64_t token);
-int ax_file_write(ax_io_t *io, int fd, const void *buf, uint32_t len, uint64_t off, uint64_t token);
+int ax_io_file_read(ax_io_t *io, int fd, void *buf, uint32_t len, uint64_t off, uint64_t token);
+int ax_io_file_write(ax_io_t *io, int fd, const void *buf, uint32_t len, uint64_t off, uint64_t token);
 /* fdatasync through the ring: res 0 or -errno. */
-int ax_file_sync(ax_io_t *io, int fd, uint64_t token);
+int ax_io_file_sync(ax_io_t *io, int fd, uint64_t token);
 
 #endif /* AXON_IO_FILE_H */

@@ -11,7 +11,7 @@
  * provided-buffer ring).  A buffer handed to the consumer is charged to its
  * connection until released; when the ring runs dry the kernel ends the
  * multishot with -ENOBUFS and we park the connection on a "starved" list
- * that ax_tcp_buf_release drains as buffers come back.
+ * that ax_io_tcp_buf_release drains as buffers come back.
  */
 #include "io/io_internal.h"
 
@@ -105,7 +105,7 @@ static void conn_free(ax_io_t *io, uint32_t s)
     io->conns_used--;
 }
 
-uint32_t ax_tcp_count(const ax_io_t *io) { return io->conns_used; }
+uint32_t ax_io_tcp_count(const ax_io_t *io) { return io->conns_used; }
 
 /* An op record bound to conn slot s; AXIO_NONE on -ENOMEM. */
 static uint32_t op_new(ax_io_t *io, uint32_t s, uint32_t kind, uint64_t token)
@@ -127,7 +127,7 @@ static void op_done(ax_io_t *io, uint32_t op)
 }
 
 /* Every op of a closing conn is gone: close the fd, free the slot and
- * report through a NOP carrying the close token (ax_tcp_close has no
+ * report through a NOP carrying the close token (ax_io_tcp_close has no
  * callback in hand, the completion path does). */
 static void maybe_finalize(ax_io_t *io, uint32_t s)
 {
@@ -188,7 +188,7 @@ static void start_close(ax_io_t *io, uint32_t s)
     maybe_finalize(io, s);
 }
 
-int ax_tcp_close(ax_io_t *io, uint32_t id, uint64_t token)
+int ax_io_tcp_close(ax_io_t *io, uint32_t id, uint64_t token)
 {
     uint32_t s;
     struct ax_conn *c = conn_get(io, id, &s);
@@ -197,11 +197,11 @@ int ax_tcp_close(ax_io_t *io, uint32_t id, uint64_t token)
     if (c->closing) {
         if (c->close_notify)
             return -EALREADY;
-        c->close_notify = true; /* closed by us (limit); report it too */
+        c->close_notify = token != 0; /* closed by us (limit); report it too */
         c->close_token = token;
         return 0;
     }
-    c->close_notify = true;
+    c->close_notify = token != 0; /* 0: the caller wants no completion */
     c->close_token = token;
     start_close(io, s);
     return 0;
@@ -261,7 +261,7 @@ int ax_sockaddr_parse(const char *addr, uint16_t port, struct sockaddr_storage *
     return -EINVAL;
 }
 
-int ax_tcp_local_port(ax_io_t *io, uint32_t id)
+int ax_io_tcp_local_port(ax_io_t *io, uint32_t id)
 {
     uint32_t s;
     struct ax_conn *c = conn_get(io, id, &s);
@@ -295,7 +295,7 @@ static int arm_accept(ax_io_t *io, uint32_t s)
     return 0;
 }
 
-int ax_tcp_listen(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, int backlog,
+int ax_io_tcp_listen(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, int backlog,
                   uint64_t token, uint32_t *out_id)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -367,7 +367,7 @@ static void on_accept(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
 
 /* ---- connect ------------------------------------------------------------------- */
 
-int ax_tcp_connect(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, uint64_t token)
+int ax_io_tcp_connect(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, uint64_t token)
 {
     if (salen > sizeof(struct sockaddr_storage))
         return -EINVAL;
@@ -436,7 +436,7 @@ static int arm_recv(ax_io_t *io, uint32_t s)
     return 0;
 }
 
-int ax_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token)
+int ax_io_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token)
 {
     uint32_t s;
     struct ax_conn *c = conn_get(io, conn, &s);
@@ -453,15 +453,15 @@ int ax_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token)
     return rc;
 }
 
-const void *ax_tcp_buf(const ax_io_t *io, uint32_t bid)
+const void *ax_io_tcp_buf(const ax_io_t *io, uint32_t bid)
 {
     return bid < io->buf_count ? io->bufs + (size_t)bid * io->buf_size : NULL;
 }
 
-void ax_tcp_buf_release(ax_io_t *io, uint32_t bid)
+void ax_io_tcp_buf_release(ax_io_t *io, uint32_t bid)
 {
     if (bid >= io->buf_count || io->buf_owner[bid] == AXIO_BUF_IN_RING) {
-        ax__io_logf(io, "ax_tcp_buf_release(%u): not a buffer held by a consumer (double "
+        ax__io_logf(io, "ax_io_tcp_buf_release(%u): not a buffer held by a consumer (double "
                     "release?); ignored", bid);
         return;
     }
@@ -504,7 +504,7 @@ static void on_recv(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
             io->buf_owner[bid] = conn_id(io, s);
             c->held += io->buf_size;
             if (c->held > io->conn_max_bytes) {
-                ax_tcp_buf_release(io, bid);
+                ax_io_tcp_buf_release(io, bid);
                 force_close(io, s, "the consumer holds its receive buffers");
             } else {
                 fn(arg, token, res, AX_IO_F_BUFFER | AX_IO_F_MORE | (bid << 16));
@@ -556,7 +556,7 @@ static int submit_send(ax_io_t *io, uint32_t op)
     return 0;
 }
 
-int ax_tcp_send(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len, uint64_t token)
+int ax_io_tcp_send(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len, uint64_t token)
 {
     uint32_t s;
     struct ax_conn *c = conn_get(io, conn, &s);
@@ -631,7 +631,7 @@ static void on_send(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
 
 /* ---- shutdown ------------------------------------------------------------------ */
 
-int ax_tcp_shutdown(ax_io_t *io, uint32_t conn, int how, uint64_t token)
+int ax_io_tcp_shutdown(ax_io_t *io, uint32_t conn, int how, uint64_t token)
 {
     uint32_t s;
     struct ax_conn *c = conn_get(io, conn, &s);

@@ -13,7 +13,7 @@
  *   connect   res = the new connection id, or -errno (no connection left).
  *   recv      res > 0: bytes in provided buffer AX_IO_BUF_ID(flags), flags
  *             AX_IO_F_BUFFER|AX_IO_F_MORE; the consumer owns that buffer
- *             until ax_tcp_buf_release.  res = 0: the peer closed its side.
+ *             until ax_io_tcp_buf_release.  res = 0: the peer closed its side.
  *             res < 0: error, -ECANCELED after close, -ENOBUFS when the
  *             connection exceeded conn_max_bytes (it is being closed).
  *             Both end the stream (no AX_IO_F_MORE).
@@ -26,7 +26,7 @@
  * Memory: the caller's send buffer must stay valid until its completion.
  * Connection ids are (generation << 20 | slot): positive int32, so they fit
  * in res; a stale id is refused with -EBADF, never followed.  The io owns
- * every fd it opened and closes it at ax_tcp_close or ax_io_destroy.
+ * every fd it opened and closes it at ax_io_tcp_close or ax_io_destroy.
  */
 #ifndef AXON_IO_TCP_H
 #define AXON_IO_TCP_H
@@ -46,28 +46,29 @@ int ax_sockaddr_parse(const char *addr, uint16_t port, struct sockaddr_storage *
 
 /* Listen (SO_REUSEADDR|SO_REUSEPORT, so one listener per worker on the same
  * port spreads accepts) and arm a multishot accept.  *out_id names the
- * listener for ax_tcp_close and ax_tcp_local_port.  0 or -errno. */
-int ax_tcp_listen(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, int backlog,
+ * listener for ax_io_tcp_close and ax_io_tcp_local_port.  0 or -errno. */
+int ax_io_tcp_listen(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, int backlog,
                   uint64_t token, uint32_t *out_id);
 /* The bound port of a listener or connection (useful after port 0), or -errno. */
-int ax_tcp_local_port(ax_io_t *io, uint32_t id);
+int ax_io_tcp_local_port(ax_io_t *io, uint32_t id);
 
-int ax_tcp_connect(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, uint64_t token);
+int ax_io_tcp_connect(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, uint64_t token);
 /* Start delivering received bytes (once per connection).  0, -EBADF,
  * -EALREADY, -ENOMEM. */
-int ax_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token);
+int ax_io_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token);
 /* Provided buffer `bid` (from a recv completion) and its return to the ring. */
-const void *ax_tcp_buf(const ax_io_t *io, uint32_t bid);
-void ax_tcp_buf_release(ax_io_t *io, uint32_t bid);
+const void *ax_io_tcp_buf(const ax_io_t *io, uint32_t bid);
+void ax_io_tcp_buf_release(ax_io_t *io, uint32_t bid);
 /* Queue a send.  0, -EBADF, -EPIPE (closing), -ENOMEM, or -ENOBUFS: the
  * bytes held for this connection would exceed conn_max_bytes; the
  * connection is being closed (logged) and nothing was queued. */
-int ax_tcp_send(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len, uint64_t token);
+int ax_io_tcp_send(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len, uint64_t token);
 /* how: SHUT_RD, SHUT_WR, SHUT_RDWR. */
-int ax_tcp_shutdown(ax_io_t *io, uint32_t conn, int how, uint64_t token);
-/* Close a connection or listener: cancels its pending ops.  0, -EBADF, -EALREADY. */
-int ax_tcp_close(ax_io_t *io, uint32_t id, uint64_t token);
+int ax_io_tcp_shutdown(ax_io_t *io, uint32_t conn, int how, uint64_t token);
+/* Close a connection or listener: cancels its pending ops.  token 0: no
+ * close completion.  0, -EBADF, -EALREADY. */
+int ax_io_tcp_close(ax_io_t *io, uint32_t id, uint64_t token);
 /* Listeners and connections open (closing ones included). */
-uint32_t ax_tcp_count(const ax_io_t *io);
+uint32_t ax_io_tcp_count(const ax_io_t *io);
 
 #endif /* AXON_IO_TCP_H */

@@ -201,12 +201,16 @@ static slot_t *lookup(ax_timers_t *t, uint64_t id, uint32_t *slot)
     return s;
 }
 
-int ax_timers_cancel(ax_timers_t *t, uint64_t id)
+int ax_timers_cancel(ax_timers_t *t, uint64_t id) { return ax_timers_cancel_token(t, id, NULL); }
+
+int ax_timers_cancel_token(ax_timers_t *t, uint64_t id, uint64_t *token)
 {
     uint32_t slot;
     slot_t *s = lookup(t, id, &slot);
     if (!s)
         return -ENOENT;
+    if (token)
+        *token = s->token;
     heap_remove(t, s->pos);
     slot_release(t, slot);
     return 0;

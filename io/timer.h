@@ -52,6 +52,8 @@ int ax_timers_add(ax_timers_t *t, uint64_t deadline_ns, uint64_t period_ns, uint
                   uint64_t *out_id);
 /* 0, or -ENOENT (already fired one-shot, cancelled, or never existed). */
 int ax_timers_cancel(ax_timers_t *t, uint64_t id);
+/* Same, and hands back the cancelled timer's token (to free what it names). */
+int ax_timers_cancel_token(ax_timers_t *t, uint64_t id, uint64_t *token);
 
 /* Earliest deadline, AX_TIMERS_NO_DEADLINE when none.  O(1). */
 uint64_t ax_timers_next_deadline_ns(const ax_timers_t *t);

@@ -318,23 +318,23 @@ static void file_write_then_read_at_offsets(void **state)
     static char w1[4096], w2[100], rb[8192];
     memset(w1, 'a', sizeof w1);
     memset(w2, 'b', sizeof w2);
-    assert_int_equal(ax_file_write(io, fd, w1, sizeof w1, 0, 1), 0);
-    assert_int_equal(ax_file_write(io, fd, w2, sizeof w2, 5000, 2), 0);
+    assert_int_equal(ax_io_file_write(io, fd, w1, sizeof w1, 0, 1), 0);
+    assert_int_equal(ax_io_file_write(io, fd, w2, sizeof w2, 5000, 2), 0);
     int i1 = drive_until(io, r, 1, 0), i2 = drive_until(io, r, 2, 0);
     assert_true(i1 >= 0 && i2 >= 0);
     assert_int_equal(r->ev[i1].res, 4096);
     assert_int_equal(r->ev[i2].res, 100);
-    assert_int_equal(ax_file_sync(io, fd, 3), 0);
+    assert_int_equal(ax_io_file_sync(io, fd, 3), 0);
     assert_true(drive_until(io, r, 3, 0) >= 0);
-    assert_int_equal(ax_file_read(io, fd, rb, sizeof rb, 0, 4), 0);
+    assert_int_equal(ax_io_file_read(io, fd, rb, sizeof rb, 0, 4), 0);
     int i4 = drive_until(io, r, 4, 0);
     assert_int_equal(r->ev[i4].res, 5100); /* short read at end of file */
     assert_memory_equal(rb, w1, 4096);
     for (int k = 4096; k < 5000; k++)
         assert_int_equal(rb[k], 0); /* the hole reads as zeros */
     assert_memory_equal(rb + 5000, w2, 100);
-    assert_int_equal(ax_file_read(io, -1, rb, 1, 0, 5), -EINVAL);
-    assert_int_equal(ax_file_read(io, 12345, rb, 1, 0, 6), 0);
+    assert_int_equal(ax_io_file_read(io, -1, rb, 1, 0, 5), -EINVAL);
+    assert_int_equal(ax_io_file_read(io, 12345, rb, 1, 0, 6), 0);
     int i6 = drive_until(io, r, 6, 0);
     assert_int_equal(r->ev[i6].res, -EBADF); /* kernel errors arrive as -errno */
     close(fd);
@@ -364,12 +364,12 @@ static void tcp_cb(void *arg, uint64_t token, int32_t res, uint32_t flags)
         uint32_t bid = AX_IO_BUF_ID(flags);
         assert_true(flags & AX_IO_F_BUFFER);
         if (t->got_len + (size_t)res <= sizeof t->got)
-            memcpy(t->got + t->got_len, ax_tcp_buf(t->io, bid), (size_t)res);
+            memcpy(t->got + t->got_len, ax_io_tcp_buf(t->io, bid), (size_t)res);
         t->got_len += (size_t)res;
         if (t->keep && t->nkept < 64)
             t->kept[t->nkept++] = bid;
         else
-            ax_tcp_buf_release(t->io, bid);
+            ax_io_tcp_buf_release(t->io, bid);
         return;
     }
     if (token == T_RECV_S && res == 0)
@@ -403,26 +403,26 @@ static void loopback_echo(const char *addr)
     socklen_t sl;
     assert_int_equal(ax_sockaddr_parse(addr, 0, &ss, &sl), 0);
     uint32_t lid;
-    assert_int_equal(ax_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
-    int port = ax_tcp_local_port(t->io, lid);
+    assert_int_equal(ax_io_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
+    int port = ax_io_tcp_local_port(t->io, lid);
     assert_true(port > 0);
     assert_int_equal(ax_sockaddr_parse(addr, (uint16_t)port, &ss, &sl), 0);
-    assert_int_equal(ax_tcp_connect(t->io, (struct sockaddr *)&ss, sl, T_CONNECT), 0);
+    assert_int_equal(ax_io_tcp_connect(t->io, (struct sockaddr *)&ss, sl, T_CONNECT), 0);
     tcp_drive(t, have_connect_and_accept);
     int ic = find(&t->rec, T_CONNECT, 0), ia = find(&t->rec, T_LISTEN, 0);
     assert_true(ic >= 0 && ia >= 0);
     uint32_t client = (uint32_t)t->rec.ev[ic].res, server = (uint32_t)t->rec.ev[ia].res;
     assert_true(t->rec.ev[ia].flags & AX_IO_F_MORE);
-    assert_int_equal(ax_tcp_count(t->io), 3);
-    assert_int_equal(ax_tcp_recv_start(t->io, server, T_RECV_S), 0);
-    assert_int_equal(ax_tcp_recv_start(t->io, server, T_RECV_S), -EALREADY);
+    assert_int_equal(ax_io_tcp_count(t->io), 3);
+    assert_int_equal(ax_io_tcp_recv_start(t->io, server, T_RECV_S), 0);
+    assert_int_equal(ax_io_tcp_recv_start(t->io, server, T_RECV_S), -EALREADY);
 
     /* 40 sends of 1000 B go out in order and arrive intact */
     static char out[40000];
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = (char)(i * 7 + i / 1000);
     for (int k = 0; k < 40; k++)
-        assert_int_equal(ax_tcp_send(t->io, client, out + k * 1000, 1000, T_SEND), 0);
+        assert_int_equal(ax_io_tcp_send(t->io, client, out + k * 1000, 1000, T_SEND), 0);
     want_len = sizeof out;
     tcp_drive(t, have_want_len);
     assert_int_equal(t->got_len, sizeof out);
@@ -436,17 +436,17 @@ static void loopback_echo(const char *addr)
     assert_int_equal(sends, 40);
 
     /* half-close from the client: the server sees EOF */
-    assert_int_equal(ax_tcp_shutdown(t->io, client, SHUT_WR, T_SHUT), 0);
+    assert_int_equal(ax_io_tcp_shutdown(t->io, client, SHUT_WR, T_SHUT), 0);
     tcp_drive(t, have_eof_and_shut);
     assert_int_equal(t->eof, 1);
     assert_int_equal(t->rec.ev[find(&t->rec, T_SHUT, 0)].res, 0);
 
-    assert_int_equal(ax_tcp_close(t->io, client, T_CLOSE), 0);
-    int again = ax_tcp_close(t->io, client, T_CLOSE); /* refused: closing or gone */
+    assert_int_equal(ax_io_tcp_close(t->io, client, T_CLOSE), 0);
+    int again = ax_io_tcp_close(t->io, client, T_CLOSE); /* refused: closing or gone */
     assert_true(again == -EALREADY || again == -EBADF);
     tcp_drive(t, have_close);
-    assert_int_equal(ax_tcp_send(t->io, client, out, 1, T_SEND), -EBADF);
-    assert_int_equal(ax_tcp_count(t->io), 2);
+    assert_int_equal(ax_io_tcp_send(t->io, client, out, 1, T_SEND), -EBADF);
+    assert_int_equal(ax_io_tcp_count(t->io), 2);
     /* destroy closes the listener and the server side */
     ax_io_destroy(t->io);
     assert_int_equal(count_fds(), before);
@@ -478,11 +478,11 @@ static void connect_to_closed_port_reports_refused(void **state)
     bind(s, (struct sockaddr *)&a, sizeof a);
     getsockname(s, (struct sockaddr *)&a, &al);
     close(s);
-    assert_int_equal(ax_tcp_connect(t->io, (struct sockaddr *)&a, sizeof a, T_CONNECT), 0);
+    assert_int_equal(ax_io_tcp_connect(t->io, (struct sockaddr *)&a, sizeof a, T_CONNECT), 0);
     int i = drive_until(t->io, &t->rec, T_CONNECT, 0);
     assert_true(i >= 0);
     assert_int_equal(t->rec.ev[i].res, -ECONNREFUSED);
-    assert_int_equal(ax_tcp_count(t->io), 0);
+    assert_int_equal(ax_io_tcp_count(t->io), 0);
     ax_io_destroy(t->io);
     assert_int_equal(count_fds(), before);
     free(t);
@@ -502,14 +502,14 @@ static void exhausted_buffer_ring_rearms_when_buffers_return(void **state)
     socklen_t sl;
     assert_int_equal(ax_sockaddr_parse("127.0.0.1", 0, &ss, &sl), 0);
     uint32_t lid;
-    assert_int_equal(ax_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
+    assert_int_equal(ax_io_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
     sv[1] = socket(AF_INET, SOCK_STREAM, 0);
-    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ax_tcp_local_port(t->io, lid));
+    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ax_io_tcp_local_port(t->io, lid));
     assert_int_equal(connect(sv[1], (struct sockaddr *)&ss, sl), 0);
     int ia = drive_until(t->io, &t->rec, T_LISTEN, 0);
     uint32_t server = (uint32_t)t->rec.ev[ia].res;
     t->keep = true;
-    assert_int_equal(ax_tcp_recv_start(t->io, server, T_RECV_S), 0);
+    assert_int_equal(ax_io_tcp_recv_start(t->io, server, T_RECV_S), 0);
     static char out[1000];
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = (char)(i % 251);
@@ -524,7 +524,7 @@ static void exhausted_buffer_ring_rearms_when_buffers_return(void **state)
     assert_true(st.enobufs >= 1);
     t->keep = false;
     for (int i = 0; i < t->nkept; i++)
-        ax_tcp_buf_release(t->io, t->kept[i]);
+        ax_io_tcp_buf_release(t->io, t->kept[i]);
     t->nkept = 0;
     want_len = sizeof out;
     tcp_drive(t, have_want_len);
@@ -554,14 +554,14 @@ static void connection_over_its_memory_bound_is_closed_with_a_reason(void **stat
     socklen_t sl;
     assert_int_equal(ax_sockaddr_parse("127.0.0.1", 0, &ss, &sl), 0);
     uint32_t lid;
-    assert_int_equal(ax_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
+    assert_int_equal(ax_io_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
     int c = socket(AF_INET, SOCK_STREAM, 0);
-    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ax_tcp_local_port(t->io, lid));
+    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ax_io_tcp_local_port(t->io, lid));
     assert_int_equal(connect(c, (struct sockaddr *)&ss, sl), 0);
     int ia = drive_until(t->io, &t->rec, T_LISTEN, 0);
     uint32_t server = (uint32_t)t->rec.ev[ia].res;
     t->keep = true; /* a consumer that never lets go */
-    assert_int_equal(ax_tcp_recv_start(t->io, server, T_RECV_S), 0);
+    assert_int_equal(ax_io_tcp_recv_start(t->io, server, T_RECV_S), 0);
     static char out[4096];
     memset(out, 'x', sizeof out);
     assert_int_equal(write(c, out, sizeof out), (ssize_t)sizeof out);
@@ -579,7 +579,7 @@ static void connection_over_its_memory_bound_is_closed_with_a_reason(void **stat
     assert_true(n == 0 || errno == ECONNRESET);
     t->keep = false;
     for (int i = 0; i < t->nkept; i++)
-        ax_tcp_buf_release(t->io, t->kept[i]); /* late release of a dead conn's buffers */
+        ax_io_tcp_buf_release(t->io, t->kept[i]); /* late release of a dead conn's buffers */
     /* and a send past the bound is refused on a fresh connection */
     close(c);
     ax_io_destroy(t->io);
@@ -597,8 +597,8 @@ static void destroy_cancels_pending_ops_without_leaking(void **state)
     socklen_t sl;
     assert_int_equal(ax_sockaddr_parse("127.0.0.1", 0, &ss, &sl), 0);
     uint32_t lid;
-    assert_int_equal(ax_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
-    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ax_tcp_local_port(t->io, lid));
+    assert_int_equal(ax_io_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
+    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ax_io_tcp_local_port(t->io, lid));
     int cl[8];
     for (int i = 0; i < 8; i++) {
         cl[i] = socket(AF_INET, SOCK_STREAM, 0);
@@ -609,13 +609,13 @@ static void destroy_cancels_pending_ops_without_leaking(void **state)
         int ia = drive_until(t->io, &t->rec, T_LISTEN, from);
         assert_true(ia >= 0);
         from = ia + 1;
-        assert_int_equal(ax_tcp_recv_start(t->io, (uint32_t)t->rec.ev[ia].res, T_RECV_S), 0);
+        assert_int_equal(ax_io_tcp_recv_start(t->io, (uint32_t)t->rec.ev[ia].res, T_RECV_S), 0);
     }
     /* a pending file read on a pipe that never gets data */
     int p[2];
     assert_int_equal(pipe(p), 0);
     static char pb[16];
-    assert_int_equal(ax_file_read(t->io, p[0], pb, sizeof pb, 0, 77), 0);
+    assert_int_equal(ax_io_file_read(t->io, p[0], pb, sizeof pb, 0, 77), 0);
     ax_io_poll(t->io, tcp_cb, t);
     assert_true(ax_io_pending(t->io) >= 10);
     ax_io_destroy(t->io);
