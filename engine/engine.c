@@ -254,8 +254,7 @@ static uint32_t run_turn(ax_worker_t *w)
     n = drain_local(w);
     n += drain_rings(w);
     n += drain_inbox(w);
-    if (w->io)
-        n += ax__io_poll(w);
+    n += ax__io_poll(w); /* io completions and due timers become local messages */
     if (w->novf)
         drain_overflow(w);
     ax__flush(w);
@@ -271,7 +270,7 @@ static bool has_work(ax_worker_t *w)
     for (uint32_t s = 0; s < w->nworkers; s++)
         if (s != w->id && ax_ring_c_nonempty(w->in[s]))
             return true;
-    return w->io && ax__io_ready(w);
+    return ax__io_ready(w);
 }
 
 static void publish_counters(ax_worker_t *w)
@@ -279,7 +278,7 @@ static void publish_counters(ax_worker_t *w)
     /* Release: pairs with the acquire loads in try_quiesce(). */
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
-    atomic_store_explicit(&w->pub_io_pending, w->io ? ax__io_pending(w) : 0, memory_order_release);
+    atomic_store_explicit(&w->pub_io_pending, ax__io_pending(w), memory_order_release);
     ax_arena_stats_t as;
     ax_arena_get_stats(w->arena, &as);
     atomic_store_explicit(&w->st.arena_used, as.used_bytes, memory_order_relaxed);

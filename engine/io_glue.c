@@ -15,10 +15,24 @@
 #include "engine/engine_internal.h"
 #include <liburing.h>
 
+#include "io/timer.h"
 #include "io/uring.h"
+
+static void *timer_alloc(void *ctx, size_t size) { return ax_arena_alloc(ctx, size); }
+static void timer_free(void *ctx, void *p, size_t size)
+{
+    (void)size;
+    ax_arena_free(ctx, p);
+}
 
 void ax__io_start(ax_worker_t *w)
 {
+    ax_timers_alloc_t ta = {.alloc = timer_alloc, .free = timer_free, .ctx = w->arena};
+    int rc = ax_timers_create(&ta, &w->timers);
+    if (rc < 0) {
+        w->timers = NULL;
+        fprintf(stderr, "axon: worker %u: cannot create its timers: %s\n", w->id, strerror(-rc));
+    }
     const ax_config_t *c = &w->eng->cfg;
     ax_io_opts_t o = {
         .entries = c->io_entries,
@@ -40,6 +54,27 @@ void ax__io_stop(ax_worker_t *w)
 {
     ax_io_destroy(w->io);
     w->io = NULL;
+    ax_timers_destroy(w->timers);
+    w->timers = NULL;
+}
+
+static void on_timer(void *user, uint64_t id, uint64_t token)
+{
+    ax__timer_fire((ax_worker_t *)user, id, token);
+}
+
+/* Fire due timers.  With timers present the clock is read every 8th turn
+ * (and always when `force`): a turn is far shorter than a millisecond. */
+static uint32_t expire_timers(ax_worker_t *w, bool force)
+{
+    if (!w->timers || !ax_timers_count(w->timers))
+        return 0;
+    if (!force && (w->turn & 7))
+        return 0;
+    uint64_t now = ax__now_ns();
+    if (ax_timers_next_deadline_ns(w->timers) > now)
+        return 0;
+    return ax_timers_expire(w->timers, now, on_timer, w);
 }
 
 static void on_cqe(void *arg, uint64_t token, int32_t res, uint32_t flags)
@@ -49,16 +84,27 @@ static void on_cqe(void *arg, uint64_t token, int32_t res, uint32_t flags)
 
 uint32_t ax__io_poll(ax_worker_t *w)
 {
-    int n = ax_io_poll(w->io, on_cqe, w);
-    return n > 0 ? (uint32_t)n : 0;
+    uint32_t n = expire_timers(w, false);
+    if (w->io) {
+        int got = ax_io_poll(w->io, on_cqe, w);
+        if (got > 0)
+            n += (uint32_t)got;
+    }
+    return n;
 }
 
 bool ax__io_ready(ax_worker_t *w)
 {
-    return io_uring_cq_ready(ax_io_ring(w->io)) != 0;
+    if (w->io && io_uring_cq_ready(ax_io_ring(w->io)))
+        return true;
+    return w->timers && ax_timers_count(w->timers) &&
+           ax_timers_next_deadline_ns(w->timers) <= ax__now_ns();
 }
 
-uint32_t ax__io_pending(ax_worker_t *w) { return ax_io_pending(w->io); }
+uint32_t ax__io_pending(ax_worker_t *w)
+{
+    return (w->io ? ax_io_pending(w->io) : 0) + (w->timers ? ax_timers_count(w->timers) : 0);
+}
 
 void ax__io_park(ax_worker_t *w, int64_t timeout_ns)
 {
@@ -77,8 +123,10 @@ void ax__io_wake(struct ax_io *from, struct ax_io *target)
 
 int64_t ax__next_timeout(ax_worker_t *w)
 {
-    (void)w;
-    return -1;
+    if (!w->timers || !ax_timers_count(w->timers))
+        return -1;
+    uint64_t next = ax_timers_next_deadline_ns(w->timers), now = ax__now_ns();
+    return next <= now ? 0 : (int64_t)(next - now);
 }
 
 /* TEMPORARY until engine/io_api.c lands: no I/O operation can be issued
@@ -87,4 +135,9 @@ __attribute__((weak)) void ax__io_complete(ax_worker_t *w, uint64_t token, int32
 {
     fprintf(stderr, "axon: worker %u: completion %llx (res %d, flags %x) with no I/O layer\n",
             w->id, (unsigned long long)token, res, flags);
+}
+__attribute__((weak)) void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token)
+{
+    fprintf(stderr, "axon: worker %u: timer %llu (token %llx) with no I/O layer\n", w->id,
+            (unsigned long long)id, (unsigned long long)token);
 }

@@ -182,6 +182,15 @@ static inline struct ax_io *ax__worker_io(ax_worker_t *w) { return w->io; }
 /* Implemented by engine/io_api.c: turn a completion into a message. */
 void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags);
 
+/* Timers.  Each worker owns `w->timers` (io/timer.h), created on the worker
+ * thread in ax__io_start with the worker's arena as allocator, destroyed at
+ * shutdown.  The loop expires due timers (checking the clock every few
+ * turns while any timer exists, and before parking) and bounds its park by
+ * the next deadline.  Each expiry calls ax__timer_fire, implemented by
+ * engine/io_api.c, which turns (id, token) into a message.  io_api.c adds
+ * timers with ax_timers_add(w->timers, ...) from behaviours. */
+void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token);
+
 /* Free a blob owned by this worker's thread (any arena, or large). */
 void ax__blob_free(ax_worker_t *w, void *blob);
 
