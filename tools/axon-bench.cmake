@@ -1,0 +1,15 @@
+# axon-bench: the throughput suite (tools/bench/), with the machine limits
+# from perf/limits.c measured in the same run.  Workloads use only the public
+# API (axon/axon.h); linking the module libraries keeps the USDT probes and
+# their semaphores inside the binary, so `perf probe -x build/bin/axon-bench`
+# finds them.
+if(TARGET axon_engine)
+  file(GLOB AXON_BENCH_TOOL_SOURCES ${CMAKE_CURRENT_LIST_DIR}/bench/*.c)
+  add_executable(axon-bench ${AXON_BENCH_TOOL_SOURCES} ${PROJECT_SOURCE_DIR}/perf/limits.c)
+  target_include_directories(axon-bench PRIVATE ${CMAKE_CURRENT_LIST_DIR}/bench
+                             ${PROJECT_SOURCE_DIR}/perf)
+  target_link_libraries(axon-bench PRIVATE axon_engine axon_topology axon_alloc axon_io
+                        Threads::Threads m)
+else()
+  message(STATUS "axon-bench: engine/ not built yet, skipping")
+endif()

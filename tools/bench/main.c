@@ -1,0 +1,1464 @@
+/* tools/bench/main.c - axon-bench: the throughput suite.
+ *
+ *   axon-bench [--workers N] [--config FILE] [--only a,b] [--quick] [--repeat K]
+ *              [--json FILE] [--csv FILE] [--plot FILE] [--list] [--param name=value]
+ *
+ * Measures the machine's limits (perf/limits.c) and then every workload
+ * (wl_*.c) in one process, so each result is shown beside the limit measured
+ * in the same run, with the vCPU placement (near/far) it ran in.  Each result
+ * is the median, min and max of K repeats; every repeat runs on a fresh
+ * engine and verifies its own answer: a failed check fails the run (exit 1)
+ * instead of reporting a speed.
+ *
+ * Exit: 0 all verified; 1 a workload failed (check, engine error, timeout);
+ * 2 bad flags, parameters or config; 130 interrupted (results so far are
+ * printed and written).
+ *
+ * Threading: the main thread drives everything; the engine's workers run the
+ * actors; the SIGINT handler only sets a flag and posts the current run's
+ * semaphore (both async-signal-safe).
+ * Memory: results live in a growing array freed at exit.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "axon/axon.h"
+#include "bench.h"
+#include "limits.h"
+
+#define MAX_WORKERS_SHOWN 64
+#define MAX_OVERRIDES 64
+
+/* ---- workloads and parameters ------------------------------------------------ */
+
+static const bench_workload_t *const g_wls[] = {
+    &bench_wl_pingpong_local, &bench_wl_pingpong_remote, &bench_wl_counting,
+    &bench_wl_threadring,     &bench_wl_fjcreate,        &bench_wl_fjthrput,
+    &bench_wl_big,            &bench_wl_chameneos,       &bench_wl_fib,
+    &bench_wl_bank,
+};
+#define NWLS (sizeof g_wls / sizeof g_wls[0])
+
+/* Harness parameters, addressed as bench.X, limits.X, scaling.X. */
+enum { G_SCALE_PCT, G_TIMEOUT, G_FAR_PCT, G_PREFAULT, NG };
+static const bench_param_def_t g_bench_params[] = {
+    {"scale_pct", 100, 100, false, 1, 1000000, "percent: every count (scaled params) x scale/100"},
+    {"timeout_s", 60, 30, false, 1, 3600, "a run that does not finish in time fails the bench"},
+    {"far_pct", 250, 250, false, 110, 10000, "a placement sample above far_pct% of the best is far"},
+    {"prefault", 1, 1, false, 0, 1, "1: prefault the arenas (page faults are not timed)"},
+    {NULL, 0, 0, false, 0, 0, NULL},
+};
+enum { L_RTT_N, L_RING_N, L_RING_SLOTS, L_DISPATCH_N, L_CREATE_N, NL };
+static const bench_param_def_t g_limit_params[] = {
+    {"rtt_n", 2000000, 500000, true, 1000, UINT64_MAX / 4, "cache-line round trips"},
+    {"ring_n", 20000000, 5000000, true, 1000, UINT64_MAX / 4, "ring items (64-byte slots)"},
+    {"ring_slots", 0, 0, false, 0, 1u << 20, "ring slots; 0: the engine's ring_slots"},
+    {"dispatch_n", 50000000, 10000000, true, 1000, UINT64_MAX / 4, "same-thread dispatches"},
+    {"create_n", 5000000, 1000000, true, 1000, UINT64_MAX / 4, "malloc+dispatch+free actors"},
+    {NULL, 0, 0, false, 0, 0, NULL},
+};
+enum { S_MAX_WORKERS, NS_ };
+static const bench_param_def_t g_scaling_params[] = {
+    {"max_workers", 0, 0, false, 0, 4096, "largest worker count of the sweep; 0: --workers"},
+    {NULL, 0, 0, false, 0, 0, NULL},
+};
+
+typedef struct override {
+    char scope[32]; /* "" (every workload with the key), a workload, group, bench, ... */
+    char key[32];
+    uint64_t value;
+    bool used;
+    char text[96];
+} override_t;
+
+static override_t g_ov[MAX_OVERRIDES];
+static int g_nov;
+
+/* ---- options and machine ---------------------------------------------------------- */
+
+static struct {
+    uint32_t workers; /* 0: the plan's */
+    const char *config_file;
+    char *only;
+    bool quick;
+    int repeat;
+    const char *json, *csv, *plot;
+    bool tty;
+} g_opt;
+
+static ax_config_t g_cfg;
+static ax_plan_t *g_plan;
+static char g_cpu_model[128] = "unknown";
+static char g_kernel[256] = "unknown";
+static uint64_t g_gp[NG], g_lp[NL], g_sp[NS_];
+static int g_cpu_a = -1, g_cpu_b = -1;
+static double g_best_rtt; /* best placement sample, ns */
+static int g_place_samples, g_place_far;
+
+/* ---- results --------------------------------------------------------------------------- */
+
+typedef struct wstat {
+    double remote_share, idle_share;
+    uint64_t handled, ring_full, sent_remote;
+} wstat_t;
+
+typedef struct result {
+    char name[64];
+    const bench_workload_t *wl; /* NULL for limits */
+    const char *unit;
+    bool lower_better;
+    char params[320];
+    uint32_t workers;
+    int nruns;
+    double runs[BENCH_MAX_REPEAT];
+    double median, min, max, ns_per_op;
+    int limit; /* BL_* or BL_NONE */
+    double limit_rate, pct;
+    int placement;
+    double rtt_lo, rtt_hi;
+    bool verified, failed, skipped;
+    char why[400];
+    char note[96];
+    double remote_share, idle_share;
+    uint64_t ring_full, dead_letters, dropped;
+    uint32_t nw;
+    wstat_t w[MAX_WORKERS_SHOWN];
+} result_t;
+
+static result_t *g_res;
+static size_t g_nres, g_capres;
+static int g_failed;
+static volatile sig_atomic_t g_interrupted;
+static bench_run_t *volatile g_current; /* the run the SIGINT handler wakes */
+static int g_progress_done, g_progress_total;
+static uint64_t g_t_start;
+
+static result_t *result_new(void)
+{
+    if (g_nres == g_capres) {
+        size_t cap = g_capres ? 2 * g_capres : 32;
+        result_t *n = realloc(g_res, cap * sizeof *n);
+        if (!n) {
+            fprintf(stderr, "axon-bench: out of memory for %zu results\n", cap);
+            exit(1);
+        }
+        g_res = n;
+        g_capres = cap;
+    }
+    result_t *r = &g_res[g_nres++];
+    memset(r, 0, sizeof *r);
+    r->limit = BL_NONE;
+    return r;
+}
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: axon-bench [--workers N] [--config FILE] [--only a,b] [--quick] [--repeat K]\n"
+            "                  [--json FILE] [--csv FILE] [--plot FILE] [--list] [--param name=value]\n"
+            "  --workers N     engine workers (default: the plan's, one per core)\n"
+            "  --config FILE   engine config file (then AXON_* environment overrides)\n"
+            "  --only a,b      workloads, groups, 'limits' or 'scaling' (see --list)\n"
+            "  --quick         smaller counts and 1 repeat (< 30 s)\n"
+            "  --repeat K      repeats per result (default 3, 1 with --quick; max %d)\n"
+            "  --json FILE     machine, config and results as JSON\n"
+            "  --csv FILE      one row per result\n"
+            "  --plot FILE     SVG chart (needs gnuplot): scaling sweep and %% of limit\n"
+            "  --list          workloads and their parameters, then exit\n"
+            "  --param k=v     override a parameter: WORKLOAD.key=v, GROUP.key=v, key=v (every\n"
+            "                  workload with that key), bench.*, limits.*, scaling.*; counts\n"
+            "                  take k/M/G suffixes (x1000)\n",
+            BENCH_MAX_REPEAT);
+}
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("axon-bench: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        return -EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -errno;
+    uint64_t mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1000, end++;
+    else if (*end == 'M')
+        mul = 1000000, end++;
+    else if (*end == 'G')
+        mul = 1000000000, end++;
+    if (*end)
+        return -EINVAL;
+    if (v && mul > UINT64_MAX / v)
+        return -ERANGE;
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
+static void fmt_count(char *buf, size_t n, uint64_t v)
+{
+    if (v >= 1000000000 && v % 1000000000 == 0)
+        snprintf(buf, n, "%lluG", (unsigned long long)(v / 1000000000));
+    else if (v >= 1000000 && v % 1000000 == 0)
+        snprintf(buf, n, "%lluM", (unsigned long long)(v / 1000000));
+    else if (v >= 1000 && v % 1000 == 0)
+        snprintf(buf, n, "%lluk", (unsigned long long)(v / 1000));
+    else
+        snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+/* 3 significant-ish digits with an SI suffix: "185 M", "12.3 k", "52.1". */
+static void fmt_si(char *buf, size_t n, double v)
+{
+    const char *suf = "";
+    if (v >= 1e9)
+        v /= 1e9, suf = " G";
+    else if (v >= 1e6)
+        v /= 1e6, suf = " M";
+    else if (v >= 1e3)
+        v /= 1e3, suf = " k";
+    snprintf(buf, n, v >= 100 ? "%.0f%s" : v >= 10 ? "%.1f%s" : "%.2f%s", v, suf);
+}
+
+static bool scope_matches(const char *scope, const bench_workload_t *wl, const char *harness)
+{
+    if (harness)
+        return strcmp(scope, harness) == 0;
+    return !*scope || !strcmp(scope, wl->name) || !strcmp(scope, wl->group);
+}
+
+/* Effective parameters: default (full or quick), x scale for counts, then
+ * --param overrides in command-line order. */
+static void resolve_params(const bench_param_def_t *defs, const bench_workload_t *wl,
+                           const char *harness, uint64_t *out)
+{
+    for (int i = 0; defs[i].name; i++) {
+        uint64_t v = g_opt.quick ? defs[i].quick : defs[i].full;
+        if (defs[i].scaled && g_gp[G_SCALE_PCT] != 100) {
+            double d = (double)v * (double)g_gp[G_SCALE_PCT] / 100.0;
+            v = d < (double)defs[i].min ? defs[i].min : (uint64_t)d;
+        }
+        for (int k = 0; k < g_nov; k++) {
+            if (strcmp(g_ov[k].key, defs[i].name) || !scope_matches(g_ov[k].scope, wl, harness))
+                continue;
+            if (!*g_ov[k].scope && harness)
+                continue; /* bare keys are for workloads only */
+            v = g_ov[k].value;
+            g_ov[k].used = true;
+        }
+        out[i] = v;
+    }
+}
+
+static void params_text(const bench_param_def_t *defs, const uint64_t *p, char *buf, size_t n)
+{
+    size_t off = 0;
+    buf[0] = 0;
+    for (int i = 0; defs[i].name && off < n; i++) {
+        char v[32];
+        fmt_count(v, sizeof v, p[i]);
+        int w = snprintf(buf + off, n - off, "%s%s=%s", off ? " " : "", defs[i].name, v);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+/* Check every override names a known scope and key, and its range. */
+static void check_overrides(void)
+{
+    for (int k = 0; k < g_nov; k++) {
+        override_t *o = &g_ov[k];
+        bool found = false;
+        const bench_param_def_t *hv[3] = {g_bench_params, g_limit_params, g_scaling_params};
+        const char *hn[3] = {"bench", "limits", "scaling"};
+        for (int h = 0; h < 3; h++) {
+            if (strcmp(o->scope, hn[h]))
+                continue;
+            for (int i = 0; hv[h][i].name; i++)
+                if (!strcmp(hv[h][i].name, o->key)) {
+                    found = true;
+                    if (o->value < hv[h][i].min || o->value > hv[h][i].max)
+                        die_usage("--param %s: %s.%s must be in %llu..%llu", o->text, hn[h],
+                                  o->key, (unsigned long long)hv[h][i].min,
+                                  (unsigned long long)hv[h][i].max);
+                }
+        }
+        for (size_t w = 0; w < NWLS; w++) {
+            if (!scope_matches(o->scope, g_wls[w], NULL))
+                continue;
+            for (int i = 0; g_wls[w]->params[i].name; i++) {
+                const bench_param_def_t *d = &g_wls[w]->params[i];
+                if (strcmp(d->name, o->key))
+                    continue;
+                found = true;
+                if (o->value < d->min || o->value > d->max)
+                    die_usage("--param %s: %s.%s must be in %llu..%llu", o->text, g_wls[w]->group,
+                              o->key, (unsigned long long)d->min, (unsigned long long)d->max);
+            }
+        }
+        if (!found)
+            die_usage("--param %s: no parameter %s%s%s (see --list for every workload's "
+                      "parameters)",
+                      o->text, o->scope, *o->scope ? "." : "", o->key);
+    }
+}
+
+static void add_override(const char *arg)
+{
+    if (g_nov == MAX_OVERRIDES)
+        die_usage("too many --param options (%d at most)", MAX_OVERRIDES);
+    override_t *o = &g_ov[g_nov];
+    snprintf(o->text, sizeof o->text, "%s", arg);
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        die_usage("--param %s: expected name=value, e.g. --param counting.n=1M", arg);
+    const char *dot = memchr(arg, '.', (size_t)(eq - arg));
+    size_t sl = dot ? (size_t)(dot - arg) : 0;
+    const char *key = dot ? dot + 1 : arg;
+    size_t kl = (size_t)(eq - key);
+    if (sl >= sizeof o->scope || kl == 0 || kl >= sizeof o->key)
+        die_usage("--param %s: name too long or empty", arg);
+    memcpy(o->scope, arg, sl);
+    o->scope[sl] = 0;
+    memcpy(o->key, key, kl);
+    o->key[kl] = 0;
+    if (parse_u64(eq + 1, &o->value) < 0)
+        die_usage("--param %s: value '%s' is not a non-negative integer (k/M/G suffixes allowed)",
+                  arg, eq + 1);
+    g_nov++;
+}
+
+static bool only_selected(const char *name, const char *group)
+{
+    if (!g_opt.only)
+        return true;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", g_opt.only);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (!strcmp(t, name) || (group && !strcmp(t, group)))
+            return true;
+    return false;
+}
+
+static void check_only(void)
+{
+    if (!g_opt.only)
+        return;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", g_opt.only);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        bool ok = !strcmp(t, "limits") || !strcmp(t, "scaling");
+        for (size_t w = 0; w < NWLS && !ok; w++)
+            ok = !strcmp(t, g_wls[w]->name) || !strcmp(t, g_wls[w]->group);
+        if (!ok)
+            die_usage("--only: unknown workload '%s' (see --list)", t);
+    }
+}
+
+static void print_defs(const char *scope, const bench_param_def_t *d)
+{
+    for (int i = 0; d[i].name; i++) {
+        char f[32], q[32];
+        fmt_count(f, sizeof f, d[i].full);
+        fmt_count(q, sizeof q, d[i].quick);
+        printf("    %s.%-12s %8s (quick %s)%s  %s\n", scope, d[i].name, f, q,
+               d[i].scaled ? " scaled" : "", d[i].help);
+    }
+}
+
+static void list_workloads(void)
+{
+    printf("workloads (--only takes a name or a group; --param GROUP.key=value):\n");
+    for (size_t w = 0; w < NWLS; w++) {
+        const bench_workload_t *wl = g_wls[w];
+        printf("  %-16s group %-10s %s [%s]%s\n", wl->name, wl->group, wl->what, wl->unit,
+               wl->min_workers > 1 ? " (needs 2+ workers)" : "");
+        if (w + 1 < NWLS && g_wls[w + 1]->params == wl->params)
+            continue; /* the group's next member lists the shared parameters */
+        print_defs(wl->group, wl->params);
+    }
+    printf("  %-16s fjthrput and big at 1, 2, 4, ... workers, up to --workers\n", "scaling");
+    print_defs("scaling", g_scaling_params);
+    printf("  %-16s cache-line round trip, SPSC ring, local dispatch, create (always run)\n",
+           "limits");
+    print_defs("limits", g_limit_params);
+    printf("harness:\n");
+    print_defs("bench", g_bench_params);
+}
+
+/* ---- progress ------------------------------------------------------------------------------ */
+
+static void progress(const char *what, int rep, int reps)
+{
+    double el = (double)(bench_now_ns() - g_t_start) / 1e9;
+    if (g_opt.tty)
+        fprintf(stderr, "\r\033[K[%3d/%d] %-22s run %d/%d  %5.1f s", g_progress_done + 1,
+                g_progress_total, what, rep, reps, el);
+    else
+        fprintf(stderr, "axon-bench: [%d/%d] %s run %d/%d (%.1f s)\n", g_progress_done + 1,
+                g_progress_total, what, rep, reps, el);
+}
+
+static void progress_clear(void)
+{
+    if (g_opt.tty)
+        fputs("\r\033[K", stderr);
+}
+
+/* ---- statistics ----------------------------------------------------------------------- */
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void summarize(result_t *r)
+{
+    double s[BENCH_MAX_REPEAT];
+    memcpy(s, r->runs, (size_t)r->nruns * sizeof s[0]);
+    qsort(s, (size_t)r->nruns, sizeof s[0], cmp_d);
+    int n = r->nruns;
+    r->min = s[0];
+    r->max = s[n - 1];
+    r->median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    r->ns_per_op = (!r->lower_better && r->median > 0) ? 1e9 / r->median : 0;
+}
+
+static double limit_rate(int bl);
+
+static const char *limit_name(int bl)
+{
+    switch (bl) {
+    case BL_BOUNCE: return "limits/cacheline_rtt";
+    case BL_RING: return "limits/spsc_ring";
+    case BL_DISPATCH2: return "limits/dispatch2";
+    case BL_DISPATCH503: return "limits/dispatch503";
+    case BL_CREATE: return "limits/create";
+    default: return "";
+    }
+}
+
+static const result_t *find_result(const char *name)
+{
+    for (size_t i = 0; i < g_nres; i++)
+        if (!strcmp(g_res[i].name, name) && g_res[i].nruns > 0)
+            return &g_res[i];
+    return NULL;
+}
+
+/* A limit as a rate in the workload's unit per second. */
+static double limit_rate(int bl)
+{
+    const result_t *r = find_result(limit_name(bl));
+    if (!r || r->median <= 0)
+        return 0;
+    if (bl == BL_BOUNCE)
+        return 2e9 / r->median; /* 2 messages per round trip */
+    return r->median;
+}
+
+/* ---- placement ------------------------------------------------------------------------ */
+
+static int place_sample(double *rtt)
+{
+    if (g_cpu_a < 0)
+        return AX_PLACE_UNKNOWN;
+    double r = 0;
+    int p = ax_limits_sample_placement(g_cpu_a, g_cpu_b, (double)g_gp[G_FAR_PCT] / 100.0,
+                                       &g_best_rtt, &r);
+    if (p != AX_PLACE_UNKNOWN) {
+        g_place_samples++;
+        g_place_far += p == AX_PLACE_FAR;
+        if (rtt)
+            *rtt = r;
+    }
+    return p;
+}
+
+static void place_note(result_t *r, int p, double rtt)
+{
+    r->placement = ax_limits_placement_merge(r->placement, p);
+    if (p == AX_PLACE_UNKNOWN)
+        return;
+    if (r->rtt_lo == 0 || rtt < r->rtt_lo)
+        r->rtt_lo = rtt;
+    if (rtt > r->rtt_hi)
+        r->rtt_hi = rtt;
+}
+
+/* ---- the limits ----------------------------------------------------------------------- */
+
+static void run_limits(int reps)
+{
+    static const struct {
+        const char *name, *unit;
+        bool lower;
+    } L[] = {
+        {"limits/cacheline_rtt", "ns/rt", true}, {"limits/spsc_ring", "items/s", false},
+        {"limits/dispatch2", "msgs/s", false},   {"limits/dispatch503", "msgs/s", false},
+        {"limits/create", "actors/s", false},
+    };
+    enum { NLIM = sizeof L / sizeof L[0] };
+    result_t *r[NLIM];
+    uint32_t slots = g_lp[L_RING_SLOTS] ? (uint32_t)g_lp[L_RING_SLOTS] : ax_config_ring_slots(&g_cfg);
+    if (slots < 64)
+        slots = 64; /* the bare ring publishes every 64 items */
+    char nb[5][32];
+    fmt_count(nb[0], sizeof nb[0], g_lp[L_RTT_N]);
+    fmt_count(nb[1], sizeof nb[1], g_lp[L_RING_N]);
+    fmt_count(nb[2], sizeof nb[2], g_lp[L_DISPATCH_N]);
+    fmt_count(nb[3], sizeof nb[3], g_lp[L_CREATE_N]);
+    for (int i = 0; i < NLIM; i++) {
+        r[i] = result_new();
+        snprintf(r[i]->name, sizeof r[i]->name, "%s", L[i].name);
+        r[i]->unit = L[i].unit;
+        r[i]->lower_better = L[i].lower;
+        r[i]->workers = i < 2 ? 2 : 1;
+        r[i]->verified = true;
+    }
+    snprintf(r[0]->params, sizeof r[0]->params, "n=%s cpus=%d,%d", nb[0], g_cpu_a, g_cpu_b);
+    snprintf(r[1]->params, sizeof r[1]->params, "n=%s slots=%u slot=64B batch=64 cpus=%d,%d",
+             nb[1], slots, g_cpu_a, g_cpu_b);
+    snprintf(r[2]->params, sizeof r[2]->params, "n=%s actors=2", nb[2]);
+    snprintf(r[3]->params, sizeof r[3]->params, "n=%s actors=503", nb[2]);
+    snprintf(r[4]->params, sizeof r[4]->params, "n=%s", nb[3]);
+    for (int rep = 1; rep <= reps && !g_interrupted; rep++) {
+        for (int i = 0; i < NLIM && !g_interrupted; i++) {
+            progress(L[i].name, rep, reps);
+            double ns = 0, rtt = 0;
+            int rc = 0;
+            uint64_t n = 0;
+            if (i < 2 && g_cpu_a < 0) {
+                r[i]->skipped = true;
+                snprintf(r[i]->why, sizeof r[i]->why, "fewer than 2 CPUs allowed");
+                continue;
+            }
+            int p0 = i < 2 ? place_sample(&rtt) : AX_PLACE_UNKNOWN;
+            if (i < 2)
+                place_note(r[i], p0, rtt);
+            switch (i) {
+            case 0: n = g_lp[L_RTT_N]; rc = ax_limits_cacheline_rtt(g_cpu_a, g_cpu_b, n, &ns); break;
+            case 1: n = g_lp[L_RING_N]; rc = ax_limits_spsc_ring(g_cpu_a, g_cpu_b, n, slots, &ns); break;
+            case 2: n = g_lp[L_DISPATCH_N]; rc = ax_limits_dispatch(2, n, &ns); break;
+            case 3: n = g_lp[L_DISPATCH_N]; rc = ax_limits_dispatch(503, n, &ns); break;
+            default: n = g_lp[L_CREATE_N]; rc = ax_limits_create(n, &ns); break;
+            }
+            if (i < 2) {
+                int p1 = place_sample(&rtt);
+                place_note(r[i], p1, rtt);
+            }
+            if (rc < 0 || ns <= 0) {
+                r[i]->failed = true;
+                r[i]->verified = false;
+                snprintf(r[i]->why, sizeof r[i]->why, "%s failed: %s", L[i].name, strerror(-rc));
+                g_failed++;
+                continue;
+            }
+            r[i]->runs[r[i]->nruns++] = i == 0 ? ns / (double)n : (double)n * 1e9 / ns;
+        }
+        g_progress_done++;
+    }
+    for (int i = 0; i < NLIM; i++) {
+        if (r[i]->nruns)
+            summarize(r[i]);
+        if (i == 0 && r[i]->nruns)
+            snprintf(r[i]->note, sizeof r[i]->note, "one-way %.1f ns", r[i]->median / 2);
+        if (i == 1 && r[i]->nruns)
+            snprintf(r[i]->note, sizeof r[i]->note, "%.1f GB/s", r[i]->median * 64 / 1e9);
+    }
+}
+
+/* ---- one workload run ---------------------------------------------------------------- */
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (g_interrupted) {
+        static const char m[] = "\naxon-bench: second interrupt, exiting at once\n";
+        ssize_t w = write(2, m, sizeof m - 1);
+        (void)w;
+        _exit(130);
+    }
+    g_interrupted = 1;
+    bench_run_t *r = g_current;
+    if (r) {
+        atomic_store(&r->abort, 1);
+        sem_post(&r->done);
+    }
+}
+
+typedef struct run_out {
+    double rate;
+    bool remote; /* run->remote: messages crossed workers */
+    uint32_t nw;
+    wstat_t w[MAX_WORKERS_SHOWN];
+    double remote_share, idle_share;
+    uint64_t ring_full, dead_letters, dropped;
+    char why[400];
+} run_out_t;
+
+static void stats_sub(ax_worker_stats_t *d, const ax_worker_stats_t *a, const ax_worker_stats_t *b)
+{
+    const uint64_t *pa = (const uint64_t *)a, *pb = (const uint64_t *)b;
+    uint64_t *pd = (uint64_t *)d;
+    for (size_t i = 0; i < sizeof *d / sizeof(uint64_t); i++)
+        pd[i] = pa[i] - pb[i];
+}
+
+static void stats_add(ax_worker_stats_t *d, const ax_worker_stats_t *a)
+{
+    const uint64_t *pa = (const uint64_t *)a;
+    uint64_t *pd = (uint64_t *)d;
+    for (size_t i = 0; i < sizeof *d / sizeof(uint64_t); i++)
+        pd[i] += pa[i];
+}
+
+/* 0: verified, rate in out; -1: failed (out->why); 1: interrupted. */
+static int run_once(const bench_workload_t *wl, uint32_t workers, const uint64_t *p, run_out_t *out)
+{
+    bench_run_t *run = calloc(1, sizeof *run);
+    ax_worker_stats_t *before = calloc(workers, sizeof *before);
+    ax_worker_stats_t *after = calloc(workers, sizeof *after);
+    int ret = -1;
+    if (!run || !before || !after) {
+        snprintf(out->why, sizeof out->why, "out of memory");
+        goto out_free;
+    }
+    run->workers = workers;
+    run->wl = wl;
+    memcpy(run->p, p, sizeof run->p);
+    sem_init(&run->done, 0, 0);
+
+    ax_config_t cfg = g_cfg;
+    cfg.workers = workers;
+    if (g_gp[G_PREFAULT])
+        cfg.prefault = true;
+    int rc = ax_engine_create(&cfg, &run->eng);
+    if (rc) {
+        snprintf(out->why, sizeof out->why, "ax_engine_create with %u workers failed: %s: %s",
+                 workers, strerror(-rc), ax_engine_last_error());
+        goto out_sem;
+    }
+    if (wl->setup(run) < 0) {
+        snprintf(out->why, sizeof out->why, "setup failed: %s", run->why);
+        goto out_engine;
+    }
+    rc = ax_engine_start(run->eng);
+    if (rc) {
+        snprintf(out->why, sizeof out->why, "ax_engine_start failed: %s", strerror(-rc));
+        goto out_engine;
+    }
+    for (uint32_t w = 0; w < workers; w++)
+        ax_engine_worker_stats(run->eng, w, &before[w], NULL);
+    g_current = run;
+    uint64_t t_kick = bench_now_ns();
+    if (g_interrupted || wl->kick(run) < 0) {
+        ret = g_interrupted ? 1 : -1;
+        snprintf(out->why, sizeof out->why, "%s", g_interrupted ? "interrupted" : run->why);
+        goto out_stop;
+    }
+    uint64_t deadline = t_kick + g_gp[G_TIMEOUT] * 1000000000ull;
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500000000; /* wake twice a second to refresh the progress line */
+        if (ts.tv_nsec >= 1000000000)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        if (sem_timedwait(&run->done, &ts) == 0)
+            break;
+        if (errno == EINTR && g_interrupted)
+            break;
+        if (g_opt.tty && !g_interrupted)
+            fprintf(stderr, "\r\033[K[%3d/%d] %-22s %5.1f s", g_progress_done + 1,
+                    g_progress_total, wl->name, (double)(bench_now_ns() - g_t_start) / 1e9);
+        if (bench_now_ns() > deadline) {
+            progress_clear();
+            fprintf(stderr,
+                    "axon-bench: FAILED %s: no result after %llu s: a lost message, a lost "
+                    "wakeup or a hang (raise --param bench.timeout_s=N if the machine is just "
+                    "slow).  Exiting without stopping the engine.\n",
+                    wl->name, (unsigned long long)g_gp[G_TIMEOUT]);
+            _exit(1);
+        }
+    }
+    uint64_t t_done = bench_now_ns();
+    g_current = NULL;
+    for (uint32_t w = 0; w < workers; w++)
+        ax_engine_worker_stats(run->eng, w, &after[w], NULL);
+    if (atomic_load(&run->failed)) {
+        snprintf(out->why, sizeof out->why, "%s", run->why);
+        goto out_stop;
+    }
+    if (g_interrupted && !atomic_load(&run->finished)) {
+        ret = 1;
+        goto out_stop;
+    }
+    if (run->t1_ns <= run->t0_ns || run->ops == 0) {
+        snprintf(out->why, sizeof out->why, "the workload stamped no time (t0 %llu, t1 %llu)",
+                 (unsigned long long)run->t0_ns, (unsigned long long)run->t1_ns);
+        goto out_stop;
+    }
+    out->rate = (double)run->ops * 1e9 / (double)(run->t1_ns - run->t0_ns);
+    out->remote = run->remote;
+    /* per-worker shares over the main thread's window [kick, done] */
+    double wall = (double)(t_done - t_kick);
+    uint64_t handled_all = 0, remote_all = 0;
+    double idle_all = 0;
+    out->nw = workers < MAX_WORKERS_SHOWN ? workers : MAX_WORKERS_SHOWN;
+    out->ring_full = 0;
+    for (uint32_t w = 0; w < workers; w++) {
+        ax_worker_stats_t d;
+        stats_sub(&d, &after[w], &before[w]);
+        uint64_t handled = d.msgs_local + d.msgs_remote + d.msgs_external;
+        double idle = (double)(d.idle_ns + d.parked_ns) / wall;
+        if (idle > 1)
+            idle = 1;
+        handled_all += handled;
+        remote_all += d.msgs_remote;
+        idle_all += idle;
+        out->ring_full += d.ring_full;
+        if (w < out->nw)
+            out->w[w] = (wstat_t){.remote_share = handled ? (double)d.msgs_remote / (double)handled : 0,
+                                  .idle_share = idle,
+                                  .handled = handled,
+                                  .ring_full = d.ring_full,
+                                  .sent_remote = d.msgs_sent_remote};
+    }
+    out->remote_share = handled_all ? (double)remote_all / (double)handled_all : 0;
+    out->idle_share = idle_all / workers;
+    ret = 0;
+
+out_stop:
+    g_current = NULL;
+    atomic_store(&run->abort, 1);
+    ax_engine_stop(run->eng);
+    ax_engine_wait(run->eng);
+    if (ret == 0) {
+        ax_worker_stats_t sum = {0}, fin;
+        for (uint32_t w = 0; w < workers; w++) {
+            ax_worker_stats_t d;
+            ax_engine_worker_stats(run->eng, w, &fin, NULL);
+            stats_sub(&d, &fin, &before[w]);
+            stats_add(&sum, &d);
+        }
+        out->dead_letters = sum.dead_letters;
+        out->dropped = sum.dropped_at_stop;
+        if (sum.dead_letters) {
+            snprintf(out->why, sizeof out->why,
+                     "%llu dead letters: a message went to a stopped actor or a stale reference",
+                     (unsigned long long)sum.dead_letters);
+            ret = -1;
+        } else if (wl->check_stats && wl->check_stats(run, &sum) < 0) {
+            snprintf(out->why, sizeof out->why, "%s", run->why);
+            ret = -1;
+        }
+    }
+out_engine:
+    ax_engine_destroy(run->eng);
+    if (wl->cleanup)
+        wl->cleanup(run);
+out_sem:
+    sem_destroy(&run->done);
+out_free:
+    free(after);
+    free(before);
+    free(run);
+    return ret;
+}
+
+static void print_row(const result_t *r);
+
+/* K repeats of one workload at `workers`; appends a result. */
+static void run_workload(const bench_workload_t *wl, uint32_t workers, const char *name, int reps)
+{
+    result_t *r = result_new();
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->wl = wl;
+    r->unit = wl->unit;
+    r->workers = workers;
+    uint64_t p[BENCH_MAX_PARAMS] = {0};
+    resolve_params(wl->params, wl, NULL, p);
+    params_text(wl->params, p, r->params, sizeof r->params);
+    if (workers < wl->min_workers) {
+        r->skipped = true;
+        snprintf(r->why, sizeof r->why, "needs %u workers, the engine has %u", wl->min_workers,
+                 workers);
+        g_progress_done += reps;
+        print_row(r);
+        return;
+    }
+    run_out_t best_out; /* stats of the run closest to the median */
+    run_out_t outs[BENCH_MAX_REPEAT];
+    int bl = BL_NONE;
+    for (int rep = 1; rep <= reps && !g_interrupted; rep++) {
+        progress(name, rep, reps);
+        double rtt = 0;
+        place_note(r, place_sample(&rtt), rtt);
+        run_out_t *o = &outs[rep - 1];
+        memset(o, 0, sizeof *o);
+        int rc = run_once(wl, workers, p, o);
+        place_note(r, place_sample(&rtt), rtt);
+        g_progress_done++;
+        if (rc == 1)
+            break;
+        if (rc < 0) {
+            r->failed = true;
+            snprintf(r->why, sizeof r->why, "run %d/%d: %s", rep, reps, o->why);
+            progress_clear();
+            fprintf(stderr, "axon-bench: FAILED %s (%u workers), run %d/%d: %s\n", name, workers,
+                    rep, reps, o->why);
+            g_failed++;
+            g_progress_done += reps - rep;
+            break;
+        }
+        r->runs[r->nruns++] = o->rate;
+    }
+    if (r->nruns && !r->failed) {
+        summarize(r);
+        r->verified = true;
+        int k = 0;
+        for (int i = 1; i < r->nruns; i++)
+            if (fabs(r->runs[i] - r->median) < fabs(r->runs[k] - r->median))
+                k = i;
+        best_out = outs[k];
+        r->remote_share = best_out.remote_share;
+        r->idle_share = best_out.idle_share;
+        r->ring_full = best_out.ring_full;
+        r->dead_letters = best_out.dead_letters;
+        r->dropped = best_out.dropped;
+        r->nw = best_out.nw;
+        memcpy(r->w, best_out.w, sizeof r->w);
+        /* the remote limit when the workload's setup placed actors on
+         * several workers, else the local one */
+        bl = best_out.remote ? wl->limit_remote : wl->limit;
+        r->limit = bl;
+        r->limit_rate = limit_rate(bl);
+        if (r->limit_rate > 0)
+            r->pct = 100.0 * r->median / r->limit_rate;
+        if (!strncmp(wl->name, "pingpong", 8))
+            snprintf(r->note, sizeof r->note, "rtt %.0f ns", 2e9 / r->median);
+        if (r->dropped)
+            snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
+                     "%s%llu dropped at stop", r->note[0] ? "; " : "",
+                     (unsigned long long)r->dropped);
+    }
+    print_row(r);
+}
+
+/* ---- output: table ----------------------------------------------------------------------- */
+
+static void print_header(void)
+{
+    ax_topo_summary_t *t = &g_plan->topo;
+    printf("axon-bench %s: %u workers %s (PUs", "0.1.0", g_plan->nworkers,
+           g_plan->pinned ? "pinned" : "UNPINNED");
+    for (uint32_t i = 0; i < g_plan->nworkers && i < 16; i++)
+        printf("%s%u", i ? "," : " ", g_plan->workers[i].pu);
+    printf("%s) | %u package(s), %u NUMA node(s), %u cores, %u PUs | %s | %s\n",
+           g_plan->nworkers > 16 ? ",..." : "", t->packages, t->numa_nodes, t->cores, t->pus,
+           g_cpu_model, g_kernel);
+    printf("%s run, %d repeat%s (median, min, max); limits measured in this run on CPUs %d,%d\n",
+           g_opt.quick ? "quick" : "full", g_opt.repeat, g_opt.repeat > 1 ? "s" : "", g_cpu_a,
+           g_cpu_b);
+    if (g_best_rtt > 0)
+        printf("vCPU placement: best cache-line round trip %.1f ns; a sample above %.1f ns "
+               "(%llu%%) counts as far\n",
+               g_best_rtt, g_best_rtt * (double)g_gp[G_FAR_PCT] / 100.0,
+               (unsigned long long)g_gp[G_FAR_PCT]);
+    printf("\n%-24s %9s %9s %9s %-9s %8s %7s %-6s %s\n", "name", "median", "min", "max", "unit",
+           "ns/op", "%limit", "place", "params");
+}
+
+static void print_row(const result_t *r)
+{
+    progress_clear();
+    if (r->skipped || r->failed || r->nruns == 0) {
+        printf("%-24s %9s %9s %9s %-9s %8s %7s %-6s %s\n", r->name,
+               r->failed ? "FAILED" : "skipped", "-", "-", r->unit, "-", "-", "-", r->params);
+        if (r->why[0])
+            printf("    %s: %s\n", r->failed ? "FAILED" : "skipped", r->why);
+        fflush(stdout);
+        return;
+    }
+    char md[32], mn[32], mx[32], ns[32] = "-", pct[32] = "-";
+    if (r->lower_better) {
+        snprintf(md, sizeof md, "%.1f", r->median);
+        snprintf(mn, sizeof mn, "%.1f", r->min);
+        snprintf(mx, sizeof mx, "%.1f", r->max);
+    } else {
+        fmt_si(md, sizeof md, r->median);
+        fmt_si(mn, sizeof mn, r->min);
+        fmt_si(mx, sizeof mx, r->max);
+        snprintf(ns, sizeof ns, "%.2f", r->ns_per_op);
+    }
+    if (r->limit_rate > 0)
+        snprintf(pct, sizeof pct, "%.1f%%", r->pct);
+    const char *place = r->placement == AX_PLACE_UNKNOWN ? "-" : ax_limits_placement_name(r->placement);
+    printf("%-24s %9s %9s %9s %-9s %8s %7s %-6s %s\n", r->name, md, mn, mx, r->unit, ns, pct, place,
+           r->params);
+    if (r->note[0] || r->limit_rate > 0)
+        printf("    %s%s%s%s\n", r->note, r->note[0] && r->limit_rate > 0 ? "; " : "",
+               r->limit_rate > 0 ? "limit: " : "", r->limit_rate > 0 ? limit_name(r->limit) : "");
+    if (r->wl && r->nw) {
+        printf("    workers:");
+        for (uint32_t w = 0; w < r->nw; w++)
+            printf("%s w%u remote %.0f%% ring-full %llu idle %.0f%%", w ? " |" : "", w,
+                   100 * r->w[w].remote_share, (unsigned long long)r->w[w].ring_full,
+                   100 * r->w[w].idle_share);
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
+/* ---- output: JSON and CSV ------------------------------------------------------------------ */
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.6g", v);
+    else
+        fputs("null", f);
+}
+
+/* "n=1M chunk=1000" -> {"n": 1000000, "chunk": 1000}; non-numeric values as strings */
+static void json_params(FILE *f, const char *text)
+{
+    char buf[320];
+    snprintf(buf, sizeof buf, "%s", text);
+    fputc('{', f);
+    int first = 1;
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        fprintf(f, "%s", first ? "" : ", ");
+        first = 0;
+        json_str(f, t);
+        fputs(": ", f);
+        uint64_t v;
+        if (parse_u64(eq + 1, &v) == 0)
+            fprintf(f, "%llu", (unsigned long long)v);
+        else
+            json_str(f, eq + 1);
+    }
+    fputc('}', f);
+}
+
+static int write_json(const char *path, bool interrupted)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "axon-bench: cannot write --json %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    ax_topo_summary_t *t = &g_plan->topo;
+    fprintf(f, "{\n  \"machine\": {\"cpu_model\": ");
+    json_str(f, g_cpu_model);
+    fprintf(f, ", \"kernel\": ");
+    json_str(f, g_kernel);
+    fprintf(f, ",\n    \"topology\": {\"packages\": %u, \"numa_nodes\": %u, \"l3_groups\": %u, "
+               "\"cores\": %u, \"pus\": %u, \"memory_bytes\": %llu, \"source\": ",
+            t->packages, t->numa_nodes, t->l3_groups, t->cores, t->pus,
+            (unsigned long long)t->memory_bytes);
+    json_str(f, t->source);
+    fprintf(f, "},\n    \"placement\": {\"limit_cpus\": [%d, %d], \"best_rtt_ns\": ", g_cpu_a, g_cpu_b);
+    json_num(f, g_best_rtt);
+    fprintf(f, ", \"far_threshold_ns\": ");
+    json_num(f, g_best_rtt * (double)g_gp[G_FAR_PCT] / 100.0);
+    fprintf(f, ", \"samples\": %d, \"far_samples\": %d}},\n", g_place_samples, g_place_far);
+    fprintf(f, "  \"config\": {\"workers\": %u, \"pinned\": %s, \"oversubscribed\": %s, "
+               "\"pus\": [",
+            g_plan->nworkers, g_plan->pinned ? "true" : "false",
+            g_plan->oversubscribed ? "true" : "false");
+    for (uint32_t i = 0; i < g_plan->nworkers; i++)
+        fprintf(f, "%s%u", i ? ", " : "", g_plan->workers[i].pu);
+    fprintf(f, "], \"ring_slots\": %u, \"batch\": %u, \"arena_bytes\": %llu, \"spin_us\": %d, "
+               "\"prefault\": %s,\n    \"quick\": %s, \"repeat\": %d, \"only\": ",
+            g_plan->ring_slots, ax_config_batch(&g_cfg), (unsigned long long)g_plan->arena_bytes,
+            g_cfg.spin_us, g_gp[G_PREFAULT] || g_cfg.prefault ? "true" : "false",
+            g_opt.quick ? "true" : "false", g_opt.repeat);
+    if (g_opt.only)
+        json_str(f, g_opt.only);
+    else
+        fputs("null", f);
+    fputs(", \"config_file\": ", f);
+    if (g_opt.config_file)
+        json_str(f, g_opt.config_file);
+    else
+        fputs("null", f);
+    fputs(", \"param_overrides\": [", f);
+    for (int k = 0; k < g_nov; k++) {
+        fputs(k ? ", " : "", f);
+        json_str(f, g_ov[k].text);
+    }
+    fprintf(f, "], \"interrupted\": %s, \"failed\": %d},\n  \"results\": [\n",
+            interrupted ? "true" : "false", g_failed);
+    for (size_t i = 0; i < g_nres; i++) {
+        const result_t *r = &g_res[i];
+        fprintf(f, "    {\"name\": ");
+        json_str(f, r->name);
+        fprintf(f, ", \"unit\": ");
+        json_str(f, r->unit);
+        fprintf(f, ", \"workers\": %u, \"params\": ", r->workers);
+        json_params(f, r->params);
+        fprintf(f, ",\n     \"median\": ");
+        json_num(f, r->nruns ? r->median : NAN);
+        fprintf(f, ", \"min\": ");
+        json_num(f, r->nruns ? r->min : NAN);
+        fprintf(f, ", \"max\": ");
+        json_num(f, r->nruns ? r->max : NAN);
+        fprintf(f, ", \"runs\": [");
+        for (int k = 0; k < r->nruns; k++) {
+            fputs(k ? ", " : "", f);
+            json_num(f, r->runs[k]);
+        }
+        fprintf(f, "], \"lower_is_better\": %s, \"ns_per_op\": ", r->lower_better ? "true" : "false");
+        json_num(f, r->nruns && !r->lower_better ? r->ns_per_op : NAN);
+        fprintf(f, ",\n     \"limit\": ");
+        if (r->limit_rate > 0) {
+            json_str(f, limit_name(r->limit));
+            fprintf(f, ", \"limit_rate\": ");
+            json_num(f, r->limit_rate);
+            fprintf(f, ", \"pct_of_limit\": ");
+            json_num(f, r->pct);
+        } else {
+            fputs("null, \"limit_rate\": null, \"pct_of_limit\": null", f);
+        }
+        fprintf(f, ", \"placement\": ");
+        json_str(f, r->placement == AX_PLACE_UNKNOWN ? "unknown" : ax_limits_placement_name(r->placement));
+        fprintf(f, ", \"placement_rtt_ns\": [");
+        json_num(f, r->rtt_lo);
+        fputs(", ", f);
+        json_num(f, r->rtt_hi);
+        fprintf(f, "],\n     \"verified\": %s, \"failed\": %s, \"skipped\": %s, \"why\": ",
+                r->verified ? "true" : "false", r->failed ? "true" : "false",
+                r->skipped ? "true" : "false");
+        json_str(f, r->why);
+        fprintf(f, ", \"note\": ");
+        json_str(f, r->note);
+        if (r->wl) {
+            fprintf(f, ",\n     \"stats\": {\"remote_share\": ");
+            json_num(f, r->remote_share);
+            fprintf(f, ", \"idle_share\": ");
+            json_num(f, r->idle_share);
+            fprintf(f, ", \"ring_full\": %llu, \"dead_letters\": %llu, \"dropped_at_stop\": %llu, "
+                       "\"per_worker\": [",
+                    (unsigned long long)r->ring_full, (unsigned long long)r->dead_letters,
+                    (unsigned long long)r->dropped);
+            for (uint32_t w = 0; w < r->nw; w++) {
+                fprintf(f, "%s{\"worker\": %u, \"handled\": %llu, \"remote_share\": ", w ? ", " : "",
+                        w, (unsigned long long)r->w[w].handled);
+                json_num(f, r->w[w].remote_share);
+                fprintf(f, ", \"ring_full\": %llu, \"sent_remote\": %llu, \"idle_share\": ",
+                        (unsigned long long)r->w[w].ring_full,
+                        (unsigned long long)r->w[w].sent_remote);
+                json_num(f, r->w[w].idle_share);
+                fputc('}', f);
+            }
+            fputs("]}", f);
+        }
+        fprintf(f, "}%s\n", i + 1 < g_nres ? "," : "");
+    }
+    fprintf(f, "  ]\n}\n");
+    if (fclose(f) != 0) {
+        fprintf(stderr, "axon-bench: writing --json %s failed: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int write_csv(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "axon-bench: cannot write --csv %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "name,unit,workers,median,min,max,runs,ns_per_op,limit,limit_rate,pct_of_limit,"
+               "placement,remote_share,ring_full,idle_share,verified,params\n");
+    for (size_t i = 0; i < g_nres; i++) {
+        const result_t *r = &g_res[i];
+        fprintf(f, "%s,%s,%u,", r->name, r->unit, r->workers);
+        if (r->nruns)
+            fprintf(f, "%.6g,%.6g,%.6g,", r->median, r->min, r->max);
+        else
+            fprintf(f, ",,,");
+        fputc('"', f);
+        for (int k = 0; k < r->nruns; k++)
+            fprintf(f, "%s%.6g", k ? ";" : "", r->runs[k]);
+        fputs("\",", f);
+        if (r->nruns && !r->lower_better)
+            fprintf(f, "%.4g", r->ns_per_op);
+        fprintf(f, ",%s,", r->limit_rate > 0 ? limit_name(r->limit) : "");
+        if (r->limit_rate > 0)
+            fprintf(f, "%.6g,%.2f", r->limit_rate, r->pct);
+        else
+            fputc(',', f);
+        fprintf(f, ",%s,", r->placement == AX_PLACE_UNKNOWN ? "" : ax_limits_placement_name(r->placement));
+        if (r->wl && r->nruns)
+            fprintf(f, "%.4f,%llu,%.4f", r->remote_share, (unsigned long long)r->ring_full,
+                    r->idle_share);
+        else
+            fputs(",,", f);
+        fprintf(f, ",%s,\"%s\"\n", r->verified ? "true" : "false", r->params);
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "axon-bench: writing --csv %s failed: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- output: plot (gnuplot) ------------------------------------------------------------------ */
+
+static bool have_gnuplot(void)
+{
+    return system("command -v gnuplot >/dev/null 2>&1") == 0;
+}
+
+static int write_plot(const char *path)
+{
+    char dir[] = "/tmp/axon-bench-plot.XXXXXX";
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "axon-bench: --plot: cannot make a temporary directory: %s\n", strerror(errno));
+        return -1;
+    }
+    char sc[300], lim[300], gp[300];
+    snprintf(sc, sizeof sc, "%s/scaling.dat", dir);
+    snprintf(lim, sizeof lim, "%s/limits.dat", dir);
+    snprintf(gp, sizeof gp, "%s/plot.gp", dir);
+    FILE *fs = fopen(sc, "w"), *fl = fopen(lim, "w"), *fg = fopen(gp, "w");
+    if (!fs || !fl || !fg) {
+        fprintf(stderr, "axon-bench: --plot: cannot write in %s: %s\n", dir, strerror(errno));
+        if (fs) fclose(fs);
+        if (fl) fclose(fl);
+        if (fg) fclose(fg);
+        return -1;
+    }
+    /* scaling.dat: one block per workload: workers median min max */
+    int nsc = 0;
+    const char *sw[2] = {"fjthrput", "big"};
+    for (int k = 0; k < 2; k++) {
+        int rows = 0;
+        for (size_t i = 0; i < g_nres; i++) {
+            char pre[64];
+            snprintf(pre, sizeof pre, "scaling/%s/", sw[k]);
+            if (strncmp(g_res[i].name, pre, strlen(pre)) || !g_res[i].nruns)
+                continue;
+            if (!rows++)
+                fprintf(fs, "%s# %s\n", nsc ? "\n\n" : "", sw[k]);
+            fprintf(fs, "%u %g %g %g\n", g_res[i].workers, g_res[i].median / 1e6,
+                    g_res[i].min / 1e6, g_res[i].max / 1e6);
+        }
+        if (rows)
+            nsc++;
+        else
+            fprintf(fs, "%s# %s (not run)\n0 0 0 0\n", nsc ? "\n\n" : "", sw[k]), nsc++;
+    }
+    int nl = 0;
+    for (size_t i = 0; i < g_nres; i++)
+        if (g_res[i].wl && g_res[i].limit_rate > 0 && strncmp(g_res[i].name, "scaling/", 8))
+            fprintf(fl, "\"%s\\n(%s)\" %g\n", g_res[i].name, limit_name(g_res[i].limit) + 7,
+                    g_res[i].pct), nl++;
+    if (!nl)
+        fprintf(fl, "\"none\" 0\n");
+    fclose(fs);
+    fclose(fl);
+    fprintf(fg,
+            "set terminal svg size 1200,520 dynamic font 'sans,11'\n"
+            "set output '%s'\n"
+            "set multiplot layout 1,2 title 'axon-bench: %s, %u workers, %s'\n"
+            "set title 'scaling sweep (median, min-max bars)'\n"
+            "set xlabel 'workers'\nset ylabel 'M msgs/s'\nset key top left\nset grid\n"
+            "set xtics 1\nset yrange [0:*]\nset xrange [0.5:*]\n"
+            "plot '%s' index 0 using 1:2:3:4 with yerrorlines lw 2 title 'fjthrput', "
+            "'%s' index 1 using 1:2:3:4 with yerrorlines lw 2 title 'big'\n"
+            "set title 'each workload against its limit (same run)'\n"
+            "set xlabel ''\nset ylabel '%% of limit'\nset style fill solid 0.6\nset boxwidth 0.6\n"
+            "set yrange [0:*]\nset xrange [*:*]\nunset key\nset xtics rotate by -30 font ',9'\n"
+            "plot '%s' using 0:2:xtic(1) with boxes, '' using 0:2:(sprintf('%%.1f%%%%',$2)) "
+            "with labels offset 0,0.8\n"
+            "unset multiplot\n",
+            path, g_cpu_model, g_plan->nworkers, g_opt.quick ? "quick run" : "full run", sc, sc, lim);
+    fclose(fg);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>'%s/err.txt'", gp, dir);
+    int rc = system(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "axon-bench: --plot: gnuplot failed (status %d); its script and errors "
+                        "are in %s\n", rc, dir);
+        return -1;
+    }
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    if (system(rm) != 0)
+        fprintf(stderr, "axon-bench: --plot: could not remove %s\n", dir);
+    return 0;
+}
+
+/* ---- machine ---------------------------------------------------------------------------------- */
+
+static void read_machine(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) {
+                c++;
+                while (*c == ' ' || *c == '\t')
+                    c++;
+                c[strcspn(c, "\n")] = 0;
+                snprintf(g_cpu_model, sizeof g_cpu_model, "%s", c);
+            }
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(g_kernel, sizeof g_kernel, "%s %s %s", u.sysname, u.release, u.machine);
+}
+
+static void load_config(void)
+{
+    ax_config_error_t err;
+    ax_config_init(&g_cfg);
+    if (g_opt.config_file && ax_config_load_file(&g_cfg, g_opt.config_file, &err) < 0) {
+        fprintf(stderr, "axon-bench: --config: %s\n", err.message);
+        exit(2);
+    }
+    if (ax_config_apply_env(&g_cfg, NULL, &err) < 0) {
+        fprintf(stderr, "axon-bench: environment: %s\n", err.message);
+        exit(2);
+    }
+    if (g_opt.workers)
+        g_cfg.workers = g_opt.workers;
+    if (ax_config_validate(&g_cfg, &err) < 0) {
+        fprintf(stderr, "axon-bench: config: %s\n", err.message);
+        exit(2);
+    }
+    char msg[512] = "";
+    ax_topo_t *topo = NULL;
+    int rc = ax_topo_load_config(&g_cfg, &topo, msg, sizeof msg);
+    if (rc == 0)
+        rc = ax_plan_create(topo, &g_cfg, &g_plan, msg, sizeof msg);
+    ax_topo_destroy(topo);
+    if (rc < 0) {
+        fprintf(stderr, "axon-bench: cannot plan the engine: %s\n", msg[0] ? msg : strerror(-rc));
+        exit(2);
+    }
+}
+
+/* ---- main -------------------------------------------------------------------------------------- */
+
+static int finish(bool interrupted)
+{
+    progress_clear();
+    int bad = 0;
+    if (g_opt.json && write_json(g_opt.json, interrupted) < 0)
+        bad = 1;
+    if (g_opt.csv && write_csv(g_opt.csv) < 0)
+        bad = 1;
+    if (g_opt.plot && write_plot(g_opt.plot) < 0)
+        bad = 1;
+    double el = (double)(bench_now_ns() - g_t_start) / 1e9;
+    if (interrupted) {
+        printf("\naxon-bench: interrupted after %.1f s; the results above are the runs that "
+               "finished\n", el);
+        return 130;
+    }
+    if (g_failed) {
+        printf("\naxon-bench: FAILED: %d workload(s) failed their checks or did not run:", g_failed);
+        for (size_t i = 0; i < g_nres; i++)
+            if (g_res[i].failed)
+                printf(" %s", g_res[i].name);
+        printf("\n");
+        return 1;
+    }
+    printf("\naxon-bench: all results verified; %.1f s; placement samples: %d, far: %d\n", el,
+           g_place_samples, g_place_far);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"workers", required_argument, 0, 'w'}, {"config", required_argument, 0, 'c'},
+        {"only", required_argument, 0, 'o'},    {"quick", no_argument, 0, 'q'},
+        {"repeat", required_argument, 0, 'r'},  {"json", required_argument, 0, 'j'},
+        {"csv", required_argument, 0, 'C'},     {"plot", required_argument, 0, 'p'},
+        {"list", no_argument, 0, 'l'},          {"param", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+    };
+    bool list = false;
+    int c;
+    uint64_t v;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "w:c:o:qr:j:C:p:lP:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'w':
+            if (parse_u64(optarg, &v) < 0 || v == 0 || v > 4096)
+                die_usage("--workers %s: expected 1..4096", optarg);
+            g_opt.workers = (uint32_t)v;
+            break;
+        case 'c': g_opt.config_file = optarg; break;
+        case 'o': g_opt.only = optarg; break;
+        case 'q': g_opt.quick = true; break;
+        case 'r':
+            if (parse_u64(optarg, &v) < 0 || v == 0 || v > BENCH_MAX_REPEAT)
+                die_usage("--repeat %s: expected 1..%d", optarg, BENCH_MAX_REPEAT);
+            g_opt.repeat = (int)v;
+            break;
+        case 'j': g_opt.json = optarg; break;
+        case 'C': g_opt.csv = optarg; break;
+        case 'p': g_opt.plot = optarg; break;
+        case 'l': list = true; break;
+        case 'P': add_override(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default:
+            if (optopt)
+                die_usage("option -%c: unknown, or its value is missing", optopt);
+            die_usage("unknown option or missing value: %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        die_usage("unexpected argument '%s'", argv[optind]);
+    check_overrides();
+    check_only();
+    if (list) {
+        list_workloads();
+        return 0;
+    }
+    if (!g_opt.repeat)
+        g_opt.repeat = g_opt.quick ? 1 : 3;
+    if (g_opt.plot && !have_gnuplot()) {
+        fprintf(stderr, "axon-bench: --plot needs gnuplot, which is not installed "
+                        "(apt-get install gnuplot-nox), or drop --plot\n");
+        return 2;
+    }
+    /* bench.* first: bench.scale_pct scales the counts of everything else */
+    g_gp[G_SCALE_PCT] = 100;
+    resolve_params(g_bench_params, NULL, "bench", g_gp);
+    resolve_params(g_limit_params, NULL, "limits", g_lp);
+    resolve_params(g_scaling_params, NULL, "scaling", g_sp);
+    read_machine();
+    load_config();
+    g_opt.tty = isatty(2);
+    g_t_start = bench_now_ns();
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    if (ax_limits_pick_cpus(&g_cpu_a, &g_cpu_b) < 0)
+        g_cpu_a = g_cpu_b = -1;
+    if (g_plan->nworkers >= 2 && g_plan->pinned) {
+        /* measure the limits between the CPUs the first two workers use */
+        g_cpu_a = (int)g_plan->workers[0].pu;
+        g_cpu_b = (int)g_plan->workers[1].pu;
+    }
+    /* calibrate: the best of 10 samples is "near" (the host may start far) */
+    for (int i = 0; i < 10 && g_cpu_a >= 0; i++) {
+        place_sample(NULL);
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    g_place_samples = g_place_far = 0;
+
+    const uint32_t nw = g_plan->nworkers;
+    uint32_t sweep_max = g_sp[S_MAX_WORKERS] ? (uint32_t)g_sp[S_MAX_WORKERS] : nw;
+    uint32_t sweep[32];
+    int nsweep = 0;
+    for (uint32_t w = 1; w < sweep_max && nsweep < 31; w *= 2)
+        sweep[nsweep++] = w;
+    sweep[nsweep++] = sweep_max;
+    bool limits_only = g_opt.only && only_selected("limits", NULL) && !strchr(g_opt.only, ',');
+    int reps = g_opt.repeat;
+    g_progress_total = reps; /* limits */
+    for (size_t w = 0; w < NWLS && !limits_only; w++)
+        if (only_selected(g_wls[w]->name, g_wls[w]->group))
+            g_progress_total += reps;
+    if (!limits_only && only_selected("scaling", NULL))
+        g_progress_total += 2 * nsweep * reps;
+
+    print_header();
+    run_limits(reps);
+    for (size_t i = 0; i < g_nres; i++)
+        print_row(&g_res[i]);
+    printf("\n");
+    for (size_t w = 0; w < NWLS && !limits_only && !g_interrupted; w++)
+        if (only_selected(g_wls[w]->name, g_wls[w]->group))
+            run_workload(g_wls[w], nw, g_wls[w]->name, reps);
+    if (!limits_only && only_selected("scaling", NULL) && !g_interrupted) {
+        printf("\nscaling sweep (speedup against 1 worker):\n");
+        const bench_workload_t *sw[2] = {&bench_wl_fjthrput, &bench_wl_big};
+        for (int k = 0; k < 2 && !g_interrupted; k++) {
+            double base = 0;
+            for (int i = 0; i < nsweep && !g_interrupted; i++) {
+                char name[64];
+                snprintf(name, sizeof name, "scaling/%s/%uw", sw[k]->name, sweep[i]);
+                run_workload(sw[k], sweep[i], name, reps);
+                result_t *r = &g_res[g_nres - 1];
+                if (r->nruns && sweep[i] == 1)
+                    base = r->median;
+                if (r->nruns && base > 0 && sweep[i] > 1)
+                    printf("    speedup x%.2f over 1 worker\n", r->median / base);
+                if (r->nruns && base > 0)
+                    snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
+                             "%sspeedup x%.2f", r->note[0] ? "; " : "", r->median / base);
+            }
+        }
+    }
+    int rc = finish(g_interrupted != 0);
+    ax_plan_destroy(g_plan);
+    free(g_res);
+    return rc;
+}
