@@ -744,17 +744,51 @@ static int spawn_stale(ax_engine_t *e, ax_behaviour_fn fn, stale_sh_t *sh, uint6
     return ax_engine_spawn(e, fn, sizeof(stale_st_t), &o, out);
 }
 
-static void stale_reference_after_slot_reuse_is_a_dead_letter(void **state)
+/* Respawns n actors from a spawner actor on worker 0 (ax_spawn, AX_ON_SELF). */
+typedef struct respawn_sh {
+    stale_sh_t *sh;
+    uint32_t n;
+    ax_ref_t fresh[STALE_MAX + 8];
+    _Atomic int rc;
+    _Atomic uint64_t done;
+} respawn_sh_t;
+
+static void stale_respawner(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
-    (void)state;
-    g_test = __func__;
+    hdr_t *h = state;
+    respawn_sh_t *rs = h->sh;
+    (void)m;
+    for (uint32_t i = 0; i < rs->n; i++) {
+        hdr_t a = { rs->sh, 1000 + i };
+        ax_spawn_opts_t o = { .size = sizeof o, .where = AX_ON_SELF, .init = stale_init,
+                              .fini = stale_fini, .arg = &a, .arg_len = sizeof a };
+        int rc = ax_spawn(ctx, stale_new, sizeof(stale_st_t), &o, &rs->fresh[i]);
+        if (rc != 0) {
+            atomic_store(&rs->rc, rc);
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&rs->done, 1, memory_order_release);
+}
+
+/* external: respawn with ax_engine_spawn from the test thread; otherwise
+ * from an actor on the same worker with ax_spawn. */
+static void run_stale(bool external)
+{
     static stale_sh_t sh;
+    static respawn_sh_t rs;
     memset(&sh, 0, sizeof sh);
+    memset(&rs, 0, sizeof rs);
+    rs.sh = &sh;
     ax_config_t c;
     cfg_real(&c, 1);
     c.max_actors = STALE_MAX;
     ax_engine_t *e = make_engine(&c);
-    ax_ref_t old[STALE_MAX + 8], fresh[STALE_MAX + 8];
+    ax_ref_t respawner = AX_REF_NONE;
+    if (!external)
+        respawner = spawn_ext(e, stale_respawner, sizeof(hdr_t), AX_ON_WORKER, 0, &rs, 0);
+    ax_ref_t old[STALE_MAX + 8];
+    ax_ref_t *fresh = rs.fresh;
     uint32_t n = 0;
     int rc = 0;
     while (n < STALE_MAX + 8 && (rc = spawn_stale(e, stale_old, &sh, n, &old[n])) == 0)
@@ -769,12 +803,23 @@ static void stale_reference_after_slot_reuse_is_a_dead_letter(void **state)
     WAIT_FOR(sh.fini_calls, n);
     /* The table was full: every new actor takes a slot an old one used.  A
      * slot may be recycled a little after fini; allow that, but not forever. */
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t end = now_ns() + 5000000000ull;
-        while ((rc = spawn_stale(e, stale_new, &sh, 1000 + i, &fresh[i])) == -ENOMEM && now_ns() < end)
-            sleep_us(500);
-        if (rc != 0)
-            fail_msg("%s: respawn %u of %u into freed slots returned %d", g_test, i, n, rc);
+    if (external) {
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t end = now_ns() + 5000000000ull;
+            while ((rc = spawn_stale(e, stale_new, &sh, 1000 + i, &fresh[i])) == -ENOMEM && now_ns() < end)
+                sleep_us(500);
+            if (rc != 0)
+                fail_msg("%s: all %u actors of a full table (max_actors = %u) stopped and ran fini, "
+                         "yet ax_engine_spawn #%u onto that worker returned %d for 5 s: slots freed by "
+                         "a stop are never reused by external spawns", g_test, n, STALE_MAX, i + 1, rc);
+        }
+    } else {
+        rs.n = n;
+        ext_send_u64(e, respawner, T_SPAWN, 0);
+        WAIT_FOR(rs.done, 1);
+        if (atomic_load(&rs.rc) != 0)
+            fail_msg("%s: all %u actors of a full table stopped, yet ax_spawn on that worker "
+                     "returned %d", g_test, n, atomic_load(&rs.rc));
     }
     for (uint32_t i = 0; i < n; i++)
         for (uint32_t j = 0; j < n; j++)
@@ -796,6 +841,20 @@ static void stale_reference_after_slot_reuse_is_a_dead_letter(void **state)
     ax_engine_stats(e, &st);
     assert_int_equal(st.dead_letters, n);
     ax_engine_destroy(e);
+}
+
+static void stale_reference_after_local_slot_reuse_is_a_dead_letter(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    run_stale(false);
+}
+
+static void engine_spawn_reuses_slots_freed_by_stopped_actors(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    run_stale(true);
 }
 
 /* ---- placement ---------------------------------------------------------------- */
@@ -1708,7 +1767,8 @@ int main(void)
         T(behaviour_never_runs_concurrently_with_itself),
         T(become_swaps_the_behaviour_for_the_next_messages),
         T(stopped_actor_turns_later_messages_into_counted_dead_letters),
-        T(stale_reference_after_slot_reuse_is_a_dead_letter),
+        T(stale_reference_after_local_slot_reuse_is_a_dead_letter),
+        T(engine_spawn_reuses_slots_freed_by_stopped_actors),
         T(spawn_on_self_lands_on_the_calling_worker),
         T(spawn_on_a_worker_lands_there_and_rejects_bad_workers),
         T(spawn_on_a_numa_node_lands_on_a_worker_of_that_node),
