@@ -7,7 +7,7 @@
  * request's last completion (multishot accept and recv: the terminal one).
  *
  * Threading: the worker's own thread only (behaviours, and the worker loop
- * calling ax__io_complete / ax__timers_run).
+ * calling ax__io_complete / ax__timer_fire).
  * Memory: records and timer arrays come from the worker's arena (the large
  * allocator above AX_ARENA_MAX_CLASS); data to send or write is copied into a
  * blob at the call and freed at its completion; received bytes are copied
@@ -215,6 +215,8 @@ static void tm_free(void *ctx, void *p, size_t size)
         ax_large_free(p, size);
 }
 
+/* The worker creates w->timers at start (io_glue.c); this is the fallback
+ * if that failed or has not happened. */
 static int timers_of(ax_worker_t *w, ax_timers_t **out)
 {
     if (!w->timers) {
@@ -280,10 +282,10 @@ int ax_timer_cancel(ax_ctx_t *ctx, uint64_t id)
     return rc;
 }
 
-static void timer_fire(void *user, uint64_t id, uint64_t token)
+/* Called by the worker loop (engine/io_glue.c) for each expired timer. */
+void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token)
 {
     (void)id;
-    ax_worker_t *w = user;
     io_req_t *r = (io_req_t *)(uintptr_t)token;
     ax_msg_t m;
     memset(&m, 0, sizeof m);
@@ -297,37 +299,6 @@ static void timer_fire(void *user, uint64_t id, uint64_t token)
                 w->id, r->type, (unsigned long long)r->to);
     if (!r->period)
         req_free(w, r);
-}
-
-/* Engine hooks: fire due timers (every loop turn), and the park timeout. */
-uint32_t ax__timers_run(ax_worker_t *w);
-int64_t ax__timers_timeout(ax_worker_t *w);
-void ax__timers_stop(ax_worker_t *w);
-
-uint32_t ax__timers_run(ax_worker_t *w)
-{
-    if (!w->timers || ax_timers_next_deadline_ns(w->timers) == AX_TIMERS_NO_DEADLINE)
-        return 0;
-    return ax_timers_expire(w->timers, ax_now_ns(), timer_fire, w);
-}
-
-int64_t ax__timers_timeout(ax_worker_t *w)
-{
-    if (!w->timers)
-        return -1;
-    uint64_t next = ax_timers_next_deadline_ns(w->timers);
-    if (next == AX_TIMERS_NO_DEADLINE)
-        return -1;
-    uint64_t now = ax_now_ns();
-    return next > now ? (int64_t)(next - now) : 0;
-}
-
-/* Worker thread, at shutdown (before its arena goes): armed timers never
- * fire; their records go with the arena. */
-void ax__timers_stop(ax_worker_t *w)
-{
-    ax_timers_destroy(w->timers);
-    w->timers = NULL;
 }
 
 /* ---- TCP ------------------------------------------------------------------------------- */
