@@ -3,9 +3,8 @@
  * free_any) are inline in arena.h; this file holds the cold paths.
  *
  * Threading: group create/destroy on one thread while no arena is in use;
- * everything taking an ax_arena_t * runs on that arena's owner thread, except
- * the CAS push onto another arena's inbox (ax__arena_push) which is the one
- * cross-thread operation.
+ * everything taking an ax_arena_t * runs on that arena's owner thread; the
+ * one cross-thread structure is the per-pair return ring (protocol below).
  * Memory: the group owns one mmap reservation; every arena header lives at
  * the start of its own slice (so on its node); blocks belong to the arena
  * whose slice contains them, whoever frees them.
@@ -13,28 +12,32 @@
  * ---- layout ---------------------------------------------------------------
  * reservation (2 MiB aligned, stride = 2^shift >= slice_bytes):
  *   base + i*stride: [header runs][data runs ............][PROT_NONE gap]
- * The header (struct ax_arena, run_class[], pending[], dirty[]) takes whole
+ * The header (struct ax_arena, run_class[], rings[], pending[], dirty[]) takes whole
  * 64 KiB runs so data runs stay 64 KiB aligned.  Owner lookup is
  * (p - base) >> shift; the run's class is run_class[(p - slice) >> 16].
  *
  * ---- remote free protocol --------------------------------------------------
+ * Every ordered pair (sender S, owner O) has a single-producer single-consumer
+ * ring of block pointers, O->rings[S], in O's header (so on O's node).
  * Sender S frees a block b owned by O (ax_arena_free_any, inline):
- *   b is pushed on S->pending[O], an intrusive list through b's first word
- *   (owner-local to S: no atomics).  When the list reaches AX_ARENA_BATCH
- *   blocks, or at ax_arena_flush, S pushes the whole list onto O->inbox, an
- *   intrusive MPSC stack of blocks:
- *       tail->next = old;  CAS(&O->inbox, old -> head)      (R1, release)
- * Owner O (ax_arena_reclaim) takes the whole stack at once:
- *       chain = exchange(&O->inbox, NULL)                    (A1, acquire)
- *   and files each block in its class free list.
- * R1 pairs with A1: the links S wrote (and everything S did to the blocks
- * before freeing them) are visible to O once it has read the head.  The
- * exchange reads the last value of the release sequence formed by the CASes
- * of all senders, so it synchronizes with every one of them.  No ABA: the
- * consumer never pops one node, it detaches the whole stack.
- * The path is never full: the stack is unbounded because it is made of the
- * blocks themselves, so a sender never drops or waits; a CAS that loses a
- * race just retries with the new head (lock-free: some sender always wins).
+ *   slot[tail % RING] = b; tail++ (S-private counter in S->pending[O]);
+ *   every AX_ARENA_BATCH blocks, and at ax_arena_flush, S publishes:
+ *       store(&ring->tail, tail)                          (R1, release)
+ * Owner O (ax_arena_reclaim), for each sender:
+ *       t = load(&ring->tail)                             (A1, acquire)
+ *       file slot[head .. t) in the class free lists
+ *       store(&ring->head, t)                             (R2, release)
+ * S reads the owner's head only when its cached copy says the ring is full:
+ *       head_seen = load(&ring->head)                     (A2, acquire)
+ * R1/A1: the slots (and S's use of the blocks before freeing them) are
+ * visible to O.  R2/A2: O has read the slots before S overwrites them.
+ * The owner reads the pointers sequentially (no pointer chasing through
+ * blocks that are hot in the sender's cache) and links each block into its
+ * own free list with a store, which does not stall on the remote line.
+ * Full ring: the block goes on S's private overflow list for O (linked
+ * through the block, no loss, no waiting) and ax_arena_flush moves it into
+ * the ring once O has made room.  Nothing blocks, nothing is dropped; a
+ * sender whose owner never reclaims keeps its blocks queued (remote_pending).
  * Blocks in transit still count in O's used_bytes until O reclaims them, so
  * "all memory came back" is used_bytes == 0 after the senders flushed and
  * the owner reclaimed.
@@ -53,7 +56,7 @@
 #include <unistd.h>
 
 #define AX__HUGE_ALIGN ((size_t)2 << 20)
-#define AX__MAX_ARENAS 4096u
+#define AX__MAX_ARENAS 1024u /* header holds one 2 KiB return ring per peer */
 #define AX__MAX_NODE_BITS 1024u /* mbind mask width: node OS indexes < 1024 */
 
 struct ax_arena_group {
@@ -94,6 +97,16 @@ const uint8_t ax__arena_size_class[AX_ARENA_MAX_CLASS / 16 + 1] = {
     26, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27,
     27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27, 27,
     27,
+};
+
+/* ceil(2^32 / class size): offset / size by multiply in the debug check */
+const uint32_t ax__arena_class_inv[AX_ARENA_NCLASSES] = {
+#define INV(x) (uint32_t)((((uint64_t)1 << 32) + (x) - 1) / (x))
+    INV(16),   INV(32),   INV(48),   INV(64),   INV(80),   INV(96),   INV(112),
+    INV(128),  INV(160),  INV(192),  INV(224),  INV(256),  INV(320),  INV(384),
+    INV(448),  INV(512),  INV(640),  INV(768),  INV(896),  INV(1024), INV(1280),
+    INV(1536), INV(1792), INV(2048), INV(2560), INV(3072), INV(3584), INV(4096),
+#undef INV
 };
 
 int ax_arena_class_of(size_t size)
@@ -155,63 +168,103 @@ void ax__arena_bad_free(const ax_arena_t *a, const void *p, const char *why)
     abort();
 }
 
-/* R1: see the protocol at the top of the file. */
-void ax__arena_push(ax_arena_t *self, uint32_t o)
+static ax__arena_ring_t *ring_to(ax_arena_t *self, uint32_t o)
+{
+    return &self->peers[o]->rings[self->index];
+}
+
+void ax__arena_publish(ax_arena_t *self, uint32_t o)
 {
     ax__arena_pending_t *pd = &self->pending[o];
-    ax_arena_t *owner = self->peers[o];
-    ax__arena_block_t *old = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
-    do {
-        ax__blk_link(pd->tail, old);
-        /* R1: publishes the links written by ax__blk_link along the batch
-         * (and the senders' earlier use of the blocks).  Pairs with A1 in
-         * ax_arena_reclaim().  Failure is relaxed: we only retry with the
-         * new head, reading nothing through it. */
-    } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &old, pd->head,
-                                                    memory_order_release,
-                                                    memory_order_relaxed));
-    self->remote_frees_sent += pd->count;
-    self->remote_pending -= pd->count;
-    pd->head = pd->tail = NULL;
-    pd->count = 0;
+    /* R1: the slots written since the last publish are visible to the owner
+     * that reads this tail.  Pairs with A1 in ax_arena_reclaim(). */
+    atomic_store_explicit(&ring_to(self, o)->tail, pd->tail, memory_order_release);
+    self->remote_frees_sent += pd->tail - pd->pub;
+    self->remote_pending -= pd->tail - pd->pub;
+    pd->pub = pd->tail;
+}
+
+/* Moves overflow blocks into the ring while it has room; true if the
+ * overflow list is empty afterwards. */
+static bool drain_overflow(ax_arena_t *self, uint32_t o)
+{
+    ax__arena_pending_t *pd = &self->pending[o];
+    ax__arena_ring_t *r = ring_to(self, o);
+    while (pd->ovf && pd->tail - pd->head_seen < AX_ARENA_RING) {
+        ax__arena_block_t *b = pd->ovf;
+        pd->ovf = ax__blk_next(b);
+        pd->ovf_count--;
+        r->slot[pd->tail++ % AX_ARENA_RING] = b;
+    }
+    return pd->ovf == NULL;
+}
+
+void ax__arena_send_slow(ax_arena_t *self, uint32_t o, ax__arena_block_t *b)
+{
+    ax__arena_pending_t *pd = &self->pending[o];
+    /* A2: pairs with R2 in ax_arena_reclaim(): the owner has read every slot
+     * below head, so we may overwrite them. */
+    pd->head_seen = atomic_load_explicit(&ring_to(self, o)->head, memory_order_acquire);
+    drain_overflow(self, o);
+    if (pd->tail - pd->head_seen < AX_ARENA_RING) {
+        ring_to(self, o)->slot[pd->tail++ % AX_ARENA_RING] = b;
+    } else {
+        ax__blk_link(b, pd->ovf); /* the owner is behind: keep it, retry at flush */
+        pd->ovf = b;
+        pd->ovf_count++;
+    }
+    if (pd->tail - pd->pub >= AX_ARENA_BATCH)
+        ax__arena_publish(self, o);
 }
 
 void ax_arena_flush(ax_arena_t *self)
 {
+    uint32_t keep = 0;
     for (uint32_t i = 0; i < self->ndirty; i++) {
         uint32_t o = self->dirty[i];
         ax__arena_pending_t *pd = &self->pending[o];
-        pd->listed = false;
-        if (pd->count)
-            ax__arena_push(self, o);
+        if (pd->ovf) {
+            /* A2 as in ax__arena_send_slow(). */
+            pd->head_seen = atomic_load_explicit(&ring_to(self, o)->head, memory_order_acquire);
+            drain_overflow(self, o);
+        }
+        if (pd->tail != pd->pub)
+            ax__arena_publish(self, o);
+        if (pd->ovf)
+            self->dirty[keep++] = o; /* still queued: retry at the next flush */
+        else
+            pd->listed = false;
     }
-    self->ndirty = 0;
+    self->ndirty = keep;
 }
 
 size_t ax_arena_reclaim(ax_arena_t *self)
 {
-    /* Relaxed peek first so an idle owner does not take the line exclusive. */
-    if (!atomic_load_explicit(&self->inbox, memory_order_relaxed))
-        return 0;
-    /* A1: pairs with R1 in ax__arena_push(); every link of the chain and the
-     * senders' writes to the blocks happen-before what follows. */
-    ax__arena_block_t *b = atomic_exchange_explicit(&self->inbox, NULL, memory_order_acquire);
     size_t n = 0;
-    while (b) {
-        ax__arena_block_t *next = ax__blk_next(b);
-        unsigned c = self->run_class[((uintptr_t)b - self->slice) >> AX_ARENA_RUN_SHIFT];
+    for (uint32_t s = 0; s < self->narenas; s++) {
+        ax__arena_ring_t *r = &self->rings[s];
+        /* A1: pairs with R1 in ax__arena_publish(); slots below t are written. */
+        uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+        uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed); /* ours */
+        if (t == h)
+            continue;
+        for (; h != t; h++) {
+            ax__arena_block_t *b = r->slot[h % AX_ARENA_RING];
+            unsigned c = self->run_class[((uintptr_t)b - self->slice) >> AX_ARENA_RUN_SHIFT];
 #ifdef AXON_ARENA_DEBUG
-        if (ax_unlikely(c >= AX_ARENA_NCLASSES || (uintptr_t)b < self->data_lo ||
-                        (uintptr_t)b >= self->next_run))
-            ax__arena_bad_free(self, b, "a returned block is not a block of this arena");
+            if (ax_unlikely(c >= AX_ARENA_NCLASSES || (uintptr_t)b < self->data_lo ||
+                            (uintptr_t)b >= self->next_run))
+                ax__arena_bad_free(self, b, "a returned block is not a block of this arena");
 #endif
-        size_t cs = ax__arena_class_bytes[c];
-        ax__blk_link(b, self->free[c]);
-        self->free[c] = b;
-        self->in_use[c]--;
-        self->used_bytes -= cs;
-        n++;
-        b = next;
+            ax__blk_link(b, self->free[c]);
+            self->free[c] = b;
+            self->in_use[c]--;
+            self->used_bytes -= ax__arena_class_bytes[c];
+            n++;
+        }
+        /* R2: we are done reading the slots below h.  Pairs with A2 in
+         * ax__arena_send_slow() / ax_arena_flush(). */
+        atomic_store_explicit(&r->head, h, memory_order_release);
     }
     self->remote_frees_received += n;
     return n;
@@ -272,13 +325,18 @@ ax_arena_t *ax_arena_owner(const ax_arena_group_t *g, const void *p)
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
-/* Bytes of header for a slice of `runs` runs: struct, run_class[runs],
- * pending[narenas], dirty[narenas]. */
-static size_t header_bytes(size_t runs, uint32_t narenas)
+/* Header layout for a slice of `runs` runs: struct, run_class[runs],
+ * rings[narenas], pending[narenas], dirty[narenas]; offsets out, total back. */
+static size_t header_layout(size_t runs, uint32_t narenas, size_t *rings, size_t *pending,
+                            size_t *dirty)
 {
-    size_t h = offsetof(struct ax_arena, run_class) + runs;
-    h = round_up(h, 64) + (size_t)narenas * sizeof(ax__arena_pending_t);
-    return round_up(h, 64) + (size_t)narenas * sizeof(uint32_t);
+    size_t h = round_up(offsetof(struct ax_arena, run_class) + runs, 64);
+    *rings = h;
+    h = round_up(h + (size_t)narenas * sizeof(ax__arena_ring_t), 64);
+    *pending = h;
+    h = round_up(h + (size_t)narenas * sizeof(ax__arena_pending_t), 64);
+    *dirty = h;
+    return h + (size_t)narenas * sizeof(uint32_t);
 }
 
 /* Whether transparent huge pages can be had through madvise here. */
@@ -360,7 +418,8 @@ static int arena_init(ax_arena_group_t *g, uint32_t i, const ax_arena_group_opts
 
     ax_arena_t *a = (ax_arena_t *)slice;
     size_t runs = g->slice_bytes >> AX_ARENA_RUN_SHIFT;
-    size_t hb = header_bytes(runs, g->narenas);
+    size_t ro, po, dof;
+    size_t hb = header_layout(runs, g->narenas, &ro, &po, &dof);
     memset(a, 0, hb);
     a->slice = slice;
     a->data_lo = slice + hdr_runs * AX_ARENA_RUN_BYTES;
@@ -371,12 +430,14 @@ static int arena_init(ax_arena_group_t *g, uint32_t i, const ax_arena_group_opts
     a->index = i;
     a->narenas = g->narenas;
     a->peers = g->arenas;
-    size_t off = round_up(offsetof(struct ax_arena, run_class) + runs, 64);
-    a->pending = (ax__arena_pending_t *)(slice + off);
-    off = round_up(off + (size_t)g->narenas * sizeof(ax__arena_pending_t), 64);
-    a->dirty = (uint32_t *)(slice + off);
+    a->rings = (ax__arena_ring_t *)(slice + ro);
+    a->pending = (ax__arena_pending_t *)(slice + po);
+    a->dirty = (uint32_t *)(slice + dof);
     memset(a->run_class, AX__ARENA_NO_CLASS, runs);
-    atomic_init(&a->inbox, NULL);
+    for (uint32_t s = 0; s < g->narenas; s++) {
+        atomic_init(&a->rings[s].tail, 0);
+        atomic_init(&a->rings[s].head, 0);
+    }
     a->node = node;
     a->hugepages = huge;
     a->hugepages_note = note;
@@ -393,8 +454,9 @@ int ax_arena_group_create(const ax_arena_group_opts_t *o, ax_arena_group_t **out
 
     size_t data = round_up((size_t)o->arena_bytes, AX_ARENA_RUN_BYTES);
     size_t hdr_runs = 1;
+    size_t ro, po, dof;
     while (hdr_runs * AX_ARENA_RUN_BYTES <
-           header_bytes(hdr_runs + data / AX_ARENA_RUN_BYTES, o->narenas))
+           header_layout(hdr_runs + data / AX_ARENA_RUN_BYTES, o->narenas, &ro, &po, &dof))
         hdr_runs++;
     size_t slice = hdr_runs * AX_ARENA_RUN_BYTES + data;
     uint32_t shift = AX_ARENA_RUN_SHIFT;

@@ -81,7 +81,7 @@ typedef struct ax_arena_stats {
     uint64_t runs_total;       /* data runs in the slice */
     uint64_t runs_used;        /* runs handed to a class so far */
     uint64_t bad_requests;     /* size 0 or > AX_ARENA_MAX_CLASS (not counted as failed) */
-    uint64_t remote_pending;   /* foreign blocks queued here, not yet pushed */
+    uint64_t remote_pending;   /* foreign blocks queued here, not yet published */
     const char *hugepages_note; /* why huge pages are or are not in use (static string) */
 } ax_arena_stats_t;
 
@@ -168,7 +168,8 @@ uint64_t ax_large_failed_allocs(void);
 #define AX_ARENA_NCLASSES 28u
 #define AX_ARENA_RUN_SHIFT 16u
 #define AX_ARENA_RUN_BYTES (1u << AX_ARENA_RUN_SHIFT)
-#define AX_ARENA_BATCH 64u          /* foreign frees per pushed batch */
+#define AX_ARENA_BATCH 64u          /* foreign frees per published batch */
+#define AX_ARENA_RING 256u          /* slots per (sender, owner) return ring */
 #define AX__ARENA_NO_CLASS 0xffu    /* run_class of header runs and unused runs */
 #define AX__ARENA_FREE_MARK ((uintptr_t)0x9e3779b97f4a7c15ull)
 
@@ -178,18 +179,30 @@ typedef struct ax__arena_block {
     uintptr_t mark;
 } ax__arena_block_t;
 
-/* Foreign blocks queued by this arena's thread for one owner. */
+/* Return ring from one sender to one owner; lives in the OWNER's header
+ * (rings[sender]).  Indices run free and are masked on use. */
+typedef struct ax__arena_ring {
+    alignas(64) _Atomic uint32_t tail; /* sender publishes (R1) */
+    alignas(64) _Atomic uint32_t head; /* owner consumes (R2) */
+    alignas(64) ax__arena_block_t *slot[AX_ARENA_RING];
+} ax__arena_ring_t;
+
+/* The sender's private side of its ring to one owner (in the SENDER's header). */
 typedef struct ax__arena_pending {
-    ax__arena_block_t *head, *tail;
-    uint32_t count;
-    bool listed;          /* its owner index is in the sender's dirty list */
+    uint32_t tail;        /* next slot to write */
+    uint32_t pub;         /* tail as last published */
+    uint32_t head_seen;   /* owner's head as last read */
+    uint32_t ovf_count;   /* blocks in the overflow list (ring was full) */
+    ax__arena_block_t *ovf; /* intrusive list, retried at flush */
+    bool listed;          /* owner index is in the sender's dirty list */
 } ax__arena_pending_t;
 
 extern const uint8_t ax__arena_size_class[AX_ARENA_MAX_CLASS / 16 + 1];
 extern const uint16_t ax__arena_class_bytes[AX_ARENA_NCLASSES];
 
 /* The header at the start of each slice (so it is on the arena's node).
- * Written only by the owner thread, except `inbox` (own cache line). */
+ * Written only by the owner thread, except the return rings' tails and slots
+ * (written by their sender, own cache lines). */
 struct ax_arena {
     /* hot, owner-written: free lists and accounting */
     alignas(64) ax__arena_block_t *free[AX_ARENA_NCLASSES];
@@ -204,6 +217,7 @@ struct ax_arena {
     struct ax_arena **peers; /* the group's arenas, by index */
     /* owner-written, colder */
     ax__arena_pending_t *pending; /* [narenas], foreign frees by owner */
+    ax__arena_ring_t *rings;      /* [narenas], rings[s]: returns from sender s */
     uint32_t *dirty;      /* owners with pending blocks, ndirty of them */
     uint32_t ndirty;
     uint64_t remote_pending;
@@ -214,15 +228,15 @@ struct ax_arena {
     int node;
     bool hugepages;
     const char *hugepages_note;
-    /* written by other arenas' threads: an MPSC stack of returned blocks */
-    alignas(64) _Atomic(ax__arena_block_t *) inbox;
     alignas(64) uint8_t run_class[]; /* one per 64 KiB of the slice */
 };
 
 /* Out of line, cold (arena.c). */
 void *ax__arena_refill(ax_arena_t *a, unsigned cls);
 void *ax__arena_bad_request(ax_arena_t *a, size_t size);
-void ax__arena_push(ax_arena_t *self, uint32_t owner);
+void ax__arena_publish(ax_arena_t *self, uint32_t owner);
+void ax__arena_send_slow(ax_arena_t *self, uint32_t owner, ax__arena_block_t *b);
+extern const uint32_t ax__arena_class_inv[AX_ARENA_NCLASSES];
 _Noreturn void ax__arena_bad_free(const ax_arena_t *a, const void *p, const char *why)
     __attribute__((cold));
 
@@ -257,7 +271,11 @@ static inline void ax__arena_check_free(const ax_arena_t *a, const void *p, uint
     unsigned c = a->run_class[(u - a->slice) >> AX_ARENA_RUN_SHIFT];
     if (ax_unlikely(c >= AX_ARENA_NCLASSES))
         ax__arena_bad_free(a, p, "points into a run that serves no class");
-    if (ax_unlikely(((u - a->slice) & (AX_ARENA_RUN_BYTES - 1)) % ax__arena_class_bytes[c]))
+    /* offset in run / class size by reciprocal (exact for offsets < 2^16
+     * and sizes <= 2^12), so the check costs a multiply, not a divide */
+    uint32_t off = (uint32_t)((u - a->slice) & (AX_ARENA_RUN_BYTES - 1));
+    uint32_t q = (uint32_t)(((uint64_t)off * ax__arena_class_inv[c]) >> 32);
+    if (ax_unlikely(q * ax__arena_class_bytes[c] != off))
         ax__arena_bad_free(a, p, "not at the start of a block");
 #ifdef AX__ARENA_ASAN
     if (__asan_address_is_poisoned(p))
@@ -321,6 +339,9 @@ static inline void ax_arena_free_any(ax_arena_t *self, void *p)
 #endif
     ax__arena_pending_t *pd = &self->pending[o];
     ax__arena_block_t *b = (ax__arena_block_t *)p;
+#ifdef AXON_ARENA_DEBUG
+    b->mark = AX__ARENA_FREE_MARK ^ (uintptr_t)b; /* a second free_any sees it */
+#endif
 #ifdef AX__ARENA_ASAN
     {   /* poison the whole block while it travels; run_class of p's run was
          * written before p was handed out, so reading it here is safe */
@@ -329,18 +350,20 @@ static inline void ax_arena_free_any(ax_arena_t *self, void *p)
                                                           AX_ARENA_RUN_SHIFT]]);
     }
 #endif
-    /* The owner does the class lookup at reclaim; here only link and count. */
-    ax__blk_link(b, pd->head);
-    if (!pd->head)
-        pd->tail = b;
     if (!pd->listed) {
         pd->listed = true;
         self->dirty[self->ndirty++] = o;
     }
-    pd->head = b;
     self->remote_pending++;
-    if (ax_unlikely(++pd->count >= AX_ARENA_BATCH))
-        ax__arena_push(self, o);
+    if (ax_unlikely(pd->tail - pd->head_seen >= AX_ARENA_RING)) {
+        ax__arena_send_slow(self, o, b); /* ring looks full: re-read head or queue */
+        return;
+    }
+    /* The slot is ours: the owner released it (R2) and we acquired that (A2)
+     * when head_seen was read.  Published with the batch (R1). */
+    self->peers[o]->rings[self->index].slot[pd->tail % AX_ARENA_RING] = b;
+    if (ax_unlikely(++pd->tail - pd->pub >= AX_ARENA_BATCH))
+        ax__arena_publish(self, o);
 }
 
 #endif /* AXON_ALLOC_ARENA_H */

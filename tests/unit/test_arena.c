@@ -254,6 +254,34 @@ static void remote_frees_return_to_the_owner_in_batches_and_are_reused(void **st
     ax_arena_group_destroy(g);
 }
 
+static void full_return_ring_keeps_blocks_queued_until_the_owner_makes_room(void **st)
+{
+    (void)st;
+    ax_arena_group_t *g = make_group(2, 1u << 20);
+    ax_arena_t *own = ax_arena_group_get(g, 0), *oth = ax_arena_group_get(g, 1);
+    enum { N = AX_ARENA_RING + 44 };
+    static void *blk[N];
+    for (int i = 0; i < N; i++)
+        assert_non_null(blk[i] = ax_arena_alloc(own, 32));
+    for (int i = 0; i < N; i++)
+        ax_arena_free_any(oth, blk[i]); /* the owner does not reclaim meanwhile */
+    ax_arena_flush(oth);
+    ax_arena_stats_t s;
+    ax_arena_get_stats(oth, &s);
+    assert_int_equal(s.remote_frees_sent, AX_ARENA_RING);
+    assert_int_equal(s.remote_pending, 44); /* kept, not dropped */
+    assert_int_equal(ax_arena_reclaim(own), AX_ARENA_RING);
+    ax_arena_flush(oth); /* room now: the overflow goes out */
+    ax_arena_get_stats(oth, &s);
+    assert_int_equal(s.remote_pending, 0);
+    assert_int_equal(s.remote_frees_sent, N);
+    assert_int_equal(ax_arena_reclaim(own), 44);
+    ax_arena_get_stats(own, &s);
+    assert_int_equal(s.used_bytes, 0);
+    assert_int_equal(s.remote_frees_received, N);
+    ax_arena_group_destroy(g);
+}
+
 static void exhausted_arena_takes_back_returned_blocks_before_failing(void **st)
 {
     (void)st;
@@ -563,6 +591,7 @@ int main(void)
         cmocka_unit_test(stats_report_used_bytes_high_water_and_blocks_per_class),
         cmocka_unit_test(owner_of_any_block_is_its_arena_and_foreign_pointers_have_none),
         cmocka_unit_test(remote_frees_return_to_the_owner_in_batches_and_are_reused),
+        cmocka_unit_test(full_return_ring_keeps_blocks_queued_until_the_owner_makes_room),
         cmocka_unit_test(exhausted_arena_takes_back_returned_blocks_before_failing),
         cmocka_unit_test(double_free_is_detected_in_debug_builds),
 #ifdef AX__ARENA_ASAN
