@@ -28,3 +28,25 @@ axon_test(stress_engine_wakeup SOURCES stress/stress_engine_wakeup.c
           LIBS axon_engine LABELS stress TIMEOUT 300 ARGS --seconds 20)
 axon_test(stress_engine_shutdown SOURCES stress/stress_engine_shutdown.c
           LIBS axon_engine LABELS stress TIMEOUT 300 ARGS --seconds 20)
+
+# The examples (examples/pingpong.c, examples/ring.c) are built by
+# examples/*.cmake; their ctests live here because add_test() in examples/
+# runs before the root CMakeLists.txt enables testing and would be dropped.
+# Small counts; the test needs exit status 0 AND the expected result line
+# (PASS_REGULAR_EXPRESSION alone would ignore the exit status, so a crash or
+# a leak report after printing would pass).
+function(axon_example_test name target expect)
+  add_test(NAME ${name}
+    COMMAND sh -c "out=$(\"$0\" \"$@\") || { echo \"$0 exited with status $?\"; exit 1; }; printf '%s\\n' \"$out\"; printf '%s\\n' \"$out\" | grep -q -- '${expect}' || { echo \"expected a line matching: ${expect}\"; exit 1; }"
+            $<TARGET_FILE:${target}> ${ARGN})
+  set_tests_properties(${name} PROPERTIES LABELS tool TIMEOUT 60)
+endfunction()
+if(TARGET pingpong)
+  axon_example_test(example_pingpong pingpong
+    "^pingpong: 1000 round trips between worker 0 and worker 1 " 1000)
+endif()
+if(TARGET ring)
+  # 1000 % 503 + 1 = 498: the actor that receives the token at zero
+  axon_example_test(example_ring ring "^ring: result 498$" 1000)
+  axon_example_test(example_ring_one_lap ring "^ring: result 1$" 503)
+endif()
