@@ -262,30 +262,52 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err)
     return m;
 }
 
-int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len)
+static void fill_inline(ax_worker_t *w, ax_msg_t *m, uint32_t type, const void *buf, size_t len)
 {
-    int err;
-    if (__builtin_expect(len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
-        return -EINVAL;
-    ax_msg_t *m = ax__msg_slot_fast(w, to, &err);
-    if (!m)
-        return err;
     m->type = type;
     m->len = (uint16_t)len;
     m->flags = 0;
     memcpy(m->payload.data, buf, len);
-    AX_TRACE_SEND(w->id, to, type);
+    AX_TRACE_SEND(w->id, m->to, type);
+}
+
+/* Cold half of ax_send: the slot needs a chunk, an overflow queue, or the
+ * send is an error.  Kept apart so the fast path is frameless. */
+__attribute__((noinline, cold)) static int send_slow(ax_worker_t *w, ax_ref_t to, uint32_t type,
+                                                     const void *buf, size_t len)
+{
+    int err;
+    ax_msg_t *m = ax__msg_slot_slow(w, to, &err);
+    if (!m)
+        return err;
+    fill_inline(w, m, type, buf, len);
     return 0;
+}
+
+int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len)
+{
+    if (__builtin_expect(len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
+        return -EINVAL;
+    ax_msg_t *m = ax__msg_slot_try(w, to);
+    if (__builtin_expect(!m, 0))
+        return send_slow(w, to, type, buf, len);
+    fill_inline(w, m, type, buf, len);
+    return 0;
+}
+
+__attribute__((noinline, cold)) static int send_u64_slow(ax_worker_t *w, ax_ref_t to,
+                                                         uint32_t type, uint64_t v)
+{
+    if (type >= AX_TYPE_SYSTEM)
+        return -EINVAL;
+    return send_slow(w, to, type, &v, sizeof v);
 }
 
 int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
 {
-    int err;
-    if (__builtin_expect(type >= AX_TYPE_SYSTEM, 0))
-        return -EINVAL;
-    ax_msg_t *m = ax__msg_slot_fast(w, to, &err);
-    if (!m)
-        return err;
+    ax_msg_t *m;
+    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !(m = ax__msg_slot_try(w, to)), 0))
+        return send_u64_slow(w, to, type, v);
     m->type = type;
     m->len = sizeof v;
     m->flags = 0;
@@ -553,18 +575,6 @@ static void dead_letter(ax_worker_t *w, const ax_msg_t *m)
     if (w->eng->dl_fn)
         w->eng->dl_fn(w->eng->dl_user, m);
     free_payload(w, m);
-}
-
-void ax__count_source(ax_worker_t *w, uint32_t src)
-{
-    if (src == AX_SRC_LOCAL) {
-        AX_STAT_INC(w->st.msgs_local);
-    } else if (src == AX_SRC_EXTERNAL) {
-        AX_STAT_INC(w->st.msgs_external);
-    } else {
-        AX_STAT_INC(w->st.msgs_remote);
-        AX_STAT_INC(w->st.from[src]);
-    }
 }
 
 void ax__blob_release(ax_worker_t *w, const ax_msg_t *m)

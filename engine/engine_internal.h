@@ -42,7 +42,6 @@ void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t);
 /* actor.c */
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m, uint32_t src);
 ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err);
-void ax__count_source(ax_worker_t *w, uint32_t src);
 void ax__blob_release(ax_worker_t *w, const ax_msg_t *m);
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a);
 
@@ -52,36 +51,60 @@ void ax__actor_stop(ax_worker_t *w, ax_actor_t *a);
     atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + 1, \
                           memory_order_relaxed)
 
-/* The slot for a message to `to`: the local FIFO or the ring to its worker
- * (fast, inline), else the cold path (overflow, errors). */
-static inline ax_msg_t *ax__msg_slot_fast(ax_worker_t *w, ax_ref_t to, int *err)
+/* The slot for a message to `to` when the fast case applies: the local
+ * FIFO has room in its tail chunk, or the ring to the destination has room
+ * and no older message waits in its overflow.  NULL otherwise (the caller
+ * then takes its cold path, which handles every case).  Makes no call, so a
+ * send's fast path needs no stack frame. */
+static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to)
 {
     uint32_t d = ax_ref_worker(to);
-    ax_msg_t *m = NULL;
+    ax_msg_t *m;
     if (__builtin_expect(w->closing, 0))
-        return ax__msg_slot_slow(w, to, err);
+        return NULL;
     if (d == w->id) {
         ax_mq_t *q = &w->local;
-        if (__builtin_expect(q->tail && q->ti < AX_MQ_CHUNK_MSGS, 1)) {
-            q->count++;
-            m = &q->tail->m[q->ti++];
-        }
-    } else if (d < w->nworkers && w->ovf[d].count == 0) {
+        if (__builtin_expect(!q->tail || q->ti >= AX_MQ_CHUNK_MSGS, 0))
+            return NULL;
+        q->count++;
+        m = &q->tail->m[q->ti++];
+    } else {
+        if (__builtin_expect(d >= w->nworkers || w->ovf[d].count != 0, 0))
+            return NULL;
         m = ax_ring_reserve(w->out[d]);
-        if (__builtin_expect(m != NULL, 1)) {
-            if (!w->is_dirty[d]) {
-                w->is_dirty[d] = 1;
-                w->dirty[w->ndirty++] = d;
-            }
-            AX_STAT_INC(w->st.msgs_sent_remote);
+        if (__builtin_expect(!m, 0))
+            return NULL;
+        if (!w->is_dirty[d]) {
+            w->is_dirty[d] = 1;
+            w->dirty[w->ndirty++] = d;
         }
+        AX_STAT_INC(w->st.msgs_sent_remote);
     }
-    if (__builtin_expect(!m, 0))
-        return ax__msg_slot_slow(w, to, err);
     m->to = to;
     m->from = w->cur_ref;
     w->sent++;
     return m;
+}
+
+/* Every case, including errors (cold). */
+static inline ax_msg_t *ax__msg_slot_fast(ax_worker_t *w, ax_ref_t to, int *err)
+{
+    ax_msg_t *m = ax__msg_slot_try(w, to);
+    return m ? m : ax__msg_slot_slow(w, to, err);
+}
+
+/* Count a handled message by source; src is a constant at most call sites,
+ * so this folds to one increment. */
+static inline void ax__count_source(ax_worker_t *w, uint32_t src)
+{
+    if (src == AX_SRC_LOCAL) {
+        AX_STAT_INC(w->st.msgs_local);
+    } else if (src == AX_SRC_EXTERNAL) {
+        AX_STAT_INC(w->st.msgs_external);
+    } else {
+        AX_STAT_INC(w->st.msgs_remote);
+        AX_STAT_INC(w->st.from[src]);
+    }
 }
 
 /* Run one message: the common case inline, everything unusual (system

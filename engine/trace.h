@@ -45,9 +45,9 @@ extern "C" {
 /* Names are fixed by sys/sdt.h: <provider>_<probe>_semaphore, in .probes. */
 #ifdef AX_TRACE_DEFINE_SEMAPHORES
 #define AX__TRACE_SEM(name) \
-    unsigned short axon_##name##_semaphore __attribute__((section(".probes"), used))
+    unsigned short axon_##name##_semaphore __attribute__((section(".probes"), used, visibility("hidden")))
 #else
-#define AX__TRACE_SEM(name) extern unsigned short axon_##name##_semaphore
+#define AX__TRACE_SEM(name) extern unsigned short axon_##name##_semaphore __attribute__((visibility("hidden")))
 #endif
 
 AX__TRACE_SEM(send);

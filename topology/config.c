@@ -38,7 +38,7 @@
 #define GIB (1024ull * MIB)
 #define TIB (1024ull * GIB)
 
-enum kind { K_STR, K_LIST, K_U32, K_I32, K_SIZE, K_BOOL, K_SMT };
+enum kind { K_STR, K_LIST, K_U32, K_I32, K_SIZE, K_BOOL, K_SMT, K_DOORBELL };
 enum { F_POW2 = 1 }; /* non-zero values must be powers of two */
 
 typedef struct key {
@@ -80,6 +80,8 @@ static const key_t_ KEYS[] = {
       "microseconds from 1 to 1000000, 0 for 50, or a negative number to never spin" },
     { "scheduler", "max_actors", K_U32, OFF(max_actors), 1, 67108864, 0,
       "a number from 1 to 67108864, or 0 for 1048576" },
+    { "scheduler", "doorbell", K_DOORBELL, OFF(doorbell), 0, 2, 0,
+      "auto (on above 8 workers), on or off" },
     { "io", "entries", K_U32, OFF(io_entries), 1, 32768, F_POW2,
       "a power of two from 1 to 32768, or 0 for 256" },
     { "io", "sqpoll", K_BOOL, OFF(io_sqpoll), 0, 1, 0, "true or false" },
@@ -439,6 +441,21 @@ static int apply_value(ax_config_t *cfg, const key_t_ *k, const char *v, size_t 
         memcpy(field, &s, sizeof s);
         return 0;
     }
+    case K_DOORBELL: {
+        uint32_t d;
+        if (ieq(v, len, "auto"))
+            d = AX_DOORBELL_AUTO;
+        else if (ieq(v, len, "on"))
+            d = AX_DOORBELL_ON;
+        else if (ieq(v, len, "off"))
+            d = AX_DOORBELL_OFF;
+        else {
+            snprintf(why, whylen, "expected %s; write auto, on or off", k->expect);
+            return -EINVAL;
+        }
+        memcpy(field, &d, sizeof d);
+        return 0;
+    }
     case K_U32:
     case K_I32:
     case K_SIZE:
@@ -795,6 +812,7 @@ int ax_config_validate(const ax_config_t *cfg, ax_config_error_t *err)
         case K_BOOL:
             continue; /* a C bool cannot hold anything else */
         case K_SMT:
+        case K_DOORBELL:
         case K_U32: {
             uint32_t u;
             memcpy(&u, field, sizeof u);
@@ -819,7 +837,9 @@ int ax_config_validate(const ax_config_t *cfg, ax_config_error_t *err)
             }
             break;
         }
-        bool ok = k->kind == K_SMT ? (n == AX_SMT_CORE || n == AX_SMT_ALL) : range_ok(k, n);
+        bool ok = k->kind == K_SMT        ? (n == AX_SMT_CORE || n == AX_SMT_ALL)
+                  : k->kind == K_DOORBELL ? (n >= AX_DOORBELL_AUTO && n <= AX_DOORBELL_OFF)
+                                          : range_ok(k, n);
         if (!ok) {
             err_set(err, src, 0, full, "%s = %lld: expected %s; change the value", full,
                     (long long)n, k->expect);

@@ -58,6 +58,7 @@ static void a_full_file_sets_every_key(void **state)
         "batch = 32\n"
         "spin_us = -1\n"
         "max_actors = 4096\n"
+        "doorbell = off\n"
         "[io]\n"
         "entries = 512\n"
         "sqpoll = true\n"
@@ -73,6 +74,7 @@ static void a_full_file_sets_every_key(void **state)
     assert_string_equal(c.cpus, "0-63, 100");
     assert_string_equal(c.numa_nodes, "0,2");
     assert_int_equal(c.smt, AX_SMT_ALL);
+    assert_int_equal(c.doorbell, AX_DOORBELL_OFF);
     assert_int_equal(c.reserve_cores, 2);
     assert_true(c.oversubscribe);
     assert_int_equal(c.arena_bytes, 128ull << 20);
@@ -163,6 +165,7 @@ static const bad_case_t BAD[] = {
     { "scheduler.spin_us = 2000000\n", 1, "scheduler.spin_us", "1000000" },
     { "memory.prefault = maybe\n", 1, "memory.prefault", "true or false" },
     { "workers.smt = sometimes\n", 1, "workers.smt", "core or all" },
+    { "scheduler.doorbell = maybe\n", 1, "scheduler.doorbell", "auto, on or off" },
     { "workers.cpus = 0-\n", 1, "workers.cpus", "range needs an end" },
     { "workers.cpus = 7-2\n", 1, "workers.cpus", "backwards" },
     { "workers.cpus = 0;1\n", 1, "workers.cpus", "not allowed" },
