@@ -216,10 +216,11 @@ void *ax_msg_keep_blob(ax_ctx_t *w, const ax_msg_t *m)
 
 /* ---- sending ----------------------------------------------------------------------------- */
 
-ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err)
+ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stamp)
 {
     uint32_t d = ax_ref_worker(to);
     ax_msg_t *m;
+    *stamp = 0;
     if (__builtin_expect(d >= w->nworkers, 0)) {
         *err = -EINVAL;
         return NULL;
@@ -230,7 +231,7 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err)
     }
     if (d == w->id) {
         m = ax_mq_push(&w->local, w->arena);
-    } else if (w->ovf[d].count == 0 && (m = ax_ring_reserve(w->out[d]))) {
+    } else if (w->ovf[d].count == 0 && (m = ax_ring_reserve(w->out[d], stamp))) {
         if (!w->is_dirty[d]) {
             w->is_dirty[d] = 1;
             w->dirty[w->ndirty++] = d;
@@ -262,12 +263,11 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err)
     return m;
 }
 
-static void fill_inline(ax_worker_t *w, ax_msg_t *m, uint32_t type, const void *buf, size_t len)
+static inline void fill_inline(ax_worker_t *w, ax_msg_t *m, uint32_t type, const void *buf,
+                               size_t len, uint8_t stamp)
 {
-    m->type = type;
-    m->len = (uint16_t)len;
-    m->flags = 0;
     memcpy(m->payload.data, buf, len);
+    ax_msg_commit(m, type, (uint16_t)len, 0, stamp);
     AX_TRACE_SEND(w->id, m->to, type);
 }
 
@@ -277,10 +277,11 @@ __attribute__((noinline, cold)) static int send_slow(ax_worker_t *w, ax_ref_t to
                                                      const void *buf, size_t len)
 {
     int err;
-    ax_msg_t *m = ax__msg_slot_slow(w, to, &err);
+    uint8_t stamp;
+    ax_msg_t *m = ax__msg_slot_slow(w, to, &err, &stamp);
     if (!m)
         return err;
-    fill_inline(w, m, type, buf, len);
+    fill_inline(w, m, type, buf, len, stamp);
     return 0;
 }
 
@@ -288,10 +289,11 @@ int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len
 {
     if (__builtin_expect(len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
         return -EINVAL;
-    ax_msg_t *m = ax__msg_slot_try(w, to);
+    uint8_t stamp;
+    ax_msg_t *m = ax__msg_slot_try(w, to, &stamp);
     if (__builtin_expect(!m, 0))
         return send_slow(w, to, type, buf, len);
-    fill_inline(w, m, type, buf, len);
+    fill_inline(w, m, type, buf, len, stamp);
     return 0;
 }
 
@@ -306,12 +308,11 @@ __attribute__((noinline, cold)) static int send_u64_slow(ax_worker_t *w, ax_ref_
 int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
 {
     ax_msg_t *m;
-    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !(m = ax__msg_slot_try(w, to)), 0))
+    uint8_t stamp;
+    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !(m = ax__msg_slot_try(w, to, &stamp)), 0))
         return send_u64_slow(w, to, type, v);
-    m->type = type;
-    m->len = sizeof v;
-    m->flags = 0;
     m->payload.u64[0] = v;
+    ax_msg_commit(m, type, sizeof v, 0, stamp);
     AX_TRACE_SEND(w->id, to, type);
     return 0;
 }
@@ -319,16 +320,15 @@ int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
 int ax_send_blob(ax_ctx_t *w, ax_ref_t to, uint32_t type, void *blob, size_t len)
 {
     int err;
+    uint8_t stamp;
     if (type >= AX_TYPE_SYSTEM || !blob)
         return -EINVAL;
-    ax_msg_t *m = ax__msg_slot_fast(w, to, &err);
+    ax_msg_t *m = ax__msg_slot_fast(w, to, &err, &stamp);
     if (!m)
         return err;
-    m->type = type;
-    m->len = 0;
-    m->flags = AX_MSG_F_BLOB;
     m->payload.blob.ptr = blob;
     m->payload.blob.len = len;
+    ax_msg_commit(m, type, 0, AX_MSG_F_BLOB, stamp);
     AX_TRACE_SEND(w->id, to, type);
     return 0;
 }
@@ -440,18 +440,17 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         return rc;
     }
     ax_ref_t ref = ax__ref_make(t, 0, slot);
-    ax_msg_t *m = ax__msg_slot_fast(w, ref, &rc);
+    uint8_t stamp;
+    ax_msg_t *m = ax__msg_slot_fast(w, ref, &rc, &stamp);
     if (!m) {
         /* The claimed slot stays unused (fresh slots are not returned);
          * only reachable when this worker's arena is exhausted. */
         ax_arena_free(w->arena, req);
         return rc;
     }
-    m->type = AX_SYS_SPAWN;
-    m->len = 0;
-    m->flags = AX_MSG_F_BLOB;
     m->payload.blob.ptr = req;
     m->payload.blob.len = req_len;
+    ax_msg_commit(m, AX_SYS_SPAWN, 0, AX_MSG_F_BLOB, stamp);
     *out = ref;
     return 0;
 }
@@ -496,7 +495,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
     atomic_fetch_add_explicit(&eng->ext_sent, 1, memory_order_seq_cst);
     ax__inbox_push(eng->w[t], node);
     /* F3: pairs with F1 in park() (as F2 does for rings). */
-    atomic_thread_fence(memory_order_seq_cst);
+    AX_FENCE_SEQ_CST(eng);
     if (eng->started)
         ax__wake(eng, NULL, t);
     atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
@@ -533,7 +532,7 @@ int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf
     atomic_fetch_add_explicit(&eng->ext_sent, 1, memory_order_seq_cst);
     ax__inbox_push(eng->w[t], node);
     /* F3: pairs with F1 in park(). */
-    atomic_thread_fence(memory_order_seq_cst);
+    AX_FENCE_SEQ_CST(eng);
     if (eng->started)
         ax__wake(eng, NULL, t);
     atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);

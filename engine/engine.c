@@ -10,8 +10,8 @@
  * per receiver, bound to the receiver's node); all freed at destroy.
  *
  * ---- Park / wake (no lost wakeup) -------------------------------------------------
- *   Parking worker W                    Sender S (flush, after ax_ring_publish)
- *     store W.parked = 1 (relaxed)        R1: store ring.tail (release)
+ *   Parking worker W                    Sender S (flush, end of its turn)
+ *     store W.parked = 1 (relaxed)        R1: commit ring slots (release)
  *     F1: fence(seq_cst)                  F2: fence(seq_cst)
  *     re-check every inbound ring,        if load W.parked == 1 and
  *       the inbox and the io ring           CAS(W.parked, 1 -> 2): wake W
@@ -127,15 +127,11 @@ void ax__flush(ax_worker_t *w)
     for (uint32_t i = 0; i < nd; i++) {
         uint32_t d = w->dirty[i];
         w->is_dirty[d] = 0;
-        if (!ax_ring_publish(w->out[d])) { /* R1 inside */
-            w->dirty[i] = UINT32_MAX;
-            continue;
-        }
-        any = true;
+        any = true; /* each slot was published by its own commit (R1) */
         if (w->use_bell) {
             _Atomic uint64_t *word = &eng->w[d]->bell[w->id / 64];
             uint64_t bit = 1ull << (w->id % 64);
-            /* R3: the tail store (R1) is visible to a receiver whose
+            /* R3: the slot commits (R1) are visible to a receiver whose
              * exchange (A3 in drain_rings) reads this bit. */
             if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
                 atomic_fetch_or_explicit(word, bit, memory_order_release);
@@ -145,10 +141,9 @@ void ax__flush(ax_worker_t *w)
     if (!any)
         return;
     /* F2: pairs with F1 in park(); see the file comment. */
-    atomic_thread_fence(memory_order_seq_cst);
+    AX_FENCE_SEQ_CST(eng);
     for (uint32_t i = 0; i < nd; i++)
-        if (w->dirty[i] != UINT32_MAX)
-            ax__wake(eng, w, w->dirty[i]);
+        ax__wake(eng, w, w->dirty[i]);
 }
 
 /* ---- the worker loop ---------------------------------------------------------------- */
@@ -230,8 +225,12 @@ static void drain_overflow(ax_worker_t *w)
         uint32_t d = w->ovf_list[i];
         ax_mq_t *q = &w->ovf[d];
         ax_msg_t *src, *dst;
-        while ((src = ax_mq_peek(q)) && (dst = ax_ring_reserve(w->out[d]))) {
-            *dst = *src;
+        uint8_t stamp;
+        while ((src = ax_mq_peek(q)) && (dst = ax_ring_reserve(w->out[d], &stamp))) {
+            dst->to = src->to;
+            dst->from = src->from;
+            dst->payload = src->payload;
+            ax_msg_commit(dst, src->type, src->len, src->flags, stamp); /* R1 */
             ax_mq_pop(q, w->arena);
             if (!w->is_dirty[d]) {
                 w->is_dirty[d] = 1;
@@ -313,7 +312,7 @@ static void park(ax_worker_t *w, int64_t timeout_ns)
     publish_counters(w);
     atomic_store_explicit(&w->parked, 1, memory_order_relaxed);
     /* F1: pairs with F2 in ax__flush and F3 in ax_engine_send; see top. */
-    atomic_thread_fence(memory_order_seq_cst);
+    AX_FENCE_SEQ_CST(eng);
     if (has_work(w) || atomic_load_explicit(&eng->stopping, memory_order_relaxed)) {
         atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
         return;

@@ -33,6 +33,17 @@ typedef struct ax_inbox_node {
 } ax_inbox_node_t;
 
 uint64_t ax__now_ns(void);
+
+/* The seq_cst fences of the park/wake and shutdown handshakes (F1, F2, F3).
+ * ThreadSanitizer does not model fences (gcc refuses them under
+ * -fsanitize=thread), so there every fence is a seq_cst RMW on one
+ * engine-wide word: all such RMWs are totally ordered and synchronise, which
+ * is at least as strong as the fences, and lets TSan check the rest. */
+#if defined(__SANITIZE_THREAD__)
+#define AX_FENCE_SEQ_CST(eng) atomic_fetch_add_explicit(&(eng)->tsan_fence, 1, memory_order_seq_cst)
+#else
+#define AX_FENCE_SEQ_CST(eng) atomic_thread_fence(memory_order_seq_cst)
+#endif
 static inline void ax__cpu_relax(void) { __builtin_ia32_pause(); }
 
 /* engine.c */
@@ -41,7 +52,7 @@ void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t);
 
 /* actor.c */
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m, uint32_t src);
-ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err);
+ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stamp);
 void ax__blob_release(ax_worker_t *w, const ax_msg_t *m);
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a);
 
@@ -51,15 +62,18 @@ void ax__actor_stop(ax_worker_t *w, ax_actor_t *a);
     atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + 1, \
                           memory_order_relaxed)
 
-/* The slot for a message to `to` when the fast case applies: the local
+/* The slot for a message to `to` when the fast case applies (the caller
+ * fills payload and finishes with ax_msg_commit(m, type, len, flags, *stamp),
+ * which publishes a ring slot to its consumer): the local
  * FIFO has room in its tail chunk, or the ring to the destination has room
  * and no older message waits in its overflow.  NULL otherwise (the caller
  * then takes its cold path, which handles every case).  Makes no call, so a
  * send's fast path needs no stack frame. */
-static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to)
+static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to, uint8_t *stamp)
 {
     uint32_t d = ax_ref_worker(to);
     ax_msg_t *m;
+    *stamp = 0;
     if (__builtin_expect(w->closing, 0))
         return NULL;
     if (d == w->id) {
@@ -71,7 +85,7 @@ static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to)
     } else {
         if (__builtin_expect(d >= w->nworkers || w->ovf[d].count != 0, 0))
             return NULL;
-        m = ax_ring_reserve(w->out[d]);
+        m = ax_ring_reserve(w->out[d], stamp);
         if (__builtin_expect(!m, 0))
             return NULL;
         if (!w->is_dirty[d]) {
@@ -86,11 +100,12 @@ static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to)
     return m;
 }
 
-/* Every case, including errors (cold). */
-static inline ax_msg_t *ax__msg_slot_fast(ax_worker_t *w, ax_ref_t to, int *err)
+/* Every case, including errors (cold).  The caller fills the slot and
+ * finishes with ax_msg_commit(m, ..., *stamp). */
+static inline ax_msg_t *ax__msg_slot_fast(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stamp)
 {
-    ax_msg_t *m = ax__msg_slot_try(w, to);
-    return m ? m : ax__msg_slot_slow(w, to, err);
+    ax_msg_t *m = ax__msg_slot_try(w, to, stamp);
+    return m ? m : ax__msg_slot_slow(w, to, err, stamp);
 }
 
 /* Count a handled message by source; src is a constant at most call sites,

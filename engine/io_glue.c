@@ -18,16 +18,27 @@
 #include "io/timer.h"
 #include "io/uring.h"
 
-static void *timer_alloc(void *ctx, size_t size) { return ax_arena_alloc(ctx, size); }
+/* Timer storage: the arena for what fits its classes, jemalloc beyond (a
+ * worker with thousands of timers outgrows 4 KiB of heap). */
+static void *timer_alloc(void *ctx, size_t size)
+{
+    ax_worker_t *w = ctx;
+    if (size <= AX_ARENA_MAX_CLASS)
+        return ax_arena_alloc(w->arena, size);
+    return ax_large_alloc(w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1, size);
+}
 static void timer_free(void *ctx, void *p, size_t size)
 {
-    (void)size;
-    ax_arena_free(ctx, p);
+    ax_worker_t *w = ctx;
+    if (size <= AX_ARENA_MAX_CLASS)
+        ax_arena_free(w->arena, p);
+    else
+        ax_large_free(p, size);
 }
 
 void ax__io_start(ax_worker_t *w)
 {
-    ax_timers_alloc_t ta = {.alloc = timer_alloc, .free = timer_free, .ctx = w->arena};
+    ax_timers_alloc_t ta = {.alloc = timer_alloc, .free = timer_free, .ctx = w};
     int rc = ax_timers_create(&ta, &w->timers);
     if (rc < 0) {
         w->timers = NULL;
@@ -127,17 +138,4 @@ int64_t ax__next_timeout(ax_worker_t *w)
         return -1;
     uint64_t next = ax_timers_next_deadline_ns(w->timers), now = ax__now_ns();
     return next <= now ? 0 : (int64_t)(next - now);
-}
-
-/* TEMPORARY until engine/io_api.c lands: no I/O operation can be issued
- * without it, so no completion can arrive either. */
-__attribute__((weak)) void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags)
-{
-    fprintf(stderr, "axon: worker %u: completion %llx (res %d, flags %x) with no I/O layer\n",
-            w->id, (unsigned long long)token, res, flags);
-}
-__attribute__((weak)) void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token)
-{
-    fprintf(stderr, "axon: worker %u: timer %llu (token %llx) with no I/O layer\n", w->id,
-            (unsigned long long)id, (unsigned long long)token);
 }

@@ -6,15 +6,23 @@
  * shutdown barrier.
  *
  * Protocol.  Indices run free (uint32_t, wrapping) and are masked on use, so
- * full (tail - head == capacity) and empty (tail == head) differ with no
- * spare slot.  The producer writes slots in place (ax_ring_reserve returns
- * the slot), and makes a whole batch visible with one release store of the
- * tail (ax_ring_publish, once per loop turn).  The consumer dispatches
- * straight from the slot (no copy) and hands a batch of slots back with one
- * release store of the head (ax_ring_release).  Each side keeps a cached copy
- * of the other's index and re-reads the shared one only when the ring looks
- * full (producer) or empty (consumer), so in steady state a batch costs one
- * cache-line transfer for the slots' lines plus one for each index.
+ * full (p_tail - head == capacity) and empty differ with no spare slot.
+ * A message becomes visible through its own slot, not a shared tail index:
+ * the producer fills the slot in place and stores the slot's header word
+ * last, with release (R1, in ax_ring_commit), carrying a lap stamp (lap + 1,
+ * 8 bits).  The consumer reads the header word of the slot at its head with
+ * acquire (A1, ax_ring_peek) and takes the slot when the stamp is the one
+ * its lap expects.  A message therefore costs the consumer one cache-line
+ * transfer, its slot's, which is the floor for moving 64 bytes between
+ * cores; a separate tail index would add a second transfer per batch and
+ * delay visibility until the batch is published.  The consumer hands slots
+ * back in batches with one release store of `head` (R2, ax_ring_release); the
+ * producer re-reads head (A2) only when the ring looks full.
+ *
+ * Stamps: a slot holds the stamp of the lap that last wrote it; the consumer
+ * expects lap L's stamp where the slot can only hold lap L's or lap L-1's,
+ * so 8 bits tell them apart; the zeroed slots of a new ring hold stamp 0,
+ * which lap 0 (stamp 1) does not accept.
  *
  * Memory: the slots array and this struct come from the engine (allocated on
  * the consumer's NUMA node) and are freed by it at destroy.
@@ -34,16 +42,16 @@
 typedef struct ax_ring {
     /* consumer's line: written by the consumer only */
     alignas(AX_CACHELINE) _Atomic uint32_t head;
-    uint32_t c_tail_seen; /* consumer's copy of tail */
-    uint32_t c_head;      /* consumer's private head (published by release) */
+    uint32_t c_head;  /* consumer's private head (published by release) */
     uint32_t c_mask;
+    uint32_t c_shift; /* log2(capacity): lap = index >> shift */
     ax_msg_t *c_slots;
 
     /* producer's line: written by the producer only */
-    alignas(AX_CACHELINE) _Atomic uint32_t tail;
-    uint32_t p_head_seen; /* producer's copy of head */
-    uint32_t p_tail;      /* next slot to write; published by ax_ring_publish */
+    alignas(AX_CACHELINE) uint32_t p_tail; /* next slot to write */
+    uint32_t p_head_seen;                  /* producer's copy of head */
     uint32_t p_mask;
+    uint32_t p_shift;
     ax_msg_t *p_slots;
 } ax_ring_t;
 
@@ -51,17 +59,22 @@ _Static_assert(sizeof(ax_ring_t) == 2 * AX_CACHELINE, "ring control is two lines
 
 static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity)
 {
+    uint32_t shift = (uint32_t)__builtin_ctz(capacity);
     atomic_init(&r->head, 0);
-    atomic_init(&r->tail, 0);
-    r->c_tail_seen = r->c_head = 0;
-    r->p_head_seen = r->p_tail = 0;
+    r->c_head = r->p_tail = r->p_head_seen = 0;
     r->c_mask = r->p_mask = capacity - 1;
+    r->c_shift = r->p_shift = shift;
     r->c_slots = r->p_slots = slots;
 }
 
-/* Producer: a slot to write, or NULL when the ring is full.  The slot becomes
- * visible to the consumer at the next ax_ring_publish. */
-static inline ax_msg_t *ax_ring_reserve(ax_ring_t *r)
+static inline uint8_t ax__ring_stamp(uint32_t index, uint32_t shift)
+{
+    return (uint8_t)((index >> shift) + 1u);
+}
+
+/* Producer: a slot to fill, or NULL when the ring is full.  *stamp gets the
+ * stamp to commit the slot with. */
+static inline ax_msg_t *ax_ring_reserve(ax_ring_t *r, uint8_t *stamp)
 {
     if (__builtin_expect(r->p_tail - r->p_head_seen > r->p_mask, 0)) {
         /* A2: pairs with R2 in ax_ring_release: the consumer is done with
@@ -70,37 +83,33 @@ static inline ax_msg_t *ax_ring_reserve(ax_ring_t *r)
         if (r->p_tail - r->p_head_seen > r->p_mask)
             return 0;
     }
+    *stamp = ax__ring_stamp(r->p_tail, r->p_shift);
     return &r->p_slots[r->p_tail++ & r->p_mask];
 }
 
-/* Producer: make every reserved slot visible.  Returns true if anything new
- * was published (the caller then rings the doorbell / checks for a parked
- * consumer). */
-static inline bool ax_ring_publish(ax_ring_t *r)
+/* Producer (or anyone filling a message, stamp 0 for non-ring slots): store
+ * the header word last.  R1: every other store to the slot is visible to a
+ * consumer whose A1 load sees this word.  Pairs with A1 in ax_ring_peek. */
+static inline void ax_msg_commit(ax_msg_t *m, uint32_t type, uint16_t len, uint8_t flags,
+                                 uint8_t stamp)
 {
-    if (atomic_load_explicit(&r->tail, memory_order_relaxed) == r->p_tail)
-        return false;
-    /* R1: the slot writes before this store are visible to a consumer that
-     * reads the new tail.  Pairs with A1 in ax_ring_peek. */
-    atomic_store_explicit(&r->tail, r->p_tail, memory_order_release);
-    return true;
+    uint64_t hdr = (uint64_t)type | ((uint64_t)len << 32) | ((uint64_t)flags << 48) |
+                   ((uint64_t)stamp << 56);
+    __atomic_store_n(&m->hdr, hdr, __ATOMIC_RELEASE);
 }
 
-/* Producer: messages reserved but not yet consumed (an upper bound). */
+/* Producer: messages reserved but not yet known consumed (an upper bound). */
 static inline uint32_t ax_ring_p_depth(const ax_ring_t *r) { return r->p_tail - r->p_head_seen; }
 
 /* Consumer: the next message, or NULL when the ring is empty.  The slot stays
  * valid (and unwritten by the producer) until ax_ring_release. */
 static inline ax_msg_t *ax_ring_peek(ax_ring_t *r)
 {
-    if (r->c_head == r->c_tail_seen) {
-        /* A1: pairs with R1 in ax_ring_publish: every slot below tail has
-         * been written. */
-        r->c_tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-        if (r->c_head == r->c_tail_seen)
-            return 0;
-    }
-    return &r->c_slots[r->c_head & r->c_mask];
+    ax_msg_t *m = &r->c_slots[r->c_head & r->c_mask];
+    /* A1: pairs with R1 in ax_msg_commit: a matching stamp means the whole
+     * slot has been written for this lap. */
+    uint64_t hdr = __atomic_load_n(&m->hdr, __ATOMIC_ACQUIRE);
+    return (uint8_t)(hdr >> 56) == ax__ring_stamp(r->c_head, r->c_shift) ? m : 0;
 }
 
 /* Consumer: done with the peeked message (private; not yet visible). */
@@ -114,13 +123,7 @@ static inline void ax_ring_release(ax_ring_t *r)
     atomic_store_explicit(&r->head, r->c_head, memory_order_release);
 }
 
-/* Consumer: true if the ring has messages we have not peeked (fresh load). */
-static inline bool ax_ring_c_nonempty(ax_ring_t *r)
-{
-    if (r->c_head != r->c_tail_seen)
-        return true;
-    r->c_tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire); /* A1 */
-    return r->c_head != r->c_tail_seen;
-}
+/* Consumer: true if the ring has a message we have not taken. */
+static inline bool ax_ring_c_nonempty(ax_ring_t *r) { return ax_ring_peek(r) != 0; }
 
 #endif /* AXON_ENGINE_RING_H */

@@ -164,6 +164,7 @@ struct ax_engine {
     _Atomic uint64_t ext_sent;
     alignas(64) _Atomic uint32_t idle_workers;   /* parked workers */
     _Atomic uint64_t activity;                   /* bumped on every unpark */
+    alignas(64) _Atomic uint64_t tsan_fence;     /* AX_FENCE_SEQ_CST under TSan only */
 };
 
 /* ---- internal calls ---------------------------------------------------------------- */

@@ -55,9 +55,15 @@ static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> 48) - 
 typedef struct ax_msg {
     ax_ref_t to;
     ax_ref_t from;  /* sender actor, or AX_REF_NONE for external/system */
-    uint32_t type;  /* user tag */
-    uint16_t len;   /* inline bytes; for a blob, 0 (see blob_len) */
-    uint16_t flags; /* AX_MSG_F_* */
+    union {
+        struct {
+            uint32_t type; /* user tag */
+            uint16_t len;  /* inline bytes; for a blob, 0 (see blob_len) */
+            uint8_t flags; /* AX_MSG_F_* */
+            uint8_t seq;   /* engine-internal (ring lap stamp): ignore */
+        };
+        uint64_t hdr; /* the four fields above as one word (engine-internal) */
+    };
     union {
         unsigned char data[AX_INLINE_MAX];
         uint64_t u64[AX_INLINE_MAX / 8];
