@@ -43,6 +43,7 @@ static _Atomic uint64_t *live[MAXT];
 static _Atomic int stop, producing;
 static _Atomic int failures;
 static pthread_barrier_t bar;
+static _Atomic uint64_t left[2]; /* blocks still queued, per wind-down round */
 static uint64_t seed;
 
 #define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "stress_arena: " __VA_ARGS__); \
@@ -170,9 +171,26 @@ static void *worker(void *arg)
     while (atomic_load(&producing) > 0)
         drain(self, me);
     drain(self, me);
-    ax_arena_flush(self);
-    pthread_barrier_wait(&bar); /* every sender has flushed */
-    ax_arena_reclaim(self);
+    /* Rounds of flush / reclaim until nobody holds queued blocks: a sender
+     * whose return ring was full keeps blocks on its overflow list until the
+     * owner has made room, so one round is not always enough. */
+    for (int r = 0;; r++) {
+        ax_arena_flush(self);
+        pthread_barrier_wait(&bar); /* every sender has flushed this round */
+        ax_arena_reclaim(self);
+        ax_arena_stats_t q;
+        ax_arena_get_stats(self, &q);
+        atomic_fetch_add(&left[r & 1], q.remote_pending);
+        pthread_barrier_wait(&bar); /* every count is in */
+        uint64_t total = atomic_load(&left[r & 1]);
+        if (me == 0)
+            atomic_store(&left[(r + 1) & 1], 0); /* before anyone adds to it */
+        if (total == 0)
+            break;
+        CHECK(r < 100000, "arena %d: blocks still queued after %d rounds", me, r);
+        if (r >= 100000)
+            break;
+    }
     ax_arena_stats_t s;
     ax_arena_get_stats(self, &s);
     CHECK(s.used_bytes == 0, "arena %d: %llu bytes still in use after reclaim", me,
@@ -203,6 +221,8 @@ static void phase(int threads, double seconds)
     }
     atomic_store(&stop, 0);
     atomic_store(&producing, threads);
+    atomic_store(&left[0], 0);
+    atomic_store(&left[1], 0);
     pthread_barrier_init(&bar, NULL, (unsigned)threads);
     printf("phase: %d threads, %.1f s\n", threads, seconds);
     pthread_t th[MAXT];
