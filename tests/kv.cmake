@@ -6,3 +6,11 @@ axon_test(test_kv_store SOURCES unit/test_kv_store.c LIBS axon_kvcore LABELS uni
 # libFuzzer run (clang): builds its own binary, bounded to 15 s.
 add_test(NAME fuzz_resp COMMAND sh ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz_resp.sh ${CMAKE_BINARY_DIR} 15)
 set_tests_properties(fuzz_resp PROPERTIES LABELS fuzz TIMEOUT 120)
+
+# Integration: the real redis-cli / redis-benchmark against build/bin/axon-kv,
+# and 1,000 hostile connections next to a well-behaved one.
+if(TARGET axon-kv)
+  add_test(NAME kv_cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/kv/test_kv_cli.sh ${CMAKE_BINARY_DIR})
+  add_test(NAME kv_robust COMMAND bash ${PROJECT_SOURCE_DIR}/tests/kv/test_kv_robust.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(kv_cli kv_robust PROPERTIES LABELS tool TIMEOUT 240)
+endif()

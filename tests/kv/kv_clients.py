@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""tests/kv/kv_clients.py - raw-socket clients for the axon-kv integration tests.
+
+  kv_clients.py order  PORT [--seed N]  pipelined mixed commands on keys spread
+                                        over every shard; each reply checked
+                                        against a local model, in order
+  kv_clients.py proto  PORT             malformed requests get the Redis protocol
+                                        error and the connection is closed
+  kv_clients.py robust PORT [--conns N] [--seed N]
+                                        N connections, half sending garbage or
+                                        closing mid-request, while a well-behaved
+                                        client keeps checking its answers
+Exit status 0 on success; the first wrong answer is printed.
+"""
+import os
+import random
+import selectors
+import socket
+import struct
+import sys
+import time
+
+
+def enc(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Reader:
+    """Incremental RESP2 reply reader over a blocking socket."""
+
+    def __init__(self, sock):
+        self.s = sock
+        self.buf = b""
+
+    def _fill(self):
+        d = self.s.recv(1 << 16)
+        if not d:
+            raise EOFError("server closed the connection")
+        self.buf += d
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return ("ok", rest.decode())
+        if t == b"-":
+            return ("err", rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill()
+            v, self.buf = self.buf[:n], self.buf[n + 2:]
+            return v
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise ValueError("bad reply line %r" % line)
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def order(port, seed):
+    """Pipelined commands whose replies depend on order; model checked."""
+    rng = random.Random(seed)
+    s = connect(port)
+    r = Reader(s)
+    model = {}
+    keys = ["ord:%d" % i for i in range(64)]  # spread over every shard
+    cmds, expect = [], []
+    s.sendall(enc("DEL", *keys))
+    assert isinstance(r.reply(), int)
+    for i in range(5000):
+        k = rng.choice(keys)
+        op = rng.randrange(6)
+        if op == 0:
+            cmds.append(enc("SET", k, i))
+            expect.append(("ok", "OK"))
+            model[k] = str(i).encode()
+        elif op == 1:
+            cmds.append(enc("GET", k))
+            expect.append(model.get(k))
+        elif op == 2:
+            v = model.get(k, b"0")
+            try:
+                n = int(v) + 1
+                cmds.append(enc("INCR", k))
+                expect.append(n)
+                model[k] = str(n).encode()
+            except ValueError:
+                cmds.append(enc("GET", k))
+                expect.append(v)
+        elif op == 3:
+            ks = rng.sample(keys, 5)
+            cmds.append(enc("MGET", *ks))
+            expect.append([model.get(x) for x in ks])
+        elif op == 4:
+            ks = rng.sample(keys, 3)
+            cmds.append(enc("MSET", *[a for x in ks for a in (x, "m%d" % i)]))
+            expect.append(("ok", "OK"))
+            for x in ks:
+                model[x] = b"m%d" % i
+        else:
+            ks = rng.sample(keys, 4)
+            cmds.append(enc("DEL", *ks))
+            expect.append(sum(1 for x in ks if x in model))
+            for x in ks:
+                model.pop(x, None)
+    # send in uneven chunks so that commands straddle reads
+    blob = b"".join(cmds)
+    pos = 0
+    while pos < len(blob):
+        n = rng.randrange(1, 9000)
+        s.sendall(blob[pos:pos + n])
+        pos += n
+    for i, want in enumerate(expect):
+        got = r.reply()
+        if got != want:
+            print("order: reply %d: expected %r, got %r" % (i, want, got))
+            return 1
+    s.sendall(enc("DBSIZE"))
+    n = r.reply()
+    if n < len(model):
+        print("order: DBSIZE %d < %d keys set" % (n, len(model)))
+        return 1
+    print("order: %d pipelined replies in order and correct" % len(expect))
+    return 0
+
+
+def proto(port):
+    cases = [
+        (b"*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
+        (b"*1\r\n$999999999999\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*2\r\n$3\r\nGET\r\n:1\r\n", "ERR Protocol error: expected '$', got ':'"),
+        (b"*1\r\n$4\r\nPINGxx", "ERR Protocol error: expected CRLF after bulk data"),
+        (b'SET "abc\r\n', "ERR Protocol error: unbalanced quotes in request"),
+    ]
+    for raw, msg in cases:
+        s = connect(port)
+        # a good command first: its reply must come before the error
+        s.sendall(enc("PING") + raw)
+        r = Reader(s)
+        first = r.reply()
+        second = r.reply()
+        if first != ("ok", "PONG") or second != ("err", msg):
+            print("proto: %r: expected +PONG then -%s, got %r %r" % (raw, msg, first, second))
+            return 1
+        try:
+            r._fill()
+            print("proto: %r: connection still open after a protocol error" % raw)
+            return 1
+        except (EOFError, ConnectionResetError):
+            pass
+        s.close()
+    # unknown command and wrong arity: errors, connection stays usable
+    s = connect(port)
+    r = Reader(s)
+    s.sendall(enc("NOSUCH", "a") + enc("GET") + enc("PING"))
+    a, b, c = r.reply(), r.reply(), r.reply()
+    if a[0] != "err" or not a[1].startswith("ERR unknown command 'NOSUCH'") or \
+            b != ("err", "ERR wrong number of arguments for 'get' command") or c != ("ok", "PONG"):
+        print("proto: unknown/arity: got %r %r %r" % (a, b, c))
+        return 1
+    # inline commands, as typed into telnet
+    s.sendall(b"SET inl \"a b\"\r\nGET inl\n")
+    a, b = r.reply(), r.reply()
+    if a != ("ok", "OK") or b != b"a b":
+        print("proto: inline: got %r %r" % (a, b))
+        return 1
+    print("proto: %d malformed requests answered and closed; errors keep the connection" % len(cases))
+    return 0
+
+
+def robust(port, conns, seed):
+    rng = random.Random(seed)
+    print("robust: seed %d (rerun: kv_clients.py robust PORT --seed %d)" % (seed, seed))
+    good = connect(port)
+    gr = Reader(good)
+    checks = 0
+
+    def check_good(i):
+        nonlocal checks
+        k = "robust:%d" % (i % 50)
+        good.sendall(enc("SET", k, i) + enc("GET", k) + enc("INCR", "robust:ctr") + enc("PING"))
+        a, b, c, d = gr.reply(), gr.reply(), gr.reply(), gr.reply()
+        if a != ("ok", "OK") or b != str(i).encode() or not isinstance(c, int) or d != ("ok", "PONG"):
+            raise AssertionError("good client, round %d: got %r %r %r %r" % (i, a, b, c, d))
+        checks += 1
+
+    good.sendall(enc("DEL", "robust:ctr"))
+    gr.reply()
+    socks = []
+    t0 = time.time()
+    for i in range(conns):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        except OSError as e:
+            print("robust: connection %d failed: %s" % (i, e))
+            return 1
+        s.setblocking(False)
+        kind = i % 4
+        try:
+            if kind == 0:  # garbage
+                s.send(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))))
+            elif kind == 1:  # closes in the middle of a request (RST half the time)
+                full = enc("SET", "half:%d" % i, "x" * 100)
+                s.send(full[:rng.randrange(1, len(full))])
+                if i % 8 == 1:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+                s = None
+            else:  # well-formed, left open
+                s.send(enc("SET", "c:%d" % i, i) + enc("GET", "c:%d" % i))
+        except (BlockingIOError, ConnectionError):
+            pass
+        if s is not None:
+            socks.append((kind, s))
+        if i % 20 == 0:
+            check_good(i)
+    time.sleep(0.3)
+    # the well-formed ones got their answers
+    bad = 0
+    for kind, s in socks:
+        if kind < 2:
+            continue
+        s.setblocking(True)
+        s.settimeout(5)
+        r = Reader(s)
+        try:
+            a, b = r.reply(), r.reply()
+            if a != ("ok", "OK") or not isinstance(b, bytes):
+                bad += 1
+        except Exception:
+            bad += 1
+    for i in range(200):
+        check_good(conns + i)
+    for _, s in socks:
+        s.close()
+    for i in range(50):
+        check_good(conns + 200 + i)
+    if bad:
+        print("robust: %d well-formed connections got wrong answers" % bad)
+        return 1
+    print("robust: %d connections (half garbage or cut), good client checked %d rounds, %.1f s"
+          % (conns, checks, time.time() - t0))
+    return 0
+
+
+def main():
+    a = sys.argv[1:]
+    if not a or a[0] in ("-h", "--help") or len(a) < 2:
+        print(__doc__)
+        return 0 if a and a[0] in ("-h", "--help") else 2
+    mode, port = a[0], int(a[1])
+    seed = int(a[a.index("--seed") + 1]) if "--seed" in a else int.from_bytes(os.urandom(3), "little")
+    conns = int(a[a.index("--conns") + 1]) if "--conns" in a else 1000
+    if mode == "order":
+        return order(port, seed)
+    if mode == "proto":
+        return proto(port)
+    if mode == "robust":
+        return robust(port, conns, seed)
+    print("unknown mode %s" % mode)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+# tests/kv/kv_lib.sh - sourced by the axon-kv integration tests: start
+# servers on free loopback ports and always kill them on exit.
+KV_PIDS=""
+KV_TMP=$(mktemp -d /tmp/axon-kv-test.XXXXXX)
+kv_cleanup() {
+    for p in $KV_PIDS; do kill "$p" 2>/dev/null; done
+    for p in $KV_PIDS; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$p" 2>/dev/null
+    done
+    rm -rf "$KV_TMP"
+}
+trap kv_cleanup EXIT INT TERM
+
+fail() { echo "FAIL: $*" >&2; [ -n "${KV_LOG:-}" ] && { echo "--- server log:" >&2; tail -20 "$KV_LOG" >&2; }; exit 1; }
+
+# kv_start NAME ARGS...: starts axon-kv on port 0; sets PORT and PID.
+kv_start() {
+    local name=$1; shift
+    KV_LOG=$KV_TMP/$name.log
+    "$KV_BIN" --port 0 "$@" >"$KV_LOG" 2>&1 &
+    PID=$!
+    KV_PIDS="$KV_PIDS $PID"
+    PORT=""
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/^axon-kv: ready on [^ ]*:\([0-9]*\) .*/\1/p' "$KV_LOG")
+        [ -n "$PORT" ] && break
+        kill -0 "$PID" 2>/dev/null || fail "axon-kv $* exited at start"
+        sleep 0.05
+    done
+    [ -n "$PORT" ] || fail "axon-kv $* did not print its port within 5 s"
+}
+
+kv_alive() { kill -0 "$PID" 2>/dev/null || fail "axon-kv (pid $PID) died"; }

@@ -1,0 +1,18 @@
+#!/bin/bash
+# tests/kv/test_kv_robust.sh BUILD_DIR [SEED] - 1,000 connections to axon-kv,
+# half sending garbage or closing mid-request, while a well-behaved client
+# keeps getting correct answers; the server must survive.  Killed on exit.
+set -u
+if [ $# -lt 1 ] || [ "$1" = "--help" ]; then echo "usage: $0 BUILD_DIR [SEED]" >&2; exit 2; fi
+KV_BIN=$1/bin/axon-kv
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/kv_lib.sh"
+[ -x "$KV_BIN" ] || fail "$KV_BIN not built"
+ulimit -n 8192 2>/dev/null || ulimit -n 4096 2>/dev/null
+kv_start robust
+SEED=${2:-$(( $(od -An -N2 -tu2 /dev/urandom) ))}
+python3 "$HERE/kv_clients.py" robust "$PORT" --conns 1000 --seed "$SEED" || fail "robustness (seed $SEED)"
+python3 "$HERE/kv_clients.py" robust "$PORT" --conns 1000 --seed $((SEED + 1)) || fail "robustness, second wave (seed $((SEED + 1)))"
+kv_alive
+[ "$(redis-cli -p "$PORT" PING)" = PONG ] || fail "server does not answer PING after the storm"
+echo "PASS: test_kv_robust"
