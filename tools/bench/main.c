@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,6 +126,7 @@ typedef struct result {
     double limit_rate, pct;
     int placement;
     double rtt_lo, rtt_hi;
+    double other_pct; /* most CPU other processes took during one repeat, % */
     bool verified, failed, skipped;
     char why[400];
     char note[96];
@@ -386,8 +388,10 @@ static void print_defs(const char *scope, const bench_param_def_t *d)
         char f[32], q[32];
         fmt_count(f, sizeof f, d[i].full);
         fmt_count(q, sizeof q, d[i].quick);
-        printf("    %s.%-12s %8s (quick %s)%s  %s\n", scope, d[i].name, f, q,
-               d[i].scaled ? " scaled" : "", d[i].help);
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s.%s", scope, d[i].name);
+        printf("    %-24s %6s (quick %s)%s  %s\n", nm, f, q, d[i].scaled ? ", scaled" : "",
+               d[i].help);
     }
 }
 
@@ -483,6 +487,63 @@ static double limit_rate(int bl)
     return r->median;
 }
 
+/* ---- other work on the machine ------------------------------------------------------------ */
+
+/* CPU time the rest of the machine used during a run, as a share of all
+ * CPUs: /proc/stat busy time minus this process's own (getrusage).  Other
+ * helpers compiling on a shared 2-vCPU VM move every figure; a run with
+ * much other work is flagged instead of silently reported. */
+typedef struct load_mark {
+    double busy_s, self_s;
+    uint64_t t_ns;
+} load_mark_t;
+
+static double proc_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long u = 0, n = 0, sy = 0, id = 0, io = 0, irq = 0, sirq = 0, st = 0;
+    int got = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &u, &n, &sy, &id, &io,
+                         &irq, &sirq, &st)
+                : 0;
+    if (f)
+        fclose(f);
+    if (got < 8)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (double)(u + n + sy + irq + sirq + st) / (double)(hz > 0 ? hz : 100);
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void load_mark(load_mark_t *m)
+{
+    m->busy_s = proc_busy_s();
+    m->self_s = self_cpu_s();
+    m->t_ns = bench_now_ns();
+}
+
+/* Percent of the machine other processes used since `a`; -1 if unknown. */
+static double load_other_pct(const load_mark_t *a)
+{
+    load_mark_t b;
+    load_mark(&b);
+    if (a->busy_s < 0 || b.busy_s < 0 || b.t_ns <= a->t_ns)
+        return -1;
+    double wall = (double)(b.t_ns - a->t_ns) / 1e9;
+    double other = (b.busy_s - a->busy_s) - (b.self_s - a->self_s);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (other < 0.02) /* below the tick granularity: nothing seen */
+        return 0;
+    double pct = 100.0 * other / (wall * (double)(ncpu > 0 ? ncpu : 1));
+    return pct > 100 ? 100 : pct;
+}
+
 /* ---- placement ------------------------------------------------------------------------ */
 
 static int place_sample(double *rtt)
@@ -562,13 +623,37 @@ static void run_limits(int reps)
             int p0 = i < 2 ? place_sample(&rtt) : AX_PLACE_UNKNOWN;
             if (i < 2)
                 place_note(r[i], p0, rtt);
-            switch (i) {
-            case 0: n = g_lp[L_RTT_N]; rc = ax_limits_cacheline_rtt(g_cpu_a, g_cpu_b, n, &ns); break;
-            case 1: n = g_lp[L_RING_N]; rc = ax_limits_spsc_ring(g_cpu_a, g_cpu_b, n, slots, &ns); break;
-            case 2: n = g_lp[L_DISPATCH_N]; rc = ax_limits_dispatch(2, n, &ns); break;
-            case 3: n = g_lp[L_DISPATCH_N]; rc = ax_limits_dispatch(503, n, &ns); break;
-            default: n = g_lp[L_CREATE_N]; rc = ax_limits_create(n, &ns); break;
+            load_mark_t lm;
+            load_mark(&lm);
+            /* In 10 slices, so Ctrl-C is served within a slice and a loaded
+             * or far-placed machine (5 us round trips) stops after ~1 s. */
+            const uint64_t want = i == 0 ? g_lp[L_RTT_N] : i == 1 ? g_lp[L_RING_N]
+                                : i < 4  ? g_lp[L_DISPATCH_N] : g_lp[L_CREATE_N];
+            const uint64_t slice = want / 10 ? want / 10 : want;
+            const uint64_t t_lim = bench_now_ns();
+            while (n < want && rc == 0 && !g_interrupted &&
+                   (n == 0 || bench_now_ns() - t_lim < 1000000000ull)) {
+                double part = 0;
+                switch (i) {
+                case 0: rc = ax_limits_cacheline_rtt(g_cpu_a, g_cpu_b, slice, &part); break;
+                case 1: rc = ax_limits_spsc_ring(g_cpu_a, g_cpu_b, slice, slots, &part); break;
+                case 2: rc = ax_limits_dispatch(2, slice, &part); break;
+                case 3: rc = ax_limits_dispatch(503, slice, &part); break;
+                default: rc = ax_limits_create(slice, &part); break;
+                }
+                ns += part;
+                n += slice;
             }
+            if (g_interrupted && n < want) {
+                if (!r[i]->nruns) {
+                    r[i]->skipped = true;
+                    snprintf(r[i]->why, sizeof r[i]->why, "interrupted");
+                }
+                break;
+            }
+            double other = load_other_pct(&lm);
+            if (other > r[i]->other_pct)
+                r[i]->other_pct = other;
             if (i < 2) {
                 int p1 = place_sample(&rtt);
                 place_note(r[i], p1, rtt);
@@ -616,6 +701,7 @@ static void on_sigint(int sig)
 typedef struct run_out {
     double rate;
     bool remote; /* run->remote: messages crossed workers */
+    double other_pct;
     uint32_t nw;
     wstat_t w[MAX_WORKERS_SHOWN];
     double remote_share, idle_share;
@@ -677,7 +763,9 @@ static int run_once(const bench_workload_t *wl, uint32_t workers, const uint64_t
     for (uint32_t w = 0; w < workers; w++)
         ax_engine_worker_stats(run->eng, w, &before[w], NULL);
     g_current = run;
-    uint64_t t_kick = bench_now_ns();
+    load_mark_t lm;
+    load_mark(&lm);
+    uint64_t t_kick = lm.t_ns;
     if (g_interrupted || wl->kick(run) < 0) {
         ret = g_interrupted ? 1 : -1;
         snprintf(out->why, sizeof out->why, "%s", g_interrupted ? "interrupted" : run->why);
@@ -708,6 +796,7 @@ static int run_once(const bench_workload_t *wl, uint32_t workers, const uint64_t
         }
     }
     uint64_t t_done = bench_now_ns();
+    out->other_pct = load_other_pct(&lm);
     g_current = NULL;
     for (uint32_t w = 0; w < workers; w++)
         ax_engine_worker_stats(run->eng, w, &after[w], NULL);
@@ -793,6 +882,7 @@ out_free:
 }
 
 static void print_row(const result_t *r);
+static double g_sweep_base; /* scaling sweep: the 1-worker median, 0 outside */
 
 /* K repeats of one workload at `workers`; appends a result. */
 static void run_workload(const bench_workload_t *wl, uint32_t workers, const char *name, int reps)
@@ -825,8 +915,13 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
         int rc = run_once(wl, workers, p, o);
         place_note(r, place_sample(&rtt), rtt);
         g_progress_done++;
-        if (rc == 1)
+        if (rc == 1) {
+            if (!r->nruns) {
+                r->skipped = true;
+                snprintf(r->why, sizeof r->why, "interrupted before a run finished");
+            }
             break;
+        }
         if (rc < 0) {
             r->failed = true;
             snprintf(r->why, sizeof r->why, "run %d/%d: %s", rep, reps, o->why);
@@ -838,6 +933,8 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
             break;
         }
         r->runs[r->nruns++] = o->rate;
+        if (o->other_pct > r->other_pct)
+            r->other_pct = o->other_pct;
     }
     if (r->nruns && !r->failed) {
         summarize(r);
@@ -863,6 +960,10 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
             r->pct = 100.0 * r->median / r->limit_rate;
         if (!strncmp(wl->name, "pingpong", 8))
             snprintf(r->note, sizeof r->note, "rtt %.0f ns", 2e9 / r->median);
+        if (g_sweep_base > 0)
+            snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
+                     "%sspeedup x%.2f over 1 worker", r->note[0] ? "; " : "",
+                     r->median / g_sweep_base);
         if (r->dropped)
             snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
                      "%s%llu dropped at stop", r->note[0] ? "; " : "",
@@ -891,16 +992,18 @@ static void print_header(void)
                "(%llu%%) counts as far\n",
                g_best_rtt, g_best_rtt * (double)g_gp[G_FAR_PCT] / 100.0,
                (unsigned long long)g_gp[G_FAR_PCT]);
-    printf("\n%-24s %9s %9s %9s %-9s %8s %7s %-6s %s\n", "name", "median", "min", "max", "unit",
-           "ns/op", "%limit", "place", "params");
+    printf("(place: vCPU placement sampled around each repeat; other: most CPU other processes "
+           "took during a repeat, %% of the machine)\n");
+    printf("\n%-24s %9s %9s %9s %-9s %8s %7s %-6s %5s %s\n", "name", "median", "min", "max",
+           "unit", "ns/op", "%limit", "place", "other", "params");
 }
 
 static void print_row(const result_t *r)
 {
     progress_clear();
     if (r->skipped || r->failed || r->nruns == 0) {
-        printf("%-24s %9s %9s %9s %-9s %8s %7s %-6s %s\n", r->name,
-               r->failed ? "FAILED" : "skipped", "-", "-", r->unit, "-", "-", "-", r->params);
+        printf("%-24s %9s %9s %9s %-9s %8s %7s %-6s %5s %s\n", r->name,
+               r->failed ? "FAILED" : "skipped", "-", "-", r->unit, "-", "-", "-", "-", r->params);
         if (r->why[0])
             printf("    %s: %s\n", r->failed ? "FAILED" : "skipped", r->why);
         fflush(stdout);
@@ -920,8 +1023,11 @@ static void print_row(const result_t *r)
     if (r->limit_rate > 0)
         snprintf(pct, sizeof pct, "%.1f%%", r->pct);
     const char *place = r->placement == AX_PLACE_UNKNOWN ? "-" : ax_limits_placement_name(r->placement);
-    printf("%-24s %9s %9s %9s %-9s %8s %7s %-6s %s\n", r->name, md, mn, mx, r->unit, ns, pct, place,
-           r->params);
+    char other[16] = "?";
+    if (r->other_pct >= 0)
+        snprintf(other, sizeof other, "%.0f%%", r->other_pct);
+    printf("%-24s %9s %9s %9s %-9s %8s %7s %-6s %5s %s\n", r->name, md, mn, mx, r->unit, ns, pct,
+           place, other, r->params);
     if (r->note[0] || r->limit_rate > 0)
         printf("    %s%s%s%s\n", r->note, r->note[0] && r->limit_rate > 0 ? "; " : "",
                r->limit_rate > 0 ? "limit: " : "", r->limit_rate > 0 ? limit_name(r->limit) : "");
@@ -1072,7 +1178,9 @@ static int write_json(const char *path, bool interrupted)
         json_num(f, r->rtt_lo);
         fputs(", ", f);
         json_num(f, r->rtt_hi);
-        fprintf(f, "],\n     \"verified\": %s, \"failed\": %s, \"skipped\": %s, \"why\": ",
+        fprintf(f, "], \"other_load_pct\": ");
+        json_num(f, r->other_pct);
+        fprintf(f, ",\n     \"verified\": %s, \"failed\": %s, \"skipped\": %s, \"why\": ",
                 r->verified ? "true" : "false", r->failed ? "true" : "false",
                 r->skipped ? "true" : "false");
         json_str(f, r->why);
@@ -1117,7 +1225,7 @@ static int write_csv(const char *path)
         return -1;
     }
     fprintf(f, "name,unit,workers,median,min,max,runs,ns_per_op,limit,limit_rate,pct_of_limit,"
-               "placement,remote_share,ring_full,idle_share,verified,params\n");
+               "placement,other_load_pct,remote_share,ring_full,idle_share,verified,params\n");
     for (size_t i = 0; i < g_nres; i++) {
         const result_t *r = &g_res[i];
         fprintf(f, "%s,%s,%u,", r->name, r->unit, r->workers);
@@ -1136,7 +1244,8 @@ static int write_csv(const char *path)
             fprintf(f, "%.6g,%.2f", r->limit_rate, r->pct);
         else
             fputc(',', f);
-        fprintf(f, ",%s,", r->placement == AX_PLACE_UNKNOWN ? "" : ax_limits_placement_name(r->placement));
+        fprintf(f, ",%s,%.0f,", r->placement == AX_PLACE_UNKNOWN ? "" : ax_limits_placement_name(r->placement),
+                r->other_pct);
         if (r->wl && r->nruns)
             fprintf(f, "%.4f,%llu,%.4f", r->remote_share, (unsigned long long)r->ring_full,
                     r->idle_share);
@@ -1441,21 +1550,17 @@ int main(int argc, char **argv)
         printf("\nscaling sweep (speedup against 1 worker):\n");
         const bench_workload_t *sw[2] = {&bench_wl_fjthrput, &bench_wl_big};
         for (int k = 0; k < 2 && !g_interrupted; k++) {
-            double base = 0;
+            g_sweep_base = 0;
             for (int i = 0; i < nsweep && !g_interrupted; i++) {
                 char name[64];
                 snprintf(name, sizeof name, "scaling/%s/%uw", sw[k]->name, sweep[i]);
                 run_workload(sw[k], sweep[i], name, reps);
-                result_t *r = &g_res[g_nres - 1];
+                const result_t *r = &g_res[g_nres - 1];
                 if (r->nruns && sweep[i] == 1)
-                    base = r->median;
-                if (r->nruns && base > 0 && sweep[i] > 1)
-                    printf("    speedup x%.2f over 1 worker\n", r->median / base);
-                if (r->nruns && base > 0)
-                    snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
-                             "%sspeedup x%.2f", r->note[0] ? "; " : "", r->median / base);
+                    g_sweep_base = r->median;
             }
         }
+        g_sweep_base = 0;
     }
     int rc = finish(g_interrupted != 0);
     ax_plan_destroy(g_plan);
