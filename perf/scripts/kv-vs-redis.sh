@@ -1,0 +1,81 @@
+#!/bin/bash
+# perf/scripts/kv-vs-redis.sh - redis-benchmark against axon-kv and against
+# redis-server (Debian package, started here on another loopback port with
+# persistence off), in the same run, alternating, and print requests/s for
+# both and the ratio.  Both servers are killed on exit.
+set -u
+usage() {
+    cat <<'USAGE'
+usage: perf/scripts/kv-vs-redis.sh [--build DIR] [--runs R] [--requests N]
+                                   [--clients C] [--workers W] [--keyspace K]
+  --build DIR     build directory holding bin/axon-kv (default: build)
+  --runs R        runs per case, alternating servers; the median is printed (default 3)
+  --requests N    requests per pipelined run (default 400000; pipeline-1 runs use N/8)
+  --clients C     redis-benchmark -c (default 50)
+  --workers W     axon-kv --workers (default: one per core)
+  --keyspace K    redis-benchmark -r K (random keys; default: off = one key,
+                  redis-benchmark's default)
+Cases: SET and GET, pipeline 16 and pipeline 1.  Output: one line per case
+  CASE  axon-kv rps  redis rps  ratio(axon/redis)
+USAGE
+}
+BUILD=build RUNS=3 REQ=400000 CLIENTS=50 WORKERS="" KEYSPACE=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --build) BUILD=$2; shift 2;;
+        --runs) RUNS=$2; shift 2;;
+        --requests) REQ=$2; shift 2;;
+        --clients) CLIENTS=$2; shift 2;;
+        --workers) WORKERS=$2; shift 2;;
+        --keyspace) KEYSPACE=$2; shift 2;;
+        -h|--help) usage; exit 0;;
+        *) echo "kv-vs-redis: unknown argument '$1'" >&2; usage >&2; exit 2;;
+    esac
+done
+KV=$BUILD/bin/axon-kv
+[ -x "$KV" ] || { echo "kv-vs-redis: $KV not found: cmake --build $BUILD --target axon-kv" >&2; exit 1; }
+for t in redis-server redis-benchmark redis-cli; do
+    command -v $t >/dev/null || { echo "kv-vs-redis: $t not found: apt-get install redis-server redis-tools" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/kv-vs-redis.XXXXXX)
+PIDS=""
+cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; sleep 0.3; for p in $PIDS; do kill -9 "$p" 2>/dev/null; done; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+
+"$KV" --port 0 ${WORKERS:+--workers "$WORKERS"} >"$TMP/kv.log" 2>&1 &
+PIDS="$PIDS $!"
+KPORT=""
+for _ in $(seq 100); do
+    KPORT=$(sed -n 's/^axon-kv: ready on [^ ]*:\([0-9]*\) .*/\1/p' "$TMP/kv.log"); [ -n "$KPORT" ] && break; sleep 0.05
+done
+[ -n "$KPORT" ] || { echo "kv-vs-redis: axon-kv did not start:" >&2; cat "$TMP/kv.log" >&2; exit 1; }
+RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --logfile "$TMP/redis.log" >/dev/null 2>&1 &
+PIDS="$PIDS $!"
+for _ in $(seq 100); do [ "$(redis-cli -p "$RPORT" PING 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+[ "$(redis-cli -p "$RPORT" PING 2>/dev/null)" = PONG ] || { echo "kv-vs-redis: redis-server did not start" >&2; exit 1; }
+
+# rps PORT TEST PIPELINE N -> requests per second (redis-benchmark --csv)
+rps() {
+    redis-benchmark -p "$1" -c "$CLIENTS" -n "$4" -P "$3" -t "$2" ${KEYSPACE:+-r "$KEYSPACE"} --csv 2>/dev/null |
+        awk -F'","' 'NR>1 { gsub(/"/, "", $2); print $2; exit }'
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) CPUs; axon-kv $(sed -n 's/.*(\([0-9]*\) workers.*/\1/p' "$TMP/kv.log") workers; redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); -c $CLIENTS${KEYSPACE:+ -r $KEYSPACE}; median of $RUNS"
+printf '%-8s %-4s %14s %14s %8s\n' test P axon-kv redis ratio
+for P in 16 1; do
+    N=$REQ; [ "$P" = 1 ] && N=$((REQ / 8))
+    for T in set get; do
+        : >"$TMP/a"; : >"$TMP/r"
+        for _ in $(seq "$RUNS"); do
+            rps "$KPORT" "$T" "$P" "$N" >>"$TMP/a"
+            rps "$RPORT" "$T" "$P" "$N" >>"$TMP/r"
+        done
+        a=$(median <"$TMP/a"); r=$(median <"$TMP/r")
+        ratio=$(awk -v a="$a" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", a / r; else print "n/a" }')
+        printf '%-8s %-4s %14.0f %14.0f %8s\n' "${T^^}" "$P" "$a" "$r" "$ratio"
+    done
+done
