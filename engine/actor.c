@@ -11,14 +11,23 @@
  * (or jemalloc on the sender's node when larger than the biggest class) and
  * is freed by whoever owns it last, from any worker (arena remote free).
  *
- * Slots and generations.  Only the owner writes its table.  Slots freed by a
- * stop go on the owner's free list with the generation bumped (never to 0),
- * so stale refs fail the compare.  Fresh slots (never used, generation 0)
- * are claimed with an atomic counter, in bulk by the owner and one at a time
- * by other workers spawning onto it.  A remote spawn sends AX_SYS_SPAWN to
- * the claimed slot; a message that reaches the slot first (the new ref was
- * passed on through another ring) waits in an "embryo" until the spawn
- * request arrives, then is delivered in order.
+ * Slots and generations.  Only the owner writes its table (actor pointer
+ * and generation).  A stop bumps the slot's generation (never to 0) so stale
+ * refs fail the compare.  Free slots live in three places:
+ *   - fresh slots (never used, generation 0) beyond the atomic `fresh`
+ *     counter: the owner claims them 64 at a time, other threads one;
+ *   - the owner's private free list (no atomics);
+ *   - a shared Treiber stack the owner keeps stocked (up to 64 slots) from
+ *     the slots its stops free, so spawners on other threads reuse slots
+ *     instead of exhausting the table.
+ * A spawn onto another worker reserves a slot (stack, else fresh), reads its
+ * generation, and sends AX_SYS_SPAWN to that ref in order with everything
+ * else the spawner sends there.  A message that reaches a reserved slot
+ * first (the new ref was passed on through another ring) waits in an
+ * "embryo" until the request arrives, then is delivered in order.  A message
+ * whose generation matches an empty slot can only come from such a
+ * reservation: refs with a slot's current generation exist only once the
+ * slot is handed out.
  */
 #include <errno.h>
 #include <sched.h>
@@ -31,17 +40,65 @@
 
 /* ---- slots ------------------------------------------------------------------------------- */
 
-int ax__claim_fresh(ax_worker_t *t, uint32_t *slot)
+static int claim_fresh(ax_worker_t *t, uint32_t want, uint32_t *first, uint32_t *got)
 {
-    uint32_t cur = atomic_load_explicit(&t->fresh, memory_order_relaxed);
+    uint32_t cur = atomic_load_explicit(&t->fresh, memory_order_relaxed), take;
     do {
         if (cur >= t->max_slots)
             return -ENOMEM;
-        /* Relaxed is enough: the claimed index reaches the owner only inside
-         * a message, whose ring/inbox publication orders it. */
-    } while (!atomic_compare_exchange_weak_explicit(&t->fresh, &cur, cur + 1,
+        take = t->max_slots - cur < want ? t->max_slots - cur : want;
+        /* Relaxed: a claimed index reaches the owner only inside a message,
+         * whose ring or inbox publication orders it. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->fresh, &cur, cur + take,
                                                     memory_order_relaxed, memory_order_relaxed));
-    *slot = cur;
+    *first = cur;
+    *got = take;
+    return 0;
+}
+
+/* Pop the shared stack (any thread).  A3': the acquire pairs with the
+ * release CAS in shared_push, so the slot's next_free and gen are read as
+ * the owner left them. */
+static bool shared_pop(ax_worker_t *t, uint32_t *slot)
+{
+    uint64_t h = atomic_load_explicit(&t->shared_free, memory_order_acquire);
+    while ((uint32_t)h) {
+        uint32_t s = (uint32_t)h - 1;
+        uint32_t next = atomic_load_explicit(&t->table[s].next_free, memory_order_relaxed);
+        uint64_t nh = (((h >> 32) + 1) << 32) | next;
+        if (atomic_compare_exchange_weak_explicit(&t->shared_free, &h, nh, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            atomic_fetch_sub_explicit(&t->shared_count, 1, memory_order_relaxed);
+            *slot = s;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Owner only. */
+static void shared_push(ax_worker_t *w, uint32_t slot)
+{
+    uint64_t h = atomic_load_explicit(&w->shared_free, memory_order_relaxed), nh;
+    do {
+        atomic_store_explicit(&w->table[slot].next_free, (uint32_t)h, memory_order_relaxed);
+        nh = (((h >> 32) + 1) << 32) | (slot + 1);
+        /* R3': publishes the slot's gen and next_free to shared_pop. */
+    } while (!atomic_compare_exchange_weak_explicit(&w->shared_free, &h, nh, memory_order_release,
+                                                    memory_order_relaxed));
+    atomic_fetch_add_explicit(&w->shared_count, 1, memory_order_relaxed);
+}
+
+int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen)
+{
+    uint32_t got;
+    if (shared_pop(t, slot)) {
+        *gen = t->table[*slot].gen;
+        return 0;
+    }
+    if (claim_fresh(t, 1, slot, &got) < 0)
+        return -ENOMEM;
+    *gen = 0;
     return 0;
 }
 
@@ -49,24 +106,22 @@ static int slot_alloc(ax_worker_t *w, uint32_t *slot)
 {
     if (w->free_head) {
         *slot = w->free_head - 1;
-        w->free_head = w->table[*slot].next_free;
+        w->free_head = atomic_load_explicit(&w->table[*slot].next_free, memory_order_relaxed);
         return 0;
     }
     if (w->fresh_next == w->fresh_end) {
-        /* Claim 64 fresh slots at once: one atomic per 64 spawns. */
-        uint32_t cur = atomic_load_explicit(&w->fresh, memory_order_relaxed), take;
-        do {
-            if (cur >= w->max_slots)
-                return -ENOMEM;
-            take = w->max_slots - cur < 64 ? w->max_slots - cur : 64;
-        } while (!atomic_compare_exchange_weak_explicit(&w->fresh, &cur, cur + take,
-                                                        memory_order_relaxed, memory_order_relaxed));
-        w->fresh_next = cur;
-        w->fresh_end = cur + take;
+        /* Claim fresh slots 64 at a time: one atomic per 64 spawns. */
+        uint32_t first, got;
+        if (claim_fresh(w, 64, &first, &got) < 0)
+            return shared_pop(w, slot) ? 0 : -ENOMEM;
+        w->fresh_next = first;
+        w->fresh_end = first + got;
     }
     *slot = w->fresh_next++;
     return 0;
 }
+
+#define SHARED_STOCK 64u
 
 static void slot_free(ax_worker_t *w, uint32_t slot)
 {
@@ -75,17 +130,26 @@ static void slot_free(ax_worker_t *w, uint32_t slot)
     e->gen = (e->gen + 1) & AX_REF_GEN_MASK;
     if (!e->gen)
         e->gen = 1; /* generation 0 marks never-used (fresh) slots */
-    e->next_free = w->free_head;
+    if (atomic_load_explicit(&w->shared_count, memory_order_relaxed) < SHARED_STOCK) {
+        shared_push(w, slot);
+        return;
+    }
+    atomic_store_explicit(&e->next_free, w->free_head, memory_order_relaxed);
     w->free_head = slot + 1;
 }
 
-/* Is slot a fresh slot claimed by some spawner (so a message for it may
- * legitimately arrive before the spawn request)? */
-static bool slot_is_claimed_fresh(ax_worker_t *w, uint32_t slot)
+/* May a message for (slot, gen) be waiting for its actor's spawn request?
+ * Yes when the slot is empty with that generation and has been handed out:
+ * a reused slot (gen != 0) is handed out exactly when a ref with its
+ * current generation exists; a fresh one when it lies below `fresh` and
+ * outside the owner's unused bulk claim. */
+static bool slot_is_reserved(ax_worker_t *w, uint32_t slot, uint32_t gen)
 {
     ax_slot_t *e = &w->table[slot];
-    if (e->actor || e->gen != 0)
+    if (e->actor || e->gen != gen)
         return false;
+    if (gen != 0)
+        return true;
     if (slot >= atomic_load_explicit(&w->fresh, memory_order_relaxed))
         return false;
     return !(slot >= w->fresh_next && slot < w->fresh_end); /* our unused bulk */
@@ -435,11 +499,12 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     if (!req)
         return -ENOMEM;
     fill_req(req, fn, state_size, o);
-    if ((rc = ax__claim_fresh(tw, &slot)) < 0) {
+    uint32_t gen;
+    if ((rc = ax__claim_slot(tw, &slot, &gen)) < 0) {
         ax_arena_free(w->arena, req);
         return rc;
     }
-    ax_ref_t ref = ax__ref_make(t, 0, slot);
+    ax_ref_t ref = ax__ref_make(t, gen, slot);
     uint8_t stamp;
     ax_msg_t *m = ax__msg_slot_fast(w, ref, &rc, &stamp);
     if (!m) {
@@ -480,13 +545,14 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         ax__inbox_node_free(node);
         return -ESHUTDOWN;
     }
-    if ((rc = ax__claim_fresh(eng->w[t], &slot)) < 0) {
+    uint32_t gen;
+    if ((rc = ax__claim_slot(eng->w[t], &slot, &gen)) < 0) {
         atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
         free(req);
         ax__inbox_node_free(node);
         return rc;
     }
-    ax_ref_t ref = ax__ref_make(t, 0, slot);
+    ax_ref_t ref = ax__ref_make(t, gen, slot);
     memset(&node->msg, 0, sizeof node->msg);
     node->msg.to = ref;
     node->msg.type = AX_SYS_SPAWN_EXT;
@@ -649,8 +715,8 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m, uint32_t src)
     ax_slot_t *e = &w->table[slot];
     ax_actor_t *a = e->actor;
     if (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) {
-        if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && e->gen == 0 &&
-            (!a || (a->flags & AX_ACTOR_EMBRYO)))
+        if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) &&
+            e->gen == ax__ref_gen(m->to) && (!a || (a->flags & AX_ACTOR_EMBRYO)))
             handle_spawn(w, m);
         else
             dead_letter(w, m);
@@ -661,8 +727,7 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m, uint32_t src)
             dead_letter(w, m);
         return;
     }
-    if (!a && ax__ref_gen(m->to) == 0 && slot_is_claimed_fresh(w, slot) &&
-        embryo_keep(w, slot, m, src))
+    if (!a && slot_is_reserved(w, slot, ax__ref_gen(m->to)) && embryo_keep(w, slot, m, src))
         return;
     dead_letter(w, m); /* stopped actor or stale generation */
 }

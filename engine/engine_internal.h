@@ -156,7 +156,7 @@ slow:
 }
 void ax__worker_shutdown(ax_worker_t *w); /* on the worker thread, after its loop */
 void ax__worker_discard(ax_worker_t *w);  /* engine never started: drop queued work */
-int ax__claim_fresh(ax_worker_t *t, uint32_t *slot);
+int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen); /* any thread */
 
 /* inbox.c */
 int ax__inbox_init(ax_worker_t *w);

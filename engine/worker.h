@@ -67,7 +67,9 @@ typedef struct ax_embryo {
 typedef struct ax_slot {
     ax_actor_t *actor; /* NULL: free or reserved for a remote spawn */
     uint32_t gen;      /* generation of the current (or next) occupant */
-    uint32_t next_free;
+    /* Next free slot + 1 (0: end), on the owner's list or the shared stack;
+     * atomic because spawners on other threads read it while popping. */
+    _Atomic uint32_t next_free;
 } ax_slot_t;
 
 /* ---- the worker (= ax_ctx_t) ------------------------------------------------------ */
@@ -123,8 +125,13 @@ struct ax_ctx {
     alignas(64) _Atomic uint64_t *bell;
     /* Park state: 0 running, 1 parked, 2 wake sent.  See engine.c F1/F2. */
     alignas(64) _Atomic uint32_t parked;
-    /* Claimed by remote spawners for fresh slots (fetch_add). */
+    /* Fresh (never used) slots are claimed by advancing this counter. */
     alignas(64) _Atomic uint32_t fresh;
+    /* Freed slots any spawner may take: a Treiber stack whose head packs
+     * (tag << 32 | slot + 1); the tag defeats ABA.  The owner pushes,
+     * anyone pops (actor.c). */
+    alignas(64) _Atomic uint64_t shared_free;
+    _Atomic uint32_t shared_count;
     /* External inbox (MPSC, Vyukov): producers xchg tail. */
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
     alignas(64) struct ax_inbox_node *inbox_head; /* consumer only */
