@@ -13,6 +13,12 @@
  * the messages sent.  8-slot rings force the overflow path (checked: the
  * run fails if no ring ever filled).
  *
+ * Actors have no backpressure, so an unbounded flood would fill a worker's
+ * overflow queue until its arena is exhausted (send then returns -ENOMEM,
+ * which is the documented behaviour, not what this test is about): while
+ * more than --inflight messages are outstanding, a tick sends nothing and
+ * just re-ticks.  Overflow queues still grow to tens of thousands.
+ *
  * Seeded and time-boxed: --seconds bounds the sending phase; then every
  * actor finishes its current tick, the engine drains, and the checks run.
  *
@@ -43,8 +49,9 @@ static struct {
     uint32_t workers, actors, peers, msgs, ring_slots, seconds;
     int32_t spin_us;
     uint64_t arena_mib;
+    uint64_t inflight; /* sent - received above this: actors pause (re-tick without sending) */
     char synthetic[AX_CONFIG_STR_MAX];
-} opt = { 0, 2, 10000, 8, 300, 8, 20, 0, 32, "" };
+} opt = { 0, 2, 10000, 8, 300, 8, 20, 0, 64, 100000, "" };
 
 static ax_ref_t *g_refs;       /* actor index -> ref (written before start) */
 static uint32_t *g_peers;      /* actors * peers */
@@ -116,6 +123,10 @@ static void mesh_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
 static void mesh_tick(ax_ctx_t *ctx, mesh_st_t *s)
 {
     uint32_t burst = (uint32_t)(rnd(s) % BURST_MAX) + 1;
+    uint64_t out = atomic_load_explicit(&g_sent, memory_order_relaxed) -
+                   atomic_load_explicit(&g_received, memory_order_relaxed);
+    if (out > opt.inflight && out < (1ull << 62)) /* (a stale pair of loads can go "negative") */
+        burst = 0;
     uint64_t sent = 0;
     for (uint32_t k = 0; k < burst && s->left > 0; k++) {
         uint32_t j = (uint32_t)(rnd(s) % opt.peers);
@@ -208,7 +219,8 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--seed N] [--workers N] [--synthetic 'hwloc desc'] [--actors N] [--peers K]\n"
-            "          [--msgs M per actor] [--ring-slots S] [--seconds T] [--spin-us U] [--arena-mib A]\n",
+            "          [--msgs M per actor] [--ring-slots S] [--seconds T] [--spin-us U] [--arena-mib A]\n"
+            "          [--inflight N]\n",
             argv0);
     exit(2);
 }
@@ -226,7 +238,7 @@ int main(int argc, char **argv)
         { "seed", 1, 0, 's' },     { "workers", 1, 0, 'w' }, { "synthetic", 1, 0, 'y' },
         { "actors", 1, 0, 'a' },   { "peers", 1, 0, 'k' },   { "msgs", 1, 0, 'm' },
         { "ring-slots", 1, 0, 'r' }, { "seconds", 1, 0, 't' }, { "spin-us", 1, 0, 'u' },
-        { "arena-mib", 1, 0, 'A' }, { 0, 0, 0, 0 },
+        { "arena-mib", 1, 0, 'A' }, { "inflight", 1, 0, 'i' }, { 0, 0, 0, 0 },
     };
     opt.seed = mix(now_ns() ^ (uint64_t)getpid()) % 1000000000u;
     int c;
@@ -242,6 +254,7 @@ int main(int argc, char **argv)
         case 't': opt.seconds = (uint32_t)strtoul(optarg, NULL, 0); break;
         case 'u': opt.spin_us = (int32_t)strtol(optarg, NULL, 0); break;
         case 'A': opt.arena_mib = strtoull(optarg, NULL, 0); break;
+        case 'i': opt.inflight = strtoull(optarg, NULL, 0); break;
         default: usage(argv[0]);
         }
     }
@@ -250,10 +263,11 @@ int main(int argc, char **argv)
         usage(argv[0]);
     snprintf(g_rerun, sizeof g_rerun,
              "rerun: stress_engine_mesh --seed %llu --workers %u%s%s%s --actors %u --peers %u "
-             "--msgs %u --ring-slots %u --seconds %u",
+             "--msgs %u --ring-slots %u --seconds %u --inflight %llu --arena-mib %llu",
              (unsigned long long)opt.seed, opt.workers, opt.synthetic[0] ? " --synthetic '" : "",
              opt.synthetic, opt.synthetic[0] ? "'" : "", opt.actors, opt.peers, opt.msgs,
-             opt.ring_slots, opt.seconds);
+             opt.ring_slots, opt.seconds, (unsigned long long)opt.inflight,
+             (unsigned long long)opt.arena_mib);
     printf("stress_engine_mesh: seed %llu (%s)\n", (unsigned long long)opt.seed, g_rerun);
     signal(SIGALRM, watchdog);
     alarm(opt.seconds + 240);
