@@ -50,12 +50,13 @@ static const bench_workload_t *const g_wls[] = {
 #define NWLS (sizeof g_wls / sizeof g_wls[0])
 
 /* Harness parameters, addressed as bench.X, limits.X, scaling.X. */
-enum { G_SCALE_PCT, G_TIMEOUT, G_FAR_PCT, G_PREFAULT, NG };
+enum { G_SCALE_PCT, G_TIMEOUT, G_FAR_PCT, G_PREFAULT, G_LIMITS, NG };
 static const bench_param_def_t g_bench_params[] = {
     {"scale_pct", 100, 100, false, 1, 1000000, "percent: every count (scaled params) x scale/100"},
     {"timeout_s", 60, 30, false, 1, 3600, "a run that does not finish in time fails the bench"},
     {"far_pct", 250, 250, false, 110, 10000, "a placement sample above far_pct% of the best is far"},
     {"prefault", 1, 1, false, 0, 1, "1: prefault the arenas (page faults are not timed)"},
+    {"limits", 1, 1, false, 0, 1, "0: skip the limits (profilers: only engine work)"},
     {NULL, 0, 0, false, 0, 0, NULL},
 };
 enum { L_RTT_N, L_RING_N, L_RING_SLOTS, L_DISPATCH_N, L_CREATE_N, NL };
@@ -127,6 +128,7 @@ typedef struct result {
     int placement;
     double rtt_lo, rtt_hi;
     double other_pct; /* most CPU other processes took during one repeat, % */
+    uint64_t ops;     /* messages (or actors) timed in one repeat */
     bool verified, failed, skipped;
     char why[400];
     char note[96];
@@ -700,6 +702,7 @@ static void on_sigint(int sig)
 
 typedef struct run_out {
     double rate;
+    uint64_t ops;
     bool remote; /* run->remote: messages crossed workers */
     double other_pct;
     uint32_t nw;
@@ -815,6 +818,7 @@ static int run_once(const bench_workload_t *wl, uint32_t workers, const uint64_t
     }
     out->rate = (double)run->ops * 1e9 / (double)(run->t1_ns - run->t0_ns);
     out->remote = run->remote;
+    out->ops = run->ops;
     /* per-worker shares over the main thread's window [kick, done] */
     double wall = (double)(t_done - t_kick);
     uint64_t handled_all = 0, remote_all = 0;
@@ -933,6 +937,7 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
             break;
         }
         r->runs[r->nruns++] = o->rate;
+        r->ops = o->ops;
         if (o->other_pct > r->other_pct)
             r->other_pct = o->other_pct;
     }
@@ -984,9 +989,13 @@ static void print_header(void)
     printf("%s) | %u package(s), %u NUMA node(s), %u cores, %u PUs | %s | %s\n",
            g_plan->nworkers > 16 ? ",..." : "", t->packages, t->numa_nodes, t->cores, t->pus,
            g_cpu_model, g_kernel);
-    printf("%s run, %d repeat%s (median, min, max); limits measured in this run on CPUs %d,%d\n",
-           g_opt.quick ? "quick" : "full", g_opt.repeat, g_opt.repeat > 1 ? "s" : "", g_cpu_a,
-           g_cpu_b);
+    printf("%s run, %d repeat%s (median, min, max); ", g_opt.quick ? "quick" : "full",
+           g_opt.repeat, g_opt.repeat > 1 ? "s" : "");
+    if (g_cpu_a >= 0)
+        printf("limits measured in this run on CPUs %d,%d\n", g_cpu_a, g_cpu_b);
+    else
+        printf("%s\n", g_gp[G_LIMITS] ? "fewer than 2 CPUs: no cross-core limits"
+                                      : "limits not measured (bench.limits=0)");
     if (g_best_rtt > 0)
         printf("vCPU placement: best cache-line round trip %.1f ns; a sample above %.1f ns "
                "(%llu%%) counts as far\n",
@@ -1160,7 +1169,8 @@ static int write_json(const char *path, bool interrupted)
             fputs(k ? ", " : "", f);
             json_num(f, r->runs[k]);
         }
-        fprintf(f, "], \"lower_is_better\": %s, \"ns_per_op\": ", r->lower_better ? "true" : "false");
+        fprintf(f, "], \"ops_per_run\": %llu, \"lower_is_better\": %s, \"ns_per_op\": ",
+                (unsigned long long)r->ops, r->lower_better ? "true" : "false");
         json_num(f, r->nruns && !r->lower_better ? r->ns_per_op : NAN);
         fprintf(f, ",\n     \"limit\": ");
         if (r->limit_rate > 0) {
@@ -1507,9 +1517,11 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    if (ax_limits_pick_cpus(&g_cpu_a, &g_cpu_b) < 0)
+    /* bench.limits=0 also skips placement sampling: under valgrind the two
+     * spinning threads of a bounce would crawl */
+    if (!g_gp[G_LIMITS] || ax_limits_pick_cpus(&g_cpu_a, &g_cpu_b) < 0)
         g_cpu_a = g_cpu_b = -1;
-    if (g_plan->nworkers >= 2 && g_plan->pinned) {
+    if (g_cpu_a >= 0 && g_plan->nworkers >= 2 && g_plan->pinned) {
         /* measure the limits between the CPUs the first two workers use */
         g_cpu_a = (int)g_plan->workers[0].pu;
         g_cpu_b = (int)g_plan->workers[1].pu;
@@ -1538,11 +1550,17 @@ int main(int argc, char **argv)
     if (!limits_only && only_selected("scaling", NULL))
         g_progress_total += 2 * nsweep * reps;
 
+    if (!g_gp[G_LIMITS])
+        g_progress_total -= reps;
     print_header();
-    run_limits(reps);
-    for (size_t i = 0; i < g_nres; i++)
-        print_row(&g_res[i]);
-    printf("\n");
+    if (g_gp[G_LIMITS]) {
+        run_limits(reps);
+        for (size_t i = 0; i < g_nres; i++)
+            print_row(&g_res[i]);
+        printf("\n");
+    } else {
+        printf("(limits skipped: bench.limits=0; no %% of limit is shown)\n\n");
+    }
     for (size_t w = 0; w < NWLS && !limits_only && !g_interrupted; w++)
         if (only_selected(g_wls[w]->name, g_wls[w]->group))
             run_workload(g_wls[w], nw, g_wls[w]->name, reps);
