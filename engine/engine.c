@@ -673,16 +673,22 @@ void ax_engine_stop(ax_engine_t *eng)
 {
     if (!eng)
         return;
+    /* Count as an external caller while we wake workers: a worker tears
+     * its io ring (and the eventfd we write to) down only once
+     * ext_inflight is 0 (ax__worker_shutdown), so no wake lands on a
+     * closed or reused fd. */
+    atomic_fetch_add_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
     atomic_store_explicit(&eng->ext_closed, 1, memory_order_seq_cst);
-    if (atomic_exchange_explicit(&eng->stopping, 1, memory_order_seq_cst))
-        return;
-    for (uint32_t i = 0; i < eng->n; i++) {
-        ax_worker_t *w = eng->w[i];
-        atomic_store_explicit(&w->parked, 2, memory_order_seq_cst);
-        if (w->io)
-            ax__io_wake(NULL, w->io);
-        futex_wake(&w->parked);
+    if (!atomic_exchange_explicit(&eng->stopping, 1, memory_order_seq_cst)) {
+        for (uint32_t i = 0; i < eng->n; i++) {
+            ax_worker_t *w = eng->w[i];
+            atomic_store_explicit(&w->parked, 2, memory_order_seq_cst);
+            if (w->io)
+                ax__io_wake(NULL, w->io);
+            futex_wake(&w->parked);
+        }
     }
+    atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
 }
 
 void ax_engine_stop_when_idle(ax_engine_t *eng)
