@@ -36,6 +36,13 @@
 #error "engine/trace.h must be included before <sys/sdt.h>: the probes need _SDT_HAS_SEMAPHORES"
 #endif
 #define _SDT_HAS_SEMAPHORES 1
+/* Arguments in registers only.  The default constraint ("nor") lets gcc pass
+ * a memory operand such as 80(%rbp,%rdx), which perf cannot fetch: perf then
+ * drops that argument at one site, and the kernel refuses to join sites whose
+ * argument lists differ ("Argument type or name is different"), so a probe
+ * inlined in two places could not be traced at all.  Registers cost nothing
+ * untraced: the arguments are only computed behind the semaphore. */
+#define STAP_SDT_ARG_CONSTRAINT r
 #include <sys/sdt.h>
 
 #ifdef __cplusplus
