@@ -683,6 +683,11 @@ static void stopped_actor_turns_later_messages_into_counted_dead_letters(void **
     ax_worker_stats_t st;
     ax_engine_stats(e, &st);
     assert_int_equal(st.dead_letters, 8);
+    /* nothing silent: 12 sends returned 0 (5 external to the victim, 2 GOs,
+     * 1 self-send, 2 + 2 from y and z); 4 were handled, 8 are dead letters */
+    assert_int_equal(st.msgs_local + st.msgs_remote + st.msgs_external, 4);
+    assert_int_equal(st.msgs_local + st.msgs_remote + st.msgs_external + st.dropped_at_stop +
+                         st.dead_letters, 12);
     ax_engine_destroy(e);
 }
 
