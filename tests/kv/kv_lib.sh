@@ -1,6 +1,7 @@
 # tests/kv/kv_lib.sh - sourced by the axon-kv integration tests: start
 # servers on free loopback ports and always kill them on exit.
 KV_PIDS=""
+KV_LOGS=""
 KV_TMP=$(mktemp -d /tmp/axon-kv-test.XXXXXX)
 kv_cleanup() {
     for p in $KV_PIDS; do kill "$p" 2>/dev/null; done
@@ -21,6 +22,7 @@ kv_start() {
     "$KV_BIN" --port 0 "$@" >"$KV_LOG" 2>&1 &
     PID=$!
     KV_PIDS="$KV_PIDS $PID"
+    KV_LOGS="$KV_LOGS $KV_LOG"
     PORT=""
     for _ in $(seq 1 100); do
         PORT=$(sed -n 's/^axon-kv: ready on [^ ]*:\([0-9]*\) .*/\1/p' "$KV_LOG")
@@ -29,6 +31,23 @@ kv_start() {
         sleep 0.05
     done
     [ -n "$PORT" ] || fail "axon-kv $* did not print its port within 5 s"
+}
+
+# kv_finish: stop every server with SIGTERM; each must exit 0 within 10 s
+# with no sanitizer report in its log (ASan/UBSan/TSan builds report there).
+kv_finish() {
+    local p log rc
+    set -- $KV_LOGS
+    for p in $KV_PIDS; do
+        log=$1; shift
+        kill -TERM "$p" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$p" 2>/dev/null && { KV_LOG=$log; fail "axon-kv (pid $p) did not stop within 10 s of SIGTERM"; }
+        wait "$p"; rc=$?
+        grep -q 'Sanitizer\|runtime error' "$log" && { KV_LOG=$log; fail "sanitizer report in $log"; }
+        [ "$rc" = 0 ] || { KV_LOG=$log; fail "axon-kv (pid $p) exited with status $rc"; }
+    done
+    KV_PIDS=""
 }
 
 kv_alive() { kill -0 "$PID" 2>/dev/null || fail "axon-kv (pid $PID) died"; }

@@ -123,4 +123,5 @@ echo "ok: -OOM after $stored values of 200 KB; FLUSHALL frees the room"
 "$KV_BIN" --port 70000 >/dev/null 2>&1; [ $? = 2 ] || fail "axon-kv --port 70000: expected exit 2"
 "$KV_BIN" --help | grep -q usage || fail "axon-kv --help: no usage"
 echo "ok: bad flags exit 2"
+kv_finish
 echo "PASS: test_kv_cli"

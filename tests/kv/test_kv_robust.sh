@@ -15,4 +15,5 @@ python3 "$HERE/kv_clients.py" robust "$PORT" --conns 1000 --seed "$SEED" || fail
 python3 "$HERE/kv_clients.py" robust "$PORT" --conns 1000 --seed $((SEED + 1)) || fail "robustness, second wave (seed $((SEED + 1)))"
 kv_alive
 [ "$(redis-cli -p "$PORT" PING)" = PONG ] || fail "server does not answer PING after the storm"
+kv_finish
 echo "PASS: test_kv_robust"
