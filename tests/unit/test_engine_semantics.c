@@ -753,6 +753,7 @@ static int spawn_stale(ax_engine_t *e, ax_behaviour_fn fn, stale_sh_t *sh, uint6
 typedef struct respawn_sh {
     stale_sh_t *sh;
     uint32_t n;
+    uint32_t where; /* AX_ON_SELF, or AX_ON_WORKER (worker 0) from another worker */
     ax_ref_t fresh[STALE_MAX + 8];
     _Atomic int rc;
     _Atomic uint64_t done;
@@ -765,7 +766,7 @@ static void stale_respawner(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     (void)m;
     for (uint32_t i = 0; i < rs->n; i++) {
         hdr_t a = { rs->sh, 1000 + i };
-        ax_spawn_opts_t o = { .size = sizeof o, .where = AX_ON_SELF, .init = stale_init,
+        ax_spawn_opts_t o = { .size = sizeof o, .where = rs->where, .worker = 0, .init = stale_init,
                               .fini = stale_fini, .arg = &a, .arg_len = sizeof a };
         int rc = ax_spawn(ctx, stale_new, sizeof(stale_st_t), &o, &rs->fresh[i]);
         if (rc != 0) {
@@ -776,22 +777,26 @@ static void stale_respawner(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     atomic_fetch_add_explicit(&rs->done, 1, memory_order_release);
 }
 
-/* external: respawn with ax_engine_spawn from the test thread; otherwise
- * from an actor on the same worker with ax_spawn. */
-static void run_stale(bool external)
+/* mode 0: respawn from an actor on the same worker (ax_spawn, AX_ON_SELF);
+ * 1: with ax_engine_spawn from the test thread; 2: from an actor on worker 1
+ * (ax_spawn, AX_ON_WORKER 0).  The old actors all live on worker 0. */
+static void run_stale(int mode)
 {
+    bool external = mode == 1;
     static stale_sh_t sh;
     static respawn_sh_t rs;
     memset(&sh, 0, sizeof sh);
     memset(&rs, 0, sizeof rs);
     rs.sh = &sh;
     ax_config_t c;
-    cfg_real(&c, 1);
+    cfg_real(&c, mode == 2 ? 2 : 1);
     c.max_actors = STALE_MAX;
     ax_engine_t *e = make_engine(&c);
     ax_ref_t respawner = AX_REF_NONE;
+    rs.where = mode == 2 ? AX_ON_WORKER : AX_ON_SELF;
     if (!external)
-        respawner = spawn_ext(e, stale_respawner, sizeof(hdr_t), AX_ON_WORKER, 0, &rs, 0);
+        respawner = spawn_ext(e, stale_respawner, sizeof(hdr_t), AX_ON_WORKER, mode == 2 ? 1 : 0,
+                              &rs, 0);
     ax_ref_t old[STALE_MAX + 8];
     ax_ref_t *fresh = rs.fresh;
     uint32_t n = 0;
@@ -802,6 +807,8 @@ static void run_stale(bool external)
         fail_msg("%s: with max_actors = %u, spawn #%u returned %d, expected -ENOMEM once the "
                  "table is full", g_test, STALE_MAX, n + 1, rc);
     assert_true(n >= 1 && n <= STALE_MAX);
+    if (mode == 2)
+        assert_int_equal(ax_ref_worker(respawner), 1);
     start(e);
     for (uint32_t i = 0; i < n; i++)
         ext_send_u64(e, old[i], T_STOP, 0);
@@ -823,8 +830,11 @@ static void run_stale(bool external)
         ext_send_u64(e, respawner, T_SPAWN, 0);
         WAIT_FOR(rs.done, 1);
         if (atomic_load(&rs.rc) != 0)
-            fail_msg("%s: all %u actors of a full table stopped, yet ax_spawn on that worker "
-                     "returned %d", g_test, n, atomic_load(&rs.rc));
+            fail_msg("%s: all %u actors of a full table stopped and ran fini, yet ax_spawn %s "
+                     "returned %d", g_test, n, mode == 2 ? "from worker 1 onto worker 0" : "on that worker",
+                     atomic_load(&rs.rc));
+        for (uint32_t i = 0; i < n; i++)
+            assert_int_equal(ax_ref_worker(fresh[i]), 0);
     }
     for (uint32_t i = 0; i < n; i++)
         for (uint32_t j = 0; j < n; j++)
@@ -852,14 +862,21 @@ static void stale_reference_after_local_slot_reuse_is_a_dead_letter(void **state
 {
     (void)state;
     g_test = __func__;
-    run_stale(false);
+    run_stale(0);
 }
 
 static void engine_spawn_reuses_slots_freed_by_stopped_actors(void **state)
 {
     (void)state;
     g_test = __func__;
-    run_stale(true);
+    run_stale(1);
+}
+
+static void spawn_from_another_worker_reuses_slots_freed_by_stopped_actors(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    run_stale(2);
 }
 
 /* ---- placement ---------------------------------------------------------------- */
@@ -1503,6 +1520,109 @@ static void blobs_arrive_intact_and_are_freed_exactly_once(void **state)
     ax_engine_destroy(e);
 }
 
+/* Blobs sent to a stopped actor are dead letters; the engine must free
+ * them (the receiver never ran to own them).  Same steady-state check as
+ * above: three rounds leave the arenas at the same use. */
+typedef struct dlb_sh {
+    ax_ref_t victim;
+    _Atomic uint64_t rounds_sent, hook_blobs, hook_calls, alloc_fail, send_fail, nops, stopped;
+} dlb_sh_t;
+
+static void dlb_hook(void *user, const ax_msg_t *m)
+{
+    dlb_sh_t *sh = user;
+    if ((m->flags & AX_MSG_F_BLOB) && ax_msg_len(m) == 1000)
+        atomic_fetch_add(&sh->hook_blobs, 1);
+    atomic_fetch_add_explicit(&sh->hook_calls, 1, memory_order_release);
+}
+
+static void dlb_victim(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    hdr_t *h = state;
+    dlb_sh_t *sh = h->sh;
+    if (m->type == T_STOP) {
+        ax_stop_self(ctx);
+        atomic_fetch_add_explicit(&sh->stopped, 1, memory_order_release);
+    }
+}
+
+static void dlb_actor(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    hdr_t *h = state;
+    dlb_sh_t *sh = h->sh;
+    if (m->type == T_NOP) {
+        atomic_fetch_add_explicit(&sh->nops, 1, memory_order_release);
+        return;
+    }
+    for (int i = 0; i < 100; i++) {
+        void *b = ax_blob_alloc(ctx, 1000);
+        if (!b) {
+            atomic_fetch_add(&sh->alloc_fail, 1);
+            continue;
+        }
+        memset(b, 0x5A, 1000);
+        if (ax_send_blob(ctx, sh->victim, T_SEQ, b, 1000) != 0) {
+            atomic_fetch_add(&sh->send_fail, 1);
+            ax_blob_free(ctx, b);
+        }
+    }
+    atomic_fetch_add_explicit(&sh->rounds_sent, 1, memory_order_release);
+}
+
+static void blobs_sent_to_a_stopped_actor_are_freed_as_dead_letters(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    static dlb_sh_t sh;
+    memset(&sh, 0, sizeof sh);
+    ax_config_t c;
+    cfg_real(&c, 2);
+    ax_engine_t *e = make_engine(&c);
+    ax_engine_set_dead_letter_hook(e, dlb_hook, &sh);
+    sh.victim = spawn_ext(e, dlb_victim, sizeof(hdr_t), AX_ON_WORKER, 1, &sh, 0);
+    ax_ref_t s0 = spawn_ext(e, dlb_actor, sizeof(hdr_t), AX_ON_WORKER, 0, &sh, 1); /* remote */
+    ax_ref_t s1 = spawn_ext(e, dlb_actor, sizeof(hdr_t), AX_ON_WORKER, 1, &sh, 2); /* local */
+    start(e);
+    ext_send_u64(e, sh.victim, T_STOP, 0);
+    WAIT_FOR(sh.stopped, 1);
+    uint64_t used[4], per[4][2], nops = 0;
+    for (uint64_t round = 1; round <= 3; round++) {
+        ext_send_u64(e, s0, T_GO, round);
+        ext_send_u64(e, s1, T_GO, round);
+        WAIT_FOR(sh.rounds_sent, 2 * round);
+        WAIT_FOR(sh.hook_calls, 200 * round);
+        uint64_t prev = UINT64_MAX, cur = 0;
+        for (int settle = 0; settle < 200; settle++) {
+            ext_send_u64(e, s0, T_NOP, 0);
+            ext_send_u64(e, s1, T_NOP, 0);
+            nops += 2;
+            WAIT_FOR(sh.nops, nops);
+            sleep_us(2000);
+            cur = arena_used(e, per[round]);
+            if (cur == prev && settle >= 3)
+                break;
+            prev = cur;
+        }
+        used[round] = cur;
+    }
+    finish(e);
+    assert_int_equal(atomic_load(&sh.alloc_fail), 0);
+    assert_int_equal(atomic_load(&sh.send_fail), 0);
+    assert_int_equal(atomic_load(&sh.hook_blobs), 600);
+    ax_worker_stats_t st;
+    ax_engine_stats(e, &st);
+    assert_int_equal(st.dead_letters, 600);
+    for (int round = 2; round <= 3; round++)
+        if (used[round] != used[1])
+            fail_msg("%s: arena bytes in use after round 1: %llu (w0 %llu, w1 %llu); after round %d: "
+                     "%llu (w0 %llu, w1 %llu): blobs that became dead letters are %s", g_test,
+                     (unsigned long long)used[1], (unsigned long long)per[1][0],
+                     (unsigned long long)per[1][1], round, (unsigned long long)used[round],
+                     (unsigned long long)per[round][0], (unsigned long long)per[round][1],
+                     used[round] > used[1] ? "leaking" : "freed more than once");
+    ax_engine_destroy(e);
+}
+
 /* ---- send errors --------------------------------------------------------------------- */
 
 typedef struct err_sh {
@@ -1816,12 +1936,14 @@ int main(void)
         T(stopped_actor_turns_later_messages_into_counted_dead_letters),
         T(stale_reference_after_local_slot_reuse_is_a_dead_letter),
         T(engine_spawn_reuses_slots_freed_by_stopped_actors),
+        T(spawn_from_another_worker_reuses_slots_freed_by_stopped_actors),
         T(spawn_on_self_lands_on_the_calling_worker),
         T(spawn_on_a_worker_lands_there_and_rejects_bad_workers),
         T(spawn_on_a_numa_node_lands_on_a_worker_of_that_node),
         T(engine_spawn_from_outside_places_by_worker_and_node),
         T(init_and_fini_run_exactly_once_at_stop_and_at_shutdown),
         T(blobs_arrive_intact_and_are_freed_exactly_once),
+        T(blobs_sent_to_a_stopped_actor_are_freed_as_dead_letters),
         T(invalid_sends_return_einval_and_send_nothing),
         T(sends_after_stop_fail_with_eshutdown),
         T(zero_length_send_with_null_buffer_is_delivered),
