@@ -330,7 +330,8 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
 static inline void fill_inline(ax_worker_t *w, ax_msg_t *m, uint32_t type, const void *buf,
                                size_t len, uint8_t stamp)
 {
-    memcpy(m->payload.data, buf, len);
+    if (len) /* memcpy(p, NULL, 0) is undefined */
+        memcpy(m->payload.data, buf, len);
     ax_msg_commit(m, type, (uint16_t)len, 0, stamp);
     AX_TRACE_SEND(w->id, m->to, type);
 }
