@@ -91,8 +91,19 @@ static int eb_spawn(ax_engine_t *e, ax_behaviour_fn fn, size_t size, uint32_t wo
     return ax_engine_spawn(e, fn, size, &o, out);
 }
 
-/* Start, kick `to` with type 1, wait (30 s at most), stop.  0 or -errno. */
-static int eb_go(ax_engine_t *e, eb_run_t *r, ax_ref_t to, axon_bench_state *st)
+static long eb_rss_kib(void);
+
+/* What eb_go reads after the actors finished and before the engine stops
+ * (a stopped engine has run every fini: its actors are gone). */
+typedef struct eb_snap {
+    ax_worker_stats_t w0;
+    long rss_kib;
+} eb_snap_t;
+
+/* Start, kick `to` with type 1, wait (30 s at most), snapshot (if snap is not
+ * NULL), stop.  0 or -errno. */
+static int eb_go_snap(ax_engine_t *e, eb_run_t *r, ax_ref_t to, axon_bench_state *st,
+                      eb_snap_t *snap)
 {
     int rc = ax_engine_start(e);
     if (rc) {
@@ -112,6 +123,14 @@ static int eb_go(ax_engine_t *e, eb_run_t *r, ax_ref_t to, axon_bench_state *st)
             axon_bench_skip(st, "timed out after 30 s");
             abort(); /* a hung engine cannot be stopped cleanly */
         }
+        if (snap) {
+            /* a running worker publishes its arena use when it goes idle:
+             * give it 50 ms to get there */
+            struct timespec nap = {0, 50 * 1000 * 1000};
+            nanosleep(&nap, NULL);
+            snap->rss_kib = eb_rss_kib();
+            ax_engine_worker_stats(e, 0, &snap->w0, NULL);
+        }
     }
     ax_engine_stop(e);
     ax_engine_wait(e);
@@ -120,6 +139,11 @@ static int eb_go(ax_engine_t *e, eb_run_t *r, ax_ref_t to, axon_bench_state *st)
         return -EIO;
     }
     return rc;
+}
+
+static int eb_go(ax_engine_t *e, eb_run_t *r, ax_ref_t to, axon_bench_state *st)
+{
+    return eb_go_snap(e, r, to, st, NULL);
 }
 
 static void eb_place(axon_bench_state *st, int before)
@@ -540,23 +564,25 @@ static void bm_idle_actor_bytes(axon_bench_state *st, uint64_t iters, void *arg)
         axon_bench_skip(st, "ax_engine_create failed");
         return;
     }
-    ax_worker_stats_t before, after;
+    ax_worker_stats_t before;
+    eb_snap_t after;
     if (eb_spawn(e, idle_driver, sizeof(eb_state_t), 0, &r, &d) == 0) {
         ax_engine_worker_stats(e, 0, &before, NULL);
         long rss0 = eb_rss_kib();
-        /* the driver's own allocation is in `before` once it is spawned; a
-         * start message then spawns the million */
-        if (eb_go(e, &r, d, st) == 0) {
-            long rss1 = eb_rss_kib();
-            ax_engine_worker_stats(e, 0, &after, NULL);
+        /* the driver exists before `before`; its start message then spawns
+         * the million, and the snapshot is taken while they are alive */
+        if (eb_go_snap(e, &r, d, st, &after) == 0) {
             axon_bench_set_iteration_time(st, (double)(r.t1 - r.t0) / 1e9);
             axon_bench_counter(st, "arena_bytes_per_actor",
-                               (double)(after.arena_used_bytes - before.arena_used_bytes) /
+                               (double)(after.w0.arena_used_bytes - before.arena_used_bytes) /
                                    IDLE_ACTORS,
                                AXON_COUNTER_PLAIN);
             axon_bench_counter(st, "rss_bytes_per_actor",
-                               (double)(rss1 - rss0) * 1024.0 / IDLE_ACTORS, AXON_COUNTER_PLAIN);
-            axon_bench_counter(st, "actors_live", (double)after.actors_live, AXON_COUNTER_PLAIN);
+                               (double)(after.rss_kib - rss0) * 1024.0 / IDLE_ACTORS,
+                               AXON_COUNTER_PLAIN);
+            axon_bench_counter(st, "actors_live",
+                               (double)(after.w0.actors_live - before.actors_live),
+                               AXON_COUNTER_PLAIN);
         }
     }
     ax_engine_destroy(e);
