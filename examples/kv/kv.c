@@ -43,6 +43,14 @@
 #define KV_MSG_SWEEP 4u           /* shard's periodic timer */
 #define KV_BIG_REPLY (64u * 1024) /* GET values this long are sent from the blob */
 #define KV_FLUSH_BYTES (64u * 1024)
+/* Output flow control.  The io layer copies what it is given and closes a
+ * connection holding more than io_conn_max_bytes (64 MiB by default), so a
+ * large reply goes out in chunks with a bounded window in flight; the rest
+ * waits in a segment queue (owned bytes, or a reference to a value blob). */
+#define KV_SEND_CHUNK (1u << 20)
+#define KV_SEND_WINDOW (4u << 20)
+#define KV_BACKLOG_PAUSE (64ull << 20)  /* stop parsing past this much queued output */
+#define KV_BACKLOG_CLOSE (512ull << 20) /* copied bytes queued: the client does not read */
 
 static int64_t now_ms(void)
 {
@@ -260,6 +268,12 @@ typedef struct kv_pend {
     int64_t sum;
 } kv_pend_t;
 
+typedef struct kv_seg {
+    char *buf;       /* owned bytes, or NULL */
+    kv_blob_t *blob; /* or a value, referenced */
+    size_t len;
+} kv_seg_t;
+
 typedef struct kv_conn {
     kv_server_t *srv;
     ax_conn_t c;
@@ -271,6 +285,11 @@ typedef struct kv_conn {
     uint32_t nspare;
     kv_out_t out;
     uint32_t batches_out, sends_pending;
+    uint64_t inflight;  /* bytes handed to ax_tcp_send, not yet reported sent */
+    kv_seg_t *segs;     /* output waiting for the window, a ring */
+    uint32_t seg_cap, seg_head, seg_n;
+    size_t seg_off;     /* bytes of the head segment already handed over */
+    uint64_t seg_bytes, seg_owned_bytes; /* queued: all, and copies only */
     uint8_t closing;     /* parse no more */
     uint8_t drain_close; /* close once every reply so far is sent */
     uint8_t peer_eof, close_sent, closed, paused;
@@ -290,26 +309,94 @@ static void conn_start_close(ax_ctx_t *ctx, kv_conn_t *k, const char *why)
     if (ax_tcp_close(ctx, k->c, 0) < 0) k->closed = 1; /* already gone: no AX_IO_CLOSED will come */
 }
 
+static int seg_push(kv_conn_t *k, char *buf, kv_blob_t *blob, size_t len)
+{
+    if (k->seg_n == k->seg_cap) {
+        uint32_t nc = k->seg_cap ? k->seg_cap * 2 : 8;
+        kv_seg_t *n = malloc(nc * sizeof(*n));
+        if (!n) return -ENOMEM;
+        for (uint32_t i = 0; i < k->seg_n; i++) n[i] = k->segs[(k->seg_head + i) & (k->seg_cap - 1)];
+        free(k->segs);
+        k->segs = n;
+        k->seg_cap = nc;
+        k->seg_head = 0;
+    }
+    k->segs[(k->seg_head + k->seg_n++) & (k->seg_cap - 1)] = (kv_seg_t){buf, blob, len};
+    k->seg_bytes += len;
+    if (buf) k->seg_owned_bytes += len;
+    return 0;
+}
+
+static void seg_pop(kv_conn_t *k)
+{
+    kv_seg_t *sg = &k->segs[k->seg_head];
+    k->seg_bytes -= sg->len;
+    if (sg->buf) k->seg_owned_bytes -= sg->len;
+    free(sg->buf);
+    kv_blob_unref(sg->blob);
+    k->seg_head = (k->seg_head + 1) & (k->seg_cap - 1);
+    k->seg_n--;
+    k->seg_off = 0;
+}
+
+/* Hand queued output to the io layer while the window has room. */
+static void conn_pump(ax_ctx_t *ctx, kv_conn_t *k)
+{
+    while (k->seg_n && k->inflight < KV_SEND_WINDOW && !k->close_sent) {
+        kv_seg_t *sg = &k->segs[k->seg_head];
+        const char *base = sg->blob ? sg->blob->data : sg->buf;
+        size_t n = sg->len - k->seg_off;
+        if (n > KV_SEND_CHUNK) n = KV_SEND_CHUNK;
+        int rc = ax_tcp_send(ctx, k->c, base + k->seg_off, n, 0); /* copies */
+        if (rc < 0) {
+            conn_start_close(ctx, k, "send failed");
+            return;
+        }
+        k->inflight += n;
+        k->sends_pending++;
+        k->seg_off += n;
+        if (k->seg_off == sg->len) seg_pop(k);
+    }
+}
+
 static void conn_flush(ax_ctx_t *ctx, kv_conn_t *k)
 {
     if (!k->out.len || k->close_sent) {
         k->out.len = 0;
         return;
     }
-    int rc = ax_tcp_send(ctx, k->c, k->out.buf, k->out.len, 0); /* copies */
-    k->out.len = 0;
-    if (k->out.cap > 1u << 20) kv_out_fini(&k->out); /* a big reply passed: give it back */
-    if (rc < 0) {
-        conn_start_close(ctx, k, "send failed");
+    if (k->seg_n == 0 && k->inflight + k->out.len <= KV_SEND_WINDOW) {
+        /* the common case: straight out, the io layer copies */
+        int rc = ax_tcp_send(ctx, k->c, k->out.buf, k->out.len, 0);
+        if (rc < 0) {
+            conn_start_close(ctx, k, "send failed");
+            k->out.len = 0;
+            return;
+        }
+        k->inflight += k->out.len;
+        k->sends_pending++;
+        k->out.len = 0;
+        if (k->out.cap > 1u << 20) kv_out_fini(&k->out); /* a big reply passed: give it back */
         return;
     }
-    k->sends_pending++;
+    /* queue the buffer itself (no copy) and pump what the window allows */
+    if (seg_push(k, k->out.buf, NULL, k->out.len) < 0) {
+        conn_start_close(ctx, k, "out of memory queueing output");
+        return;
+    }
+    kv_out_init(&k->out);
+    if (k->seg_owned_bytes > KV_BACKLOG_CLOSE) {
+        conn_start_close(ctx, k, "client does not read its replies (512 MiB queued)");
+        return;
+    }
+    conn_pump(ctx, k);
 }
 
 static void conn_check_done(ax_ctx_t *ctx, kv_conn_t *k)
 {
     bool idle = k->next_emit == k->next_seq && k->batches_out == 0;
-    if (!k->close_sent && idle && !k->paused && (k->drain_close || k->peer_eof) && k->sends_pending == 0)
+    if (!k->close_sent && idle && !k->paused && (k->drain_close || k->peer_eof) && k->sends_pending == 0 &&
+        k->seg_n == 0)
         conn_start_close(ctx, k, NULL);
     if (k->closed && k->batches_out == 0) ax_stop_self(ctx);
 }
@@ -525,8 +612,8 @@ static void conn_process(ax_ctx_t *ctx, kv_conn_t *k)
     uint32_t max_pipe = k->srv->opt.max_pipeline;
     k->paused = 0;
     while (!k->closing) {
-        if (k->next_seq - k->next_emit >= max_pipe) {
-            k->paused = 1; /* resumed when replies drain (KV_MSG_DONE) */
+        if (k->next_seq - k->next_emit >= max_pipe || k->seg_bytes > KV_BACKLOG_PAUSE) {
+            k->paused = 1; /* resumed when replies drain (KV_MSG_DONE, AX_IO_SENT) */
             break;
         }
         uint32_t argc;
@@ -587,9 +674,10 @@ static void conn_emit(ax_ctx_t *ctx, kv_conn_t *k)
             rc = kv_out_append(&k->out, h, n);
             conn_flush(ctx, k);
             if (!k->close_sent) {
-                int src = ax_tcp_send(ctx, k->c, p->blob->data, p->blob->len, 0);
-                if (src < 0) conn_start_close(ctx, k, "send of a large value failed");
-                else k->sends_pending++;
+                /* the value goes out from its blob, in window-sized chunks */
+                if (seg_push(k, NULL, p->blob, p->blob->len) < 0) conn_start_close(ctx, k, "out of memory");
+                else p->blob = NULL; /* the queue holds the reference now */
+                conn_pump(ctx, k);
             }
             if (rc == 0) rc = kv_out_append(&k->out, "\r\n", 2);
         } else if (p->kind == K_SINGLE) {
@@ -718,6 +806,8 @@ static void conn_fini(ax_ctx_t *ctx, void *state)
         for (uint32_t s = 0; s < k->srv->nshards; s++) batch_free(k->cur[s]);
     free(k->cur);
     for (uint32_t i = 0; i < k->nspare; i++) batch_free(k->spare[i]);
+    while (k->seg_n) seg_pop(k);
+    free(k->segs);
     kv_out_fini(&k->out);
 }
 
@@ -767,6 +857,14 @@ static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
         ax_io_event_t e = ax_io_event(msg);
         if (k->sends_pending) k->sends_pending--;
         if (e.res < 0 && !k->close_sent) conn_start_close(ctx, k, "send failed (peer gone)");
+        if (e.res > 0) k->inflight -= (uint64_t)e.res <= k->inflight ? (uint64_t)e.res : k->inflight;
+        if (k->sends_pending == 0) k->inflight = 0; /* errors report no count */
+        conn_pump(ctx, k);
+        if (k->paused && !k->closing && k->seg_bytes <= KV_BACKLOG_PAUSE) {
+            conn_process(ctx, k);
+            conn_emit(ctx, k);
+            if (k->batches_out == 0 || k->out.len >= KV_FLUSH_BYTES) conn_flush(ctx, k);
+        }
         break;
     }
     case AX_IO_CLOSED:
