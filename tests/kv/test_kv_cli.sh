@@ -124,6 +124,18 @@ expect "OK" -x SET oom:again <"$KV_TMP/200k"
 kv_alive
 echo "ok: -OOM after $stored values of 200 KB; FLUSHALL frees the room"
 
+# --- config file, IPv6 ----------------------------------------------------------------
+printf '# axon-kv test config\nport 0\nworkers = 1\nmaxmemory 2mb\nsweep-interval-ms 20\n' >"$KV_TMP/kv.conf"
+kv_start cfg --config "$KV_TMP/kv.conf" --bind ::1
+grep -q '(1 workers = shards, maxmemory 2097152 bytes per shard)' "$KV_LOG" || fail "config file not applied: $(cat "$KV_LOG")"
+[ "$(redis-cli -h ::1 -p "$PORT" SET six v)" = OK ] || fail "SET over IPv6 ::1"
+[ "$(redis-cli -h ::1 -p "$PORT" GET six)" = v ] || fail "GET over IPv6 ::1"
+printf 'port 0\nbogus-key 1\nmaxmemory 12qq\n' >"$KV_TMP/bad.conf"
+err=$("$KV_BIN" --config "$KV_TMP/bad.conf" 2>&1); rc=$?
+[ $rc = 2 ] || fail "bad config: expected exit 2, got $rc"
+echo "$err" | grep -q "bad.conf:3: maxmemory = 12qq: expected" || fail "bad config message: $err"
+echo "ok: config file, IPv6, config errors name FILE:LINE"
+
 # --- bad flags -----------------------------------------------------------------------
 "$KV_BIN" --bogus >/dev/null 2>&1; [ $? = 2 ] || fail "axon-kv --bogus: expected exit 2"
 "$KV_BIN" --port 70000 >/dev/null 2>&1; [ $? = 2 ] || fail "axon-kv --port 70000: expected exit 2"
