@@ -137,7 +137,7 @@ void *ax__arena_refill(ax_arena_t *a, unsigned c)
     if (p + cs > a->run_end[c]) {
         if (ax_unlikely(a->next_run >= a->data_hi)) {
             /* Out of fresh runs: blocks other threads returned may be waiting. */
-            if (ax_arena_reclaim(a) && a->free[c])
+            if (ax_arena_reclaim_all(a) && a->free[c])
                 return ax_arena_alloc(a, cs);
             a->failed_allocs++;
             return NULL;
@@ -179,6 +179,15 @@ void ax__arena_publish(ax_arena_t *self, uint32_t o)
     /* R1: the slots written since the last publish are visible to the owner
      * that reads this tail.  Pairs with A1 in ax_arena_reclaim(). */
     atomic_store_explicit(&ring_to(self, o)->tail, pd->tail, memory_order_release);
+    /* R3: the tail above is visible to an owner whose exchange of this word
+     * (A3 in ax_arena_reclaim) reads our bit.  Skipping the RMW when the bit
+     * is already set can race with the owner clearing it, so the bell is a
+     * hint: the owner scans every ring on every 64th reclaim and whenever it
+     * runs out of memory, and a block is never lost, only returned later. */
+    _Atomic uint64_t *bell = &self->peers[o]->ret_bell[self->index / 64];
+    uint64_t bit = 1ull << (self->index % 64);
+    if (!(atomic_load_explicit(bell, memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(bell, bit, memory_order_release);
     self->remote_frees_sent += pd->tail - pd->pub;
     self->remote_pending -= pd->tail - pd->pub;
     pd->pub = pd->tail;
@@ -238,33 +247,61 @@ void ax_arena_flush(ax_arena_t *self)
     self->ndirty = keep;
 }
 
-size_t ax_arena_reclaim(ax_arena_t *self)
+/* Take back every block sender s has published to us. */
+static size_t reclaim_from(ax_arena_t *self, uint32_t s)
 {
     size_t n = 0;
-    for (uint32_t s = 0; s < self->narenas; s++) {
-        ax__arena_ring_t *r = &self->rings[s];
-        /* A1: pairs with R1 in ax__arena_publish(); slots below t are written. */
-        uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
-        uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed); /* ours */
-        if (t == h)
-            continue;
-        for (; h != t; h++) {
-            ax__arena_block_t *b = r->slot[h % AX_ARENA_RING];
-            unsigned c = self->run_class[((uintptr_t)b - self->slice) >> AX_ARENA_RUN_SHIFT];
+    ax__arena_ring_t *r = &self->rings[s];
+    /* A1: pairs with R1 in ax__arena_publish(); slots below t are written. */
+    uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed); /* ours */
+    if (t == h)
+        return 0;
+    for (; h != t; h++) {
+        ax__arena_block_t *b = r->slot[h % AX_ARENA_RING];
+        unsigned c = self->run_class[((uintptr_t)b - self->slice) >> AX_ARENA_RUN_SHIFT];
 #ifdef AXON_ARENA_DEBUG
-            if (ax_unlikely(c >= AX_ARENA_NCLASSES || (uintptr_t)b < self->data_lo ||
-                            (uintptr_t)b >= self->next_run))
-                ax__arena_bad_free(self, b, "a returned block is not a block of this arena");
+        if (ax_unlikely(c >= AX_ARENA_NCLASSES || (uintptr_t)b < self->data_lo ||
+                        (uintptr_t)b >= self->next_run))
+            ax__arena_bad_free(self, b, "a returned block is not a block of this arena");
 #endif
-            ax__blk_link(b, self->free[c]);
-            self->free[c] = b;
-            self->in_use[c]--;
-            self->used_bytes -= ax__arena_class_bytes[c];
-            n++;
+        ax__blk_link(b, self->free[c]);
+        self->free[c] = b;
+        self->in_use[c]--;
+        self->used_bytes -= ax__arena_class_bytes[c];
+        n++;
+    }
+    /* R2: we are done reading the slots below h.  Pairs with A2 in
+     * ax__arena_send_slow() / ax_arena_flush(). */
+    atomic_store_explicit(&r->head, h, memory_order_release);
+    return n;
+}
+
+size_t ax_arena_reclaim_all(ax_arena_t *self)
+{
+    size_t n = 0;
+    for (uint32_t k = 0; k < (self->narenas + 63) / 64; k++)
+        atomic_exchange_explicit(&self->ret_bell[k], 0, memory_order_acquire); /* A3 */
+    for (uint32_t s = 0; s < self->narenas; s++)
+        n += reclaim_from(self, s);
+    self->remote_frees_received += n;
+    return n;
+}
+
+size_t ax_arena_reclaim(ax_arena_t *self)
+{
+    if ((++self->reclaim_calls & 63) == 0)
+        return ax_arena_reclaim_all(self);
+    size_t n = 0;
+    for (uint32_t k = 0; k < (self->narenas + 63) / 64; k++) {
+        if (!atomic_load_explicit(&self->ret_bell[k], memory_order_relaxed))
+            continue;
+        /* A3: pairs with R3 in ax__arena_publish(). */
+        uint64_t bits = atomic_exchange_explicit(&self->ret_bell[k], 0, memory_order_acquire);
+        while (bits) {
+            n += reclaim_from(self, k * 64 + (uint32_t)__builtin_ctzll(bits));
+            bits &= bits - 1;
         }
-        /* R2: we are done reading the slots below h.  Pairs with A2 in
-         * ax__arena_send_slow() / ax_arena_flush(). */
-        atomic_store_explicit(&r->head, h, memory_order_release);
     }
     self->remote_frees_received += n;
     return n;

@@ -114,6 +114,9 @@ void ax_arena_flush(ax_arena_t *self);
 /* Take back blocks other threads returned to self.  Returns blocks reclaimed.
  * Cheap when there is nothing (one relaxed/acquire load per source). */
 size_t ax_arena_reclaim(ax_arena_t *self);
+/* Same, visiting every sender's ring, not only the ones whose doorbell bit
+ * is set (a hint that can be missed; see arena.c).  Owner thread. */
+size_t ax_arena_reclaim_all(ax_arena_t *self);
 /* Usable size of the block at p (its class size). */
 size_t ax_arena_block_size(const ax_arena_t *a, const void *p);
 
@@ -228,6 +231,12 @@ struct ax_arena {
     int node;
     bool hugepages;
     const char *hugepages_note;
+    uint32_t reclaim_calls; /* every 64th ax_arena_reclaim scans every ring */
+    /* Return doorbell: bit s set by sender s after it published to
+     * rings[s] (R3), taken by the owner with exchange (A3), so reclaim visits
+     * only the rings that have blocks instead of all narenas of them.  16
+     * words cover the group limit of 1024 arenas. */
+    alignas(64) _Atomic uint64_t ret_bell[16];
     alignas(64) uint8_t run_class[]; /* one per 64 KiB of the slice */
 };
 

@@ -243,7 +243,7 @@ static void drain_overflow(ax_worker_t *w)
     w->novf = kept;
 }
 
-static uint32_t run_turn(ax_worker_t *w)
+uint32_t ax__run_turn(ax_worker_t *w)
 {
     uint32_t n;
     w->turn++;
@@ -341,7 +341,7 @@ static void worker_loop(ax_worker_t *w)
     uint64_t idle_since = 0;
     uint32_t spins = 0;
     for (;;) {
-        if (run_turn(w)) {
+        if (ax__run_turn(w)) {
             if (idle_since) {
                 atomic_fetch_add_explicit(&w->st.idle_ns, ax__now_ns() - idle_since,
                                           memory_order_relaxed);

@@ -48,6 +48,9 @@ static inline void ax__cpu_relax(void) { __builtin_ia32_pause(); }
 
 /* engine.c */
 void ax__flush(ax_worker_t *w);
+/* One loop turn (engine.c); exposed for perf/bench_engine_turn.c, which
+ * drives a worker of an engine that was created but not started. */
+uint32_t ax__run_turn(ax_worker_t *w);
 void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t);
 
 /* actor.c */
