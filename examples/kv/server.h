@@ -49,6 +49,8 @@ typedef struct kv_options {
     uint64_t max_cmd_bytes;  /* one request; 0: 1 GiB + 64 MiB */
     uint32_t max_pipeline;   /* commands in flight per connection; 0: 65536 */
     int verbose;
+    int spin_set;            /* engine-spin-us given */
+    int32_t spin_us;         /* engine idle spin; axon-kv's default: -1, never */
     char engine_config[256]; /* optional axon engine config file */
 } kv_options_t;
 
