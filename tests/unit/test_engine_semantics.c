@@ -1309,6 +1309,61 @@ static void init_and_fini_run_exactly_once_at_stop_and_at_shutdown(void **state)
     (void)stops;
 }
 
+/* The spawn argument is copied, up to AX_SPAWN_ARG_MAX bytes; one byte
+ * more is -EINVAL and spawns nothing. */
+typedef struct bigarg_sh {
+    _Atomic uint64_t inits, bad;
+} bigarg_sh_t;
+static bigarg_sh_t g_bigarg;
+
+static void bigarg_init(ax_ctx_t *ctx, void *state, const void *arg, size_t arg_len)
+{
+    (void)ctx;
+    (void)state;
+    const unsigned char *a = arg;
+    bool ok = arg_len == AX_SPAWN_ARG_MAX;
+    for (size_t i = 0; ok && i < arg_len; i++)
+        ok = a[i] == (unsigned char)(i * 13 + 5);
+    if (!ok)
+        atomic_fetch_add(&g_bigarg.bad, 1);
+    atomic_fetch_add_explicit(&g_bigarg.inits, 1, memory_order_release);
+}
+
+static void nop_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+}
+
+static void spawn_copies_an_argument_of_ax_spawn_arg_max_bytes_and_rejects_more(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_bigarg, 0, sizeof g_bigarg);
+    ax_config_t c;
+    cfg_real(&c, 2);
+    ax_engine_t *e = make_engine(&c);
+    unsigned char buf[AX_SPAWN_ARG_MAX + 1];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i * 13 + 5);
+    ax_spawn_opts_t o = { .size = sizeof o, .init = bigarg_init, .arg = buf, .arg_len = AX_SPAWN_ARG_MAX };
+    ax_ref_t r = AX_REF_NONE;
+    assert_int_equal(ax_engine_spawn(e, nop_behaviour, 16, &o, &r), 0);
+    memset(buf, 0, sizeof buf); /* copied at the call */
+    o.arg_len = AX_SPAWN_ARG_MAX + 1;
+    assert_int_equal(ax_engine_spawn(e, nop_behaviour, 16, &o, &r), -EINVAL);
+    start(e);
+    WAIT_FOR(g_bigarg.inits, 1);
+    finish(e);
+    assert_int_equal(atomic_load(&g_bigarg.inits), 1);
+    assert_int_equal(atomic_load(&g_bigarg.bad), 0);
+    ax_worker_stats_t st;
+    ax_engine_stats(e, &st);
+    assert_int_equal(st.actors_spawned, 1);
+    ax_engine_destroy(e);
+}
+
 /* ---- blobs ------------------------------------------------------------------------ */
 
 #define BLOB_N      120
@@ -1942,6 +1997,7 @@ int main(void)
         T(spawn_on_a_numa_node_lands_on_a_worker_of_that_node),
         T(engine_spawn_from_outside_places_by_worker_and_node),
         T(init_and_fini_run_exactly_once_at_stop_and_at_shutdown),
+        T(spawn_copies_an_argument_of_ax_spawn_arg_max_bytes_and_rejects_more),
         T(blobs_arrive_intact_and_are_freed_exactly_once),
         T(blobs_sent_to_a_stopped_actor_are_freed_as_dead_letters),
         T(invalid_sends_return_einval_and_send_nothing),
