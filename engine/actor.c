@@ -304,10 +304,8 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
     } else {
         /* Ring full (or older messages already waiting): keep order by
          * queueing behind them; drained before anything newer. */
-        if (w->ovf[d].count == 0) {
-            AX_TRACE_RING_FULL(w->id, d);
-            atomic_fetch_add_explicit(&w->st.ring_full, 1, memory_order_relaxed);
-        }
+        AX_TRACE_RING_FULL(w->id, d);
+        AX_STAT_INC(w->st.ring_full);
         m = ax_mq_push(&w->ovf[d], w->arena);
         if (m) {
             if (w->ovf[d].count == 1)

@@ -205,7 +205,8 @@ typedef struct ax_worker_stats {
     uint64_t msgs_remote;       /* handled, sent from another worker */
     uint64_t msgs_external;     /* handled, sent from outside the engine */
     uint64_t msgs_sent_remote;  /* sent to another worker */
-    uint64_t ring_full;         /* sends that found their ring full */
+    uint64_t ring_full;         /* sends that could not go straight into their ring (it
+                                   was full, or older messages waited in overflow) */
     uint64_t overflow_hwm;      /* deepest overflow queue (messages) */
     uint64_t dead_letters;      /* to stopped actors or stale refs */
     uint64_t dropped_at_stop;   /* messages never handled because of stop */
