@@ -519,6 +519,37 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     return 0;
 }
 
+/* Shutdown handshake for callers outside the engine: announce ourselves
+ * (ext_inflight) before reading `closed`; the stopping side stores `closed`
+ * before waiting for ext_inflight to drain.  Both seq_cst: either we see
+ * closed and refuse, or the drain waits for our push to land, and the
+ * shutdown path then finds (and counts) the message. */
+static bool ext_enter(ax_engine_t *eng)
+{
+    atomic_fetch_add_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    if (!atomic_load_explicit(&eng->ext_closed, memory_order_seq_cst))
+        return true;
+    atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    return false;
+}
+
+static void ext_leave(ax_engine_t *eng)
+{
+    atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+}
+
+/* Push to worker t's inbox and wake it; then leave (after ext_enter). */
+static void ext_deliver(ax_engine_t *eng, uint32_t t, ax_inbox_node_t *node)
+{
+    atomic_fetch_add_explicit(&eng->ext_sent, 1, memory_order_seq_cst); /* quiescence */
+    ax__inbox_push(eng->w[t], node);
+    /* F3: pairs with F1 in park(), as F2 does for rings. */
+    AX_FENCE_SEQ_CST(eng);
+    if (eng->started)
+        ax__wake(eng, NULL, t);
+    ext_leave(eng);
+}
+
 int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
                     const ax_spawn_opts_t *o, ax_ref_t *out)
 {
@@ -536,17 +567,14 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         return -ENOMEM;
     }
     fill_req(req, fn, state_size, o);
-    /* Same closed/inflight protocol as ax_engine_send (see there). */
-    atomic_fetch_add_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&eng->ext_closed, memory_order_seq_cst)) {
-        atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    if (!ext_enter(eng)) {
         free(req);
         ax__inbox_node_free(node);
         return -ESHUTDOWN;
     }
     uint32_t gen;
     if ((rc = ax__claim_slot(eng->w[t], &slot, &gen)) < 0) {
-        atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+        ext_leave(eng);
         free(req);
         ax__inbox_node_free(node);
         return rc;
@@ -557,13 +585,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
     node->msg.type = AX_SYS_SPAWN_EXT;
     node->msg.payload.u64[0] = (uint64_t)(uintptr_t)req;
     *out = ref;
-    atomic_fetch_add_explicit(&eng->ext_sent, 1, memory_order_seq_cst);
-    ax__inbox_push(eng->w[t], node);
-    /* F3: pairs with F1 in park() (as F2 does for rings). */
-    AX_FENCE_SEQ_CST(eng);
-    if (eng->started)
-        ax__wake(eng, NULL, t);
-    atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    ext_deliver(eng, t, node);
     return 0;
 }
 
@@ -583,24 +605,11 @@ int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf
     node->msg.len = (uint16_t)len;
     if (len)
         memcpy(node->msg.payload.data, buf, len);
-    /* Shutdown handshake: we announce ourselves (inflight) before reading
-     * `closed`; the stopping side stores `closed` before waiting for
-     * inflight to drain.  Both seq_cst: either we see closed and refuse, or
-     * the drain waits for our push to land, and the shutdown path then finds
-     * (and counts) the message. */
-    atomic_fetch_add_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&eng->ext_closed, memory_order_seq_cst)) {
-        atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    if (!ext_enter(eng)) {
         ax__inbox_node_free(node);
         return -ESHUTDOWN;
     }
-    atomic_fetch_add_explicit(&eng->ext_sent, 1, memory_order_seq_cst);
-    ax__inbox_push(eng->w[t], node);
-    /* F3: pairs with F1 in park(). */
-    AX_FENCE_SEQ_CST(eng);
-    if (eng->started)
-        ax__wake(eng, NULL, t);
-    atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
+    ext_deliver(eng, t, node);
     return 0;
 }
 

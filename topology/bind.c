@@ -12,30 +12,19 @@
 #include "topology/bind.h"
 #include "topology/topo_internal.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* 0 when binding is real on t; else the errno and a sentence. */
 static int can_bind(const ax_topo_t *t, bool memory, char *err, size_t errlen)
 {
     if (!t) {
-        seterr(err, errlen, "no topology given: load one with ax_topo_load_system first");
+        ax__seterr(err, errlen, "no topology given: load one with ax_topo_load_system first");
         return -EINVAL;
     }
     if (!hwloc_topology_is_thissystem(t->hw)) {
         const char *src = t->summary.source;
         const char *kind = strncmp(src, "xml: ", 5) == 0 ? "XML" : "synthetic";
         const char *colon = strchr(src, ':');
-        seterr(err, errlen, "topology is %s '%s', not this machine: cannot bind; plans for "
+        ax__seterr(err, errlen, "topology is %s '%s', not this machine: cannot bind; plans for "
                "foreign machines run unpinned", kind, colon ? colon + 2 : src);
         return -EXDEV;
     }
@@ -43,7 +32,7 @@ static int can_bind(const ax_topo_t *t, bool memory, char *err, size_t errlen)
     if (!t->this_system || !s || (memory ? !s->membind->set_area_membind ||
                                                !s->membind->alloc_membind
                                          : !s->cpubind->set_thisthread_cpubind)) {
-        seterr(err, errlen, "hwloc cannot %s on this machine (%s): running unpinned; check "
+        ax__seterr(err, errlen, "hwloc cannot %s on this machine (%s): running unpinned; check "
                "that the process may call %s (containers may forbid it)",
                memory ? "bind memory" : "bind threads", t->summary.source,
                memory ? "mbind" : "sched_setaffinity");
@@ -67,13 +56,13 @@ int ax_topo_bind_thread(const ax_topo_t *t, uint32_t pu_os, char *err, size_t er
         return rc;
     hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(t->hw, pu_os);
     if (!pu) {
-        seterr(err, errlen, "PU %u does not exist on this machine (%u PUs); use a PU number "
+        ax__seterr(err, errlen, "PU %u does not exist on this machine (%u PUs); use a PU number "
                "from the plan", pu_os, t->npus);
         return -EINVAL;
     }
     if (hwloc_set_cpubind(t->hw, pu->cpuset, HWLOC_CPUBIND_THREAD | HWLOC_CPUBIND_STRICT) < 0) {
         int e = errno ? errno : EINVAL;
-        seterr(err, errlen, "binding this thread to PU %u failed: %s; is the PU outside the "
+        ax__seterr(err, errlen, "binding this thread to PU %u failed: %s; is the PU outside the "
                "process's allowed CPUs (taskset, cgroup cpuset)?", pu_os, strerror(e));
         return -e;
     }
@@ -88,14 +77,14 @@ int ax_topo_bind_memory(const ax_topo_t *t, void *addr, size_t len, uint32_t nod
         return rc;
     hwloc_obj_t node = find_node(t, node_os);
     if (!node) {
-        seterr(err, errlen, "NUMA node %u does not exist on this machine (%u nodes); use a "
+        ax__seterr(err, errlen, "NUMA node %u does not exist on this machine (%u nodes); use a "
                "node number from the plan", node_os, t->nnodes);
         return -EINVAL;
     }
     if (hwloc_set_area_membind(t->hw, addr, len, node->nodeset, HWLOC_MEMBIND_BIND,
                                HWLOC_MEMBIND_BYNODESET | HWLOC_MEMBIND_MIGRATE) < 0) {
         int e = errno ? errno : EINVAL;
-        seterr(err, errlen, "binding %zu bytes at %p to NUMA node %u failed: %s; the address "
+        ax__seterr(err, errlen, "binding %zu bytes at %p to NUMA node %u failed: %s; the address "
                "must be page-aligned", len, addr, node_os, strerror(e));
         return -e;
     }

@@ -24,17 +24,6 @@
 #define RING_CONTROL_LINES 3u /* head, tail and read-only lines of a ring */
 #define CACHELINE 64u
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int warn(ax_plan_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int warn(ax_plan_t *p, const char *fmt, ...)
@@ -106,7 +95,7 @@ static int check_ids(const uint64_t *want, const uint64_t *have, const char *key
 {
     for (uint32_t i = 0; i < AX_IDLIST_LIMIT; i++)
         if (ax__bit_test(want, i) && !ax__bit_test(have, i)) {
-            seterr(err, errlen, "%s = %s: %s %u does not exist in this topology; list only "
+            ax__seterr(err, errlen, "%s = %s: %s %u does not exist in this topology; list only "
                    "existing ones (see axon-topo)", key, val, what, i);
             return -EINVAL;
         }
@@ -124,7 +113,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
     int rc = -ENOMEM;
     char why[200];
     if (!have || !order || !slots || !core_first) {
-        seterr(err, errlen, "out of memory planning %u cores", t->ncores);
+        ax__seterr(err, errlen, "out of memory planning %u cores", t->ncores);
         goto out;
     }
     rc = -EINVAL;
@@ -134,7 +123,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
             goto out;
         }
         if (ax__idlist_parse(cfg->cpus, cpus, AX_IDLIST_LIMIT, why, sizeof why) < 0) {
-            seterr(err, errlen, "workers.cpus = %s: %s", cfg->cpus, why);
+            ax__seterr(err, errlen, "workers.cpus = %s: %s", cfg->cpus, why);
             goto out;
         }
         for (uint32_t i = 0; i < t->npus; i++)
@@ -149,7 +138,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
             goto out;
         }
         if (ax__idlist_parse(cfg->numa_nodes, nodes, AX_IDLIST_LIMIT, why, sizeof why) < 0) {
-            seterr(err, errlen, "workers.numa_nodes = %s: %s", cfg->numa_nodes, why);
+            ax__seterr(err, errlen, "workers.numa_nodes = %s: %s", cfg->numa_nodes, why);
             goto out;
         }
         memset(have, 0, words * sizeof *have);
@@ -184,12 +173,12 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
     }
     core_first[ncore] = n;
     if (ncore == 0) {
-        seterr(err, errlen, "workers.cpus = '%s' and workers.numa_nodes = '%s' select no core "
+        ax__seterr(err, errlen, "workers.cpus = '%s' and workers.numa_nodes = '%s' select no core "
                "of this topology; widen the selection", cfg->cpus, cfg->numa_nodes);
         goto out;
     }
     if (cfg->reserve_cores >= ncore) {
-        seterr(err, errlen, "workers.reserve_cores = %u: the selection has only %u core%s, so "
+        ax__seterr(err, errlen, "workers.reserve_cores = %u: the selection has only %u core%s, so "
                "no worker would be left; lower reserve_cores or select more CPUs",
                cfg->reserve_cores, ncore, ncore == 1 ? "" : "s");
         goto out;
@@ -290,7 +279,7 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
                    char *err, size_t errlen)
 {
     if (!topo || !out) {
-        seterr(err, errlen, "ax_plan_create: topology or out is NULL; load a topology first");
+        ax__seterr(err, errlen, "ax_plan_create: topology or out is NULL; load a topology first");
         return -EINVAL;
     }
     *out = NULL;
@@ -299,7 +288,7 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
     const ax_config_t *cfg = cfg_in ? cfg_in : &defaults;
     ax_config_error_t cerr;
     if (ax_config_validate(cfg, &cerr) < 0) {
-        seterr(err, errlen, "%s", cerr.message);
+        ax__seterr(err, errlen, "%s", cerr.message);
         return -EINVAL;
     }
 
@@ -311,7 +300,7 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
     const char *unit = cfg->smt == AX_SMT_ALL ? "PUs" : "cores";
     uint32_t want = cfg->workers ? cfg->workers : nslots;
     if (want > nslots && !cfg->oversubscribe) {
-        seterr(err, errlen, "workers.count = %u: the selection has %u %s (smt = %s, %u reserved); "
+        ax__seterr(err, errlen, "workers.count = %u: the selection has %u %s (smt = %s, %u reserved); "
                "lower the count, select more CPUs%s, or set workers.oversubscribe = true to run "
                "unpinned (functional tests only)", want, nslots, unit,
                cfg->smt == AX_SMT_ALL ? "all" : "core", cfg->reserve_cores,
@@ -324,7 +313,7 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
     if (!p || !(p->workers = calloc(want, sizeof *p->workers))) {
         free(p);
         free(slots);
-        seterr(err, errlen, "out of memory for a plan of %u workers", want);
+        ax__seterr(err, errlen, "out of memory for a plan of %u workers", want);
         return -ENOMEM;
     }
     p->nworkers = want;
@@ -353,7 +342,7 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
     free(slots);
     if (rc < 0) {
         ax_plan_destroy(p);
-        seterr(err, errlen, "out of memory writing the plan's warnings");
+        ax__seterr(err, errlen, "out of memory writing the plan's warnings");
         return rc;
     }
     *out = p;

@@ -22,9 +22,7 @@
 
 #include "topology/topo_internal.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+void ax__seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -50,7 +48,7 @@ static int flatten(ax_topo_t *t, char *err, size_t errlen)
     if (t->ncores == 0 || t->npus == 0) {
         /* Some virtual machines expose PUs without cores; the planner needs
          * cores to place one worker per core. */
-        seterr(err, errlen, "topology has %u cores and %u PUs: cannot plan workers without "
+        ax__seterr(err, errlen, "topology has %u cores and %u PUs: cannot plan workers without "
                "cores; describe the machine with a synthetic string or XML that has them",
                t->ncores, t->npus);
         return -EINVAL;
@@ -59,7 +57,7 @@ static int flatten(ax_topo_t *t, char *err, size_t errlen)
     t->pu_os = calloc(t->npus, sizeof *t->pu_os);
     t->nodes = calloc(t->nnodes ? t->nnodes : 1, sizeof *t->nodes);
     if (!t->cores || !t->pu_os || !t->nodes) {
-        seterr(err, errlen, "out of memory while reading the topology (%u cores)", t->ncores);
+        ax__seterr(err, errlen, "out of memory while reading the topology (%u cores)", t->ncores);
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < t->nnodes; i++) {
@@ -122,25 +120,25 @@ enum src { SRC_SYSTEM, SRC_SYNTHETIC, SRC_XML };
 static int load(enum src kind, const char *arg, ax_topo_t **out, char *err, size_t errlen)
 {
     if (!out) {
-        seterr(err, errlen, "ax_topo_load: out is NULL; pass the address of an ax_topo_t *");
+        ax__seterr(err, errlen, "ax_topo_load: out is NULL; pass the address of an ax_topo_t *");
         return -EINVAL;
     }
     *out = NULL;
     if (kind != SRC_SYSTEM && (!arg || !*arg)) {
-        seterr(err, errlen, "%s is empty: give a %s", kind == SRC_XML ? "XML path" :
+        ax__seterr(err, errlen, "%s is empty: give a %s", kind == SRC_XML ? "XML path" :
                "synthetic description", kind == SRC_XML ? "file written by lstopo --of xml" :
                "string such as 'pack:2 numa:2 l3:2 core:8 pu:2'");
         return -EINVAL;
     }
     ax_topo_t *t = calloc(1, sizeof *t);
     if (!t) {
-        seterr(err, errlen, "out of memory allocating a topology");
+        ax__seterr(err, errlen, "out of memory allocating a topology");
         return -ENOMEM;
     }
     if (hwloc_topology_init(&t->hw) < 0) {
         int e = errno ? errno : ENOMEM;
         free(t);
-        seterr(err, errlen, "hwloc_topology_init failed: %s", strerror(e));
+        ax__seterr(err, errlen, "hwloc_topology_init failed: %s", strerror(e));
         return -e;
     }
     int rc = 0;
@@ -152,7 +150,7 @@ static int load(enum src kind, const char *arg, ax_topo_t **out, char *err, size
         /* A rejected string must stop here: load() would otherwise quietly
          * describe the machine we run on instead. */
         if (hwloc_topology_set_synthetic(t->hw, arg) < 0) {
-            seterr(err, errlen, "synthetic topology '%s' is not valid hwloc syntax; write levels "
+            ax__seterr(err, errlen, "synthetic topology '%s' is not valid hwloc syntax; write levels "
                    "with counts, e.g. 'pack:2 numa:2 l3:2 core:8 pu:2' (check it with "
                    "lstopo-no-graphics --input \"...\")", arg);
             rc = -EINVAL;
@@ -162,7 +160,7 @@ static int load(enum src kind, const char *arg, ax_topo_t **out, char *err, size
     case SRC_XML:
         if (hwloc_topology_set_xml(t->hw, arg) < 0) {
             int e = errno ? errno : EINVAL;
-            seterr(err, errlen, "cannot use XML topology '%s': %s; export one with "
+            ax__seterr(err, errlen, "cannot use XML topology '%s': %s; export one with "
                    "'lstopo-no-graphics --of xml FILE' on the target machine", arg, strerror(e));
             rc = -e;
         }
@@ -171,7 +169,7 @@ static int load(enum src kind, const char *arg, ax_topo_t **out, char *err, size
     }
     if (rc == 0 && hwloc_topology_load(t->hw) < 0) {
         int e = errno ? errno : EINVAL;
-        seterr(err, errlen, "hwloc could not load the %s topology%s%s: %s",
+        ax__seterr(err, errlen, "hwloc could not load the %s topology%s%s: %s",
                kind == SRC_SYSTEM ? "machine's" : kind == SRC_XML ? "XML" : "synthetic",
                arg ? " " : "", arg ? arg : "", strerror(e));
         rc = -e;
@@ -206,7 +204,7 @@ int ax_topo_load_config(const ax_config_t *cfg, ax_topo_t **out, char *err, size
     if (!cfg)
         return ax_topo_load_system(out, err, errlen);
     if (cfg->topology_synthetic[0] && cfg->topology_xml[0]) {
-        seterr(err, errlen, "topology.synthetic and topology.xml are both set: keep one of them");
+        ax__seterr(err, errlen, "topology.synthetic and topology.xml are both set: keep one of them");
         if (out)
             *out = NULL;
         return -EINVAL;

@@ -59,4 +59,7 @@ static inline bool ax__bit_test(const uint64_t *bits, uint32_t i)
     return (bits[i / 64] >> (i % 64)) & 1u;
 }
 
+/* Format a sentence into err (errlen bytes; err may be NULL). */
+void ax__seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif /* AXON_TOPOLOGY_TOPO_INTERNAL_H */
