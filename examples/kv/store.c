@@ -359,18 +359,6 @@ size_t kv_store_sweep(kv_store_t *s, int64_t now_ms, size_t max_slots)
 
 /* ---- RESP layer ---------------------------------------------------------- */
 
-int kv_arg_is(const kv_arg_t *a, const char *upper)
-{
-    size_t n = strlen(upper);
-    if (a->len != n) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = a->ptr[i];
-        if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
-        if (c != upper[i]) return 0;
-    }
-    return 1;
-}
-
 int kv_reply_unknown(kv_out_t *out, uint32_t argc, const kv_arg_t *argv)
 {
     /* Redis 7: ERR unknown command 'x', with args beginning with: 'a' 'b' */
