@@ -92,10 +92,12 @@ static void futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tp, NULL, 0);
 }
 
-static void futex_wake(_Atomic uint32_t *addr)
+static void futex_wake_n(_Atomic uint32_t *addr, int n)
 {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
+
+static void futex_wake(_Atomic uint32_t *addr) { futex_wake_n(addr, 1); }
 
 /* Wake worker t if it is parked.  `from` is the calling worker or NULL. */
 void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t)
@@ -243,6 +245,8 @@ static void drain_overflow(ax_worker_t *w)
     w->novf = kept;
 }
 
+static void publish_arena_stats(ax_worker_t *w);
+
 uint32_t ax__run_turn(ax_worker_t *w)
 {
     uint32_t n;
@@ -258,6 +262,8 @@ uint32_t ax__run_turn(ax_worker_t *w)
         drain_overflow(w);
     ax__flush(w);
     ax_arena_flush(w->arena);
+    if (__builtin_expect((w->turn & 4095) == 0, 0))
+        publish_arena_stats(w); /* a worker that never parks still reports */
     return n;
 }
 
@@ -272,16 +278,21 @@ static bool has_work(ax_worker_t *w)
     return ax__io_ready(w);
 }
 
+static void publish_arena_stats(ax_worker_t *w)
+{
+    ax_arena_stats_t as;
+    ax_arena_get_stats(w->arena, &as);
+    atomic_store_explicit(&w->st.arena_used, as.used_bytes, memory_order_relaxed);
+    atomic_store_explicit(&w->st.arena_failed, as.failed_allocs, memory_order_relaxed);
+}
+
 static void publish_counters(ax_worker_t *w)
 {
     /* Release: pairs with the acquire loads in try_quiesce(). */
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
     atomic_store_explicit(&w->pub_io_pending, ax__io_pending(w), memory_order_release);
-    ax_arena_stats_t as;
-    ax_arena_get_stats(w->arena, &as);
-    atomic_store_explicit(&w->st.arena_used, as.used_bytes, memory_order_relaxed);
-    atomic_store_explicit(&w->st.arena_failed, as.failed_allocs, memory_order_relaxed);
+    publish_arena_stats(w);
 }
 
 static bool try_quiesce(ax_engine_t *eng)
@@ -386,11 +397,20 @@ static void *worker_main(void *arg)
     }
     if (!w->bind_rc)
         ax__io_start(w); /* io_uring is single-issuer: created on this thread */
-    pthread_barrier_wait(&eng->start_barrier); /* B0: creator checks bind_rc */
-    pthread_barrier_wait(&eng->start_barrier); /* B1: creator set start_ok */
-    if (atomic_load_explicit(&eng->start_ok, memory_order_acquire))
+    /* R5: bind_rc and io are visible to the creator once it sees `ready`
+     * count us.  Pairs with A5 in ax_engine_start. */
+    atomic_fetch_add_explicit(&eng->ready, 1, memory_order_release);
+    futex_wake(&eng->ready);
+    uint32_t st;
+    /* A6: pairs with R6 in ax_engine_start. */
+    while ((st = atomic_load_explicit(&eng->start_state, memory_order_acquire)) == 0)
+        futex_wait(&eng->start_state, 0, -1);
+    if (st == 1) {
         worker_loop(w);
-    ax__worker_shutdown(w);
+        ax__worker_shutdown(w);
+    } else {
+        ax__io_stop(w); /* the start was called off: nothing ran */
+    }
     return NULL;
 }
 
@@ -617,55 +637,61 @@ fail:
 
 /* ---- start / stop / wait / destroy ------------------------------------------------------ */
 
+static void open_gate(ax_engine_t *eng, uint32_t state)
+{
+    /* R6: everything the creator set up is visible to workers that see
+     * the state.  Pairs with A6 in worker_main. */
+    atomic_store_explicit(&eng->start_state, state, memory_order_release);
+    futex_wake_n(&eng->start_state, INT_MAX);
+}
+
 int ax_engine_start(ax_engine_t *eng)
 {
     if (!eng)
         return -EINVAL;
     if (eng->started)
         return -EALREADY;
-    int rc = pthread_barrier_init(&eng->start_barrier, NULL, eng->n + 1);
-    if (rc)
-        return -rc;
-    rc = pthread_barrier_init(&eng->stop_barrier, NULL, eng->n);
-    if (rc) {
-        pthread_barrier_destroy(&eng->start_barrier);
-        return -rc;
+    if (!eng->barriers) {
+        int rc = pthread_barrier_init(&eng->stop_barrier, NULL, eng->n);
+        if (rc)
+            return -rc;
+        eng->barriers = true;
     }
-    eng->barriers = true;
+    atomic_store_explicit(&eng->ready, 0, memory_order_relaxed);
+    atomic_store_explicit(&eng->start_state, 0, memory_order_relaxed);
     uint32_t created = 0;
+    int rc = 0;
     for (; created < eng->n; created++) {
         rc = pthread_create(&eng->w[created]->thread, NULL, worker_main, eng->w[created]);
         if (rc)
             break;
     }
     if (created < eng->n) {
-        /* Cannot reach the barrier with fewer threads: tear the created
-         * ones down through a second, smaller barrier is not possible with
-         * pthread barriers, so fail hard and loudly. */
-        fprintf(stderr, "axon: pthread_create for worker %u failed: %s; aborting start\n", created,
-                strerror(rc));
-        abort();
+        set_error("engine: cannot create the thread of worker %u: %s; nothing was started",
+                  created, strerror(rc));
+        open_gate(eng, 2);
+        for (uint32_t i = 0; i < created; i++)
+            pthread_join(eng->w[i]->thread, NULL);
+        return -rc;
     }
-    eng->started = true;
-    pthread_barrier_wait(&eng->start_barrier); /* B0 */
+    uint32_t r;
+    /* A5: pairs with R5 in worker_main: every worker's bind_rc is set. */
+    while ((r = atomic_load_explicit(&eng->ready, memory_order_acquire)) < eng->n)
+        futex_wait(&eng->ready, r, -1);
     int bad = 0;
-    for (uint32_t i = 0; i < eng->n; i++)
+    for (uint32_t i = 0; i < eng->n && !bad; i++)
         if (eng->w[i]->bind_rc) {
-            set_error("engine: pinning worker %u to PU %u failed: %s", i,
+            set_error("engine: pinning worker %u to PU %u failed: %s; nothing was started", i,
                       eng->plan->workers[i].pu, eng->w[i]->bind_err);
             bad = eng->w[i]->bind_rc;
-            break;
         }
+    open_gate(eng, bad ? 2 : 1);
     if (bad) {
-        atomic_store_explicit(&eng->stopping, 1, memory_order_seq_cst);
-        atomic_store_explicit(&eng->ext_closed, 1, memory_order_seq_cst);
-    }
-    atomic_store_explicit(&eng->start_ok, bad ? 0u : 1u, memory_order_release);
-    pthread_barrier_wait(&eng->start_barrier); /* B1 */
-    if (bad) {
-        ax_engine_wait(eng);
+        for (uint32_t i = 0; i < eng->n; i++)
+            pthread_join(eng->w[i]->thread, NULL);
         return bad;
     }
+    eng->started = true;
     return 0;
 }
 
@@ -720,10 +746,8 @@ void ax_engine_destroy(ax_engine_t *eng)
         ax_engine_stop(eng);
         ax_engine_wait(eng);
     }
-    if (eng->barriers) {
-        pthread_barrier_destroy(&eng->start_barrier);
+    if (eng->barriers)
         pthread_barrier_destroy(&eng->stop_barrier);
-    }
     if (eng->w) {
         for (uint32_t i = 0; i < eng->n; i++)
             if (eng->w[i] && !eng->started)

@@ -159,9 +159,12 @@ struct ax_engine {
     void *dl_user;
     bool started, joined, barriers, use_bell;
     int64_t spin_ns;
-    pthread_barrier_t start_barrier; /* creator + workers: pinning checked */
-    pthread_barrier_t stop_barrier;  /* workers: shutdown phases */
-    _Atomic uint32_t start_ok;
+    pthread_barrier_t stop_barrier; /* workers: shutdown phases */
+    /* Start gate (futexes, so a start that fails half way can still let
+     * the threads it made go): workers count themselves in `ready` once
+     * pinned and io is set up, then wait for start_state 1 (run) or 2
+     * (give up). */
+    _Atomic uint32_t ready, start_state;
     _Atomic uint32_t spawn_rr;
 
     alignas(64) _Atomic uint32_t stopping;       /* workers leave their loops */

@@ -50,3 +50,8 @@ if(TARGET ring)
   axon_example_test(example_ring ring "^ring: result 498$" 1000)
   axon_example_test(example_ring_one_lap ring "^ring: result 1$" 503)
 endif()
+
+# A start that fails half way (pinning refused, thread creation failing)
+# leaves nothing running; failures injected with -Wl,--wrap.
+axon_test(test_engine_start SOURCES unit/test_engine_start.c LIBS axon_engine
+          WRAP ax_topo_bind_thread pthread_create)
