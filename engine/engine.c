@@ -353,33 +353,37 @@ static void worker_loop(ax_worker_t *w)
     uint32_t spins = 0;
     for (;;) {
         if (ax__run_turn(w)) {
-            if (idle_since) {
+            if (__builtin_expect(idle_since != 0, 0)) {
                 atomic_fetch_add_explicit(&w->st.idle_ns, ax__now_ns() - idle_since,
                                           memory_order_relaxed);
                 idle_since = 0;
             }
+            spins = 0;
             continue;
         }
         if (atomic_load_explicit(&eng->stopping, memory_order_acquire))
             break;
-        /* Idle: spin on the sources (run_turn) and look at the clock only
-         * every 64th time round; a clock read costs more than a turn that
-         * finds nothing. */
-        if (!idle_since) {
-            idle_since = ax__now_ns();
-            spins = 0;
+        /* Idle.  A clock read costs more than a turn that finds nothing, and
+         * a worker in a message exchange goes idle between every two
+         * messages, so the clock is read only every 64th empty turn: the
+         * idle period (and idle_ns) starts at the 64th, and shorter lulls
+         * are neither timed nor counted. */
+        if (eng->spin_ns) {
+            if ((++spins & 63) != 0) {
+                ax__cpu_relax();
+                continue;
+            }
+            uint64_t now = ax__now_ns();
+            if (!idle_since)
+                idle_since = now;
+            if ((int64_t)(now - idle_since) < eng->spin_ns) {
+                ax__cpu_relax();
+                continue;
+            }
+            atomic_fetch_add_explicit(&w->st.idle_ns, now - idle_since, memory_order_relaxed);
+            idle_since = 0;
         }
-        if ((++spins & 63) != 0 && eng->spin_ns) {
-            ax__cpu_relax();
-            continue;
-        }
-        uint64_t now = ax__now_ns();
-        if ((int64_t)(now - idle_since) < eng->spin_ns) {
-            ax__cpu_relax();
-            continue;
-        }
-        atomic_fetch_add_explicit(&w->st.idle_ns, now - idle_since, memory_order_relaxed);
-        idle_since = 0;
+        spins = 0;
         /* Overflow waiting for ring space: nobody will wake us for that, so
          * sleep briefly instead of indefinitely. */
         int64_t timeout = w->novf ? 50000 : ax__next_timeout(w);
