@@ -20,7 +20,7 @@
 enum { P_ACCOUNTS, P_TRANSACTIONS, P_WINDOW, P_CHUNK };
 static const bench_param_def_t bank_params[] = {
     {"accounts", 1000, 1000, false, 2, 1000000, "account actors, round robin over workers"},
-    {"transactions", 100000, 25000, true, 1, 1ull << 40, "transfers"},
+    {"transactions", 300000, 25000, true, 1, 1ull << 40, "transfers"},
     {"window", 1000, 1000, false, 1, 1u << 24, "transfers in flight at most"},
     {"chunk", 500, 500, false, 1, 1000000, "transfers started per teller turn"},
     {NULL, 0, 0, false, 0, 0, NULL},

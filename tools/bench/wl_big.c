@@ -19,7 +19,7 @@
 enum { P_ACTORS, P_PINGS };
 static const bench_param_def_t big_params[] = {
     {"actors", 120, 120, false, 2, 1000000, "actors, round robin over workers"},
-    {"pings", 20000, 5000, true, 1, 1ull << 31, "pings each actor sends"},
+    {"pings", 50000, 5000, true, 1, 1ull << 31, "pings each actor sends"},
     {NULL, 0, 0, false, 0, 0, NULL},
 };
 

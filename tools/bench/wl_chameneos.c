@@ -19,7 +19,7 @@
 enum { P_CHAMENEOS, P_MEETINGS };
 static const bench_param_def_t ch_params[] = {
     {"chameneos", 100, 100, false, 2, 1000000, "creatures"},
-    {"meetings", 200000, 50000, true, 1, 1ull << 40, "meetings at the mall"},
+    {"meetings", 600000, 50000, true, 1, 1ull << 40, "meetings at the mall"},
     {NULL, 0, 0, false, 0, 0, NULL},
 };
 

@@ -18,7 +18,7 @@
 
 enum { P_N, P_CHUNK, P_WINDOW, P_ACK, P_REMOTE };
 static const bench_param_def_t cnt_params[] = {
-    {"n", 10000000, 2000000, true, 1, UINT64_MAX / 4, "messages"},
+    {"n", 30000000, 2000000, true, 1, UINT64_MAX / 4, "messages"},
     {"chunk", 1000, 1000, false, 1, 1000000, "messages per producer turn"},
     {"window", 16384, 16384, false, 2, 1u << 24, "unacknowledged messages at most"},
     {"ack", 4096, 4096, false, 1, 1u << 23, "counter acknowledges every ack messages"},

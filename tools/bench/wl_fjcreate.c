@@ -16,7 +16,7 @@
 
 enum { P_N, P_CHUNK, P_WINDOW, P_SPREAD };
 static const bench_param_def_t fjc_params[] = {
-    {"n", 1000000, 200000, true, 1, 1ull << 40, "actors created"},
+    {"n", 3000000, 200000, true, 1, 1ull << 40, "actors created"},
     {"chunk", 1000, 1000, false, 1, 1000000, "spawns per driver turn"},
     {"window", 10000, 10000, false, 1, 1u << 24, "actors alive at most"},
     {"spread", 0, 0, false, 0, 1, "1: actor i on worker i % workers"},

@@ -17,7 +17,7 @@
 enum { P_ACTORS, P_MSGS, P_CHUNK, P_WINDOW, P_ACK };
 static const bench_param_def_t fjt_params[] = {
     {"actors", 64, 64, false, 1, 1000000, "receiving actors, round robin over workers"},
-    {"msgs", 100000, 20000, true, 1, 1ull << 40, "messages to each actor"},
+    {"msgs", 300000, 20000, true, 1, 1ull << 40, "messages to each actor"},
     {"chunk", 1000, 1000, false, 1, 1000000, "messages per driver turn"},
     {"window", 2048, 2048, false, 2, 1u << 24, "unacknowledged messages per actor at most"},
     {"ack", 512, 512, false, 1, 1u << 23, "an actor acknowledges every ack messages"},

@@ -15,7 +15,7 @@
 
 enum { P_N };
 static const bench_param_def_t pp_params[] = {
-    {"n", 1000000, 200000, true, 1, UINT64_MAX / 4, "round trips"},
+    {"n", 3000000, 200000, true, 1, UINT64_MAX / 4, "round trips"},
     {NULL, 0, 0, false, 0, 0, NULL},
 };
 

@@ -15,7 +15,7 @@
 enum { P_ACTORS, P_HOPS, P_SPREAD };
 static const bench_param_def_t tr_params[] = {
     {"actors", 503, 503, false, 2, 1000000, "actors in the ring"},
-    {"hops", 10000000, 2000000, true, 1, UINT64_MAX / 4, "token passes"},
+    {"hops", 30000000, 2000000, true, 1, UINT64_MAX / 4, "token passes"},
     {"spread", 0, 0, false, 0, 1, "1: actor i on worker i % workers"},
     {NULL, 0, 0, false, 0, 0, NULL},
 };
