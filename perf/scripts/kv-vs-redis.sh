@@ -16,7 +16,10 @@ usage: perf/scripts/kv-vs-redis.sh [--build DIR] [--runs R] [--requests N]
   --keyspace K    redis-benchmark -r K (random keys; default: off = one key,
                   redis-benchmark's default)
 Cases: SET and GET, pipeline 16 and pipeline 1.  Output: one line per case
-  CASE  axon-kv rps  redis rps  ratio(axon/redis)
+  CASE  axon-kv rps  redis rps  ratio(axon/redis)  server CPU ns per request (both)
+The client runs on the same machine: on 2 cores, requests/s is bounded by
+redis-benchmark itself and moves with any other load; the CPU per request
+is the steadier figure.
 USAGE
 }
 BUILD=build RUNS=3 REQ=400000 CLIENTS=50 WORKERS="" KEYSPACE=""
@@ -44,7 +47,8 @@ cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; sleep 0.3; for p in 
 trap cleanup EXIT INT TERM
 
 "$KV" --port 0 ${WORKERS:+--workers "$WORKERS"} >"$TMP/kv.log" 2>&1 &
-PIDS="$PIDS $!"
+KPID=$!
+PIDS="$PIDS $KPID"
 KPORT=""
 for _ in $(seq 100); do
     KPORT=$(sed -n 's/^axon-kv: ready on [^ ]*:\([0-9]*\) .*/\1/p' "$TMP/kv.log"); [ -n "$KPORT" ] && break; sleep 0.05
@@ -53,29 +57,38 @@ done
 RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     --logfile "$TMP/redis.log" >/dev/null 2>&1 &
-PIDS="$PIDS $!"
+RPID=$!
+PIDS="$PIDS $RPID"
 for _ in $(seq 100); do [ "$(redis-cli -p "$RPORT" PING 2>/dev/null)" = PONG ] && break; sleep 0.05; done
 [ "$(redis-cli -p "$RPORT" PING 2>/dev/null)" = PONG ] || { echo "kv-vs-redis: redis-server did not start" >&2; exit 1; }
 
-# rps PORT TEST PIPELINE N -> requests per second (redis-benchmark --csv)
+# rps PORT PID TEST PIPELINE N -> "requests/s server-CPU-ns/request": redis-benchmark
+# --csv, and the server's user+system ticks from /proc/PID/stat around the run
+# (CPU per request is steadier than requests/s on a shared machine).
 rps() {
-    redis-benchmark -p "$1" -c "$CLIENTS" -n "$4" -P "$3" -t "$2" ${KEYSPACE:+-r "$KEYSPACE"} --csv 2>/dev/null |
-        awk -F'","' 'NR>1 { gsub(/"/, "", $2); print $2; exit }'
+    local t0 t1 r hz
+    hz=$(getconf CLK_TCK)
+    t0=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+    r=$(redis-benchmark -p "$1" -c "$CLIENTS" -n "$5" -P "$4" -t "$3" ${KEYSPACE:+-r "$KEYSPACE"} --csv 2>/dev/null |
+        awk -F'","' 'NR>1 { gsub(/"/, "", $2); print $2; exit }')
+    t1=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+    echo "$r $(awk -v a="$t0" -v b="$t1" -v n="$5" -v hz="$hz" 'BEGIN { printf "%.0f", (b - a) * 1e9 / hz / n }')"
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) CPUs; axon-kv $(sed -n 's/.*(\([0-9]*\) workers.*/\1/p' "$TMP/kv.log") workers; redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); -c $CLIENTS${KEYSPACE:+ -r $KEYSPACE}; median of $RUNS"
-printf '%-8s %-4s %14s %14s %8s\n' test P axon-kv redis ratio
+printf '%-8s %-4s %14s %14s %8s %14s %14s\n' test P axon-kv redis ratio axon-ns/req redis-ns/req
 for P in 16 1; do
     N=$REQ; [ "$P" = 1 ] && N=$((REQ / 8))
     for T in set get; do
         : >"$TMP/a"; : >"$TMP/r"
         for _ in $(seq "$RUNS"); do
-            rps "$KPORT" "$T" "$P" "$N" >>"$TMP/a"
-            rps "$RPORT" "$T" "$P" "$N" >>"$TMP/r"
+            rps "$KPORT" "$KPID" "$T" "$P" "$N" >>"$TMP/a"
+            rps "$RPORT" "$RPID" "$T" "$P" "$N" >>"$TMP/r"
         done
-        a=$(median <"$TMP/a"); r=$(median <"$TMP/r")
+        a=$(cut -d' ' -f1 "$TMP/a" | median); r=$(cut -d' ' -f1 "$TMP/r" | median)
+        ac=$(cut -d' ' -f2 "$TMP/a" | median); rc=$(cut -d' ' -f2 "$TMP/r" | median)
         ratio=$(awk -v a="$a" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", a / r; else print "n/a" }')
-        printf '%-8s %-4s %14.0f %14.0f %8s\n' "${T^^}" "$P" "$a" "$r" "$ratio"
+        printf '%-8s %-4s %14.0f %14.0f %8s %14.0f %14.0f\n' "${T^^}" "$P" "$a" "$r" "$ratio" "$ac" "$rc"
     done
 done

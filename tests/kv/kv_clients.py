@@ -6,6 +6,8 @@
                                         against a local model, in order
   kv_clients.py proto  PORT             malformed requests get the Redis protocol
                                         error and the connection is closed
+  kv_clients.py slowreader PORT         30 pipelined GETs of a 5 MB value read
+                                        slowly: output backpressure, then order
   kv_clients.py robust PORT [--conns N] [--seed N]
                                         N connections, half sending garbage or
                                         closing mid-request, while a well-behaved
@@ -192,6 +194,33 @@ def proto(port):
     return 0
 
 
+def slowreader(port):
+    """Pipelined GETs of a 5 MB value, read slowly: the server must pause
+    parsing past its output backlog and resume, with every reply intact."""
+    s = connect(port)
+    r = Reader(s)
+    val = bytes(range(256)) * (5 * 1024 * 1024 // 256)
+    s.sendall(enc("SET", "slow:big", val))
+    if r.reply() != ("ok", "OK"):
+        print("slowreader: SET failed")
+        return 1
+    n = 30  # 150 MB of replies, past the 64 MiB pause threshold
+    s.sendall(b"".join(enc("GET", "slow:big") for _ in range(n)) + enc("PING"))
+    time.sleep(1.0)  # let the server hit its backlog bound
+    for i in range(n):
+        v = r.reply()
+        if v != val:
+            print("slowreader: reply %d wrong (%d bytes)" % (i, len(v) if isinstance(v, bytes) else -1))
+            return 1
+    if r.reply() != ("ok", "PONG"):
+        print("slowreader: PING after the big replies missing")
+        return 1
+    s.sendall(enc("DEL", "slow:big"))
+    r.reply()
+    print("slowreader: %d x 5 MB replies to a slow reader, in order" % n)
+    return 0
+
+
 def robust(port, conns, seed):
     rng = random.Random(seed)
     print("robust: seed %d (rerun: kv_clients.py robust PORT --seed %d)" % (seed, seed))
@@ -279,6 +308,8 @@ def main():
         return order(port, seed)
     if mode == "proto":
         return proto(port)
+    if mode == "slowreader":
+        return slowreader(port)
     if mode == "robust":
         return robust(port, conns, seed)
     print("unknown mode %s" % mode)

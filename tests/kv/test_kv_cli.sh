@@ -93,6 +93,7 @@ echo "ok: redis-cli --pipe, 20003 pipelined commands"
 # --- order across shards, protocol errors (raw sockets) --------------------------
 python3 "$HERE/kv_clients.py" order "$PORT" --seed 7 || fail "pipelined order"
 python3 "$HERE/kv_clients.py" proto "$PORT" || fail "protocol errors"
+python3 "$HERE/kv_clients.py" slowreader "$PORT" || fail "output backpressure"
 kv_alive
 
 # --- redis-benchmark: no errors ----------------------------------------------------
@@ -125,11 +126,14 @@ kv_alive
 echo "ok: -OOM after $stored values of 200 KB; FLUSHALL frees the room"
 
 # --- config file, IPv6 ----------------------------------------------------------------
-printf '# axon-kv test config\nport 0\nworkers = 1\nmaxmemory 2mb\nsweep-interval-ms 20\n' >"$KV_TMP/kv.conf"
+printf '# axon-kv test config\nport 0\nworkers = 1\nmaxmemory 2mb\nsweep-interval-ms 20\nmax-pipeline 3\n' >"$KV_TMP/kv.conf"
 kv_start cfg --config "$KV_TMP/kv.conf" --bind ::1
 grep -q '(1 workers = shards, maxmemory 2097152 bytes per shard)' "$KV_LOG" || fail "config file not applied: $(cat "$KV_LOG")"
 [ "$(redis-cli -h ::1 -p "$PORT" SET six v)" = OK ] || fail "SET over IPv6 ::1"
 [ "$(redis-cli -h ::1 -p "$PORT" GET six)" = v ] || fail "GET over IPv6 ::1"
+# max-pipeline 3: parsing pauses every 3 commands and resumes as replies drain
+kv_start cfg4 --config "$KV_TMP/kv.conf"
+python3 "$HERE/kv_clients.py" order "$PORT" --seed 11 || fail "pipelined order with max-pipeline 3"
 printf 'port 0\nbogus-key 1\nmaxmemory 12qq\n' >"$KV_TMP/bad.conf"
 err=$("$KV_BIN" --config "$KV_TMP/bad.conf" 2>&1); rc=$?
 [ $rc = 2 ] || fail "bad config: expected exit 2, got $rc"
