@@ -75,13 +75,21 @@ for e in "${evs[@]}"; do EVARGS+=(-e "$e"); done
 
 ARGS=(--quick --repeat 1 --only "$WL" --param bench.limits=0 --param "bench.scale_pct=$SCALE")
 [ -n "$WORKERS" ] && ARGS+=(--workers "$WORKERS")
-axon_log "perf record ${EVARGS[*]} -o $OUTDIR/perf.data -- $BIN ${ARGS[*]} ${PARAMS[*]:-}"
-if ! perf record "${EVARGS[@]}" -o "$OUTDIR/perf.data" -- "$BIN" "${ARGS[@]}" "${PARAMS[@]}" \
+axon_log "perf record -m 8192 ${EVARGS[*]} -o $OUTDIR/perf.data -- $BIN ${ARGS[*]} ${PARAMS[*]:-}"
+# -m: 32 MiB per CPU of ring buffer, so perf keeps up with a probe per message
+if ! perf record -m 8192 "${EVARGS[@]}" -o "$OUTDIR/perf.data" -- "$BIN" "${ARGS[@]}" "${PARAMS[@]}" \
     > "$OUTDIR/axon-bench.txt" 2> "$OUTDIR/record.err"; then
   cat "$OUTDIR/axon-bench.txt" "$OUTDIR/record.err" >&2
   axon_die "perf record or axon-bench failed (output above)"
 fi
 grep -E "^$WL " "$OUTDIR/axon-bench.txt" | sed 's/^/axon-bench (traced, slowed by the probes): /'
+LOST=$(perf report -i "$OUTDIR/perf.data" --stats 2>/dev/null | awk '
+  /LOST/ { for (i = 1; i < NF; i++) if ($i == "events:") n += $(i + 1) }
+  END { if (n > 0) print n " lost records" }')
+if [ -n "$LOST" ]; then
+  axon_log "WARNING: perf lost events ($LOST): sends and dispatches no longer pair up, the"
+  axon_log "  latencies below are unreliable; lower --scale or raise perf's buffer (-m)"
+fi
 perf script -i "$OUTDIR/perf.data" --ns > "$OUTDIR/events.txt" 2> "$OUTDIR/script.err" \
   || axon_die "perf script failed: $(head -3 "$OUTDIR/script.err")"
 
