@@ -514,7 +514,7 @@ static int route(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
         p->nparts = p->parts_left = argc - 1;
         if (p->kind == K_ARRAY) {
             p->frag = calloc((size_t)p->nparts * 2, sizeof(size_t));
-            if (!p->frag) return -ENOMEM;
+            if (!p->frag) rc = -ENOMEM;
         }
         op[0] = p->kind == K_ARRAY ? (kv_arg_t){"GET", 3, NULL} : *c;
         for (uint32_t i = 1; i < argc && rc == 0; i++) {
@@ -539,9 +539,10 @@ static int route(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
         kv_batch_t *b = cur_batch(k, kv_shard_of(srv, argv[1].ptr, argv[1].len), self);
         rc = b ? batch_add(b, seq, 0, argc, argv) : -ENOMEM;
     }
-    if (rc < 0) return rc; /* the connection closes; ops already queued still come back */
+    /* Count the slot even on failure: ops already queued reference it and
+     * come back; the slot is released (with their batches) at fini. */
     k->next_seq++;
-    return 0;
+    return rc; /* on -ENOMEM the connection closes */
 }
 
 /* Commands this server knows, with the ones the conn routes to shards. */
