@@ -887,6 +887,7 @@ out_free:
 
 static void print_row(const result_t *r);
 static double g_sweep_base; /* scaling sweep: the 1-worker median, 0 outside */
+static uint32_t g_sweep_max = 1; /* largest worker count of the sweep (plot axis) */
 
 /* K repeats of one workload at `workers`; appends a result. */
 static void run_workload(const bench_workload_t *wl, uint32_t workers, const char *name, int reps)
@@ -1319,8 +1320,17 @@ static int write_plot(const char *path)
     int nl = 0;
     for (size_t i = 0; i < g_nres; i++)
         if (g_res[i].wl && g_res[i].limit_rate > 0 && strncmp(g_res[i].name, "scaling/", 8))
-            fprintf(fl, "\"%s\\n(%s)\" %g\n", g_res[i].name, limit_name(g_res[i].limit) + 7,
-                    g_res[i].pct), nl++;
+        {
+            /* two-line tic labels: "pingpong\nlocal" (rotated text renders
+             * badly in some SVG viewers) */
+            char lab[64];
+            snprintf(lab, sizeof lab, "%s", g_res[i].name);
+            fputc('"', fl);
+            for (const char *c = lab; *c; c++)
+                fputs(*c == '_' ? "\\n" : (char[2]){*c, 0}, fl);
+            fprintf(fl, "\" %g\n", g_res[i].pct);
+            nl++;
+        }
     if (!nl)
         fprintf(fl, "\"none\" 0\n");
     fclose(fs);
@@ -1331,16 +1341,17 @@ static int write_plot(const char *path)
             "set multiplot layout 1,2 title 'axon-bench: %s, %u workers, %s'\n"
             "set title 'scaling sweep (median, min-max bars)'\n"
             "set xlabel 'workers'\nset ylabel 'M msgs/s'\nset key top left\nset grid\n"
-            "set xtics 1\nset yrange [0:*]\nset xrange [0.5:*]\n"
+            "set xtics 1\nset yrange [0:*]\nset xrange [0.5:%u.5]\nset bmargin 7\n"
             "plot '%s' index 0 using 1:2:3:4 with yerrorlines lw 2 title 'fjthrput', "
             "'%s' index 1 using 1:2:3:4 with yerrorlines lw 2 title 'big'\n"
-            "set title 'each workload against its limit (same run)'\n"
+            "set title 'each workload as %% of its limit, measured in the same run'\n"
             "set xlabel ''\nset ylabel '%% of limit'\nset style fill solid 0.6\nset boxwidth 0.6\n"
-            "set yrange [0:*]\nset xrange [*:*]\nunset key\nset xtics rotate by -30 font ',9'\n"
+            "set yrange [0:*]\nset xrange [-0.6:*]\nunset key\nset xtics norotate font ',10'\n"
             "plot '%s' using 0:2:xtic(1) with boxes, '' using 0:2:(sprintf('%%.1f%%%%',$2)) "
             "with labels offset 0,0.8\n"
             "unset multiplot\n",
-            path, g_cpu_model, g_plan->nworkers, g_opt.quick ? "quick run" : "full run", sc, sc, lim);
+            path, g_cpu_model, g_plan->nworkers, g_opt.quick ? "quick run" : "full run",
+            g_sweep_max, sc, sc, lim);
     fclose(fg);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>'%s/err.txt'", gp, dir);
@@ -1541,6 +1552,7 @@ int main(int argc, char **argv)
     for (uint32_t w = 1; w < sweep_max && nsweep < 31; w *= 2)
         sweep[nsweep++] = w;
     sweep[nsweep++] = sweep_max;
+    g_sweep_max = sweep_max;
     bool limits_only = g_opt.only && only_selected("limits", NULL) && !strchr(g_opt.only, ',');
     int reps = g_opt.repeat;
     g_progress_total = reps; /* limits */
