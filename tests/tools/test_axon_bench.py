@@ -7,6 +7,7 @@ Runs `axon-bench --quick` on a tiny parameter set (bench.scale_pct=1) with
 --json and --csv and checks: exit 0; the JSON parses and has the machine,
 config and results sections; every workload of `--list` has a result that
 verified its own answer (or was skipped for lack of workers, with a reason);
+--plot writes an SVG when gnuplot is installed;
 every result has name, params, unit, median, min, max, runs; the CSV has one
 row per result.  Then: a bad flag and a bad parameter exit 2 with usage, and
 a workload whose own check fails (an impossible window) exits 1 and reports
@@ -15,6 +16,7 @@ no speed.  Speed is never asserted here.
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -46,8 +48,13 @@ def main():
     if len(workloads) < 10:
         fail("--list shows %d workloads, expected at least 10:\n%s" % (len(workloads), out))
 
+    svg = os.path.join(work, "bench.svg")
+    have_gnuplot = shutil.which("gnuplot") is not None
+    if os.path.exists(svg):
+        os.remove(svg)
     rc, out, err = run([exe, "--quick", "--json", js, "--csv", cs,
-                        "--param", "bench.scale_pct=1", "--param", "fib.n=15"])
+                        "--param", "bench.scale_pct=1", "--param", "fib.n=15"] +
+                       (["--plot", svg] if have_gnuplot else []))
     if rc != 0:
         fail("axon-bench --quick exited %d\nstdout:\n%s\nstderr:\n%s" % (rc, out, err))
     try:
@@ -84,6 +91,12 @@ def main():
         fail("no machine limits in the results")
     if not any(n.startswith("scaling/") for n in by_name):
         fail("no scaling sweep in the results")
+    if have_gnuplot:
+        head = open(svg).read(200) if os.path.exists(svg) else ""
+        if "<svg" not in head and "<?xml" not in head:
+            fail("--plot wrote no SVG to %s" % svg)
+    else:
+        print("note: gnuplot not installed, --plot not tested")
     rows = list(csv.DictReader(open(cs)))
     if len(rows) != len(results):
         fail("CSV has %d rows, JSON %d results" % (len(rows), len(results)))

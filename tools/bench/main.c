@@ -1297,14 +1297,15 @@ static int write_plot(const char *path)
         if (fg) fclose(fg);
         return -1;
     }
-    /* scaling.dat: one block per workload: workers median min max */
+    /* scaling.dat: one block per workload that ran: workers median min max */
     int nsc = 0;
     const char *sw[2] = {"fjthrput", "big"};
+    char plotcmd[1200] = "";
     for (int k = 0; k < 2; k++) {
         int rows = 0;
+        char pre[64];
+        snprintf(pre, sizeof pre, "scaling/%s/", sw[k]);
         for (size_t i = 0; i < g_nres; i++) {
-            char pre[64];
-            snprintf(pre, sizeof pre, "scaling/%s/", sw[k]);
             if (strncmp(g_res[i].name, pre, strlen(pre)) || !g_res[i].nruns)
                 continue;
             if (!rows++)
@@ -1312,11 +1313,18 @@ static int write_plot(const char *path)
             fprintf(fs, "%u %g %g %g\n", g_res[i].workers, g_res[i].median / 1e6,
                     g_res[i].min / 1e6, g_res[i].max / 1e6);
         }
-        if (rows)
-            nsc++;
-        else
-            fprintf(fs, "%s# %s (not run)\n0 0 0 0\n", nsc ? "\n\n" : "", sw[k]), nsc++;
+        if (!rows)
+            continue;
+        size_t off = strlen(plotcmd);
+        snprintf(plotcmd + off, sizeof plotcmd - off,
+                 "%s'%s' index %d using 1:2:3:4 with yerrorlines lw 2 title '%s'",
+                 nsc ? ", " : "plot ", sc, nsc, sw[k]);
+        nsc++;
     }
+    if (!nsc) /* nothing to draw: say so instead of an empty or failing plot */
+        snprintf(plotcmd, sizeof plotcmd,
+                 "set label 1 'scaling sweep not run (--only)' at graph 0.5,0.5 center\n"
+                 "set yrange [0:1]\nplot 2 notitle");
     int nl = 0;
     for (size_t i = 0; i < g_nres; i++)
         if (g_res[i].wl && g_res[i].limit_rate > 0 && strncmp(g_res[i].name, "scaling/", 8))
@@ -1342,16 +1350,16 @@ static int write_plot(const char *path)
             "set title 'scaling sweep (median, min-max bars)'\n"
             "set xlabel 'workers'\nset ylabel 'M msgs/s'\nset key top left\nset grid\n"
             "set xtics 1\nset yrange [0:*]\nset xrange [0.5:%u.5]\nset bmargin 7\n"
-            "plot '%s' index 0 using 1:2:3:4 with yerrorlines lw 2 title 'fjthrput', "
-            "'%s' index 1 using 1:2:3:4 with yerrorlines lw 2 title 'big'\n"
+            "%s\n"
+            "unset label 1\n"
             "set title 'each workload as %% of its limit, measured in the same run'\n"
             "set xlabel ''\nset ylabel '%% of limit'\nset style fill solid 0.6\nset boxwidth 0.6\n"
-            "set yrange [0:*]\nset xrange [-0.6:*]\nunset key\nset xtics norotate font ',10'\n"
+            "set yrange [0:*]\nset offsets 0,0,graph 0.1,0\nset xrange [-0.6:*]\nunset key\nset xtics norotate font ',10'\n"
             "plot '%s' using 0:2:xtic(1) with boxes, '' using 0:2:(sprintf('%%.1f%%%%',$2)) "
             "with labels offset 0,0.8\n"
             "unset multiplot\n",
             path, g_cpu_model, g_plan->nworkers, g_opt.quick ? "quick run" : "full run",
-            g_sweep_max, sc, sc, lim);
+            g_sweep_max, plotcmd, lim);
     fclose(fg);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>'%s/err.txt'", gp, dir);
