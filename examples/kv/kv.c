@@ -77,6 +77,7 @@ typedef struct kv_op {
 
 typedef struct kv_batch {
     ax_ref_t conn;
+    struct kv_batch *prev, *next; /* conn side: the batches out, for shutdown */
     size_t nops, ops_cap, nargs, args_cap;
     kv_op_t *ops;
     kv_barg_t *args;
@@ -282,6 +283,7 @@ typedef struct kv_conn {
     uint64_t ring_cap, next_seq, next_emit;
     kv_batch_t **cur; /* per shard, the batch being filled */
     kv_batch_t *spare[4]; /* returned batches kept for reuse: saves ~5 mallocs a batch */
+    kv_batch_t *out_list; /* batches at a shard (or in a message) */
     uint32_t nspare;
     kv_out_t out;
     uint32_t batches_out, sends_pending;
@@ -467,6 +469,24 @@ static kv_batch_t *cur_batch(kv_conn_t *k, uint32_t shard, ax_ref_t self)
     return k->cur[shard];
 }
 
+static void out_link(kv_conn_t *k, kv_batch_t *b)
+{
+    b->prev = NULL;
+    b->next = k->out_list;
+    if (k->out_list) k->out_list->prev = b;
+    k->out_list = b;
+    k->batches_out++;
+}
+
+static void out_unlink(kv_conn_t *k, kv_batch_t *b)
+{
+    if (b->prev) b->prev->next = b->next;
+    else k->out_list = b->next;
+    if (b->next) b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+    k->batches_out--;
+}
+
 static void send_batches(ax_ctx_t *ctx, kv_conn_t *k)
 {
     for (uint32_t s = 0; s < k->srv->nshards; s++) {
@@ -482,11 +502,11 @@ static void send_batches(ax_ctx_t *ctx, kv_conn_t *k)
                 kv_reply_error(&b->out, "ERR shard unavailable");
                 b->ops[i].rep_len = b->out.len - b->ops[i].rep_off;
             }
-            k->batches_out++;
+            out_link(k, b);
             ax_send_u64(ctx, ax_self(ctx), KV_MSG_DONE, (uint64_t)(uintptr_t)b);
             continue;
         }
-        k->batches_out++;
+        out_link(k, b);
     }
 }
 
@@ -809,6 +829,15 @@ static void conn_fini(ax_ctx_t *ctx, void *state)
     for (uint32_t i = 0; i < k->nspare; i++) batch_free(k->spare[i]);
     while (k->seg_n) seg_pop(k);
     free(k->segs);
+    /* Batches still out: only at engine shutdown (a conn stops by itself only
+     * once all are back).  By the time fini runs then, no behaviour runs on
+     * any worker and the messages carrying them were dropped unread
+     * (engine/actor.c: ax__worker_shutdown), so nobody else can touch them. */
+    while (k->out_list) {
+        kv_batch_t *b = k->out_list;
+        out_unlink(k, b);
+        batch_free(b);
+    }
     kv_out_fini(&k->out);
 }
 
@@ -832,7 +861,7 @@ static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
         break;
     case KV_MSG_DONE: {
         kv_batch_t *b = (kv_batch_t *)(uintptr_t)msg->payload.u64[0];
-        k->batches_out--;
+        out_unlink(k, b);
         if (k->close_sent) { /* replies nobody will read */
             conn_absorb(k, b);
             conn_check_done(ctx, k);
