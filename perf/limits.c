@@ -40,6 +40,13 @@ static inline void lim_relax(void)
 #endif
 }
 
+/* aligned_alloc wants a size that is a multiple of the alignment (C11; ASan
+ * enforces it). */
+static void *lim_alloc(size_t size)
+{
+    return aligned_alloc(LIM_LINE, (size + LIM_LINE - 1) / LIM_LINE * LIM_LINE);
+}
+
 static int lim_pin(int cpu)
 {
     cpu_set_t set;
@@ -159,7 +166,7 @@ int ax_limits_cacheline_rtt(int cpu_a, int cpu_b, uint64_t n, double *ns_out)
 {
     if (n == 0 || !ns_out)
         return -EINVAL;
-    lim_bounce_t *b = aligned_alloc(LIM_LINE, sizeof *b);
+    lim_bounce_t *b = lim_alloc(sizeof *b);
     if (!b)
         return -ENOMEM;
     memset(b, 0, sizeof *b);
@@ -239,8 +246,8 @@ int ax_limits_spsc_ring(int cpu_a, int cpu_b, uint64_t n, uint32_t slots, double
 {
     if (n == 0 || !ns_out || slots < LIM_BATCH || (slots & (slots - 1)))
         return -EINVAL;
-    lim_ring_t *r = aligned_alloc(LIM_LINE, sizeof *r);
-    lim_slot_t *s = aligned_alloc(LIM_LINE, (size_t)slots * sizeof *s);
+    lim_ring_t *r = lim_alloc(sizeof *r);
+    lim_slot_t *s = lim_alloc((size_t)slots * sizeof *s);
     if (!r || !s) {
         free(r);
         free(s);
@@ -316,8 +323,8 @@ int ax_limits_dispatch(uint32_t actors, uint64_t n, double *ns_out)
 {
     if (actors == 0 || n == 0 || !ns_out)
         return -EINVAL;
-    lim_actor_t *a = aligned_alloc(LIM_LINE, (size_t)actors * sizeof *a);
-    lim_fifo_t *q = aligned_alloc(LIM_LINE, sizeof *q);
+    lim_actor_t *a = lim_alloc((size_t)actors * sizeof *a);
+    lim_fifo_t *q = lim_alloc(sizeof *q);
     if (!a || !q) {
         free(a);
         free(q);
@@ -362,7 +369,7 @@ int ax_limits_create(uint64_t n, double *ns_out)
 {
     if (n == 0 || !ns_out)
         return -EINVAL;
-    lim_fifo_t *q = aligned_alloc(LIM_LINE, sizeof *q);
+    lim_fifo_t *q = lim_alloc(sizeof *q);
     if (!q)
         return -ENOMEM;
     memset(q, 0, sizeof *q);
