@@ -175,6 +175,7 @@ void ax__io_start(ax_worker_t *w);  /* worker thread: create the ring */
 void ax__io_stop(ax_worker_t *w);   /* worker thread: cancel, reap, destroy */
 uint32_t ax__io_poll(ax_worker_t *w);
 bool ax__io_ready(ax_worker_t *w);  /* completions waiting or timers due */
+bool ax__io_cq_ready(ax_worker_t *w); /* completions waiting (no clock read) */
 uint32_t ax__io_pending(ax_worker_t *w);
 void ax__io_park(ax_worker_t *w, int64_t timeout_ns);
 void ax__io_wake(struct ax_io *from, struct ax_io *target);

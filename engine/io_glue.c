@@ -104,6 +104,11 @@ uint32_t ax__io_poll(ax_worker_t *w)
     return n;
 }
 
+bool ax__io_cq_ready(ax_worker_t *w)
+{
+    return w->io && io_uring_cq_ready(ax_io_ring(w->io)) != 0;
+}
+
 bool ax__io_ready(ax_worker_t *w)
 {
     if (w->io && io_uring_cq_ready(ax_io_ring(w->io)))
