@@ -209,7 +209,14 @@ static void shard_run(kv_shard_t *sh, kv_batch_t *b)
         op->rep_off = b->out.len;
         kv_blob_t *v;
         int rc = 0;
-        if (op->argc == 2 && kv_arg_is(&sh->argv[0], "GET")) { /* the hot path, one lookup */
+        if (op->argc == 1 && kv_arg_is(&sh->argv[0], "INFO")) {
+            /* this shard's counters, summed by the conn (K_INFO) */
+            char line[128];
+            int n = snprintf(line, sizeof(line), "%zu %zu %" PRIu64 " %" PRIu64 "\n",
+                             kv_store_dbsize(&sh->store, now), sh->store.expires, sh->store.expired_total,
+                             sh->store.used);
+            rc = kv_out_append(&b->out, line, (size_t)n);
+        } else if (op->argc == 2 && kv_arg_is(&sh->argv[0], "GET")) { /* the hot path, one lookup */
             if (kv_store_get(&sh->store, sh->argv[1].ptr, sh->argv[1].len, now, &v) < 0)
                 rc = kv_reply_null(&b->out);
             else if (v->len >= KV_BIG_REPLY)
@@ -256,7 +263,8 @@ static void shard_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
 /* ==== connection actor =================================================== */
 
 enum { P_EMPTY = 0, P_WAIT, P_READY };
-enum { K_SINGLE = 0, K_OWN, K_SUM, K_ALLOK, K_ARRAY };
+enum { K_SINGLE = 0, K_OWN, K_SUM, K_ALLOK, K_ARRAY, K_INFO };
+#define KV_INFO_FIELDS 4 /* keys, keys with a deadline, expired so far, used bytes */
 
 typedef struct kv_pend {
     uint8_t state, kind, close_after, has_err;
@@ -267,6 +275,7 @@ typedef struct kv_pend {
     kv_out_t own;      /* K_OWN and combined replies */
     size_t *frag;      /* K_ARRAY: (offset, length) of each part in own */
     int64_t sum;
+    int64_t info[KV_INFO_FIELDS]; /* K_INFO: sums over shards */
 } kv_pend_t;
 
 typedef struct kv_seg {
@@ -522,8 +531,10 @@ static int route(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
     p->state = P_WAIT;
     int rc = 0;
     kv_arg_t op[3];
-    if (kv_arg_is(c, "DBSIZE") || kv_arg_is(c, "FLUSHALL") || kv_arg_is(c, "FLUSHDB")) {
-        p->kind = kv_arg_is(c, "DBSIZE") ? K_SUM : K_ALLOK;
+    if (kv_arg_is(c, "DBSIZE") || kv_arg_is(c, "FLUSHALL") || kv_arg_is(c, "FLUSHDB") || kv_arg_is(c, "INFO")) {
+        p->kind = kv_arg_is(c, "DBSIZE") ? K_SUM : kv_arg_is(c, "INFO") ? K_INFO : K_ALLOK;
+        kv_arg_t info = {"INFO", 4, NULL};
+        if (p->kind == K_INFO) argc = 1, argv = &info; /* sections are not told apart */
         p->nparts = p->parts_left = srv->nshards;
         for (uint32_t s = 0; s < srv->nshards && rc == 0; s++) {
             kv_batch_t *b = cur_batch(k, s, self);
@@ -585,7 +596,8 @@ static int dispatch(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
         bool ok = argc >= 2;
         if (kv_arg_is(c, "MSET")) ok = argc >= 3 && argc % 2 == 1;
         if (ok) return route(ctx, k, argc, argv);
-    } else if ((kv_arg_is(c, "DBSIZE") && argc == 1) || kv_arg_is(c, "FLUSHALL") || kv_arg_is(c, "FLUSHDB")) {
+    } else if ((kv_arg_is(c, "DBSIZE") && argc == 1) || kv_arg_is(c, "FLUSHALL") || kv_arg_is(c, "FLUSHDB") ||
+               kv_arg_is(c, "INFO")) {
         return route(ctx, k, argc, argv);
     }
     kv_pend_t *slot;
@@ -717,7 +729,14 @@ static void conn_emit(ax_ctx_t *ctx, kv_conn_t *k)
 /* A part's reply fragment into a combined slot. */
 static void absorb_part(kv_pend_t *p, uint32_t part, const char *r, size_t n)
 {
-    if (p->kind == K_SUM) {
+    if (p->kind == K_INFO) {
+        char tmp[128];
+        size_t m = n < sizeof(tmp) - 1 ? n : sizeof(tmp) - 1;
+        memcpy(tmp, r, m);
+        tmp[m] = 0;
+        char *cur = tmp;
+        for (int i = 0; i < KV_INFO_FIELDS; i++) p->info[i] += (int64_t)strtoll(cur, &cur, 10);
+    } else if (p->kind == K_SUM) {
         int64_t v;
         if (n >= 3 && r[0] == ':' && kv_parse_i64(r + 1, n - 3, &v) == 0) p->sum += v;
         else if (!p->has_err && kv_out_append(&p->own, r, n) == 0) p->has_err = 1;
@@ -740,6 +759,16 @@ static void finish_combined(kv_pend_t *p)
         rc = kv_reply_int(&o, p->sum);
     } else if (p->kind == K_ALLOK) {
         rc = kv_out_append(&o, "+OK\r\n", 5);
+    } else if (p->kind == K_INFO) {
+        /* The INFO fields redis-cli and monitoring scripts read first. */
+        char text[512];
+        int n = snprintf(text, sizeof(text),
+                         "# Server\r\nredis_version:7.0.0\r\naxon_kv_shards:%u\r\n"
+                         "# Memory\r\nused_memory:%" PRId64 "\r\n"
+                         "# Stats\r\nexpired_keys:%" PRId64 "\r\n"
+                         "# Keyspace\r\ndb0:keys=%" PRId64 ",expires=%" PRId64 "\r\n",
+                         p->nparts, p->info[3], p->info[2], p->info[0], p->info[1]);
+        rc = kv_reply_bulk(&o, text, (size_t)n);
     } else {
         rc = kv_reply_array(&o, p->nparts);
         for (uint32_t i = 0; i < p->nparts && rc == 0; i++)
