@@ -728,7 +728,8 @@ static void stats_add(ax_worker_stats_t *d, const ax_worker_stats_t *a)
         pd[i] += pa[i];
 }
 
-/* 0: verified, rate in out; -1: failed (out->why); 1: interrupted. */
+/* 0: verified, rate in out; -1: failed (out->why); 1: interrupted;
+ * -2: timed out (the engine is left running: do not touch run or eng). */
 static int run_once(const bench_workload_t *wl, uint32_t workers, const uint64_t *p, run_out_t *out)
 {
     bench_run_t *run = calloc(1, sizeof *run);
@@ -789,13 +790,16 @@ static int run_once(const bench_workload_t *wl, uint32_t workers, const uint64_t
             fprintf(stderr, "\r\033[K[%3d/%d] %-22s %5.1f s", g_progress_done + 1,
                     g_progress_total, wl->name, (double)(bench_now_ns() - g_t_start) / 1e9);
         if (bench_now_ns() > deadline) {
-            progress_clear();
-            fprintf(stderr,
-                    "axon-bench: FAILED %s: no result after %llu s: a lost message, a lost "
-                    "wakeup or a hang (raise --param bench.timeout_s=N if the machine is just "
-                    "slow).  Exiting without stopping the engine.\n",
-                    wl->name, (unsigned long long)g_gp[G_TIMEOUT]);
-            _exit(1);
+            /* A hung engine cannot be stopped or destroyed safely: leave it
+             * (and run) to the process exit; the caller writes the results
+             * so far and exits 1. */
+            g_current = NULL;
+            snprintf(out->why, sizeof out->why,
+                     "no result after %llu s: a lost message, a lost wakeup or a hang (raise "
+                     "--param bench.timeout_s=N if the machine is just slow); the engine was "
+                     "left running",
+                     (unsigned long long)g_gp[G_TIMEOUT]);
+            return -2;
         }
     }
     uint64_t t_done = bench_now_ns();
@@ -886,6 +890,7 @@ out_free:
 }
 
 static void print_row(const result_t *r);
+static int finish(bool interrupted);
 static double g_sweep_base; /* scaling sweep: the 1-worker median, 0 outside */
 static uint32_t g_sweep_max = 1; /* largest worker count of the sweep (plot axis) */
 
@@ -926,6 +931,19 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
                 snprintf(r->why, sizeof r->why, "interrupted before a run finished");
             }
             break;
+        }
+        if (rc == -2) { /* timed out: no clean way on; report and leave */
+            r->failed = true;
+            snprintf(r->why, sizeof r->why, "run %d/%d: %s", rep, reps, o->why);
+            progress_clear();
+            fprintf(stderr, "axon-bench: FAILED %s (%u workers), run %d/%d: %s\n", name, workers,
+                    rep, reps, o->why);
+            g_failed++;
+            print_row(r);
+            fflush(stdout);
+            finish(false);
+            fflush(NULL);
+            _exit(1);
         }
         if (rc < 0) {
             r->failed = true;
