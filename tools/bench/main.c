@@ -834,7 +834,10 @@ static int run_once(const bench_workload_t *wl, uint32_t workers, const uint64_t
         stats_sub(&d, &after[w], &before[w]);
         uint64_t handled = d.msgs_local + d.msgs_remote + d.msgs_external;
         double idle = (double)(d.idle_ns + d.parked_ns) / wall;
-        if (idle > 1)
+        /* The engine adds a park's time when the worker wakes, so a worker
+         * parked through the whole run shows ~0; one that handled nothing
+         * in the window was idle all of it. */
+        if (idle > 1 || handled == 0)
             idle = 1;
         handled_all += handled;
         remote_all += d.msgs_remote;
