@@ -1004,8 +1004,9 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
 static void print_header(void)
 {
     ax_topo_summary_t *t = &g_plan->topo;
-    printf("axon-bench %s: %u workers %s (PUs", "0.1.0", g_plan->nworkers,
-           g_plan->pinned ? "pinned" : "UNPINNED");
+    printf("axon-bench %s: %u worker%s %s (PU%s", "0.1.0", g_plan->nworkers,
+           g_plan->nworkers == 1 ? "" : "s", g_plan->pinned ? "pinned" : "UNPINNED",
+           g_plan->nworkers == 1 ? "" : "s");
     for (uint32_t i = 0; i < g_plan->nworkers && i < 16; i++)
         printf("%s%u", i ? "," : " ", g_plan->workers[i].pu);
     printf("%s) | %u package(s), %u NUMA node(s), %u cores, %u PUs | %s | %s\n",
