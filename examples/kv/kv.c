@@ -577,12 +577,13 @@ static int route(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
 }
 
 /* Commands this server knows, with the ones the conn routes to shards. */
+static const char *const kv_keyed_names[] = {"GET",    "SET",  "DEL",  "EXISTS", "INCR",    "DECR", "INCRBY",
+                                             "DECRBY", "MGET", "MSET", "EXPIRE", "PEXPIRE", "TTL",  "PTTL", NULL};
+
 static int is_keyed(const kv_arg_t *c)
 {
-    static const char *const keyed[] = {"GET", "SET", "DEL", "EXISTS", "INCR", "DECR", "INCRBY", "DECRBY",
-                                        "MGET", "MSET", "EXPIRE", "PEXPIRE", "TTL", "PTTL", NULL};
-    for (int i = 0; keyed[i]; i++)
-        if (kv_arg_is(c, keyed[i])) return 1;
+    for (int i = 0; kv_keyed_names[i]; i++)
+        if (kv_arg_is(c, kv_keyed_names[i])) return 1;
     return 0;
 }
 
@@ -618,7 +619,12 @@ static int dispatch(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
         k->closing = 1;
     } else if (kv_arg_is(c, "COMMAND")) {
         /* No command table to describe: an empty list (COUNT: the number we know). */
-        if (argc >= 2 && kv_arg_is(&argv[1], "COUNT")) rc = kv_reply_int(o, 19);
+        static const char *const others[] = {"PING", "ECHO", "QUIT", "COMMAND", "CONFIG", "SELECT",
+                                             "DBSIZE", "FLUSHALL", "FLUSHDB", "INFO"};
+        int64_t nkeyed = 0;
+        while (kv_keyed_names[nkeyed]) nkeyed++;
+        if (argc >= 2 && kv_arg_is(&argv[1], "COUNT"))
+            rc = kv_reply_int(o, nkeyed + (int64_t)(sizeof(others) / sizeof(others[0])));
         else rc = kv_reply_array(o, 0);
     } else if (kv_arg_is(c, "CONFIG")) {
         if (argc == 3 && kv_arg_is(&argv[1], "GET") && kv_arg_is(&argv[2], "SAVE"))
