@@ -589,6 +589,7 @@ static void run_limits(int reps)
     };
     enum { NLIM = sizeof L / sizeof L[0] };
     result_t *r[NLIM];
+    uint64_t capped[NLIM] = {0}; /* smallest n of a repeat stopped by the 1 s cap */
     uint32_t slots = g_lp[L_RING_SLOTS] ? (uint32_t)g_lp[L_RING_SLOTS] : ax_config_ring_slots(&g_cfg);
     if (slots < 64)
         slots = 64; /* the bare ring publishes every 64 items */
@@ -668,16 +669,28 @@ static void run_limits(int reps)
                 continue;
             }
             r[i]->runs[r[i]->nruns++] = i == 0 ? ns / (double)n : (double)n * 1e9 / ns;
+            if (n < want && (capped[i] == 0 || n < capped[i]))
+                capped[i] = n;
         }
         g_progress_done++;
     }
     for (int i = 0; i < NLIM; i++) {
         if (r[i]->nruns)
             summarize(r[i]);
+        if (capped[i]) {
+            char c[32];
+            fmt_count(c, sizeof c, capped[i]);
+            snprintf(r[i]->note, sizeof r[i]->note, "1 s cap: a repeat measured only n=%s; ", c);
+        }
+        size_t nl = strlen(r[i]->note);
         if (i == 0 && r[i]->nruns)
-            snprintf(r[i]->note, sizeof r[i]->note, "one-way %.1f ns", r[i]->median / 2);
+            snprintf(r[i]->note + nl, sizeof r[i]->note - nl, "one-way %.1f ns", r[i]->median / 2);
         if (i == 1 && r[i]->nruns)
-            snprintf(r[i]->note, sizeof r[i]->note, "%.1f GB/s", r[i]->median * 64 / 1e9);
+            snprintf(r[i]->note + nl, sizeof r[i]->note - nl, "%.1f GB/s",
+                     r[i]->median * 64 / 1e9);
+        nl = strlen(r[i]->note);
+        if (nl >= 2 && r[i]->note[nl - 2] == ';')
+            r[i]->note[nl - 2] = 0; /* a cap note alone: no dangling "; " */
     }
 }
 
