@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=${2:?--timeout needs SEC}; shift 2 ;;
     --cache) CACHE=${2:?--cache needs host or fixed}; shift 2 ;;
     --out) OUTDIR=${2:?--out needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) axon_usage "$0"; exit 0 ;;
     *) echo "cachegrind.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -67,3 +67,8 @@ axon_check_workload() {
     return 1
   fi
 }
+
+# axon_usage SCRIPT: print the script's leading comment block (its --help).
+axon_usage() {
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$1"
+}

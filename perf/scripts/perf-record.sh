@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --freq) FREQ=${2:?--freq needs HZ}; shift 2 ;;
     --out) OUTDIR=${2:?--out needs a directory}; shift 2 ;;
     --top) TOP=${2:?--top needs N}; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) axon_usage "$0"; exit 0 ;;
     *) echo "perf-record.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --events) EVENTS=${2:?--events needs a list}; shift 2 ;;
     --usdt) USDT=1; shift ;;
     --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) axon_usage "$0"; exit 0 ;;
     *) echo "perf-stat.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

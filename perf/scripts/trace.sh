@@ -12,6 +12,8 @@
 #                    probe hit is a uprobe trap of ~1-3 us, so keep runs small)
 #   --out DIR        where perf.data and the decoded events go (default perf/out/trace-<time>)
 #   --keep           keep the decoded event text (events.txt) in DIR
+#   --dispatch       also trace dispatch_end and print how long behaviours ran
+#                    (dispatch_begin -> dispatch_end per worker)
 #
 # Needs root (perf probe creates uprobe events) and an axon-bench built with
 # the probes (engine/trace.h; `readelf -n BIN | grep stapsdt`).  Steps:
@@ -36,6 +38,7 @@ BIN=""
 SCALE=5
 OUTDIR=""
 KEEP=0
+DISPATCH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --workload) WL=${2:?--workload needs a name}; shift 2 ;;
@@ -45,7 +48,8 @@ while [ $# -gt 0 ]; do
     --scale) SCALE=${2:?--scale needs PCT}; shift 2 ;;
     --out) OUTDIR=${2:?--out needs a directory}; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --dispatch) DISPATCH=1; shift ;;
+    -h|--help) axon_usage "$0"; exit 0 ;;
     *) echo "trace.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,7 +64,9 @@ OUTDIR=${OUTDIR:-$AXON_REPO/perf/out/trace-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUTDIR" || axon_die "cannot create $OUTDIR"
 
 trap 'axon_usdt_del "$BIN"' EXIT
-EV=$(axon_usdt_add "$BIN" send dispatch_begin park wake ring_full)
+PROBES="send dispatch_begin park wake ring_full"
+[ "$DISPATCH" = 1 ] && PROBES="$PROBES dispatch_end"
+EV=$(axon_usdt_add "$BIN" $PROBES)
 case ",$EV," in
   *,sdt_axon:send,*) ;;
   *) axon_die "could not create sdt_axon:send (see the messages above)" ;;
@@ -94,7 +100,7 @@ perf script -i "$OUTDIR/perf.data" --ns > "$OUTDIR/events.txt" 2> "$OUTDIR/scrip
   || axon_die "perf script failed: $(head -3 "$OUTDIR/script.err")"
 
 # Latencies, one "receiver sender ns" line per matched message.
-awk -v lat="$OUTDIR/latency.txt" '
+awk -v lat="$OUTDIR/latency.txt" -v run="$OUTDIR/run.txt" '
   {
     ev = ""
     for (i = 1; i <= NF; i++) if ($i ~ /^sdt_axon:/) { ev = $i; t = $(i - 1); break }
@@ -110,12 +116,15 @@ awk -v lat="$OUTDIR/latency.txt" '
       k = qt[a2]++; st[a2, k] = t + 0; sw[a2, k] = a1
     } else if (ev == "dispatch_begin") {
       h = qh[a2] + 0
+      began[a1] = t + 0
       if (h < qt[a2] + 0) {
         ns = (t - st[a2, h]) * 1e9
         printf "%s %s %.0f\n", a1, sw[a2, h], ns > lat
         delete st[a2, h]; delete sw[a2, h]; qh[a2] = h + 1
         matched++
       } else unmatched++
+    } else if (ev == "dispatch_end") {
+      if (a1 in began) { printf "%s %.0f\n", a1, (t - began[a1]) * 1e9 > run; delete began[a1] }
     } else if (ev == "park") { parks[a1]++ }
     else if (ev == "wake") { wakes[a2]++ }
     else if (ev == "ring_full") { full[a1 "->" a2]++ }
@@ -166,6 +175,13 @@ for p in $(awk '{ print $2 "->" $1 }' "$OUTDIR/latency.txt" | sort -u); do
   s=${p%->*}; r=${p#*->}
   awk -v s="$s" -v r="$r" '$2 == s && $1 == r { print $3 }' "$OUTDIR/latency.txt" | hist "worker $s -> worker $r"
 done
+if [ "$DISPATCH" = 1 ] && [ -s "$OUTDIR/run.txt" ]; then
+  echo
+  echo "== behaviour run time (dispatch_begin -> dispatch_end), by worker"
+  for w in $(cut -d' ' -f1 "$OUTDIR/run.txt" | sort -u); do
+    awk -v w="$w" '$1 == w { print $2 }' "$OUTDIR/run.txt" | hist "worker $w behaviours"
+  done
+fi
 [ "$KEEP" = 1 ] || rm -f "$OUTDIR/events.txt"
 echo
 echo "raw: perf script -i $OUTDIR/perf.data; latencies (receiver sender ns): $OUTDIR/latency.txt"
