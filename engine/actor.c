@@ -189,16 +189,16 @@ static void actor_free(ax_worker_t *w, ax_actor_t *a)
 #define AS_ACTOR(w, a, ref, stmt)                                                          \
     do {                                                                                   \
         ax_actor_t *sv_cur = (w)->cur;                                                     \
-        ax_ref_t sv_ref = (w)->cur_ref;                                                    \
-        const ax_msg_t *sv_msg = (w)->cur_msg;                                             \
+        ax_ref_t sv_ref = (w)->head.self;                                                    \
+        const ax_msg_t *sv_msg = (w)->head.msg;                                             \
         bool sv_kept = (w)->cur_blob_kept;                                                 \
         (w)->cur = (a);                                                                    \
-        (w)->cur_ref = (ref);                                                              \
-        (w)->cur_msg = NULL;                                                               \
+        (w)->head.self = (ref);                                                              \
+        (w)->head.msg = NULL;                                                               \
         stmt;                                                                              \
         (w)->cur = sv_cur;                                                                 \
-        (w)->cur_ref = sv_ref;                                                             \
-        (w)->cur_msg = sv_msg;                                                             \
+        (w)->head.self = sv_ref;                                                             \
+        (w)->head.msg = sv_msg;                                                             \
         (w)->cur_blob_kept = sv_kept;                                                      \
     } while (0)
 
@@ -272,10 +272,69 @@ void ax_blob_free(ax_ctx_t *w, void *blob) { ax__blob_free(w, blob); }
 
 void *ax_msg_keep_blob(ax_ctx_t *w, const ax_msg_t *m)
 {
-    if (!w || !m || !(m->flags & AX_MSG_F_BLOB) || m != w->cur_msg)
+    if (!w || !m || !(m->flags & AX_MSG_F_BLOB) || m != w->head.msg)
         return NULL;
     w->cur_blob_kept = true;
     return m->payload.blob.ptr;
+}
+
+/* ---- the local FIFO ---------------------------------------------------------------------- */
+
+static ax_msg_t *lq_alloc(ax_worker_t *w, uint32_t cap)
+{
+    size_t bytes = (size_t)cap * sizeof(ax_msg_t);
+    if (bytes <= AX_ARENA_MAX_CLASS)
+        return ax_arena_alloc(w->arena, bytes);
+    return ax_large_alloc(w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1, bytes);
+}
+
+static void lq_free(ax_worker_t *w, ax_msg_t *buf, uint32_t cap)
+{
+    size_t bytes = (size_t)cap * sizeof(ax_msg_t);
+    if (!buf)
+        return;
+    if (bytes <= AX_ARENA_MAX_CLASS)
+        ax_arena_free(w->arena, buf);
+    else
+        ax_large_free(buf, bytes);
+}
+
+ax_msg_t *ax__lq_grow(ax_worker_t *w)
+{
+    uint32_t cap = w->lq ? w->lq_mask + 1 : 0, ncap = cap ? cap * 2 : 64;
+    if (ncap < cap) /* 2^32 messages: give up */
+        return NULL;
+    ax_msg_t *nb = lq_alloc(w, ncap);
+    if (!nb)
+        return NULL;
+    for (uint32_t i = w->lq_head; i != w->lq_tail; i++)
+        nb[i & (ncap - 1)] = w->lq[i & w->lq_mask];
+    /* The buffer a running behaviour was dispatched from must outlive the
+     * behaviour; an intermediate one (grown twice in one behaviour) holds
+     * no message anybody points to. */
+    if (!w->lq_old) {
+        w->lq_old = w->lq;
+        w->lq_old_cap = cap;
+    } else {
+        lq_free(w, w->lq, cap);
+    }
+    w->lq = nb;
+    w->lq_mask = ncap - 1;
+    return &w->lq[w->lq_tail++ & w->lq_mask];
+}
+
+void ax__lq_release_old(ax_worker_t *w)
+{
+    lq_free(w, w->lq_old, w->lq_old_cap);
+    w->lq_old = NULL;
+}
+
+void ax__lq_fini(ax_worker_t *w)
+{
+    ax__lq_release_old(w);
+    lq_free(w, w->lq, w->lq ? w->lq_mask + 1 : 0);
+    w->lq = NULL;
+    w->lq_mask = w->lq_head = w->lq_tail = 0;
 }
 
 /* ---- sending ----------------------------------------------------------------------------- */
@@ -294,7 +353,9 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
         return NULL;
     }
     if (d == w->id) {
-        m = ax_mq_push(&w->local, w->arena);
+        m = ax__lq_push(w);
+        if (!m)
+            m = ax__lq_grow(w);
     } else if (w->ovf[d].count == 0 && (m = ax_ring_reserve(w->out[d], stamp))) {
         if (!w->is_dirty[d]) {
             w->is_dirty[d] = 1;
@@ -320,7 +381,7 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
         return NULL;
     }
     m->to = to;
-    m->from = w->cur_ref;
+    m->from = w->head.self;
     w->sent++;
     return m;
 }
@@ -398,8 +459,10 @@ int ax_send_blob(ax_ctx_t *w, ax_ref_t to, uint32_t type, void *blob, size_t len
 
 int ax__post_local(ax_worker_t *w, const ax_msg_t *src)
 {
-    ax_msg_t *m = ax_mq_push(&w->local, w->arena);
-    if (!m)
+    if (w->closing) /* shutdown: the local FIFO is gone (io completions reaped late) */
+        return -ESHUTDOWN;
+    ax_msg_t *m = ax__lq_push(w);
+    if (!m && !(m = ax__lq_grow(w)))
         return -ENOMEM;
     *m = *src;
     w->sent++;
@@ -627,8 +690,6 @@ void ax_stop_self(ax_ctx_t *w)
         w->cur->flags |= AX_ACTOR_STOPPING;
 }
 
-ax_ref_t ax_self(const ax_ctx_t *w) { return w && w->cur ? w->cur_ref : AX_REF_NONE; }
-ax_ref_t ax_sender(const ax_ctx_t *w) { return w && w->cur_msg ? w->cur_msg->from : AX_REF_NONE; }
 uint32_t ax_worker_id(const ax_ctx_t *w) { return w ? w->id : UINT32_MAX; }
 ax_engine_t *ax_ctx_engine(const ax_ctx_t *w) { return w ? w->eng : NULL; }
 
@@ -642,18 +703,25 @@ static void free_payload(ax_worker_t *w, const ax_msg_t *m)
         ax__blob_free(w, m->payload.blob.ptr);
 }
 
+static void uncount_source(ax_worker_t *w);
+
 static void dead_letter(ax_worker_t *w, const ax_msg_t *m)
 {
+    uncount_source(w);
     atomic_fetch_add_explicit(&w->st.dead_letters, 1, memory_order_relaxed);
     if (w->eng->dl_fn)
         w->eng->dl_fn(w->eng->dl_user, m);
     free_payload(w, m);
 }
 
+/* After a blob message's behaviour: free the blob unless it was kept.  The
+ * kept flag is false outside this window (reset here, so the common
+ * no-blob dispatch never touches it). */
 void ax__blob_release(ax_worker_t *w, const ax_msg_t *m)
 {
     if (!w->cur_blob_kept)
         ax__blob_free(w, m->payload.blob.ptr);
+    w->cur_blob_kept = false;
 }
 
 /* The spawn request for a fresh slot: place the actor, then deliver what
@@ -680,7 +748,8 @@ static void handle_spawn(ax_worker_t *w, ax_msg_t *m)
     if (emb) {
         ax_msg_t *em;
         while ((em = ax_mq_peek(&emb->early))) {
-            ax__dispatch(w, em, emb->hdr.slot); /* src: the stored origin */
+            w->handled++; /* embryo_keep took it back out of `handled` */
+            ax__dispatch(w, em);
             ax_mq_pop(&emb->early, w->arena);
         }
         ax_mq_fini(&emb->early, w->arena);
@@ -689,7 +758,7 @@ static void handle_spawn(ax_worker_t *w, ax_msg_t *m)
 }
 
 /* Keep a message for a slot whose spawn request has not arrived yet. */
-static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m, uint32_t src)
+static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m)
 {
     ax_slot_t *e = &w->table[slot];
     ax_embryo_t *emb = (ax_embryo_t *)e->actor;
@@ -706,16 +775,29 @@ static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m, uint32
     if (!slotm)
         return false;
     *slotm = *m;
-    emb->hdr.slot = src; /* the origin, for stats on replay (one source is enough) */
-    w->handled--;        /* handled when replayed */
+    w->handled--; /* the drain loop counted it; it is handled when replayed */
     return true;
 }
 
+/* The drain loops count every message they take under its source; a
+ * system message or a dead letter is not one an actor handled, so the slow
+ * path takes it back out (rare, so the fast path stays count-free). */
+static void uncount_source(ax_worker_t *w)
+{
+    if (w->cur_src == AX_SRC_LOCAL) {
+        AX_STAT_ADD(w->st.msgs_local, -1);
+    } else if (w->cur_src == AX_SRC_EXTERNAL) {
+        AX_STAT_ADD(w->st.msgs_external, -1);
+    } else if (w->cur_src < w->nworkers) {
+        AX_STAT_ADD(w->st.msgs_remote, -1);
+        AX_STAT_ADD(w->st.from[w->cur_src], -1);
+    }
+}
+
 /* Everything ax__dispatch does not handle inline. */
-void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m, uint32_t src)
+void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
-    w->handled++;
     if (ax_ref_worker(m->to) != w->id || slot >= w->max_slots) {
         dead_letter(w, m);
         return;
@@ -724,18 +806,20 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m, uint32_t src)
     ax_actor_t *a = e->actor;
     if (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) {
         if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) &&
-            e->gen == ax__ref_gen(m->to) && (!a || (a->flags & AX_ACTOR_EMBRYO)))
+            e->gen == ax__ref_gen(m->to) && (!a || (a->flags & AX_ACTOR_EMBRYO))) {
+            uncount_source(w);
             handle_spawn(w, m);
+        }
         else
             dead_letter(w, m);
         return;
     }
     if (a && (a->flags & AX_ACTOR_EMBRYO)) {
-        if (!embryo_keep(w, slot, m, src))
+        if (!embryo_keep(w, slot, m))
             dead_letter(w, m);
         return;
     }
-    if (!a && slot_is_reserved(w, slot, ax__ref_gen(m->to)) && embryo_keep(w, slot, m, src))
+    if (!a && slot_is_reserved(w, slot, ax__ref_gen(m->to)) && embryo_keep(w, slot, m))
         return;
     dead_letter(w, m); /* stopped actor or stale generation */
 }
@@ -753,11 +837,11 @@ static void drop(ax_worker_t *w, const ax_msg_t *m)
 static void drop_queued(ax_worker_t *w)
 {
     ax_msg_t *m;
-    while ((m = ax_mq_peek(&w->local))) {
-        drop(w, m);
-        ax_mq_pop(&w->local, w->arena);
+    while (w->lq_head != w->lq_tail) {
+        drop(w, &w->lq[w->lq_head & w->lq_mask]);
+        w->lq_head++;
     }
-    ax_mq_fini(&w->local, w->arena);
+    ax__lq_fini(w);
     for (uint32_t s = 0; s < w->nworkers; s++) {
         if (s == w->id)
             continue;

@@ -153,11 +153,17 @@ void ax__flush(ax_worker_t *w)
 static uint32_t drain_local(ax_worker_t *w)
 {
     uint32_t n = 0;
-    ax_msg_t *m;
-    while (n < w->batch && (m = ax_mq_peek(&w->local))) {
-        ax__dispatch(w, m, AX_SRC_LOCAL);
-        ax_mq_pop(&w->local, w->arena);
+    w->cur_src = AX_SRC_LOCAL;
+    while (n < w->batch && w->lq_head != w->lq_tail) {
+        ax__dispatch(w, &w->lq[w->lq_head & w->lq_mask]);
+        w->lq_head++;
+        if (__builtin_expect(w->lq_old != NULL, 0))
+            ax__lq_release_old(w); /* the behaviour grew the FIFO */
         n++;
+    }
+    if (n) { /* counted per batch, not per message */
+        w->handled += n;
+        AX_STAT_ADD(w->st.msgs_local, n);
     }
     return n;
 }
@@ -167,13 +173,18 @@ static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
     ax_ring_t *r = w->in[s];
     uint32_t n = 0;
     ax_msg_t *m;
+    w->cur_src = s;
     while (n < w->batch && (m = ax_ring_peek(r))) {
-        ax__dispatch(w, m, s);
+        ax__dispatch(w, m);
         ax_ring_advance(r);
         n++;
     }
-    if (n)
+    if (n) {
         ax_ring_release(r); /* R2 inside */
+        w->handled += n;
+        AX_STAT_ADD(w->st.msgs_remote, n);
+        AX_STAT_ADD(w->st.from[s], n);
+    }
     return n;
 }
 
@@ -211,10 +222,15 @@ static uint32_t drain_inbox(ax_worker_t *w)
 {
     uint32_t n = 0;
     ax_inbox_node_t *node;
+    w->cur_src = AX_SRC_EXTERNAL;
     while (n < w->batch && (node = ax__inbox_pop(w))) {
-        ax__dispatch(w, &node->msg, AX_SRC_EXTERNAL);
+        ax__dispatch(w, &node->msg);
         ax__inbox_node_free(node);
         n++;
+    }
+    if (n) {
+        w->handled += n;
+        AX_STAT_ADD(w->st.msgs_external, n);
     }
     return n;
 }
@@ -270,7 +286,7 @@ uint32_t ax__run_turn(ax_worker_t *w)
 /* Anything to do?  Looks at every source, not only the doorbell hints. */
 static bool has_work(ax_worker_t *w)
 {
-    if (w->local.count || ax__inbox_nonempty(w))
+    if (ax__lq_count(w) || ax__inbox_nonempty(w))
         return true;
     for (uint32_t s = 0; s < w->nworkers; s++)
         if (s != w->id && ax_ring_c_nonempty(w->in[s]))
@@ -284,7 +300,7 @@ static bool has_work(ax_worker_t *w)
  * not looked at: the spin runs a full turn every 64 checks anyway. */
 static bool quick_check(ax_worker_t *w)
 {
-    if (w->local.count)
+    if (ax__lq_count(w))
         return true;
     if (w->use_bell) {
         for (uint32_t k = 0; k < w->nwords; k++)
@@ -512,7 +528,6 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->batch = ax_config_batch(&eng->cfg);
     w->nwords = (N + 63) / 64;
     w->use_bell = eng->use_bell;
-    ax_mq_init(&w->local);
     /* Every per-worker array gets cache lines of its own: these are tiny
      * (N bytes to N pointers) and plain calloc packs one worker's next to
      * another's, so writing is_dirty[d] on every send bounced a line
@@ -532,6 +547,12 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
         return -ENOMEM;
     for (uint32_t d = 0; d < N; d++)
         ax_mq_init(&w->ovf[d]);
+    /* The local FIFO exists from the start (64 messages, grows on demand),
+     * so the send path needs no NULL check.  Arena use before the worker
+     * thread exists is ordered by pthread_create. */
+    if (!ax__lq_grow(w))
+        return -ENOMEM;
+    w->lq_tail = 0; /* ax__lq_grow handed out a slot: take it back */
     w->max_slots = ax_config_max_actors(&eng->cfg);
     if (w->max_slots > AX_MAX_SLOTS)
         w->max_slots = AX_MAX_SLOTS;

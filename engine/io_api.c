@@ -47,7 +47,7 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
     if (!r)
         return NULL;
     memset(r, 0, sizeof *r);
-    r->to = w->cur_ref;
+    r->to = w->head.self;
     r->kind = kind;
     r->user = user;
     return r;

@@ -76,6 +76,8 @@ typedef struct ax_slot {
 typedef struct ax_ctx ax_worker_t;
 
 struct ax_ctx {
+    /* First: the part axon.h reads inline (ax_self, ax_sender). */
+    struct ax_ctx_head head;
     /* ---- owner-only hot fields ---- */
     ax_engine_t *eng;
     uint32_t id;
@@ -83,11 +85,17 @@ struct ax_ctx {
     ax_arena_t *arena;
     ax_slot_t *table;
     ax_actor_t *cur;      /* running actor, NULL outside a behaviour */
-    ax_ref_t cur_ref;
-    const ax_msg_t *cur_msg;
     bool cur_blob_kept;
+    uint32_t cur_src;     /* source of the batch being drained (AX_SRC_*) */
     bool closing;         /* shutdown phase: sends fail with -ESHUTDOWN */
-    ax_mq_t local;        /* same-worker FIFO */
+    /* Same-worker FIFO: a power-of-two ring of messages that doubles when
+     * full (arena up to 4 KiB, jemalloc on the worker's node beyond).  A
+     * behaviour dispatched in place may push enough to grow it, so the
+     * buffer it runs from is kept (lq_old) until it returns. */
+    ax_msg_t *lq;
+    uint32_t lq_mask, lq_head, lq_tail;
+    ax_msg_t *lq_old;
+    uint32_t lq_old_cap;
     ax_ring_t **out;      /* out[d]: ring self -> d (NULL for d == self) */
     ax_ring_t **in;       /* in[s]: ring s -> self */
     ax_mq_t *ovf;         /* ovf[d]: ordered overflow behind out[d] */

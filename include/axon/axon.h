@@ -166,9 +166,26 @@ AX_API void ax_become(ax_ctx_t *ctx, ax_behaviour_fn fn);
  * are dead letters.  [behaviour] */
 AX_API void ax_stop_self(ax_ctx_t *ctx);
 /* The running actor, and the sender of the current message. [behaviour] */
-AX_API ax_ref_t ax_self(const ax_ctx_t *ctx);
-AX_API ax_ref_t ax_sender(const ax_ctx_t *ctx);
+static inline ax_ref_t ax_self(const ax_ctx_t *ctx);
+static inline ax_ref_t ax_sender(const ax_ctx_t *ctx);
 AX_API uint32_t ax_worker_id(const ax_ctx_t *ctx);
+
+/* The start of every ax_ctx_t, so the two calls above are inline (a reply
+ * reads its sender on every message).  Engine-internal layout: read it only
+ * through ax_self and ax_sender. */
+struct ax_ctx_head {
+    ax_ref_t self;       /* the running actor, AX_REF_NONE outside one */
+    const ax_msg_t *msg; /* the message being handled, NULL in init/fini */
+};
+static inline ax_ref_t ax_self(const ax_ctx_t *ctx)
+{
+    return ctx ? ((const struct ax_ctx_head *)(const void *)ctx)->self : AX_REF_NONE;
+}
+static inline ax_ref_t ax_sender(const ax_ctx_t *ctx)
+{
+    const struct ax_ctx_head *h = (const struct ax_ctx_head *)(const void *)ctx;
+    return h && h->msg ? h->msg->from : AX_REF_NONE;
+}
 AX_API ax_engine_t *ax_ctx_engine(const ax_ctx_t *ctx);
 
 /* ---- sending ----------------------------------------------------------------- */
