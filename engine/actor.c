@@ -311,7 +311,8 @@ ax_msg_t *ax__lq_grow(ax_worker_t *w)
         nb[i & (ncap - 1)] = w->lq[i & w->lq_mask];
     /* The buffer a running behaviour was dispatched from must outlive the
      * behaviour; an intermediate one (grown twice in one behaviour) holds
-     * no message anybody points to. */
+     * no message anybody points to.  drain_local empties lq_old before it
+     * dispatches, so the first buffer kept here is the one it reads. */
     if (!w->lq_old) {
         w->lq_old = w->lq;
         w->lq_old_cap = cap;

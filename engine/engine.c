@@ -154,6 +154,12 @@ static uint32_t drain_local(ax_worker_t *w)
 {
     uint32_t n = 0;
     w->cur_src = AX_SRC_LOCAL;
+    /* A growth while dispatching from a ring or the inbox (or posting an io
+     * completion) left the old buffer here; nothing points into it.  It
+     * must go before we dispatch in place, so that a growth during one of
+     * our dispatches keeps exactly the buffer that dispatch reads from. */
+    if (__builtin_expect(w->lq_old != NULL, 0))
+        ax__lq_release_old(w);
     while (n < w->batch && w->lq_head != w->lq_tail) {
         ax__dispatch(w, &w->lq[w->lq_head & w->lq_mask]);
         w->lq_head++;

@@ -55,3 +55,6 @@ endif()
 # leaves nothing running; failures injected with -Wl,--wrap.
 axon_test(test_engine_start SOURCES unit/test_engine_start.c LIBS axon_engine
           WRAP ax_topo_bind_thread pthread_create)
+
+# The local FIFO grows under a behaviour that was dispatched from it.
+axon_test(test_engine_fifo SOURCES unit/test_engine_fifo.c LIBS axon_engine)
