@@ -73,7 +73,7 @@ static const key_t_ KEYS[] = {
     { "memory", "prefault", K_BOOL, OFF(prefault), 0, 1, 0, "true or false" },
     { "memory", "hugepages", K_BOOL, OFF(hugepages), 0, 1, 0, "true or false" },
     { "scheduler", "ring_slots", K_U32, OFF(ring_slots), 8, 65536, F_POW2,
-      "a power of two from 8 to 65536, or 0 for 256" },
+      "a power of two from 8 to 65536, or 0 for automatic" },
     { "scheduler", "batch", K_U32, OFF(batch), 1, 65536, 0,
       "a number from 1 to 65536, or 0 for 64" },
     { "scheduler", "spin_us", K_I32, OFF(spin_us), INT32_MIN, 1000000, 0,
@@ -110,6 +110,9 @@ uint64_t ax_config_arena_bytes(const ax_config_t *cfg)
 {
     return cfg && cfg->arena_bytes ? cfg->arena_bytes : 64 * MIB;
 }
+/* The configured ring size; 0 means automatic, decided by the planner from
+ * the worker count (ax_plan_auto_ring_slots).  256 here is only what a
+ * caller without a plan should assume. */
 uint32_t ax_config_ring_slots(const ax_config_t *cfg)
 {
     return cfg && cfg->ring_slots ? cfg->ring_slots : 256;

@@ -59,6 +59,22 @@ static void fmt_bytes(uint64_t b, char *buf, size_t len)
         snprintf(buf, len, "%.1f %s", v, unit[u]);
 }
 
+/* scheduler.ring_slots = 0: size rings so each worker's inbound rings take
+ * about AX_RING_AUTO_BYTES, as a power of two in [256, 4096] slots.  Few
+ * workers get deep rings (a burst from one sender rarely spills into the
+ * overflow queue); 64 workers get 256 slots (63 inbound rings, ~1 MiB).
+ * Not static: docs and tests quote it. */
+uint32_t ax_plan_auto_ring_slots(const ax_config_t *cfg, uint32_t nworkers)
+{
+    if (cfg && cfg->ring_slots)
+        return cfg->ring_slots;
+    uint64_t per = nworkers > 1 ? AX_RING_AUTO_BYTES / (64u * (uint64_t)(nworkers - 1)) : 4096;
+    uint32_t slots = 256;
+    while (slots < 4096 && (uint64_t)slots * 2 <= per)
+        slots *= 2;
+    return slots;
+}
+
 /* qsort_r (glibc) carries the topology: no global, two planners may run. */
 static int core_order(const void *a, const void *b, void *ctx)
 {
@@ -330,7 +346,7 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
                                             .package = c->package };
     }
     p->arena_bytes = ax_config_arena_bytes(cfg);
-    p->ring_slots = ax_config_ring_slots(cfg);
+    p->ring_slots = ax_plan_auto_ring_slots(cfg, p->nworkers);
     p->ring_bytes = (uint64_t)p->ring_slots * CACHELINE + RING_CONTROL_LINES * CACHELINE;
     /* validate caps workers at 4096 unless oversubscribed from a 0 count;
      * 4096*4095 rings of at most 4 MiB stays far below 2^64. */

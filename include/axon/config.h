@@ -59,7 +59,8 @@ typedef struct ax_config {
     bool hugepages;       /* try MAP_HUGETLB / THP for arenas; fall back with a note */
 
     /* [scheduler] */
-    uint32_t ring_slots; /* per ordered worker pair; 0: 256; power of two, 8..65536 */
+    uint32_t ring_slots; /* per ordered worker pair; 0: auto (256..4096 by worker count);
+                            power of two, 8..65536 */
     uint32_t batch;      /* messages per source per loop turn; 0: 64; 1..65536 */
     int32_t spin_us;     /* idle spin before parking; 0: 50 us; <0: never spin */
     uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi) */

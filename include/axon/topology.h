@@ -80,6 +80,12 @@ AX_API int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg, ax_plan
                           char *err, size_t errlen);
 AX_API void ax_plan_destroy(ax_plan_t *plan); /* NULL: does nothing */
 
+/* The ring capacity a plan uses: cfg->ring_slots, or when that is 0 a power
+ * of two in [256, 4096] giving each worker about 1 MiB of inbound rings
+ * (256 slots at 64 workers, 4096 at 2). */
+#define AX_RING_AUTO_BYTES (1u << 20)
+AX_API uint32_t ax_plan_auto_ring_slots(const ax_config_t *cfg, uint32_t nworkers);
+
 /* Human-readable: topology summary, worker table, memory budget, warnings. */
 AX_API void ax_plan_print(const ax_plan_t *plan, FILE *out);
 /* JSON: {"topology":{...},"workers":[{"worker":0,"pu":0,"core":0,"l3":0,"numa":0,

@@ -299,7 +299,9 @@ static void a_plan_outlives_its_topology_and_prints_as_text_and_json(void **stat
     fflush(f);
     assert_non_null(strstr(buf, "\"workers\":["));
     assert_non_null(strstr(buf, "{\"worker\":2,\"pu\":2,\"core\":2,\"l3\":null,\"numa\":0"));
-    assert_non_null(strstr(buf, "\"ring_mesh_bytes\":99456"));
+    /* 3 workers, automatic rings: 4096 slots * 64 B + 3 control lines,
+     * times N*(N-1) = 6 rings */
+    assert_non_null(strstr(buf, "\"ring_mesh_bytes\":1574016"));
     assert_non_null(strstr(buf, "\"pinned\":false"));
     fclose(f);
     libc_free(buf);
@@ -323,6 +325,21 @@ static void on_this_machine_the_default_plan_is_pinned_one_per_core(void **state
     ax_topo_destroy(t);
 }
 
+static void automatic_ring_size_gives_each_worker_about_a_mebibyte(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    assert_int_equal(ax_plan_auto_ring_slots(&c, 1), 4096);
+    assert_int_equal(ax_plan_auto_ring_slots(&c, 2), 4096);
+    assert_int_equal(ax_plan_auto_ring_slots(&c, 8), 2048); /* 7 rings x 2048 x 64 B = 896 KiB */
+    assert_int_equal(ax_plan_auto_ring_slots(&c, 16), 1024);
+    assert_int_equal(ax_plan_auto_ring_slots(&c, 64), 256); /* 63 x 256 x 64 B ~ 1 MiB */
+    assert_int_equal(ax_plan_auto_ring_slots(&c, 4096), 256); /* never below 256 */
+    c.ring_slots = 8;
+    assert_int_equal(ax_plan_auto_ring_slots(&c, 2), 8); /* an explicit size wins */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +355,7 @@ int main(void)
         cmocka_unit_test(the_memory_budget_adds_arenas_and_the_ring_mesh),
         cmocka_unit_test(a_bad_config_is_refused_with_its_reason),
         cmocka_unit_test(a_plan_outlives_its_topology_and_prints_as_text_and_json),
+        cmocka_unit_test(automatic_ring_size_gives_each_worker_about_a_mebibyte),
         cmocka_unit_test(on_this_machine_the_default_plan_is_pinned_one_per_core),
     };
     return cmocka_run_group_tests_name("topology/plan", tests, load_server, unload);
