@@ -19,7 +19,7 @@
  *   F1 and F2 are both in the single total order S of seq_cst operations.  If
  *   F1 precedes F2, S's load of parked (after F2) sees 1 (or W's later store
  *   of 0, meaning W is already awake); if F2 precedes F1, W's re-check (after
- *   F1) sees the new tail.  Either W sees the message or S wakes W.  The
+ *   F1) sees the new slot.  Either W sees the message or S wakes W.  The
  *   CAS makes one sender pay the syscall; the sleep is on `parked` itself
  *   (futex value 1), so a wake that lands before the sleep makes it return.
  *   The fence is paid once per loop turn that published to another worker
@@ -30,7 +30,7 @@
  *   its bell words (set by senders with fetch_or(release) after publishing,
  *   cleared by the receiver with exchange(acquire)), plus the rings it left
  *   non-empty after a batch.  The bell is a hint: a bit a sender saw already
- *   set may be cleared by the receiver just before the sender's tail becomes
+ *   set may be cleared by the receiver just before the sender's slot becomes
  *   visible, so every 64th turn and before every park the receiver scans all
  *   inbound rings (the park path is the F1/F2 proof above).  A message is
  *   therefore never stranded; at worst it waits 64 turns.
@@ -208,7 +208,7 @@ static uint32_t drain_rings(ax_worker_t *w)
     for (uint32_t k = 0; k < w->nwords; k++) {
         uint64_t bits = w->pending[k];
         if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
-            /* A3: pairs with R3 in ax__flush: the tails published before
+            /* A3: pairs with R3 in ax__flush: the slots committed before
              * the bits we take are visible. */
             bits |= atomic_exchange_explicit(&w->bell[k], 0, memory_order_acquire);
         w->pending[k] = 0;
