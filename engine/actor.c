@@ -609,7 +609,7 @@ static void ext_deliver(ax_engine_t *eng, uint32_t t, ax_inbox_node_t *node)
     ax__inbox_push(eng->w[t], node);
     /* F3: pairs with F1 in park(), as F2 does for rings. */
     AX_FENCE_SEQ_CST(eng);
-    if (eng->started)
+    if (atomic_load_explicit(&eng->started, memory_order_acquire))
         ax__wake(eng, NULL, t);
     ext_leave(eng);
 }

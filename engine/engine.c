@@ -711,7 +711,7 @@ int ax_engine_start(ax_engine_t *eng)
 {
     if (!eng)
         return -EINVAL;
-    if (eng->started)
+    if (atomic_load_explicit(&eng->started, memory_order_acquire))
         return -EALREADY;
     if (!eng->barriers) {
         int rc = pthread_barrier_init(&eng->stop_barrier, NULL, eng->n);
@@ -747,13 +747,14 @@ int ax_engine_start(ax_engine_t *eng)
                       eng->plan->workers[i].pu, eng->w[i]->bind_err);
             bad = eng->w[i]->bind_rc;
         }
+    if (!bad) /* before the gate: running behaviours may read it */
+        atomic_store_explicit(&eng->started, true, memory_order_release);
     open_gate(eng, bad ? 2 : 1);
     if (bad) {
         for (uint32_t i = 0; i < eng->n; i++)
             pthread_join(eng->w[i]->thread, NULL);
         return bad;
     }
-    eng->started = true;
     return 0;
 }
 
@@ -784,19 +785,19 @@ void ax_engine_stop_when_idle(ax_engine_t *eng)
     if (!eng)
         return;
     atomic_store_explicit(&eng->stop_when_idle, 1, memory_order_seq_cst);
-    if (eng->started)
+    if (atomic_load_explicit(&eng->started, memory_order_acquire))
         try_quiesce(eng);
 }
 
 int ax_engine_wait(ax_engine_t *eng)
 {
-    if (!eng || !eng->started)
+    if (!eng || !atomic_load_explicit(&eng->started, memory_order_acquire))
         return -EINVAL;
-    if (eng->joined)
+    if (atomic_load_explicit(&eng->joined, memory_order_acquire))
         return 0;
     for (uint32_t i = 0; i < eng->n; i++)
         pthread_join(eng->w[i]->thread, NULL);
-    eng->joined = true;
+    atomic_store_explicit(&eng->joined, true, memory_order_release);
     return 0;
 }
 
@@ -804,7 +805,8 @@ void ax_engine_destroy(ax_engine_t *eng)
 {
     if (!eng)
         return;
-    if (eng->started && !eng->joined) {
+    bool started = atomic_load_explicit(&eng->started, memory_order_acquire);
+    if (started && !atomic_load_explicit(&eng->joined, memory_order_acquire)) {
         ax_engine_stop(eng);
         ax_engine_wait(eng);
     }
@@ -812,7 +814,7 @@ void ax_engine_destroy(ax_engine_t *eng)
         pthread_barrier_destroy(&eng->stop_barrier);
     if (eng->w) {
         for (uint32_t i = 0; i < eng->n; i++)
-            if (eng->w[i] && !eng->started)
+            if (eng->w[i] && !started)
                 ax__worker_discard(eng->w[i]); /* never ran: free what was queued */
         for (uint32_t i = 0; i < eng->n; i++)
             worker_destroy(eng->w[i]);
@@ -864,7 +866,9 @@ int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t
     o->parked_ns = LD(w->st.parked_ns);
     o->spawn_failed = LD(w->st.spawn_failed);
     ax_arena_stats_t as;
-    if (!eng->started || eng->joined) { /* the worker is not running: read the arena */
+    if (!atomic_load_explicit(&eng->started, memory_order_acquire) ||
+        atomic_load_explicit(&eng->joined, memory_order_acquire)) {
+        /* the worker is not running: read the arena */
         ax_arena_get_stats(w->arena, &as);
         o->arena_used_bytes = as.used_bytes;
         o->arena_failed_allocs = as.failed_allocs;

@@ -165,7 +165,11 @@ struct ax_engine {
     size_t ring_mem_len;
     ax_dead_letter_fn dl_fn;
     void *dl_user;
-    bool started, joined, barriers, use_bell;
+    bool barriers, use_bell;
+    _Atomic bool joined; /* read by ax_engine_worker_stats from any thread */
+    /* Set (release) before the start gate opens, so behaviours and external
+     * senders that read it (acquire) during or after start see it. */
+    _Atomic bool started;
     int64_t spin_ns;
     pthread_barrier_t stop_barrier; /* workers: shutdown phases */
     /* Start gate (futexes, so a start that fails half way can still let
