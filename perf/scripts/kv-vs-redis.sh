@@ -12,7 +12,8 @@ usage: perf/scripts/kv-vs-redis.sh [--build DIR] [--runs R] [--requests N]
   --runs R        runs per case, alternating servers; the median is printed (default 3)
   --requests N    requests per pipelined run (default 400000; pipeline-1 runs use N/8)
   --clients C     redis-benchmark -c (default 50)
-  --workers W     axon-kv --workers (default: one per core)
+  --workers W     axon-kv --workers (default: one per core, less one for the
+                  client, which runs on this machine too; at least 1)
   --keyspace K    redis-benchmark -r K (random keys; default: off = one key,
                   redis-benchmark's default)
 Cases: SET and GET, pipeline 16 and pipeline 1.  Output: one line per case
@@ -23,6 +24,9 @@ is the steadier figure.
 USAGE
 }
 BUILD=build RUNS=3 REQ=400000 CLIENTS=50 WORKERS="" KEYSPACE=""
+# redis-benchmark shares the machine: leave it a core, as single-threaded
+# redis-server leaves it the others.
+DEFAULT_WORKERS=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))
 while [ $# -gt 0 ]; do
     case "$1" in
         --build) BUILD=$2; shift 2;;
@@ -46,7 +50,7 @@ PIDS=""
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; done; sleep 0.3; for p in $PIDS; do kill -9 "$p" 2>/dev/null; done; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
-"$KV" --port 0 ${WORKERS:+--workers "$WORKERS"} >"$TMP/kv.log" 2>&1 &
+"$KV" --port 0 --workers "${WORKERS:-$DEFAULT_WORKERS}" >"$TMP/kv.log" 2>&1 &
 KPID=$!
 PIDS="$PIDS $KPID"
 KPORT=""
