@@ -40,16 +40,24 @@ static ax_engine_t *make_engine(uint32_t workers, bool bell, char *why, size_t w
     return eng;
 }
 
-static void bm_turn_empty(axon_bench_state *st, uint64_t iters, void *arg)
+/* The engine for a benchmark's arguments (workers, doorbell), or NULL after
+ * marking the benchmark as failed. */
+static ax_engine_t *bench_engine(axon_bench_state *st)
 {
-    (void)arg;
     char why[600];
     uint32_t n = (uint32_t)axon_bench_range(st, 0);
     ax_engine_t *eng = make_engine(n, axon_bench_range(st, 1) != 0, why, sizeof why);
-    if (!eng) {
+    if (!eng)
         axon_bench_skip(st, why);
+    return eng;
+}
+
+static void bm_turn_empty(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    ax_engine_t *eng = bench_engine(st);
+    if (!eng)
         return;
-    }
     ax_worker_t *w0 = eng->w[0];
     uint64_t found = 0;
     for (uint64_t i = 0; i < iters; i++)
@@ -63,13 +71,10 @@ static void bm_turn_empty(axon_bench_state *st, uint64_t iters, void *arg)
 static void bm_turn_one_sender(axon_bench_state *st, uint64_t iters, void *arg)
 {
     (void)arg;
-    char why[600];
     uint32_t n = (uint32_t)axon_bench_range(st, 0);
-    ax_engine_t *eng = make_engine(n, axon_bench_range(st, 1) != 0, why, sizeof why);
-    if (!eng) {
-        axon_bench_skip(st, why);
+    ax_engine_t *eng = bench_engine(st);
+    if (!eng)
         return;
-    }
     ax_ref_t ref;
     ax_spawn_opts_t o = {.where = AX_ON_WORKER, .worker = 0};
     ax_worker_t *w0 = eng->w[0], *ws = eng->w[n / 2];

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "test_util.h"
 
 enum { T_TICK = 1, T_DATA = 2 };
 #define BURST_MAX 16u
@@ -63,21 +64,6 @@ static _Atomic uint64_t g_err_order, g_err_sum, g_err_route, g_err_from, g_err_s
 static _Atomic uint64_t g_first_err; /* pair << 32 | got seq (order errors) */
 static _Atomic int g_first_send_rc;
 static char g_rerun[1024];
-
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(unsigned ms)
 {

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "test_util.h"
 
 enum { T_FLOOD = 1, T_BLOB = 2, T_STOPNOW = 3 };
 #define NACTORS      64
@@ -48,27 +49,6 @@ static ax_ref_t g_refs[NACTORS];
 static _Atomic uint64_t g_sent, g_handled, g_refused, g_bad_rc, g_ext_sent, g_fini, g_blob_fail, g_bad_msg;
 static _Atomic int g_first_bad_rc;
 static atomic_bool g_ext_stop;
-
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = { (time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L };
-    nanosleep(&ts, NULL);
-}
 
 static void note_rc(int rc)
 {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "test_util.h"
 
 enum { T_EXT = 1, T_HOP = 2 };
 #define PER_WORKER   4
@@ -44,27 +45,6 @@ static uint32_t g_nactors, g_nworkers;
 static _Atomic uint64_t g_handled, g_chains_done, g_hops, g_errors;
 static _Atomic uint64_t g_round; /* for the watchdog message */
 static const char *volatile g_phase = "setup";
-
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = { (time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L };
-    nanosleep(&ts, NULL);
-}
 
 /* Hop payload: remaining hops, and a per-chain random walk state. */
 static void actor(ax_ctx_t *ctx, void *state, const ax_msg_t *m)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "test_util.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,13 +62,6 @@ static int test_teardown(void **state)
     (void)state;
     alarm(0);
     return 0;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static bool wait_at_least(_Atomic uint64_t *v, uint64_t want)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "test_util.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,19 +80,6 @@ static int test_teardown(void **state)
     (void)state;
     alarm(0);
     return 0;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = { (time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L };
-    nanosleep(&ts, NULL);
 }
 
 /* Poll until *v >= want; false after WAIT_S seconds (the caller fails the
