@@ -399,7 +399,10 @@ static void worker_loop(ax_worker_t *w)
                                       memory_order_relaxed);
             idle_since = 0;
         }
-        if (!did && atomic_load_explicit(&eng->stopping, memory_order_acquire))
+        /* Every turn, not only idle ones: actors that keep each other busy
+         * never leave a turn empty, and a stop must still take effect.
+         * What is still queued is counted as dropped_at_stop. */
+        if (atomic_load_explicit(&eng->stopping, memory_order_acquire))
             break;
         /* Between turns, spin on quick_check (a few loads) rather than on
          * full turns, so a message is noticed within nanoseconds of landing;

@@ -58,3 +58,6 @@ axon_test(test_engine_start SOURCES unit/test_engine_start.c LIBS axon_engine
 
 # The local FIFO grows under a behaviour that was dispatched from it.
 axon_test(test_engine_fifo SOURCES unit/test_engine_fifo.c LIBS axon_engine)
+
+# ax_engine_stop takes effect while actors keep every turn busy.
+axon_test(test_engine_stop SOURCES unit/test_engine_stop.c LIBS axon_engine TIMEOUT 60)
