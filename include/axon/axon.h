@@ -116,7 +116,10 @@ AX_API void ax_engine_set_dead_letter_hook(ax_engine_t *eng, ax_dead_letter_fn f
  * creation or pinning failed: nothing is left running). */
 AX_API int ax_engine_start(ax_engine_t *eng);
 /* Ask the engine to stop: external sends fail with -ESHUTDOWN from now on;
- * workers finish the messages in flight, then run every actor's fini and exit.
+ * each worker finishes the message it is running and stops at the end of
+ * its turn; messages still queued are counted as dropped_at_stop (never
+ * silently lost), then every actor's fini runs and the workers exit.  To let
+ * all work finish first, use ax_engine_stop_when_idle.
  * [any, also a behaviour] Idempotent. */
 AX_API void ax_engine_stop(ax_engine_t *eng);
 /* Stop once no actor has a message to handle and no I/O is pending (the
