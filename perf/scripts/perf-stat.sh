@@ -16,7 +16,7 @@
 #   --keep DIR       keep perf's raw output and axon-bench's JSON in DIR
 #
 # It runs the workload twice under perf stat (axon-bench --quick --repeat 1,
-# limits off): at full size and at bench.scale_pct=10.  Per-message figures are
+# limits off): at bench.scale_pct=1000 and at 100.  Per-message figures are
 # the DIFFERENCE of the two counts over the difference of their messages, so
 # engine start-up, arena prefaulting and exit cancel out.  When your --param
 # fixes the counts (both runs equal), it falls back to whole-run / messages.
@@ -79,8 +79,12 @@ run() {
     axon_die "axon-bench failed under perf stat (output above)"
   fi
 }
-run full 100
-run base 10
+# The timed part must dwarf start-up noise (engine create, thread start:
+# tens of ms with +-5 ms jitter), or (full - base) can even come out
+# negative: with --quick's counts a fast workload runs for ~4 ms, so both
+# runs are scaled up 10x (full 10x quick, base 1x quick).
+run full 1000
+run base 100
 
 ops() { sed -n 's/.*"ops_per_run": \([0-9]*\).*/\1/p' "$1" | head -1; }
 rate() { sed -n 's/.*"median": \([0-9.e+]*\).*/\1/p' "$1" | head -1; }
@@ -93,7 +97,7 @@ PER="message"; [ "$UNIT" = "actors/s" ] && PER="actor"
 echo "perf-stat.sh: $WL on $(nproc) CPUs, $(uname -r); $BIN"
 printf '  full run: %s %s in the timed part, %s %s (axon-bench median)\n' "$OPS_FULL" "${PER}s" "$(rate "$OUT/full.json")" "$UNIT"
 if [ "$OPS_BASE" -lt "$OPS_FULL" ]; then
-  echo "  baseline: $OPS_BASE ${PER}s (bench.scale_pct=10); per-$PER = (full - baseline) / $((OPS_FULL - OPS_BASE))"
+  echo "  baseline: $OPS_BASE ${PER}s (bench.scale_pct=100); per-$PER = (full - baseline) / $((OPS_FULL - OPS_BASE))"
   DIFF=1
 else
   echo "  baseline has as many ${PER}s (counts fixed by --param): per-$PER = whole run / $OPS_FULL (includes start-up)"
