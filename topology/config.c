@@ -672,6 +672,21 @@ static int parse_text(ax_config_t *cfg, const char *text, size_t len, const char
         }
         set_line[idx] = lineno;
     }
+    /* A plan comes from one topology: refuse both sources here, at the line
+     * that made it two, not only later in ax_config_validate (the fuzzer
+     * found a file that loaded and then failed validation). */
+    if (cfg->topology_synthetic[0] && cfg->topology_xml[0]) {
+        size_t is = (size_t)(find_key("topology", "synthetic", 9) - KEYS);
+        size_t ix = (size_t)(find_key("topology", "xml", 3) - KEYS);
+        bool xml_later = set_line[ix] > set_line[is];
+        err_set(err, name, xml_later ? set_line[ix] : set_line[is],
+                xml_later ? "topology.xml" : "topology.synthetic",
+                "%s: topology.synthetic and topology.xml are both set%s; a plan comes from one "
+                "topology: keep one of them",
+                xml_later ? "topology.xml" : "topology.synthetic",
+                set_line[ix] && set_line[is] ? "" : " (one of them before this file)");
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -771,6 +786,11 @@ int ax_config_apply_env(ax_config_t *cfg, char *const *envp, ax_config_error_t *
                     full, why);
             return -EINVAL;
         }
+    }
+    if (tmp.topology_synthetic[0] && tmp.topology_xml[0]) {
+        err_set(err, "<env>", 0, "topology.xml", "topology.synthetic and topology.xml are both "
+                "set (by the environment and the config before it); keep one of them");
+        return -EINVAL;
     }
     *cfg = tmp;
     return 0;

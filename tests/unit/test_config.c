@@ -179,6 +179,12 @@ static const bad_case_t BAD[] = {
     { "[io\n", 1, "", "section header" },
     { "[io] x\n", 1, "", "section header" },
     { "topology.xml = \"/tmp/x.xml\n", 1, "topology.xml", "not closed" },
+    /* found by fuzz_config: both topology sources in one file loaded, then
+     * failed validation; now the load refuses it at the later line */
+    { "topology.xml = y.x\n[topology]\nsynthetic = \"pack:2 numa:2 l3:2 core:8 pu:2\"\n", 3,
+      "topology.synthetic", "both set" },
+    { "topology.synthetic = \"core:2\"\n# two lines later\n\ntopology.xml = a.xml\n", 4,
+      "topology.xml", "both set" },
     { "io.buf_count = 100\n", 1, "io.buf_count", "power of two" },
     { "io.buf_size = 16\n", 1, "io.buf_size", "64 bytes" },
     { "io.conn_max_bytes = 1\n", 1, "io.conn_max_bytes", "4KiB" },
