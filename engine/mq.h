@@ -1,7 +1,8 @@
 /* engine/mq.h - unbounded single-thread FIFO of 64-byte messages in 4 KiB
- * chunks from the owning worker's arena.  Used for the worker's local FIFO,
- * for the per-destination overflow queues behind full rings, and for the
- * messages that reach a remotely spawned actor before its spawn request.
+ * chunks from the owning worker's arena.  Used for the per-destination
+ * overflow queues behind full rings and for the messages that reach a
+ * remotely spawned actor before its spawn request.  (The same-worker FIFO
+ * is a growable ring instead: fewer instructions per message.)
  *
  * Threading: owner thread only; no atomics.
  * Memory: chunks come from the arena given at each push and go back to it

@@ -98,9 +98,6 @@ static inline void ax_msg_commit(ax_msg_t *m, uint32_t type, uint16_t len, uint8
     __atomic_store_n(&m->hdr, hdr, __ATOMIC_RELEASE);
 }
 
-/* Producer: messages reserved but not yet known consumed (an upper bound). */
-static inline uint32_t ax_ring_p_depth(const ax_ring_t *r) { return r->p_tail - r->p_head_seen; }
-
 /* Consumer: the next message, or NULL when the ring is empty.  The slot stays
  * valid (and unwritten by the producer) until ax_ring_release. */
 static inline ax_msg_t *ax_ring_peek(ax_ring_t *r)

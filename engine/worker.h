@@ -111,7 +111,6 @@ struct ax_ctx {
     bool use_bell;
     uint32_t free_head;   /* owner free list of slots (index + 1; 0 = empty) */
     uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
-    uint32_t next_node_rr;
     uint32_t max_slots;   /* table entries */
     size_t table_len;     /* bytes mapped for the table */
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
@@ -191,16 +190,10 @@ struct ax_engine {
 
 /* ---- internal calls ---------------------------------------------------------------- */
 
-/* A slot to fill for a message to `to`, from the worker's own thread; NULL
- * with *err set (-EINVAL bad ref, -ENOMEM, -ESHUTDOWN).  Fills to/from. */
-ax_msg_t *ax__msg_slot(ax_worker_t *w, ax_ref_t to, int *err);
-
 /* Enqueue a message for a local actor from the worker's own thread (I/O
- * completions, timers).  0 or -ENOMEM. */
+ * completions, timers).  0, -ENOMEM, or -ESHUTDOWN once the worker is
+ * closing (its local FIFO is gone). */
 int ax__post_local(ax_worker_t *w, const ax_msg_t *m);
-
-/* The worker's io ring (NULL if io_uring could not be set up). */
-static inline struct ax_io *ax__worker_io(ax_worker_t *w) { return w->io; }
 
 /* Implemented by engine/io_api.c: turn a completion into a message. */
 void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags);
