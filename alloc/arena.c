@@ -130,14 +130,42 @@ void *ax__arena_bad_request(ax_arena_t *a, size_t size)
     return NULL;
 }
 
+/* Hands out b from the slow path, counted like the inline fast path. */
+static void *hand_out(ax_arena_t *a, ax__arena_class_t *k, ax__arena_block_t *b, size_t cs)
+{
+    AX__UNPOISON(b, cs);
+#ifdef AXON_ARENA_DEBUG
+    b->mark = 0;
+#endif
+    k->nalloc++;
+    a->alloc_bytes += cs;
+    if (a->alloc_bytes > a->hw_limit)
+        a->hw_limit = a->alloc_bytes;
+    return b;
+}
+
+/* alist is empty.  Take the freed blocks (flist) if there are any, else carve
+ * a batch of fresh ones from the class's run (a new run when it is used up):
+ * up to AX__ARENA_CARVE_BYTES of them, at least one, at most
+ * AX__ARENA_CARVE_MAX, so an alloc+free loop swaps lists once per batch
+ * instead of on every alloc, and a class used once touches at most 16 KiB. */
+#define AX__ARENA_CARVE_BYTES 32768u
+#define AX__ARENA_CARVE_MAX 32u
 void *ax__arena_refill(ax_arena_t *a, unsigned c)
 {
+    ax__arena_class_t *k = &a->cls[c];
     size_t cs = ax__arena_class_bytes[c];
+    ax__arena_block_t *b = k->flist;
+    if (b) {
+        k->flist = NULL;
+        k->alist = ax__blk_next(b);
+        return hand_out(a, k, b, cs);
+    }
     uintptr_t p = a->run_cur[c];
     if (p + cs > a->run_end[c]) {
         if (ax_unlikely(a->next_run >= a->data_hi)) {
             /* Out of fresh runs: blocks other threads returned may be waiting. */
-            if (ax_arena_reclaim_all(a) && a->free[c])
+            if (ax_arena_reclaim_all(a) && (k->alist || k->flist))
                 return ax_arena_alloc(a, cs);
             a->failed_allocs++;
             return NULL;
@@ -148,14 +176,22 @@ void *ax__arena_refill(ax_arena_t *a, unsigned c)
         a->run_class[(p - a->slice) >> AX_ARENA_RUN_SHIFT] = (uint8_t)c;
         a->run_end[c] = p + AX_ARENA_RUN_BYTES;
     }
-    a->run_cur[c] = p + cs;
-    a->bump_bytes += cs;
-    AX__UNPOISON((void *)p, cs);
-    a->in_use[c]++;
-    a->used_bytes += cs;
-    if (a->used_bytes > a->high_water_bytes)
-        a->high_water_bytes = a->used_bytes;
-    return (void *)p;
+    size_t n = (a->run_end[c] - p) / cs, want = AX__ARENA_CARVE_BYTES / cs;
+    if (want > AX__ARENA_CARVE_MAX)
+        want = AX__ARENA_CARVE_MAX;
+    if (n > want)
+        n = want; /* n >= 1: the run has room for p; want >= 4 */
+    /* p is handed out; p + cs .. p + (n-1)*cs go on alist in address order */
+    ax__arena_block_t *next = NULL;
+    for (size_t i = n - 1; i >= 1; i--) {
+        ax__arena_block_t *f = (ax__arena_block_t *)(p + i * cs);
+        ax__blk_link(f, next);
+        next = f;
+    }
+    k->alist = next;
+    a->run_cur[c] = p + n * cs;
+    a->bump_bytes += n * cs;
+    return hand_out(a, k, (ax__arena_block_t *)p, cs);
 }
 
 void ax__arena_bad_free(const ax_arena_t *a, const void *p, const char *why)
@@ -265,10 +301,14 @@ static size_t reclaim_from(ax_arena_t *self, uint32_t s)
                         (uintptr_t)b >= self->next_run))
             ax__arena_bad_free(self, b, "a returned block is not a block of this arena");
 #endif
-        ax__blk_link(b, self->free[c]);
-        self->free[c] = b;
-        self->in_use[c]--;
-        self->used_bytes -= ax__arena_class_bytes[c];
+        /* onto alist, not flist: the link store just pulled the line into
+         * our cache, so hand these out next (a block waiting on flist for a
+         * whole alist to drain goes cold, and popping it is a miss) */
+        ax__arena_class_t *k = &self->cls[c];
+        ax__blk_link(b, k->alist);
+        k->alist = b;
+        k->nfree++;
+        self->hw_limit += ax__arena_class_bytes[c];
         n++;
     }
     /* R2: we are done reading the slots below h.  Pairs with A2 in
@@ -321,8 +361,11 @@ void ax_arena_get_stats(const ax_arena_t *a, ax_arena_stats_t *out)
     memset(out, 0, sizeof *out);
     out->reserved_bytes = a->data_hi - a->slice;
     out->data_bytes = a->data_hi - a->data_lo;
-    out->used_bytes = a->used_bytes;
-    out->high_water_bytes = a->high_water_bytes;
+    uint64_t freed = 0; /* bytes freed, by class counts (see hw_limit) */
+    for (unsigned c = 0; c < AX_ARENA_NCLASSES; c++)
+        freed += a->cls[c].nfree * ax__arena_class_bytes[c];
+    out->used_bytes = a->alloc_bytes - freed;
+    out->high_water_bytes = a->hw_limit - freed;
     out->bump_bytes = a->bump_bytes;
     out->remote_frees_received = a->remote_frees_received;
     out->remote_frees_sent = a->remote_frees_sent;
@@ -332,7 +375,7 @@ void ax_arena_get_stats(const ax_arena_t *a, ax_arena_stats_t *out)
     out->nclasses = AX_ARENA_NCLASSES;
     for (unsigned c = 0; c < AX_ARENA_NCLASSES; c++) {
         out->class_size[c] = ax__arena_class_bytes[c];
-        out->class_in_use[c] = a->in_use[c];
+        out->class_in_use[c] = a->cls[c].nalloc - a->cls[c].nfree;
     }
     out->runs_total = (a->data_hi - a->data_lo) >> AX_ARENA_RUN_SHIFT;
     out->runs_used = (a->next_run - a->data_lo) >> AX_ARENA_RUN_SHIFT;

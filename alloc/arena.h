@@ -35,7 +35,7 @@
  *
  * Debug checks (AXON_ARENA_DEBUG: on in sanitizer and Debug builds, where CI
  * runs the tests that prove them; off in the release build, where they were
- * ~29 of ~52 instructions of an alloc+free pair; -DAXON_DEBUG_CHECKS=ON|OFF
+ * more than half the instructions of an alloc+free pair; -DAXON_DEBUG_CHECKS=ON|OFF
  * overrides, NDEBUG always turns them off):
  * ax_arena_free checks that p lies in a's data runs, on a block boundary of
  * its class, and that it is not already free: a free block carries a marker
@@ -205,14 +205,36 @@ typedef struct ax__arena_pending {
 extern const uint8_t ax__arena_size_class[AX_ARENA_MAX_CLASS / 16 + 1];
 extern const uint16_t ax__arena_class_bytes[AX_ARENA_NCLASSES];
 
+/* Per size class, owner only.  Two free lists, mimalloc-style: alloc pops
+ * `alist`, free pushes `flist`, and alloc takes the whole of `flist` only
+ * when `alist` runs dry (ax__arena_refill, which also carves fresh blocks in
+ * batches).  Keeping the two apart breaks the store-to-load chain an
+ * alloc+free pair would otherwise run through one list head (free writes the
+ * head, the next alloc reads it back, then reads the link the free wrote):
+ * alloc now depends only on the previous alloc, free on nothing.  A freed
+ * block comes back after at most one batch of others, so it stays hot.
+ * Blocks in use = nalloc - nfree: two counters, one per side, for the same
+ * reason.  Fresh blocks are carved onto alist in batches (at most 32 blocks
+ * or 32 KiB), so an alloc+free loop swaps lists once per batch. */
+typedef struct ax__arena_class {
+    ax__arena_block_t *alist;
+    ax__arena_block_t *flist;
+    uint64_t nalloc, nfree;
+} ax__arena_class_t;
+
 /* The header at the start of each slice (so it is on the arena's node).
  * Written only by the owner thread, except the return rings' tails and slots
  * (written by their sender, own cache lines). */
 struct ax_arena {
-    /* hot, owner-written: free lists and accounting */
-    alignas(64) ax__arena_block_t *free[AX_ARENA_NCLASSES];
-    uint64_t in_use[AX_ARENA_NCLASSES];
-    uint64_t used_bytes, high_water_bytes;
+    /* hot, owner-written: free lists and accounting.  alloc_bytes: bytes
+     * ever handed out; hw_limit: high-water mark + bytes ever freed, raised
+     * to alloc_bytes when it passes it.  With freed = sum of nfree * class
+     * size (ax_arena_get_stats), used = alloc_bytes - freed and high water =
+     * hw_limit - freed, both exact.  Free adds to hw_limit; alloc reads it
+     * only for a branch that is almost never taken, so neither side waits
+     * on the other's store. */
+    alignas(64) ax__arena_class_t cls[AX_ARENA_NCLASSES];
+    uint64_t alloc_bytes, hw_limit;
     /* read-only after create */
     uintptr_t slice;      /* this slice's first byte (= this header) */
     uintptr_t data_lo, data_hi; /* data runs [data_lo, data_hi) */
@@ -302,19 +324,21 @@ static inline void *ax_arena_alloc(ax_arena_t *a, size_t size)
     if (ax_unlikely(size - 1 >= AX_ARENA_MAX_CLASS)) /* 0 wraps around */
         return ax__arena_bad_request(a, size);
     unsigned c = ax__arena_size_class[(size + 15) >> 4];
-    ax__arena_block_t *b = a->free[c];
+    ax__arena_class_t *k = &a->cls[c];
+    ax__arena_block_t *b = k->alist;
     if (ax_unlikely(!b))
         return ax__arena_refill(a, c);
     size_t cs = ax__arena_class_bytes[c];
     AX__UNPOISON(b, cs);
-    a->free[c] = b->next;
+    k->alist = b->next;
 #ifdef AXON_ARENA_DEBUG
     b->mark = 0;
 #endif
-    a->in_use[c]++;
-    a->used_bytes += cs;
-    if (a->used_bytes > a->high_water_bytes)
-        a->high_water_bytes = a->used_bytes;
+    k->nalloc++;
+    uint64_t ab = a->alloc_bytes + cs;
+    a->alloc_bytes = ab;
+    if (ax_unlikely(ab > a->hw_limit)) /* a new high-water mark */
+        a->hw_limit = ab;
     return b;
 }
 
@@ -325,15 +349,16 @@ static inline void ax_arena_free(ax_arena_t *a, void *p)
 #endif
     unsigned c = a->run_class[((uintptr_t)p - a->slice) >> AX_ARENA_RUN_SHIFT];
     size_t cs = ax__arena_class_bytes[c];
+    ax__arena_class_t *k = &a->cls[c];
     ax__arena_block_t *b = (ax__arena_block_t *)p;
-    b->next = a->free[c];
+    b->next = k->flist;
 #ifdef AXON_ARENA_DEBUG
     b->mark = AX__ARENA_FREE_MARK ^ (uintptr_t)b;
 #endif
     AX__POISON(b, cs);
-    a->free[c] = b;
-    a->in_use[c]--;
-    a->used_bytes -= cs;
+    k->flist = b;
+    k->nfree++;
+    a->hw_limit += cs;
 }
 
 static inline void ax_arena_free_any(ax_arena_t *self, void *p)
