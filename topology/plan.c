@@ -106,13 +106,16 @@ void ax_plan_destroy(ax_plan_t *plan)
 
 /* A listed id that the topology does not have is an error, not a silent
  * shrink of the selection: "cpus = 0-127" on a 64-PU box is a wrong file. */
+/* The topology's source is named because it may be this machine restricted
+ * to the process's CPUs: "cpus = 0" under taskset -c 1 must say why. */
 static int check_ids(const uint64_t *want, const uint64_t *have, const char *key,
-                     const char *val, const char *what, char *err, size_t errlen)
+                     const char *val, const char *what, const char *source, char *err,
+                     size_t errlen)
 {
     for (uint32_t i = 0; i < AX_IDLIST_LIMIT; i++)
         if (ax__bit_test(want, i) && !ax__bit_test(have, i)) {
-            ax__seterr(err, errlen, "%s = %s: %s %u does not exist in this topology; list only "
-                   "existing ones (see axon-topo)", key, val, what, i);
+            ax__seterr(err, errlen, "%s = %s: %s %u does not exist in this topology (%s); list "
+                   "only existing ones (see axon-topo)", key, val, what, i, source);
             return -EINVAL;
         }
     return 0;
@@ -145,7 +148,8 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
         for (uint32_t i = 0; i < t->npus; i++)
             if (t->pu_os[i] < AX_IDLIST_LIMIT)
                 have[t->pu_os[i] / 64] |= 1ull << (t->pu_os[i] % 64);
-        if (check_ids(cpus, have, "workers.cpus", cfg->cpus, "PU", err, errlen) < 0)
+        if (check_ids(cpus, have, "workers.cpus", cfg->cpus, "PU", t->summary.source, err,
+                      errlen) < 0)
             goto out;
     }
     if (cfg->numa_nodes[0]) {
@@ -161,8 +165,8 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
         for (uint32_t i = 0; i < t->nnodes; i++)
             if (t->nodes[i].os < AX_IDLIST_LIMIT)
                 have[t->nodes[i].os / 64] |= 1ull << (t->nodes[i].os % 64);
-        if (check_ids(nodes, have, "workers.numa_nodes", cfg->numa_nodes, "NUMA node", err,
-                      errlen) < 0)
+        if (check_ids(nodes, have, "workers.numa_nodes", cfg->numa_nodes, "NUMA node",
+                      t->summary.source, err, errlen) < 0)
             goto out;
     }
 
@@ -372,10 +376,10 @@ static void print_summary(const ax_topo_summary_t *s, FILE *out)
     char m[32];
     fmt_bytes(s->memory_bytes, m, sizeof m);
     fprintf(out, "topology: %s\n", s->source);
-    fprintf(out, "  %u package%s, %u NUMA node%s, %u L3 group%s, %u cores, %u PUs, %s memory\n",
+    fprintf(out, "  %u package%s, %u NUMA node%s, %u L3 group%s, %u core%s, %u PU%s, %s memory\n",
             s->packages, s->packages == 1 ? "" : "s", s->numa_nodes,
             s->numa_nodes == 1 ? "" : "s", s->l3_groups, s->l3_groups == 1 ? "" : "s",
-            s->cores, s->pus, m);
+            s->cores, s->cores == 1 ? "" : "s", s->pus, s->pus == 1 ? "" : "s", m);
 }
 
 void ax_plan_print(const ax_plan_t *p, FILE *out)

@@ -9,7 +9,15 @@
  *    none for a core;
  *  - synthetic and XML topologies report success for binding calls and do
  *    nothing, so "this system" is decided here once (is_thissystem and the
- *    thread-binding support flag) and bind.c refuses otherwise.
+ *    thread-binding support flag) and bind.c refuses otherwise;
+ *  - hwloc describes the whole machine even when the process may run on a
+ *    few CPUs only (taskset, numactl --physcpubind; a cgroup cpuset is
+ *    already applied by hwloc itself), and a later pthread_setaffinity_np
+ *    is not held to the taskset mask.  So the system topology is restricted
+ *    to the process's CPU binding (restrict_to_binding): the planner, the
+ *    binding helpers and the summary then all see only the usable PUs.
+ *    Synthetic and XML topologies describe other machines and are never
+ *    restricted.
  *
  * Threading: load/destroy from one thread; a loaded topology is read-only.
  * Memory: the ax_topo_t owns its hwloc handle and the flattened arrays.
@@ -115,9 +123,86 @@ static int flatten(ax_topo_t *t, char *err, size_t errlen)
     return 0;
 }
 
+/* The CPUs the whole process may run on, as hwloc reads them (on Linux the
+ * union of every thread's affinity): NULL when it cannot be read.
+ * HWLOC_CPUBIND_PROCESS rather than the calling thread's mask, so a caller
+ * that pinned only itself (a benchmark harness, a reserved I/O thread) does
+ * not shrink the engine to its own CPU; hwloc bitmaps also have no
+ * CPU_SETSIZE limit.  The caller frees the bitmap. */
+static hwloc_bitmap_t process_binding(hwloc_topology_t hw)
+{
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    if (set && hwloc_get_cpubind(hw, set, HWLOC_CPUBIND_PROCESS) < 0) {
+        hwloc_bitmap_free(set);
+        set = NULL;
+    }
+    return set;
+}
+
+/* Restrict t->hw to the PUs of `bound` when they are a strict, non-empty
+ * subset of the topology's, and say so in the summary's source.
+ *
+ * hwloc_topology_restrict rather than a filter in flatten: every later
+ * reader (counts in the summary, the planner's cores and nodes, the node
+ * memory it budgets against, bind.c's PU lookup, an XML export) then agrees
+ * without each having to know about the binding.  REMOVE_CPULESS drops the
+ * objects left without a PU, NUMA nodes included: a node is kept only when
+ * an allowed PU is in its locality (a memory-only node attached above the
+ * allowed cores stays, since its cpuset covers them).  Logical indexes are
+ * renumbered over what is left; PU and node OS indexes are unchanged.
+ *
+ * Returns 0 (restricted or nothing to do) or a negative errno when hwloc
+ * failed and the topology is no longer usable.  A binding that shares no PU
+ * with the topology leaves it whole: binding would fail later and say why. */
+static int restrict_to_binding(ax_topo_t *t, hwloc_const_bitmap_t bound, char *err,
+                               size_t errlen)
+{
+    hwloc_const_cpuset_t all = hwloc_topology_get_topology_cpuset(t->hw);
+    hwloc_bitmap_t keep = hwloc_bitmap_alloc();
+    if (!keep) {
+        ax__seterr(err, errlen, "out of memory reading the process's CPU binding");
+        return -ENOMEM;
+    }
+    hwloc_bitmap_and(keep, bound, all);
+    int rc = 0;
+    if (!hwloc_bitmap_iszero(keep) && !hwloc_bitmap_isequal(keep, all)) {
+        char list[128];
+        /* A long list ("0,2,4,...") is cut at a comma so the source line
+         * stays readable; the counts in the summary remain exact. */
+        if (hwloc_bitmap_list_snprintf(list, sizeof list, keep) >= (int)sizeof list) {
+            /* the last comma that leaves room for ",...": what precedes
+             * it is a whole entry */
+            char *cut = memrchr(list, ',', sizeof list - 4);
+            snprintf(cut ? cut : list + sizeof list - 5, 5, ",...");
+        }
+        if (hwloc_topology_restrict(t->hw, keep, HWLOC_RESTRICT_FLAG_REMOVE_CPULESS) < 0) {
+            int e = errno ? errno : EINVAL;
+            if (e == EINVAL) {
+                /* hwloc left the topology untouched: plan for the whole
+                 * machine as before; binding outside the mask may fail. */
+                rc = 0;
+            } else {
+                ax__seterr(err, errlen, "hwloc could not restrict the topology to the process's "
+                       "CPUs %s: %s; run without taskset/numactl CPU limits or free memory",
+                       list, strerror(e));
+                rc = -e;
+            }
+        } else {
+            size_t len = strlen(t->summary.source);
+            snprintf(t->summary.source + len, sizeof t->summary.source - len,
+                     ", restricted to CPUs %s (process affinity)", list);
+        }
+    }
+    hwloc_bitmap_free(keep);
+    return rc;
+}
+
 enum src { SRC_SYSTEM, SRC_SYNTHETIC, SRC_XML };
 
-static int load(enum src kind, const char *arg, ax_topo_t **out, char *err, size_t errlen)
+/* `bound`: a pretend process binding applied to a synthetic topology, for
+ * tests only (ax__topo_load_synthetic_bound); NULL otherwise. */
+static int load(enum src kind, const char *arg, hwloc_const_bitmap_t bound, ax_topo_t **out,
+                char *err, size_t errlen)
 {
     if (!out) {
         ax__seterr(err, errlen, "ax_topo_load: out is NULL; pass the address of an ax_topo_t *");
@@ -174,6 +259,16 @@ static int load(enum src kind, const char *arg, ax_topo_t **out, char *err, size
                arg ? " " : "", arg ? arg : "", strerror(e));
         rc = -e;
     }
+    if (rc == 0 && kind == SRC_SYSTEM) {
+        /* Binding unreadable: plan for the whole machine, as before. */
+        hwloc_bitmap_t mine = process_binding(t->hw);
+        if (mine) {
+            rc = restrict_to_binding(t, mine, err, errlen);
+            hwloc_bitmap_free(mine);
+        }
+    } else if (rc == 0 && bound) {
+        rc = restrict_to_binding(t, bound, err, errlen);
+    }
     if (rc == 0)
         rc = flatten(t, err, errlen);
     if (rc < 0) {
@@ -186,17 +281,47 @@ static int load(enum src kind, const char *arg, ax_topo_t **out, char *err, size
 
 int ax_topo_load_system(ax_topo_t **out, char *err, size_t errlen)
 {
-    return load(SRC_SYSTEM, NULL, out, err, errlen);
+    return load(SRC_SYSTEM, NULL, NULL, out, err, errlen);
 }
 
 int ax_topo_load_synthetic(const char *desc, ax_topo_t **out, char *err, size_t errlen)
 {
-    return load(SRC_SYNTHETIC, desc, out, err, errlen);
+    return load(SRC_SYNTHETIC, desc, NULL, out, err, errlen);
 }
 
 int ax_topo_load_xml(const char *path, ax_topo_t **out, char *err, size_t errlen)
 {
-    return load(SRC_XML, path, out, err, errlen);
+    return load(SRC_XML, path, NULL, out, err, errlen);
+}
+
+int ax__topo_load_synthetic_bound(const char *desc, const char *cpus, ax_topo_t **out,
+                                  char *err, size_t errlen)
+{
+    if (!cpus) {
+        if (out)
+            *out = NULL;
+        ax__seterr(err, errlen, "ax__topo_load_synthetic_bound: cpus is NULL; give a list such "
+               "as '0-3,8'");
+        return -EINVAL;
+    }
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    if (!set) {
+        if (out)
+            *out = NULL;
+        ax__seterr(err, errlen, "out of memory for a CPU set");
+        return -ENOMEM;
+    }
+    int rc;
+    if (hwloc_bitmap_list_sscanf(set, cpus) < 0) {
+        if (out)
+            *out = NULL;
+        ax__seterr(err, errlen, "CPU list '%s' is not a list such as '0-3,8'", cpus);
+        rc = -EINVAL;
+    } else {
+        rc = load(SRC_SYNTHETIC, desc, set, out, err, errlen);
+    }
+    hwloc_bitmap_free(set);
+    return rc;
 }
 
 int ax_topo_load_config(const ax_config_t *cfg, ax_topo_t **out, char *err, size_t errlen)

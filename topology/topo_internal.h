@@ -59,6 +59,13 @@ static inline bool ax__bit_test(const uint64_t *bits, uint32_t i)
     return (bits[i / 64] >> (i % 64)) & 1u;
 }
 
+/* For tests: load a synthetic topology and restrict it exactly as the
+ * system topology is restricted for a process bound to the PUs in `cpus`
+ * ("0-3,8", OS indexes), so multi-node restriction can be checked on a
+ * one-node machine.  Same returns and ownership as ax_topo_load_synthetic. */
+int ax__topo_load_synthetic_bound(const char *desc, const char *cpus, ax_topo_t **out,
+                                  char *err, size_t errlen);
+
 /* Format a sentence into err (errlen bytes; err may be NULL). */
 void ax__seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
