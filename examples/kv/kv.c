@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1015,8 +1016,9 @@ static void usage(FILE *f)
             "  --workers N       engine workers = shards (default: one per core)\n"
             "  --config FILE     'key value' lines: port, bind, workers, maxmemory (per shard,\n"
             "                    e.g. 100mb), sweep-interval-ms, sweep-slots, max-pipeline,\n"
-            "                    max-cmd-bytes, engine-spin-us (-1: never, the default),\n"
-            "                    engine-config (an axon config file), verbose\n"
+            "                    max-cmd-bytes, engine-spin-us (-1: never; default: 50 when\n"
+            "                    the workers leave a CPU free, else never), engine-config\n"
+            "                    (an axon config file), verbose\n"
             "  --maxmemory BYTES per-shard memory bound (units b/kb/mb/gb); past it writes get -OOM\n"
             "  -v                log closed connections and their reasons\n"
             "Prints 'axon-kv: ready on ADDR:PORT ...' once it accepts connections; SIGINT or\n"
@@ -1163,6 +1165,15 @@ static int wait_listeners(kv_server_t *srv, uint32_t want)
     return 0;
 }
 
+/* Whether `workers` engine workers (0: one per CPU) leave at least one CPU
+ * of this process's affinity mask to others. */
+static int spare_cpu(uint32_t workers)
+{
+    cpu_set_t set;
+    if (workers == 0 || sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    return (uint32_t)CPU_COUNT(&set) > workers;
+}
+
 int main(int argc, char **argv)
 {
     static kv_server_t srv; /* big (shard table); lives for the whole run */
@@ -1227,13 +1238,17 @@ int main(int argc, char **argv)
         return 2;
     }
     if (srv.opt.workers) cfg.workers = srv.opt.workers;
-    /* axon-kv usually shares its cores with its clients (the benchmarks run
-     * on the same 2-core box): an idle worker that spins takes their CPU.
-     * Measured with redis-benchmark -P 16 here: 320k/404k SET/GET rps with
-     * the engine's 50 us spin, 582k/632k without.  So no spin unless asked
-     * (engine-spin-us, or the engine's own config file / environment). */
+    /* Idle spin: only when the workers leave a CPU of ours free.  A worker
+     * that spins on a core its clients or other processes need takes their
+     * CPU (redis-benchmark -P 16 on this 2-core box with 2 workers: 320k/404k
+     * SET/GET rps with the engine's 50 us spin, 582k/632k without).  On a
+     * core of its own, spinning saves every sender the cost of waking it:
+     * with 1 worker, the client on the other core spent 880-910 ns per
+     * request instead of 980-1000 and got 7-9 % more requests through.
+     * engine-spin-us, or the engine's own config file or environment,
+     * overrides this. */
     if (srv.opt.spin_set) cfg.spin_us = srv.opt.spin_us;
-    else if (cfg.spin_us == 0) cfg.spin_us = -1;
+    else if (cfg.spin_us == 0 && !spare_cpu(cfg.workers)) cfg.spin_us = -1;
     int rc = ax_engine_create(&cfg, &srv.eng);
     if (rc < 0) {
         fprintf(stderr, "axon-kv: creating the engine failed: %s\n", ax_engine_last_error());
