@@ -84,20 +84,27 @@ static void a_bad_synthetic_string_fails_instead_of_loading_this_machine(void **
     assert_int_equal(ax_topo_load_synthetic(NULL, &t, NULL, 0), -EINVAL);
 }
 
-static void an_xml_export_loads_back_with_the_same_counts(void **state)
+/* Writes SERVER as hwloc XML to a new file named from the mkstemp template
+ * `path`, as lstopo on the target machine would export it. */
+static void export_server_xml(char *path)
 {
-    (void)state;
-    /* Export with hwloc directly, as lstopo on the target machine would. */
     hwloc_topology_t hw;
     assert_int_equal(hwloc_topology_init(&hw), 0);
     assert_int_equal(hwloc_topology_set_synthetic(hw, SERVER), 0);
     assert_int_equal(hwloc_topology_load(hw), 0);
-    char path[] = "/tmp/axon_test_topo_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
     assert_int_equal(hwloc_topology_export_xml(hw, path, 0), 0);
     hwloc_topology_destroy(hw);
+}
+
+static void an_xml_export_loads_back_with_the_same_counts(void **state)
+{
+    (void)state;
+    /* Export with hwloc directly, as lstopo on the target machine would. */
+    char path[] = "/tmp/axon_test_topo_XXXXXX";
+    export_server_xml(path);
 
     ax_topo_t *t = NULL;
     char err[512] = "";
@@ -437,15 +444,8 @@ static void synthetic_and_xml_topologies_ignore_the_process_affinity(void **stat
     assert_string_equal(s.source, "synthetic: " SERVER);
     ax_topo_destroy(t);
 
-    assert_int_equal(hwloc_topology_init(&hw), 0);
-    assert_int_equal(hwloc_topology_set_synthetic(hw, SERVER), 0);
-    assert_int_equal(hwloc_topology_load(hw), 0);
     char path[] = "/tmp/axon_test_topo_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    assert_int_equal(hwloc_topology_export_xml(hw, path, 0), 0);
-    hwloc_topology_destroy(hw);
+    export_server_xml(path);
     int rc = ax_topo_load_xml(path, &t, NULL, 0);
     unlink(path);
     assert_int_equal(rc, 0);
