@@ -277,6 +277,28 @@ static void remote_frees_return_to_the_owner_in_batches_and_are_reused(void **st
     ax_arena_group_destroy(g);
 }
 
+/* Blocks other threads return are linked by the owner as it reclaims them,
+ * which pulls them into its cache: they are handed out next, ahead of the
+ * blocks already waiting, instead of going cold behind them. */
+static void returned_blocks_are_handed_out_before_older_free_blocks(void **st)
+{
+    (void)st;
+    ax_arena_group_t *g = make_group(2, 1u << 20);
+    ax_arena_t *own = ax_arena_group_get(g, 0), *oth = ax_arena_group_get(g, 1);
+    void *p = ax_arena_alloc(own, 64), *q = ax_arena_alloc(own, 64);
+    ax_arena_free(own, p); /* waits behind the rest of the carved batch */
+    ax_arena_free_any(oth, q);
+    ax_arena_flush(oth);
+    assert_int_equal(ax_arena_reclaim(own), 1);
+    void *r = ax_arena_alloc(own, 64);
+    assert_ptr_equal(r, q);
+    ax_arena_free(own, r);
+    ax_arena_stats_t s;
+    ax_arena_get_stats(own, &s);
+    assert_int_equal(s.used_bytes, 0);
+    ax_arena_group_destroy(g);
+}
+
 static void full_return_ring_keeps_blocks_queued_until_the_owner_makes_room(void **st)
 {
     (void)st;
@@ -619,6 +641,7 @@ int main(void)
         cmocka_unit_test(stats_report_used_bytes_high_water_and_blocks_per_class),
         cmocka_unit_test(owner_of_any_block_is_its_arena_and_foreign_pointers_have_none),
         cmocka_unit_test(remote_frees_return_to_the_owner_in_batches_and_are_reused),
+        cmocka_unit_test(returned_blocks_are_handed_out_before_older_free_blocks),
         cmocka_unit_test(full_return_ring_keeps_blocks_queued_until_the_owner_makes_room),
         cmocka_unit_test(exhausted_arena_takes_back_returned_blocks_before_failing),
         cmocka_unit_test(double_free_is_detected_in_debug_builds),
