@@ -326,6 +326,11 @@ static void publish_arena_stats(ax_worker_t *w)
     ax_arena_get_stats(w->arena, &as);
     atomic_store_explicit(&w->st.arena_used, as.used_bytes, memory_order_relaxed);
     atomic_store_explicit(&w->st.arena_failed, as.failed_allocs, memory_order_relaxed);
+    atomic_store_explicit(&w->st.arena_hwm, as.high_water_bytes, memory_order_relaxed);
+    atomic_store_explicit(&w->st.arena_remote_in, as.remote_frees_received, memory_order_relaxed);
+    atomic_store_explicit(&w->st.arena_remote_out, as.remote_frees_sent, memory_order_relaxed);
+    for (uint32_t c = 0; c < AX_ARENA_NCLASSES; c++)
+        atomic_store_explicit(&w->st.arena_class[c], as.class_in_use[c], memory_order_relaxed);
 }
 
 static void publish_counters(ax_worker_t *w)
@@ -846,6 +851,18 @@ void ax_engine_set_dead_letter_hook(ax_engine_t *eng, ax_dead_letter_fn fn, void
 
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* Reads w's arena directly when its worker is not running (before start or
+ * after join) and returns true; false: the caller reads what the worker
+ * published. */
+static bool worker_arena_stats(const ax_engine_t *eng, ax_worker_t *w, ax_arena_stats_t *as)
+{
+    if (atomic_load_explicit(&eng->started, memory_order_acquire) &&
+        !atomic_load_explicit(&eng->joined, memory_order_acquire))
+        return false;
+    ax_arena_get_stats(w->arena, as);
+    return true;
+}
+
 int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t *o, uint64_t *from)
 {
     if (!eng || !o || i >= eng->n)
@@ -869,17 +886,20 @@ int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t
     o->parked_ns = LD(w->st.parked_ns);
     o->spawn_failed = LD(w->st.spawn_failed);
     ax_arena_stats_t as;
-    if (!atomic_load_explicit(&eng->started, memory_order_acquire) ||
-        atomic_load_explicit(&eng->joined, memory_order_acquire)) {
-        /* the worker is not running: read the arena */
-        ax_arena_get_stats(w->arena, &as);
+    if (worker_arena_stats(eng, w, &as)) {
         o->arena_used_bytes = as.used_bytes;
         o->arena_failed_allocs = as.failed_allocs;
         o->arena_reserved_bytes = as.reserved_bytes;
+        o->arena_high_water_bytes = as.high_water_bytes;
+        o->arena_remote_frees_received = as.remote_frees_received;
+        o->arena_remote_frees_sent = as.remote_frees_sent;
     } else { /* published by the worker when it goes idle */
         o->arena_reserved_bytes = eng->plan->arena_bytes;
         o->arena_used_bytes = LD(w->st.arena_used);
         o->arena_failed_allocs = LD(w->st.arena_failed);
+        o->arena_high_water_bytes = LD(w->st.arena_hwm);
+        o->arena_remote_frees_received = LD(w->st.arena_remote_in);
+        o->arena_remote_frees_sent = LD(w->st.arena_remote_out);
     }
     if (from)
         for (uint32_t s = 0; s < eng->n; s++)
@@ -901,4 +921,19 @@ void ax_engine_stats(const ax_engine_t *eng, ax_worker_stats_t *o)
             a[k] += b[k];
         o->overflow_hwm = hwm; /* a maximum, not a sum */
     }
+}
+
+int ax_engine_arena_classes(const ax_engine_t *eng, uint32_t worker, ax_arena_class_stats_t *out,
+                            uint32_t max)
+{
+    if (!eng || worker >= eng->n || (max && !out))
+        return -EINVAL;
+    ax_worker_t *w = eng->w[worker];
+    ax_arena_stats_t as;
+    bool direct = worker_arena_stats(eng, w, &as);
+    for (uint32_t c = 0; c < AX_ARENA_NCLASSES && c < max; c++) {
+        out[c].block_bytes = ax_arena_class_size(c);
+        out[c].in_use = direct ? as.class_in_use[c] : LD(w->st.arena_class[c]);
+    }
+    return (int)AX_ARENA_NCLASSES;
 }

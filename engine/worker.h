@@ -121,7 +121,9 @@ struct ax_ctx {
     struct {
         _Atomic uint64_t msgs_local, msgs_remote, msgs_external, msgs_sent_remote, ring_full,
             overflow_hwm, dead_letters, dropped_at_stop, spawned, stopped, parks, wakes_sent,
-            idle_ns, parked_ns, spawn_failed, arena_used, arena_failed;
+            idle_ns, parked_ns, spawn_failed, arena_used, arena_failed, arena_hwm, arena_remote_in,
+            arena_remote_out;
+        _Atomic uint64_t arena_class[AX_ARENA_NCLASSES]; /* blocks in use per class */
         _Atomic uint64_t *from; /* nworkers entries */
     } st;
     uint64_t sent;    /* messages this worker enqueued (any destination) */

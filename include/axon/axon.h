@@ -236,6 +236,10 @@ typedef struct ax_worker_stats {
     uint64_t idle_ns;           /* spinning with nothing to do */
     uint64_t parked_ns;         /* asleep in the kernel */
     uint64_t arena_used_bytes, arena_reserved_bytes, arena_failed_allocs;
+    uint64_t arena_high_water_bytes;      /* most bytes in use at once (summed over
+                                             workers by ax_engine_stats) */
+    uint64_t arena_remote_frees_received; /* blocks other workers freed, back home */
+    uint64_t arena_remote_frees_sent;     /* blocks of other workers freed here */
 } ax_worker_stats_t;
 
 /* Per-worker counters, with msgs_from[i] (messages handled from worker i) if
@@ -245,6 +249,19 @@ AX_API int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t worker, ax_wo
                                   uint64_t *from);
 /* Sum over workers. [any] */
 AX_API void ax_engine_stats(const ax_engine_t *eng, ax_worker_stats_t *out);
+
+/* One size class of a worker's arena. */
+typedef struct ax_arena_class_stats {
+    uint64_t block_bytes; /* the class's block size */
+    uint64_t in_use;      /* blocks handed out and not yet back */
+} ax_arena_class_stats_t;
+/* The size classes of worker's arena, smallest first: fills out[0..max) and
+ * returns how many classes there are (so max 0 asks for the count).  Like
+ * ax_engine_worker_stats, read without stopping the worker: while it runs,
+ * the figures are those it published when it last went idle (or every 4096
+ * busy turns).  [any] count, or -EINVAL. */
+AX_API int ax_engine_arena_classes(const ax_engine_t *eng, uint32_t worker,
+                                   ax_arena_class_stats_t *out, uint32_t max);
 
 #ifdef __cplusplus
 }

@@ -1537,7 +1537,33 @@ static void blobs_arrive_intact_and_are_freed_exactly_once(void **state)
         }
         used[round] = cur;
     }
+    /* While the workers run: the class list is there, smallest first. */
+    ax_arena_class_stats_t cls[64];
+    int ncls = ax_engine_arena_classes(e, 0, NULL, 0);
+    assert_true(ncls > 0 && ncls <= 64);
+    assert_int_equal(ax_engine_arena_classes(e, 0, cls, 64), ncls);
+    for (int k = 1; k < ncls; k++)
+        assert_true(cls[k].block_bytes > cls[k - 1].block_bytes);
+    assert_int_equal(ax_engine_arena_classes(e, 2, cls, 64), -EINVAL);
+    assert_int_equal(ax_engine_arena_classes(e, 0, NULL, 1), -EINVAL);
     finish(e);
+    /* After the join the arenas are read directly: the per-class blocks add
+     * up to the bytes in use, the high-water mark is at least that, and the
+     * blobs worker 1 freed went home to worker 0. */
+    ax_worker_stats_t ws[2];
+    for (uint32_t w = 0; w < 2; w++) {
+        assert_int_equal(ax_engine_worker_stats(e, w, &ws[w], NULL), 0);
+        assert_int_equal(ax_engine_arena_classes(e, w, cls, 64), ncls);
+        uint64_t bytes = 0;
+        for (int k = 0; k < ncls; k++)
+            bytes += cls[k].in_use * cls[k].block_bytes;
+        assert_int_equal(bytes, ws[w].arena_used_bytes);
+        assert_true(ws[w].arena_high_water_bytes >= ws[w].arena_used_bytes);
+    }
+    assert_true(ws[0].arena_high_water_bytes >= BLOB_N * 8); /* every blob came from w0 */
+    assert_true(ws[1].arena_remote_frees_sent > 0);
+    assert_true(ws[0].arena_remote_frees_received > 0);
+    assert_true(ws[0].arena_remote_frees_received <= ws[1].arena_remote_frees_sent);
     assert_int_equal(atomic_load(&sh.alloc_fail), 0);
     assert_int_equal(atomic_load(&sh.send_fail), 0);
     assert_int_equal(atomic_load(&sh.bad_content), 0);
