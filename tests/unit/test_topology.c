@@ -7,6 +7,7 @@
  * their teardown, even when they fail.  Memory: hwloc buffers are released
  * with hwloc calls, never cmocka's free.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -273,8 +274,21 @@ static void set_affinity(hwloc_const_cpuset_t set)
         CPU_SET(pu, &cs);
     }
     hwloc_bitmap_foreach_end();
-    if (sched_setaffinity(0, sizeof cs, &cs) < 0)
-        fail_msg("sched_setaffinity: %s", strerror(errno));
+    /* Every thread, not only this one: the topology takes the union of the
+     * process's threads, and a thread an earlier test joined can still be
+     * listed in /proc/self/task for a moment, with its own mask. */
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        fail_msg("opendir /proc/self/task: %s", strerror(errno));
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        pid_t tid = (pid_t)atoi(de->d_name);
+        if (sched_setaffinity(tid, sizeof cs, &cs) < 0 && errno != ESRCH)
+            fail_msg("sched_setaffinity(%d): %s", (int)tid, strerror(errno));
+    }
+    closedir(d);
 }
 
 /* Skips (with the reason) on a one-CPU machine, where no affinity is a
