@@ -148,7 +148,7 @@ static void *hand_out(ax_arena_t *a, ax__arena_class_t *k, ax__arena_block_t *b,
  * a batch of fresh ones from the class's run (a new run when it is used up):
  * up to AX__ARENA_CARVE_BYTES of them, at least one, at most
  * AX__ARENA_CARVE_MAX, so an alloc+free loop swaps lists once per batch
- * instead of on every alloc, and a class used once touches at most 16 KiB. */
+ * instead of on every alloc, and a class used once touches at most 32 KiB. */
 #define AX__ARENA_CARVE_BYTES 32768u
 #define AX__ARENA_CARVE_MAX 32u
 void *ax__arena_refill(ax_arena_t *a, unsigned c)
@@ -180,7 +180,7 @@ void *ax__arena_refill(ax_arena_t *a, unsigned c)
     if (want > AX__ARENA_CARVE_MAX)
         want = AX__ARENA_CARVE_MAX;
     if (n > want)
-        n = want; /* n >= 1: the run has room for p; want >= 4 */
+        n = want; /* n >= 1: the run has room for p; want >= 8 */
     /* p is handed out; p + cs .. p + (n-1)*cs go on alist in address order */
     ax__arena_block_t *next = NULL;
     for (size_t i = n - 1; i >= 1; i--) {

@@ -212,7 +212,8 @@ extern const uint16_t ax__arena_class_bytes[AX_ARENA_NCLASSES];
  * alloc+free pair would otherwise run through one list head (free writes the
  * head, the next alloc reads it back, then reads the link the free wrote):
  * alloc now depends only on the previous alloc, free on nothing.  A freed
- * block comes back after at most one batch of others, so it stays hot.
+ * block comes back once the blocks already on alist are used up, which in
+ * an alloc+free loop is one batch: it stays hot.
  * Blocks in use = nalloc - nfree: two counters, one per side, for the same
  * reason.  Fresh blocks are carved onto alist in batches (at most 32 blocks
  * or 32 KiB), so an alloc+free loop swaps lists once per batch. */
