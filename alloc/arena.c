@@ -144,9 +144,9 @@ static void *hand_out(ax_arena_t *a, ax__arena_class_t *k, ax__arena_block_t *b,
     return b;
 }
 
-/* alist is empty.  Take the freed blocks (flist) if there are any, else carve
- * a batch of fresh ones from the class's run (a new run when it is used up):
- * up to AX__ARENA_CARVE_BYTES of them, at least one, at most
+/* alist and flist are both empty (ax_arena_alloc swaps flist in itself).
+ * Carve a batch of fresh blocks from the class's run (a new run when it is
+ * used up): up to AX__ARENA_CARVE_BYTES of them, at least one, at most
  * AX__ARENA_CARVE_MAX, so an alloc+free loop swaps lists once per batch
  * instead of on every alloc, and a class used once touches at most 32 KiB. */
 #define AX__ARENA_CARVE_BYTES 32768u
@@ -155,12 +155,6 @@ void *ax__arena_refill(ax_arena_t *a, unsigned c)
 {
     ax__arena_class_t *k = &a->cls[c];
     size_t cs = ax__arena_class_bytes[c];
-    ax__arena_block_t *b = k->flist;
-    if (b) {
-        k->flist = NULL;
-        k->alist = ax__blk_next(b);
-        return hand_out(a, k, b, cs);
-    }
     uintptr_t p = a->run_cur[c];
     if (p + cs > a->run_end[c]) {
         if (ax_unlikely(a->next_run >= a->data_hi)) {

@@ -207,8 +207,8 @@ extern const uint16_t ax__arena_class_bytes[AX_ARENA_NCLASSES];
 
 /* Per size class, owner only.  Two free lists, mimalloc-style: alloc pops
  * `alist`, free pushes `flist`, and alloc takes the whole of `flist` only
- * when `alist` runs dry (ax__arena_refill, which also carves fresh blocks in
- * batches).  Keeping the two apart breaks the store-to-load chain an
+ * when `alist` runs dry (and calls ax__arena_refill, which carves fresh
+ * blocks in batches, only when both are).  Keeping the two apart breaks the store-to-load chain an
  * alloc+free pair would otherwise run through one list head (free writes the
  * head, the next alloc reads it back, then reads the link the free wrote):
  * alloc now depends only on the previous alloc, free on nothing.  A freed
@@ -327,8 +327,15 @@ static inline void *ax_arena_alloc(ax_arena_t *a, size_t size)
     unsigned c = ax__arena_size_class[(size + 15) >> 4];
     ax__arena_class_t *k = &a->cls[c];
     ax__arena_block_t *b = k->alist;
-    if (ax_unlikely(!b))
-        return ax__arena_refill(a, c);
+    if (ax_unlikely(!b)) {
+        /* Swap in the freed blocks here, not in the call: in a steady
+         * state with no spare block (free the oldest, allocate one) every
+         * alloc lands here with one block on flist. */
+        b = k->flist;
+        if (!b)
+            return ax__arena_refill(a, c);
+        k->flist = NULL;
+    }
     size_t cs = ax__arena_class_bytes[c];
     AX__UNPOISON(b, cs);
     k->alist = b->next;

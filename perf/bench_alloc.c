@@ -65,20 +65,27 @@ static void bm_arena(axon_bench_state *st, uint64_t iters, void *arg)
     axon_bench_items(st, (int64_t)iters);
 }
 
-static bool glibc_checked, glibc_ok;
+/* Whether __libc_malloc really is glibc's allocator (skips the benchmark
+ * with the reason if not). */
+static bool glibc_usable(axon_bench_state *st)
+{
+    static bool checked, ok;
+    if (!checked) {
+        Dl_info di;
+        ok = dladdr((void *)(uintptr_t)__libc_malloc, &di) && di.dli_fname &&
+             strstr(di.dli_fname, "libc.so");
+        checked = true;
+    }
+    if (!ok)
+        axon_bench_skip(st, "__libc_malloc does not resolve into libc.so");
+    return ok;
+}
+
 static void bm_glibc(axon_bench_state *st, uint64_t iters, void *arg)
 {
     size_t size = (size_t)(uintptr_t)arg;
-    if (!glibc_checked) {
-        Dl_info di;
-        glibc_ok = dladdr((void *)(uintptr_t)__libc_malloc, &di) && di.dli_fname &&
-                   strstr(di.dli_fname, "libc.so");
-        glibc_checked = true;
-    }
-    if (!glibc_ok) {
-        axon_bench_skip(st, "__libc_malloc does not resolve into libc.so");
+    if (!glibc_usable(st))
         return;
-    }
     for (uint64_t i = 0; i < iters; i++) {
         void *p = __libc_malloc(size);
         AXON_ESCAPE(p);
@@ -95,6 +102,75 @@ static void bm_jemalloc(axon_bench_state *st, uint64_t iters, void *arg)
         AXON_ESCAPE(p);
         sdallocx(p, size, 0);
     }
+    axon_bench_items(st, (int64_t)iters);
+}
+
+/* ---- many live blocks ------------------------------------------------------------- */
+
+/* alloc/<allocator>_fifo/<live> (arena, glibc, jemalloc): `live` 64 B blocks
+ * stay allocated in a FIFO; each iteration frees the oldest and allocates a
+ * new one.  The working set (live x 64 B) outgrows L1 at 4096 blocks and L2
+ * at 65536, and no block is spare, so every arena alloc finds its alloc list
+ * empty and swaps in the one block just freed: the split lists' worst case,
+ * where the same-thread pair above is their best. */
+#define FIFO_MAX 65536u
+static void *fifo_slot[FIFO_MAX];
+
+static void bm_arena_fifo(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    size_t live = (size_t)(uintptr_t)arg;
+    if (!group(st))
+        return;
+    ax_arena_t *a = ax_arena_group_get(grp, 0);
+    for (size_t i = 0; i < live; i++)
+        fifo_slot[i] = ax_arena_alloc(a, 64);
+    for (uint64_t i = 0; i < iters; i++) {
+        size_t k = (size_t)(i % live);
+        ax_arena_free(a, fifo_slot[k]);
+        void *p = ax_arena_alloc(a, 64);
+        AXON_ESCAPE(p);
+        fifo_slot[k] = p;
+    }
+    for (size_t i = 0; i < live; i++)
+        ax_arena_free(a, fifo_slot[i]);
+    axon_bench_items(st, (int64_t)iters);
+}
+
+static bool glibc_usable(axon_bench_state *st);
+
+static void bm_glibc_fifo(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    size_t live = (size_t)(uintptr_t)arg;
+    if (!glibc_usable(st))
+        return;
+    for (size_t i = 0; i < live; i++)
+        fifo_slot[i] = __libc_malloc(64);
+    for (uint64_t i = 0; i < iters; i++) {
+        size_t k = (size_t)(i % live);
+        __libc_free(fifo_slot[k]);
+        void *p = __libc_malloc(64);
+        AXON_ESCAPE(p);
+        fifo_slot[k] = p;
+    }
+    for (size_t i = 0; i < live; i++)
+        __libc_free(fifo_slot[i]);
+    axon_bench_items(st, (int64_t)iters);
+}
+
+static void bm_jemalloc_fifo(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    size_t live = (size_t)(uintptr_t)arg;
+    for (size_t i = 0; i < live; i++)
+        fifo_slot[i] = mallocx(64, 0);
+    for (uint64_t i = 0; i < iters; i++) {
+        size_t k = (size_t)(i % live);
+        sdallocx(fifo_slot[k], 64, 0);
+        void *p = mallocx(64, 0);
+        AXON_ESCAPE(p);
+        fifo_slot[k] = p;
+    }
+    for (size_t i = 0; i < live; i++)
+        sdallocx(fifo_slot[i], 64, 0);
     axon_bench_items(st, (int64_t)iters);
 }
 
@@ -224,6 +300,16 @@ AXON_BENCHMARK(register_alloc)
         axon_bench_unit_ns(axon_bench_register(name, bm_glibc, arg));
         snprintf(name, sizeof name, "alloc/jemalloc/%u", sizes[i]);
         axon_bench_unit_ns(axon_bench_register(name, bm_jemalloc, arg));
+    }
+    static const unsigned lives[] = {4096, 65536};
+    for (int i = 0; i < 2; i++) {
+        void *arg = (void *)(uintptr_t)lives[i];
+        snprintf(name, sizeof name, "alloc/arena_fifo/%u", lives[i]);
+        axon_bench_unit_ns(axon_bench_register(name, bm_arena_fifo, arg));
+        snprintf(name, sizeof name, "alloc/glibc_fifo/%u", lives[i]);
+        axon_bench_unit_ns(axon_bench_register(name, bm_glibc_fifo, arg));
+        snprintf(name, sizeof name, "alloc/jemalloc_fifo/%u", lives[i]);
+        axon_bench_unit_ns(axon_bench_register(name, bm_jemalloc_fifo, arg));
     }
     void *b = axon_bench_register("alloc/remote_free", bm_remote_free, NULL);
     axon_bench_unit_ns(b);
