@@ -144,26 +144,28 @@ static void *hand_out(ax_arena_t *a, ax__arena_class_t *k, ax__arena_block_t *b,
     return b;
 }
 
-/* alist and flist are both empty (ax_arena_alloc swaps flist in itself).
- * Carve a batch of fresh blocks from the class's run (a new run when it is
- * used up): up to AX__ARENA_CARVE_BYTES of them, at least one, at most
- * AX__ARENA_CARVE_MAX, so an alloc+free loop swaps lists once per batch
- * instead of on every alloc, and a class used once touches at most 32 KiB. */
+/* Fresh blocks come in batches of up to AX__ARENA_CARVE_BYTES, at most
+ * AX__ARENA_CARVE_MAX blocks, so an alloc+free loop swaps lists once per
+ * batch instead of on every alloc, and a class used once touches at most
+ * 32 KiB. */
 #define AX__ARENA_CARVE_BYTES 32768u
 #define AX__ARENA_CARVE_MAX 32u
-void *ax__arena_refill(ax_arena_t *a, unsigned c)
+
+/* Carves a batch of fresh blocks for class c from its run, or from a new run
+ * when that one is used up; links all but the first onto alist (in front of
+ * what is there) and returns the first.  NULL when no run is left, or, with
+ * `spare`, when taking one would leave no run or an eighth of the runs or
+ * fewer: spare blocks must not be what exhausts the arena. */
+static ax__arena_block_t *carve(ax_arena_t *a, unsigned c, bool spare)
 {
     ax__arena_class_t *k = &a->cls[c];
     size_t cs = ax__arena_class_bytes[c];
     uintptr_t p = a->run_cur[c];
     if (p + cs > a->run_end[c]) {
-        if (ax_unlikely(a->next_run >= a->data_hi)) {
-            /* Out of fresh runs: blocks other threads returned may be waiting. */
-            if (ax_arena_reclaim_all(a) && (k->alist || k->flist))
-                return ax_arena_alloc(a, cs);
-            a->failed_allocs++;
+        uintptr_t left = a->next_run < a->data_hi ? a->data_hi - a->next_run : 0;
+        if (left == 0 ||
+            (spare && (left <= AX_ARENA_RUN_BYTES || left <= (a->data_hi - a->data_lo) / 8)))
             return NULL;
-        }
         /* A new run for this class; the old run's tail (< cs bytes) is lost. */
         p = a->next_run;
         a->next_run += AX_ARENA_RUN_BYTES;
@@ -175,8 +177,7 @@ void *ax__arena_refill(ax_arena_t *a, unsigned c)
         want = AX__ARENA_CARVE_MAX;
     if (n > want)
         n = want; /* n >= 1: the run has room for p; want >= 8 */
-    /* p is handed out; p + cs .. p + (n-1)*cs go on alist in address order */
-    ax__arena_block_t *next = NULL;
+    ax__arena_block_t *next = k->alist;
     for (size_t i = n - 1; i >= 1; i--) {
         ax__arena_block_t *f = (ax__arena_block_t *)(p + i * cs);
         ax__blk_link(f, next);
@@ -185,7 +186,39 @@ void *ax__arena_refill(ax_arena_t *a, unsigned c)
     k->alist = next;
     a->run_cur[c] = p + n * cs;
     a->bump_bytes += n * cs;
-    return hand_out(a, k, (ax__arena_block_t *)p, cs);
+    return (ax__arena_block_t *)p;
+}
+
+/* alist and flist are both empty (ax_arena_alloc swaps flist in itself). */
+void *ax__arena_refill(ax_arena_t *a, unsigned c)
+{
+    ax__arena_class_t *k = &a->cls[c];
+    size_t cs = ax__arena_class_bytes[c];
+    ax__arena_block_t *b = carve(a, c, false);
+    if (ax_unlikely(!b)) {
+        /* Out of fresh runs: blocks other threads returned may be waiting. */
+        if (ax_arena_reclaim_all(a) && (k->alist || k->flist))
+            return ax_arena_alloc(a, cs);
+        a->failed_allocs++;
+        return NULL;
+    }
+    return hand_out(a, k, b, cs);
+}
+
+/* ax_arena_alloc swapped in an flist of one block, b: no block of this class
+ * is spare, as when a fixed number stay live and each free is followed by
+ * an alloc.  Every alloc would swap again.  Hand out b, and put a batch of
+ * fresh blocks on alist, so the next swap brings a batch back (the arena
+ * grows by one batch, once, and only while runs are plentiful). */
+void *ax__arena_swap_one(ax_arena_t *a, unsigned c, ax__arena_block_t *b)
+{
+    ax__arena_class_t *k = &a->cls[c];
+    ax__arena_block_t *f = carve(a, c, true);
+    if (f) {
+        ax__blk_link(f, k->alist);
+        k->alist = f;
+    }
+    return hand_out(a, k, b, ax__arena_class_bytes[c]);
 }
 
 void ax__arena_bad_free(const ax_arena_t *a, const void *p, const char *why)

@@ -267,6 +267,7 @@ struct ax_arena {
 
 /* Out of line, cold (arena.c). */
 void *ax__arena_refill(ax_arena_t *a, unsigned cls);
+void *ax__arena_swap_one(ax_arena_t *a, unsigned cls, ax__arena_block_t *b);
 void *ax__arena_bad_request(ax_arena_t *a, size_t size);
 void ax__arena_publish(ax_arena_t *self, uint32_t owner);
 void ax__arena_send_slow(ax_arena_t *self, uint32_t owner, ax__arena_block_t *b);
@@ -335,6 +336,8 @@ static inline void *ax_arena_alloc(ax_arena_t *a, size_t size)
         if (!b)
             return ax__arena_refill(a, c);
         k->flist = NULL;
+        if (ax_unlikely(!ax__blk_next(b))) /* nothing spare: see arena.c */
+            return ax__arena_swap_one(a, c, b);
     }
     size_t cs = ax__arena_class_bytes[c];
     AX__UNPOISON(b, cs);

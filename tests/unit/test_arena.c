@@ -128,13 +128,17 @@ static void freed_block_is_handed_out_again_before_fresh_memory(void **st)
     int n = 0;
     do {
         assert_true(n < MAX);
+        ax_arena_get_stats(a, &s);
+        assert_int_equal(s.bump_bytes, carved); /* nothing new before p */
         got[n] = ax_arena_alloc(a, 50);
         assert_non_null(got[n]);
         assert_ptr_not_equal(got[n], q);
-        ax_arena_get_stats(a, &s);
-        assert_int_equal(s.bump_bytes, carved);
     } while (got[n++] != p);
     assert_int_equal(n, carved / 64 - 1);
+    /* p came back alone (nothing else was free), so a spare batch was
+     * carved with it: see the next test */
+    ax_arena_get_stats(a, &s);
+    carved = s.bump_bytes;
     for (int i = 0; i < n; i++)
         ax_arena_free(a, got[i]);
     ax_arena_free(a, q);
@@ -144,6 +148,64 @@ static void freed_block_is_handed_out_again_before_fresh_memory(void **st)
     ax_arena_get_stats(a, &s);
     assert_int_equal(s.bump_bytes, carved);
     assert_int_equal(s.used_bytes, 0);
+    ax_arena_group_destroy(g);
+}
+
+/* A fixed number of live blocks, each free followed by an alloc (a FIFO,
+ * or a window of messages in flight), leaves no block spare: every alloc
+ * would swap in the single block just freed.  The arena adds one spare
+ * batch the first time, and never again. */
+static void no_spare_block_gets_one_spare_batch_once(void **st)
+{
+    (void)st;
+    ax_arena_group_t *g = make_group(1, 4u << 20);
+    ax_arena_t *a = ax_arena_group_get(g, 0);
+    enum { LIVE = 64 }; /* two whole batches of 64 B blocks */
+    void *live[LIVE];
+    for (int i = 0; i < LIVE; i++)
+        assert_non_null(live[i] = ax_arena_alloc(a, 64));
+    ax_arena_stats_t s;
+    ax_arena_get_stats(a, &s);
+    uint64_t before = s.bump_bytes;
+    assert_int_equal(before, LIVE * 64);
+    for (int i = 0; i < 10000; i++) {
+        ax_arena_free(a, live[i % LIVE]);
+        assert_non_null(live[i % LIVE] = ax_arena_alloc(a, 64));
+    }
+    ax_arena_get_stats(a, &s);
+    assert_int_equal(s.bump_bytes, before + 32 * 64); /* one batch of 32 */
+    assert_int_equal(s.used_bytes, LIVE * 64);
+    for (int i = 0; i < LIVE; i++) /* still distinct live blocks */
+        for (int j = i + 1; j < LIVE; j++)
+            assert_ptr_not_equal(live[i], live[j]);
+    for (int i = 0; i < LIVE; i++)
+        ax_arena_free(a, live[i]);
+    ax_arena_group_destroy(g);
+}
+
+/* ...but not from the last runs: in a two-run arena the spare batch would
+ * take the run another class needs. */
+static void spare_batch_never_takes_the_last_run(void **st)
+{
+    (void)st;
+    ax_arena_group_t *g = make_group(1, 2 * AX_ARENA_RUN_BYTES);
+    ax_arena_t *a = ax_arena_group_get(g, 0);
+    enum { LIVE = AX_ARENA_RUN_BYTES / 4096 }; /* fills the first run */
+    void *live[LIVE];
+    for (int i = 0; i < LIVE; i++)
+        assert_non_null(live[i] = ax_arena_alloc(a, 4096));
+    for (int i = 0; i < 1000; i++) {
+        ax_arena_free(a, live[i % LIVE]);
+        assert_non_null(live[i % LIVE] = ax_arena_alloc(a, 4096));
+    }
+    ax_arena_stats_t s;
+    ax_arena_get_stats(a, &s);
+    assert_int_equal(s.runs_used, 1);
+    void *small = ax_arena_alloc(a, 16); /* the second run is still there */
+    assert_non_null(small);
+    ax_arena_free(a, small);
+    for (int i = 0; i < LIVE; i++)
+        ax_arena_free(a, live[i]);
     ax_arena_group_destroy(g);
 }
 
@@ -637,6 +699,8 @@ int main(void)
         cmocka_unit_test(every_size_maps_to_the_smallest_class_that_fits_with_bounded_waste),
         cmocka_unit_test(alloc_at_each_class_boundary_returns_an_aligned_block_of_that_class),
         cmocka_unit_test(freed_block_is_handed_out_again_before_fresh_memory),
+        cmocka_unit_test(no_spare_block_gets_one_spare_batch_once),
+        cmocka_unit_test(spare_batch_never_takes_the_last_run),
         cmocka_unit_test(exhausted_arena_returns_null_counts_it_and_never_borrows),
         cmocka_unit_test(stats_report_used_bytes_high_water_and_blocks_per_class),
         cmocka_unit_test(owner_of_any_block_is_its_arena_and_foreign_pointers_have_none),
