@@ -136,7 +136,6 @@ static void bm_arena_fifo(axon_bench_state *st, uint64_t iters, void *arg)
     axon_bench_items(st, (int64_t)iters);
 }
 
-
 static void bm_glibc_fifo(axon_bench_state *st, uint64_t iters, void *arg)
 {
     size_t live = (size_t)(uintptr_t)arg;
