@@ -286,29 +286,25 @@ static void bm_remote_free(axon_bench_state *st, uint64_t iters, void *arg)
     axon_bench_counter(st, "blocks/s", (double)iters, AXON_COUNTER_RATE);
 }
 
+/* alloc/<allocator><family>/<v> for each of the three allocators and each v. */
+static void register_allocators(const char *family, const unsigned *v, int nv, axon_bench_fn arena,
+                                axon_bench_fn glibc, axon_bench_fn jemalloc)
+{
+    static const char *const names[3] = {"arena", "glibc", "jemalloc"};
+    axon_bench_fn fns[3] = {arena, glibc, jemalloc};
+    char name[64];
+    for (int i = 0; i < nv; i++)
+        for (int k = 0; k < 3; k++) {
+            snprintf(name, sizeof name, "alloc/%s%s/%u", names[k], family, v[i]);
+            axon_bench_unit_ns(axon_bench_register(name, fns[k], (void *)(uintptr_t)v[i]));
+        }
+}
+
 AXON_BENCHMARK(register_alloc)
 {
-    static const unsigned sizes[] = {64, 256, 1024};
-    char name[64];
-    for (int i = 0; i < 3; i++) {
-        void *arg = (void *)(uintptr_t)sizes[i];
-        snprintf(name, sizeof name, "alloc/arena/%u", sizes[i]);
-        axon_bench_unit_ns(axon_bench_register(name, bm_arena, arg));
-        snprintf(name, sizeof name, "alloc/glibc/%u", sizes[i]);
-        axon_bench_unit_ns(axon_bench_register(name, bm_glibc, arg));
-        snprintf(name, sizeof name, "alloc/jemalloc/%u", sizes[i]);
-        axon_bench_unit_ns(axon_bench_register(name, bm_jemalloc, arg));
-    }
-    static const unsigned lives[] = {4096, 65536};
-    for (int i = 0; i < 2; i++) {
-        void *arg = (void *)(uintptr_t)lives[i];
-        snprintf(name, sizeof name, "alloc/arena_fifo/%u", lives[i]);
-        axon_bench_unit_ns(axon_bench_register(name, bm_arena_fifo, arg));
-        snprintf(name, sizeof name, "alloc/glibc_fifo/%u", lives[i]);
-        axon_bench_unit_ns(axon_bench_register(name, bm_glibc_fifo, arg));
-        snprintf(name, sizeof name, "alloc/jemalloc_fifo/%u", lives[i]);
-        axon_bench_unit_ns(axon_bench_register(name, bm_jemalloc_fifo, arg));
-    }
+    static const unsigned sizes[] = {64, 256, 1024}, lives[] = {4096, 65536};
+    register_allocators("", sizes, 3, bm_arena, bm_glibc, bm_jemalloc);
+    register_allocators("_fifo", lives, 2, bm_arena_fifo, bm_glibc_fifo, bm_jemalloc_fifo);
     void *b = axon_bench_register("alloc/remote_free", bm_remote_free, NULL);
     axon_bench_unit_ns(b);
     axon_bench_real_time(b);
