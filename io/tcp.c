@@ -126,6 +126,23 @@ static void op_done(ax_io_t *io, uint32_t op)
     ax__io_op_free(io, op);
 }
 
+/* A new op of `kind` on conn s and the SQE to carry it, for the caller to
+ * prepare: 0, -ENOMEM (no op slot) or -EBUSY (submission queue full; the op
+ * is undone). */
+static int op_start(ax_io_t *io, uint32_t s, uint32_t kind, uint64_t token, uint32_t *op,
+                    struct io_uring_sqe **sqe)
+{
+    *op = op_new(io, s, kind, token);
+    if (*op == AXIO_NONE)
+        return -ENOMEM;
+    *sqe = ax__io_sqe(io);
+    if (!*sqe) {
+        op_done(io, *op);
+        return -EBUSY;
+    }
+    return 0;
+}
+
 /* Every op of a closing conn is gone: close the fd, free the slot and
  * report through a NOP carrying the close token (ax_io_tcp_close has no
  * callback in hand, the completion path does). */
@@ -282,14 +299,11 @@ int ax_io_tcp_local_port(ax_io_t *io, uint32_t id)
 
 static int arm_accept(ax_io_t *io, uint32_t s)
 {
-    uint32_t op = op_new(io, s, AXIO_OP_ACCEPT, io->conns[s].listen_token);
-    if (op == AXIO_NONE)
-        return -ENOMEM;
-    struct io_uring_sqe *sqe = ax__io_sqe(io);
-    if (!sqe) {
-        op_done(io, op);
-        return -EBUSY;
-    }
+    uint32_t op;
+    struct io_uring_sqe *sqe;
+    int rc = op_start(io, s, AXIO_OP_ACCEPT, io->conns[s].listen_token, &op, &sqe);
+    if (rc < 0)
+        return rc;
     io_uring_prep_multishot_accept(sqe, io->conns[s].fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, AXIO_UD(AXIO_K_OP, op));
     return 0;
@@ -381,11 +395,9 @@ int ax_io_tcp_connect(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, u
     }
     memcpy(&io->conns[s].peer, sa, salen);
     io->conns[s].peer_len = salen;
-    uint32_t op = op_new(io, s, AXIO_OP_CONNECT, token);
-    struct io_uring_sqe *sqe = op == AXIO_NONE ? NULL : ax__io_sqe(io);
-    if (!sqe) {
-        if (op != AXIO_NONE)
-            op_done(io, op);
+    uint32_t op;
+    struct io_uring_sqe *sqe;
+    if (op_start(io, s, AXIO_OP_CONNECT, token, &op, &sqe) < 0) {
         close(fd);
         conn_free(io, s);
         return -ENOMEM;
@@ -420,14 +432,11 @@ static void on_connect(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
 static int arm_recv(ax_io_t *io, uint32_t s)
 {
     struct ax_conn *c = &io->conns[s];
-    uint32_t op = op_new(io, s, AXIO_OP_RECV, c->recv_token);
-    if (op == AXIO_NONE)
-        return -ENOMEM;
-    struct io_uring_sqe *sqe = ax__io_sqe(io);
-    if (!sqe) {
-        op_done(io, op);
-        return -EBUSY;
-    }
+    uint32_t op;
+    struct io_uring_sqe *sqe;
+    int rc = op_start(io, s, AXIO_OP_RECV, c->recv_token, &op, &sqe);
+    if (rc < 0)
+        return rc;
     io_uring_prep_recv_multishot(sqe, io->conns[s].fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = AXIO_BGID;
@@ -639,14 +648,11 @@ int ax_io_tcp_shutdown(ax_io_t *io, uint32_t conn, int how, uint64_t token)
         return -EBADF;
     if (c->closing)
         return -EPIPE;
-    uint32_t op = op_new(io, s, AXIO_OP_SHUTDOWN, token);
-    if (op == AXIO_NONE)
-        return -ENOMEM;
-    struct io_uring_sqe *sqe = ax__io_sqe(io);
-    if (!sqe) {
-        op_done(io, op);
-        return -EBUSY;
-    }
+    uint32_t op;
+    struct io_uring_sqe *sqe;
+    int rc = op_start(io, s, AXIO_OP_SHUTDOWN, token, &op, &sqe);
+    if (rc < 0)
+        return rc;
     io_uring_prep_shutdown(sqe, io->conns[s].fd, how);
     io_uring_sqe_set_data64(sqe, AXIO_UD(AXIO_K_OP, op));
     return 0;
