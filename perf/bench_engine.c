@@ -593,32 +593,25 @@ static void bm_idle_actor_bytes(axon_bench_state *st, uint64_t iters, void *arg)
     sem_destroy(&r.done);
 }
 
+/* A benchmark that times itself (manual time), reported in ns. */
+static void *register_timed(const char *name, axon_bench_fn fn)
+{
+    void *b = axon_bench_register(name, fn, NULL);
+    axon_bench_manual_time(b);
+    axon_bench_unit_ns(b);
+    return b;
+}
+
 AXON_BENCHMARK(register_engine_benchmarks)
 {
-    void *b;
-    b = axon_bench_register("limits/cacheline_rtt", bm_cacheline_rtt, NULL);
-    axon_bench_manual_time(b);
-    axon_bench_unit_ns(b);
-    b = axon_bench_register("limits/spsc_ring", bm_spsc_ring, NULL);
-    axon_bench_manual_time(b);
-    axon_bench_unit_ns(b);
-    b = axon_bench_register("engine/local_send", bm_local_send, NULL);
-    axon_bench_manual_time(b);
-    axon_bench_unit_ns(b);
-    b = axon_bench_register("engine/remote_send", bm_remote_send, NULL);
-    axon_bench_manual_time(b);
-    axon_bench_unit_ns(b);
-    b = axon_bench_register("engine/pingpong_rtt", bm_pingpong_rtt, NULL);
-    axon_bench_manual_time(b);
-    axon_bench_unit_ns(b);
-    b = axon_bench_register("engine/wake_rtt", bm_wake_rtt, NULL);
-    axon_bench_manual_time(b);
-    axon_bench_unit_us(b);
-    b = axon_bench_register("engine/spawn", bm_spawn, NULL);
-    axon_bench_manual_time(b);
-    axon_bench_unit_ns(b);
-    b = axon_bench_register("engine/idle_actor_bytes", bm_idle_actor_bytes, NULL);
-    axon_bench_manual_time(b);
+    register_timed("limits/cacheline_rtt", bm_cacheline_rtt);
+    register_timed("limits/spsc_ring", bm_spsc_ring);
+    register_timed("engine/local_send", bm_local_send);
+    register_timed("engine/remote_send", bm_remote_send);
+    register_timed("engine/pingpong_rtt", bm_pingpong_rtt);
+    axon_bench_unit_us(register_timed("engine/wake_rtt", bm_wake_rtt));
+    register_timed("engine/spawn", bm_spawn);
+    void *b = register_timed("engine/idle_actor_bytes", bm_idle_actor_bytes);
     axon_bench_iterations(b, 1);
     axon_bench_unit_us(b);
 }
