@@ -383,10 +383,12 @@ size_t ax_arena_block_size(const ax_arena_t *a, const void *p)
     return c < AX_ARENA_NCLASSES ? ax__arena_class_bytes[c] : 0;
 }
 
+uint64_t ax_arena_reserved_bytes(const ax_arena_t *a) { return a->data_hi - a->slice; }
+
 void ax_arena_get_stats(const ax_arena_t *a, ax_arena_stats_t *out)
 {
     memset(out, 0, sizeof *out);
-    out->reserved_bytes = a->data_hi - a->slice;
+    out->reserved_bytes = ax_arena_reserved_bytes(a);
     out->data_bytes = a->data_hi - a->data_lo;
     uint64_t freed = 0; /* bytes freed, by class counts (see hw_limit) */
     for (unsigned c = 0; c < AX_ARENA_NCLASSES; c++)

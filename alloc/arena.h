@@ -124,6 +124,8 @@ size_t ax_arena_block_size(const ax_arena_t *a, const void *p);
 
 /* Owner thread, or any thread while the owner does not use the arena. */
 void ax_arena_get_stats(const ax_arena_t *a, ax_arena_stats_t *out);
+/* stats.reserved_bytes, which never changes after create: any thread. */
+uint64_t ax_arena_reserved_bytes(const ax_arena_t *a);
 
 /* Size class of a request (0..AX_ARENA_NCLASSES-1), or -1 if size is 0 or
  * above AX_ARENA_MAX_CLASS; and the size of a class. */

@@ -886,15 +886,14 @@ int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t
     o->parked_ns = LD(w->st.parked_ns);
     o->spawn_failed = LD(w->st.spawn_failed);
     ax_arena_stats_t as;
+    o->arena_reserved_bytes = ax_arena_reserved_bytes(w->arena);
     if (worker_arena_stats(eng, w, &as)) {
         o->arena_used_bytes = as.used_bytes;
         o->arena_failed_allocs = as.failed_allocs;
-        o->arena_reserved_bytes = as.reserved_bytes;
         o->arena_high_water_bytes = as.high_water_bytes;
         o->arena_remote_frees_received = as.remote_frees_received;
         o->arena_remote_frees_sent = as.remote_frees_sent;
     } else { /* published by the worker when it goes idle */
-        o->arena_reserved_bytes = eng->plan->arena_bytes;
         o->arena_used_bytes = LD(w->st.arena_used);
         o->arena_failed_allocs = LD(w->st.arena_failed);
         o->arena_high_water_bytes = LD(w->st.arena_hwm);

@@ -948,19 +948,6 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
             }
             break;
         }
-        if (rc == -2) { /* timed out: no clean way on; report and leave */
-            r->failed = true;
-            snprintf(r->why, sizeof r->why, "run %d/%d: %s", rep, reps, o->why);
-            progress_clear();
-            fprintf(stderr, "axon-bench: FAILED %s (%u workers), run %d/%d: %s\n", name, workers,
-                    rep, reps, o->why);
-            g_failed++;
-            print_row(r);
-            fflush(stdout);
-            finish(false);
-            fflush(NULL);
-            _exit(1);
-        }
         if (rc < 0) {
             r->failed = true;
             snprintf(r->why, sizeof r->why, "run %d/%d: %s", rep, reps, o->why);
@@ -968,6 +955,13 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
             fprintf(stderr, "axon-bench: FAILED %s (%u workers), run %d/%d: %s\n", name, workers,
                     rep, reps, o->why);
             g_failed++;
+            if (rc == -2) { /* timed out: no clean way on; report and leave */
+                print_row(r);
+                fflush(stdout);
+                finish(false);
+                fflush(NULL);
+                _exit(1);
+            }
             g_progress_done += reps - rep;
             break;
         }
