@@ -30,51 +30,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#define ENGINE_TEST_NAME "test_engine_lifecycle"
+#define ENGINE_TEST_HANG "a stop or wait that never completes"
+#include "engine_test.h"
+
 #define SYNTH64 "pack:2 numa:2 l3:2 core:8 pu:2"
-#define WATCHDOG_S 200
 
 enum { T_GO = 1, T_LOCAL, T_REMOTE, T_REPLY, T_PING };
-
-static const char *volatile g_test = "(none)";
-
-static void watchdog(int sig)
-{
-    (void)sig;
-    char buf[256];
-    int n = snprintf(buf, sizeof buf,
-                     "test_engine_lifecycle: watchdog: test '%s' still running after %d s: "
-                     "a stop or wait that never completes\n", g_test, WATCHDOG_S);
-    if (n > 0) {
-        ssize_t w = write(2, buf, (size_t)n);
-        (void)w;
-    }
-    _exit(3);
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(WATCHDOG_S);
-    return 0;
-}
-static int test_teardown(void **state)
-{
-    (void)state;
-    alarm(0);
-    return 0;
-}
-
-static bool wait_at_least(_Atomic uint64_t *v, uint64_t want)
-{
-    uint64_t end = now_ns() + 60ull * 1000000000ull;
-    while (atomic_load_explicit(v, memory_order_acquire) < want) {
-        if (now_ns() > end)
-            return false;
-        struct timespec ts = { 0, 200000 };
-        nanosleep(&ts, NULL);
-    }
-    return true;
-}
 
 static int count_fds(void)
 {

@@ -39,11 +39,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#define ENGINE_TEST_NAME "test_engine_semantics"
+#define ENGINE_TEST_HANG "a lost wakeup, a lost message or a stop that never completes"
+#include "engine_test.h"
+
 /* A 64-core, 4-node, SMT-2 server described to hwloc; with oversubscribe the
  * engine runs its workers unpinned on this 2-core machine. */
 #define SYNTH64 "pack:2 numa:2 l3:2 core:8 pu:2"
-#define WAIT_S 60u     /* how long a wait may take before it counts as a hang */
-#define WATCHDOG_S 200 /* whole-test bound; under ctest's TIMEOUT */
 
 enum {
     T_GO = 1, T_CONT, T_SEQ, T_MARK, T_SWITCH, T_STOP, T_PING, T_PONG,
@@ -51,49 +53,6 @@ enum {
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static const char *volatile g_test = "(none)";
-
-static void watchdog(int sig)
-{
-    (void)sig;
-    char buf[256];
-    int n = snprintf(buf, sizeof buf,
-                     "test_engine_semantics: watchdog: test '%s' still running after %d s: "
-                     "a lost wakeup, a lost message or a stop that never completes\n",
-                     g_test, WATCHDOG_S);
-    if (n > 0) {
-        ssize_t w = write(2, buf, (size_t)n);
-        (void)w;
-    }
-    _exit(3);
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    alarm(WATCHDOG_S);
-    return 0;
-}
-static int test_teardown(void **state)
-{
-    (void)state;
-    alarm(0);
-    return 0;
-}
-
-/* Poll until *v >= want; false after WAIT_S seconds (the caller fails the
- * test with the value found). */
-static bool wait_at_least(_Atomic uint64_t *v, uint64_t want)
-{
-    uint64_t end = now_ns() + WAIT_S * 1000000000ull;
-    while (atomic_load_explicit(v, memory_order_acquire) < want) {
-        if (now_ns() > end)
-            return false;
-        sleep_us(200);
-    }
-    return true;
-}
 
 #define WAIT_FOR(counter, want)                                                             \
     do {                                                                                    \
