@@ -11,7 +11,6 @@
  * plain fields read after ax_engine_wait's join); only the test thread
  * calls cmocka's assert_*.  A SIGALRM watchdog turns a hang into a failure.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -37,20 +36,6 @@
 #define SYNTH64 "pack:2 numa:2 l3:2 core:8 pu:2"
 
 enum { T_GO = 1, T_LOCAL, T_REMOTE, T_REPLY, T_PING };
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the DIR's own fd */
-}
 
 static void cfg_real(ax_config_t *c, uint32_t workers)
 {

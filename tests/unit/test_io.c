@@ -4,7 +4,6 @@
  * I/O, and fd counts after teardown.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -21,23 +20,13 @@
 #include "io/timer.h"
 #include "io/uring.h"
 
+#include "test_util.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the DIR's own fd */
-}
 
 static uint64_t ms_since(uint64_t t0) { return (ax_now_ns() - t0) / 1000000u; }
 

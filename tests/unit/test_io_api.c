@@ -3,7 +3,6 @@
  * completions arriving as messages, TCP errors as -errno messages, and no
  * fd left behind after the engine is destroyed.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -16,22 +15,13 @@
 #include "axon/axon.h"
 #include "axon/io.h"
 
+#include "test_util.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;
-}
 
 static uint64_t now_ms(void)
 {
