@@ -134,14 +134,7 @@ void *ax__arena_bad_request(ax_arena_t *a, size_t size)
 static void *hand_out(ax_arena_t *a, ax__arena_class_t *k, ax__arena_block_t *b, size_t cs)
 {
     AX__UNPOISON(b, cs);
-#ifdef AXON_ARENA_DEBUG
-    b->mark = 0;
-#endif
-    k->nalloc++;
-    a->alloc_bytes += cs;
-    if (a->alloc_bytes > a->hw_limit)
-        a->hw_limit = a->alloc_bytes;
-    return b;
+    return ax__arena_hand_out(a, k, b, cs);
 }
 
 /* Fresh blocks come in batches of up to AX__ARENA_CARVE_BYTES, at most

@@ -323,6 +323,22 @@ static inline void ax__arena_check_free(const ax_arena_t *a, const void *p, uint
 }
 #endif
 
+/* Counts b, an unpoisoned block of class k (cs bytes), out to the caller:
+ * the fast path's and the refill paths' common end. */
+static inline void *ax__arena_hand_out(ax_arena_t *a, ax__arena_class_t *k, ax__arena_block_t *b,
+                                       size_t cs)
+{
+#ifdef AXON_ARENA_DEBUG
+    b->mark = 0;
+#endif
+    k->nalloc++;
+    uint64_t ab = a->alloc_bytes + cs;
+    a->alloc_bytes = ab;
+    if (ax_unlikely(ab > a->hw_limit)) /* a new high-water mark */
+        a->hw_limit = ab;
+    return b;
+}
+
 static inline void *ax_arena_alloc(ax_arena_t *a, size_t size)
 {
     if (ax_unlikely(size - 1 >= AX_ARENA_MAX_CLASS)) /* 0 wraps around */
@@ -344,15 +360,7 @@ static inline void *ax_arena_alloc(ax_arena_t *a, size_t size)
     size_t cs = ax__arena_class_bytes[c];
     AX__UNPOISON(b, cs);
     k->alist = b->next;
-#ifdef AXON_ARENA_DEBUG
-    b->mark = 0;
-#endif
-    k->nalloc++;
-    uint64_t ab = a->alloc_bytes + cs;
-    a->alloc_bytes = ab;
-    if (ax_unlikely(ab > a->hw_limit)) /* a new high-water mark */
-        a->hw_limit = ab;
-    return b;
+    return ax__arena_hand_out(a, k, b, cs);
 }
 
 static inline void ax_arena_free(ax_arena_t *a, void *p)
