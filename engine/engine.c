@@ -364,6 +364,44 @@ static bool try_quiesce(ax_engine_t *eng)
     return true;
 }
 
+/* ---- worker hooks (ax_engine_add_worker_hooks) ---------------------------------------- */
+
+enum { HOOK_START, HOOK_STOP, HOOK_TURN, HOOK_PARK, HOOK_UNPARK };
+
+/* Out of line and cold: with no hook set the loop pays only the branch on
+ * eng->nhooks, which is constant while workers run. */
+__attribute__((noinline, cold)) static void run_hooks(ax_worker_t *w, int kind)
+{
+    ax_engine_t *eng = w->eng;
+    for (uint32_t i = 0; i < eng->nhooks; i++) {
+        const ax_worker_hooks_t *h = &eng->hooks[i];
+        void (*fn)(void *, uint32_t) = kind == HOOK_START  ? h->on_start
+                                       : kind == HOOK_STOP ? h->on_stop
+                                       : kind == HOOK_TURN ? h->on_turn
+                                       : kind == HOOK_PARK ? h->on_park
+                                                           : h->on_unpark;
+        if (fn)
+            fn(h->user, w->id);
+    }
+}
+#define RUN_HOOKS(w, kind) \
+    do { \
+        if (__builtin_expect((w)->eng->nhooks != 0, 0)) \
+            run_hooks((w), (kind)); \
+    } while (0)
+
+int ax_engine_add_worker_hooks(ax_engine_t *eng, const ax_worker_hooks_t *hooks)
+{
+    if (!eng || !hooks || hooks->size != sizeof(ax_worker_hooks_t))
+        return -EINVAL;
+    if (atomic_load_explicit(&eng->started, memory_order_acquire))
+        return -EALREADY;
+    if (eng->nhooks >= AX_WORKER_HOOKS_MAX)
+        return -ENOSPC;
+    eng->hooks[eng->nhooks++] = *hooks;
+    return 0;
+}
+
 static void park(ax_worker_t *w, int64_t timeout_ns)
 {
     ax_engine_t *eng = w->eng;
@@ -382,10 +420,12 @@ static void park(ax_worker_t *w, int64_t timeout_ns)
     AX_TRACE_PARK(w->id);
     atomic_fetch_add_explicit(&w->st.parks, 1, memory_order_relaxed);
     uint64_t t0 = ax__now_ns();
+    RUN_HOOKS(w, HOOK_PARK);
     if (w->io)
         ax__io_park(w, timeout_ns); /* returns on a wake, a completion or the timeout */
     else if (atomic_load_explicit(&w->parked, memory_order_acquire) == 1)
         futex_wait(&w->parked, 1, timeout_ns);
+    RUN_HOOKS(w, HOOK_UNPARK);
     atomic_fetch_add_explicit(&w->st.parked_ns, ax__now_ns() - t0, memory_order_relaxed);
 
     atomic_fetch_sub_explicit(&eng->idle_workers, 1, memory_order_seq_cst);
@@ -399,6 +439,7 @@ static void worker_loop(ax_worker_t *w)
     uint64_t idle_since = 0;
     for (;;) {
         uint32_t did = ax__run_turn(w);
+        RUN_HOOKS(w, HOOK_TURN); /* a quiescent point: no behaviour runs */
         if (did && __builtin_expect(idle_since != 0, 0)) {
             atomic_fetch_add_explicit(&w->st.idle_ns, ax__now_ns() - idle_since,
                                       memory_order_relaxed);
@@ -466,8 +507,10 @@ static void *worker_main(void *arg)
     while ((st = atomic_load_explicit(&eng->start_state, memory_order_acquire)) == 0)
         futex_wait(&eng->start_state, 0, -1);
     if (st == 1) {
+        RUN_HOOKS(w, HOOK_START);
         worker_loop(w);
         ax__worker_shutdown(w);
+        RUN_HOOKS(w, HOOK_STOP);
     } else {
         ax__io_stop(w); /* the start was called off: nothing ran */
     }
@@ -838,6 +881,12 @@ void ax_engine_destroy(ax_engine_t *eng)
 
 const ax_plan_t *ax_engine_plan(const ax_engine_t *eng) { return eng ? eng->plan : NULL; }
 uint32_t ax_engine_workers(const ax_engine_t *eng) { return eng ? eng->n : 0; }
+
+bool ax_engine_running(const ax_engine_t *eng)
+{
+    return eng && atomic_load_explicit(&eng->started, memory_order_acquire) &&
+           !atomic_load_explicit(&eng->stopping, memory_order_acquire);
+}
 
 void ax_engine_set_dead_letter_hook(ax_engine_t *eng, ax_dead_letter_fn fn, void *user)
 {

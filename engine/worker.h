@@ -166,6 +166,10 @@ struct ax_engine {
     size_t ring_mem_len;
     ax_dead_letter_fn dl_fn;
     void *dl_user;
+    /* Worker hooks (ax_engine_add_worker_hooks): written before start,
+     * read-only while workers run (the start gate orders them, R6/A6). */
+    uint32_t nhooks;
+    ax_worker_hooks_t hooks[AX_WORKER_HOOKS_MAX];
     bool barriers, use_bell;
     _Atomic bool joined; /* read by ax_engine_worker_stats from any thread */
     /* Set (release) before the start gate opens, so behaviours and external

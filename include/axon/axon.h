@@ -112,9 +112,42 @@ AX_API uint32_t ax_engine_workers(const ax_engine_t *eng);
 /* Optional hook for dead letters.  [creator, before start] */
 AX_API void ax_engine_set_dead_letter_hook(ax_engine_t *eng, ax_dead_letter_fn fn, void *user);
 
+/* Worker hooks: callbacks a library layer runs on every worker thread,
+ * e.g. to register the thread with a userspace-RCU domain (lib/container.c
+ * does: QSBR needs a quiescent point per loop turn and the thread offline
+ * while it sleeps).  All run on the worker thread, outside any behaviour;
+ * NULL members are skipped.  The engine costs a worker one predictable
+ * branch per loop turn when no hook is set. */
+typedef struct ax_worker_hooks {
+    uint32_t size; /* sizeof(ax_worker_hooks_t) */
+    void *user;    /* passed to every callback */
+    /* Once, before the worker's first turn (before any actor runs there). */
+    void (*on_start)(void *user, uint32_t worker);
+    /* Once, after the worker's last actor fini (the thread then exits). */
+    void (*on_stop)(void *user, uint32_t worker);
+    /* Once per loop turn, between batches: no behaviour is running and none
+     * holds anything it read in an earlier message (a quiescent point). */
+    void (*on_turn)(void *user, uint32_t worker);
+    /* Around the worker's sleep: on_park just before it blocks in the
+     * kernel (no behaviour runs until on_unpark), on_unpark after. */
+    void (*on_park)(void *user, uint32_t worker);
+    void (*on_unpark)(void *user, uint32_t worker);
+} ax_worker_hooks_t;
+#define AX_WORKER_HOOKS_MAX 4u
+/* Add a hook set (copied); sets run in the order added.  [creator, before
+ * start]  0, -EINVAL (NULL, or size is not sizeof(ax_worker_hooks_t)),
+ * -EALREADY (the engine was started: threads would miss on_start), -ENOSPC
+ * (AX_WORKER_HOOKS_MAX sets already). */
+AX_API int ax_engine_add_worker_hooks(ax_engine_t *eng, const ax_worker_hooks_t *hooks);
+
 /* Start the worker threads.  [creator]  0, -EALREADY, or -errno (thread
  * creation or pinning failed: nothing is left running). */
 AX_API int ax_engine_start(ax_engine_t *eng);
+/* True between a successful ax_engine_start and the first ax_engine_stop
+ * (or quiescence stop): the engine runs behaviours and takes external
+ * sends.  A hint for layers above the engine (lib/pool.c waits for its
+ * executors only while it is true); it may change right after.  [any] */
+AX_API bool ax_engine_running(const ax_engine_t *eng);
 /* Ask the engine to stop: external sends fail with -ESHUTDOWN from now on;
  * each worker finishes the message it is running and stops at the end of
  * its turn; messages still queued are counted as dropped_at_stop (never

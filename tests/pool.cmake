@@ -1,0 +1,9 @@
+# Work pools (lib/pool.c, issue 13): unit tests of every completion kind and
+# a seeded stress of submit/cancel/complete from behaviours and outside
+# threads (exactly-once).  Public API only; linked with axon_lib.
+if(NOT TARGET axon_lib)
+  return()
+endif()
+axon_test(test_pool SOURCES unit/test_pool.c LIBS axon_lib LABELS unit TIMEOUT 240)
+axon_test(stress_pool SOURCES stress/stress_pool.c LIBS axon_lib LABELS stress TIMEOUT 300
+          ARGS --seconds 10)
