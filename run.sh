@@ -19,6 +19,7 @@ cd "$(dirname "$0")"
 PKGS=(cmake make gcc g++ pkg-config python3
       libhwloc-dev hwloc liburing-dev libjemalloc-dev libnuma-dev
       libbenchmark-dev libcmocka-dev systemtap-sdt-dev
+      liburcu-dev liblmdb-dev                  # lib/container.c
       clang libclang-rt-14-dev                 # libFuzzer targets
       redis-tools redis-server                 # axon-kv tests and comparison
       gnuplot-nox                              # axon-bench --plot

@@ -108,6 +108,9 @@ typedef struct executor {
     size_t scratch_len; /* mapped bytes */
     _Atomic uint64_t completed, ok, failed, scratch_exhausted, cancelled, overflow, nomem,
         over_budget, max_ns, lost, dropped;
+    /* Items sent to this executor (submitters add; its backlog is sent -
+     * completed).  A line of its own: every submitter writes it. */
+    alignas(CACHELINE) _Atomic uint64_t sent;
 } executor_t;
 
 struct ax_pool {
@@ -116,6 +119,8 @@ struct ax_pool {
     uint32_t nexec, queue_len;
     uint32_t nmapped; /* executors with scratch mapped (pool_free unmaps them) */
     executor_t *ex;
+    int32_t *local; /* per worker: the index of an executor there, or -1 */
+    uint32_t nworkers;
     slot_t *slots;
     unsigned char *inbuf; /* queue_len * in_max */
     fq_cell_t *cells;
@@ -264,6 +269,7 @@ static void pool_free(ax_pool_t *p)
                 munmap(p->ex[i].scratch, p->ex[i].scratch_len);
             }
     free(p->ex);
+    free(p->local);
     free(p->slots);
     free(p->inbuf);
     free(p->cells);
@@ -574,15 +580,21 @@ int ax_pool_create(ax_engine_t *eng, const ax_pool_config_t *cfg, ax_pool_t **ou
         cap <<= 1;
     p->fq_mask = cap - 1;
     p->ex = aligned_alloc(CACHELINE, sizeof(executor_t) * p->nexec);
+    p->nworkers = plan->nworkers;
+    p->local = malloc(sizeof *p->local * plan->nworkers);
     p->slots = calloc(c.queue_len, sizeof *p->slots);
     p->inbuf = aligned_alloc(16, (size_t)c.queue_len * c.in_max);
     p->cells = calloc(cap, sizeof *p->cells);
-    if (!p->ex || !p->slots || !p->inbuf || !p->cells) {
+    if (!p->ex || !p->local || !p->slots || !p->inbuf || !p->cells) {
         rc = -ENOMEM;
         goto fail;
     }
     memset(p->ex, 0, sizeof(executor_t) * p->nexec);
     p->nmapped = p->nexec;
+    for (uint32_t i = 0; i < plan->nworkers; i++)
+        p->local[i] = -1;
+    for (uint32_t i = p->nexec; i-- > 0;)
+        p->local[ws[i]] = (int32_t)i;
     for (uint64_t i = 0; i < cap; i++)
         atomic_init(&p->cells[i].seq, i);
     for (uint32_t i = 0; i < c.queue_len; i++)
@@ -660,6 +672,36 @@ void ax_pool_destroy(ax_pool_t *p)
 
 /* ---- submit / cancel / wait -------------------------------------------------------------- */
 
+/* Backlog of executor e: items sent to it and not yet completed (both
+ * relaxed: a hint, a stale value only makes the choice less good). */
+static uint64_t backlog(const executor_t *e)
+{
+    return atomic_load_explicit(&e->sent, memory_order_relaxed) -
+           atomic_load_explicit(&e->completed, memory_order_relaxed);
+}
+
+/* Where an item goes: the executor on the caller's worker unless another
+ * (the next in round robin) has a shorter backlog; from outside threads
+ * the shorter of two round-robin candidates.  Keeping tiny items on the
+ * submitting worker saves a cross-worker hop and its wake-up each way;
+ * the backlog comparison still spreads work once the local one lags. */
+static uint32_t pick_executor(ax_ctx_t *ctx, ax_pool_t *p)
+{
+    uint32_t n = p->nexec;
+    uint32_t r = atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed);
+    uint32_t a = r % n, b;
+    if (ctx) {
+        uint32_t w = ax_worker_id(ctx);
+        int32_t l = w < p->nworkers ? p->local[w] : -1;
+        b = l >= 0 ? (uint32_t)l : (r + 1) % n;
+    } else {
+        b = (r + 1) % n;
+    }
+    uint32_t e = backlog(&p->ex[b]) <= backlog(&p->ex[a]) ? b : a;
+    atomic_fetch_add_explicit(&p->ex[e].sent, 1, memory_order_relaxed);
+    return e;
+}
+
 static int submit(ax_ctx_t *ctx, ax_pool_t *p, const ax_pool_item_t *it, ax_ref_t reply_to,
                   uint32_t reply_type, future_t *fut, uint64_t *id)
 {
@@ -697,12 +739,13 @@ static int submit(ax_ctx_t *ctx, ax_pool_t *p, const ax_pool_item_t *it, ax_ref_
     s->fut = fut;
     /* Release: a cancel that reads QUEUED reads this generation's id. */
     atomic_store_explicit(&s->state, gen << 2 | ST_QUEUED, memory_order_release);
-    uint32_t e = atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed) % p->nexec;
+    uint32_t e = pick_executor(ctx, p);
     uint64_t v = idx;
     /* The send orders the fill above before the executor's reads. */
     int rc = ctx ? ax_send(ctx, p->ex[e].ref, MSG_RUN, &v, sizeof v)
                  : ax_engine_send(p->eng, p->ex[e].ref, MSG_RUN, &v, sizeof v);
     if (rc < 0) {
+        atomic_fetch_sub_explicit(&p->ex[e].sent, 1, memory_order_relaxed);
         /* Not sent: nobody else knows the id yet (we have not returned it),
          * but a cancel guessing it may have flipped QUEUED: either way the
          * slot is ours to free. */

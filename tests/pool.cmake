@@ -7,3 +7,12 @@ endif()
 axon_test(test_pool SOURCES unit/test_pool.c LIBS axon_lib LABELS unit TIMEOUT 240)
 axon_test(stress_pool SOURCES stress/stress_pool.c LIBS axon_lib LABELS stress TIMEOUT 300
           ARGS --seconds 10)
+
+# Shared containers (lib/container.c, issue 13): names, both kinds from
+# behaviours and outside threads, LMDB acknowledgements, the kill -9 crash
+# test, open/close churn (unit); readers and writers on every worker with
+# invariants and a reclaim stress (stress).
+axon_test(test_container SOURCES unit/test_container.c LIBS axon_lib PkgConfig::LMDB
+          LABELS unit TIMEOUT 240)
+axon_test(stress_container SOURCES stress/stress_container.c LIBS axon_lib LABELS stress
+          TIMEOUT 300 ARGS --seconds 10)

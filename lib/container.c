@@ -1,0 +1,937 @@
+/* lib/container.c - shared containers (axon/container.h): an RCU hash table
+ * in memory (liburcu QSBR + cds_lfht) and LMDB with an off-worker writer.
+ * A layer above the engine: uses the public API (worker hooks, external
+ * sends) only.
+ *
+ * Threading.  liburcu's QSBR flavour: a registered thread is "online" (its
+ * reads may be in progress) until it announces a quiescent state or goes
+ * offline.  Workers: registered by on_start, quiescent every loop turn
+ * (on_turn: no behaviour runs, none holds a pointer from an earlier
+ * message), offline while parked (else a grace period would wait for a
+ * sleeping worker).  Outside threads: registered by ax_cont_thread_register
+ * and kept offline except inside their sections.  So a read section on a
+ * worker costs nothing (QSBR read lock is empty), and a value replaced by a
+ * writer is freed by call_rcu only after every worker has passed a turn.
+ *
+ * Write sections of one container exclude each other with a mutex (short,
+ * no I/O inside: that is the documented contract).  The memory kind applies
+ * each put/del at once with cds_lfht_add_replace / cds_lfht_del; LMDB
+ * sections become batches for the container's writer thread, which commits
+ * (synced) and sends each batch's acknowledgement with ax_engine_send.
+ *
+ * Memory: nodes (key + value) from malloc, freed by call_rcu callbacks;
+ * LMDB values are in the map.  The registry owns the name table; the last
+ * close frees a container (LMDB: the writer thread does, after its last
+ * commit; registry destroy waits for writer threads).
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <urcu/urcu-qsbr.h>
+#include <urcu/rculfhash.h>
+
+#include "axon/axon.h"
+#include "axon/container.h"
+
+/* ThreadSanitizer does not see liburcu's synchronisation (uninstrumented
+ * code, inline-asm barriers), so it would report the node a writer
+ * published and a reader reads, and the free after a grace period, as
+ * races.  Instead of suppressing those reports we tell TSan what liburcu
+ * guarantees: publication (release when the node is complete, acquire
+ * where a reader first touches it) and grace periods (every quiescent or
+ * offline point releases one token; a reclaim callback, which runs after
+ * every reader passed such a point, acquires it). */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char tsan_grace_token;
+#define TSAN_ACQ(p) __tsan_acquire((void *)(uintptr_t)(p))
+#define TSAN_REL(p) __tsan_release((void *)(uintptr_t)(p))
+#else
+#define TSAN_ACQ(p) ((void)0)
+#define TSAN_REL(p) ((void)0)
+#endif
+#define TSAN_QUIESCENT() TSAN_REL(&tsan_grace_token)
+
+/* Per-thread QSBR role.  Cached per thread, decided by the hooks and by
+ * ax_cont_thread_register (the only places that change it). */
+enum { T_NONE = 0, T_WORKER = 1, T_OUTSIDE = 2 };
+static _Thread_local int t_role;
+static _Thread_local uint32_t t_worker_regs; /* registries that registered this worker */
+static _Thread_local uint32_t t_online;      /* outside thread: open sections */
+static _Thread_local uint32_t t_worker_id;
+
+typedef struct batch {
+    struct batch *next;
+    uint64_t seq;
+    ax_ref_t reply_to;
+    uint32_t reply_type;
+    uint32_t nops;
+    size_t len, cap;
+    unsigned char *buf; /* ops: [u8 op][u32 klen][u32 vlen][key][value] */
+} batch_t;
+
+struct ax_cont_registry {
+    ax_engine_t *eng;
+    uint32_t nworkers;
+    pthread_mutex_t mu; /* the name table; open and close only */
+    pthread_cond_t cv;  /* a closing LMDB container went away */
+    struct ax_cont *list;
+    uint32_t writers; /* LMDB writer threads still running */
+};
+
+typedef struct mnode {
+    struct cds_lfht_node node;
+    struct rcu_head rcu;
+    uint64_t hash;
+    uint32_t klen, vlen;
+    size_t voff;
+    alignas(16) unsigned char data[]; /* key, then the value at voff (16-aligned) */
+} mnode_t;
+
+typedef struct rtx { /* one worker's cached LMDB read transaction */
+    alignas(64) MDB_txn *txn;
+    uint32_t depth;
+} rtx_t;
+
+struct ax_cont {
+    ax_cont_registry_t *reg;
+    struct ax_cont *next;
+    char name[AX_CONT_NAME_MAX];
+    uint32_t kind;
+    uint32_t refs; /* under reg->mu */
+    bool closing;  /* LMDB: last close done, writer finishing */
+    pthread_mutex_t wmu; /* write sections */
+    _Atomic uint64_t entries, puts, dels, commits, commit_failed, acks_lost;
+    /* memory */
+    struct cds_lfht *ht;
+    /* lmdb */
+    MDB_env *env;
+    MDB_dbi dbi;
+    rtx_t *rtx; /* nworkers entries, each touched only by its worker */
+    pthread_t writer;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv, dcv;
+    batch_t *qhead, *qtail;
+    uint64_t next_seq, done_seq;
+    uint64_t fail_seq[64]; /* the last 64 failed commits, for ax_cont_sync */
+    int fail_code[64];
+    uint32_t nfail;
+    bool stop;
+};
+
+/* Section layouts behind the public opaque arrays. */
+typedef struct rd_impl {
+    ax_cont_t *c;
+    MDB_txn *txn;
+    uintptr_t worker; /* worker id + 1, or 0 outside */
+    uintptr_t pad;
+} rd_impl_t;
+_Static_assert(sizeof(rd_impl_t) <= sizeof(ax_cont_rd_t), "read section fits");
+typedef struct wr_impl {
+    ax_cont_t *c;
+    batch_t *b;
+    MDB_txn *txn; /* LMDB wget: a read transaction, begun on first use */
+    uintptr_t outside;
+    uintptr_t pad[2];
+} wr_impl_t;
+_Static_assert(sizeof(wr_impl_t) <= sizeof(ax_cont_wr_t), "write section fits");
+
+static int mdb_err(int rc)
+{
+    return rc > 0 ? -rc : rc == 0 ? 0 : -EIO; /* LMDB's own codes are negative */
+}
+
+/* ---- worker hooks ------------------------------------------------------------------- */
+
+static void hook_start(void *user, uint32_t worker)
+{
+    (void)user;
+    if (t_worker_regs++ == 0) {
+        urcu_qsbr_register_thread(); /* online from here */
+        t_role = T_WORKER;
+        t_worker_id = worker;
+    }
+}
+static void hook_stop(void *user, uint32_t worker)
+{
+    (void)user, (void)worker;
+    TSAN_QUIESCENT();
+    if (--t_worker_regs == 0) {
+        urcu_qsbr_unregister_thread();
+        t_role = T_NONE;
+    }
+}
+static void hook_turn(void *user, uint32_t worker)
+{
+    (void)user, (void)worker;
+    TSAN_QUIESCENT();
+    urcu_qsbr_quiescent_state();
+}
+static void hook_park(void *user, uint32_t worker)
+{
+    (void)user, (void)worker;
+    TSAN_QUIESCENT();
+    urcu_qsbr_thread_offline();
+}
+static void hook_unpark(void *user, uint32_t worker)
+{
+    (void)user, (void)worker;
+    urcu_qsbr_thread_online();
+}
+
+int ax_cont_registry_create(ax_engine_t *eng, ax_cont_registry_t **out)
+{
+    if (!eng || !out)
+        return -EINVAL;
+    *out = NULL;
+    ax_cont_registry_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->eng = eng;
+    r->nworkers = ax_engine_workers(eng);
+    ax_worker_hooks_t h = {.size = sizeof h,
+                           .user = r,
+                           .on_start = hook_start,
+                           .on_stop = hook_stop,
+                           .on_turn = hook_turn,
+                           .on_park = hook_park,
+                           .on_unpark = hook_unpark};
+    int rc = ax_engine_add_worker_hooks(eng, &h);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    *out = r;
+    return 0;
+}
+
+void ax_cont_registry_destroy(ax_cont_registry_t *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    while (r->writers) /* LMDB writers finishing their last commits */
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    /* Wait for every call_rcu callback (freed nodes).  rcu_barrier must not
+     * run inside a read-side section: for QSBR, an offline thread. */
+    bool reg = t_role == T_NONE;
+    if (reg)
+        urcu_qsbr_register_thread();
+    if (t_role != T_OUTSIDE || t_online)
+        urcu_qsbr_thread_offline();
+    urcu_qsbr_barrier();
+    if (t_role != T_OUTSIDE || t_online)
+        urcu_qsbr_thread_online();
+    if (reg)
+        urcu_qsbr_unregister_thread();
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+int ax_cont_thread_register(void)
+{
+    if (t_role != T_NONE)
+        return -EINVAL;
+    urcu_qsbr_register_thread();
+    urcu_qsbr_thread_offline(); /* online only inside sections */
+    t_role = T_OUTSIDE;
+    t_online = 0;
+    return 0;
+}
+
+void ax_cont_thread_unregister(void)
+{
+    if (t_role != T_OUTSIDE)
+        return;
+    urcu_qsbr_thread_online();
+    urcu_qsbr_unregister_thread();
+    t_role = T_NONE;
+}
+
+/* An outside thread goes online for a section (nested sections count). */
+static int section_begin(ax_ctx_t *ctx)
+{
+    if (ctx)
+        return t_role == T_WORKER ? 0 : -EINVAL;
+    if (t_role != T_OUTSIDE)
+        return -EINVAL; /* call ax_cont_thread_register first */
+    if (t_online++ == 0)
+        urcu_qsbr_thread_online();
+    return 0;
+}
+static void section_end(bool outside)
+{
+    if (outside && --t_online == 0) {
+        TSAN_QUIESCENT();
+        urcu_qsbr_thread_offline();
+    }
+}
+
+/* ---- memory kind: hashing and nodes ------------------------------------------------------ */
+
+static uint64_t hash_key(const void *key, size_t len)
+{
+    /* FNV-1a over bytes, then a splitmix finaliser: keys are short. */
+    const unsigned char *p = key;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+typedef struct mkey {
+    const void *key;
+    size_t len;
+} mkey_t;
+
+static int node_match(struct cds_lfht_node *n, const void *arg)
+{
+    const mnode_t *m = caa_container_of(n, mnode_t, node);
+    const mkey_t *k = arg;
+    TSAN_ACQ(m); /* pairs with TSAN_REL in mem_put */
+    return m->klen == k->len && memcmp(m->data, k->key, k->len) == 0;
+}
+
+static void node_free_cb(struct rcu_head *head)
+{
+    TSAN_ACQ(&tsan_grace_token); /* every reader passed a quiescent point */
+    mnode_t *m = caa_container_of(head, mnode_t, rcu);
+#ifndef AXON_NO_DEBUG_CHECKS
+    memset(m->data, 0xDD, m->voff + m->vlen); /* a reader still holding it sees garbage */
+#endif
+    free(m);
+}
+
+static int mem_get(ax_cont_t *c, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    struct cds_lfht_iter it;
+    mkey_t k = {key, klen};
+    cds_lfht_lookup(c->ht, (unsigned long)hash_key(key, klen), node_match, &k, &it);
+    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+    if (!n)
+        return -ENOENT;
+    const mnode_t *m = caa_container_of(n, mnode_t, node);
+    *val = m->data + m->voff;
+    *vlen = m->vlen;
+    return 0;
+}
+
+static int mem_put(ax_cont_t *c, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    size_t voff = (klen + 15) & ~(size_t)15;
+    mnode_t *m = malloc(sizeof *m + voff + vlen);
+    if (!m)
+        return -ENOMEM;
+    cds_lfht_node_init(&m->node);
+    m->klen = (uint32_t)klen;
+    m->vlen = (uint32_t)vlen;
+    m->voff = voff;
+    memcpy(m->data, key, klen);
+    if (vlen)
+        memcpy(m->data + voff, val, vlen);
+    mkey_t k = {key, klen};
+    m->hash = hash_key(key, klen);
+    TSAN_REL(m);
+    /* The node is fully written before it is published: add_replace's
+     * publication (rcu_assign_pointer, a release) pairs with the lookup's
+     * rcu_dereference in readers. */
+    struct cds_lfht_node *old = cds_lfht_add_replace(c->ht, (unsigned long)m->hash, node_match, &k,
+                                                     &m->node);
+    if (old)
+        urcu_qsbr_call_rcu(&caa_container_of(old, mnode_t, node)->rcu, node_free_cb);
+    else
+        atomic_fetch_add_explicit(&c->entries, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->puts, 1, memory_order_relaxed);
+    return 0;
+}
+
+static int mem_del(ax_cont_t *c, const void *key, size_t klen)
+{
+    struct cds_lfht_iter it;
+    mkey_t k = {key, klen};
+    cds_lfht_lookup(c->ht, (unsigned long)hash_key(key, klen), node_match, &k, &it);
+    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
+    if (!n || cds_lfht_del(c->ht, n) != 0)
+        return -ENOENT;
+    urcu_qsbr_call_rcu(&caa_container_of(n, mnode_t, node)->rcu, node_free_cb);
+    atomic_fetch_sub_explicit(&c->entries, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->dels, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Last close: nobody holds the container any more. */
+static void mem_destroy(ax_cont_t *c)
+{
+    struct cds_lfht_iter it;
+    struct cds_lfht_node *n;
+    cds_lfht_for_each(c->ht, &it, n)
+    {
+        if (cds_lfht_del(c->ht, n) == 0)
+            urcu_qsbr_call_rcu(&caa_container_of(n, mnode_t, node)->rcu, node_free_cb);
+    }
+    /* Since liburcu 0.10 destroy has no RCU requirement (its resize worker
+     * is its own thread), so a worker may call it. */
+    cds_lfht_destroy(c->ht, NULL);
+}
+
+/* ---- LMDB kind: the writer thread ------------------------------------------------------------ */
+
+static int apply_batch(ax_cont_t *c, MDB_txn *parent, const batch_t *b)
+{
+    MDB_txn *t;
+    int rc = mdb_txn_begin(c->env, parent, 0, &t); /* nested: a bad batch fails alone */
+    if (rc)
+        return mdb_err(rc);
+    size_t off = 0;
+    while (off < b->len && !rc) {
+        uint8_t op = b->buf[off];
+        uint32_t kl, vl;
+        memcpy(&kl, b->buf + off + 1, 4);
+        memcpy(&vl, b->buf + off + 5, 4);
+        MDB_val k = {kl, b->buf + off + 9}, v = {vl, b->buf + off + 9 + kl};
+        if (op == 'P')
+            rc = mdb_put(t, c->dbi, &k, &v, 0);
+        else if ((rc = mdb_del(t, c->dbi, &k, NULL)) == MDB_NOTFOUND)
+            rc = 0; /* deleting a missing key is not an error here */
+        off += 9 + (size_t)kl + vl;
+    }
+    if (rc) {
+        mdb_txn_abort(t);
+        return mdb_err(rc);
+    }
+    return mdb_err(mdb_txn_commit(t));
+}
+
+static void free_batch(batch_t *b)
+{
+    if (b) {
+        free(b->buf);
+        free(b);
+    }
+}
+
+static void lmdb_close_env(ax_cont_t *c)
+{
+    if (c->rtx)
+        for (uint32_t i = 0; i < c->reg->nworkers; i++)
+            if (c->rtx[i].txn)
+                mdb_txn_abort(c->rtx[i].txn);
+    free(c->rtx);
+    if (c->env) {
+        mdb_dbi_close(c->env, c->dbi);
+        mdb_env_close(c->env);
+    }
+}
+
+static void cont_free(ax_cont_t *c)
+{
+    pthread_mutex_destroy(&c->wmu);
+    if (c->kind == AX_CONT_LMDB) {
+        pthread_mutex_destroy(&c->qmu);
+        pthread_cond_destroy(&c->qcv);
+        pthread_cond_destroy(&c->dcv);
+    }
+    free(c);
+}
+
+static void *writer_main(void *arg)
+{
+    ax_cont_t *c = arg;
+    ax_cont_registry_t *r = c->reg;
+    pthread_setname_np(pthread_self(), "axon-lmdb-w");
+    for (;;) {
+        pthread_mutex_lock(&c->qmu);
+        while (!c->qhead && !c->stop)
+            pthread_cond_wait(&c->qcv, &c->qmu);
+        batch_t *list = c->qhead;
+        c->qhead = c->qtail = NULL;
+        bool stop = c->stop;
+        pthread_mutex_unlock(&c->qmu);
+        if (!list && stop)
+            break;
+        /* One write transaction (one sync) for everything queued. */
+        MDB_txn *t;
+        int trc = mdb_err(mdb_txn_begin(c->env, NULL, 0, &t));
+        uint64_t hi = list->seq;
+        for (batch_t *b = list; b && !trc; b = b->next) {
+            int rc = apply_batch(c, t, b);
+            b->reply_type |= rc ? 0x80000000u : 0; /* remember which failed: bit 31 */
+            if (!rc) {
+                atomic_fetch_add_explicit(&c->puts, b->nops, memory_order_relaxed);
+            }
+            hi = b->seq;
+        }
+        if (!trc)
+            trc = mdb_err(mdb_txn_commit(t)); /* syncs: the env has no MDB_NOSYNC */
+        if (trc)
+            atomic_fetch_add_explicit(&c->commit_failed, 1, memory_order_relaxed);
+        else
+            atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
+        MDB_stat st;
+        MDB_txn *rt;
+        if (!trc && mdb_txn_begin(c->env, NULL, MDB_RDONLY, &rt) == 0) {
+            if (mdb_stat(rt, c->dbi, &st) == 0)
+                atomic_store_explicit(&c->entries, st.ms_entries, memory_order_relaxed);
+            mdb_txn_abort(rt);
+        }
+        for (batch_t *b = list, *nx; b; b = nx) {
+            nx = b->next;
+            bool failed = trc || (b->reply_type & 0x80000000u);
+            ax_cont_commit_t ack = {.seq = b->seq, .status = failed ? (trc ? trc : -EIO) : 0,
+                                    .ops = b->nops};
+            if (failed) {
+                pthread_mutex_lock(&c->qmu);
+                c->fail_seq[c->nfail % 64] = b->seq;
+                c->fail_code[c->nfail % 64] = ack.status;
+                c->nfail++;
+                pthread_mutex_unlock(&c->qmu);
+            }
+            if (b->reply_to != AX_REF_NONE &&
+                ax_engine_send(r->eng, b->reply_to, b->reply_type & 0x7FFFFFFFu, &ack, sizeof ack) < 0)
+                atomic_fetch_add_explicit(&c->acks_lost, 1, memory_order_relaxed);
+            free_batch(b);
+        }
+        pthread_mutex_lock(&c->qmu);
+        c->done_seq = hi;
+        pthread_cond_broadcast(&c->dcv);
+        pthread_mutex_unlock(&c->qmu);
+    }
+    /* Last close happened and the queue is empty: close and go. */
+    lmdb_close_env(c);
+    pthread_mutex_lock(&r->mu);
+    for (ax_cont_t **p = &r->list; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    r->writers--;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    cont_free(c);
+    return NULL;
+}
+
+static int lmdb_open(ax_cont_t *c, const ax_cont_config_t *cfg)
+{
+    if (!cfg->path || !cfg->path[0])
+        return -EINVAL;
+    if (mkdir(cfg->path, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    int rc = mdb_env_create(&c->env);
+    if (rc)
+        return mdb_err(rc);
+    mdb_env_set_mapsize(c->env, cfg->map_bytes ? cfg->map_bytes : (size_t)1 << 30);
+    mdb_env_set_maxreaders(c->env, c->reg->nworkers + 126);
+    /* MDB_NOTLS: a read transaction belongs to its MDB_txn, not the thread,
+     * so each worker keeps one and renews it per section. */
+    if ((rc = mdb_env_open(c->env, cfg->path, MDB_NOTLS, 0644)) != 0)
+        goto fail;
+    MDB_txn *t;
+    if ((rc = mdb_txn_begin(c->env, NULL, 0, &t)) != 0)
+        goto fail;
+    if ((rc = mdb_dbi_open(t, NULL, 0, &c->dbi)) != 0 || (rc = mdb_txn_commit(t)) != 0) {
+        goto fail;
+    }
+    c->rtx = calloc(c->reg->nworkers ? c->reg->nworkers : 1, sizeof *c->rtx);
+    if (!c->rtx) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    pthread_mutex_init(&c->qmu, NULL);
+    pthread_cond_init(&c->qcv, NULL);
+    pthread_cond_init(&c->dcv, NULL);
+    if ((rc = pthread_create(&c->writer, NULL, writer_main, c)) != 0) {
+        pthread_mutex_destroy(&c->qmu);
+        pthread_cond_destroy(&c->qcv);
+        pthread_cond_destroy(&c->dcv);
+        goto fail;
+    }
+    pthread_detach(c->writer);
+    c->reg->writers++; /* under reg->mu (the caller holds it) */
+    return 0;
+fail:
+    free(c->rtx);
+    c->rtx = NULL;
+    mdb_env_close(c->env);
+    c->env = NULL;
+    return mdb_err(rc);
+}
+
+/* ---- open / close ---------------------------------------------------------------------- */
+
+int ax_cont_open(ax_cont_registry_t *r, const char *name, const ax_cont_config_t *cfg, ax_cont_t **out)
+{
+    if (!r || !name || !out || !name[0] || strlen(name) >= AX_CONT_NAME_MAX)
+        return -EINVAL;
+    *out = NULL;
+    if (cfg && (cfg->size != sizeof(ax_cont_config_t) || cfg->kind > AX_CONT_LMDB))
+        return -EINVAL;
+    pthread_mutex_lock(&r->mu);
+    ax_cont_t *c;
+again:
+    for (c = r->list; c; c = c->next)
+        if (!strcmp(c->name, name))
+            break;
+    if (c && c->closing) { /* an LMDB env still closing: wait, never open it twice */
+        pthread_cond_wait(&r->cv, &r->mu);
+        goto again;
+    }
+    if (c) {
+        if (cfg && cfg->kind != c->kind) {
+            pthread_mutex_unlock(&r->mu);
+            return -EINVAL;
+        }
+        c->refs++;
+        pthread_mutex_unlock(&r->mu);
+        *out = c;
+        return 0;
+    }
+    if (!cfg) {
+        pthread_mutex_unlock(&r->mu);
+        return -ENOENT;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        pthread_mutex_unlock(&r->mu);
+        return -ENOMEM;
+    }
+    c->reg = r;
+    c->kind = cfg->kind;
+    c->refs = 1;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    pthread_mutex_init(&c->wmu, NULL);
+    int rc = 0;
+    if (c->kind == AX_CONT_MEMORY) {
+        uint32_t b = cfg->buckets ? cfg->buckets : 1024;
+        if (b & (b - 1))
+            rc = -EINVAL;
+        else if (!(c->ht = cds_lfht_new_flavor(b, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+                                               &urcu_qsbr_flavor, NULL)))
+            rc = -ENOMEM;
+    } else {
+        rc = lmdb_open(c, cfg);
+    }
+    if (rc < 0) {
+        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_destroy(&c->wmu);
+        free(c);
+        return rc;
+    }
+    c->next = r->list;
+    r->list = c;
+    pthread_mutex_unlock(&r->mu);
+    *out = c;
+    return 0;
+}
+
+void ax_cont_close(ax_cont_t *c)
+{
+    if (!c)
+        return;
+    ax_cont_registry_t *r = c->reg;
+    pthread_mutex_lock(&r->mu);
+    if (--c->refs) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    if (c->kind == AX_CONT_LMDB) {
+        /* The writer commits what is queued, closes the env, unlinks and
+         * frees the container (writer_main); opens of this name wait. */
+        c->closing = true;
+        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_lock(&c->qmu);
+        c->stop = true;
+        pthread_cond_signal(&c->qcv);
+        pthread_mutex_unlock(&c->qmu);
+        return;
+    }
+    for (ax_cont_t **p = &r->list; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    pthread_mutex_unlock(&r->mu);
+    /* call_rcu from an outside thread needs it online (QSBR). */
+    bool outside = t_role == T_OUTSIDE;
+    if (outside && t_online++ == 0)
+        urcu_qsbr_thread_online();
+    mem_destroy(c);
+    section_end(outside);
+    cont_free(c);
+}
+
+/* ---- read sections -------------------------------------------------------------------------- */
+
+int ax_cont_read_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_rd_t *prd)
+{
+    if (!c || !prd)
+        return -EINVAL;
+    rd_impl_t *rd = (rd_impl_t *)(void *)prd;
+    int rc = section_begin(ctx);
+    if (rc < 0)
+        return rc;
+    rd->c = c;
+    rd->txn = NULL;
+    rd->worker = ctx ? (uintptr_t)ax_worker_id(ctx) + 1 : 0;
+    if (c->kind == AX_CONT_MEMORY) {
+        urcu_qsbr_read_lock(); /* empty for QSBR: the thread being online is the guard */
+        return 0;
+    }
+    if (rd->worker && rd->worker - 1 < c->reg->nworkers) {
+        /* The worker's cached read transaction: renew is a slot update,
+         * no allocation, no lock.  Nested sections share it. */
+        rtx_t *x = &c->rtx[rd->worker - 1];
+        if (x->depth == 0) {
+            rc = x->txn ? mdb_txn_renew(x->txn) : mdb_txn_begin(c->env, NULL, MDB_RDONLY, &x->txn);
+            if (rc) {
+                section_end(false);
+                return mdb_err(rc);
+            }
+        }
+        x->depth++;
+        rd->txn = x->txn;
+        return 0;
+    }
+    rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &rd->txn);
+    if (rc) {
+        section_end(!ctx);
+        return mdb_err(rc);
+    }
+    return 0;
+}
+
+static int lmdb_get(ax_cont_t *c, MDB_txn *txn, const void *key, size_t klen, const void **val,
+                    size_t *vlen)
+{
+    MDB_val k = {klen, (void *)(uintptr_t)key}, v;
+    int rc = mdb_get(txn, c->dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return -ENOENT;
+    if (rc)
+        return mdb_err(rc);
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+    return 0;
+}
+
+int ax_cont_get(ax_cont_rd_t *prd, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    rd_impl_t *rd = (rd_impl_t *)(void *)prd;
+    if (!rd || !rd->c || !key || !klen || klen > AX_CONT_KEY_MAX || !val || !vlen)
+        return -EINVAL;
+    if (rd->c->kind == AX_CONT_MEMORY)
+        return mem_get(rd->c, key, klen, val, vlen);
+    return lmdb_get(rd->c, rd->txn, key, klen, val, vlen);
+}
+
+void ax_cont_read_leave(ax_cont_rd_t *prd)
+{
+    rd_impl_t *rd = (rd_impl_t *)(void *)prd;
+    if (!rd || !rd->c)
+        return;
+    ax_cont_t *c = rd->c;
+    if (c->kind == AX_CONT_MEMORY) {
+        urcu_qsbr_read_unlock();
+    } else if (rd->worker && rd->worker - 1 < c->reg->nworkers) {
+        rtx_t *x = &c->rtx[rd->worker - 1];
+        if (--x->depth == 0)
+            mdb_txn_reset(x->txn); /* releases the snapshot; kept for renew */
+    } else {
+        mdb_txn_abort(rd->txn);
+    }
+    section_end(rd->worker == 0);
+    rd->c = NULL;
+}
+
+/* ---- write sections ------------------------------------------------------------------------- */
+
+int ax_cont_write_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_wr_t *pwr)
+{
+    if (!c || !pwr)
+        return -EINVAL;
+    wr_impl_t *wr = (wr_impl_t *)(void *)pwr;
+    int rc = section_begin(ctx);
+    if (rc < 0)
+        return rc;
+    memset(wr, 0, sizeof *wr);
+    wr->c = c;
+    wr->outside = !ctx;
+    if (c->kind == AX_CONT_LMDB) {
+        wr->b = calloc(1, sizeof *wr->b);
+        if (!wr->b) {
+            section_end(!ctx);
+            return -ENOMEM;
+        }
+        wr->b->reply_to = ctx ? ax_self(ctx) : AX_REF_NONE;
+        return 0; /* LMDB sections do not exclude each other: see leave */
+    }
+    pthread_mutex_lock(&c->wmu);
+    return 0;
+}
+
+int ax_cont_wget(ax_cont_wr_t *pwr, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    wr_impl_t *wr = (wr_impl_t *)(void *)pwr;
+    if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX || !val || !vlen)
+        return -EINVAL;
+    if (wr->c->kind == AX_CONT_MEMORY)
+        return mem_get(wr->c, key, klen, val, vlen);
+    if (!wr->txn) {
+        int rc = mdb_txn_begin(wr->c->env, NULL, MDB_RDONLY, &wr->txn);
+        if (rc)
+            return mdb_err(rc);
+    }
+    return lmdb_get(wr->c, wr->txn, key, klen, val, vlen);
+}
+
+static int batch_add(batch_t *b, uint8_t op, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    size_t need = 9 + klen + vlen;
+    if (b->len + need > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + need)
+            cap *= 2;
+        unsigned char *nb = realloc(b->buf, cap);
+        if (!nb)
+            return -ENOMEM;
+        b->buf = nb;
+        b->cap = cap;
+    }
+    unsigned char *p = b->buf + b->len;
+    uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
+    p[0] = op;
+    memcpy(p + 1, &kl, 4);
+    memcpy(p + 5, &vl, 4);
+    memcpy(p + 9, key, klen);
+    if (vlen)
+        memcpy(p + 9 + klen, val, vlen);
+    b->len += need;
+    b->nops++;
+    return 0;
+}
+
+int ax_cont_put(ax_cont_wr_t *pwr, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    wr_impl_t *wr = (wr_impl_t *)(void *)pwr;
+    if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX || vlen > AX_CONT_VALUE_MAX ||
+        (vlen && !val))
+        return -EINVAL;
+    if (wr->c->kind == AX_CONT_MEMORY)
+        return mem_put(wr->c, key, klen, val, vlen);
+    return batch_add(wr->b, 'P', key, klen, val, vlen);
+}
+
+int ax_cont_del(ax_cont_wr_t *pwr, const void *key, size_t klen)
+{
+    wr_impl_t *wr = (wr_impl_t *)(void *)pwr;
+    if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX)
+        return -EINVAL;
+    if (wr->c->kind == AX_CONT_MEMORY)
+        return mem_del(wr->c, key, klen);
+    return batch_add(wr->b, 'D', key, klen, NULL, 0);
+}
+
+int ax_cont_write_leave(ax_cont_wr_t *pwr, uint32_t reply_type, uint64_t *seq)
+{
+    wr_impl_t *wr = (wr_impl_t *)(void *)pwr;
+    if (!wr || !wr->c)
+        return -EINVAL;
+    ax_cont_t *c = wr->c;
+    bool outside = wr->outside;
+    int rc = 0;
+    if (c->kind == AX_CONT_MEMORY) {
+        pthread_mutex_unlock(&c->wmu);
+    } else {
+        if (wr->txn)
+            mdb_txn_abort(wr->txn);
+        batch_t *b = wr->b;
+        if (b->nops == 0 || reply_type >= AX_TYPE_SYSTEM) {
+            rc = b->nops && reply_type >= AX_TYPE_SYSTEM ? -EINVAL : 0;
+            free_batch(b);
+        } else {
+            b->reply_type = reply_type;
+            /* A pointer push under the queue mutex; the writer thread does
+             * the I/O.  Sequence numbers follow queue order, so the writer
+             * commits them in order and done_seq covers all below it. */
+            pthread_mutex_lock(&c->qmu);
+            b->seq = ++c->next_seq;
+            if (c->qtail)
+                c->qtail->next = b;
+            else
+                c->qhead = b;
+            c->qtail = b;
+            pthread_cond_signal(&c->qcv);
+            pthread_mutex_unlock(&c->qmu);
+            if (seq)
+                *seq = b->seq;
+        }
+    }
+    section_end(outside);
+    wr->c = NULL;
+    return rc;
+}
+
+int ax_cont_sync(ax_cont_t *c, uint64_t seq, int64_t timeout_ns)
+{
+    if (!c || c->kind != AX_CONT_LMDB)
+        return -EINVAL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (timeout_ns >= 0) {
+        ts.tv_sec += (time_t)(timeout_ns / 1000000000);
+        ts.tv_nsec += (long)(timeout_ns % 1000000000);
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+    }
+    int rc = 0;
+    pthread_mutex_lock(&c->qmu);
+    if (seq > c->next_seq) {
+        pthread_mutex_unlock(&c->qmu);
+        return -EINVAL;
+    }
+    while (c->done_seq < seq && rc == 0)
+        rc = timeout_ns >= 0 ? pthread_cond_timedwait(&c->dcv, &c->qmu, &ts)
+                             : pthread_cond_wait(&c->dcv, &c->qmu);
+    int out = c->done_seq < seq ? -ETIMEDOUT : 0;
+    for (uint32_t i = 0; i < 64 && i < c->nfail && !out; i++)
+        if (c->fail_seq[i] == seq)
+            out = c->fail_code[i];
+    pthread_mutex_unlock(&c->qmu);
+    return out;
+}
+
+int ax_cont_stats(ax_cont_t *c, ax_cont_stats_t *o)
+{
+    if (!c || !o)
+        return -EINVAL;
+    memset(o, 0, sizeof *o);
+#define LD(x) atomic_load_explicit(&c->x, memory_order_relaxed)
+    o->entries = LD(entries);
+    o->puts = LD(puts);
+    o->dels = LD(dels);
+    o->commits = LD(commits);
+    o->commit_failed = LD(commit_failed);
+    o->acks_lost = LD(acks_lost);
+#undef LD
+    return 0;
+}

@@ -1,0 +1,279 @@
+/* tests/stress/stress_container.c - the memory container under readers and
+ * writers on every worker and on outside threads, with invariants:
+ *   - no torn value: every value read is self-consistent (seq, key and a
+ *     fill derived from both), also re-checked at the end of the section,
+ *     so a value freed while a reader holds it shows up (ASan: as a
+ *     use-after-free; otherwise as a changed value);
+ *   - monotonic: a reader never sees a key's seq go back;
+ *   - no lost write: writers increment a key's seq inside a write section
+ *     (read-modify-write); at the end the seqs sum to the increments made.
+ * Writers replace values all the time, so old ones are reclaimed through
+ * call_rcu constantly (the reclaim stress).
+ *
+ *   stress_container [--seconds S] [--seed N] [--workers W]
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "axon/axon.h"
+#include "axon/container.h"
+#include "test_util.h"
+
+#define NKEYS 64u
+#define PER_SECTION 8u
+#define T_GO 1u
+
+typedef struct val {
+    uint64_t seq, key;
+    uint64_t fill[6];
+} val_t;
+
+static uint64_t g_seed;
+static _Atomic int g_stop;
+static _Atomic uint64_t g_errors, g_writes, g_reads, g_active;
+static ax_cont_t *g_c;
+
+#define FAIL(...) \
+    do { \
+        if (atomic_fetch_add(&g_errors, 1) < 10) { \
+            fprintf(stderr, "stress_container: "); \
+            fprintf(stderr, __VA_ARGS__); \
+            fprintf(stderr, " (rerun: stress_container --seed %" PRIu64 ")\n", g_seed); \
+        } \
+    } while (0)
+
+static void make_val(val_t *v, uint64_t key, uint64_t seq)
+{
+    v->seq = seq;
+    v->key = key;
+    for (int i = 0; i < 6; i++)
+        v->fill[i] = mix(seq * 131 + key * 7 + (uint64_t)i);
+}
+
+static bool val_ok(const void *p, size_t len, uint32_t key)
+{
+    val_t v, want;
+    if (len != sizeof v)
+        return false;
+    memcpy(&v, p, sizeof v);
+    make_val(&want, key, v.seq);
+    return v.key == key && !memcmp(&v, &want, sizeof v);
+}
+
+/* One read section: PER_SECTION random keys, checked as read and again
+ * before leaving (the values must still be there, unchanged). */
+static void read_section(ax_ctx_t *ctx, uint64_t *rng, uint64_t *last)
+{
+    ax_cont_rd_t rd;
+    const void *vp[PER_SECTION];
+    size_t vl[PER_SECTION];
+    uint32_t keys[PER_SECTION];
+    if (ax_cont_read_enter(ctx, g_c, &rd) != 0) {
+        FAIL("read_enter failed");
+        return;
+    }
+    for (uint32_t i = 0; i < PER_SECTION; i++) {
+        *rng = mix(*rng);
+        keys[i] = (uint32_t)(*rng % NKEYS);
+        if (ax_cont_get(&rd, &keys[i], sizeof keys[i], &vp[i], &vl[i]) != 0) {
+            FAIL("key %u missing", keys[i]);
+            vp[i] = NULL;
+            continue;
+        }
+        if (!val_ok(vp[i], vl[i], keys[i])) {
+            FAIL("key %u: torn or foreign value", keys[i]);
+            continue;
+        }
+        uint64_t seq;
+        memcpy(&seq, vp[i], sizeof seq);
+        if (seq < last[keys[i]])
+            FAIL("key %u went back from seq %" PRIu64 " to %" PRIu64, keys[i], last[keys[i]], seq);
+        last[keys[i]] = seq;
+    }
+    for (uint32_t i = 0; i < PER_SECTION; i++)
+        if (vp[i] && !val_ok(vp[i], vl[i], keys[i]))
+            FAIL("key %u: a value changed under a reader (reclaimed too early?)", keys[i]);
+    ax_cont_read_leave(&rd);
+    atomic_fetch_add_explicit(&g_reads, 1, memory_order_relaxed);
+}
+
+static void write_section(ax_ctx_t *ctx, uint64_t *rng)
+{
+    ax_cont_wr_t wr;
+    *rng = mix(*rng);
+    uint32_t key = (uint32_t)(*rng % NKEYS);
+    if (ax_cont_write_enter(ctx, g_c, &wr) != 0) {
+        FAIL("write_enter failed");
+        return;
+    }
+    const void *p;
+    size_t len;
+    if (ax_cont_wget(&wr, &key, sizeof key, &p, &len) != 0 || !val_ok(p, len, key)) {
+        FAIL("writer: key %u missing or torn", key);
+    } else {
+        uint64_t seq;
+        memcpy(&seq, p, sizeof seq);
+        val_t v;
+        make_val(&v, key, seq + 1);
+        if (ax_cont_put(&wr, &key, sizeof key, &v, sizeof v) != 0)
+            FAIL("put failed");
+        else
+            atomic_fetch_add_explicit(&g_writes, 1, memory_order_relaxed);
+    }
+    ax_cont_write_leave(&wr, 0, NULL);
+}
+
+/* ---- actors ---------------------------------------------------------------------- */
+
+typedef struct act {
+    uint64_t rng;
+    uint64_t last[NKEYS];
+    bool writer, started;
+} act_t;
+
+static void actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
+{
+    act_t *a = st;
+    if (!a->started) {
+        a->started = true;
+        a->writer = m->payload.u64[0] & 1;
+        a->rng = g_seed ^ m->payload.u64[0];
+    }
+    if (atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        atomic_fetch_sub(&g_active, 1);
+        return;
+    }
+    if (a->writer)
+        write_section(ctx, &a->rng);
+    else
+        read_section(ctx, &a->rng, a->last);
+    ax_send_u64(ctx, ax_self(ctx), T_GO, 0);
+}
+
+static void *outside(void *arg)
+{
+    uint64_t who = (uint64_t)(uintptr_t)arg;
+    uint64_t rng = g_seed ^ (who << 20), *last = calloc(NKEYS, sizeof *last);
+    if (!last || ax_cont_thread_register() != 0) {
+        FAIL("outside thread setup failed");
+        free(last);
+        return NULL;
+    }
+    while (!atomic_load(&g_stop)) {
+        if (who == 0)
+            write_section(NULL, &rng);
+        else
+            read_section(NULL, &rng, last);
+    }
+    ax_cont_thread_unregister();
+    free(last);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned seconds = 10, workers = 2;
+    g_seed = now_ns();
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--seconds"))
+            seconds = (unsigned)strtoul(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--seed"))
+            g_seed = strtoull(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--workers"))
+            workers = (unsigned)strtoul(argv[i + 1], NULL, 0);
+        else {
+            fprintf(stderr, "usage: stress_container [--seconds S] [--seed N] [--workers W]\n");
+            return 2;
+        }
+    }
+    printf("stress_container: seed %" PRIu64 " (rerun: stress_container --seed %" PRIu64
+           "), %u workers, %u s\n",
+           g_seed, g_seed, workers, seconds);
+    fflush(stdout);
+    ax_config_t cfg;
+    ax_config_init(&cfg);
+    cfg.workers = workers;
+    cfg.oversubscribe = true;
+    cfg.arena_bytes = 8u << 20;
+    ax_engine_t *eng;
+    ax_cont_registry_t *reg;
+    if (ax_engine_create(&cfg, &eng) || ax_cont_registry_create(eng, &reg) || ax_engine_start(eng)) {
+        fprintf(stderr, "stress_container: engine: %s\n", ax_engine_last_error());
+        return 1;
+    }
+    if (ax_cont_thread_register() != 0)
+        return 1;
+    ax_cont_config_t cc = AX_CONT_CONFIG_INIT;
+    cc.buckets = 16; /* small: the table resizes while readers run */
+    if (ax_cont_open(reg, "stress", &cc, &g_c) != 0)
+        return 1;
+    ax_cont_wr_t wr;
+    ax_cont_write_enter(NULL, g_c, &wr);
+    for (uint32_t k = 0; k < NKEYS; k++) {
+        val_t v;
+        make_val(&v, k, 0);
+        ax_cont_put(&wr, &k, sizeof k, &v, sizeof v);
+    }
+    ax_cont_write_leave(&wr, 0, NULL);
+    /* A reader and a writer actor on every worker, plus one more reader. */
+    uint32_t nact = 2 * workers + 1;
+    atomic_store(&g_active, nact);
+    for (uint32_t i = 0; i < nact; i++) {
+        ax_ref_t a;
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = i % workers};
+        uint64_t kind = (uint64_t)i << 1 | (i < 2 * workers ? (i / workers) & 1 : 0);
+        if (ax_engine_spawn(eng, actor, sizeof(act_t), &o, &a) ||
+            ax_engine_send(eng, a, T_GO, &kind, sizeof kind)) {
+            fprintf(stderr, "stress_container: spawn failed\n");
+            return 1;
+        }
+    }
+    enum { NOUT = 3 }; /* one writer, two readers */
+    pthread_t th[NOUT];
+    for (uintptr_t i = 0; i < NOUT; i++)
+        pthread_create(&th[i], NULL, outside, (void *)i);
+    sleep_us(seconds * 1000000u);
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < NOUT; i++)
+        pthread_join(th[i], NULL);
+    uint64_t end = now_ns() + 30ull * 1000000000ull;
+    while (atomic_load(&g_active) && now_ns() < end)
+        sleep_us(1000);
+    /* No lost write: the seqs add up to the increments. */
+    uint64_t sum = 0;
+    ax_cont_rd_t rd;
+    ax_cont_read_enter(NULL, g_c, &rd);
+    for (uint32_t k = 0; k < NKEYS; k++) {
+        const void *p;
+        size_t len;
+        if (ax_cont_get(&rd, &k, sizeof k, &p, &len) != 0 || !val_ok(p, len, k)) {
+            FAIL("final: key %u missing or torn", k);
+            continue;
+        }
+        uint64_t seq;
+        memcpy(&seq, p, sizeof seq);
+        sum += seq;
+    }
+    ax_cont_read_leave(&rd);
+    if (sum != atomic_load(&g_writes))
+        FAIL("lost writes: the seqs sum to %" PRIu64 ", %" PRIu64 " increments were made", sum,
+             atomic_load(&g_writes));
+    ax_cont_stats_t cs;
+    ax_cont_stats(g_c, &cs);
+    if (cs.entries != NKEYS)
+        FAIL("stats: %" PRIu64 " entries, expected %u", cs.entries, NKEYS);
+    printf("stress_container: %" PRIu64 " read sections, %" PRIu64 " writes, errors %" PRIu64 "\n",
+           atomic_load(&g_reads), atomic_load(&g_writes), atomic_load(&g_errors));
+    ax_cont_close(g_c);
+    ax_cont_thread_unregister();
+    ax_engine_stop(eng);
+    ax_engine_wait(eng);
+    ax_cont_registry_destroy(reg);
+    ax_engine_destroy(eng);
+    return atomic_load(&g_errors) ? 1 : 0;
+}
