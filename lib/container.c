@@ -62,6 +62,8 @@ static char tsan_grace_token;
 #endif
 #define TSAN_QUIESCENT() TSAN_REL(&tsan_grace_token)
 
+static void retire_flush(void);
+
 /* Per-thread QSBR role.  Cached per thread, decided by the hooks and by
  * ax_cont_thread_register (the only places that change it). */
 enum { T_NONE = 0, T_WORKER = 1, T_OUTSIDE = 2 };
@@ -92,6 +94,7 @@ struct ax_cont_registry {
 typedef struct mnode {
     struct cds_lfht_node node;
     struct rcu_head rcu;
+    struct mnode *retire_next; /* the thread's retire list (see retire()) */
     uint64_t hash;
     uint32_t klen, vlen;
     size_t voff;
@@ -165,6 +168,7 @@ static void hook_start(void *user, uint32_t worker)
 static void hook_stop(void *user, uint32_t worker)
 {
     (void)user, (void)worker;
+    retire_flush();
     TSAN_QUIESCENT();
     if (--t_worker_regs == 0) {
         urcu_qsbr_unregister_thread();
@@ -174,12 +178,14 @@ static void hook_stop(void *user, uint32_t worker)
 static void hook_turn(void *user, uint32_t worker)
 {
     (void)user, (void)worker;
+    retire_flush();
     TSAN_QUIESCENT();
     urcu_qsbr_quiescent_state();
 }
 static void hook_park(void *user, uint32_t worker)
 {
     (void)user, (void)worker;
+    retire_flush();
     TSAN_QUIESCENT();
     urcu_qsbr_thread_offline();
 }
@@ -276,6 +282,7 @@ static int section_begin(ax_ctx_t *ctx)
 static void section_end(bool outside)
 {
     if (outside && --t_online == 0) {
+        retire_flush(); /* call_rcu needs the thread online */
         TSAN_QUIESCENT();
         urcu_qsbr_thread_offline();
     }
@@ -310,14 +317,41 @@ static int node_match(struct cds_lfht_node *n, const void *arg)
     return m->klen == k->len && memcmp(m->data, k->key, k->len) == 0;
 }
 
-static void node_free_cb(struct rcu_head *head)
+/* Frees a retire list after its grace period (on liburcu's call_rcu thread). */
+static void chain_free_cb(struct rcu_head *head)
 {
     TSAN_ACQ(&tsan_grace_token); /* every reader passed a quiescent point */
-    mnode_t *m = caa_container_of(head, mnode_t, rcu);
+    for (mnode_t *m = caa_container_of(head, mnode_t, rcu), *nx; m; m = nx) {
+        nx = m->retire_next;
 #ifndef AXON_NO_DEBUG_CHECKS
-    memset(m->data, 0xDD, m->voff + m->vlen); /* a reader still holding it sees garbage */
+        memset(m->data, 0xDD, m->voff + m->vlen); /* a reader still holding it sees garbage */
 #endif
-    free(m);
+        free(m);
+    }
+}
+
+/* Replaced and deleted nodes wait on a per-thread list and go to call_rcu
+ * as one chain per loop turn (or per 256 nodes, or when an outside thread
+ * leaves its section).  One call_rcu per node cost a futex wake of the
+ * call_rcu thread per write: 9.5 us a put on this VM (containers/write/memory). */
+static _Thread_local mnode_t *t_retired;
+static _Thread_local uint32_t t_nretired;
+
+static void retire_flush(void)
+{
+    if (!t_retired)
+        return;
+    urcu_qsbr_call_rcu(&t_retired->rcu, chain_free_cb);
+    t_retired = NULL;
+    t_nretired = 0;
+}
+
+static void retire(mnode_t *m)
+{
+    m->retire_next = t_retired;
+    t_retired = m;
+    if (++t_nretired >= 256)
+        retire_flush();
 }
 
 static int mem_get(ax_cont_t *c, const void *key, size_t klen, const void **val, size_t *vlen)
@@ -356,7 +390,7 @@ static int mem_put(ax_cont_t *c, const void *key, size_t klen, const void *val, 
     struct cds_lfht_node *old = cds_lfht_add_replace(c->ht, (unsigned long)m->hash, node_match, &k,
                                                      &m->node);
     if (old)
-        urcu_qsbr_call_rcu(&caa_container_of(old, mnode_t, node)->rcu, node_free_cb);
+        retire(caa_container_of(old, mnode_t, node));
     else
         atomic_fetch_add_explicit(&c->entries, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->puts, 1, memory_order_relaxed);
@@ -371,7 +405,7 @@ static int mem_del(ax_cont_t *c, const void *key, size_t klen)
     struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
     if (!n || cds_lfht_del(c->ht, n) != 0)
         return -ENOENT;
-    urcu_qsbr_call_rcu(&caa_container_of(n, mnode_t, node)->rcu, node_free_cb);
+    retire(caa_container_of(n, mnode_t, node));
     atomic_fetch_sub_explicit(&c->entries, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->dels, 1, memory_order_relaxed);
     return 0;
@@ -385,8 +419,9 @@ static void mem_destroy(ax_cont_t *c)
     cds_lfht_for_each(c->ht, &it, n)
     {
         if (cds_lfht_del(c->ht, n) == 0)
-            urcu_qsbr_call_rcu(&caa_container_of(n, mnode_t, node)->rcu, node_free_cb);
+            retire(caa_container_of(n, mnode_t, node));
     }
+    retire_flush();
     /* Since liburcu 0.10 destroy has no RCU requirement (its resize worker
      * is its own thread), so a worker may call it. */
     cds_lfht_destroy(c->ht, NULL);

@@ -1,0 +1,404 @@
+/* perf/bench_container.c - shared containers (issue 13) against a
+ * pthread_rwlock-guarded hash table, in one run so the ratios hold:
+ *
+ *   containers/read/memory/W   W reader actors (one per worker), read
+ *                              sections of one lookup each, 1% of the
+ *                              operations a write section (replace a value)
+ *   containers/read/lmdb/W     the same on an LMDB container (writes queued
+ *                              to the writer thread, not waited for)
+ *   containers/read/rwlock/W   W pthreads, the same mix on a chained hash
+ *                              table under one pthread_rwlock_t
+ *   containers/write/memory    one actor, write sections of one put
+ *   containers/write/lmdb      one actor, 64 sections in flight, each
+ *                              acknowledged after its synced commit
+ *   containers/write/rwlock    one pthread, wrlock + replace + unlock
+ *
+ * Items are operations (lookups or puts); items/s is the figure.  W = 1 and
+ * 2 show whether reads scale with workers.  Keys: 1024 of 4 bytes; values 64
+ * bytes.  Manual time stamped inside the actors/threads.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "axon/axon.h"
+#include "axon/container.h"
+#include "axon_bench.h"
+
+#define NKEYS 1024u
+#define VLEN 64u
+#define CHUNK 256u     /* operations per message */
+#define WRITE_EVERY 100u /* 1% writes */
+
+static uint64_t cb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t cb_mix(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* ---- axon containers ---------------------------------------------------------------- */
+
+typedef struct cr {
+    sem_t done;
+    ax_cont_t *c;
+    uint64_t per_actor;
+    _Atomic uint32_t left;
+    _Atomic uint64_t t0, t1, sink, bad;
+    uint32_t write_pct_den; /* 0: reads only */
+} cr_t;
+
+typedef struct ca {
+    cr_t *r;
+    uint64_t done, rng, acked, inflight;
+    bool writer_only;
+} ca_t;
+
+#define T_GO 1u
+#define T_ACK 2u
+
+static void ca_finish(cr_t *r)
+{
+    if (atomic_fetch_sub(&r->left, 1) == 1) {
+        atomic_store(&r->t1, cb_now());
+        sem_post(&r->done);
+    }
+}
+
+static void reader_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
+{
+    ca_t *a = st;
+    if (m->type == T_GO && !a->r) {
+        memcpy(&a->r, m->payload.data, sizeof a->r);
+        a->rng = (uint64_t)ax_worker_id(ctx) * 7919 + 1;
+    }
+    cr_t *r = a->r;
+    if (m->type == T_ACK)
+        return; /* LMDB commit of a 1% write: not waited for */
+    uint64_t sink = 0;
+    unsigned char v[VLEN];
+    for (uint32_t i = 0; i < CHUNK && a->done < r->per_actor; i++, a->done++) {
+        a->rng = cb_mix(a->rng);
+        uint32_t key = (uint32_t)(a->rng % NKEYS);
+        if (a->done % WRITE_EVERY == WRITE_EVERY - 1) {
+            ax_cont_wr_t wr;
+            memset(v, (int)a->done, sizeof v);
+            ax_cont_write_enter(ctx, r->c, &wr);
+            ax_cont_put(&wr, &key, sizeof key, v, sizeof v);
+            ax_cont_write_leave(&wr, T_ACK, NULL);
+            continue;
+        }
+        ax_cont_rd_t rd;
+        const void *p;
+        size_t len;
+        ax_cont_read_enter(ctx, r->c, &rd);
+        if (ax_cont_get(&rd, &key, sizeof key, &p, &len) == 0)
+            sink += *(const unsigned char *)p;
+        else
+            atomic_fetch_add(&r->bad, 1);
+        ax_cont_read_leave(&rd);
+    }
+    atomic_fetch_add_explicit(&r->sink, sink, memory_order_relaxed);
+    if (a->done < r->per_actor)
+        ax_send_u64(ctx, ax_self(ctx), T_GO, 0);
+    else
+        ca_finish(r);
+}
+
+static void writer_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
+{
+    ca_t *a = st;
+    if (m->type == T_GO && !a->r) {
+        memcpy(&a->r, m->payload.data, sizeof a->r);
+        a->writer_only = m->payload.u64[1] != 0; /* LMDB: a window of acknowledged sections */
+    }
+    cr_t *r = a->r;
+    unsigned char v[VLEN];
+    if (m->type == T_ACK) {
+        a->acked++;
+        a->inflight--;
+        if (a->acked == r->per_actor) {
+            ca_finish(r);
+            return;
+        }
+    }
+    /* Memory: CHUNK puts per message.  LMDB: keep 64 sections in flight. */
+    for (uint32_t i = 0; i < CHUNK && a->done < r->per_actor; i++) {
+        if (a->writer_only && a->inflight >= 64)
+            break;
+        uint32_t key = (uint32_t)(a->done % NKEYS);
+        memset(v, (int)a->done, sizeof v);
+        ax_cont_wr_t wr;
+        ax_cont_write_enter(ctx, r->c, &wr);
+        ax_cont_put(&wr, &key, sizeof key, v, sizeof v);
+        ax_cont_write_leave(&wr, T_ACK, NULL);
+        a->done++;
+        if (a->writer_only)
+            a->inflight++;
+    }
+    if (!a->writer_only) {
+        if (a->done < r->per_actor)
+            ax_send_u64(ctx, ax_self(ctx), T_GO, 0);
+        else
+            ca_finish(r);
+    }
+}
+
+static void fill(ax_cont_t *c)
+{
+    ax_cont_wr_t wr;
+    unsigned char v[VLEN] = {1};
+    ax_cont_write_enter(NULL, c, &wr);
+    for (uint32_t k = 0; k < NKEYS; k++)
+        ax_cont_put(&wr, &k, sizeof k, v, sizeof v);
+    uint64_t seq = 0;
+    ax_cont_write_leave(&wr, 0, &seq);
+    if (seq)
+        ax_cont_sync(c, seq, -1);
+}
+
+static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uint32_t kind, bool write)
+{
+    char dir[] = "/tmp/axon-bench-cont-XXXXXX";
+    ax_config_t cfg;
+    ax_config_init(&cfg);
+    cfg.workers = workers;
+    ax_engine_t *e = NULL;
+    ax_cont_registry_t *reg = NULL;
+    cr_t r = {.per_actor = iters / (write ? 1 : workers)};
+    if (!r.per_actor)
+        r.per_actor = 1;
+    sem_init(&r.done, 0, 0);
+    if (ax_engine_create(&cfg, &e) < 0 || ax_cont_registry_create(e, &reg) < 0 ||
+        ax_engine_start(e) < 0 || ax_cont_thread_register() < 0) {
+        axon_bench_skip(st, "engine or registry setup failed");
+        goto out;
+    }
+    ax_cont_config_t cc = AX_CONT_CONFIG_INIT;
+    if (kind == AX_CONT_LMDB) {
+        if (!mkdtemp(dir)) {
+            axon_bench_skip(st, "mkdtemp failed");
+            goto out;
+        }
+        cc.kind = AX_CONT_LMDB;
+        cc.path = dir;
+        cc.map_bytes = 256u << 20;
+    }
+    if (ax_cont_open(reg, "bench", &cc, &r.c) < 0) {
+        axon_bench_skip(st, "ax_cont_open failed");
+        goto out;
+    }
+    fill(r.c);
+    uint32_t nact = write ? 1 : workers;
+    atomic_store(&r.left, nact);
+    ax_ref_t refs[64];
+    for (uint32_t i = 0; i < nact; i++) {
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = i};
+        if (ax_engine_spawn(e, write ? writer_actor : reader_actor, sizeof(ca_t), &o, &refs[i]) < 0) {
+            axon_bench_skip(st, "spawn failed");
+            goto out;
+        }
+    }
+    atomic_store(&r.t0, cb_now());
+    uint64_t go[2] = {(uint64_t)(uintptr_t)&r, kind == AX_CONT_LMDB};
+    for (uint32_t i = 0; i < nact; i++)
+        ax_engine_send(e, refs[i], T_GO, go, sizeof go);
+    sem_wait(&r.done);
+    axon_bench_set_iteration_time(st, (double)(atomic_load(&r.t1) - atomic_load(&r.t0)) / 1e9);
+    axon_bench_items(st, (int64_t)(r.per_actor * nact));
+    if (atomic_load(&r.bad))
+        axon_bench_counter(st, "missing", (double)atomic_load(&r.bad), AXON_COUNTER_PLAIN);
+out:
+    if (e) {
+        ax_engine_stop(e);
+        ax_engine_wait(e);
+    }
+    if (r.c)
+        ax_cont_close(r.c);
+    ax_cont_thread_unregister();
+    ax_cont_registry_destroy(reg);
+    ax_engine_destroy(e);
+    sem_destroy(&r.done);
+    if (kind == AX_CONT_LMDB && dir[strlen(dir) - 1] != 'X') {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench_container: could not remove %s\n", dir);
+    }
+}
+
+/* ---- the rwlock baseline ------------------------------------------------------------- */
+
+typedef struct rw_node {
+    struct rw_node *next;
+    uint32_t key;
+    unsigned char v[VLEN];
+} rw_node_t;
+
+typedef struct rw_table {
+    pthread_rwlock_t lock;
+    rw_node_t *b[NKEYS];
+} rw_table_t;
+
+static rw_table_t g_rw;
+
+static void rw_put(uint32_t key, const unsigned char *v)
+{
+    rw_node_t *n = malloc(sizeof *n);
+    if (!n)
+        return;
+    n->key = key;
+    memcpy(n->v, v, VLEN);
+    pthread_rwlock_wrlock(&g_rw.lock);
+    uint32_t h = (uint32_t)(cb_mix(key) % NKEYS);
+    rw_node_t **pp = &g_rw.b[h], *old = NULL;
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->key == key) {
+            old = *pp;
+            n->next = old->next;
+            *pp = n;
+            break;
+        }
+    if (!old) {
+        n->next = g_rw.b[h];
+        g_rw.b[h] = n;
+    }
+    pthread_rwlock_unlock(&g_rw.lock);
+    free(old);
+}
+
+typedef struct rw_arg {
+    uint64_t n, sink;
+    uint32_t who;
+    bool write;
+    _Atomic uint32_t *go;
+} rw_arg_t;
+
+static void *rw_thread(void *p)
+{
+    rw_arg_t *a = p;
+    uint64_t rng = (uint64_t)a->who * 7919 + 1, sink = 0;
+    unsigned char v[VLEN];
+    while (!atomic_load(a->go))
+        ;
+    for (uint64_t i = 0; i < a->n; i++) {
+        rng = cb_mix(rng);
+        uint32_t key = a->write ? (uint32_t)(i % NKEYS) : (uint32_t)(rng % NKEYS);
+        if (a->write || i % WRITE_EVERY == WRITE_EVERY - 1) {
+            memset(v, (int)i, sizeof v);
+            rw_put(key, v);
+            continue;
+        }
+        pthread_rwlock_rdlock(&g_rw.lock);
+        for (rw_node_t *n = g_rw.b[cb_mix(key) % NKEYS]; n; n = n->next)
+            if (n->key == key) {
+                sink += n->v[0];
+                break;
+            }
+        pthread_rwlock_unlock(&g_rw.lock);
+    }
+    a->sink = sink;
+    return NULL;
+}
+
+static void run_rwlock(axon_bench_state *st, uint64_t iters, uint32_t threads, bool write)
+{
+    pthread_rwlock_init(&g_rw.lock, NULL);
+    memset(g_rw.b, 0, sizeof g_rw.b);
+    unsigned char v[VLEN] = {1};
+    for (uint32_t k = 0; k < NKEYS; k++)
+        rw_put(k, v);
+    _Atomic uint32_t go = 0;
+    pthread_t th[64];
+    rw_arg_t a[64];
+    uint32_t n = write ? 1 : threads;
+    for (uint32_t i = 0; i < n; i++) {
+        a[i] = (rw_arg_t){.n = iters / n ? iters / n : 1, .who = i, .write = write, .go = &go};
+        pthread_create(&th[i], NULL, rw_thread, &a[i]);
+    }
+    uint64_t t0 = cb_now();
+    atomic_store(&go, 1);
+    for (uint32_t i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    uint64_t t1 = cb_now();
+    axon_bench_set_iteration_time(st, (double)(t1 - t0) / 1e9);
+    axon_bench_items(st, (int64_t)(a[0].n * n));
+    for (uint32_t k = 0; k < NKEYS; k++)
+        for (rw_node_t *x = g_rw.b[k], *nx; x; x = nx) {
+            nx = x->next;
+            free(x);
+        }
+    pthread_rwlock_destroy(&g_rw.lock);
+}
+
+/* ---- registration ------------------------------------------------------------------- */
+
+static void bm_read_memory(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    run_axon(st, iters, (uint32_t)axon_bench_range(st, 0), AX_CONT_MEMORY, false);
+}
+static void bm_read_lmdb(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    run_axon(st, iters, (uint32_t)axon_bench_range(st, 0), AX_CONT_LMDB, false);
+}
+static void bm_read_rwlock(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    run_rwlock(st, iters, (uint32_t)axon_bench_range(st, 0), false);
+}
+static void bm_write_memory(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    run_axon(st, iters, 1, AX_CONT_MEMORY, true);
+}
+static void bm_write_lmdb(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    run_axon(st, iters, 1, AX_CONT_LMDB, true);
+}
+static void bm_write_rwlock(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    run_rwlock(st, iters, 1, true);
+}
+
+static void *reg_timed(const char *name, axon_bench_fn fn)
+{
+    void *b = axon_bench_register(name, fn, NULL);
+    axon_bench_manual_time(b);
+    axon_bench_unit_ns(b);
+    return b;
+}
+
+AXON_BENCHMARK(register_container_benchmarks)
+{
+    void *b = reg_timed("containers/read/memory", bm_read_memory);
+    axon_bench_arg(b, 1);
+    axon_bench_arg(b, 2);
+    b = reg_timed("containers/read/lmdb", bm_read_lmdb);
+    axon_bench_arg(b, 1);
+    axon_bench_arg(b, 2);
+    b = reg_timed("containers/read/rwlock", bm_read_rwlock);
+    axon_bench_arg(b, 1);
+    axon_bench_arg(b, 2);
+    reg_timed("containers/write/memory", bm_write_memory);
+    b = reg_timed("containers/write/lmdb", bm_write_lmdb);
+    axon_bench_min_time(b, 0.5);
+    reg_timed("containers/write/rwlock", bm_write_rwlock);
+}
