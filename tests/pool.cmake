@@ -16,3 +16,12 @@ axon_test(test_container SOURCES unit/test_container.c LIBS axon_lib PkgConfig::
           LABELS unit TIMEOUT 240)
 axon_test(stress_container SOURCES stress/stress_container.c LIBS axon_lib LABELS stress
           TIMEOUT 300 ARGS --seconds 10)
+
+# The examples (examples/pool.c, examples/containers.c); axon_example_test
+# is defined in tests/engine.cmake.
+if(TARGET pool)
+  axon_example_test(example_pool pool "^pool: output matches the serial blur" 640 480 8)
+endif()
+if(TARGET containers)
+  axon_example_test(example_containers containers "ledger matches")
+endif()

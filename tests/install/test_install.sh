@@ -15,4 +15,13 @@ LD_LIBRARY_PATH=$(pkg-config --variable=libdir axon) "$prefix/consumer_shared"
 cc -std=c11 -o "$prefix/consumer_static" "$src/tests/install/consumer.c" $(pkg-config --cflags axon) \
    -Wl,-Bstatic $(pkg-config --libs-only-L axon) -laxon -Wl,-Bdynamic $(pkg-config --libs --static axon | sed 's/-laxon//')
 "$prefix/consumer_static"
+# The examples that use lib/ (pools, containers) build out of tree as strict
+# C11 and run against the installed library: liburcu and LMDB come with it.
+for ex in pool containers; do
+  cc -std=c11 -pedantic -Werror -Wall -o "$prefix/$ex" "$src/examples/$ex.c" $(pkg-config --cflags --libs axon)
+  LD_LIBRARY_PATH=$(pkg-config --variable=libdir axon) "$prefix/$ex" >/dev/null
+  cc -std=c11 -pedantic -Werror -Wall -o "$prefix/${ex}_static" "$src/examples/$ex.c" $(pkg-config --cflags axon) \
+     -Wl,-Bstatic $(pkg-config --libs-only-L axon) -laxon -Wl,-Bdynamic $(pkg-config --libs --static axon | sed 's/-laxon//')
+  "$prefix/${ex}_static" >/dev/null
+done
 echo "test_install: shared and static consumers built with pkg-config and ran"
