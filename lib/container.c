@@ -907,7 +907,7 @@ int ax_cont_write_leave(ax_cont_wr_t *pwr, uint32_t reply_type, uint64_t *seq)
              * the I/O.  Sequence numbers follow queue order, so the writer
              * commits them in order and done_seq covers all below it. */
             pthread_mutex_lock(&c->qmu);
-            b->seq = ++c->next_seq;
+            uint64_t my_seq = b->seq = ++c->next_seq;
             if (c->qtail)
                 c->qtail->next = b;
             else
@@ -915,8 +915,10 @@ int ax_cont_write_leave(ax_cont_wr_t *pwr, uint32_t reply_type, uint64_t *seq)
             c->qtail = b;
             pthread_cond_signal(&c->qcv);
             pthread_mutex_unlock(&c->qmu);
+            /* Not b->seq: once queued, b belongs to the writer, which may
+             * have committed and freed it already (TSan caught that). */
             if (seq)
-                *seq = b->seq;
+                *seq = my_seq;
         }
     }
     section_end(outside);
