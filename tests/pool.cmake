@@ -25,3 +25,7 @@ endif()
 if(TARGET containers)
   axon_example_test(example_containers containers "ledger matches")
 endif()
+
+# The engine's worker hooks, which lib/container.c registers liburcu with
+# (kept here, beside their user, so engine.cmake stays untouched).
+axon_test(test_engine_hooks SOURCES unit/test_engine_hooks.c LIBS axon_engine LABELS unit)
