@@ -6,12 +6,13 @@
  *                              operations a write section (replace a value)
  *   containers/read/lmdb/W     the same on an LMDB container (writes queued
  *                              to the writer thread, not waited for)
- *   containers/read/rwlock/W   W pthreads, the same mix on a chained hash
- *                              table under one pthread_rwlock_t
+ *   containers/read/rwlock/W   the same actors on the same workers, the same
+ *                              mix, on a chained hash table under one
+ *                              pthread_rwlock_t (only the guard differs)
  *   containers/write/memory    one actor, write sections of one put
  *   containers/write/lmdb      one actor, 64 sections in flight, each
  *                              acknowledged after its synced commit
- *   containers/write/rwlock    one pthread, wrlock + replace + unlock
+ *   containers/write/rwlock    one actor, wrlock + replace + unlock
  *
  * Items are operations (lookups or puts); items/s is the figure.  W = 1 and
  * 2 show whether reads scale with workers.  Keys: 1024 of 4 bytes; values 64
@@ -53,13 +54,19 @@ static inline uint64_t cb_mix(uint64_t x)
 
 /* ---- axon containers ---------------------------------------------------------------- */
 
+#define KIND_RWLOCK 7u /* the baseline, run in the same actors on the same workers */
+static void rw_put(uint32_t key, const unsigned char *v);
+static uint64_t rw_get(uint32_t key);
+static void rw_setup(void);
+static void rw_teardown(void);
+
 typedef struct cr {
     sem_t done;
     ax_cont_t *c;
     uint64_t per_actor;
     _Atomic uint32_t left;
     _Atomic uint64_t t0, t1, sink, bad;
-    uint32_t write_pct_den; /* 0: reads only */
+    uint32_t kind;
 } cr_t;
 
 typedef struct ca {
@@ -94,6 +101,15 @@ static void reader_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     for (uint32_t i = 0; i < CHUNK && a->done < r->per_actor; i++, a->done++) {
         a->rng = cb_mix(a->rng);
         uint32_t key = (uint32_t)(a->rng % NKEYS);
+        if (r->kind == KIND_RWLOCK) {
+            if (a->done % WRITE_EVERY == WRITE_EVERY - 1) {
+                memset(v, (int)a->done, sizeof v);
+                rw_put(key, v);
+            } else {
+                sink += rw_get(key);
+            }
+            continue;
+        }
         if (a->done % WRITE_EVERY == WRITE_EVERY - 1) {
             ax_cont_wr_t wr;
             memset(v, (int)a->done, sizeof v);
@@ -142,6 +158,11 @@ static void writer_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
             break;
         uint32_t key = (uint32_t)(a->done % NKEYS);
         memset(v, (int)a->done, sizeof v);
+        if (r->kind == KIND_RWLOCK) {
+            rw_put(key, v);
+            a->done++;
+            continue;
+        }
         ax_cont_wr_t wr;
         ax_cont_write_enter(ctx, r->c, &wr);
         ax_cont_put(&wr, &key, sizeof key, v, sizeof v);
@@ -179,7 +200,7 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
     cfg.workers = workers;
     ax_engine_t *e = NULL;
     ax_cont_registry_t *reg = NULL;
-    cr_t r = {.per_actor = iters / (write ? 1 : workers)};
+    cr_t r = {.per_actor = iters / (write ? 1 : workers), .kind = kind};
     if (!r.per_actor)
         r.per_actor = 1;
     sem_init(&r.done, 0, 0);
@@ -198,11 +219,14 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
         cc.path = dir;
         cc.map_bytes = 256u << 20;
     }
-    if (ax_cont_open(reg, "bench", &cc, &r.c) < 0) {
+    if (kind == KIND_RWLOCK) {
+        rw_setup();
+    } else if (ax_cont_open(reg, "bench", &cc, &r.c) < 0) {
         axon_bench_skip(st, "ax_cont_open failed");
         goto out;
+    } else {
+        fill(r.c);
     }
-    fill(r.c);
     uint32_t nact = write ? 1 : workers;
     atomic_store(&r.left, nact);
     ax_ref_t refs[64];
@@ -233,6 +257,8 @@ out:
     ax_cont_registry_destroy(reg);
     ax_engine_destroy(e);
     sem_destroy(&r.done);
+    if (kind == KIND_RWLOCK)
+        rw_teardown();
     if (kind == AX_CONT_LMDB && dir[strlen(dir) - 1] != 'X') {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -281,62 +307,30 @@ static void rw_put(uint32_t key, const unsigned char *v)
     free(old);
 }
 
-typedef struct rw_arg {
-    uint64_t n, sink;
-    uint32_t who;
-    bool write;
-    _Atomic uint32_t *go;
-} rw_arg_t;
-
-static void *rw_thread(void *p)
+static uint64_t rw_get(uint32_t key)
 {
-    rw_arg_t *a = p;
-    uint64_t rng = (uint64_t)a->who * 7919 + 1, sink = 0;
-    unsigned char v[VLEN];
-    while (!atomic_load(a->go))
-        ;
-    for (uint64_t i = 0; i < a->n; i++) {
-        rng = cb_mix(rng);
-        uint32_t key = a->write ? (uint32_t)(i % NKEYS) : (uint32_t)(rng % NKEYS);
-        if (a->write || i % WRITE_EVERY == WRITE_EVERY - 1) {
-            memset(v, (int)i, sizeof v);
-            rw_put(key, v);
-            continue;
+    uint64_t v = 0;
+    pthread_rwlock_rdlock(&g_rw.lock);
+    for (rw_node_t *n = g_rw.b[cb_mix(key) % NKEYS]; n; n = n->next)
+        if (n->key == key) {
+            v = n->v[0];
+            break;
         }
-        pthread_rwlock_rdlock(&g_rw.lock);
-        for (rw_node_t *n = g_rw.b[cb_mix(key) % NKEYS]; n; n = n->next)
-            if (n->key == key) {
-                sink += n->v[0];
-                break;
-            }
-        pthread_rwlock_unlock(&g_rw.lock);
-    }
-    a->sink = sink;
-    return NULL;
+    pthread_rwlock_unlock(&g_rw.lock);
+    return v;
 }
 
-static void run_rwlock(axon_bench_state *st, uint64_t iters, uint32_t threads, bool write)
+static void rw_setup(void)
 {
     pthread_rwlock_init(&g_rw.lock, NULL);
     memset(g_rw.b, 0, sizeof g_rw.b);
     unsigned char v[VLEN] = {1};
     for (uint32_t k = 0; k < NKEYS; k++)
         rw_put(k, v);
-    _Atomic uint32_t go = 0;
-    pthread_t th[64];
-    rw_arg_t a[64];
-    uint32_t n = write ? 1 : threads;
-    for (uint32_t i = 0; i < n; i++) {
-        a[i] = (rw_arg_t){.n = iters / n ? iters / n : 1, .who = i, .write = write, .go = &go};
-        pthread_create(&th[i], NULL, rw_thread, &a[i]);
-    }
-    uint64_t t0 = cb_now();
-    atomic_store(&go, 1);
-    for (uint32_t i = 0; i < n; i++)
-        pthread_join(th[i], NULL);
-    uint64_t t1 = cb_now();
-    axon_bench_set_iteration_time(st, (double)(t1 - t0) / 1e9);
-    axon_bench_items(st, (int64_t)(a[0].n * n));
+}
+
+static void rw_teardown(void)
+{
     for (uint32_t k = 0; k < NKEYS; k++)
         for (rw_node_t *x = g_rw.b[k], *nx; x; x = nx) {
             nx = x->next;
@@ -360,7 +354,7 @@ static void bm_read_lmdb(axon_bench_state *st, uint64_t iters, void *arg)
 static void bm_read_rwlock(axon_bench_state *st, uint64_t iters, void *arg)
 {
     (void)arg;
-    run_rwlock(st, iters, (uint32_t)axon_bench_range(st, 0), false);
+    run_axon(st, iters, (uint32_t)axon_bench_range(st, 0), KIND_RWLOCK, false);
 }
 static void bm_write_memory(axon_bench_state *st, uint64_t iters, void *arg)
 {
@@ -375,7 +369,7 @@ static void bm_write_lmdb(axon_bench_state *st, uint64_t iters, void *arg)
 static void bm_write_rwlock(axon_bench_state *st, uint64_t iters, void *arg)
 {
     (void)arg;
-    run_rwlock(st, iters, 1, true);
+    run_axon(st, iters, 1, KIND_RWLOCK, true);
 }
 
 static void *reg_timed(const char *name, axon_bench_fn fn)
