@@ -421,7 +421,11 @@ static int mem_del(ax_cont_t *c, const void *key, size_t klen)
     return 0;
 }
 
-/* Last close: nobody holds the container any more. */
+/* Last close: nobody holds the container any more.  Unlinks every node
+ * (online: the retired chain goes to call_rcu), then destroys the table
+ * offline: destroy waits for the table's resize worker, which may itself be
+ * waiting in synchronize_rcu for this very thread to pass a quiescent state
+ * (a worker is online until its turn ends). */
 static void mem_destroy(ax_cont_t *c)
 {
     struct cds_lfht_iter it;
@@ -432,9 +436,10 @@ static void mem_destroy(ax_cont_t *c)
             retire(caa_container_of(n, mnode_t, node));
     }
     retire_flush();
-    /* Since liburcu 0.10 destroy has no RCU requirement (its resize worker
-     * is its own thread), so a worker may call it. */
+    TSAN_QUIESCENT();
+    urcu_qsbr_thread_offline();
     cds_lfht_destroy(c->ht, NULL);
+    urcu_qsbr_thread_online();
 }
 
 /* ---- LMDB kind: the writer thread ------------------------------------------------------------ */
@@ -714,12 +719,18 @@ void ax_cont_close(ax_cont_t *c)
             break;
         }
     pthread_mutex_unlock(&r->mu);
-    /* call_rcu from an outside thread needs it online (QSBR). */
-    bool outside = t_role == T_OUTSIDE;
+    /* call_rcu needs a registered thread, online (QSBR): an outside thread
+     * goes online as for a section; an unregistered one registers for the
+     * time of the teardown. */
+    bool temp = t_role == T_NONE, outside = t_role == T_OUTSIDE;
+    if (temp)
+        urcu_qsbr_register_thread();
     if (outside && t_online++ == 0)
         urcu_qsbr_thread_online();
     mem_destroy(c);
     section_end(outside);
+    if (temp)
+        urcu_qsbr_unregister_thread();
     cont_free(c);
 }
 

@@ -95,7 +95,7 @@ AX_API int ax_cont_open(ax_cont_registry_t *reg, const char *name, const ax_cont
                         ax_cont_t **out);
 /* Drop one reference; the last close frees the container (memory: after a
  * grace period; LMDB: after the writer committed what was queued).  Not
- * inside a read or write section.  [any registered thread or behaviour] */
+ * inside a read or write section.  [any thread or behaviour] */
 AX_API void ax_cont_close(ax_cont_t *c);
 
 /* ---- read sections ------------------------------------------------------------- */
