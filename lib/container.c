@@ -521,13 +521,13 @@ static void *writer_main(void *arg)
         MDB_txn *t;
         int trc = mdb_err(mdb_txn_begin(c->env, NULL, 0, &t));
         uint64_t hi = list->seq;
+        for (batch_t *b = list; b; b = b->next)
+            hi = b->seq; /* done_seq covers every section taken, failed or not */
         for (batch_t *b = list; b && !trc; b = b->next) {
             int rc = apply_batch(c, t, b);
             b->reply_type |= rc ? 0x80000000u : 0; /* remember which failed: bit 31 */
-            if (!rc) {
+            if (!rc)
                 atomic_fetch_add_explicit(&c->puts, b->nops, memory_order_relaxed);
-            }
-            hi = b->seq;
         }
         if (!trc)
             trc = mdb_err(mdb_txn_commit(t)); /* syncs: the env has no MDB_NOSYNC */

@@ -502,6 +502,57 @@ static void open_close_churn_from_every_worker_frees_every_container(void **stat
     rm_dir(g_dir);
 }
 
+/* ---- a failing LMDB section (map full) fails alone --------------------------------------- */
+
+static void lmdb_section_that_does_not_fit_fails_alone(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    make_dir("full", g_dir, sizeof g_dir);
+    ax_cont_registry_t *reg;
+    ax_engine_t *eng = make_engine(&reg);
+    assert_int_equal(ax_cont_thread_register(), 0);
+    ax_cont_t *c;
+    ax_cont_config_t lc = AX_CONT_CONFIG_INIT;
+    lc.kind = AX_CONT_LMDB;
+    lc.path = g_dir;
+    lc.map_bytes = 1u << 20; /* 1 MiB: a few 200 KiB values fit, not many */
+    assert_int_equal(ax_cont_open(reg, "full", &lc, &c), 0);
+    static unsigned char big[200 * 1024];
+    memset(big, 0xAB, sizeof big);
+    int ok = 0, failed = 0;
+    for (uint32_t i = 0; i < 12; i++) {
+        ax_cont_wr_t wr;
+        uint64_t seq;
+        assert_int_equal(ax_cont_write_enter(NULL, c, &wr), 0);
+        assert_int_equal(ax_cont_put(&wr, &i, sizeof i, big, sizeof big), 0);
+        assert_int_equal(ax_cont_write_leave(&wr, 0, &seq), 0);
+        int rc = ax_cont_sync(c, seq, 30ll * 1000000000ll);
+        if (rc == 0) {
+            ok++;
+        } else {
+            assert_int_equal(rc, -EIO); /* MDB_MAP_FULL, an LMDB code */
+            failed++;
+        }
+    }
+    assert_true(ok >= 1);
+    assert_true(failed >= 1);
+    /* A small section still commits: the failed ones left nothing behind. */
+    ax_cont_wr_t wr;
+    uint64_t seq;
+    assert_int_equal(ax_cont_write_enter(NULL, c, &wr), 0);
+    assert_int_equal(ax_cont_put(&wr, "small", 5, "v", 1), 0);
+    assert_int_equal(ax_cont_write_leave(&wr, 0, &seq), 0);
+    assert_int_equal(ax_cont_sync(c, seq, 30ll * 1000000000ll), 0);
+    ax_cont_stats_t cs;
+    ax_cont_stats(c, &cs);
+    assert_int_equal(cs.entries, (uint64_t)ok + 1);
+    ax_cont_close(c);
+    ax_cont_thread_unregister();
+    stop_engine(eng, reg);
+    rm_dir(g_dir);
+}
+
 int main(void)
 {
     signal(SIGALRM, watchdog);
@@ -512,6 +563,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(names_open_the_same_container_and_refuse_bad_input, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(lmdb_commit_is_acknowledged_to_the_writing_actor, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(open_close_churn_from_every_worker_frees_every_container, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(lmdb_section_that_does_not_fit_fails_alone, test_setup, test_teardown),
     };
     return cmocka_run_group_tests_name("lib/container", tests, NULL, NULL);
 }
