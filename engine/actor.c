@@ -914,8 +914,12 @@ void ax__worker_shutdown(ax_worker_t *w)
 
 void ax__worker_discard(ax_worker_t *w)
 {
-    /* Never started: only external spawns/sends can be queued, in the inbox. */
+    /* Never started: only external spawns/sends can be queued, in the inbox.
+     * A worker whose create failed half way may have no inbox yet (its
+     * stub is what ax__inbox_init sets last): nothing can be queued then. */
     w->closing = true;
+    if (!w->inbox_stub)
+        return;
     ax_inbox_node_t *node;
     while ((node = ax__inbox_pop(w))) {
         free_payload(w, &node->msg);

@@ -61,3 +61,9 @@ axon_test(test_engine_fifo SOURCES unit/test_engine_fifo.c LIBS axon_engine)
 
 # ax_engine_stop takes effect while actors keep every turn busy.
 axon_test(test_engine_stop SOURCES unit/test_engine_stop.c LIBS axon_engine TIMEOUT 60)
+
+# Every allocation and mapping of ax_engine_create failed in turn (issue 10,
+# item 6), and create under a real RLIMIT_AS; failures injected with
+# -Wl,--wrap, so the library carries no hook.
+axon_test(test_engine_create_faults SOURCES unit/test_engine_create_faults.c LIBS axon_engine
+          WRAP malloc calloc realloc aligned_alloc free mmap munmap mprotect mbind)
