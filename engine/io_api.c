@@ -234,6 +234,13 @@ static int timer_add(ax_ctx_t *w, uint64_t ms, uint64_t period_ms, uint32_t type
 {
     if (!w || !w->cur || type >= AX_TYPE_SYSTEM || len > AX_INLINE_MAX || (len && !payload))
         return -EINVAL;
+    /* Both bounded by 2^42 ms = 4.4e18 ns < 2^62, and the monotonic clock
+     * stays below 2^62 ns (146 years of uptime): the deadline below, and
+     * every later one (deadline + period, timer.c), stay below 2^64.
+     * Unchecked, ms * 1000000 wrapped: UINT64_MAX fired at once, and a
+     * period of 2^58 + 1 ms became 1 ms. */
+    if (ms > AX_TIMER_MAX_MS || period_ms > AX_TIMER_MAX_MS)
+        return -EINVAL;
     ax_timers_t *t;
     int rc = timers_of(w, &t);
     if (rc < 0)

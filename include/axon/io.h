@@ -74,7 +74,12 @@ static inline ax_io_event_t ax_io_event(const ax_msg_t *m)
  * `payload`.  Millisecond accuracy or better.  A cancelled timer never
  * fires.  Cancel the timers of an actor in its fini: a timer that fires
  * after its actor stopped is a counted dead letter.
+ * A delay or period above AX_TIMER_MAX_MS (2^42 ms, about 139 years) is
+ * refused with -EINVAL, not clamped: such a value is almost always a bug (a
+ * negative number made unsigned, a unit mix-up); to wait for ever, arm no
+ * timer.
  * Returns 0 and the timer's id in *id (may be NULL), or -EINVAL/-ENOMEM. */
+#define AX_TIMER_MAX_MS ((uint64_t)1 << 42)
 AX_API int ax_timer_after(ax_ctx_t *ctx, uint64_t ms, uint32_t type, const void *payload,
                           size_t len, uint64_t *id);
 /* Every period_ms, first after period_ms; fires at start + k*period (no
