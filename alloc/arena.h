@@ -135,7 +135,8 @@ size_t ax_arena_class_size(unsigned cls);
 /* ---- large allocations: jemalloc, one arena per NUMA node -------------------
  * Thread-safe.  node -1: no binding.  Under sanitizers these fall back to the
  * libc allocator (ASan/TSan replace malloc and cannot see into mallocx).
- * ax_large_alloc: NULL for size 0, a node >= AX_LARGE_MAX_NODES, or when the
+ * ax_large_alloc: NULL for size 0 or above PTRDIFF_MAX, a node >=
+ * AX_LARGE_MAX_NODES, or when the
  * node's memory cannot be had (never served from another node); 64-byte
  * aligned.  ax_large_free: size is the size passed to ax_large_alloc (or 0 if
  * unknown); NULL does nothing. */

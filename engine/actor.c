@@ -241,10 +241,14 @@ static int actor_place(ax_worker_t *w, uint32_t slot, ax_behaviour_fn fn, size_t
 
 /* A large blob carries its size in a 16-byte header so any worker can free it. */
 #define LARGE_HDR 16u
+/* Largest len ax_blob_alloc takes: len + LARGE_HDR, rounded up to 64 by the
+ * large allocator, must not wrap (nor exceed what one C object may span).
+ * Unchecked, SIZE_MAX - 8 + LARGE_HDR wrapped to 7 bytes. */
+#define BLOB_MAX ((size_t)PTRDIFF_MAX - LARGE_HDR - 64u)
 
 void *ax_blob_alloc(ax_ctx_t *w, size_t len)
 {
-    if (!w || !len)
+    if (!w || !len || len > BLOB_MAX)
         return NULL;
     if (len <= AX_ARENA_MAX_CLASS)
         return ax_arena_alloc(w->arena, len);

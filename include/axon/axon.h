@@ -202,7 +202,9 @@ AX_API int ax_send(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, const void *buf, s
 AX_API int ax_send_u64(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, uint64_t v);
 
 /* Blobs: larger payloads from the sending worker's arena (or jemalloc on its
- * node beyond the arena's largest class).  [behaviour] NULL on exhaustion. */
+ * node beyond the arena's largest class).  [behaviour] NULL on exhaustion,
+ * for len 0, and for len above PTRDIFF_MAX - 80 (which no allocation can
+ * satisfy: the header arithmetic would wrap). */
 AX_API void *ax_blob_alloc(ax_ctx_t *ctx, size_t len);
 /* Free a blob you own, from any worker.  [behaviour] */
 AX_API void ax_blob_free(ax_ctx_t *ctx, void *blob);

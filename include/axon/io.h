@@ -105,8 +105,8 @@ AX_API int ax_tcp_connect(ax_ctx_t *ctx, const char *addr, uint16_t port, uint64
 /* Deliver received bytes to the calling actor as AX_IO_DATA, until
  * AX_IO_RECV_END.  Once per connection (-EALREADY). */
 AX_API int ax_tcp_recv_start(ax_ctx_t *ctx, ax_conn_t c, uint64_t user);
-/* Copy len bytes and send them after any earlier send on c; AX_IO_SENT
- * follows.  -ENOBUFS: io_conn_max_bytes would be exceeded: the connection
+/* Copy len bytes (1..AX_IO_MAX_BYTES) and send them after any earlier send
+ * on c; AX_IO_SENT follows.  -ENOBUFS: io_conn_max_bytes would be exceeded: the connection
  * is being closed (logged). */
 AX_API int ax_tcp_send(ax_ctx_t *ctx, ax_conn_t c, const void *buf, size_t len, uint64_t user);
 /* how: SHUT_RD, SHUT_WR (half-close), SHUT_RDWR; AX_IO_SHUTDOWN follows. */
@@ -116,7 +116,14 @@ AX_API int ax_tcp_close(ax_ctx_t *ctx, ax_conn_t c, uint64_t user);
 
 /* ---- files -------------------------------------------------------------------- */
 
-/* Read up to len bytes at off into a buffer the call allocates; AX_IO_READ
+/* The most bytes one TCP send, file read or file write takes: Linux moves
+ * at most this much in one call (MAX_RW_COUNT), and every result fits the
+ * completion's 32-bit res.  A larger len is refused with -EINVAL; split it. */
+#define AX_IO_MAX_BYTES ((size_t)0x7ffff000)
+/* Offsets are at most INT64_MAX, and off + len must not pass it (-EINVAL). */
+
+/* Read up to len (1..AX_IO_MAX_BYTES) bytes at off into a buffer the call
+ * allocates; AX_IO_READ
  * follows, as a blob message (ax_msg_data/ax_msg_len: the bytes read; res
  * in ax_io_event() is the count or -errno).  fd stays the caller's. */
 AX_API int ax_file_read(ax_ctx_t *ctx, int fd, size_t len, uint64_t off, uint64_t user);
