@@ -266,6 +266,7 @@ static void every_failure_point_of_create_is_clean_on_this_machine(void **state)
 
 /* ---- a real address-space limit ---------------------------------------------- */
 
+#if !defined(AXON_SANITIZE_address) && !defined(AXON_SANITIZE_thread)
 static size_t vm_size(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -278,6 +279,7 @@ static size_t vm_size(void)
         fclose(f);
     return kb << 10;
 }
+#endif
 
 static void create_under_ulimit_v_fails_cleanly_or_succeeds(void **state)
 {
