@@ -206,7 +206,10 @@ AX_API int ax_send_u64(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, uint64_t v);
  * for len 0, and for len above PTRDIFF_MAX - 80 (which no allocation can
  * satisfy: the header arithmetic would wrap). */
 AX_API void *ax_blob_alloc(ax_ctx_t *ctx, size_t len);
-/* Free a blob you own, from any worker.  [behaviour] */
+/* Free a blob you own, from any worker.  [behaviour]  A blob freed twice,
+ * or a pointer ax_blob_alloc did not return (also one inside a blob, also
+ * when sent with ax_send_blob and freed by the engine), aborts the process
+ * with a message naming the misuse, in every build. */
 AX_API void ax_blob_free(ax_ctx_t *ctx, void *blob);
 /* On success the receiver owns blob (freed after its behaviour returns unless
  * it calls ax_msg_keep_blob); on error the caller still does.  [behaviour] */
