@@ -491,12 +491,33 @@ int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
     return 0;
 }
 
+#ifdef AXON_ARENA_DEBUG
+/* Bytes a blob can hold, 0 if blob is not one (debug builds: a len larger
+ * than the blob would let the receiver read past it). */
+static size_t blob_capacity(const ax_worker_t *w, const void *blob)
+{
+    const ax_arena_t *a = ax_arena_owner(w->eng->arenas, blob);
+    if (a)
+        return ax_arena_check_block(a, blob) ? 0 : ax_arena_block_size(a, blob);
+    const uint64_t *h = (const uint64_t *)(const void *)((const unsigned char *)blob - LARGE_HDR);
+#ifdef AX__ARENA_ASAN
+    if (__asan_address_is_poisoned(h))
+        return 0;
+#endif
+    return (h[1] ^ (uint64_t)(uintptr_t)h) == BLOB_LIVE ? h[0] - LARGE_HDR : 0;
+}
+#endif
+
 int ax_send_blob(ax_ctx_t *w, ax_ref_t to, uint32_t type, void *blob, size_t len)
 {
     int err;
     uint8_t stamp;
     if (type >= AX_TYPE_SYSTEM || !blob)
         return -EINVAL;
+#ifdef AXON_ARENA_DEBUG
+    if (len > blob_capacity(w, blob))
+        return -EINVAL;
+#endif
     ax_msg_t *m = ax__msg_slot_fast(w, to, &err, &stamp);
     if (!m)
         return err;

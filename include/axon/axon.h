@@ -212,7 +212,9 @@ AX_API void *ax_blob_alloc(ax_ctx_t *ctx, size_t len);
  * with a message naming the misuse, in every build. */
 AX_API void ax_blob_free(ax_ctx_t *ctx, void *blob);
 /* On success the receiver owns blob (freed after its behaviour returns unless
- * it calls ax_msg_keep_blob); on error the caller still does.  [behaviour] */
+ * it calls ax_msg_keep_blob); on error the caller still does.  [behaviour]
+ * len must not exceed the size the blob was allocated with: debug builds
+ * (AXON_DEBUG_CHECKS) return -EINVAL, release builds do not check. */
 AX_API int ax_send_blob(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, void *blob, size_t len);
 /* Take ownership of the current message's blob; free it later with
  * ax_blob_free.  Returns the blob or NULL if the message has none. [behaviour] */

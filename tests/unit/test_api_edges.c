@@ -73,6 +73,16 @@ static void edges(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
                                      (size_t)PTRDIFF_MAX + 1, 0};
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
             CHECK(ax_blob_alloc(ctx, bad[i]) == NULL);
+#ifndef AXON_NO_DEBUG_CHECKS
+        {   /* debug builds: a len beyond the blob is refused */
+            void *b64 = ax_blob_alloc(ctx, 64), *b8k = ax_blob_alloc(ctx, 8192);
+            CHECK(ax_send_blob(ctx, ax_self(ctx), SENTINEL, b64, 65) == -EINVAL);
+            CHECK(ax_send_blob(ctx, ax_self(ctx), SENTINEL, b64, SIZE_MAX) == -EINVAL);
+            CHECK(ax_send_blob(ctx, ax_self(ctx), SENTINEL, b8k, 8193) == -EINVAL);
+            ax_blob_free(ctx, b64);
+            ax_blob_free(ctx, b8k);
+        }
+#endif
         static const size_t good[] = {1, 4096, 4097, 65536, ((size_t)1 << 20) + 1};
         for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
             unsigned char *b = ax_blob_alloc(ctx, good[i]);
