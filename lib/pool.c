@@ -717,8 +717,9 @@ static uint32_t pick_executor(ax_ctx_t *ctx, ax_pool_t *p, uint32_t idx)
      * against 0.8 M/s split over two workers in pool/submit_complete); items
      * that take longer spread as soon as one is queued. */
     uint64_t lb = backlog(&p->ex[b]);
+    uint64_t avg = atomic_load_explicit(&p->ex[b].avg_ns, memory_order_relaxed);
     uint32_t e;
-    if (ctx && b != a && lb * atomic_load_explicit(&p->ex[b].avg_ns, memory_order_relaxed) <= 2000)
+    if (ctx && b != a && avg && lb * avg <= 2000) /* avg 0: not measured yet */
         e = b;
     else
         e = lb <= backlog(&p->ex[a]) ? b : a;
