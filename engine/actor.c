@@ -505,9 +505,18 @@ static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self
     }
 }
 
-static int check_spawn(ax_behaviour_fn fn, const ax_spawn_opts_t *o)
+/* Largest state_size: the header records it in 32 bits, header included
+ * (4 GiB - 33 bytes; api.md). */
+#define AX_STATE_MAX ((size_t)UINT32_MAX - sizeof(ax_actor_t))
+
+/* Checks shared by ax_spawn and ax_engine_spawn.  state_size must fit the
+ * actor header's 32-bit field with the header added (the block is
+ * sizeof(ax_actor_t) + state_size): larger is -EINVAL, never truncated. */
+static int check_spawn(ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o)
 {
     if (!fn)
+        return -EINVAL;
+    if (state_size > AX_STATE_MAX)
         return -EINVAL;
     if (o && o->size && o->size != sizeof(ax_spawn_opts_t))
         return -EINVAL;
@@ -533,9 +542,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
 {
     uint32_t t, slot;
     int rc;
-    if (!w || !out || (rc = check_spawn(fn, o)) < 0)
-        return -EINVAL;
-    if (state_size > UINT32_MAX - sizeof(ax_actor_t))
+    if (!w || !out || (rc = check_spawn(fn, state_size, o)) < 0)
         return -EINVAL;
     if (w->closing)
         return -ESHUTDOWN;
@@ -619,7 +626,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
 {
     uint32_t t, slot;
     int rc;
-    if (!eng || !out || (rc = check_spawn(fn, o)) < 0)
+    if (!eng || !out || (rc = check_spawn(fn, state_size, o)) < 0)
         return -EINVAL;
     if ((rc = pick_worker(eng, o, UINT32_MAX, &t)) < 0)
         return rc;

@@ -1,0 +1,185 @@
+/* tests/unit/test_engine_edges.c - the engine's edges a careless or hostile
+ * user can reach (issue 10, engine items): slot reuse by every kind of
+ * spawn, quiescence while an outside spawn fails, oversized state, forged
+ * references, init/fini of actors spawned just before stop, NULL contexts
+ * and ax_engine_wait from a behaviour, per-source counts of messages that
+ * waited for their actor's spawn, stop before start, and the arenas being
+ * empty after ax_engine_wait.  Public API only.
+ *
+ * Every engine here runs unpinned on a synthetic topology, so the tests
+ * behave the same on one CPU (taskset -c 0) as on many.
+ *
+ * Threading: behaviours record into structs the test owns (atomics); only
+ * the test thread calls cmocka's assert_*.  A SIGALRM watchdog turns a hang
+ * into a failure; waits that used to hang are bounded and fail with what
+ * they saw.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "axon/axon.h"
+#include "test_util.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#define ENGINE_TEST_NAME "test_engine_edges"
+#define ENGINE_TEST_HANG "a stop_when_idle or wait that never completes"
+#include "engine_test.h"
+
+/* Two cores, one node: the engine runs up to 2 workers unpinned anywhere. */
+#define SYNTH2 "pack:1 core:2 pu:1"
+
+enum { T_PING = 1, T_GO, T_STOP, T_KEEP };
+
+#define WAIT_FOR(counter, want)                                                             \
+    do {                                                                                    \
+        if (!wait_at_least(&(counter), (want)))                                             \
+            fail_msg("%s: waited %u s for %s to reach %llu, it is %llu", g_test, WAIT_S,    \
+                     #counter, (unsigned long long)(want),                                  \
+                     (unsigned long long)atomic_load(&(counter)));                          \
+    } while (0)
+
+static void cfg_synth(ax_config_t *c, uint32_t workers)
+{
+    ax_config_init(c);
+    snprintf(c->topology_synthetic, sizeof c->topology_synthetic, "%s", SYNTH2);
+    c->oversubscribe = true;
+    c->workers = workers;
+    c->arena_bytes = 8u << 20;
+    c->max_actors = 4096;
+}
+
+static ax_engine_t *make_engine(const ax_config_t *c)
+{
+    ax_engine_t *e = NULL;
+    int rc = ax_engine_create(c, &e);
+    if (rc != 0)
+        fail_msg("%s: ax_engine_create returned %d: %s", g_test, rc, ax_engine_last_error());
+    assert_non_null(e);
+    return e;
+}
+
+static void start(ax_engine_t *e)
+{
+    int rc = ax_engine_start(e);
+    if (rc != 0)
+        fail_msg("%s: ax_engine_start returned %d", g_test, rc);
+}
+
+/* ax_engine_wait on another thread, given `seconds` to return: false if it
+ * did not (the engine is then left running: the caller fails the test). */
+typedef struct waiter {
+    ax_engine_t *eng;
+    _Atomic int done;
+} waiter_t;
+
+static void *wait_thread(void *arg)
+{
+    waiter_t *w = arg;
+    ax_engine_wait(w->eng);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+__attribute__((unused)) static bool wait_within(ax_engine_t *e, unsigned seconds)
+{
+    static waiter_t w; /* outlives a failed test: its thread may still run */
+    pthread_t t;
+    w.eng = e;
+    atomic_store(&w.done, 0);
+    assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
+    uint64_t end = now_ns() + (uint64_t)seconds * 1000000000ull;
+    while (!atomic_load(&w.done) && now_ns() < end)
+        sleep_us(1000);
+    if (!atomic_load(&w.done)) {
+        pthread_detach(t);
+        return false;
+    }
+    pthread_join(t, NULL);
+    return true;
+}
+
+static void nop(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+}
+
+/* ---- 3: state_size beyond 32 bits ------------------------------------------------ */
+
+typedef struct big_sh {
+    _Atomic uint64_t done;
+    _Atomic int64_t rc[3];
+} big_sh_t;
+
+static big_sh_t g_big;
+
+static const size_t k_big_sizes[3] = {((size_t)4 << 30) + 64, (size_t)UINT32_MAX, SIZE_MAX};
+
+static void big_prober(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    for (int i = 0; i < 3; i++) {
+        ax_ref_t r = AX_REF_NONE;
+        atomic_store(&g_big.rc[i], ax_spawn(ctx, nop, k_big_sizes[i], NULL, &r));
+    }
+    atomic_fetch_add(&g_big.done, 1);
+}
+
+static void spawn_refuses_a_state_size_beyond_32_bits_everywhere(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_big, 0, sizeof g_big);
+    ax_config_t c;
+    cfg_synth(&c, 1);
+    ax_engine_t *e = make_engine(&c);
+    for (int i = 0; i < 3; i++) {
+        ax_ref_t r = AX_REF_NONE;
+        int rc = ax_engine_spawn(e, nop, k_big_sizes[i], NULL, &r);
+        if (rc != -EINVAL)
+            fail_msg("%s: ax_engine_spawn with state_size %zu returned %d (ref %llx), expected "
+                     "-EINVAL: the size would be truncated to 32 bits",
+                     g_test, k_big_sizes[i], rc, (unsigned long long)r);
+    }
+    /* the largest accepted size is refused by nothing but memory */
+    ax_ref_t p;
+    assert_int_equal(ax_engine_spawn(e, big_prober, 0, NULL, &p), 0);
+    start(e);
+    assert_int_equal(ax_engine_send(e, p, T_GO, NULL, 0), 0);
+    WAIT_FOR(g_big.done, 1);
+    for (int i = 0; i < 3; i++)
+        if (atomic_load(&g_big.rc[i]) != -EINVAL)
+            fail_msg("%s: ax_spawn with state_size %zu returned %lld, expected -EINVAL", g_test,
+                     k_big_sizes[i], (long long)atomic_load(&g_big.rc[i]));
+    ax_engine_stop_when_idle(e);
+    assert_int_equal(ax_engine_wait(e), 0);
+    ax_engine_destroy(e);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGALRM, watchdog);
+    if (getenv("AXON_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("AXON_TEST_FILTER"));
+#define T(fn) cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
+    const struct CMUnitTest tests[] = {
+        T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
+    };
+#undef T
+    return cmocka_run_group_tests_name("engine/edges", tests, NULL, NULL);
+}
