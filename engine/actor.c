@@ -268,7 +268,13 @@ void ax__blob_free(ax_worker_t *w, void *blob)
     }
 }
 
-void ax_blob_free(ax_ctx_t *w, void *blob) { ax__blob_free(w, blob); }
+/* NULL ctx: nothing is freed (an arena block can only be queued for its
+ * owner through the freeing worker's arena; api.md says so). */
+void ax_blob_free(ax_ctx_t *w, void *blob)
+{
+    if (w)
+        ax__blob_free(w, blob);
+}
 
 void *ax_msg_keep_blob(ax_ctx_t *w, const ax_msg_t *m)
 {
@@ -412,7 +418,7 @@ __attribute__((noinline, cold)) static int send_slow(ax_worker_t *w, ax_ref_t to
 
 int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len)
 {
-    if (__builtin_expect(len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
+    if (__builtin_expect(!w || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
         return -EINVAL;
     uint8_t stamp;
     ax_msg_t *m = ax__msg_slot_try(w, to, &stamp);
@@ -425,7 +431,7 @@ int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len
 __attribute__((noinline, cold)) static int send_u64_slow(ax_worker_t *w, ax_ref_t to,
                                                          uint32_t type, uint64_t v)
 {
-    if (type >= AX_TYPE_SYSTEM)
+    if (!w || type >= AX_TYPE_SYSTEM)
         return -EINVAL;
     return send_slow(w, to, type, &v, sizeof v);
 }
@@ -434,7 +440,7 @@ int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
 {
     ax_msg_t *m;
     uint8_t stamp;
-    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !(m = ax__msg_slot_try(w, to, &stamp)), 0))
+    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !w || !(m = ax__msg_slot_try(w, to, &stamp)), 0))
         return send_u64_slow(w, to, type, v);
     m->payload.u64[0] = v;
     ax_msg_commit(m, type, sizeof v, 0, stamp);
@@ -446,7 +452,7 @@ int ax_send_blob(ax_ctx_t *w, ax_ref_t to, uint32_t type, void *blob, size_t len
 {
     int err;
     uint8_t stamp;
-    if (type >= AX_TYPE_SYSTEM || !blob)
+    if (!w || type >= AX_TYPE_SYSTEM || !blob)
         return -EINVAL;
     ax_msg_t *m = ax__msg_slot_fast(w, to, &err, &stamp);
     if (!m)

@@ -797,10 +797,25 @@ void ax_engine_stop_when_idle(ax_engine_t *eng)
         try_quiesce(eng);
 }
 
+/* Is the calling thread one of eng's workers (a behaviour, init or fini)?
+ * Each w->thread was stored by ax_engine_start before the start gate
+ * opened (R6), and a worker reads it only after passing the gate (A6). */
+static bool on_worker_thread(const ax_engine_t *eng)
+{
+    pthread_t self = pthread_self();
+    for (uint32_t i = 0; i < eng->n; i++)
+        if (pthread_equal(self, eng->w[i]->thread))
+            return true;
+    return false;
+}
+
 int ax_engine_wait(ax_engine_t *eng)
 {
     if (!eng || !atomic_load_explicit(&eng->started, memory_order_acquire))
         return -EINVAL;
+    /* A behaviour waiting for its own workers to exit would wait forever. */
+    if (!atomic_load_explicit(&eng->joined, memory_order_acquire) && on_worker_thread(eng))
+        return -EDEADLK;
     if (atomic_load_explicit(&eng->joined, memory_order_acquire))
         return 0;
     for (uint32_t i = 0; i < eng->n; i++)
@@ -816,7 +831,13 @@ void ax_engine_destroy(ax_engine_t *eng)
     bool started = atomic_load_explicit(&eng->started, memory_order_acquire);
     if (started && !atomic_load_explicit(&eng->joined, memory_order_acquire)) {
         ax_engine_stop(eng);
-        ax_engine_wait(eng);
+        if (ax_engine_wait(eng) == -EDEADLK) {
+            /* Freeing the engine under its own running worker cannot end well. */
+            fprintf(stderr, "axon: ax_engine_destroy called from a behaviour of the engine it "
+                            "destroys; call ax_engine_stop there and destroy from the thread "
+                            "that created the engine\n");
+            abort();
+        }
     }
     if (eng->barriers)
         pthread_barrier_destroy(&eng->stop_barrier);

@@ -170,6 +170,58 @@ static void spawn_refuses_a_state_size_beyond_32_bits_everywhere(void **state)
     ax_engine_destroy(e);
 }
 
+/* ---- 11: NULL ctx, and ax_engine_wait from a behaviour ------------------------------ */
+
+typedef struct waitb_sh {
+    _Atomic uint64_t done;
+    _Atomic int64_t rc;
+} waitb_sh_t;
+
+static waitb_sh_t g_waitb;
+
+static void wait_inside(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    atomic_store(&g_waitb.rc, ax_engine_wait(ax_ctx_engine(ctx)));
+    atomic_fetch_add(&g_waitb.done, 1);
+}
+
+static void null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_waitb, 0, sizeof g_waitb);
+    ax_config_t c;
+    cfg_synth(&c, 2);
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t a;
+    /* on worker 1: a wait from there would join worker 0 first, forever */
+    ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 1};
+    assert_int_equal(ax_engine_spawn(e, wait_inside, 0, &o, &a), 0);
+    uint64_t word = 7, blob_stand_in[4] = {0};
+    assert_int_equal(ax_send(NULL, a, T_PING, NULL, 0), -EINVAL);
+    assert_int_equal(ax_send(NULL, a, T_PING, &word, sizeof word), -EINVAL);
+    assert_int_equal(ax_send_u64(NULL, a, T_PING, 1), -EINVAL);
+    assert_int_equal(ax_send_blob(NULL, a, T_PING, blob_stand_in, sizeof blob_stand_in), -EINVAL);
+    ax_blob_free(NULL, blob_stand_in); /* documented: does nothing */
+    ax_blob_free(NULL, NULL);
+    assert_null(ax_blob_alloc(NULL, 64));
+    start(e);
+    assert_int_equal(ax_engine_send(e, a, T_GO, NULL, 0), 0);
+    uint64_t end = now_ns() + 10ull * 1000000000ull;
+    while (atomic_load(&g_waitb.done) == 0 && now_ns() < end)
+        sleep_us(1000);
+    if (atomic_load(&g_waitb.done) == 0)
+        fail_msg("%s: ax_engine_wait called from a behaviour did not return within 10 s "
+                 "(expected -EDEADLK at once)", g_test);
+    assert_int_equal(atomic_load(&g_waitb.rc), -EDEADLK);
+    ax_engine_stop_when_idle(e);
+    assert_int_equal(ax_engine_wait(e), 0);
+    assert_int_equal(ax_engine_wait(e), 0); /* again: still 0 */
+    ax_engine_destroy(e);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -179,6 +231,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
     const struct CMUnitTest tests[] = {
         T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
+        T(null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk),
     };
 #undef T
     return cmocka_run_group_tests_name("engine/edges", tests, NULL, NULL);
