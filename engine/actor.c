@@ -13,13 +13,14 @@
  *
  * Slots and generations.  Only the owner writes its table (actor pointer
  * and generation).  A stop bumps the slot's generation (never to 0) so stale
- * refs fail the compare.  Free slots live in three places:
+ * refs fail the compare.  Free slots live in two places:
  *   - fresh slots (never used, generation 0) beyond the atomic `fresh`
  *     counter: the owner claims them 64 at a time, other threads one;
- *   - the owner's private free list (no atomics);
- *   - a shared Treiber stack the owner keeps stocked (up to 64 slots) from
- *     the slots its stops free, so spawners on other threads reuse slots
- *     instead of exhausting the table.
+ *   - a Treiber stack holding every slot a stop freed, popped by every
+ *     spawner (owner, other workers, outside threads) before it takes a
+ *     fresh slot, so no kind of spawn exhausts the table while slots are
+ *     free (a private owner list used to keep all but 64 of them from
+ *     remote and external spawns).
  * A spawn onto another worker reserves a slot (stack, else fresh), reads its
  * generation, and sends AX_SYS_SPAWN to that ref in order with everything
  * else the spawner sends there.  A message that reaches a reserved slot
@@ -56,10 +57,10 @@ static int claim_fresh(ax_worker_t *t, uint32_t want, uint32_t *first, uint32_t 
     return 0;
 }
 
-/* Pop the shared stack (any thread).  A3': the acquire pairs with the
- * release CAS in shared_push, so the slot's next_free and gen are read as
- * the owner left them. */
-static bool shared_pop(ax_worker_t *t, uint32_t *slot)
+/* Pop the free stack (any thread, the owner included).  A3': the acquire
+ * pairs with the release CAS in free_push, so the slot's next_free and gen
+ * are read as the pusher (ultimately the owner, who wrote gen) left them. */
+static bool free_pop(ax_worker_t *t, uint32_t *slot)
 {
     uint64_t h = atomic_load_explicit(&t->shared_free, memory_order_acquire);
     while ((uint32_t)h) {
@@ -68,7 +69,6 @@ static bool shared_pop(ax_worker_t *t, uint32_t *slot)
         uint64_t nh = (((h >> 32) + 1) << 32) | next;
         if (atomic_compare_exchange_weak_explicit(&t->shared_free, &h, nh, memory_order_acq_rel,
                                                   memory_order_acquire)) {
-            atomic_fetch_sub_explicit(&t->shared_count, 1, memory_order_relaxed);
             *slot = s;
             return true;
         }
@@ -76,23 +76,23 @@ static bool shared_pop(ax_worker_t *t, uint32_t *slot)
     return false;
 }
 
-/* Owner only. */
-static void shared_push(ax_worker_t *w, uint32_t slot)
+/* Push onto t's free stack: the owner after a stop, or a spawner giving
+ * back a slot it claimed and never used (any thread). */
+static void free_push(ax_worker_t *t, uint32_t slot)
 {
-    uint64_t h = atomic_load_explicit(&w->shared_free, memory_order_relaxed), nh;
+    uint64_t h = atomic_load_explicit(&t->shared_free, memory_order_relaxed), nh;
     do {
-        atomic_store_explicit(&w->table[slot].next_free, (uint32_t)h, memory_order_relaxed);
+        atomic_store_explicit(&t->table[slot].next_free, (uint32_t)h, memory_order_relaxed);
         nh = (((h >> 32) + 1) << 32) | (slot + 1);
-        /* R3': publishes the slot's gen and next_free to shared_pop. */
-    } while (!atomic_compare_exchange_weak_explicit(&w->shared_free, &h, nh, memory_order_release,
+        /* R3': publishes the slot's gen and next_free to free_pop. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->shared_free, &h, nh, memory_order_release,
                                                     memory_order_relaxed));
-    atomic_fetch_add_explicit(&w->shared_count, 1, memory_order_relaxed);
 }
 
 int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen)
 {
     uint32_t got;
-    if (shared_pop(t, slot)) {
+    if (free_pop(t, slot)) {
         *gen = t->table[*slot].gen;
         return 0;
     }
@@ -102,26 +102,28 @@ int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen)
     return 0;
 }
 
+/* A slot claimed by ax__claim_slot whose spawn request was never sent: no
+ * reference to it exists, so it goes back as it is (same generation). */
+static void claim_return(ax_worker_t *t, uint32_t slot) { free_push(t, slot); }
+
+/* Owner: a freed slot first (every freed slot is on the one free stack, so
+ * local, remote and external spawns all reuse them), else a fresh one from
+ * the owner's bulk claim. */
 static int slot_alloc(ax_worker_t *w, uint32_t *slot)
 {
-    if (w->free_head) {
-        *slot = w->free_head - 1;
-        w->free_head = atomic_load_explicit(&w->table[*slot].next_free, memory_order_relaxed);
+    if (free_pop(w, slot))
         return 0;
-    }
     if (w->fresh_next == w->fresh_end) {
         /* Claim fresh slots 64 at a time: one atomic per 64 spawns. */
         uint32_t first, got;
         if (claim_fresh(w, 64, &first, &got) < 0)
-            return shared_pop(w, slot) ? 0 : -ENOMEM;
+            return -ENOMEM;
         w->fresh_next = first;
         w->fresh_end = first + got;
     }
     *slot = w->fresh_next++;
     return 0;
 }
-
-#define SHARED_STOCK 64u
 
 static void slot_free(ax_worker_t *w, uint32_t slot)
 {
@@ -130,12 +132,7 @@ static void slot_free(ax_worker_t *w, uint32_t slot)
     e->gen = (e->gen + 1) & AX_REF_GEN_MASK;
     if (!e->gen)
         e->gen = 1; /* generation 0 marks never-used (fresh) slots */
-    if (atomic_load_explicit(&w->shared_count, memory_order_relaxed) < SHARED_STOCK) {
-        shared_push(w, slot);
-        return;
-    }
-    atomic_store_explicit(&e->next_free, w->free_head, memory_order_relaxed);
-    w->free_head = slot + 1;
+    free_push(w, slot);
 }
 
 /* May a message for (slot, gen) be waiting for its actor's spawn request?
@@ -584,8 +581,9 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     uint8_t stamp;
     ax_msg_t *m = ax__msg_slot_fast(w, ref, &rc, &stamp);
     if (!m) {
-        /* The claimed slot stays unused (fresh slots are not returned);
-         * only reachable when this worker's arena is exhausted. */
+        /* Only reachable when this worker's arena is exhausted.  No ref
+         * to the slot was handed out: give it back. */
+        claim_return(tw, slot);
         ax_arena_free(w->arena, req);
         return rc;
     }

@@ -222,6 +222,116 @@ static void null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk(void **state
     ax_engine_destroy(e);
 }
 
+/* ---- 1: every freed slot serves every kind of spawn ---------------------------------- */
+
+#define BURST 1000u
+#define SLOTS 4096u /* the table: each burst test spawns 12 times as many actors */
+
+typedef struct burst_sh {
+    _Atomic uint64_t fini, pings, bursts_done, spawn_fail;
+    _Atomic int64_t first_rc;
+    uint32_t bursts;
+} burst_sh_t;
+
+static burst_sh_t g_burst;
+
+static void burst_fini(ax_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&g_burst.fini, 1);
+}
+
+/* A child: on T_STOP, tell the sender (if an actor) and stop. */
+static void burst_child(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    if (m->type != T_STOP)
+        return;
+    if (ax_sender(ctx) != AX_REF_NONE)
+        ax_send_u64(ctx, ax_sender(ctx), T_PING, 0);
+    ax_stop_self(ctx);
+}
+
+/* On worker 0: spawn BURST children on worker 1, stop them all, wait for
+ * their pings, again, `bursts` times. */
+static void burst_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    uint64_t *pings = state;
+    if (m->type == T_PING && ++*pings % BURST != 0)
+        return;
+    if (m->type == T_PING)
+        atomic_fetch_add(&g_burst.bursts_done, 1);
+    if (atomic_load(&g_burst.bursts_done) == g_burst.bursts)
+        return;
+    ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 1, .fini = burst_fini};
+    for (uint32_t i = 0; i < BURST; i++) {
+        ax_ref_t r;
+        int rc = ax_spawn(ctx, burst_child, 0, &o, &r);
+        if (rc == 0)
+            rc = ax_send_u64(ctx, r, T_STOP, 0);
+        if (rc) {
+            int64_t zero = 0;
+            atomic_compare_exchange_strong(&g_burst.first_rc, &zero, rc);
+            atomic_fetch_add(&g_burst.spawn_fail, 1);
+            atomic_store(&g_burst.bursts_done, g_burst.bursts); /* give up */
+            return;
+        }
+    }
+}
+
+static void remote_and_external_spawns_reuse_every_freed_slot(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_burst, 0, sizeof g_burst);
+    g_burst.bursts = 12 * SLOTS / BURST;
+    ax_config_t c;
+    cfg_synth(&c, 2);
+    c.max_actors = SLOTS;
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t d;
+    ax_spawn_opts_t od = {.size = sizeof od, .where = AX_ON_WORKER, .worker = 0};
+    assert_int_equal(ax_engine_spawn(e, burst_driver, sizeof(uint64_t), &od, &d), 0);
+    start(e);
+
+    /* remote: spawns from a behaviour on worker 0 onto worker 1 */
+    assert_int_equal(ax_engine_send(e, d, T_GO, NULL, 0), 0);
+    WAIT_FOR(g_burst.bursts_done, g_burst.bursts);
+    if (atomic_load(&g_burst.spawn_fail))
+        fail_msg("%s: a remote ax_spawn failed with %lld after %llu of %u bursts of %u (table of "
+                 "%u slots, at most %u actors alive): freed slots are not reused", g_test,
+                 (long long)atomic_load(&g_burst.first_rc),
+                 (unsigned long long)atomic_load(&g_burst.fini) / BURST, g_burst.bursts, BURST,
+                 SLOTS, BURST);
+
+    /* external: ax_engine_spawn from this thread onto worker 1 */
+    static ax_ref_t refs[BURST];
+    ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 1, .fini = burst_fini};
+    for (uint32_t b = 0; b < g_burst.bursts; b++) {
+        uint64_t base = atomic_load(&g_burst.fini);
+        for (uint32_t i = 0; i < BURST; i++) {
+            int rc = ax_engine_spawn(e, burst_child, 0, &o, &refs[i]);
+            if (rc != 0)
+                fail_msg("%s: ax_engine_spawn returned %d in burst %u of %u (table of %u slots, "
+                         "at most %u actors alive): freed slots are not reused", g_test, rc, b,
+                         g_burst.bursts, SLOTS, BURST);
+        }
+        for (uint32_t i = 0; i < BURST; i++)
+            assert_int_equal(ax_engine_send(e, refs[i], T_STOP, NULL, 0), 0);
+        WAIT_FOR(g_burst.fini, base + BURST);
+    }
+    ax_engine_stop_when_idle(e);
+    assert_int_equal(ax_engine_wait(e), 0);
+    ax_worker_stats_t st;
+    ax_engine_stats(e, &st);
+    assert_int_equal(st.actors_spawned, 1 + 2ull * g_burst.bursts * BURST);
+    assert_int_equal(st.actors_live, 0);
+    assert_int_equal(st.dead_letters, 0);
+    assert_int_equal(st.spawn_failed, 0);
+    ax_engine_destroy(e);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -230,6 +340,7 @@ int main(void)
         cmocka_set_test_filter(getenv("AXON_TEST_FILTER"));
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
     const struct CMUnitTest tests[] = {
+        T(remote_and_external_spawns_reuse_every_freed_slot),
         T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
         T(null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk),
     };
