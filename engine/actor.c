@@ -25,10 +25,10 @@
  * generation, and sends AX_SYS_SPAWN to that ref in order with everything
  * else the spawner sends there.  A message that reaches a reserved slot
  * first (the new ref was passed on through another ring) waits in an
- * "embryo" until the request arrives, then is delivered in order.  A message
- * whose generation matches an empty slot can only come from such a
- * reservation: refs with a slot's current generation exist only once the
- * slot is handed out.
+ * "embryo" until the request arrives, then is delivered in order.  Only a
+ * slot the spawner marked as claimed (SLOT_RESERVED in next_free) keeps
+ * such mail: a message whose generation merely matches an empty slot may
+ * come from another engine or a forged ref, and is a dead letter.
  */
 #include <errno.h>
 #include <sched.h>
@@ -89,16 +89,25 @@ static void free_push(ax_worker_t *t, uint32_t slot)
                                                     memory_order_relaxed));
 }
 
+/* next_free of a slot a spawner claimed for a spawn request in flight:
+ * messages that reach it first wait for the request (slot_is_reserved).
+ * Never a stack link (those are slot + 1 <= AX_MAX_SLOTS). */
+#define SLOT_RESERVED UINT32_MAX
+
 int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen)
 {
     uint32_t got;
     if (free_pop(t, slot)) {
         *gen = t->table[*slot].gen;
-        return 0;
+    } else {
+        if (claim_fresh(t, 1, slot, &got) < 0)
+            return -ENOMEM;
+        *gen = 0;
     }
-    if (claim_fresh(t, 1, slot, &got) < 0)
-        return -ENOMEM;
-    *gen = 0;
+    /* Relaxed: reaches the owner with the messages that carry the ref
+     * (see slot_is_reserved).  The owner overwrites it only by pushing
+     * the slot after the actor placed here stops (or failed to spawn). */
+    atomic_store_explicit(&t->table[*slot].next_free, SLOT_RESERVED, memory_order_relaxed);
     return 0;
 }
 
@@ -136,20 +145,19 @@ static void slot_free(ax_worker_t *w, uint32_t slot)
 }
 
 /* May a message for (slot, gen) be waiting for its actor's spawn request?
- * Yes when the slot is empty with that generation and has been handed out:
- * a reused slot (gen != 0) is handed out exactly when a ref with its
- * current generation exists; a fresh one when it lies below `fresh` and
- * outside the owner's unused bulk claim. */
+ * Only when the slot is empty with that generation AND a spawner claimed
+ * it (ax__claim_slot marked it SLOT_RESERVED; a free slot's next_free is a
+ * stack link, a fresh one's 0).  A generation alone proves nothing: a ref
+ * from another engine, or a forged one, may match a free slot's next
+ * generation, and must be a dead letter, not mail for a future tenant. */
 static bool slot_is_reserved(ax_worker_t *w, uint32_t slot, uint32_t gen)
 {
     ax_slot_t *e = &w->table[slot];
-    if (e->actor || e->gen != gen)
-        return false;
-    if (gen != 0)
-        return true;
-    if (slot >= atomic_load_explicit(&w->fresh, memory_order_relaxed))
-        return false;
-    return !(slot >= w->fresh_next && slot < w->fresh_end); /* our unused bulk */
+    /* Relaxed: the claimer's store is ordered before every message that
+     * carries the new ref by that message's own publication (ring commit
+     * or inbox push, release; our drain, acquire). */
+    return !e->actor && e->gen == gen &&
+           atomic_load_explicit(&e->next_free, memory_order_relaxed) == SLOT_RESERVED;
 }
 
 /* ---- actor blocks ---------------------------------------------------------------------- */

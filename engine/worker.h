@@ -67,8 +67,9 @@ typedef struct ax_embryo {
 typedef struct ax_slot {
     ax_actor_t *actor; /* NULL: free or reserved for a remote spawn */
     uint32_t gen;      /* generation of the current (or next) occupant */
-    /* Next free slot + 1 (0: end) on the free stack; atomic because
-     * spawners on other threads read it while popping. */
+    /* Next free slot + 1 (0: end) on the free stack; UINT32_MAX once a
+     * spawner claimed the slot for a spawn request (actor.c); atomic
+     * because spawners on other threads read and write it. */
     _Atomic uint32_t next_free;
 } ax_slot_t;
 

@@ -92,7 +92,7 @@ static void *wait_thread(void *arg)
     return NULL;
 }
 
-__attribute__((unused)) static bool wait_within(ax_engine_t *e, unsigned seconds)
+static bool wait_within(ax_engine_t *e, unsigned seconds)
 {
     static waiter_t w; /* outlives a failed test: its thread may still run */
     pthread_t t;
@@ -332,6 +332,88 @@ static void remote_and_external_spawns_reuse_every_freed_slot(void **state)
     ax_engine_destroy(e);
 }
 
+/* ---- 7: a forged reference, or one from another engine ------------------------------- */
+
+typedef struct forge_sh {
+    _Atomic uint64_t fini, tenant_got, tenant_got_forged;
+} forge_sh_t;
+
+static forge_sh_t g_forge;
+
+static void forge_fini(ax_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&g_forge.fini, 1);
+}
+
+static void forge_victim(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    if (m->type == T_STOP)
+        ax_stop_self(ctx);
+}
+
+static void forge_tenant(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    if (m->type == T_PING)
+        atomic_fetch_add(&g_forge.tenant_got_forged, 1);
+    atomic_fetch_add(&g_forge.tenant_got, 1);
+}
+
+static uint64_t dead_letters(ax_engine_t *e)
+{
+    ax_worker_stats_t st;
+    ax_engine_stats(e, &st);
+    return st.dead_letters;
+}
+
+static void a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_forge, 0, sizeof g_forge);
+    ax_config_t c;
+    cfg_synth(&c, 1);
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t victim, tenant;
+    ax_spawn_opts_t o = {.size = sizeof o, .fini = forge_fini};
+    assert_int_equal(ax_engine_spawn(e, forge_victim, 0, &o, &victim), 0);
+    start(e);
+    assert_int_equal(ax_engine_send(e, victim, T_STOP, NULL, 0), 0);
+    WAIT_FOR(g_forge.fini, 1);
+    /* The victim's slot is free; its next tenant will have the next
+     * generation (bits 47..24 of a ref, api.md: refs are plain values).  A
+     * ref with that generation, made up or from another engine, means
+     * nothing here. */
+    ax_ref_t forged = victim + (1ull << 24);
+    assert_int_equal(ax_engine_send(e, forged, T_PING, NULL, 0), 0);
+    uint64_t end = now_ns() + 10ull * 1000000000ull;
+    while (dead_letters(e) < 1 && now_ns() < end)
+        sleep_us(1000);
+    if (dead_letters(e) != 1)
+        fail_msg("%s: a message to a forged ref whose generation matches a free slot: %llu dead "
+                 "letters counted after 10 s, expected 1", g_test,
+                 (unsigned long long)dead_letters(e));
+    /* The next actor in that slot gets only what is sent to it. */
+    assert_int_equal(ax_engine_spawn(e, forge_tenant, 0, NULL, &tenant), 0);
+    assert_int_equal(ax_engine_send(e, tenant, T_GO, NULL, 0), 0);
+    WAIT_FOR(g_forge.tenant_got, 1);
+    ax_engine_stop_when_idle(e);
+    if (!wait_within(e, 10))
+        fail_msg("%s: stop_when_idle did not stop the engine within 10 s", g_test);
+    assert_int_equal(atomic_load(&g_forge.tenant_got), 1);
+    assert_int_equal(atomic_load(&g_forge.tenant_got_forged), 0);
+    ax_worker_stats_t st;
+    ax_engine_stats(e, &st);
+    assert_int_equal(st.dead_letters, 1);
+    assert_int_equal(st.msgs_external, 2); /* STOP, GO */
+    assert_int_equal(st.dropped_at_stop, 0);
+    ax_engine_destroy(e);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -342,6 +424,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(remote_and_external_spawns_reuse_every_freed_slot),
         T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
+        T(a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter),
         T(null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk),
     };
 #undef T
