@@ -767,15 +767,23 @@ static void handle_spawn(ax_worker_t *w, ax_msg_t *m)
     }
     if (emb) {
         ax_msg_t *em;
+        uint32_t src = w->cur_src;
         while ((em = ax_mq_peek(&emb->early))) {
-            w->handled++; /* embryo_keep took it back out of `handled` */
-            ax__dispatch(w, em);
+            if (em->to == AX_REF_NONE) { /* a source marker: not a message */
+                w->cur_src = (uint32_t)em->payload.u64[0];
+            } else {
+                w->handled++; /* embryo_keep took it back out of `handled` */
+                ax__dispatch(w, em); /* a dead letter is uncounted from cur_src */
+            }
             ax_mq_pop(&emb->early, w->arena);
         }
+        w->cur_src = src; /* the batch the spawn request came in goes on */
         ax_mq_fini(&emb->early, w->arena);
         ax_arena_free(w->arena, emb);
     }
 }
+
+#define EMB_SRC_NONE (UINT32_MAX - 2) /* no message kept yet (not an AX_SRC_*) */
 
 /* Keep a message for a slot whose spawn request has not arrived yet. */
 static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m)
@@ -789,10 +797,18 @@ static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m)
         memset(emb, 0, sizeof *emb);
         emb->hdr.flags = AX_ACTOR_EMBRYO;
         ax_mq_init(&emb->early);
+        emb->src = EMB_SRC_NONE;
         e->actor = &emb->hdr;
     }
-    ax_msg_t *slotm = ax_mq_push(&emb->early, w->arena);
-    if (!slotm)
+    ax_msg_t *slotm;
+    if (emb->src != w->cur_src) { /* the drain loop counted m under cur_src */
+        if (!(slotm = ax_mq_push(&emb->early, w->arena)))
+            return false;
+        memset(slotm, 0, sizeof *slotm); /* to = AX_REF_NONE: a marker */
+        slotm->payload.u64[0] = w->cur_src;
+        emb->src = w->cur_src;
+    }
+    if (!(slotm = ax_mq_push(&emb->early, w->arena)))
         return false;
     *slotm = *m;
     w->handled--; /* the drain loop counted it; it is handled when replayed */
@@ -901,7 +917,12 @@ static void stop_all_actors(ax_worker_t *w)
             ax_embryo_t *emb = (ax_embryo_t *)a;
             ax_msg_t *m;
             while ((m = ax_mq_peek(&emb->early))) {
-                drop(w, m);
+                if (m->to == AX_REF_NONE) { /* source marker */
+                    w->cur_src = (uint32_t)m->payload.u64[0];
+                } else {
+                    uncount_source(w); /* counted as handled when kept: it never was */
+                    drop(w, m);
+                }
                 ax_mq_pop(&emb->early, w->arena);
             }
             ax_mq_fini(&emb->early, w->arena);

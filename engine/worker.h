@@ -62,6 +62,11 @@ _Static_assert(sizeof(ax_actor_t) == 32, "actor header is half a cache line");
 typedef struct ax_embryo {
     ax_actor_t hdr;
     ax_mq_t early;
+    /* Source (AX_SRC_* or a worker) of the last message kept in `early`;
+     * each change of source is written into `early` as a marker message
+     * (to == AX_REF_NONE, payload.u64[0] = source), so a kept message is
+     * taken back out of its own source's count if it dies (actor.c). */
+    uint32_t src;
 } ax_embryo_t;
 
 typedef struct ax_slot {

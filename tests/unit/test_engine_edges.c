@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -108,6 +109,13 @@ static bool wait_within(ax_engine_t *e, unsigned seconds)
     }
     pthread_join(t, NULL);
     return true;
+}
+
+/* init: the state starts as a copy of arg */
+static void copy_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    (void)ctx;
+    memcpy(state, arg, len);
 }
 
 static void nop(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
@@ -414,6 +422,146 @@ static void a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter(void **st
     ax_engine_destroy(e);
 }
 
+/* ---- 12: early mail of a remote spawn, counted under its own source ------------------ */
+
+/* Worker 0's driver fills the ring to worker 1, so the spawn request that
+ * follows waits in worker 0's overflow; the test thread then sends to the
+ * new ref from outside, and worker 1 keeps that message until the request
+ * arrives.  The driver holds worker 0 (so its overflow stays put) until
+ * worker 1 has taken the external message in. */
+#define EARLY_FILL 64u
+
+typedef struct early_sh {
+    ax_engine_t *eng;
+    _Atomic uint64_t child_ref, sink_got, child_got, inits, finis, held_too_long, fill_fail;
+    _Atomic int64_t spawn_rc;
+    bool stop_in_init;
+} early_sh_t;
+
+static early_sh_t g_early;
+
+static void early_sink(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&g_early.sink_got, 1);
+}
+
+static void early_child(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&g_early.child_got, 1);
+}
+
+static void early_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    (void)state;
+    (void)arg;
+    (void)len;
+    atomic_fetch_add(&g_early.inits, 1);
+    if (g_early.stop_in_init)
+        ax_stop_self(ctx); /* the early message becomes a dead letter */
+}
+
+static void early_fini(ax_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&g_early.finis, 1);
+}
+
+static void early_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    ax_ref_t sink = *(ax_ref_t *)state;
+    (void)m;
+    for (uint32_t i = 0; i < EARLY_FILL; i++)
+        if (ax_send_u64(ctx, sink, T_PING, i) != 0)
+            atomic_fetch_add(&g_early.fill_fail, 1);
+    ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 1,
+                         .init = early_init, .fini = early_fini};
+    ax_ref_t child = AX_REF_NONE;
+    atomic_store(&g_early.spawn_rc, ax_spawn(ctx, early_child, 0, &o, &child));
+    atomic_store(&g_early.child_ref, child);
+    /* hold worker 0 until worker 1 counted the external message */
+    uint64_t end = now_ns() + 20ull * 1000000000ull;
+    for (;;) {
+        ax_worker_stats_t st;
+        ax_engine_worker_stats(g_early.eng, 1, &st, NULL);
+        if (st.msgs_external >= 1)
+            break;
+        if (now_ns() > end) {
+            atomic_store(&g_early.held_too_long, 1);
+            break;
+        }
+        sched_yield();
+    }
+}
+
+static void run_early(bool stop_in_init)
+{
+    memset(&g_early, 0, sizeof g_early);
+    g_early.stop_in_init = stop_in_init;
+    ax_config_t c;
+    cfg_synth(&c, 2);
+    c.ring_slots = 8;
+    ax_engine_t *e = make_engine(&c);
+    g_early.eng = e;
+    ax_ref_t sink, driver;
+    ax_spawn_opts_t o1 = {.size = sizeof o1, .where = AX_ON_WORKER, .worker = 1};
+    assert_int_equal(ax_engine_spawn(e, early_sink, 0, &o1, &sink), 0);
+    ax_spawn_opts_t o0 = {.size = sizeof o0, .where = AX_ON_WORKER, .worker = 0,
+                          .init = copy_init, .arg = &sink, .arg_len = sizeof sink};
+    assert_int_equal(ax_engine_spawn(e, early_driver, sizeof sink, &o0, &driver), 0);
+    start(e);
+    assert_int_equal(ax_engine_send(e, driver, T_GO, NULL, 0), 0);
+    WAIT_FOR(g_early.child_ref, 1);
+    ax_ref_t child = atomic_load(&g_early.child_ref);
+    assert_int_equal(atomic_load(&g_early.spawn_rc), 0);
+    assert_int_equal(ax_engine_send(e, child, T_PING, NULL, 0), 0);
+    WAIT_FOR(g_early.sink_got, EARLY_FILL);
+    WAIT_FOR(g_early.inits, 1);
+    ax_engine_stop_when_idle(e);
+    if (!wait_within(e, 20))
+        fail_msg("%s: stop_when_idle did not stop the engine within 20 s", g_test);
+    assert_int_equal(atomic_load(&g_early.held_too_long), 0);
+    assert_int_equal(atomic_load(&g_early.fill_fail), 0);
+    assert_int_equal(atomic_load(&g_early.finis), 1);
+    ax_worker_stats_t w1;
+    uint64_t from[2];
+    assert_int_equal(ax_engine_worker_stats(e, 1, &w1, from), 0);
+    ax_worker_stats_t w0;
+    assert_int_equal(ax_engine_worker_stats(e, 0, &w0, NULL), 0);
+    if (w0.ring_full == 0)
+        fail_msg("%s: the ring to worker 1 never filled: the spawn request did not wait and the "
+                 "test proves nothing", g_test);
+    /* worker 1 handled EARLY_FILL messages from worker 0 and, unless the
+     * child stopped in init, the external one; a dead letter is in no
+     * source's count */
+    assert_int_equal(w1.msgs_remote, EARLY_FILL);
+    assert_int_equal(from[0], EARLY_FILL);
+    assert_int_equal(w1.msgs_external, stop_in_init ? 0 : 1);
+    assert_int_equal(w1.dead_letters, stop_in_init ? 1 : 0);
+    assert_int_equal(atomic_load(&g_early.child_got), stop_in_init ? 0 : 1);
+    ax_engine_destroy(e);
+}
+
+static void early_mail_that_dies_is_uncounted_from_its_own_source(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    run_early(true);
+}
+
+static void early_mail_delivered_after_the_spawn_counts_under_its_source(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    run_early(false);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -425,6 +573,8 @@ int main(void)
         T(remote_and_external_spawns_reuse_every_freed_slot),
         T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
         T(a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter),
+        T(early_mail_that_dies_is_uncounted_from_its_own_source),
+        T(early_mail_delivered_after_the_spawn_counts_under_its_source),
         T(null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk),
     };
 #undef T
