@@ -621,6 +621,21 @@ static void ext_leave(ax_engine_t *eng)
     atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
 }
 
+/* Leave after ext_enter without delivering anything.  A quiescence check
+ * that ran while we were in flight refused (ext_inflight != 0), and no
+ * worker will wake to check again, so check here: the seq_cst decrement in
+ * ext_leave, then this seq_cst load, pair with the checker's store of
+ * stop_when_idle (or the last parker's increment of idle_workers) and its
+ * later seq_cst load of ext_inflight: either it saw us gone, or we see the
+ * flag and run the check. */
+static void ext_abort(ax_engine_t *eng)
+{
+    ext_leave(eng);
+    if (atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst) &&
+        atomic_load_explicit(&eng->started, memory_order_acquire))
+        ax__try_quiesce(eng);
+}
+
 /* Push to worker t's inbox and wake it; then leave (after ext_enter). */
 static void ext_deliver(ax_engine_t *eng, uint32_t t, ax_inbox_node_t *node)
 {
@@ -657,7 +672,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
     }
     uint32_t gen;
     if ((rc = ax__claim_slot(eng->w[t], &slot, &gen)) < 0) {
-        ext_leave(eng);
+        ext_abort(eng);
         free(req);
         ax__inbox_node_free(node);
         return rc;

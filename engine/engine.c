@@ -335,14 +335,14 @@ static void publish_arena_stats(ax_worker_t *w)
 
 static void publish_counters(ax_worker_t *w)
 {
-    /* Release: pairs with the acquire loads in try_quiesce(). */
+    /* Release: pairs with the acquire loads in ax__try_quiesce(). */
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
     atomic_store_explicit(&w->pub_io_pending, ax__io_pending(w), memory_order_release);
     publish_arena_stats(w);
 }
 
-static bool try_quiesce(ax_engine_t *eng)
+bool ax__try_quiesce(ax_engine_t *eng)
 {
     uint64_t e1 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
     if (atomic_load_explicit(&eng->idle_workers, memory_order_seq_cst) != eng->n)
@@ -355,6 +355,10 @@ static bool try_quiesce(ax_engine_t *eng)
         if (atomic_load_explicit(&w->pub_io_pending, memory_order_acquire))
             return false;
     }
+    /* An outside call in flight may still push a message: refuse.  If it
+     * fails instead, it runs this check again itself (ext_abort in
+     * actor.c: its seq_cst decrement then load of stop_when_idle pairs with
+     * the store of stop_when_idle and this seq_cst load). */
     if (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         return false;
     uint64_t e2 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
@@ -377,7 +381,7 @@ static void park(ax_worker_t *w, int64_t timeout_ns)
     }
     uint32_t idle = atomic_fetch_add_explicit(&eng->idle_workers, 1, memory_order_seq_cst) + 1;
     if (idle == eng->n && atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst))
-        try_quiesce(eng);
+        ax__try_quiesce(eng);
 
     AX_TRACE_PARK(w->id);
     atomic_fetch_add_explicit(&w->st.parks, 1, memory_order_relaxed);
@@ -794,7 +798,7 @@ void ax_engine_stop_when_idle(ax_engine_t *eng)
         return;
     atomic_store_explicit(&eng->stop_when_idle, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&eng->started, memory_order_acquire))
-        try_quiesce(eng);
+        ax__try_quiesce(eng);
 }
 
 /* Is the calling thread one of eng's workers (a behaviour, init or fini)?

@@ -562,6 +562,68 @@ static void early_mail_delivered_after_the_spawn_counts_under_its_source(void **
     run_early(false);
 }
 
+/* ---- 2: stop_when_idle while an outside spawn keeps failing ------------------------- */
+
+#define FULL_SLOTS 64u
+#define FULL_ROUNDS 100u
+
+typedef struct fail_sh {
+    ax_engine_t *eng;
+    _Atomic uint64_t enomem, other, done;
+    _Atomic int64_t last_rc;
+} fail_sh_t;
+
+static fail_sh_t g_fail;
+
+/* Spawns until refused for shutdown (bounded: 60 s). */
+static void *failing_spawner(void *arg)
+{
+    (void)arg;
+    uint64_t end = now_ns() + 60ull * 1000000000ull;
+    while (now_ns() < end) {
+        ax_ref_t r;
+        int rc = ax_engine_spawn(g_fail.eng, nop, 0, NULL, &r);
+        if (rc == -ESHUTDOWN)
+            break;
+        atomic_store(&g_fail.last_rc, rc);
+        atomic_fetch_add(rc == -ENOMEM ? &g_fail.enomem : &g_fail.other, 1);
+    }
+    atomic_store(&g_fail.done, 1);
+    return NULL;
+}
+
+static void stop_when_idle_returns_while_an_outside_spawn_keeps_failing(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    for (uint32_t round = 0; round < FULL_ROUNDS; round++) {
+        memset(&g_fail, 0, sizeof g_fail);
+        ax_config_t c;
+        cfg_synth(&c, 1);
+        c.max_actors = FULL_SLOTS;
+        ax_engine_t *e = make_engine(&c);
+        g_fail.eng = e;
+        for (uint32_t i = 0; i < FULL_SLOTS; i++) {
+            ax_ref_t r;
+            assert_int_equal(ax_engine_spawn(e, nop, 0, NULL, &r), 0);
+        }
+        start(e);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, failing_spawner, NULL), 0);
+        WAIT_FOR(g_fail.enomem, 1000);
+        ax_engine_stop_when_idle(e);
+        if (!wait_within(e, 10))
+            fail_msg("%s: round %u: stop_when_idle did not stop an idle engine within 10 s while "
+                     "an outside ax_engine_spawn kept failing with -ENOMEM (%llu failures)",
+                     g_test, round, (unsigned long long)atomic_load(&g_fail.enomem));
+        pthread_join(t, NULL);
+        if (atomic_load(&g_fail.other))
+            fail_msg("%s: ax_engine_spawn on a full table returned %lld", g_test,
+                     (long long)atomic_load(&g_fail.last_rc));
+        ax_engine_destroy(e);
+    }
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -571,6 +633,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
     const struct CMUnitTest tests[] = {
         T(remote_and_external_spawns_reuse_every_freed_slot),
+        T(stop_when_idle_returns_while_an_outside_spawn_keeps_failing),
         T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
         T(a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter),
         T(early_mail_that_dies_is_uncounted_from_its_own_source),
