@@ -801,6 +801,30 @@ void ax_engine_stop_when_idle(ax_engine_t *eng)
         ax__try_quiesce(eng);
 }
 
+/* After the workers are joined: send every block freed on another worker
+ * home (frees queued by fini or dropped messages at shutdown, and ones an
+ * idle owner never reclaimed), so arena_used_bytes is what is really in
+ * use.  The arenas' owner-thread calls are made here, on the creator's
+ * thread, because no worker runs any more: pthread_join ordered everything
+ * they did before this.  A round publishes what fits in each return ring
+ * and the owners take it in; blocks that did not fit wait for the next. */
+static void arenas_settle(ax_engine_t *eng)
+{
+    bool pending;
+    do {
+        pending = false;
+        for (uint32_t i = 0; i < eng->n; i++)
+            ax_arena_flush(eng->w[i]->arena);
+        for (uint32_t i = 0; i < eng->n; i++)
+            ax_arena_reclaim_all(eng->w[i]->arena);
+        for (uint32_t i = 0; i < eng->n && !pending; i++) {
+            ax_arena_stats_t as;
+            ax_arena_get_stats(eng->w[i]->arena, &as);
+            pending = as.remote_pending != 0;
+        }
+    } while (pending);
+}
+
 /* Is the calling thread one of eng's workers (a behaviour, init or fini)?
  * Each w->thread was stored by ax_engine_start before the start gate
  * opened (R6), and a worker reads it only after passing the gate (A6). */
@@ -824,6 +848,7 @@ int ax_engine_wait(ax_engine_t *eng)
         return 0;
     for (uint32_t i = 0; i < eng->n; i++)
         pthread_join(eng->w[i]->thread, NULL);
+    arenas_settle(eng);
     atomic_store_explicit(&eng->joined, true, memory_order_release);
     return 0;
 }

@@ -624,6 +624,86 @@ static void stop_when_idle_returns_while_an_outside_spawn_keeps_failing(void **s
     }
 }
 
+/* ---- 15: the arenas are empty after ax_engine_wait ------------------------------------ */
+
+typedef struct keep_st {
+    void *blob;
+} keep_st_t;
+
+static _Atomic uint64_t g_kept, g_keep_fail;
+
+/* Worker 1: keeps every blob it gets, frees the last one in fini (during
+ * shutdown, on worker 1, a block of worker 0's arena). */
+static void keeper(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    keep_st_t *k = state;
+    void *b = ax_msg_keep_blob(ctx, m);
+    if (!b) {
+        atomic_fetch_add(&g_keep_fail, 1);
+        return;
+    }
+    if (k->blob)
+        ax_blob_free(ctx, k->blob);
+    k->blob = b;
+    atomic_fetch_add(&g_kept, 1);
+}
+
+static void keeper_fini(ax_ctx_t *ctx, void *state)
+{
+    keep_st_t *k = state;
+    ax_blob_free(ctx, k->blob);
+    k->blob = NULL;
+}
+
+/* Worker 0: sends `count` blobs of assorted sizes to the keeper. */
+static void blob_sender(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    ax_ref_t keeper_ref = *(ax_ref_t *)state;
+    uint64_t count = m->payload.u64[0];
+    for (uint64_t i = 0; i < count; i++) {
+        size_t len = 16 + (size_t)(i * 97 % 4000);
+        void *b = ax_blob_alloc(ctx, len);
+        if (!b || ax_send_blob(ctx, keeper_ref, T_KEEP, b, len) != 0) {
+            if (b)
+                ax_blob_free(ctx, b);
+            atomic_fetch_add(&g_keep_fail, 1);
+        }
+    }
+}
+
+static void arenas_are_empty_after_wait_when_fini_freed_a_foreign_block(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    atomic_store(&g_kept, 0);
+    atomic_store(&g_keep_fail, 0);
+    ax_config_t c;
+    cfg_synth(&c, 2);
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t k, snd;
+    ax_spawn_opts_t o1 = {.size = sizeof o1, .where = AX_ON_WORKER, .worker = 1,
+                          .fini = keeper_fini};
+    assert_int_equal(ax_engine_spawn(e, keeper, sizeof(keep_st_t), &o1, &k), 0);
+    ax_spawn_opts_t o0 = {.size = sizeof o0, .where = AX_ON_WORKER, .worker = 0,
+                          .init = copy_init, .arg = &k, .arg_len = sizeof k};
+    assert_int_equal(ax_engine_spawn(e, blob_sender, sizeof k, &o0, &snd), 0);
+    start(e);
+    uint64_t n = 1000;
+    assert_int_equal(ax_engine_send(e, snd, T_GO, &n, sizeof n), 0);
+    WAIT_FOR(g_kept, n);
+    ax_engine_stop_when_idle(e);
+    assert_int_equal(ax_engine_wait(e), 0);
+    assert_int_equal(atomic_load(&g_keep_fail), 0);
+    for (uint32_t i = 0; i < 2; i++) {
+        ax_worker_stats_t st;
+        assert_int_equal(ax_engine_worker_stats(e, i, &st, NULL), 0);
+        if (st.arena_used_bytes != 0)
+            fail_msg("%s: worker %u's arena has %llu bytes in use after ax_engine_wait, though "
+                     "every block was freed", g_test, i, (unsigned long long)st.arena_used_bytes);
+    }
+    ax_engine_destroy(e);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -638,6 +718,7 @@ int main(void)
         T(a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter),
         T(early_mail_that_dies_is_uncounted_from_its_own_source),
         T(early_mail_delivered_after_the_spawn_counts_under_its_source),
+        T(arenas_are_empty_after_wait_when_fini_freed_a_foreign_block),
         T(null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk),
     };
 #undef T
