@@ -884,38 +884,105 @@ static void drop(ax_worker_t *w, const ax_msg_t *m)
     free_payload(w, m);
 }
 
-/* Drop what is still queued for or by this worker; every message counted. */
-static void drop_queued(ax_worker_t *w)
+/* Free slot `slot`'s embryo; its mail is dropped at stop (counted), and
+ * taken back out of the source it was counted under when it was kept. */
+static void embryo_drop(ax_worker_t *w, uint32_t slot)
+{
+    ax_embryo_t *emb = (ax_embryo_t *)w->table[slot].actor;
+    ax_msg_t *m;
+    while ((m = ax_mq_peek(&emb->early))) {
+        if (m->to == AX_REF_NONE) { /* source marker */
+            w->cur_src = (uint32_t)m->payload.u64[0];
+        } else {
+            uncount_source(w); /* counted as handled when kept: it never was */
+            drop(w, m);
+        }
+        ax_mq_pop(&emb->early, w->arena);
+    }
+    ax_mq_fini(&emb->early, w->arena);
+    w->table[slot].actor = NULL;
+    ax_arena_free(w->arena, emb);
+}
+
+/* A message for this worker found at stop.  A spawn request whose spawn
+ * returned 0 to its caller places the actor (its init runs, with sends and
+ * spawns refused as -ESHUTDOWN; its fini runs in stop_all_actors), so every
+ * successful spawn gets init and fini exactly once.  Anything else is
+ * dropped, counted. */
+static void stop_msg(ax_worker_t *w, ax_msg_t *m)
+{
+    uint32_t slot = ax__ref_slot(m->to);
+    if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && ax_ref_worker(m->to) == w->id &&
+        slot < w->max_slots && w->table[slot].gen == ax__ref_gen(m->to)) {
+        ax_actor_t *a = w->table[slot].actor;
+        if (!a || (a->flags & AX_ACTOR_EMBRYO)) {
+            if (a)
+                embryo_drop(w, slot); /* early mail is dropped, as all mail now */
+            w->handled++;
+            handle_spawn(w, m); /* frees the request */
+            return;
+        }
+    }
+    drop(w, m);
+}
+
+/* Walk a queue without taking anything out of it (its owner frees it). */
+static void stop_mq(ax_worker_t *w, const ax_mq_t *q)
+{
+    const ax_mq_chunk_t *c = q->head;
+    uint32_t i = q->hi;
+    for (uint64_t left = q->count; left; left--, i++) {
+        if (i == AX_MQ_CHUNK_MSGS) {
+            c = c->next;
+            i = 0;
+        }
+        stop_msg(w, (ax_msg_t *)&c->m[i]);
+    }
+}
+
+/* Stop phase 1 (every worker between the first two barriers): handle
+ * everything still queued FOR this worker, oldest first per sender: the
+ * local FIFO, each inbound ring and then the sender's overflow behind it
+ * (the sender leaves its overflow alone until the next barrier), the
+ * external inbox.  Every message is counted (dropped_at_stop) or, if a
+ * spawn request, placed. */
+static void stop_inbound(ax_worker_t *w)
 {
     ax_msg_t *m;
     while (w->lq_head != w->lq_tail) {
-        drop(w, &w->lq[w->lq_head & w->lq_mask]);
+        stop_msg(w, &w->lq[w->lq_head & w->lq_mask]);
         w->lq_head++;
     }
-    ax__lq_fini(w);
     for (uint32_t s = 0; s < w->nworkers; s++) {
         if (s == w->id)
             continue;
         ax_ring_t *r = w->in[s];
         if (r) {
             while ((m = ax_ring_peek(r))) {
-                drop(w, m);
+                stop_msg(w, m);
                 ax_ring_advance(r);
             }
             ax_ring_release(r);
         }
-        while ((m = ax_mq_peek(&w->ovf[s]))) {
-            drop(w, m);
-            ax_mq_pop(&w->ovf[s], w->arena);
-        }
-        ax_mq_fini(&w->ovf[s], w->arena);
+        stop_mq(w, &w->eng->w[s]->ovf[w->id]);
     }
-    w->novf = 0;
     ax_inbox_node_t *node;
     while ((node = ax__inbox_pop(w))) {
-        drop(w, &node->msg);
+        stop_msg(w, &node->msg);
         ax__inbox_node_free(node);
     }
+}
+
+/* Stop phase 2: free this worker's own queues (their messages were
+ * counted by their receivers in phase 1). */
+static void stop_free_queues(ax_worker_t *w)
+{
+    w->lq_head = w->lq_tail; /* a phase-1 init's local sends were refused: empty */
+    ax__lq_fini(w);
+    for (uint32_t d = 0; d < w->nworkers; d++)
+        if (d != w->id)
+            ax_mq_fini(&w->ovf[d], w->arena);
+    w->novf = 0;
 }
 
 /* Run every live actor's fini and free it; free embryos and their mail. */
@@ -928,24 +995,10 @@ static void stop_all_actors(ax_worker_t *w)
         ax_actor_t *a = w->table[s].actor;
         if (!a)
             continue;
-        if (a->flags & AX_ACTOR_EMBRYO) {
-            ax_embryo_t *emb = (ax_embryo_t *)a;
-            ax_msg_t *m;
-            while ((m = ax_mq_peek(&emb->early))) {
-                if (m->to == AX_REF_NONE) { /* source marker */
-                    w->cur_src = (uint32_t)m->payload.u64[0];
-                } else {
-                    uncount_source(w); /* counted as handled when kept: it never was */
-                    drop(w, m);
-                }
-                ax_mq_pop(&emb->early, w->arena);
-            }
-            ax_mq_fini(&emb->early, w->arena);
-            w->table[s].actor = NULL;
-            ax_arena_free(w->arena, emb);
-            continue;
-        }
-        ax__actor_stop(w, a);
+        if (a->flags & AX_ACTOR_EMBRYO) /* its spawn request never came */
+            embryo_drop(w, s);
+        else
+            ax__actor_stop(w, a);
     }
 }
 
@@ -958,8 +1011,10 @@ void ax__worker_shutdown(ax_worker_t *w)
         sched_yield();
     ax__flush(w);
     pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
-    w->closing = true;                        /* sends from fini: -ESHUTDOWN */
-    drop_queued(w);
+    w->closing = true;                        /* sends from init and fini: -ESHUTDOWN */
+    stop_inbound(w);                          /* reads the others' overflow to us */
+    pthread_barrier_wait(&eng->stop_barrier); /* ... and is done with it */
+    stop_free_queues(w);
     stop_all_actors(w);
     ax__io_stop(w);
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);

@@ -704,6 +704,118 @@ static void arenas_are_empty_after_wait_when_fini_freed_a_foreign_block(void **s
     ax_engine_destroy(e);
 }
 
+/* ---- 9: every spawn that returned 0 gets init and fini, even just before stop ------ */
+
+typedef struct late_sh {
+    ax_engine_t *eng;
+    _Atomic uint64_t ok, inits, finis, bad_rc, ext_ok;
+    _Atomic int64_t first_bad;
+    atomic_bool quit;
+} late_sh_t;
+
+static late_sh_t g_late;
+
+static void late_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    (void)ctx;
+    (void)state;
+    (void)arg;
+    (void)len;
+    atomic_fetch_add(&g_late.inits, 1);
+}
+
+static void late_fini(ax_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&g_late.finis, 1);
+}
+
+static void late_note(int rc)
+{
+    if (rc == 0) {
+        atomic_fetch_add(&g_late.ok, 1);
+    } else if (rc != -ESHUTDOWN) {
+        int64_t zero = 0;
+        atomic_compare_exchange_strong(&g_late.first_bad, &zero, rc);
+        atomic_fetch_add(&g_late.bad_rc, 1);
+    }
+}
+
+/* On worker 0: spawn onto worker 1 (and self), 64 per message, forever. */
+static void late_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    for (uint32_t i = 0; i < 64; i++) {
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = i % 8 ? 1 : 0,
+                             .init = late_init, .fini = late_fini};
+        ax_ref_t r;
+        late_note(ax_spawn(ctx, nop, 16, &o, &r));
+        if (i % 8 == 1)
+            ax_send_u64(ctx, r, T_PING, i); /* some mail for the newborn, too */
+    }
+    ax_send_u64(ctx, ax_self(ctx), T_GO, 0);
+}
+
+static void *late_spawner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_late.quit)) {
+        ax_spawn_opts_t o = {.size = sizeof o, .init = late_init, .fini = late_fini};
+        ax_ref_t r;
+        int rc = ax_engine_spawn(g_late.eng, nop, 16, &o, &r);
+        late_note(rc);
+        if (rc == 0)
+            atomic_fetch_add(&g_late.ext_ok, 1);
+        if (rc == -ESHUTDOWN)
+            break;
+    }
+    return NULL;
+}
+
+static void actors_spawned_just_before_stop_get_init_and_fini(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    for (uint32_t round = 0; round < 20; round++) {
+        memset(&g_late, 0, sizeof g_late);
+        ax_config_t c;
+        cfg_synth(&c, 2);
+        c.ring_slots = 8; /* some spawn requests wait in overflow at stop */
+        c.max_actors = 1u << 20;
+        c.arena_bytes = 64u << 20;
+        ax_engine_t *e = make_engine(&c);
+        g_late.eng = e;
+        ax_ref_t d;
+        ax_spawn_opts_t od = {.size = sizeof od, .where = AX_ON_WORKER, .worker = 0};
+        assert_int_equal(ax_engine_spawn(e, late_driver, 0, &od, &d), 0);
+        start(e);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, late_spawner, NULL), 0);
+        assert_int_equal(ax_engine_send(e, d, T_GO, NULL, 0), 0);
+        WAIT_FOR(g_late.ext_ok, 200);
+        WAIT_FOR(g_late.inits, 2000);
+        ax_engine_stop(e);
+        assert_int_equal(ax_engine_wait(e), 0);
+        atomic_store(&g_late.quit, true);
+        pthread_join(t, NULL);
+        if (atomic_load(&g_late.bad_rc))
+            fail_msg("%s: a spawn failed with %lld", g_test, (long long)atomic_load(&g_late.first_bad));
+        uint64_t ok = atomic_load(&g_late.ok), inits = atomic_load(&g_late.inits),
+                 finis = atomic_load(&g_late.finis);
+        if (inits != ok || finis != ok)
+            fail_msg("%s: round %u: %llu spawns returned 0, %llu inits and %llu finis ran: "
+                     "actors spawned just before stop must get both, once", g_test, round,
+                     (unsigned long long)ok, (unsigned long long)inits, (unsigned long long)finis);
+        ax_worker_stats_t st;
+        ax_engine_stats(e, &st);
+        assert_int_equal(st.actors_spawned, ok + 1);
+        assert_int_equal(st.actors_live, 0);
+        ax_engine_destroy(e);
+    }
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -719,6 +831,7 @@ int main(void)
         T(early_mail_that_dies_is_uncounted_from_its_own_source),
         T(early_mail_delivered_after_the_spawn_counts_under_its_source),
         T(arenas_are_empty_after_wait_when_fini_freed_a_foreign_block),
+        T(actors_spawned_just_before_stop_get_init_and_fini),
         T(null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk),
     };
 #undef T
