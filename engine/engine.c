@@ -470,7 +470,11 @@ static void *worker_main(void *arg)
     while ((st = atomic_load_explicit(&eng->start_state, memory_order_acquire)) == 0)
         futex_wait(&eng->start_state, 0, -1);
     if (st == 1) {
-        worker_loop(w);
+        /* Stopped before start: not one turn; what is queued is counted
+         * as dropped_at_stop by the shutdown.  Acquire: pairs with the
+         * seq_cst exchange in ax_engine_stop, as the loop's own check. */
+        if (!atomic_load_explicit(&eng->stopping, memory_order_acquire))
+            worker_loop(w);
         ax__worker_shutdown(w);
     } else {
         ax__io_stop(w); /* the start was called off: nothing ran */

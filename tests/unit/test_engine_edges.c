@@ -816,6 +816,54 @@ static void actors_spawned_just_before_stop_get_init_and_fini(void **state)
     }
 }
 
+/* ---- 14: stop before start ------------------------------------------------------------- */
+
+static _Atomic uint64_t g_sbs_got;
+
+static void sbs_actor(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&g_sbs_got, 1);
+}
+
+static void a_stop_before_start_drops_the_queued_work_at_start(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_late, 0, sizeof g_late); /* its init/fini counters */
+    atomic_store(&g_sbs_got, 0);
+    ax_config_t c;
+    cfg_synth(&c, 2);
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t a[2];
+    for (uint32_t i = 0; i < 2; i++) {
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = i,
+                             .init = late_init, .fini = late_fini};
+        assert_int_equal(ax_engine_spawn(e, sbs_actor, 0, &o, &a[i]), 0);
+        assert_int_equal(ax_engine_send(e, a[i], T_PING, NULL, 0), 0);
+        assert_int_equal(ax_engine_send(e, a[i], T_PING, NULL, 0), 0);
+    }
+    ax_engine_stop(e);
+    assert_int_equal(ax_engine_send(e, a[0], T_PING, NULL, 0), -ESHUTDOWN);
+    start(e);
+    if (!wait_within(e, 10))
+        fail_msg("%s: the engine stopped before start did not finish within 10 s of start", g_test);
+    ax_worker_stats_t st;
+    ax_engine_stats(e, &st);
+    if (atomic_load(&g_sbs_got) || st.dropped_at_stop != 4)
+        fail_msg("%s: stopped before start, the engine handled %llu messages and dropped %llu at "
+                 "stop: expected 0 handled, 4 dropped", g_test,
+                 (unsigned long long)atomic_load(&g_sbs_got), (unsigned long long)st.dropped_at_stop);
+    assert_int_equal(st.msgs_local + st.msgs_remote + st.msgs_external, 0);
+    /* the actors were spawned (ax_engine_spawn returned 0): init and fini once */
+    assert_int_equal(atomic_load(&g_late.inits), 2);
+    assert_int_equal(atomic_load(&g_late.finis), 2);
+    assert_int_equal(st.actors_live, 0);
+    ax_engine_destroy(e);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -832,6 +880,7 @@ int main(void)
         T(early_mail_delivered_after_the_spawn_counts_under_its_source),
         T(arenas_are_empty_after_wait_when_fini_freed_a_foreign_block),
         T(actors_spawned_just_before_stop_get_init_and_fini),
+        T(a_stop_before_start_drops_the_queued_work_at_start),
         T(null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk),
     };
 #undef T
