@@ -236,7 +236,7 @@ static void null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk(void **state
 #define SLOTS 4096u /* the table: each burst test spawns 12 times as many actors */
 
 typedef struct burst_sh {
-    _Atomic uint64_t fini, pings, bursts_done, spawn_fail;
+    _Atomic uint64_t fini, local_fini, pings, bursts_done, spawn_fail;
     _Atomic int64_t first_rc;
     uint32_t bursts;
 } burst_sh_t;
@@ -250,12 +250,34 @@ static void burst_fini(ax_ctx_t *ctx, void *state)
     atomic_fetch_add(&g_burst.fini, 1);
 }
 
-/* A child: on T_STOP, tell the sender (if an actor) and stop. */
+static void local_fini(ax_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&g_burst.local_fini, 1);
+}
+
+static void stop_on_any(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    ax_stop_self(ctx);
+}
+
+/* A child: on T_STOP, spawn a short-lived local actor (so the owner takes
+ * slots off its free lists while other threads claim them too), tell the
+ * sender (if an actor) and stop. */
 static void burst_child(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
     (void)state;
     if (m->type != T_STOP)
         return;
+    ax_spawn_opts_t o = {.size = sizeof o, .fini = local_fini};
+    ax_ref_t r;
+    if (ax_spawn(ctx, stop_on_any, 0, &o, &r) == 0)
+        ax_send_u64(ctx, r, T_PING, 0);
+    else
+        atomic_fetch_add(&g_burst.spawn_fail, 1);
     if (ax_sender(ctx) != AX_REF_NONE)
         ax_send_u64(ctx, ax_sender(ctx), T_PING, 0);
     ax_stop_self(ctx);
@@ -331,9 +353,11 @@ static void remote_and_external_spawns_reuse_every_freed_slot(void **state)
     }
     ax_engine_stop_when_idle(e);
     assert_int_equal(ax_engine_wait(e), 0);
+    assert_int_equal(atomic_load(&g_burst.spawn_fail), 0);
+    assert_int_equal(atomic_load(&g_burst.local_fini), 2ull * g_burst.bursts * BURST);
     ax_worker_stats_t st;
     ax_engine_stats(e, &st);
-    assert_int_equal(st.actors_spawned, 1 + 2ull * g_burst.bursts * BURST);
+    assert_int_equal(st.actors_spawned, 1 + 4ull * g_burst.bursts * BURST);
     assert_int_equal(st.actors_live, 0);
     assert_int_equal(st.dead_letters, 0);
     assert_int_equal(st.spawn_failed, 0);
