@@ -16,15 +16,11 @@
  * refs fail the compare.  Free slots live in two places:
  *   - fresh slots (never used, generation 0) beyond the atomic `fresh`
  *     counter: the owner claims them 64 at a time, other threads one;
- *   - a Treiber stack of freed slots, popped by every spawner (the owner
- *     in batches, other workers and outside threads one at a time) before
- *     it takes a fresh slot;
- *   - the owner's private list (no atomics), fed by its stops and by
- *     batches off the stack, and bounded: at 128 slots it hands the newest
- *     64 to the stack in one CAS.  So at most 127 freed slots serve local
- *     spawns only, and no kind of spawn exhausts the table while more are
- *     free (the list used to be unbounded, the stack capped at 64: remote
- *     and external spawns ran out after ~1.1 M spawns in bursts).
+ *   - a Treiber stack holding every slot a stop freed, popped by every
+ *     spawner (owner, other workers, outside threads) before it takes a
+ *     fresh slot, so no kind of spawn exhausts the table while slots are
+ *     free (a private owner list used to keep all but 64 of them from
+ *     remote and external spawns).
  * A spawn onto another worker reserves a slot (stack, else fresh), reads its
  * generation, and sends AX_SYS_SPAWN to that ref in order with everything
  * else the spawner sends there.  A message that reaches a reserved slot
@@ -61,19 +57,10 @@ static int claim_fresh(ax_worker_t *t, uint32_t want, uint32_t *first, uint32_t 
     return 0;
 }
 
-/* next_free of a slot a spawner claimed for a spawn request in flight:
- * messages that reach it first wait for the request (slot_is_reserved).
- * Never a stack link (those are slot + 1 <= AX_MAX_SLOTS). */
-#define SLOT_RESERVED UINT32_MAX
-
-/* Freed slots move between the owner's private list and the shared stack
- * in batches of this many (one CAS per batch). */
-#define FREE_BATCH 64u
-
-/* Pop the free stack (any thread).  A3': the acquire pairs with the
- * release CAS in stack_push, so the slot's next_free and gen are read as
- * the pusher (ultimately the owner, who wrote gen) left them. */
-static bool stack_pop(ax_worker_t *t, uint32_t *slot)
+/* Pop the free stack (any thread, the owner included).  A3': the acquire
+ * pairs with the release CAS in free_push, so the slot's next_free and gen
+ * are read as the pusher (ultimately the owner, who wrote gen) left them. */
+static bool free_pop(ax_worker_t *t, uint32_t *slot)
 {
     uint64_t h = atomic_load_explicit(&t->shared_free, memory_order_acquire);
     while ((uint32_t)h) {
@@ -89,53 +76,28 @@ static bool stack_pop(ax_worker_t *t, uint32_t *slot)
     return false;
 }
 
-/* Push the chain first..last (linked by next_free, last's link is
- * overwritten) onto t's free stack: the owner handing over freed slots, or
- * a spawner giving back a slot it claimed and never used (any thread). */
-static void stack_push(ax_worker_t *t, uint32_t first, uint32_t last)
+/* Push onto t's free stack: the owner after a stop, or a spawner giving
+ * back a slot it claimed and never used (any thread). */
+static void free_push(ax_worker_t *t, uint32_t slot)
 {
     uint64_t h = atomic_load_explicit(&t->shared_free, memory_order_relaxed), nh;
     do {
-        atomic_store_explicit(&t->table[last].next_free, (uint32_t)h, memory_order_relaxed);
-        nh = (((h >> 32) + 1) << 32) | (first + 1);
-        /* R3': publishes the slots' gen and next_free to stack_pop. */
+        atomic_store_explicit(&t->table[slot].next_free, (uint32_t)h, memory_order_relaxed);
+        nh = (((h >> 32) + 1) << 32) | (slot + 1);
+        /* R3': publishes the slot's gen and next_free to free_pop. */
     } while (!atomic_compare_exchange_weak_explicit(&t->shared_free, &h, nh, memory_order_release,
                                                     memory_order_relaxed));
 }
 
-/* Owner: take up to FREE_BATCH slots off the stack with one CAS, as its
- * private list (which is empty).  The walk reads links of slots still on
- * the stack; a pop by anyone meanwhile bumps the tag and fails our CAS, so
- * links read from a slot taken under us (a claimer may mark it) are never
- * used.  A3' as in stack_pop. */
-static bool stack_pop_batch(ax_worker_t *w)
-{
-    uint64_t h = atomic_load_explicit(&w->shared_free, memory_order_acquire);
-    while ((uint32_t)h) {
-        uint32_t first = (uint32_t)h - 1, last = first, n = 1, next;
-        for (;;) {
-            next = atomic_load_explicit(&w->table[last].next_free, memory_order_relaxed);
-            if (n == FREE_BATCH || next == 0 || next > w->max_slots)
-                break; /* a bad link: someone popped under us, the CAS fails */
-            last = next - 1;
-            n++;
-        }
-        uint64_t nh = (((h >> 32) + 1) << 32) | (next > w->max_slots ? 0 : next);
-        if (atomic_compare_exchange_weak_explicit(&w->shared_free, &h, nh, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            atomic_store_explicit(&w->table[last].next_free, 0, memory_order_relaxed);
-            w->free_head = first + 1;
-            w->free_count = n;
-            return true;
-        }
-    }
-    return false;
-}
+/* next_free of a slot a spawner claimed for a spawn request in flight:
+ * messages that reach it first wait for the request (slot_is_reserved).
+ * Never a stack link (those are slot + 1 <= AX_MAX_SLOTS). */
+#define SLOT_RESERVED UINT32_MAX
 
 int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen)
 {
     uint32_t got;
-    if (stack_pop(t, slot)) {
+    if (free_pop(t, slot)) {
         *gen = t->table[*slot].gen;
     } else {
         if (claim_fresh(t, 1, slot, &got) < 0)
@@ -151,18 +113,15 @@ int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen)
 
 /* A slot claimed by ax__claim_slot whose spawn request was never sent: no
  * reference to it exists, so it goes back as it is (same generation). */
-static void claim_return(ax_worker_t *t, uint32_t slot) { stack_push(t, slot, slot); }
+static void claim_return(ax_worker_t *t, uint32_t slot) { free_push(t, slot); }
 
-/* Owner: its private list first (no atomics), then a batch off the shared
- * stack, then fresh slots claimed in bulk. */
+/* Owner: a freed slot first (every freed slot is on the one free stack, so
+ * local, remote and external spawns all reuse them), else a fresh one from
+ * the owner's bulk claim. */
 static int slot_alloc(ax_worker_t *w, uint32_t *slot)
 {
-    if (w->free_head || stack_pop_batch(w)) {
-        *slot = w->free_head - 1;
-        w->free_head = atomic_load_explicit(&w->table[*slot].next_free, memory_order_relaxed);
-        w->free_count--;
+    if (free_pop(w, slot))
         return 0;
-    }
     if (w->fresh_next == w->fresh_end) {
         /* Claim fresh slots 64 at a time: one atomic per 64 spawns. */
         uint32_t first, got;
@@ -175,10 +134,6 @@ static int slot_alloc(ax_worker_t *w, uint32_t *slot)
     return 0;
 }
 
-/* Owner: onto the private list; when it holds 2 * FREE_BATCH slots, the
- * newest FREE_BATCH go to the shared stack with one CAS.  So at most
- * 2 * FREE_BATCH - 1 freed slots are the owner's alone at any time, and
- * the stack, which every spawner pops, gets all others. */
 static void slot_free(ax_worker_t *w, uint32_t slot)
 {
     ax_slot_t *e = &w->table[slot];
@@ -186,16 +141,7 @@ static void slot_free(ax_worker_t *w, uint32_t slot)
     e->gen = (e->gen + 1) & AX_REF_GEN_MASK;
     if (!e->gen)
         e->gen = 1; /* generation 0 marks never-used (fresh) slots */
-    atomic_store_explicit(&e->next_free, w->free_head, memory_order_relaxed);
-    w->free_head = slot + 1;
-    if (++w->free_count < 2 * FREE_BATCH)
-        return;
-    uint32_t last = slot;
-    for (uint32_t i = 1; i < FREE_BATCH; i++)
-        last = atomic_load_explicit(&w->table[last].next_free, memory_order_relaxed) - 1;
-    w->free_head = atomic_load_explicit(&w->table[last].next_free, memory_order_relaxed);
-    w->free_count -= FREE_BATCH;
-    stack_push(w, slot, last);
+    free_push(w, slot);
 }
 
 /* May a message for (slot, gen) be waiting for its actor's spawn request?

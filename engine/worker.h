@@ -72,7 +72,7 @@ typedef struct ax_embryo {
 typedef struct ax_slot {
     ax_actor_t *actor; /* NULL: free or reserved for a remote spawn */
     uint32_t gen;      /* generation of the current (or next) occupant */
-    /* Next free slot + 1 (0: end) on a free list; UINT32_MAX once a
+    /* Next free slot + 1 (0: end) on the free stack; UINT32_MAX once a
      * spawner claimed the slot for a spawn request (actor.c); atomic
      * because spawners on other threads read and write it. */
     _Atomic uint32_t next_free;
@@ -115,8 +115,6 @@ struct ax_ctx {
     uint32_t batch;
     uint32_t turn;
     bool use_bell;
-    uint32_t free_head;   /* owner's private free list (index + 1; 0 = empty) */
-    uint32_t free_count;  /* slots on it (bounded: actor.c) */
     uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
     uint32_t max_slots;   /* table entries */
     size_t table_len;     /* bytes mapped for the table */
@@ -143,10 +141,9 @@ struct ax_ctx {
     alignas(64) _Atomic uint32_t parked;
     /* Fresh (never used) slots are claimed by advancing this counter. */
     alignas(64) _Atomic uint32_t fresh;
-    /* Freed slots for any spawner: a Treiber stack whose head packs
+    /* Every freed slot, for any spawner: a Treiber stack whose head packs
      * (tag << 32 | slot + 1); the tag defeats ABA.  The owner pushes what
-     * its stops free beyond its bounded private list, anyone pops
-     * (actor.c). */
+     * its stops free, anyone pops (actor.c). */
     alignas(64) _Atomic uint64_t shared_free;
     /* External inbox (MPSC, Vyukov): producers xchg tail. */
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
