@@ -8,6 +8,11 @@
                                         error and the connection is closed
   kv_clients.py slowreader PORT         30 pipelined GETs of a 5 MB value read
                                         slowly: output backpressure, then order
+  kv_clients.py bigarg PORT             a 16 KiB+ argument whose bytes arrive after
+                                        its header, on every command the connection
+                                        answers itself (issue 10 item 16)
+  kv_clients.py manyargs PORT           MSET and DEL of 1,048,579 arguments
+                                        (Redis 7 accepts up to INT_MAX)
   kv_clients.py robust PORT [--conns N] [--seed N]
                                         N connections, half sending garbage or
                                         closing mid-request, while a well-behaved
@@ -35,40 +40,50 @@ def enc(*args):
 
 
 class Reader:
-    """Incremental RESP2 reply reader over a blocking socket."""
+    """Incremental RESP2 reply reader over a blocking socket (linear in the
+    reply size: a read position, not slicing, so a million-element array is
+    read in one pass)."""
 
     def __init__(self, sock):
         self.s = sock
-        self.buf = b""
+        self.buf = bytearray()
+        self.pos = 0
 
     def _fill(self):
         d = self.s.recv(1 << 16)
         if not d:
             raise EOFError("server closed the connection")
+        if self.pos > (1 << 20):
+            del self.buf[:self.pos]
+            self.pos = 0
         self.buf += d
 
     def _line(self):
-        while b"\r\n" not in self.buf:
+        while True:
+            i = self.buf.find(b"\r\n", self.pos)
+            if i >= 0:
+                line = bytes(self.buf[self.pos:i])
+                self.pos = i + 2
+                return line
             self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
 
     def reply(self):
         line = self._line()
         t, rest = line[:1], line[1:]
         if t == b"+":
-            return ("ok", rest.decode())
+            return ("ok", rest.decode("latin-1"))
         if t == b"-":
-            return ("err", rest.decode())
+            return ("err", rest.decode("latin-1"))
         if t == b":":
             return int(rest)
         if t == b"$":
             n = int(rest)
             if n < 0:
                 return None
-            while len(self.buf) < n + 2:
+            while len(self.buf) - self.pos < n + 2:
                 self._fill()
-            v, self.buf = self.buf[:n], self.buf[n + 2:]
+            v = bytes(self.buf[self.pos:self.pos + n])
+            self.pos += n + 2
             return v
         if t == b"*":
             n = int(rest)
@@ -221,6 +236,81 @@ def slowreader(port):
     return 0
 
 
+def bigarg(port):
+    """Commands the connection answers itself, each with an argument of 16
+    KiB or more sent as header first and bytes later (so the parser gives the
+    argument a blob of its own).  That argument's blob used to be released
+    twice (issue 10, item 16): ASan reports it, a Release build writes into
+    freed memory.  Every reply is checked; the connection must stay usable."""
+    s = connect(port)
+    r = Reader(s)
+    big = bytes((i * 7 + 1) % 251 + 1 for i in range(16 * 1024 + 5))
+    hexa = big[:4].hex()
+    cases = [
+        (["ECHO"], big),
+        (["PING"], big),
+        (["CONFIG", "GET"], []),
+        (["SELECT"], ("err", "ERR DB index is out of range")),
+        (["NOSUCHCMD"], None),  # unknown command: an error naming it
+        (["GET", "k"], ("err", "ERR wrong number of arguments for 'get' command")),
+        (["TTL", "k"], ("err", "ERR wrong number of arguments for 'ttl' command")),
+    ]
+    for rnd in range(3):
+        for head, want in cases:
+            args = [a.encode() for a in head] + [big]
+            msg = enc(*args)
+            cut = len(msg) - len(big) - 2  # everything up to the big argument's bytes
+            s.sendall(msg[:cut])
+            time.sleep(0.02)  # the server sees the header alone, then the bytes
+            s.sendall(msg[cut:cut + 1000])
+            time.sleep(0.01)
+            s.sendall(msg[cut + 1000:])
+            got = r.reply()
+            if want is None:
+                ok = isinstance(got, tuple) and got[0] == "err" and \
+                    got[1].startswith("ERR unknown command 'NOSUCHCMD', with args beginning with: ")
+            else:
+                ok = got == want
+            if not ok:
+                print("bigarg: %s <%d bytes>: got %r" % (" ".join(head), len(big),
+                                                         got if not isinstance(got, bytes) else got[:20]))
+                return 1
+        s.sendall(enc("PING"))
+        if r.reply() != ("ok", "PONG"):
+            print("bigarg: PING after round %d failed" % rnd)
+            return 1
+    print("bigarg: %d commands with a %d-byte argument arriving after its header (%s...)"
+          % (3 * len(cases), len(big), hexa))
+    return 0
+
+
+def manyargs(port):
+    """Commands of more than 1,048,576 arguments: Redis 7 accepts up to INT_MAX
+    (bounded by its query buffer); axon-kv used to answer a protocol error and
+    close the connection (issue 10, item 18)."""
+    s = connect(port)
+    s.settimeout(60)
+    r = Reader(s)
+    nkeys = 1048576 // 2 + 1  # MSET: 1 + 2 * nkeys = 1,048,579 arguments
+    parts = [b"*%d\r\n$4\r\nMSET\r\n" % (1 + 2 * nkeys)]
+    parts += [b"$9\r\nma:%06d\r\n$1\r\nv\r\n" % i for i in range(nkeys)]
+    s.sendall(b"".join(parts))
+    got = r.reply()
+    if got != ("ok", "OK"):
+        print("manyargs: MSET of %d arguments: got %r" % (1 + 2 * nkeys, got))
+        return 1
+    n = 1048576 + 3  # DEL: the keys, then ones that do not exist
+    keys = [b"ma:%06d" % i for i in range(nkeys)] + [b"mz:%07d" % i for i in range(n - 1 - nkeys)]
+    s.sendall(b"*%d\r\n$3\r\nDEL\r\n" % n + b"".join(b"$%d\r\n%s\r\n" % (len(k), k) for k in keys))
+    got = r.reply()
+    s.sendall(enc("PING"))
+    if got != nkeys or r.reply() != ("ok", "PONG"):
+        print("manyargs: DEL of %d arguments: got %r (want %d), or no PONG after it" % (n, got, nkeys))
+        return 1
+    print("manyargs: MSET and DEL of 1,048,579 arguments each answered")
+    return 0
+
+
 def robust(port, conns, seed):
     rng = random.Random(seed)
     print("robust: seed %d (rerun: kv_clients.py robust PORT --seed %d)" % (seed, seed))
@@ -312,6 +402,10 @@ def main():
         return slowreader(port)
     if mode == "robust":
         return robust(port, conns, seed)
+    if mode == "bigarg":
+        return bigarg(port)
+    if mode == "manyargs":
+        return manyargs(port)
     print("unknown mode %s" % mode)
     return 2
 
