@@ -637,8 +637,13 @@ static int dispatch(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
             rc = kv_out_append(o, "+OK\r\n", 5); /* accepted and ignored, as benchmarks expect */
         else rc = kv_reply_error(o, "ERR unknown CONFIG subcommand; try CONFIG GET");
     } else if (kv_arg_is(c, "SELECT")) {
-        rc = argc == 2 && argv[1].len == 1 && argv[1].ptr[0] == '0' ? kv_out_append(o, "+OK\r\n", 5)
-                                                                       : kv_reply_error(o, "ERR DB index is out of range");
+        /* One database: 0.  As Redis: a non-integer index is "not an
+         * integer", a negative or too large one "out of range"; 1..15,
+         * which Redis has, are refused here with the same error. */
+        int64_t db;
+        if (argc != 2) rc = kv_reply_arity(o, c);
+        else if (kv_parse_i64(argv[1].ptr, argv[1].len, &db) < 0) rc = kv_reply_error(o, KV_NOTINT_MSG);
+        else rc = db == 0 ? kv_out_append(o, "+OK\r\n", 5) : kv_reply_error(o, "ERR DB index is out of range");
     } else {
         rc = kv_reply_unknown(o, argc, argv);
     }
