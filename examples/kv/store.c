@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,10 @@ uint64_t kv_hash(const void *key, size_t len, uint64_t seed)
 
 /* ---- table ------------------------------------------------------------- */
 
-static inline uint64_t entry_cost(size_t klen) { return sizeof(kv_entry_t) + klen; }
+/* Allocated at its exact size: sizeof would add the 4 bytes of padding after
+ * klen, which put a 10-byte key ("key:123456") in jemalloc's 48-byte class
+ * instead of the 32-byte one. */
+static inline uint64_t entry_cost(size_t klen) { return offsetof(kv_entry_t, key) + klen; }
 static inline uint64_t table_cost(size_t cap) { return (uint64_t)cap * sizeof(kv_slot_t); }
 
 int kv_store_init(kv_store_t *s, uint64_t maxmemory, uint64_t seed)
@@ -196,7 +200,7 @@ static int insert_new(kv_store_t *s, uint64_t h, const void *key, size_t klen, k
         kv_blob_unref(val);
         return -KV_EOOM;
     }
-    kv_entry_t *e = (kv_entry_t *)malloc(sizeof(kv_entry_t) + klen);
+    kv_entry_t *e = (kv_entry_t *)malloc(entry_cost(klen));
     if (!e || (ncap && rehash(s, ncap) < 0)) {
         free(e);
         kv_blob_unref(val);
