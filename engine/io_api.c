@@ -30,6 +30,7 @@
 enum { R_TIMER = 1, R_ACCEPT, R_CONNECT, R_RECV, R_SEND, R_SHUT, R_CLOSE, R_READ, R_WRITE };
 
 typedef struct io_req {
+    struct io_req *next, **pprev; /* w->io_reqs: every live record */
     ax_ref_t to;
     uint32_t kind;
     uint32_t type;  /* R_TIMER: the user's message type */
@@ -50,14 +51,34 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
     r->to = w->head.self;
     r->kind = kind;
     r->user = user;
+    /* Linked so that shutdown finds the records whose completion never
+     * comes (ax__io_reqs_free): a pending read or send owns its buffer,
+     * which above 4 KiB is not arena memory and would outlive the engine. */
+    r->next = w->io_reqs;
+    if (r->next)
+        r->next->pprev = &r->next;
+    r->pprev = &w->io_reqs;
+    w->io_reqs = r;
     return r;
 }
 
 static void req_free(ax_worker_t *w, io_req_t *r)
 {
+    *r->pprev = r->next;
+    if (r->next)
+        r->next->pprev = r->pprev;
     if (r->buf)
         ax__blob_free(w, r->buf);
     ax_arena_free(w->arena, r);
+}
+
+/* Shutdown, after the ring was torn down (every request cancelled and
+ * reaped, so the kernel no longer touches any buffer) and the timers were
+ * destroyed: free what no completion will. */
+void ax__io_reqs_free(ax_worker_t *w)
+{
+    while (w->io_reqs)
+        req_free(w, w->io_reqs);
 }
 
 static inline uint64_t tok(io_req_t *r) { return (uint64_t)(uintptr_t)r; }

@@ -16,4 +16,8 @@ if(TARGET axon-kv)
   # loopback port; every reply compared (seed printed, rerun with it).
   add_test(NAME kv_diff COMMAND bash ${PROJECT_SOURCE_DIR}/tests/kv/test_kv_diff.sh ${CMAKE_BINARY_DIR})
   set_tests_properties(kv_cli kv_robust kv_diff PROPERTIES LABELS tool TIMEOUT 240)
+  # SIGTERM with sends in flight to a client that does not read: labelled
+  # stress so that CI runs it in the ASan and TSan builds (the leak check).
+  add_test(NAME kv_term COMMAND bash ${PROJECT_SOURCE_DIR}/tests/kv/test_kv_term.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(kv_term PROPERTIES LABELS stress TIMEOUT 120)
 endif()

@@ -18,6 +18,10 @@
                                         and never read; the server's RSS must stay
                                         under MB and another client's PINGs must be
                                         answered (latency printed)
+  kv_clients.py noread PORT [--seconds S]
+                                        pipelines GETs of 60 KB and 3 MB values,
+                                        never reads, prints 'noread: ready' and
+                                        holds the connection S seconds
   kv_clients.py robust PORT [--conns N] [--seed N]
                                         N connections, half sending garbage or
                                         closing mid-request, while a well-behaved
@@ -390,6 +394,26 @@ def hogs(port, pid, nhogs, gets, rss_mb, seconds):
     return 0
 
 
+def noread(port, seconds):
+    """A client with replies in flight that it never reads, held open while
+    the test stops the server (issue 10, item 19: SIGTERM then leaked the
+    send buffers still in flight)."""
+    s = connect(port)
+    r = Reader(s)
+    s.sendall(enc("SET", "nr:v", b"x" * 60000) + enc("SET", "nr:big", b"y" * 3000000))
+    if r.reply() != ("ok", "OK") or r.reply() != ("ok", "OK"):
+        print("noread: SET failed")
+        return 1
+    h = socket.create_connection(("127.0.0.1", port), timeout=10)
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    h.sendall(b"".join(enc("GET", "nr:v") for _ in range(2000)) + b"".join(enc("GET", "nr:big") for _ in range(20)))
+    time.sleep(1.0)  # the server fills its send window and stalls on this client
+    print("noread: ready", flush=True)
+    time.sleep(seconds)
+    h.close()
+    return 0
+
+
 def robust(port, conns, seed):
     rng = random.Random(seed)
     print("robust: seed %d (rerun: kv_clients.py robust PORT --seed %d)" % (seed, seed))
@@ -485,6 +509,8 @@ def main():
         return bigarg(port)
     if mode == "manyargs":
         return manyargs(port)
+    if mode == "noread":
+        return noread(port, float(a[a.index("--seconds") + 1]) if "--seconds" in a else 20.0)
     if mode == "hogs":
         def opt(name, default):
             return type(default)(a[a.index(name) + 1]) if name in a else default
