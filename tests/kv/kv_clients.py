@@ -259,7 +259,7 @@ def bigarg(port):
         (["ECHO"], big),
         (["PING"], big),
         (["CONFIG", "GET"], []),
-        (["SELECT"], ("err", "ERR DB index is out of range")),
+        (["SELECT"], ("err", "ERR value is not an integer or out of range")),  # as Redis
         (["NOSUCHCMD"], None),  # unknown command: an error naming it
         (["GET", "k"], ("err", "ERR wrong number of arguments for 'get' command")),
         (["TTL", "k"], ("err", "ERR wrong number of arguments for 'ttl' command")),
