@@ -26,6 +26,7 @@
 
 #define T_START 1u
 #define T_CHUNK_DONE 2u
+#define T_RETRY 3u
 
 typedef struct job {
     const uint8_t *in;
@@ -104,8 +105,14 @@ static void submit_more(ax_ctx_t *ctx, coord_t *s)
         ax_pool_item_t it = {.fn = blur_chunk, .in = &c, .in_len = sizeof c, .out_cap = 8,
                              .tag = s->next};
         int rc = ax_pool_submit(ctx, s->pool, &it, T_CHUNK_DONE, NULL);
-        if (rc == -EAGAIN)
-            return; /* full: a completion will call us again */
+        if (rc == -EAGAIN) {
+            /* Full: a completion calls us again; with none of ours in
+             * flight (the pool full of others' items, or a slot on its way
+             * back), a message to self does. */
+            if (s->next == s->done)
+                ax_send_u64(ctx, ax_self(ctx), T_RETRY, 0);
+            return;
+        }
         if (rc) {
             fprintf(stderr, "pool: submit: %s\n", strerror(-rc));
             s->failed = 1;
@@ -123,6 +130,10 @@ static void coordinator(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
         const coord_t *init;
         memcpy(&init, ax_msg_data(m), sizeof init);
         *s = *init;
+        submit_more(ctx, s);
+        return;
+    }
+    if (m->type == T_RETRY) {
         submit_more(ctx, s);
         return;
     }

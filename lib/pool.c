@@ -218,7 +218,7 @@ static bool fq_pop(ax_pool_t *p, uint32_t *v)
 {
     uint64_t pos = atomic_load_explicit(&p->fq_head, memory_order_relaxed);
     fq_cell_t *c;
-    for (;;) {
+    for (uint32_t spins = 0;; spins++) {
         c = &p->cells[pos & p->fq_mask];
         /* A2: pairs with R2 in fq_push. */
         uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
@@ -228,8 +228,17 @@ static bool fq_pop(ax_pool_t *p, uint32_t *v)
                                                       memory_order_relaxed, memory_order_relaxed))
                 break;
         } else if (dif < 0) {
-            return false; /* empty: every slot is in flight (or one is being
-                             * returned right now: a transient -EAGAIN) */
+            /* Not published at pos.  Empty if no push has claimed it
+             * (tail == pos): every slot is in flight.  Else an executor is
+             * between its claim and its publish, a few instructions: wait
+             * for it a little rather than answer "full" while a slot is
+             * coming back, which could leave a submitter with nothing in
+             * flight and so no completion to retry on (test_pool caught
+             * that).  A pusher preempted for longer still gets -EAGAIN. */
+            if (atomic_load_explicit(&p->fq_tail, memory_order_relaxed) == pos || spins > 256)
+                return false;
+            __builtin_ia32_pause();
+            pos = atomic_load_explicit(&p->fq_head, memory_order_relaxed);
         } else {
             pos = atomic_load_explicit(&p->fq_head, memory_order_relaxed);
         }

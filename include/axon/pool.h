@@ -177,7 +177,9 @@ AX_API void ax_pool_destroy(ax_pool_t *pool);
 /* Submit an item; its completion arrives at the calling actor as a message
  * of type reply_type (< AX_TYPE_SYSTEM) whose payload is an ax_pool_done_t.
  * *id (may be NULL) names the item for ax_pool_cancel.  [behaviour]
- * 0, -EAGAIN (queue_len items in flight: the pool is full), -EINVAL (bad
+ * 0, -EAGAIN (queue_len items in flight: the pool is full; rarely also
+ * while a slot is on its way back: retry on a completion, or by a message
+ * to yourself if none of yours is in flight), -EINVAL (bad
  * item: NULL fn, input larger than in_max, bad mode), -ESHUTDOWN (pool
  * destroyed or engine stopping), or the error of ax_send. */
 AX_API int ax_pool_submit(ax_ctx_t *ctx, ax_pool_t *pool, const ax_pool_item_t *item,

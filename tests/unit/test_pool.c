@@ -27,6 +27,7 @@
 
 #define T_DONE 7u
 #define T_GO 8u
+#define T_RETRY 9u
 
 static ax_engine_t *start_engine(uint32_t workers)
 {
@@ -148,8 +149,14 @@ static void bh_submit_more(ax_ctx_t *ctx, bh_state_t *s)
         memset(in, (int)(tag & 0xFF), sizeof in);
         ax_pool_item_t it = sum_item(in, sizeof in, tag);
         int rc = ax_pool_submit(ctx, s->sh->pool, &it, T_DONE, NULL);
-        if (rc == -EAGAIN)
-            break; /* the other submitter fills the pool: retry on the next completion */
+        if (rc == -EAGAIN) {
+            /* The other submitter fills the pool: retry on our next
+             * completion, or, with none in flight, by a message to self
+             * (-EAGAIN may also be transient: a slot on its way back). */
+            if (s->sent == s->got)
+                ax_send_u64(ctx, ax_self(ctx), T_RETRY, 0);
+            break;
+        }
         if (rc) {
             atomic_fetch_add(&s->sh->bad, 1);
             return;
@@ -164,6 +171,10 @@ static void bh_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     if (m->type == T_GO) {
         memcpy(&s->sh, m->payload.data, sizeof s->sh);
         s->who = (uint32_t)m->payload.u64[1];
+        bh_submit_more(ctx, s);
+        return;
+    }
+    if (m->type == T_RETRY) {
         bh_submit_more(ctx, s);
         return;
     }
