@@ -10,8 +10,11 @@
  * Rules chosen here (docs/tuning.md repeats them for users):
  *  - a key set twice in one file is an error naming both lines (a duplicate
  *    is almost always an edit mistake, and "later wins" would hide it);
- *  - every AXON_* variable must be a known key: a misspelt override that is
- *    silently ignored is the worst kind of tuning bug;
+ *  - an AXON_<SECTION>_* variable of a config section must be a known key,
+ *    and so must a variable that is a near miss of one (AXON_WORKER_COUNT):
+ *    a misspelt override that is silently ignored is the worst kind of
+ *    tuning bug.  Any other AXON_* name (AXON_PREFIX, AXON_TEST_FILTER) is
+ *    not ours to refuse: it belongs to the embedding program or its tools;
  *  - lines longer than AX_CONFIG_LINE_MAX, NUL bytes, numbers that overflow
  *    and texts over AX_CONFIG_TEXT_MAX are errors, never truncation.
  *
@@ -228,6 +231,29 @@ static void suggest_env(char *out, size_t outlen, const char *word)
         cands[i] = names[i];
     }
     suggest(out, outlen, word, cands, NKEYS);
+}
+
+/* Whether an AXON_* name that is no key is still ours to refuse: it starts
+ * with a config section (AXON_WORKERS_CONT), or it is within two edits of a
+ * key's variable (AXON_WORKER_COUNT, a misspelt section).  Everything else,
+ * AXON_PREFIX or AXON_TEST_FILTER, belongs to someone else. */
+static bool claims_env_name(const char *name)
+{
+    for (size_t i = 0; i < NSECTIONS; i++) {
+        char pre[32];
+        snprintf(pre, sizeof pre, "AXON_%s_", SECTIONS[i]);
+        for (char *p = pre; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        if (!strncmp(name, pre, strlen(pre)))
+            return true;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        char en[64];
+        env_name(&KEYS[i], en, sizeof en);
+        if (edit_distance(name, en) <= 2)
+            return true;
+    }
+    return false;
 }
 
 /* ---- value parsing -------------------------------------------------------- */
@@ -771,6 +797,8 @@ int ax_config_apply_env(ax_config_t *cfg, char *const *envp, ax_config_error_t *
             if (strlen(en) == nlen && !memcmp(en, e, nlen))
                 d = &KEYS[j];
         }
+        if (!d && !claims_env_name(nm))
+            continue; /* not a config variable: someone else's AXON_* */
         if (!d) {
             suggest_env(hint, sizeof hint, nm);
             err_set(err, "<env>", 0, nm, "%s=%s: unknown axon variable%s; every AXON_* variable "

@@ -100,8 +100,11 @@ AX_API int ax_config_load_string(ax_config_t *cfg, const char *text, size_t len,
 
 /* Apply AXON_<SECTION>_<KEY> environment overrides: the file key upper-cased,
  * dot to '_' (workers.count is AXON_WORKERS_COUNT, scheduler.ring_slots is
- * AXON_SCHEDULER_RING_SLOTS).  Any other AXON_* variable is an error naming
- * it.  envp NULL means the process environment.  Same error contract. */
+ * AXON_SCHEDULER_RING_SLOTS).  A variable that starts with a section
+ * (AXON_WORKERS_CONT) or is within two edits of a key's variable
+ * (AXON_WORKER_COUNT) but names no key is an error naming it, with a
+ * did-you-mean; other AXON_* variables (AXON_PREFIX) are not axon's and are
+ * ignored.  envp NULL means the process environment.  Same error contract. */
 AX_API int ax_config_apply_env(ax_config_t *cfg, char *const *envp, ax_config_error_t *err);
 
 /* Check ranges and combinations (power-of-two ring, ...).  0 or -EINVAL. */

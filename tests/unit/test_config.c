@@ -329,6 +329,38 @@ static void environment_overrides_the_file_and_is_checked(void **state)
     assert_int_equal(ax_config_apply_env(&c, empty, &e), 0);
 }
 
+/* Issue 10 item 21: AXON_PREFIX=/usr/local stopped every program.  Only the
+ * config sections' names are axon's: others pass, typos of keys still fail. */
+static void unrelated_axon_variables_are_left_to_their_owners(void **state)
+{
+    (void)state;
+    ax_config_t c, before;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    char *others[] = { "AXON_PREFIX=/usr/local", "AXON_TEST_FILTER=fifo*", "AXON_HOME=/x",
+                       "AXON_=1", "AXON_KV_PORT=6379", "AXON_WORKERS_COUNT=3", NULL };
+    assert_int_equal(ax_config_apply_env(&c, others, &e), 0);
+    assert_int_equal(c.workers, 3);
+
+    before = c;
+    struct {
+        const char *var, *hint;
+    } typos[] = {
+        { "AXON_WORKERS_CONT=3", "did you mean AXON_WORKERS_COUNT?" },  /* a key of [workers] */
+        { "AXON_WORKER_COUNT=3", "did you mean AXON_WORKERS_COUNT?" },  /* misspelt section */
+        { "AXON_SCHEDULR_BATCH=3", "did you mean AXON_SCHEDULER_BATCH?" },
+        { "AXON_IO_NO_SUCH_KEY=1", "unknown axon variable" },           /* [io], no close key */
+        { "AXON_MEMORY_=1", "unknown axon variable" },
+    };
+    for (size_t i = 0; i < sizeof typos / sizeof typos[0]; i++) {
+        char *env[] = { (char *)typos[i].var, NULL };
+        assert_int_equal(ax_config_apply_env(&c, env, &e), -EINVAL);
+        if (!strstr(e.message, typos[i].hint))
+            fail_msg("%s: expected '%s' in: %s", typos[i].var, typos[i].hint, e.message);
+        assert_memory_equal(&c, &before, sizeof c);
+    }
+}
+
 static void validate_checks_values_set_in_the_struct(void **state)
 {
     (void)state;
@@ -438,6 +470,7 @@ int main(void)
         cmocka_unit_test(a_missing_file_names_the_path_and_errno),
         cmocka_unit_test(a_file_error_carries_the_file_name_and_line),
         cmocka_unit_test(environment_overrides_the_file_and_is_checked),
+        cmocka_unit_test(unrelated_axon_variables_are_left_to_their_owners),
         cmocka_unit_test(validate_checks_values_set_in_the_struct),
         cmocka_unit_test(null_arguments_fail_cleanly),
         cmocka_unit_test(fuzz_regressions_do_not_crash),
