@@ -1,3 +1,19 @@
+# Embedding: what a program outside the tree sees.
+#
+# public_headers: each include/axon/*.h alone compiles as C11 and C++17 with
+# -pedantic -Werror, with the build's compilers and with clang when present
+# (a compile-only check, so in the plain build only: label tool).
+set(_axon_hdr_compilers ${CMAKE_C_COMPILER} ${CMAKE_CXX_COMPILER})
+find_program(AXON_CLANG clang)
+find_program(AXON_CLANGXX clang++)
+if(AXON_CLANG AND AXON_CLANGXX AND NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+  list(APPEND _axon_hdr_compilers ${AXON_CLANG} ${AXON_CLANGXX})
+endif()
+add_test(NAME public_headers
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/install/test_headers.sh ${PROJECT_SOURCE_DIR}
+                 ${_axon_hdr_compilers})
+set_tests_properties(public_headers PROPERTIES LABELS tool TIMEOUT 120)
+
 # Install into a scratch prefix and build an embedder with pkg-config.
 # Skipped in sanitizer builds: the consumer is built without the sanitizer
 # runtime and could not link against an instrumented libaxon.
