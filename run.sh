@@ -86,7 +86,7 @@ case "$cmd" in
         say "all test suites passed"
         ;;
     -h|--help|"")
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
         [ -n "$cmd" ] || exit 2
         ;;
     *)
