@@ -31,6 +31,10 @@ struct ax_timers;
 #define AX_REF_GEN_MASK 0xFFFFFFu
 #define AX_MAX_SLOTS (1u << AX_REF_SLOT_BITS)
 #define AX_MAX_WORKERS 4096u
+/* ax_config_validate refuses what a reference cannot name (scheduler.max_actors,
+ * workers.count) before any engine is made. */
+_Static_assert(AX_ACTORS_MAX == AX_MAX_SLOTS, "max_actors's limit is the slot field's size");
+_Static_assert(AX_WORKERS_MAX <= AX_MAX_WORKERS, "workers.count's limit fits a reference");
 
 static inline ax_ref_t ax__ref_make(uint32_t worker, uint32_t gen, uint32_t slot)
 {

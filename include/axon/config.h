@@ -38,6 +38,30 @@ enum ax_doorbell {
 
 #define AX_CONFIG_STR_MAX 256
 
+/* The largest workers.count an engine runs (each worker's arena keeps a
+ * return ring per peer, and the ring mesh grows as N*(N-1)). */
+#define AX_WORKERS_MAX 1024u
+/* The largest scheduler.max_actors: a reference has 24 bits of slot. */
+#define AX_ACTORS_MAX (1u << 24)
+
+/* Where the config's keys were set, so a later error (a plan that cannot be
+ * made, a topology that cannot be loaded) can name the file and line, or the
+ * environment variable.  Filled by the loaders; private to the library:
+ * leave it alone (ax_config_init and AX_CONFIG_INIT zero it). */
+#define AX_CONFIG_ORIGIN_FILES 4 /* the last 4 files or strings loaded keep their name */
+#define AX_CONFIG_ORIGIN_KEYS 32
+typedef struct ax_config_key_origin {
+    uint32_t load; /* 1 + the index of the load that set it; 0: no file did */
+    uint32_t line; /* its line in that load */
+    uint32_t env;  /* 1: its AXON_* variable set it last */
+    uint32_t fp;   /* fingerprint of the value then: a later store from C voids this */
+} ax_config_key_origin_t;
+typedef struct ax_config_origin {
+    uint32_t loads; /* files and strings loaded into this config so far */
+    char names[AX_CONFIG_ORIGIN_FILES][AX_CONFIG_STR_MAX]; /* load i's name at [i % 4] */
+    ax_config_key_origin_t keys[AX_CONFIG_ORIGIN_KEYS];
+} ax_config_origin_t;
+
 typedef struct ax_config {
     uint32_t size; /* sizeof(ax_config_t): set by ax_config_init/AX_CONFIG_INIT */
 
@@ -46,7 +70,8 @@ typedef struct ax_config {
     char topology_xml[AX_CONFIG_STR_MAX];       /* path of an hwloc XML export */
 
     /* [workers] placement */
-    uint32_t workers;                   /* 0: one per selected core (or PU, with smt=all) */
+    uint32_t workers;                   /* 0: one per selected core (or PU, with smt=all);
+                                           at most AX_WORKERS_MAX */
     char cpus[AX_CONFIG_STR_MAX];       /* "": all; else PU OS-index list "0-7,16" */
     char numa_nodes[AX_CONFIG_STR_MAX]; /* "": all; else NUMA OS-index list "0,2" */
     uint32_t smt;                       /* enum ax_smt_policy */
@@ -63,7 +88,7 @@ typedef struct ax_config {
                             power of two, 8..65536 */
     uint32_t batch;      /* messages per source per loop turn; 0: 64; 1..65536 */
     int32_t spin_us;     /* idle spin before parking; 0: 50 us; <0: never spin */
-    uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi) */
+    uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi); at most AX_ACTORS_MAX */
     uint32_t doorbell;   /* enum ax_doorbell: which inbound rings a worker visits */
 
     /* [io] */
@@ -72,6 +97,8 @@ typedef struct ax_config {
     uint32_t io_buf_count;      /* provided receive buffers per worker; 0: 256 */
     uint32_t io_buf_size;       /* bytes each; 0: 16384 */
     uint64_t io_conn_max_bytes; /* per-connection buffered bytes before close; 0: 64 MiB */
+
+    ax_config_origin_t origin; /* private: where each key was set (see above) */
 } ax_config_t;
 
 #define AX_CONFIG_INIT { .size = sizeof(ax_config_t) }

@@ -156,7 +156,9 @@ static const bad_case_t BAD[] = {
     { "count = 4\n", 1, "count", "written section.key" },
     { "[workers]\ncount = four\n", 2, "workers.count", "not a number" },
     { "[workers]\ncount = 99999999999999999999999\n", 2, "workers.count", "too large" },
-    { "[workers]\ncount = 5000\n", 2, "workers.count", "from 1 to 4096" },
+    { "[workers]\ncount = 5000\n", 2, "workers.count", "from 1 to 1024" },
+    { "[workers]\ncount = 1025\n", 2, "workers.count", "from 1 to 1024" },
+    { "[scheduler]\nmax_actors = 16777217\n", 2, "scheduler.max_actors", "from 1 to 16777216" },
     { "[workers]\ncount = -1\n", 2, "workers.count", "negative" },
     { "[workers]\ncount = 4M\n", 2, "workers.count", "no unit" },
     { "\n\n[scheduler]\nring_slots = 100\n", 4, "scheduler.ring_slots", "power of two" },
@@ -398,8 +400,17 @@ static void validate_checks_values_set_in_the_struct(void **state)
     assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
     c.smt = AX_SMT_ALL;
     c.spin_us = -5;
-    c.workers = 4096;
+    c.workers = AX_WORKERS_MAX;
+    c.max_actors = AX_ACTORS_MAX;
     assert_int_equal(ax_config_validate(&c, &e), 0);
+    c.workers = AX_WORKERS_MAX + 1; /* the engine could not run it (issue 10, item 13) */
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "workers.count = 1025: expected a worker count from 1 to 1024"));
+    c.workers = AX_WORKERS_MAX;
+    c.max_actors = AX_ACTORS_MAX + 1; /* was clamped to 16 Mi in silence */
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "scheduler.max_actors = 16777217"));
+    c.max_actors = AX_ACTORS_MAX;
     c.batch = 65537;
     assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
     assert_int_equal(ax_config_validate(NULL, &e), -EINVAL);

@@ -247,6 +247,15 @@ static void create_rejects_bad_configs_with_einval_and_a_readable_reason(void **
     c.oversubscribe = false;
     expect_bad_config(&c, "workers = 96 without oversubscribe", "oversubscribe");
 
+    /* Above the engine's limits: refused by the config, not clamped in
+     * silence (max_actors) or failed later blaming the arena (workers). */
+    cfg_real(&c, AX_WORKERS_MAX + 1);
+    c.oversubscribe = true;
+    expect_bad_config(&c, "workers = 1025, oversubscribed", "workers.count = 1025: expected");
+    cfg_real(&c, 2);
+    c.max_actors = AX_ACTORS_MAX + 1;
+    expect_bad_config(&c, "max_actors = 16 Mi + 1", "scheduler.max_actors = 16777217");
+
     cfg_real(&c, 2);
     snprintf(c.topology_synthetic, sizeof c.topology_synthetic, "%s", "bogus:3 nonsense");
     expect_bad_config(&c, "an unparsable synthetic topology", NULL);
