@@ -59,7 +59,9 @@ for f in "$src"/examples/*.c; do
     built=$((built + 1))
 done
 if [ -d "$src/examples/kv" ]; then
-    "$cc" "${strict[@]}" -o "$prefix/axon-kv" "$src"/examples/kv/*.c $cflags $libs ||
+    # axon-kv also calls jemalloc itself (mallctl), so it links it itself.
+    "$cc" "${strict[@]}" -o "$prefix/axon-kv" "$src"/examples/kv/*.c $cflags $libs \
+        $(pkg-config --cflags --libs jemalloc) ||
         fail "examples/kv does not build out of the tree with ${strict[*]}"
     built=$((built + 1))
     "$prefix/axon-kv" --help >/dev/null || fail "the out-of-tree axon-kv --help failed"

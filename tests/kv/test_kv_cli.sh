@@ -117,8 +117,7 @@ kv_alive
 echo "ok: redis-benchmark -P 16 set,get,incr,mset without errors"
 
 # --- -OOM past maxmemory ------------------------------------------------------------
-# Two shards even on one CPU (taskset -c 0): the engine then runs them unpinned.
-AXON_WORKERS_OVERSUBSCRIBE=true kv_start oom --maxmemory 1mb --workers 2
+kv_start oom --maxmemory 1mb --workers 2
 head -c 200000 /dev/zero | tr '\0' x >"$KV_TMP/200k"
 oom=0
 for i in $(seq 1 30); do
