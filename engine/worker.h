@@ -97,6 +97,8 @@ struct ax_ctx {
     ax_actor_t *cur;      /* running actor, NULL outside a behaviour */
     bool cur_blob_kept;
     uint32_t cur_src;     /* source of the batch being drained (AX_SRC_*) */
+    uint32_t batch_src;   /* source whose drained count is not yet added (AX_SRC_NONE) */
+    uint32_t batch_unc;   /* messages of that batch taken back (system, dead letters) */
     bool closing;         /* shutdown phase: sends fail with -ESHUTDOWN */
     /* Same-worker FIFO: a power-of-two ring of messages that doubles when
      * full (arena up to 4 KiB, jemalloc on the worker's node beyond).  A
