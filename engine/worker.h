@@ -23,6 +23,8 @@
 
 struct ax_io;
 struct ax_timers;
+struct ax_conv;
+struct ax_calls;
 
 /* ---- references --------------------------------------------------------------
  * bits 63..48: worker + 1 (so 0 is never a valid ref), 47..24: generation,
@@ -44,6 +46,8 @@ enum {
     AX_ACTOR_STOPPING = 1u << 0, /* ax_stop_self called: stop after this message */
     AX_ACTOR_LARGE = 1u << 1,    /* block from ax_large_alloc, not the arena */
     AX_ACTOR_EMBRYO = 1u << 2,   /* remote spawn not arrived yet: messages wait */
+    AX_ACTOR_CONV = 1u << 3,     /* has conversation state (requests, stash): request.c */
+    AX_ACTOR_UNSTASH = 1u << 4,  /* ax_unstash_all called: replay after this message */
 };
 
 typedef struct ax_actor {
@@ -116,6 +120,7 @@ struct ax_ctx {
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
     struct ax_io *io;
     struct ax_timers *timers;
+    struct ax_conv *conv; /* requests and stashes (request.c); NULL until first use */
 
     /* statistics, owner-written, read by anyone (relaxed) */
     struct {
@@ -145,6 +150,11 @@ struct ax_ctx {
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
     alignas(64) struct ax_inbox_node *inbox_head; /* consumer only */
     struct ax_inbox_node *inbox_stub;
+    /* Load figure for AX_ON_LEAST_LOADED: the owner stores live actors +
+     * queued local messages when it parks (and every 256 busy turns);
+     * spawners add one for each spawn they place here (relaxed both: a
+     * hint, no ordering is needed). */
+    alignas(64) _Atomic uint64_t load;
     /* Published counters for quiescence detection (release at park). */
     alignas(64) _Atomic uint64_t pub_sent, pub_handled;
     _Atomic uint32_t pub_io_pending;
@@ -179,6 +189,7 @@ struct ax_engine {
      * (give up). */
     _Atomic uint32_t ready, start_state;
     _Atomic uint32_t spawn_rr;
+    struct ax_calls *calls; /* outside threads' pending requests (request.c) */
 
     alignas(64) _Atomic uint32_t stopping;       /* workers leave their loops */
     _Atomic uint32_t stop_when_idle;
@@ -208,6 +219,9 @@ void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags
  * engine/io_api.c, which turns (id, token) into a message.  io_api.c adds
  * timers with ax_timers_add(w->timers, ...) from behaviours. */
 void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token);
+/* A timer whose token has bit 0 set is a request's timeout (request.c):
+ * token >> 1 is its record index. */
+void ax__request_timeout_fire(ax_worker_t *w, uint64_t token);
 
 /* Free a blob owned by this worker's thread (any arena, or large). */
 void ax__blob_free(ax_worker_t *w, void *blob);

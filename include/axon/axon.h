@@ -45,8 +45,13 @@ static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> 48) - 
 
 /* Message flags (ax_msg_t.flags). */
 #define AX_MSG_F_BLOB 0x1u /* payload is a blob: ax_msg_data() points into it */
+#define AX_MSG_F_REQUEST 0x2u /* a request: the last payload word is its id (axon/request.h) */
+#define AX_MSG_F_REPLY 0x4u   /* a reply: goes to a continuation, never a behaviour */
 
-/* Reserved message types: user types must be below AX_TYPE_SYSTEM. */
+/* Reserved message types: user types must be below AX_TYPE_SYSTEM; axon's
+ * libraries (axon/flow.h) use [AX_TYPE_LIB, AX_TYPE_SYSTEM): stay below
+ * AX_TYPE_LIB. */
+#define AX_TYPE_LIB 0xFFFE0000u
 #define AX_TYPE_SYSTEM 0xFFFF0000u
 #define AX_TYPE_IO     0xFFFF0100u /* completions from axon/io.h, see there */
 
@@ -137,7 +142,14 @@ enum ax_where {
     AX_ON_SELF = 0,   /* the calling worker (default): cheapest messaging */
     AX_ON_WORKER = 1, /* opts.worker */
     AX_ON_NODE = 2,   /* a worker on NUMA node opts.node (OS index), round robin */
+    AX_ON_ANY = 3,    /* round robin over all workers */
+    AX_ON_MY_NODE = 4, /* round robin over the workers of the caller's NUMA node */
+    AX_ON_MY_L3 = 5,  /* round robin over the workers sharing the caller's L3 */
+    AX_ON_LEAST_LOADED = 6, /* the worker with the lowest load figure (ties: the
+                               caller's worker, then the next ones after it) */
 };
+/* From outside the engine (ax_engine_spawn) there is no caller's worker:
+ * AX_ON_MY_NODE and AX_ON_MY_L3 use worker 0's node or L3 group. */
 
 #define AX_SPAWN_ARG_MAX 256u
 
@@ -240,6 +252,10 @@ typedef struct ax_worker_stats {
                                              workers by ax_engine_stats) */
     uint64_t arena_remote_frees_received; /* blocks other workers freed, back home */
     uint64_t arena_remote_frees_sent;     /* blocks of other workers freed here */
+    uint64_t load;              /* the load figure AX_ON_LEAST_LOADED compares: live
+                                   actors + queued local messages, published when the
+                                   worker goes idle (and every 256 busy turns), plus
+                                   one per spawn placed since */
 } ax_worker_stats_t;
 
 /* Per-worker counters, with msgs_from[i] (messages handled from worker i) if
