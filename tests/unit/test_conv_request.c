@@ -285,9 +285,18 @@ static void requests_to_stopped_targets_complete_with_esrch(void **state)
     ax_ref_t srv = spawn_on(e, 1, server, 0, NULL, 0);
     ax_ref_t a = spawn_on(e, 0, asker, sizeof(asker_state_t), &srv, sizeof srv);
     assert_int_equal(ax_engine_start(e), 0);
-    /* Stop the server; requests sent after (and queued behind the stop)
-     * are dead letters that answer their askers with -ESRCH. */
+    /* Stop the server (and wait for it: the stop comes through the inbox,
+     * the requests through a ring, two sources with no order between
+     * them); requests sent after are dead letters that answer their askers
+     * with -ESRCH. */
     assert_int_equal(ax_engine_send(e, srv, T_STOP, NULL, 0), 0);
+    for (int i = 0; i < 100000; i++) {
+        ax_worker_stats_t ws;
+        ax_engine_worker_stats(e, 1, &ws, NULL);
+        if (ws.actors_stopped == 1)
+            break;
+        sleep_us(200);
+    }
     go(e, a, T_ADD, 50);
     WAIT_FOR(g.gone, 50);
     /* A stale reference from the start: the same. */
