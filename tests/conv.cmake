@@ -7,3 +7,5 @@ if(NOT TARGET axon_engine)
 endif()
 axon_test(test_conv_request SOURCES unit/test_conv_request.c
           LIBS axon_engine LABELS unit TIMEOUT 240)
+axon_test(test_conv_typed SOURCES unit/test_conv_typed.c
+          LIBS axon_engine LABELS unit TIMEOUT 240)

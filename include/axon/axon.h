@@ -201,6 +201,13 @@ static inline ax_ref_t ax_sender(const ax_ctx_t *ctx)
     const struct ax_ctx_head *h = (const struct ax_ctx_head *)(const void *)ctx;
     return h && h->msg ? h->msg->from : AX_REF_NONE;
 }
+/* The message being handled (NULL in init/fini and outside a behaviour).
+ * [behaviour] */
+static inline const ax_msg_t *ax_current_msg(const ax_ctx_t *ctx)
+{
+    const struct ax_ctx_head *h = (const struct ax_ctx_head *)(const void *)ctx;
+    return h ? h->msg : NULL;
+}
 AX_API ax_engine_t *ax_ctx_engine(const ax_ctx_t *ctx);
 
 /* ---- sending ----------------------------------------------------------------- */
