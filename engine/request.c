@@ -69,6 +69,7 @@ typedef struct conv_actor {
     uint32_t limit;    /* stash bound */
     uint32_t cap;      /* stash buffer slots (== limit once allocated) */
     uint32_t head, count;
+    bool closing; /* its stop is cancelling its requests: it may not ask */
     ax_msg_t *buf;
 } conv_actor_t;
 
@@ -312,6 +313,8 @@ static int request_common(ax_worker_t *w, ax_ref_t to, uint32_t type, const void
     conv_actor_t *ca = conv_actor_get(w, a);
     if (!ca)
         return -ENOMEM;
+    if (ca->closing)
+        return -ESHUTDOWN;
     pend_t *r = pend_alloc(w);
     if (!r)
         return -ENOMEM;
@@ -552,15 +555,8 @@ static void replay(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref)
             ax_msg_t m = ca->buf[ca->head];
             ca->head = (ca->head + 1) % ca->cap;
             ca->count--;
-            w->cur = a;
-            w->head.self = ref;
-            w->head.msg = &m;
-            a->fn(w, a->state, &m);
-            if (m.flags & AX_MSG_F_BLOB)
-                ax__blob_release(w, &m);
-            w->cur = NULL;
-            w->head.self = AX_REF_NONE;
-            w->head.msg = NULL;
+            m.to = ref; /* ax__run takes self from it; a forwarded request keeps its from */
+            ax__run(w, a, &m);
         }
     }
 }
@@ -580,7 +576,8 @@ void ax__conv_actor_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref)
     struct ax_conv *c = w->conv;
     conv_actor_t *ca = conv_actor(w, a->slot);
     a->flags &= ~(uint32_t)AX_ACTOR_UNSTASH;
-    a->flags |= AX_ACTOR_STOPPING; /* continuations below cannot ask again */
+    if (ca)
+        ca->closing = true; /* continuations below cannot ask again */
     for (uint32_t i = 0; ca && ca->npending && i < c->cap; i++)
         if (c->p[i].id && c->p[i].asker == ref)
             complete(w, &c->p[i], -ECANCELED, NULL, &c->st.cancelled, true);
@@ -792,7 +789,7 @@ int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *
     if (len)
         memcpy(m.payload.data, buf, len);
     m.payload.u64[AX_REQ_ID_WORD] = f->id;
-    int rc = ax__ext_send_msg(eng, &m);
+    int rc = ax__ext_post(eng, &m);
     if (rc < 0) {
         ax_future_free(f);
         return rc;

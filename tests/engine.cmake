@@ -15,6 +15,12 @@ axon_test(test_engine_semantics SOURCES unit/test_engine_semantics.c
 axon_test(test_engine_lifecycle SOURCES unit/test_engine_lifecycle.c
           LIBS axon_engine LABELS unit TIMEOUT 240)
 
+# Failure and resource control (issue 11): monitors, links, restart in
+# place, sponsors, cancellation.  Synthetic unpinned topologies: passes on
+# one CPU.
+axon_test(test_failure SOURCES unit/test_failure.c
+          LIBS axon_engine LABELS unit TIMEOUT 240)
+
 # Stress: seeded, time-boxed (--seconds bounds the sending phase; draining
 # and checking follow).  The mesh runs twice: 2 pinned workers on this
 # machine, and 64 unpinned workers on a synthetic 4-node 64-core server.
