@@ -913,6 +913,8 @@ void ax__fault_dispatch(ax_worker_t *w, ax_msg_t *m)
         return;
     case AX_SYS_DOWN:
         if (live && m->payload.u64[0] && rec_remove(w, live, AX_REC_WATCHING, m->from, m->payload.u64[0])) {
+            if ((live->flags & AX_ACTOR_CONV) && ax__conv_down(w, live, m->to, m->payload.u64[0]))
+                return; /* a request's monitor (request.c): its continuation ran */
             deliver(w, live, m, AX_TYPE_DOWN);
             return;
         }

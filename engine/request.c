@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "axon/failure.h"
 #include "axon/request.h"
 #include "engine/engine_internal.h"
 #include "io/timer.h"
@@ -61,6 +62,7 @@ typedef struct pend {
     uint32_t cont_len;
     unsigned char cont[CONT_INLINE];
     uint64_t gen;       /* bumped on every reuse; the id's high bits */
+    uint64_t mon;       /* monitor on the target (ax_request_watch), 0: none */
 } pend_t;
 
 /* Conversation state of one actor (AX_ACTOR_CONV). */
@@ -70,6 +72,7 @@ typedef struct conv_actor {
     uint32_t cap;      /* stash buffer slots (== limit once allocated) */
     uint32_t head, count;
     bool closing; /* its stop is cancelling its requests: it may not ask */
+    bool watch;   /* ax_request_watch: monitor each request's target */
     ax_msg_t *buf;
 } conv_actor_t;
 
@@ -208,6 +211,8 @@ static void complete(ax_worker_t *w, pend_t *r, int status, const ax_msg_t *repl
     uint32_t slot = ax__ref_slot(asker), len = r->cont_len;
     unsigned char inl[CONT_INLINE];
     void *big = r->big, *cont = NULL;
+    uint64_t mon = r->mon;
+    r->mon = 0;
     if (r->timer != AX_TIMER_NONE && w->timers)
         ax_timers_cancel(w->timers, r->timer); /* -ENOENT if it fired: its message finds no id */
     if (len && !big) {
@@ -228,6 +233,8 @@ static void complete(ax_worker_t *w, pend_t *r, int status, const ax_msg_t *repl
     w->cur = a;
     w->head.self = asker;
     w->head.msg = reply;
+    if (mon) /* as the asker: its monitor; a DOWN already on its way is filtered */
+        ax_demonitor(w, mon);
     fn(w, a->state, cont, status, reply);
     if (reply && (reply->flags & AX_MSG_F_BLOB))
         ax__blob_release(w, reply);
@@ -267,6 +274,35 @@ void ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
     } else {
         complete(w, r, 0, m, &c->st.replies, false);
     }
+}
+
+/* A DOWN for one of a's monitors reached it (failure.c removed the
+ * monitor's record): if the monitor belongs to a request, the target
+ * stopped without answering: complete it with -ESRCH. */
+bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon)
+{
+    struct ax_conv *c = w->conv;
+    conv_actor_t *ca = conv_actor(w, a->slot);
+    if (!ca || !ca->npending)
+        return false;
+    for (uint32_t i = 0; i < c->cap; i++)
+        if (c->p[i].id && c->p[i].mon == mon && c->p[i].asker == asker) {
+            c->p[i].mon = 0; /* its record is gone already */
+            complete(w, &c->p[i], -ESRCH, NULL, &c->st.gone, false);
+            return true;
+        }
+    return false;
+}
+
+int ax_request_watch(ax_ctx_t *w, bool on)
+{
+    if (!w || !w->cur)
+        return -EINVAL;
+    conv_actor_t *ca = conv_actor_get(w, w->cur);
+    if (!ca)
+        return -ENOMEM;
+    ca->watch = on;
+    return 0;
 }
 
 /* Timer expiry (io_api.c): post the timeout to the asker, in order with its
@@ -323,6 +359,7 @@ static int request_common(ax_worker_t *w, ax_ref_t to, uint32_t type, const void
     r->timer = AX_TIMER_NONE;
     r->big = NULL;
     r->cont_len = (uint32_t)cont_len;
+    r->mon = 0;
     if (cont_len > CONT_INLINE) {
         if (!(r->big = w_alloc(w, cont_len)))
             goto nomem;
@@ -331,6 +368,17 @@ static int request_common(ax_worker_t *w, ax_ref_t to, uint32_t type, const void
         memcpy(r->cont, cont, cont_len);
     }
     uint32_t idx = (uint32_t)(r->id & REQ_IDX_MASK);
+    /* Before the request, in the same per-pair order: the target's worker
+     * sees the monitor first, so a target that stops while holding the
+     * request sends DOWN (ax__conv_down), one already gone answers DOWN at
+     * once (and the request itself -ESRCH: the first completes it). */
+    if (ca->watch && ax_monitor(w, to, &r->mon) < 0) {
+        r->mon = 0;
+        w_free(w, r->big, cont_len);
+        r->big = NULL;
+        pend_release(w, r);
+        return -ENOMEM;
+    }
     if (timeout_ms &&
         ax_timers_add(w->timers, ax_now_ns() + timeout_ms * 1000000u, 0, ((uint64_t)idx << 1) | 1,
                       &r->timer) < 0)
@@ -341,6 +389,8 @@ static int request_common(ax_worker_t *w, ax_ref_t to, uint32_t type, const void
     if (!m) {
         if (r->timer != AX_TIMER_NONE)
             ax_timers_cancel(w->timers, r->timer);
+        if (r->mon)
+            ax_demonitor(w, r->mon);
         w_free(w, r->big, cont_len);
         r->big = NULL;
         pend_release(w, r);
@@ -360,6 +410,9 @@ static int request_common(ax_worker_t *w, ax_ref_t to, uint32_t type, const void
     AX_STAT_INC(w->conv->st.requests);
     return 0;
 nomem:
+    if (r->mon)
+        ax_demonitor(w, r->mon);
+    r->mon = 0;
     w_free(w, r->big, cont_len);
     r->big = NULL;
     pend_release(w, r);

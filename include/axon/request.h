@@ -9,7 +9,8 @@
  *   status 0           with the reply message,
  *   -ETIMEDOUT         the timeout passed first,
  *   -ESRCH             the target had stopped (or stopped with the request
- *                      still queued, or stashed),
+ *                      still queued, or stashed; or, with ax_request_watch,
+ *                      stopped while holding it),
  *   -ECANCELED         the asker itself stopped first (the continuation runs
  *                      before the asker's fini; sends from it fail),
  *   another -errno     the replier answered with ax_reply_error().
@@ -28,6 +29,7 @@
 #ifndef AXON_REQUEST_H
 #define AXON_REQUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +86,13 @@ AX_API int ax_request(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, const void *buf
 AX_API int ax_request_blob(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, void *blob, size_t len,
                            uint64_t timeout_ms, ax_cont_fn fn, const void *cont,
                            size_t cont_len);
+
+/* From now on (on: true) the running actor's requests also monitor their
+ * target (axon/failure.h), so a target that stops while it holds a request
+ * completes it with -ESRCH at once, without waiting for the timeout.  Costs
+ * a monitor and a demonitor message per request; off by default.
+ * 0, -EINVAL, -ENOMEM. */
+AX_API int ax_request_watch(ax_ctx_t *ctx, bool on);
 
 /* Reply to the request being handled: len <= AX_REQUEST_INLINE_MAX.
  * 0, -EINVAL (the current message is not a request, bad type/len), -ENOMEM,

@@ -208,6 +208,7 @@ static void go(ax_engine_t *e, ax_ref_t a, uint64_t type, uint64_t n)
 }
 
 static void short_asker(ax_ctx_t *ctx, void *state, const ax_msg_t *m);
+static void watch_asker(ax_ctx_t *ctx, void *state, const ax_msg_t *m);
 static void fwd_asker(ax_ctx_t *ctx, void *state, const ax_msg_t *m);
 static void st_feeder(ax_ctx_t *ctx, void *state, const ax_msg_t *m);
 
@@ -385,6 +386,60 @@ static void error_replies_and_asker_stop_complete_the_continuation(void **state)
     assert_int_equal(cs.pending, 0);
     assert_int_equal(atomic_load(&g.bad), 0);
     ax_engine_destroy(e);
+}
+
+/* With ax_request_watch, a target that stops while holding requests (no
+ * timeout) completes them with -ESRCH through its DOWN; answered requests
+ * leave no DOWN behind for the behaviour. */
+static void a_watched_request_completes_when_its_holder_stops(void **state)
+{
+    (void)state;
+    reset();
+    ax_engine_t *e = make(2);
+    ax_ref_t srv = spawn_on(e, 1, server, 0, NULL, 0), a;
+    ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 0, .init = asker_init,
+                         .arg = &srv, .arg_len = sizeof srv};
+    assert_int_equal(ax_engine_spawn(e, watch_asker, sizeof(asker_state_t), &o, &a), 0);
+    assert_int_equal(ax_engine_start(e), 0);
+    uint64_t args[2] = {T_ADD, 20};
+    assert_int_equal(ax_engine_send(e, a, T_GO, args, sizeof args), 0);
+    WAIT_FOR(g.replies, 20);
+    args[0] = T_HOLD;
+    args[1] = 3;
+    assert_int_equal(ax_engine_send(e, a, T_GO, args, sizeof args), 0);
+    while (atomic_load(&g.nheld) < 3)
+        sleep_us(200);
+    assert_int_equal(ax_engine_send(e, srv, T_STOP, NULL, 0), 0);
+    WAIT_FOR(g.gone, 3);
+    finish(e);
+    ax_conv_stats_t cs;
+    ax_engine_conv_stats(e, &cs);
+    assert_int_equal(cs.target_gone, 3);
+    assert_int_equal(cs.replies, 20);
+    assert_int_equal(cs.pending, 0);
+    assert_int_equal(atomic_load(&g.timeouts), 0);
+    assert_int_equal(atomic_load(&g.bad), 0);
+    ax_engine_destroy(e);
+}
+
+static void watch_asker(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    asker_state_t *s = state;
+    s->worker = ax_worker_id(ctx);
+    if (m->type != T_GO) {
+        atomic_fetch_add(&g.bad, 1); /* e.g. a DOWN that leaked to the behaviour */
+        return;
+    }
+    if (ax_request_watch(ctx, true) != 0)
+        atomic_fetch_add(&g.bad, 1);
+    uint64_t args[2];
+    memcpy(args, ax_msg_data(m), sizeof args);
+    for (uint64_t i = 0; i < args[1]; i++) {
+        uint64_t v = s->n++;
+        if (ax_request(ctx, s->server, (uint32_t)args[0], &v, sizeof v, 0, on_add, &v,
+                       sizeof v) != 0)
+            atomic_fetch_add(&g.bad, 1);
+    }
 }
 
 static void bad_requests_are_refused_and_send_nothing(void **state)
@@ -699,6 +754,7 @@ int main(void)
         T(requests_to_stopped_targets_complete_with_esrch),
         T(a_forwarded_request_is_answered_by_a_third_actor),
         T(error_replies_and_asker_stop_complete_the_continuation),
+        T(a_watched_request_completes_when_its_holder_stops),
         T(bad_requests_are_refused_and_send_nothing),
         T(stash_replays_in_order_after_become_before_newer_messages),
         T(stash_is_bounded_counted_and_freed_at_stop),
