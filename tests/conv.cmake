@@ -18,3 +18,8 @@ if(TARGET bank)
             $<TARGET_FILE:bank> 16 4 2000)
   set_tests_properties(example_bank PROPERTIES LABELS tool TIMEOUT 120)
 endif()
+
+# Stress: seeded, time-boxed; exactly-once continuations and outside calls
+# under replies, timeouts, late replies, forwards, stashes and stops.
+axon_test(stress_conv SOURCES stress/stress_conv.c LIBS axon_engine LABELS stress TIMEOUT 300
+          ARGS --workers 4 --seconds 15)
