@@ -1077,8 +1077,11 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
     ax_slot_t *e = &w->table[slot];
     ax_actor_t *a = e->actor;
     if ((m->flags & AX_MSG_F_REPLY) || m->type == AX_SYS_REQ_TIMEOUT) {
-        uncount_source(w); /* a continuation, not a behaviour, handles it */
-        ax__conv_dispatch(w, m);
+        /* A reply a continuation handled counts like any handled message;
+         * a late one (dropped) and the engine's own timeout posts do not. */
+        bool timeout = m->type == AX_SYS_REQ_TIMEOUT;
+        if (!ax__conv_dispatch(w, m) || timeout)
+            uncount_source(w);
         return;
     }
     bool reserved = a ? (a->flags & AX_ACTOR_EMBRYO) != 0

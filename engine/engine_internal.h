@@ -234,7 +234,7 @@ void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m);
 
 /* request.c: conversations (requests, replies, stash, outside calls) */
 /* A message with AX_MSG_F_REPLY or a AX_SYS_REQ_* type reached dispatch. */
-void ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m);
+bool ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m); /* false: nothing ran it (late) */
 /* failure.c: a DOWN for monitor `mon` of live actor a (ref asker) arrived and
  * its record is removed; true if it belonged to a request (now completed). */
 bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon);

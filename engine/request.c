@@ -248,7 +248,7 @@ static void complete(ax_worker_t *w, pend_t *r, int status, const ax_msg_t *repl
 }
 
 /* A reply or a timeout reached the asker's worker. */
-void ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
+bool ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
 {
     struct ax_conv *c = w->conv;
     if (m->type == AX_SYS_REQ_TIMEOUT) {
@@ -256,15 +256,16 @@ void ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
         if (r && r->asker == m->to) {
             r->timer = AX_TIMER_NONE; /* fired */
             complete(w, r, -ETIMEDOUT, NULL, &c->st.timeouts, false);
+            return true;
         }
-        return; /* else the reply came first: nothing to do */
+        return false; /* the reply came first: nothing to do */
     }
     pend_t *r = pend_find(w, m->payload.u64[AX_REQ_ID_WORD]);
     if (!r || r->asker != m->to) {
         AX_STAT_INC(c->st.late);
         if (m->flags & AX_MSG_F_BLOB)
             ax__blob_free(w, m->payload.blob.ptr);
-        return;
+        return false;
     }
     if (m->type == AX_SYS_REQ_FAIL) {
         /* -ESRCH comes from the engine (undeliverable); others from
@@ -274,6 +275,7 @@ void ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
     } else {
         complete(w, r, 0, m, &c->st.replies, false);
     }
+    return true;
 }
 
 /* A DOWN for one of a's monitors reached it (failure.c removed the
