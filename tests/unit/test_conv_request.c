@@ -234,6 +234,10 @@ static void requests_across_workers_each_complete_once_with_their_reply(void **s
     assert_int_equal(cs.replies, 1000);
     assert_int_equal(cs.pending, 0);
     assert_int_equal(cs.late_replies, 0);
+    /* Accounting: the go message, 1000 requests and 1000 replies handled. */
+    ax_worker_stats_t ws;
+    ax_engine_stats(e, &ws);
+    assert_int_equal(ws.msgs_local + ws.msgs_remote + ws.msgs_external, 2001);
     ax_engine_destroy(e);
 }
 
@@ -260,6 +264,11 @@ static void request_times_out_once_and_its_late_reply_is_counted_and_dropped(voi
     assert_int_equal(atomic_load(&g.replies), 0);
     assert_int_equal(cs.timeouts, 3);
     assert_int_equal(cs.late_replies, 3);
+    {   /* go, 3 requests, release: the timeouts and late replies are not "handled" */
+        ax_worker_stats_t ws;
+        ax_engine_stats(e, &ws);
+        assert_int_equal(ws.msgs_local + ws.msgs_remote + ws.msgs_external, 5);
+    }
     assert_int_equal(cs.pending, 0);
     assert_int_equal(atomic_load(&g.bad), 0);
     ax_engine_destroy(e);
