@@ -12,7 +12,11 @@
  *   conv/flow_send     w0 -> w1 one way through ax_flow_send with an
  *                      8192-message window, items/s (compare with
  *                      engine/remote_send, which keeps the same window by
- *                      hand)
+ *                      hand, and with conv/unbounded_send)
+ *   conv/unbounded_send  the same stream with plain ax_send and no window
+ *                      (256 sends per turn): what bounding costs, and what
+ *                      the overflow queues grow to without it (counter
+ *                      overflow_hwm)
  *
  * Compare with: axon-microbench --benchmark_repetitions=5
  *   --benchmark_report_aggregates_only=true
@@ -373,6 +377,51 @@ static void bm_flow_send(axon_bench_state *st, uint64_t iters, void *arg)
     sem_destroy(&r.done);
 }
 
+/* ---- conv/unbounded_send ---------------------------------------------------------------- */
+
+static void ub_consumer(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx, (void)m;
+    cb_state_t *s = state;
+    if (++s->count == s->r->n)
+        cb_done(s->r);
+}
+
+static void ub_producer(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    cb_state_t *s = state;
+    if (m->type == 1) { /* start */
+        s->left = s->r->n;
+        s->r->t0 = cb_now();
+    }
+    for (uint32_t k = 0; k < 256 && s->left; k++, s->left--)
+        if (ax_send_u64(ctx, s->r->peer, 3, s->left) != 0) {
+            cb_fail(s->r);
+            return;
+        }
+    if (s->left && ax_send_u64(ctx, ax_self(ctx), 2, 0) != 0)
+        cb_fail(s->r);
+}
+
+static void bm_unbounded_send(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    cb_run_t r = {.n = iters};
+    sem_init(&r.done, 0, 0);
+    ax_engine_t *e = cb_engine(2, st);
+    ax_ref_t p;
+    if (e && cb_spawn(e, ub_consumer, sizeof(cb_state_t), 1, &r, &r.peer) == 0 &&
+        cb_spawn(e, ub_producer, sizeof(cb_state_t), 0, &r, &p) == 0) {
+        cb_go(e, &r, p, st);
+        axon_bench_items(st, (int64_t)iters);
+        ax_worker_stats_t ws;
+        ax_engine_worker_stats(e, 0, &ws, NULL);
+        axon_bench_counter(st, "overflow_hwm", (double)ws.overflow_hwm, AXON_COUNTER_PLAIN);
+    }
+    ax_engine_destroy(e);
+    sem_destroy(&r.done);
+}
+
 static void *cb_register(const char *name, axon_bench_fn fn)
 {
     void *b = axon_bench_register(name, fn, NULL);
@@ -387,4 +436,5 @@ AXON_BENCHMARK(register_conv_benchmarks)
     cb_register("conv/typed_send", bm_typed_send);
     cb_register("conv/request_rtt", bm_request_rtt);
     cb_register("conv/flow_send", bm_flow_send);
+    cb_register("conv/unbounded_send", bm_unbounded_send);
 }
