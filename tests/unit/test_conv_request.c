@@ -616,6 +616,13 @@ static void call_server(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     (void)st;
     uint64_t v;
     memcpy(&v, ax_msg_data(m), sizeof v);
+    if (m->type == T_BLOB) { /* a blob reply: the outside caller gets a copy */
+        unsigned char *b = ax_blob_alloc(ctx, 100);
+        memset(b, (int)v, 100);
+        if (ax_reply_blob_to(ctx, ax_request_of(m), T_BLOB, b, 100) != 0)
+            atomic_fetch_add(&g.bad, 1);
+        return;
+    }
     if (m->type == T_RELEASE) {
         uint32_t n = atomic_load(&g.nheld);
         for (uint32_t i = 0; i < n; i++)
@@ -708,6 +715,15 @@ static void futures_poll_and_wait_and_fail_for_dead_targets(void **state)
     assert_int_equal(ax_future_result(f, &type, small, sizeof small, &len), -EMSGSIZE);
     assert_int_equal(len, sizeof r);
     ax_future_free(f);
+    /* A blob reply is copied into the future. */
+    unsigned char blob[100];
+    v = 0x5A;
+    assert_int_equal(ax_engine_call(e, srv, T_BLOB, &v, sizeof v, 20000, &type, blob, sizeof blob,
+                                    &len), 0);
+    assert_int_equal(type, T_BLOB);
+    assert_int_equal(len, 100);
+    assert_int_equal(blob[0], 0x5A);
+    assert_int_equal(blob[99], 0x5A);
     /* A held request: wait returns -EAGAIN, the future stays pending; freeing
      * it makes the reply late. */
     v = 4;
