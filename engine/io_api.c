@@ -34,6 +34,7 @@ enum { R_TIMER = 1, R_ACCEPT, R_CONNECT, R_RECV, R_SEND, R_SHUT, R_CLOSE, R_READ
  * so a stop can cancel it.  to == AX_REF_NONE: orphaned (its actor
  * stopped); a late completion is counted in io_cancelled and dropped. */
 typedef struct io_req {
+    struct io_req *next, **pprev; /* w->io_reqs: every live record */
     ax_ref_t to;
     struct io_req *inext, **ipprev;
     uint64_t tid; /* R_TIMER: the timer's id */
@@ -75,12 +76,23 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
         r->inext->ipprev = &r->inext;
     r->ipprev = (io_req_t **)head;
     *head = r;
+    /* Linked so that shutdown finds the records whose completion never
+     * comes (ax__io_reqs_free): a pending read or send owns its buffer,
+     * which above 4 KiB is not arena memory and would outlive the engine. */
+    r->next = w->io_reqs;
+    if (r->next)
+        r->next->pprev = &r->next;
+    r->pprev = &w->io_reqs;
+    w->io_reqs = r;
     return r;
 }
 
 static void req_free(ax_worker_t *w, io_req_t *r)
 {
     req_unlink(r);
+    *r->pprev = r->next;
+    if (r->next)
+        r->next->pprev = r->pprev;
     if (r->buf)
         ax__blob_free(w, r->buf);
     ax_arena_free(w->arena, r);
@@ -138,6 +150,15 @@ static void orphan_complete(ax_worker_t *w, io_req_t *r, int32_t res, uint32_t f
     if ((r->kind == R_ACCEPT || r->kind == R_RECV) && (flags & AX_IO_F_MORE))
         return;
     req_free(w, r);
+}
+
+/* Shutdown, after the ring was torn down (every request cancelled and
+ * reaped, so the kernel no longer touches any buffer) and the timers were
+ * destroyed: free what no completion will. */
+void ax__io_reqs_free(ax_worker_t *w)
+{
+    while (w->io_reqs)
+        req_free(w, w->io_reqs);
 }
 
 static inline uint64_t tok(io_req_t *r) { return (uint64_t)(uintptr_t)r; }
@@ -319,6 +340,13 @@ static int timer_add(ax_ctx_t *w, uint64_t ms, uint64_t period_ms, uint32_t type
 {
     if (!w || !w->cur || type >= AX_TYPE_SYSTEM || len > AX_INLINE_MAX || (len && !payload))
         return -EINVAL;
+    /* Both bounded by 2^42 ms = 4.4e18 ns < 2^62, and the monotonic clock
+     * stays below 2^62 ns (146 years of uptime): the deadline below, and
+     * every later one (deadline + period, timer.c), stay below 2^64.
+     * Unchecked, ms * 1000000 wrapped: UINT64_MAX fired at once, and a
+     * period of 2^58 + 1 ms became 1 ms. */
+    if (ms > AX_TIMER_MAX_MS || period_ms > AX_TIMER_MAX_MS)
+        return -EINVAL;
     ax_timers_t *t;
     int rc = timers_of(w, &t);
     if (rc < 0)
@@ -473,7 +501,7 @@ int ax_tcp_recv_start(ax_ctx_t *w, ax_conn_t c, uint64_t user)
 
 int ax_tcp_send(ax_ctx_t *w, ax_conn_t c, const void *buf, size_t len, uint64_t user)
 {
-    if (len == 0 || len > UINT32_MAX || !buf)
+    if (len == 0 || len > AX_IO_MAX_BYTES || !buf)
         return -EINVAL;
     io_req_t *r;
     uint32_t id;
@@ -517,12 +545,20 @@ int ax_tcp_close(ax_ctx_t *w, ax_conn_t c, uint64_t user)
 
 /* ---- files ------------------------------------------------------------------------------ */
 
+/* len 1..AX_IO_MAX_BYTES (larger wrapped the SQE's 32-bit length and the
+ * completion's 32-bit result), off + len at most INT64_MAX (an offset of
+ * UINT64_MAX would mean "the file position" to io_uring, not an error). */
+static bool io_range_ok(size_t len, uint64_t off)
+{
+    return len != 0 && len <= AX_IO_MAX_BYTES && off <= (uint64_t)INT64_MAX - len;
+}
+
 int ax_file_read(ax_ctx_t *w, int fd, size_t len, uint64_t off, uint64_t user)
 {
     int rc = enter(w);
     if (rc < 0)
         return rc;
-    if (fd < 0 || len == 0 || len > UINT32_MAX)
+    if (fd < 0 || !io_range_ok(len, off))
         return -EINVAL;
     io_req_t *r = req_new(w, R_READ, user);
     if (!r)
@@ -542,7 +578,7 @@ int ax_file_write(ax_ctx_t *w, int fd, const void *buf, size_t len, uint64_t off
     int rc = enter(w);
     if (rc < 0)
         return rc;
-    if (fd < 0 || len == 0 || len > UINT32_MAX || !buf)
+    if (fd < 0 || !io_range_ok(len, off) || !buf)
         return -EINVAL;
     io_req_t *r = req_new(w, R_WRITE, user);
     if (!r)
