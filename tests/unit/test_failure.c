@@ -49,6 +49,7 @@ enum {
     C_NOP = 1, C_MONITOR, C_KILL, C_LINK, C_UNLINK, C_TRAP, C_DEMON, C_FAIL, C_STOP, C_SEQ,
     C_MON_KILL_DEMON, C_BYE_TO, C_BYE, C_DEMON_ON_BYE, C_SEND_N, C_SPAWN_N, C_BLOB_N, C_SPIN,
     C_IO, C_TICK, C_FLOOD_FAIL, C_RESTART, C_RESTART_DROP, C_RELEASE, C_SPAWN_MON, C_SPONSOR,
+    C_FLOOD_SLOW, C_SLOW_NOP, C_KILL_RESTART,
 };
 
 /* What the actors saw. */
@@ -65,6 +66,7 @@ typedef struct sh {
 } sh_t;
 
 static sh_t g_sh;
+static _Atomic int g_ready_sent;
 static int g_pipe[2] = {-1, -1};
 
 typedef struct probe {
@@ -300,6 +302,37 @@ static void probe(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         uint64_t end = now_ns() + 5000000u; /* the timer is due before this returns */
         while (now_ns() < end) {
         }
+        return;
+    }
+    case C_FLOOD_SLOW: {
+        /* A one-shot timer that is due before this returns, and 3000 slow
+         * messages to self; the 100th asks the supervisor (g_sh.spawned_ref)
+         * to kill and restart this actor while the timer's message waits in
+         * the FIFO behind the rest. */
+        uint64_t tid;
+        if (ax_timer_after(ctx, 1, C_TICK, NULL, 0, &tid) != 0)
+            note_rc(-1);
+        for (int i = 0; i < 3000; i++)
+            ax_send_u64(ctx, ax_self(ctx), C_SLOW_NOP, 0);
+        uint64_t end = now_ns() + 5000000u;
+        while (now_ns() < end) {
+        }
+        return;
+    }
+    case C_SLOW_NOP: {
+        uint64_t end = now_ns() + 50000u;
+        while (now_ns() < end) {
+        }
+        if (atomic_fetch_add(&g_sh.nops, 1) == 100 && !atomic_exchange(&g_ready_sent, 1))
+            ax_send_u64(ctx, g_sh.spawned_ref, C_KILL_RESTART, ax_self(ctx));
+        return;
+    }
+    case C_KILL_RESTART: {
+        uint64_t mon;
+        rc = ax_kill(ctx, (ax_ref_t)v);
+        if (rc == 0)
+            rc = ax_restart(ctx, (ax_ref_t)v, AX_RESTART_F_MONITOR, &mon);
+        note_rc(rc);
         return;
     }
     case C_RESTART:
@@ -937,6 +970,31 @@ static void completion_posted_for_a_failed_incarnation_never_reaches_the_next(vo
     assert_int_equal(st.io_cancelled, 1); /* the tick posted behind C_FAIL */
 }
 
+static void completion_posted_before_a_kill_and_restart_is_cancelled_in_the_fifo(void **s)
+{
+    (void)s;
+    g_test = __func__;
+    reset();
+    atomic_store(&g_ready_sent, 0);
+    ax_engine_t *e = make(2, 8); /* batch 8: the FIFO drains slowly */
+    assert_int_equal(ax_engine_start(e), 0);
+    ax_ref_t sup = spawn_on(e, 1, 0, NULL);
+    ax_ref_t child = spawn_on(e, 0, AX_SPAWN_F_RESTARTABLE, NULL);
+    g_sh.spawned_ref = sup;
+    uint64_t rcs = atomic_load(&g_sh.rc_events);
+    cmd(e, child, C_FLOOD_SLOW, 0);
+    WAIT_FOR(g_sh.rc_events, rcs + 1); /* kill + restart sent */
+    assert_int_equal((int64_t)atomic_load(&g_sh.last_rc), 0);
+    WAIT_FOR(g_sh.inits, 3);
+    WAIT_FOR(g_sh.nops, 3000); /* the rest reached the new incarnation */
+    settle();
+    ax_worker_stats_t st;
+    finish(e, &st);
+    assert_int_equal(atomic_load(&g_sh.ticks), 0);
+    assert_true(st.io_cancelled >= 1);
+    assert_int_equal(st.actors_restarted, 1);
+}
+
 static void failure_calls_reject_bad_arguments(void **s)
 {
     (void)s;
@@ -993,6 +1051,7 @@ int main(void)
         T(sponsor_cpu_budget_stops_a_spinning_actor),
         T(sponsor_revoke_kills_its_actors_and_cancels_timers_and_reads),
         T(completion_posted_for_a_failed_incarnation_never_reaches_the_next),
+        T(completion_posted_before_a_kill_and_restart_is_cancelled_in_the_fifo),
         T(failure_calls_reject_bad_arguments),
     };
     return cmocka_run_group_tests_name("engine/failure", tests, NULL, NULL);
