@@ -60,7 +60,8 @@ typedef struct sh {
     /* the last DOWN / EXIT, written before the counter (release) */
     ax_ref_t down_target, exit_from;
     uint64_t down_mon, mon_id;
-    ax_reason_t down_reason, exit_reason, fini_reason;
+    ax_reason_t down_reason, exit_reason;
+    _Atomic uint64_t fini_kind; /* several workers' finis write it */
     uint64_t down_kinds[8]; /* DOWNs per reason kind */
     ax_ref_t spawned_ref;
 } sh_t;
@@ -107,7 +108,7 @@ static void probe_fini(ax_ctx_t *ctx, void *state)
     probe_t *p = state;
     const ax_reason_t *r = ax_stop_reason(ctx);
     if (r)
-        g_sh.fini_reason = *r;
+        atomic_store(&g_sh.fini_kind, r->kind);
     if (p->bye_to)
         ax_send_u64(ctx, p->bye_to, C_BYE, 0);
     atomic_fetch_add(&g_sh.finis, 1);
@@ -442,7 +443,7 @@ static void monitor_reports_failure_with_code_and_text_across_workers(void **s)
     assert_int_equal(g_sh.down_reason.kind, AX_REASON_FAILED);
     assert_int_equal(g_sh.down_reason.code, 7);
     assert_string_equal(g_sh.down_reason.text, "boom: a text lo"); /* 15 bytes kept */
-    assert_int_equal(g_sh.fini_reason.kind, AX_REASON_FAILED);     /* fini was told */
+    assert_int_equal(atomic_load(&g_sh.fini_kind), AX_REASON_FAILED);     /* fini was told */
     assert_string_equal(ax_reason_name(AX_REASON_FAILED), "failed");
     ax_worker_stats_t st;
     finish(e, &st);
