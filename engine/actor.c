@@ -660,6 +660,8 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
         return rc;
     ax_sponsor_t *sp = spawn_sponsor(w, o);
+    if (sp && sp->eng != w->eng)
+        return -EINVAL; /* another engine's sponsor */
     if (sp && (rc = ax__fault_spawn_charge(w, sp, state_size)) < 0)
         return rc;
     ax_spawn_req_t rq;

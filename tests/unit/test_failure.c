@@ -1017,6 +1017,14 @@ static void failure_calls_reject_bad_arguments(void **s)
     o.flags = AX_SPAWN_F_MONITOR; /* no actor outside the engine to monitor from */
     assert_int_equal(ax_engine_spawn(e, probe, 8, &o, &r), -EINVAL);
     assert_int_equal(ax_engine_kill(e, AX_REF_NONE), -EINVAL);
+    ax_engine_t *e2 = make(1, 0); /* another engine's sponsor */
+    ax_sponsor_t *sp2 = NULL;
+    assert_int_equal(ax_sponsor_create(e2, NULL, &sp2), 0);
+    o.flags = 0;
+    o.sponsor = sp2;
+    assert_int_equal(ax_engine_spawn(e, probe, 8, &o, &r), -EINVAL);
+    ax_engine_destroy(e2);
+    ax_sponsor_destroy(sp2);
     assert_int_equal(ax_monitor(NULL, 1, NULL), -EINVAL);
     assert_int_equal(ax_demonitor(NULL, 1), -ENOENT);
     assert_null(ax_stop_reason(NULL));
