@@ -375,6 +375,8 @@ static void probe(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 
 /* ---- engine helpers --------------------------------------------------------------- */
 
+static uint32_t g_ring_slots; /* 0: default */
+
 static ax_engine_t *make(uint32_t workers, uint32_t batch)
 {
     ax_config_t c;
@@ -385,6 +387,7 @@ static ax_engine_t *make(uint32_t workers, uint32_t batch)
     c.arena_bytes = 16u << 20;
     c.max_actors = 4096;
     c.batch = batch;
+    c.ring_slots = g_ring_slots;
     ax_engine_t *e = NULL;
     int rc = ax_engine_create(&c, &e);
     if (rc != 0)
@@ -916,6 +919,37 @@ static void sponsor_byte_budget_refuses_blobs(void **s)
     ax_sponsor_destroy(sp);
 }
 
+static void sponsor_byte_budget_counts_overflowed_messages(void **s)
+{
+    (void)s;
+    g_test = __func__;
+    reset();
+    g_ring_slots = 8;
+    ax_engine_t *e = make(2, 0);
+    g_ring_slots = 0;
+    ax_sponsor_t *sp = sponsor(e, AX_RES_BYTES, 4096 + 64 * 20, AX_SPONSOR_FAIL_CALL);
+    assert_int_equal(ax_engine_start(e), 0);
+    ax_ref_t a = spawn_on(e, 0, 0, sp), busy = spawn_on(e, 1, 0, NULL);
+    ax_sponsor_stats_t ss;
+    assert_int_equal(ax_sponsor_stats(sp, &ss), 0);
+    uint64_t own = ss.used[AX_RES_BYTES];
+    g_sh.spawned_ref = busy;
+    cmd(e, busy, C_SPIN, 500); /* worker 1 drains nothing meanwhile */
+    sleep_us(50000);
+    assert_int_equal(call(e, a, C_SEND_N, 300), 0);
+    uint64_t ok = atomic_load(&g_sh.ok_sends), dq = atomic_load(&g_sh.edquot);
+    assert_int_equal(ok + dq, 300);
+    assert_int_equal(atomic_load(&g_sh.other_err), 0);
+    assert_true(dq > 0); /* the ring filled, the overflow queue ran out of budget */
+    assert_int_equal(ax_sponsor_stats(sp, &ss), 0);
+    assert_true(ss.used[AX_RES_BYTES] > own);
+    assert_true(ss.used[AX_RES_BYTES] <= ss.limit[AX_RES_BYTES]);
+    assert_int_equal((ss.used[AX_RES_BYTES] - own) % sizeof(ax_msg_t), 0);
+    assert_int_equal(ss.quota_failures, dq);
+    finish(e, NULL);
+    ax_sponsor_destroy(sp);
+}
+
 static void sponsor_cpu_budget_stops_a_spinning_actor(void **s)
 {
     (void)s;
@@ -1096,6 +1130,7 @@ int main(void)
         T(sponsor_fail_actor_policy_stops_the_actor_with_reason_quota),
         T(sponsor_spawn_budget_is_inherited_by_children),
         T(sponsor_byte_budget_refuses_blobs),
+        T(sponsor_byte_budget_counts_overflowed_messages),
         T(sponsor_cpu_budget_stops_a_spinning_actor),
         T(sponsor_revoke_kills_its_actors_and_cancels_timers_and_reads),
         T(completion_posted_for_a_failed_incarnation_never_reaches_the_next),
