@@ -49,7 +49,7 @@ enum {
     C_NOP = 1, C_MONITOR, C_KILL, C_LINK, C_UNLINK, C_TRAP, C_DEMON, C_FAIL, C_STOP, C_SEQ,
     C_MON_KILL_DEMON, C_BYE_TO, C_BYE, C_DEMON_ON_BYE, C_SEND_N, C_SPAWN_N, C_BLOB_N, C_SPIN,
     C_IO, C_TICK, C_FLOOD_FAIL, C_RESTART, C_RESTART_DROP, C_RELEASE, C_SPAWN_MON, C_SPONSOR,
-    C_FLOOD_SLOW, C_SLOW_NOP, C_KILL_RESTART, C_TELL, C_SYNC,
+    C_FLOOD_SLOW, C_SLOW_NOP, C_KILL_RESTART, C_TELL, C_SYNC, C_EXHAUST,
 };
 
 /* What the actors saw. */
@@ -64,6 +64,8 @@ typedef struct sh {
     _Atomic uint64_t fini_kind; /* several workers' finis write it */
     uint64_t down_kinds[8]; /* DOWNs per reason kind */
     ax_ref_t spawned_ref;
+    int64_t oom_rc[4]; /* C_EXHAUST: monitor, link, restartable spawn, monitor after */
+    uint64_t oom_blobs;
 } sh_t;
 
 static sh_t g_sh;
@@ -358,6 +360,29 @@ static void probe(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     case C_RELEASE:
         note_rc(ax_release(ctx, (ax_ref_t)v));
         return;
+    case C_EXHAUST: { /* fill the arena with blobs, try, free, try again */
+        void *list = NULL, *b;
+        uint64_t n = 0;
+        while ((b = ax_blob_alloc(ctx, 32))) { /* the records' class */
+            *(void **)b = list;
+            list = b;
+            n++;
+        }
+        ax_ref_t r;
+        ax_spawn_opts_t o = {.size = sizeof o, .flags = AX_SPAWN_F_RESTARTABLE};
+        g_sh.oom_rc[0] = ax_monitor(ctx, (ax_ref_t)v, &p->mon);
+        g_sh.oom_rc[1] = ax_link(ctx, (ax_ref_t)v);
+        g_sh.oom_rc[2] = ax_spawn(ctx, probe, 8, &o, &r);
+        while (list) {
+            b = list;
+            list = *(void **)b;
+            ax_blob_free(ctx, b);
+        }
+        g_sh.oom_rc[3] = ax_monitor(ctx, (ax_ref_t)v, &p->mon);
+        g_sh.oom_blobs = n;
+        note_rc(0);
+        return;
+    }
     case C_SPAWN_MON: { /* spawn a child whose init fails, monitored from before init */
         ax_ref_t r;
         ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = (uint32_t)v,
@@ -1069,6 +1094,30 @@ static void completion_posted_before_a_kill_and_restart_is_cancelled_in_the_fifo
     assert_int_equal(st.actors_restarted, 1);
 }
 
+static void failure_calls_fail_cleanly_when_the_arena_is_exhausted(void **s)
+{
+    (void)s;
+    g_test = __func__;
+    reset();
+    ax_engine_t *e = make(1, 0);
+    assert_int_equal(ax_engine_start(e), 0);
+    ax_ref_t w = spawn_on(e, 0, 0, NULL), t = spawn_on(e, 0, 0, NULL);
+    assert_int_equal(call(e, w, C_EXHAUST, t), 0);
+    assert_true(g_sh.oom_blobs > 1000);
+    assert_int_equal(g_sh.oom_rc[0], -ENOMEM);
+    assert_int_equal(g_sh.oom_rc[1], -ENOMEM);
+    assert_int_equal(g_sh.oom_rc[2], -ENOMEM);
+    assert_int_equal(g_sh.oom_rc[3], 0); /* memory back: works again */
+    tell(e, w, t, C_STOP, 0);
+    WAIT_FOR(g_sh.downs, 1); /* exactly one: the failed monitor left nothing */
+    settle();
+    ax_worker_stats_t st;
+    finish(e, &st);
+    assert_int_equal(atomic_load(&g_sh.downs), 1);
+    assert_int_equal(atomic_load(&g_sh.exits), 0);
+    assert_int_equal(st.downs_sent, 1);
+}
+
 static void failure_calls_reject_bad_arguments(void **s)
 {
     (void)s;
@@ -1135,6 +1184,7 @@ int main(void)
         T(sponsor_revoke_kills_its_actors_and_cancels_timers_and_reads),
         T(completion_posted_for_a_failed_incarnation_never_reaches_the_next),
         T(completion_posted_before_a_kill_and_restart_is_cancelled_in_the_fifo),
+        T(failure_calls_fail_cleanly_when_the_arena_is_exhausted),
         T(failure_calls_reject_bad_arguments),
     };
     return cmocka_run_group_tests_name("engine/failure", tests, NULL, NULL);
