@@ -880,8 +880,8 @@ void ax_stop_self(ax_ctx_t *w)
 {
     if (w && w->cur) {
         w->cur->flags |= AX_ACTOR_STOPPING;
-        w->pend = reason_normal;
-        w->pend_actor = w->cur;
+        if (w->pend_actor == w->cur) /* the last of ax_fail / ax_stop_self wins */
+            w->pend_actor = NULL;    /* no pending reason: normal */
     }
 }
 
