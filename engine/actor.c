@@ -301,20 +301,37 @@ static int actor_place(ax_worker_t *w, uint32_t slot, const ax_spawn_req_t *rq, 
 
 /* ---- blobs ----------------------------------------------------------------------------- */
 
-/* A large blob carries its size in a 16-byte header so any worker can free it. */
+/* A large blob (above the arena's classes) carries a 16-byte header: its
+ * allocation size, so any worker can free it, and a cookie (LIVE or FREED,
+ * xor its address) that tells a blob from a foreign pointer or a blob freed
+ * before.  An arena blob's checks use the arena's own metadata (the run's
+ * class byte and the block's marker word, see ax_arena_check_block).  These
+ * checks run in every build: a double free or a foreign pointer would
+ * otherwise corrupt a size class silently (every later allocation returning
+ * the same block) in the build people deploy.  Cost: docs/memory.md. */
 #define LARGE_HDR 16u
+#define BLOB_LIVE ((uint64_t)0x6178626c6f62a11eull)
+#define BLOB_FREED ((uint64_t)0x6178626c6f62f4eeull)
+/* Largest len ax_blob_alloc takes: len + LARGE_HDR, rounded up to 64 by the
+ * large allocator, must not wrap (nor exceed what one C object may span). */
+#define BLOB_MAX ((size_t)PTRDIFF_MAX - LARGE_HDR - 64u)
 
 static void *blob_alloc(ax_worker_t *w, size_t len)
 {
-    if (len <= AX_ARENA_MAX_CLASS)
-        return ax_arena_alloc(w->arena, len);
-    if (len > SIZE_MAX - LARGE_HDR)
+    if (!w || !len || len > BLOB_MAX)
         return NULL;
+    if (len <= AX_ARENA_MAX_CLASS) {
+        void *b = ax_arena_alloc(w->arena, len);
+        if (b)
+            ax_arena_mark_live(b); /* a free marker left from an earlier life goes */
+        return b;
+    }
     int node = w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1;
     unsigned char *p = ax_large_alloc(node, len + LARGE_HDR);
     if (!p)
         return NULL;
-    *(uint64_t *)p = len + LARGE_HDR;
+    ((uint64_t *)p)[0] = len + LARGE_HDR;
+    ((uint64_t *)p)[1] = BLOB_LIVE ^ (uint64_t)(uintptr_t)p;
     return p + LARGE_HDR;
 }
 
@@ -336,15 +353,47 @@ void *ax_blob_alloc(ax_ctx_t *w, size_t len)
     return blob_alloc(w, len);
 }
 
+__attribute__((cold, noreturn)) static void bad_blob_free(const ax_worker_t *w, const void *blob,
+                                                          const char *why)
+{
+    fprintf(stderr,
+            "axon: ax_blob_free(%p) on worker %u: %s. A blob may be freed once, by its owner: "
+            "the sender until ax_send_blob succeeds, the receiver only after "
+            "ax_msg_keep_blob (otherwise the engine frees it when the behaviour returns). "
+            "Rebuild with -DAXON_SANITIZE=address to see where it was allocated and freed\n",
+            blob, w->id, why);
+    abort();
+}
+
 void ax__blob_free(ax_worker_t *w, void *blob)
 {
     if (!blob)
         return;
-    if (ax_arena_owner(w->eng->arenas, blob)) {
+    ax_arena_t *a = ax_arena_owner(w->eng->arenas, blob);
+    if (a) {
+        const char *why = ax_arena_check_block(a, blob);
+        if (__builtin_expect(why != NULL, 0))
+            bad_blob_free(w, blob, why);
+#ifndef AXON_ARENA_DEBUG
+        ax_arena_mark_free(blob); /* debug builds' ax_arena_free_any writes it */
+#endif
         ax_arena_free_any(w->arena, blob);
     } else {
-        unsigned char *p = (unsigned char *)blob - LARGE_HDR;
-        ax_large_free(p, *(uint64_t *)p);
+        uint64_t *h = (uint64_t *)(void *)((unsigned char *)blob - LARGE_HDR);
+#ifdef AX__ARENA_ASAN
+        if (__asan_address_is_poisoned(h)) /* freed: the allocator poisoned it */
+            bad_blob_free(w, blob, "not a live blob: already freed (double free), or a "
+                                  "pointer ax_blob_alloc did not return");
+#endif
+        uint64_t cookie = h[1] ^ (uint64_t)(uintptr_t)h;
+        if (__builtin_expect(cookie != BLOB_LIVE, 0))
+            bad_blob_free(w, blob, cookie == BLOB_FREED
+                                       ? "already free (double free)"
+                                       : "not a live blob: a pointer ax_blob_alloc did not "
+                                         "return (foreign, or inside a blob), or a blob "
+                                         "already freed (double free) whose memory was reused");
+        h[1] = BLOB_FREED ^ (uint64_t)(uintptr_t)h;
+        ax_large_free(h, h[0]);
     }
 }
 
@@ -542,12 +591,33 @@ int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
     return 0;
 }
 
+#ifdef AXON_ARENA_DEBUG
+/* Bytes a blob can hold, 0 if blob is not one (debug builds: a len larger
+ * than the blob would let the receiver read past it). */
+static size_t blob_capacity(const ax_worker_t *w, const void *blob)
+{
+    const ax_arena_t *a = ax_arena_owner(w->eng->arenas, blob);
+    if (a)
+        return ax_arena_check_block(a, blob) ? 0 : ax_arena_block_size(a, blob);
+    const uint64_t *h = (const uint64_t *)(const void *)((const unsigned char *)blob - LARGE_HDR);
+#ifdef AX__ARENA_ASAN
+    if (__asan_address_is_poisoned(h))
+        return 0;
+#endif
+    return (h[1] ^ (uint64_t)(uintptr_t)h) == BLOB_LIVE ? h[0] - LARGE_HDR : 0;
+}
+#endif
+
 int ax_send_blob(ax_ctx_t *w, ax_ref_t to, uint32_t type, void *blob, size_t len)
 {
     int err;
     uint8_t stamp;
     if (type >= AX_TYPE_SYSTEM || !blob)
         return -EINVAL;
+#ifdef AXON_ARENA_DEBUG
+    if (len > blob_capacity(w, blob))
+        return -EINVAL;
+#endif
     ax_msg_t *m = ax__msg_slot_fast(w, to, &err, &stamp);
     if (!m)
         return err;
@@ -698,7 +768,8 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
      * everything else this worker sends to t. */
     ax_worker_t *tw = w->eng->w[t];
     size_t req_len = offsetof(ax_spawn_req_t, arg) + (o ? o->arg_len : 0);
-    ax_spawn_req_t *req = ax_arena_alloc(w->arena, req_len);
+    /* a blob (freed as one by free_payload), not charged to a sponsor */
+    ax_spawn_req_t *req = blob_alloc(w, req_len);
     if (!req) {
         ax__fault_spawn_undo(sp);
         return -ENOMEM;
@@ -1151,8 +1222,12 @@ void ax__worker_shutdown(ax_worker_t *w)
 
 void ax__worker_discard(ax_worker_t *w)
 {
-    /* Never started: only external spawns/sends can be queued, in the inbox. */
+    /* Never started: only external spawns/sends can be queued, in the inbox.
+     * A worker whose create failed half way may have no inbox yet (its
+     * stub is what ax__inbox_init sets last): nothing can be queued then. */
     w->closing = true;
+    if (!w->inbox_stub)
+        return;
     ax_inbox_node_t *node;
     while ((node = ax__inbox_pop(w))) {
         free_payload(w, &node->msg);

@@ -619,8 +619,10 @@ int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
     }
     *out = NULL;
     ax_engine_t *eng = xcalloc_aligned(1, sizeof *eng);
-    if (!eng)
+    if (!eng) {
+        set_error("engine: out of memory for the engine itself (%zu bytes)", sizeof *eng);
         return -ENOMEM;
+    }
     if (cfg_in) {
         if (cfg_in->size != sizeof(ax_config_t)) {
             set_error("ax_engine_create: config size %u, expected %zu: initialise it with "

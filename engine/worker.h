@@ -142,6 +142,7 @@ struct ax_ctx {
     ax_actor_t *pend_actor;
     const ax_reason_t *fini_reason;
     uint64_t mon_seq; /* monitor ids made here: (id + 1) << 48 | seq */
+    struct io_req *io_reqs; /* live I/O and timer records (engine/io_api.c) */
 
     /* statistics, owner-written, read by anyone (relaxed) */
     struct {
@@ -235,6 +236,9 @@ void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags
  * engine/io_api.c, which turns (id, token) into a message.  io_api.c adds
  * timers with ax_timers_add(w->timers, ...) from behaviours. */
 void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token);
+/* Shutdown, once the io ring and the timers are gone: frees every I/O and
+ * timer record still live, with the buffers pending requests owned. */
+void ax__io_reqs_free(ax_worker_t *w);
 
 /* Free a blob owned by this worker's thread (any arena, or large). */
 void ax__blob_free(ax_worker_t *w, void *blob);

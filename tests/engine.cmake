@@ -77,3 +77,14 @@ axon_test(test_engine_fifo SOURCES unit/test_engine_fifo.c LIBS axon_engine)
 
 # ax_engine_stop takes effect while actors keep every turn busy.
 axon_test(test_engine_stop SOURCES unit/test_engine_stop.c LIBS axon_engine TIMEOUT 60)
+
+# Every allocation and mapping of ax_engine_create failed in turn (issue 10,
+# item 6), and create under a real RLIMIT_AS; failures injected with
+# -Wl,--wrap, so the library carries no hook.
+axon_test(test_engine_create_faults SOURCES unit/test_engine_create_faults.c LIBS axon_engine
+          WRAP malloc calloc realloc aligned_alloc free mmap munmap mprotect mbind)
+
+# Death tests: a blob freed twice or a foreign pointer to ax_blob_free
+# aborts with a message, in the plain (no debug checks) build too (issue
+# 10, item 10).
+axon_test(test_blob_misuse SOURCES unit/test_blob_misuse.c LIBS axon_engine)

@@ -212,12 +212,19 @@ AX_API int ax_send(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, const void *buf, s
 AX_API int ax_send_u64(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, uint64_t v);
 
 /* Blobs: larger payloads from the sending worker's arena (or jemalloc on its
- * node beyond the arena's largest class).  [behaviour] NULL on exhaustion. */
+ * node beyond the arena's largest class).  [behaviour] NULL on exhaustion,
+ * for len 0, and for len above PTRDIFF_MAX - 80 (which no allocation can
+ * satisfy: the header arithmetic would wrap). */
 AX_API void *ax_blob_alloc(ax_ctx_t *ctx, size_t len);
-/* Free a blob you own, from any worker.  [behaviour] */
+/* Free a blob you own, from any worker.  [behaviour]  A blob freed twice,
+ * or a pointer ax_blob_alloc did not return (also one inside a blob, also
+ * when sent with ax_send_blob and freed by the engine), aborts the process
+ * with a message naming the misuse, in every build. */
 AX_API void ax_blob_free(ax_ctx_t *ctx, void *blob);
 /* On success the receiver owns blob (freed after its behaviour returns unless
- * it calls ax_msg_keep_blob); on error the caller still does.  [behaviour] */
+ * it calls ax_msg_keep_blob); on error the caller still does.  [behaviour]
+ * len must not exceed the size the blob was allocated with: debug builds
+ * (AXON_DEBUG_CHECKS) return -EINVAL, release builds do not check. */
 AX_API int ax_send_blob(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, void *blob, size_t len);
 /* Take ownership of the current message's blob; free it later with
  * ax_blob_free.  Returns the blob or NULL if the message has none. [behaviour] */
