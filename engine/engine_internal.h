@@ -78,6 +78,8 @@ void ax__flush(ax_worker_t *w);
  * drives a worker of an engine that was created but not started. */
 uint32_t ax__run_turn(ax_worker_t *w);
 void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t);
+/* stop_when_idle's check: stops the engine and returns true if it is quiet. */
+bool ax__try_quiesce(ax_engine_t *eng);
 
 /* actor.c */
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m);

@@ -81,13 +81,19 @@ _Static_assert(sizeof(ax_actor_t) == 48, "actor header is 48 bytes");
 typedef struct ax_embryo {
     ax_actor_t hdr;
     ax_mq_t early;
+    /* Source (AX_SRC_* or a worker) of the last message kept in `early`;
+     * each change of source is written into `early` as a marker message
+     * (to == AX_REF_NONE, payload.u64[0] = source), so a kept message is
+     * taken back out of its own source's count if it dies (actor.c). */
+    uint32_t src;
 } ax_embryo_t;
 
 typedef struct ax_slot {
     ax_actor_t *actor; /* NULL: free or reserved for a remote spawn */
     uint32_t gen;      /* generation of the current (or next) occupant */
-    /* Next free slot + 1 (0: end), on the owner's list or the shared stack;
-     * atomic because spawners on other threads read it while popping. */
+    /* Next free slot + 1 (0: end) on the free stack; UINT32_MAX once a
+     * spawner claimed the slot for a spawn request (actor.c); atomic
+     * because spawners on other threads read and write it. */
     _Atomic uint32_t next_free;
 } ax_slot_t;
 
@@ -128,7 +134,6 @@ struct ax_ctx {
     uint32_t batch;
     uint32_t turn;
     bool use_bell;
-    uint32_t free_head;   /* owner free list of slots (index + 1; 0 = empty) */
     uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
     uint32_t max_slots;   /* table entries */
     size_t table_len;     /* bytes mapped for the table */
@@ -164,11 +169,10 @@ struct ax_ctx {
     alignas(64) _Atomic uint32_t parked;
     /* Fresh (never used) slots are claimed by advancing this counter. */
     alignas(64) _Atomic uint32_t fresh;
-    /* Freed slots any spawner may take: a Treiber stack whose head packs
-     * (tag << 32 | slot + 1); the tag defeats ABA.  The owner pushes,
-     * anyone pops (actor.c). */
+    /* Every freed slot, for any spawner: a Treiber stack whose head packs
+     * (tag << 32 | slot + 1); the tag defeats ABA.  The owner pushes what
+     * its stops free, anyone pops (actor.c). */
     alignas(64) _Atomic uint64_t shared_free;
-    _Atomic uint32_t shared_count;
     /* External inbox (MPSC, Vyukov): producers xchg tail. */
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
     alignas(64) struct ax_inbox_node *inbox_head; /* consumer only */

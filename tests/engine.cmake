@@ -75,6 +75,12 @@ axon_test(test_engine_start SOURCES unit/test_engine_start.c LIBS axon_engine
 # The local FIFO grows under a behaviour that was dispatched from it.
 axon_test(test_engine_fifo SOURCES unit/test_engine_fifo.c LIBS axon_engine)
 
+# The edges a careless or hostile user reaches (issue 10): slot reuse, quiescence
+# while an outside spawn fails, oversized state, forged refs, stop before start,
+# init/fini around stop, NULL contexts, arenas empty after wait.
+axon_test(test_engine_edges SOURCES unit/test_engine_edges.c LIBS axon_engine LABELS unit
+          TIMEOUT 240)
+
 # ax_engine_stop takes effect while actors keep every turn busy.
 axon_test(test_engine_stop SOURCES unit/test_engine_stop.c LIBS axon_engine TIMEOUT 60)
 
