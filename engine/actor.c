@@ -6,7 +6,7 @@
  * touch the target worker through its MPSC inbox and its atomic `fresh`
  * slot counter.
  *
- * Memory: an actor is one arena block (32-byte header + state) on its
+ * Memory: an actor is one arena block (64-byte header + state) on its
  * worker; its table slot is 16 bytes.  A blob comes from the sender's arena
  * (or jemalloc on the sender's node when larger than the biggest class) and
  * is freed by whoever owns it last, from any worker (arena remote free).
@@ -200,7 +200,9 @@ void ax__actor_free(ax_worker_t *w, ax_actor_t *a)
         const ax_msg_t *sv_msg = (w)->head.msg;                                            \
         bool sv_kept = (w)->cur_blob_kept;                                                 \
         ax_actor_t *sv_pend_actor = (w)->pend_actor;                                       \
-        ax_reason_t sv_pend = (w)->pend;                                                   \
+        ax_reason_t sv_pend;                                                               \
+        if (sv_pend_actor) /* copied only while a stop is pending */                      \
+            sv_pend = (w)->pend;                                                           \
         (w)->cur = (a);                                                                    \
         (w)->head.self = (ref);                                                            \
         (w)->head.msg = NULL;                                                              \
@@ -210,7 +212,8 @@ void ax__actor_free(ax_worker_t *w, ax_actor_t *a)
         (w)->head.msg = sv_msg;                                                            \
         (w)->cur_blob_kept = sv_kept;                                                      \
         (w)->pend_actor = sv_pend_actor;                                                   \
-        (w)->pend = sv_pend;                                                               \
+        if (sv_pend_actor)                                                                 \
+            (w)->pend = sv_pend;                                                           \
     } while (0)
 
 static const ax_reason_t reason_normal = {.kind = AX_REASON_NORMAL};
@@ -218,15 +221,14 @@ static const ax_reason_t reason_shutdown = {.kind = AX_REASON_SHUTDOWN};
 
 /* The reason a's stop request carries: what it set with ax_fail (or a
  * quota), else normal. */
-static ax_reason_t pending_reason(ax_worker_t *w, ax_actor_t *a)
+static const ax_reason_t *pending_reason(ax_worker_t *w, ax_actor_t *a)
 {
-    return w->pend_actor == a ? w->pend : reason_normal;
+    return w->pend_actor == a ? &w->pend : &reason_normal;
 }
 
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
 {
-    ax_reason_t why = pending_reason(w, a);
-    ax__actor_stop_why(w, a, &why, false);
+    ax__actor_stop_why(w, a, pending_reason(w, a), false);
 }
 
 /* Stop a with a reason: fini (told why), then, only if a has records or a
@@ -271,7 +273,7 @@ void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn 
         init(w, a->state, arg, arg_len);
         if (a->flags & AX_ACTOR_STOPPING) { /* read before AS_ACTOR restores pend */
             stop = true;
-            why = pending_reason(w, a);
+            why = *pending_reason(w, a);
         }
     });
     if (stop)
@@ -737,7 +739,7 @@ static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self
 #define SPAWN_FLAGS (AX_SPAWN_F_RESTARTABLE | AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)
 
 /* Largest state_size: the header records it in 32 bits, header included
- * (4 GiB - 33 bytes; api.md). */
+ * (4 GiB - 49 bytes; api.md). */
 #define AX_STATE_MAX ((size_t)UINT32_MAX - sizeof(ax_actor_t))
 
 /* Checks shared by ax_spawn and ax_engine_spawn.  state_size must fit the
@@ -796,7 +798,9 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
         return rc;
     ax_sponsor_t *sp = spawn_sponsor(w, o);
-    if ((rc = ax__fault_spawn_charge(w, sp, state_size)) < 0)
+    if (sp && sp->eng != w->eng)
+        return -EINVAL; /* another engine's sponsor */
+    if (sp && (rc = ax__fault_spawn_charge(w, sp, state_size)) < 0)
         return rc;
     ax_spawn_req_t rq;
     uint64_t mon = 0;
@@ -832,8 +836,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
      * everything else this worker sends to t. */
     ax_worker_t *tw = w->eng->w[t];
     size_t req_len = offsetof(ax_spawn_req_t, arg) + (o ? o->arg_len : 0);
-    /* a blob (freed as one by free_payload): blob_alloc clears its marker;
-     * not charged to the sponsor (the spawn is, in ax__fault_spawn_charge) */
+    /* a blob (freed as one by free_payload), not charged to a sponsor */
     ax_spawn_req_t *req = blob_alloc(w, req_len);
     if (!req) {
         ax__fault_spawn_undo(sp);
@@ -955,7 +958,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         return -ESHUTDOWN;
     }
     if ((rc = ax__fault_spawn_charge(NULL, sp, state_size)) < 0) {
-        ext_abort(eng); /* re-runs the quiescence check this call held up */
+        ext_abort(eng);
         free(req);
         ax__inbox_node_free(node);
         return rc;
@@ -1031,8 +1034,8 @@ void ax_stop_self(ax_ctx_t *w)
 {
     if (w && w->cur) {
         w->cur->flags |= AX_ACTOR_STOPPING;
-        w->pend = reason_normal;
-        w->pend_actor = w->cur;
+        if (w->pend_actor == w->cur) /* the last of ax_fail / ax_stop_self wins */
+            w->pend_actor = NULL;    /* no pending reason: normal */
     }
 }
 

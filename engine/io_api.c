@@ -29,10 +29,11 @@
 
 enum { R_TIMER = 1, R_ACCEPT, R_CONNECT, R_RECV, R_SEND, R_SHUT, R_CLOSE, R_READ, R_WRITE };
 
-/* A request's record.  While its actor lives it is on the actor's I/O list
- * (inext/ipprev, head in the actor's AX_REC_IO record: engine/failure.c),
- * so a stop can cancel it.  to == AX_REF_NONE: orphaned (its actor
- * stopped); a late completion is counted in io_cancelled and dropped. */
+/* A request's record: on the worker's list (next/pprev) until freed, and
+ * while its actor lives on the actor's I/O list too (inext/ipprev, head in
+ * the actor's AX_REC_IO record: engine/failure.c), so a stop can cancel
+ * it.  to == AX_REF_NONE: orphaned (its actor stopped); a late completion
+ * is counted in io_cancelled and dropped. */
 typedef struct io_req {
     struct io_req *next, **pprev; /* w->io_reqs: every live record */
     ax_ref_t to;
@@ -61,7 +62,7 @@ static void req_unlink(io_req_t *r)
 
 static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
 {
-    void **head = ax__fault_io_head(w);
+    io_req_t **head = ax__fault_io_head(w);
     if (!head)
         return NULL;
     io_req_t *r = ax_arena_alloc(w->arena, sizeof *r);
@@ -71,11 +72,6 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
     r->to = w->head.self;
     r->kind = kind;
     r->user = user;
-    r->inext = *head;
-    if (r->inext)
-        r->inext->ipprev = &r->inext;
-    r->ipprev = (io_req_t **)head;
-    *head = r;
     /* Linked so that shutdown finds the records whose completion never
      * comes (ax__io_reqs_free): a pending read or send owns its buffer,
      * which above 4 KiB is not arena memory and would outlive the engine. */
@@ -84,21 +80,26 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
         r->next->pprev = &r->next;
     r->pprev = &w->io_reqs;
     w->io_reqs = r;
+    r->inext = *head;
+    if (r->inext)
+        r->inext->ipprev = &r->inext;
+    r->ipprev = head;
+    *head = r;
     return r;
 }
 
 static void req_free(ax_worker_t *w, io_req_t *r)
 {
-    req_unlink(r);
     *r->pprev = r->next;
     if (r->next)
         r->next->pprev = r->pprev;
+    req_unlink(r);
     if (r->buf)
         ax__blob_free(w, r->buf);
     ax_arena_free(w->arena, r);
 }
 
-void ax__io_cancel_list(ax_worker_t *w, void **head)
+void ax__io_cancel_list(ax_worker_t *w, io_req_t **head)
 {
     io_req_t *r;
     while ((r = *head)) {
@@ -129,6 +130,16 @@ void ax__io_cancel_list(ax_worker_t *w, void **head)
         }
         r->to = AX_REF_NONE; /* freed at its (last) completion */
     }
+}
+
+/* Shutdown: the actor's records go, its requests stay on the worker's list
+ * for ax__io_reqs_free after the ring is torn down. */
+void ax__io_detach_list(ax_worker_t *w, io_req_t **head)
+{
+    io_req_t *r;
+    (void)w;
+    while ((r = *head))
+        req_unlink(r);
 }
 
 /* A completion for a request whose actor stopped: count it, free what it
