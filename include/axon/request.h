@@ -41,7 +41,7 @@ extern "C" {
 
 /* Inline bytes of a request or a reply (the correlation id uses the rest). */
 #define AX_REQUEST_INLINE_MAX 32u
-/* Bytes of continuation context copied per request (24 live in the request's
+/* Bytes of continuation context copied per request (16 live in the request's
  * record; more come from the worker's arena). */
 #define AX_REQUEST_CTX_MAX 256u
 /* Longest timeout: 30 days (ms).  0 means none (a reply, the target's stop
