@@ -1120,6 +1120,10 @@ static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m)
  * path takes it back out (rare, so the fast path stays count-free). */
 static void uncount_source(ax_worker_t *w)
 {
+    if (w->cur_src == w->batch_src) { /* its batch is not counted yet: see batch_count */
+        w->batch_unc++;
+        return;
+    }
     if (w->cur_src == AX_SRC_LOCAL) {
         AX_STAT_ADD(w->st.msgs_local, -1);
     } else if (w->cur_src == AX_SRC_EXTERNAL) {

@@ -150,10 +150,23 @@ void ax__flush(ax_worker_t *w)
 
 /* ---- the worker loop ---------------------------------------------------------------- */
 
+/* A batch's count, less the messages of it that ax__uncount_source took
+ * back (system messages and dead letters are not handled messages).  The
+ * take-back waits for the batch so a counter read meanwhile never runs below
+ * zero; one store per batch publishes both.  The difference is taken modulo
+ * 2^64: it may be "negative" when the batch took back early mail counted in
+ * an earlier batch of the same source, and the sum stays exact. */
+static inline uint64_t batch_count(ax_worker_t *w, uint32_t n)
+{
+    uint64_t c = (uint64_t)n - w->batch_unc;
+    w->batch_unc = 0;
+    return c;
+}
+
 static uint32_t drain_local(ax_worker_t *w)
 {
     uint32_t n = 0;
-    w->cur_src = AX_SRC_LOCAL;
+    w->cur_src = w->batch_src = AX_SRC_LOCAL;
     /* A growth while dispatching from a ring or the inbox (or posting an io
      * completion) left the old buffer here; nothing points into it.  It
      * must go before we dispatch in place, so that a growth during one of
@@ -169,8 +182,9 @@ static uint32_t drain_local(ax_worker_t *w)
     }
     if (n) { /* counted per batch, not per message */
         w->handled += n;
-        AX_STAT_ADD(w->st.msgs_local, n);
+        AX_STAT_ADD(w->st.msgs_local, batch_count(w, n));
     }
+    w->batch_src = AX_SRC_NONE;
     return n;
 }
 
@@ -179,7 +193,7 @@ static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
     ax_ring_t *r = w->in[s];
     uint32_t n = 0;
     ax_msg_t *m;
-    w->cur_src = s;
+    w->cur_src = w->batch_src = s;
     while (n < w->batch && (m = ax_ring_peek(r))) {
         ax__dispatch(w, m);
         ax_ring_advance(r);
@@ -188,9 +202,11 @@ static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
     if (n) {
         ax_ring_release(r); /* R2 inside */
         w->handled += n;
-        AX_STAT_ADD(w->st.msgs_remote, n);
-        AX_STAT_ADD(w->st.from[s], n);
+        uint64_t c = batch_count(w, n);
+        AX_STAT_ADD(w->st.msgs_remote, c);
+        AX_STAT_ADD(w->st.from[s], c);
     }
+    w->batch_src = AX_SRC_NONE;
     return n;
 }
 
@@ -228,7 +244,7 @@ static uint32_t drain_inbox(ax_worker_t *w)
 {
     uint32_t n = 0;
     ax_inbox_node_t *node;
-    w->cur_src = AX_SRC_EXTERNAL;
+    w->cur_src = w->batch_src = AX_SRC_EXTERNAL;
     while (n < w->batch && (node = ax__inbox_pop(w))) {
         ax__dispatch(w, &node->msg);
         ax__inbox_node_free(node);
@@ -236,8 +252,9 @@ static uint32_t drain_inbox(ax_worker_t *w)
     }
     if (n) {
         w->handled += n;
-        AX_STAT_ADD(w->st.msgs_external, n);
+        AX_STAT_ADD(w->st.msgs_external, batch_count(w, n));
     }
+    w->batch_src = AX_SRC_NONE;
     return n;
 }
 
@@ -546,6 +563,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->eng = eng;
     w->id = i;
     w->nworkers = N;
+    w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);
     w->nwords = (N + 63) / 64;

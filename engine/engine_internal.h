@@ -13,6 +13,7 @@
 /* Batch sources (w->cur_src) besides a worker index. */
 #define AX_SRC_LOCAL UINT32_MAX
 #define AX_SRC_EXTERNAL (UINT32_MAX - 1)
+#define AX_SRC_NONE (UINT32_MAX - 3) /* no batch in flight (EMB_SRC_NONE is - 2) */
 
 /* System message types (between AX_TYPE_SYSTEM and AX_TYPE_IO). */
 #define AX_SYS_SPAWN (AX_TYPE_SYSTEM + 1)     /* blob: ax_spawn_req_t, arena */

@@ -32,6 +32,10 @@ struct ax_timers;
 #define AX_REF_GEN_MASK 0xFFFFFFu
 #define AX_MAX_SLOTS (1u << AX_REF_SLOT_BITS)
 #define AX_MAX_WORKERS 4096u
+/* ax_config_validate refuses what a reference cannot name (scheduler.max_actors,
+ * workers.count) before any engine is made. */
+_Static_assert(AX_ACTORS_MAX == AX_MAX_SLOTS, "max_actors's limit is the slot field's size");
+_Static_assert(AX_WORKERS_MAX <= AX_MAX_WORKERS, "workers.count's limit fits a reference");
 
 static inline ax_ref_t ax__ref_make(uint32_t worker, uint32_t gen, uint32_t slot)
 {
@@ -112,6 +116,8 @@ struct ax_ctx {
     ax_actor_t *cur;      /* running actor, NULL outside a behaviour */
     bool cur_blob_kept;
     uint32_t cur_src;     /* source of the batch being drained (AX_SRC_*) */
+    uint32_t batch_src;   /* source whose drained count is not yet added (AX_SRC_NONE) */
+    uint32_t batch_unc;   /* messages of that batch taken back (system, dead letters) */
     bool closing;         /* shutdown phase: sends fail with -ESHUTDOWN */
     /* Same-worker FIFO: a power-of-two ring of messages that doubles when
      * full (arena up to 4 KiB, jemalloc on the worker's node beyond).  A

@@ -22,6 +22,11 @@
  * Memory: batches are malloc'ed by the conn and travel conn -> shard ->
  * conn; the conn frees them once their replies are copied out.
  */
+/* sched_getaffinity and CPU_COUNT are GNU: ask for them, so axon-kv builds
+ * with -std=c11 outside this tree too (the tree passes -D_GNU_SOURCE). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>

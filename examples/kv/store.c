@@ -9,6 +9,9 @@
  * These are the sizes we ask malloc for, not what malloc rounds them to:
  * deterministic, so the limit behaves the same on every allocator.
  */
+/* clock_gettime and strnlen are POSIX 2008, not ISO C: ask for them, so the
+ * store builds with -std=c11 outside this tree too. */
+#define _POSIX_C_SOURCE 200809L
 #include "store.h"
 
 #include <ctype.h>

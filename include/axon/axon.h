@@ -56,6 +56,7 @@ static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> 48) - 
 typedef struct ax_msg {
     ax_ref_t to;
     ax_ref_t from;  /* sender actor, or AX_REF_NONE for external/system */
+#ifndef __cplusplus
     union {
         struct {
             uint32_t type; /* user tag */
@@ -65,6 +66,14 @@ typedef struct ax_msg {
         };
         uint64_t hdr; /* the four fields above as one word (engine-internal) */
     };
+#else
+    /* C++ has no anonymous structs (a GNU extension there): the same four
+     * fields at the same offsets, without the engine's one-word view. */
+    uint32_t type;
+    uint16_t len;
+    uint8_t flags;
+    uint8_t seq;
+#endif
     union {
         unsigned char data[AX_INLINE_MAX];
         uint64_t u64[AX_INLINE_MAX / 8];
@@ -75,11 +84,18 @@ typedef struct ax_msg {
     } payload;
 } ax_msg_t;
 
+/* The C and C++ views above must agree byte for byte. */
 #ifdef __cplusplus
-static_assert(sizeof(ax_msg_t) == 64, "a message is one cache line");
+#define AX__STATIC_ASSERT static_assert
 #else
-_Static_assert(sizeof(ax_msg_t) == 64, "a message is one cache line");
+#define AX__STATIC_ASSERT _Static_assert
 #endif
+AX__STATIC_ASSERT(sizeof(ax_msg_t) == 64, "a message is one cache line");
+AX__STATIC_ASSERT(offsetof(ax_msg_t, type) == 16 && offsetof(ax_msg_t, len) == 20 &&
+                      offsetof(ax_msg_t, flags) == 22 && offsetof(ax_msg_t, seq) == 23 &&
+                      offsetof(ax_msg_t, payload) == 24,
+                  "ax_msg_t has one layout in C and C++");
+#undef AX__STATIC_ASSERT
 
 static inline const void *ax_msg_data(const ax_msg_t *m)
 {

@@ -29,19 +29,19 @@
 extern "C" {
 #endif
 
-/* Message types of completions (ax_msg_t.type). */
-enum {
-    AX_IO_ACCEPTED = AX_TYPE_IO + 1,  /* handle: new connection; res < 0: accept error */
-    AX_IO_CONNECTED = AX_TYPE_IO + 2, /* handle: new connection, or res < 0 */
-    AX_IO_DATA = AX_TYPE_IO + 3,      /* blob payload: bytes received; handle, user */
-    AX_IO_RECV_END = AX_TYPE_IO + 4,  /* res 0: peer closed its side; < 0: error
-                                         (-ENOBUFS: closed for exceeding io_conn_max_bytes) */
-    AX_IO_SENT = AX_TYPE_IO + 5,      /* res: bytes sent (all of them) or -errno */
-    AX_IO_SHUTDOWN = AX_TYPE_IO + 6,  /* res 0 or -errno */
-    AX_IO_CLOSED = AX_TYPE_IO + 7,    /* res 0: fd closed, pending ops were cancelled */
-    AX_IO_READ = AX_TYPE_IO + 8,      /* res: bytes read (maybe short) or -errno */
-    AX_IO_WRITTEN = AX_TYPE_IO + 9,   /* res: bytes written (maybe short) or -errno */
-};
+/* Message types of completions (ax_msg_t.type).  Macros, not an enum: the
+ * values lie above INT_MAX, which ISO C does not allow for enumerators. */
+#define AX_IO_ACCEPTED (AX_TYPE_IO + 1u)  /* handle: new connection; res < 0: accept error */
+#define AX_IO_CONNECTED (AX_TYPE_IO + 2u) /* handle: new connection, or res < 0 */
+#define AX_IO_DATA (AX_TYPE_IO + 3u)      /* blob payload: bytes received; handle, user */
+#define AX_IO_RECV_END (AX_TYPE_IO + 4u)  /* res 0: peer closed its side; < 0: error
+                                             (-ENOBUFS: closed for exceeding io_conn_max_bytes) */
+#define AX_IO_SENT (AX_TYPE_IO + 5u)      /* res: bytes sent (all of them) or -errno */
+#define AX_IO_SHUTDOWN (AX_TYPE_IO + 6u)  /* res 0 or -errno */
+#define AX_IO_CLOSED (AX_TYPE_IO + 7u)    /* res 0: fd closed, pending ops were cancelled */
+#define AX_IO_READ (AX_TYPE_IO + 8u)      /* res: bytes read (maybe short) or -errno */
+#define AX_IO_WRITTEN (AX_TYPE_IO + 9u)   /* res: bytes written (maybe short) or -errno */
+
 
 /* A listener or connection: worker and the io layer's id.  0 is never valid. */
 typedef uint64_t ax_conn_t;

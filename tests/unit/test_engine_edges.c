@@ -888,6 +888,52 @@ static void a_stop_before_start_drops_the_queued_work_at_start(void **state)
     ax_engine_destroy(e);
 }
 
+/* ---- live counters never run backwards past zero -------------------------------------- */
+
+/* A dead letter is taken back out of its batch's count.  The drain loop adds
+ * a batch's count after the batch, so the take-back must wait for it too:
+ * read in between, a counter must not wrap below zero.  Both outside sends
+ * are queued before start, so they are one inbox batch: the dead letter
+ * first, then a message whose behaviour reads the stats mid-batch. */
+static _Atomic uint64_t g_mid_external = UINT64_MAX;
+
+static void stats_prober(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    ax_worker_stats_t s;
+    if (ax_engine_worker_stats(ax_ctx_engine(ctx), ax_worker_id(ctx), &s, NULL) == 0)
+        atomic_store(&g_mid_external, s.msgs_external);
+    ax_engine_stop_when_idle(ax_ctx_engine(ctx));
+}
+
+static void counters_read_mid_batch_never_wrap_below_zero(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    cfg_synth(&c, 1);
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t probe;
+    assert_int_equal(ax_engine_spawn(e, stats_prober, 0, NULL, &probe), 0);
+    /* the probe's reference with one generation bit flipped: stale, a dead letter */
+    ax_ref_t stale = probe ^ (1ull << 24);
+    assert_int_equal(ax_engine_send(e, stale, T_PING, NULL, 0), 0);
+    assert_int_equal(ax_engine_send(e, probe, T_PING, NULL, 0), 0);
+    start(e);
+    if (!wait_within(e, WAIT_S))
+        fail_msg("%s: the engine did not go idle", g_test);
+    uint64_t mid = atomic_load(&g_mid_external);
+    if (mid > 2)
+        fail_msg("%s: msgs_external read %llu in the middle of a batch with one dead letter "
+                 "and one handled message: the take-back ran before the batch was counted",
+                 g_test, (unsigned long long)mid);
+    ax_worker_stats_t st;
+    ax_engine_stats(e, &st);
+    assert_int_equal(st.dead_letters, 1);
+    assert_int_equal(st.msgs_external, 1);
+    ax_engine_destroy(e);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -906,6 +952,7 @@ int main(void)
         T(actors_spawned_just_before_stop_get_init_and_fini),
         T(a_stop_before_start_drops_the_queued_work_at_start),
         T(null_ctx_is_einval_and_wait_from_a_behaviour_is_edeadlk),
+        T(counters_read_mid_batch_never_wrap_below_zero),
     };
 #undef T
     return cmocka_run_group_tests_name("engine/edges", tests, NULL, NULL);
