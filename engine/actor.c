@@ -6,7 +6,7 @@
  * touch the target worker through its MPSC inbox and its atomic `fresh`
  * slot counter.
  *
- * Memory: an actor is one arena block (32-byte header + state) on its
+ * Memory: an actor is one arena block (64-byte header + state) on its
  * worker; its table slot is 16 bytes.  A blob comes from the sender's arena
  * (or jemalloc on the sender's node when larger than the biggest class) and
  * is freed by whoever owns it last, from any worker (arena remote free).
@@ -134,7 +134,7 @@ static int slot_alloc(ax_worker_t *w, uint32_t *slot)
     return 0;
 }
 
-static void slot_free(ax_worker_t *w, uint32_t slot)
+void ax__slot_free(ax_worker_t *w, uint32_t slot)
 {
     ax_slot_t *e = &w->table[slot];
     e->actor = NULL;
@@ -182,7 +182,7 @@ static ax_actor_t *actor_alloc(ax_worker_t *w, size_t state_size)
     return a;
 }
 
-static void actor_free(ax_worker_t *w, ax_actor_t *a)
+void ax__actor_free(ax_worker_t *w, ax_actor_t *a)
 {
     if (a->flags & AX_ACTOR_LARGE)
         ax_large_free(a, sizeof(ax_actor_t) + a->state_size);
@@ -190,55 +190,119 @@ static void actor_free(ax_worker_t *w, ax_actor_t *a)
         ax_arena_free(w->arena, a);
 }
 
-/* Run fn-like hook as actor a (init/fini), saving the running context. */
+/* Run fn-like hook as actor a (init/fini), saving the running context
+ * (including a stop reason the running actor has set: a nested init that
+ * fails must not overwrite it). */
 #define AS_ACTOR(w, a, ref, stmt)                                                          \
     do {                                                                                   \
         ax_actor_t *sv_cur = (w)->cur;                                                     \
-        ax_ref_t sv_ref = (w)->head.self;                                                    \
-        const ax_msg_t *sv_msg = (w)->head.msg;                                             \
+        ax_ref_t sv_ref = (w)->head.self;                                                  \
+        const ax_msg_t *sv_msg = (w)->head.msg;                                            \
         bool sv_kept = (w)->cur_blob_kept;                                                 \
+        ax_actor_t *sv_pend_actor = (w)->pend_actor;                                       \
+        ax_reason_t sv_pend;                                                               \
+        if (sv_pend_actor) /* copied only while a stop is pending */                      \
+            sv_pend = (w)->pend;                                                           \
         (w)->cur = (a);                                                                    \
-        (w)->head.self = (ref);                                                              \
-        (w)->head.msg = NULL;                                                               \
+        (w)->head.self = (ref);                                                            \
+        (w)->head.msg = NULL;                                                              \
         stmt;                                                                              \
         (w)->cur = sv_cur;                                                                 \
-        (w)->head.self = sv_ref;                                                             \
-        (w)->head.msg = sv_msg;                                                             \
+        (w)->head.self = sv_ref;                                                           \
+        (w)->head.msg = sv_msg;                                                            \
         (w)->cur_blob_kept = sv_kept;                                                      \
+        (w)->pend_actor = sv_pend_actor;                                                   \
+        if (sv_pend_actor)                                                                 \
+            (w)->pend = sv_pend;                                                           \
     } while (0)
+
+static const ax_reason_t reason_normal = {.kind = AX_REASON_NORMAL};
+static const ax_reason_t reason_shutdown = {.kind = AX_REASON_SHUTDOWN};
+
+/* The reason a's stop request carries: what it set with ax_fail (or a
+ * quota), else normal. */
+static const ax_reason_t *pending_reason(ax_worker_t *w, ax_actor_t *a)
+{
+    return w->pend_actor == a ? &w->pend : &reason_normal;
+}
 
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
 {
-    ax_ref_t ref = ax__ref_make(w->id, w->table[a->slot].gen, a->slot);
-    if (a->fini) {
-        ax_fini_fn fini = a->fini;
-        a->fini = NULL;
-        AS_ACTOR(w, a, ref, fini(w, a->state));
-    }
-    AX_TRACE_STOP(w->id, ref);
-    slot_free(w, a->slot);
-    actor_free(w, a);
-    atomic_fetch_add_explicit(&w->st.stopped, 1, memory_order_relaxed);
+    ax__actor_stop_why(w, a, pending_reason(w, a), false);
 }
 
-/* Place an actor in `slot` (already reserved) and run its init. */
-static int actor_place(ax_worker_t *w, uint32_t slot, ax_behaviour_fn fn, size_t state_size,
-                       ax_init_fn init, ax_fini_fn fini, const void *arg, size_t arg_len)
+/* Stop a with a reason: fini (told why), then, only if a has records or a
+ * sponsor (one flag test otherwise), DOWN/EXIT/cancellation and maybe
+ * dormancy (engine/failure.c); else the slot and the block are freed. */
+void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in, bool final)
 {
-    ax_actor_t *a = actor_alloc(w, state_size);
+    ax_reason_t why = *why_in; /* why_in may be w->pend, which fini may change */
+    ax_ref_t ref = ax__ref_make(w->id, w->table[a->slot].gen, a->slot);
+    a->flags &= ~AX_ACTOR_STOPPING;
+    if (w->pend_actor == a)
+        w->pend_actor = NULL;
+    if (a->flags & AX_ACTOR_CONV) /* continuations run before fini, state intact */
+        ax__conv_actor_stop(w, a, ref);
+    if (a->fini) {
+        ax_fini_fn fini = a->fini;
+        const ax_reason_t *sv = w->fini_reason;
+        a->fini = NULL;
+        w->fini_reason = &why;
+        AS_ACTOR(w, a, ref, fini(w, a->state));
+        w->fini_reason = sv;
+    }
+    AX_TRACE_STOP(w->id, ref);
+    atomic_fetch_add_explicit(&w->st.stopped, 1, memory_order_relaxed);
+    if (why.kind != AX_REASON_NORMAL && why.kind != AX_REASON_SHUTDOWN)
+        AX_STAT_INC(w->st.failed);
+    if (__builtin_expect((a->flags & AX_ACTOR_EXT) != 0, 0) &&
+        ax__fault_stop(w, a, ref, &why, final))
+        return; /* dormant: keeps its slot and reference */
+    ax__slot_free(w, a->slot);
+    ax__actor_free(w, a);
+}
+
+void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn init,
+                        const void *arg, size_t arg_len)
+{
+    bool stop = false;
+    ax_reason_t why;
+    if (!init)
+        return;
+    AS_ACTOR(w, a, ref, {
+        init(w, a->state, arg, arg_len);
+        if (a->flags & AX_ACTOR_STOPPING) { /* read before AS_ACTOR restores pend */
+            stop = true;
+            why = *pending_reason(w, a);
+        }
+    });
+    if (stop)
+        ax__actor_stop_why(w, a, &why, false);
+}
+
+/* Place an actor in `slot` (already reserved) and run its init.  rq gives
+ * everything but the argument (arg, arg_len), which is not copied unless
+ * the actor is restartable.  The sponsor reference in rq (if any) passes
+ * to the actor on success; on failure the caller still holds it. */
+static int actor_place(ax_worker_t *w, uint32_t slot, const ax_spawn_req_t *rq, const void *arg,
+                       size_t arg_len)
+{
+    ax_actor_t *a = actor_alloc(w, rq->state_size);
     if (!a)
         return -ENOMEM;
-    a->fn = fn;
-    a->fini = fini;
+    a->fn = rq->fn;
+    a->fini = rq->fini;
     a->slot = slot;
     w->table[slot].actor = a;
     ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+    if ((rq->sponsor || rq->flags) && ax__fault_place(w, a, ref, rq, arg, arg_len) < 0) {
+        w->table[slot].actor = NULL;
+        ax__actor_free(w, a);
+        return -ENOMEM;
+    }
     atomic_fetch_add_explicit(&w->st.spawned, 1, memory_order_relaxed);
     AX_TRACE_SPAWN(w->id, ref);
-    if (init)
-        AS_ACTOR(w, a, ref, init(w, a->state, arg, arg_len));
-    if (a->flags & AX_ACTOR_STOPPING)
-        ax__actor_stop(w, a);
+    ax__actor_run_init(w, a, ref, rq->init, arg, arg_len);
     return 0;
 }
 
@@ -259,7 +323,7 @@ static int actor_place(ax_worker_t *w, uint32_t slot, ax_behaviour_fn fn, size_t
  * large allocator, must not wrap (nor exceed what one C object may span). */
 #define BLOB_MAX ((size_t)PTRDIFF_MAX - LARGE_HDR - 64u)
 
-void *ax_blob_alloc(ax_ctx_t *w, size_t len)
+static void *blob_alloc(ax_worker_t *w, size_t len)
 {
     if (!w || !len || len > BLOB_MAX)
         return NULL;
@@ -276,6 +340,24 @@ void *ax_blob_alloc(ax_ctx_t *w, size_t len)
     ((uint64_t *)p)[0] = len + LARGE_HDR;
     ((uint64_t *)p)[1] = BLOB_LIVE ^ (uint64_t)(uintptr_t)p;
     return p + LARGE_HDR;
+}
+
+void *ax_blob_alloc(ax_ctx_t *w, size_t len)
+{
+    if (!w || !len)
+        return NULL;
+    ax_actor_t *ca = w->cur;
+    if (__builtin_expect(ca && ca->sp, 0)) { /* bounded sponsor: charge the bytes */
+        if (ax__sp_take(w, ca, AX_RES_BYTES, len) < 0) {
+            errno = EDQUOT;
+            return NULL;
+        }
+        void *b = blob_alloc(w, len);
+        if (!b)
+            ax__sp_refund(ca, AX_RES_BYTES, len);
+        return b;
+    }
+    return blob_alloc(w, len);
 }
 
 __attribute__((cold, noreturn)) static void bad_blob_free(const ax_worker_t *w, const void *blob,
@@ -404,6 +486,8 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
 {
     uint32_t d = ax_ref_worker(to);
     ax_msg_t *m;
+    ax_actor_t *ca = w->cur;
+    bool sponsored = ca && ca->sp, ovf_charged = false;
     *stamp = 0;
     if (__builtin_expect(d >= w->nworkers, 0)) {
         *err = -EINVAL;
@@ -411,6 +495,10 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
     }
     if (__builtin_expect(w->closing, 0)) {
         *err = -ESHUTDOWN;
+        return NULL;
+    }
+    if (sponsored && ax__sp_take(w, ca, AX_RES_MSGS, 1) < 0) {
+        *err = -EDQUOT;
         return NULL;
     }
     if (d == w->id) {
@@ -428,6 +516,15 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
          * queueing behind them; drained before anything newer. */
         AX_TRACE_RING_FULL(w->id, d);
         AX_STAT_INC(w->st.ring_full);
+        /* An overflowed message is arena memory its sender's sponsor pays. */
+        if (sponsored) {
+            if (ax__sp_take(w, ca, AX_RES_BYTES, sizeof(ax_msg_t)) < 0) {
+                ax__sp_refund(ca, AX_RES_MSGS, 1);
+                *err = -EDQUOT;
+                return NULL;
+            }
+            ovf_charged = true;
+        }
         m = ax_mq_push(&w->ovf[d], w->arena);
         if (m) {
             if (w->ovf[d].count == 1)
@@ -438,6 +535,11 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
         }
     }
     if (__builtin_expect(!m, 0)) {
+        if (sponsored) {
+            ax__sp_refund(ca, AX_RES_MSGS, 1);
+            if (ovf_charged)
+                ax__sp_refund(ca, AX_RES_BYTES, sizeof(ax_msg_t));
+        }
         *err = -ENOMEM;
         return NULL;
     }
@@ -553,10 +655,58 @@ int ax__post_local(ax_worker_t *w, const ax_msg_t *src)
 
 /* ---- spawning ---------------------------------------------------------------------------- */
 
+/* Round robin over the workers i for which same(plan[i], plan[ref]) holds. */
+static int pick_among(ax_engine_t *eng, uint32_t ref, int key, uint32_t *out)
+{
+    const ax_plan_worker_t *pw = eng->plan->workers;
+    uint32_t count = 0;
+#define SAME(i) (key == 0 ? pw[i].numa == pw[ref].numa : pw[i].l3 == pw[ref].l3)
+    for (uint32_t i = 0; i < eng->n; i++)
+        count += SAME(i);
+    uint32_t k = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % count;
+    for (uint32_t i = 0; i < eng->n; i++)
+        if (SAME(i) && k-- == 0) {
+            *out = i;
+            return 0;
+        }
+#undef SAME
+    return -EINVAL; /* unreachable: ref itself matches */
+}
+
+/* The worker with the lowest published load, scanning from the caller's
+ * own worker so ties keep actors near it.  One relaxed load per worker;
+ * the pick adds one to its figure so a burst of spawns spreads before the
+ * workers publish again. */
+static uint32_t pick_least_loaded(ax_engine_t *eng, uint32_t self)
+{
+    uint32_t best = self, n = eng->n;
+    uint64_t best_load = UINT64_MAX;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (self + k) % n;
+        uint64_t l = atomic_load_explicit(&eng->w[i]->load, memory_order_relaxed);
+        if (l < best_load) {
+            best_load = l;
+            best = i;
+        }
+    }
+    atomic_fetch_add_explicit(&eng->w[best]->load, 1, memory_order_relaxed);
+    return best;
+}
+
 static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self, uint32_t *out)
 {
     uint32_t where = o ? o->where : AX_ON_SELF;
     switch (where) {
+    case AX_ON_ANY:
+        *out = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
+        return 0;
+    case AX_ON_MY_NODE:
+        return pick_among(eng, self == UINT32_MAX ? 0 : self, 0, out);
+    case AX_ON_MY_L3:
+        return pick_among(eng, self == UINT32_MAX ? 0 : self, 1, out);
+    case AX_ON_LEAST_LOADED:
+        *out = pick_least_loaded(eng, self == UINT32_MAX ? 0 : self);
+        return 0;
     case AX_ON_SELF:
         if (self == UINT32_MAX) /* external: round robin */
             self = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
@@ -586,8 +736,10 @@ static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self
     }
 }
 
+#define SPAWN_FLAGS (AX_SPAWN_F_RESTARTABLE | AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)
+
 /* Largest state_size: the header records it in 32 bits, header included
- * (4 GiB - 33 bytes; api.md). */
+ * (4 GiB - 49 bytes; api.md). */
 #define AX_STATE_MAX ((size_t)UINT32_MAX - sizeof(ax_actor_t))
 
 /* Checks shared by ax_spawn and ax_engine_spawn.  state_size must fit the
@@ -603,19 +755,32 @@ static int check_spawn(ax_behaviour_fn fn, size_t state_size, const ax_spawn_opt
         return -EINVAL;
     if (o && (o->arg_len > AX_SPAWN_ARG_MAX || (o->arg_len && !o->arg)))
         return -EINVAL;
+    if (o && ((o->flags & ~SPAWN_FLAGS) || o->pad_ ||
+              ((o->flags & AX_SPAWN_F_MONITOR) && !o->monitor)))
+        return -EINVAL;
     return 0;
 }
 
+/* Everything but the argument (copied by the caller when it must travel). */
 static void fill_req(ax_spawn_req_t *r, ax_behaviour_fn fn, size_t state_size,
-                     const ax_spawn_opts_t *o)
+                     const ax_spawn_opts_t *o, ax_sponsor_t *sp)
 {
+    memset(r, 0, offsetof(ax_spawn_req_t, arg));
     r->fn = fn;
     r->init = o ? o->init : NULL;
     r->fini = o ? o->fini : NULL;
     r->state_size = (uint32_t)state_size;
     r->arg_len = o ? (uint32_t)o->arg_len : 0;
-    if (r->arg_len)
-        memcpy(r->arg, o->arg, r->arg_len);
+    r->sponsor = sp;
+    r->flags = o ? o->flags : 0;
+}
+
+/* The sponsor a spawn runs under: the one named, else the spawner's. */
+static ax_sponsor_t *spawn_sponsor(const ax_worker_t *w, const ax_spawn_opts_t *o)
+{
+    if (o && o->sponsor)
+        return o->sponsor;
+    return w && w->cur && w->cur->sp ? w->cur->sp->sp : NULL;
 }
 
 int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
@@ -625,19 +790,44 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     int rc;
     if (!w || !out || (rc = check_spawn(fn, state_size, o)) < 0)
         return -EINVAL;
+    uint32_t flags = o ? o->flags : 0;
+    if ((flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) && !w->cur)
+        return -EINVAL; /* nobody to monitor or link from */
     if (w->closing)
         return -ESHUTDOWN;
     if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
         return rc;
+    ax_sponsor_t *sp = spawn_sponsor(w, o);
+    if (sp && sp->eng != w->eng)
+        return -EINVAL; /* another engine's sponsor */
+    if (sp && (rc = ax__fault_spawn_charge(w, sp, state_size)) < 0)
+        return rc;
+    ax_spawn_req_t rq;
+    uint64_t mon = 0;
+    fill_req(&rq, fn, state_size, o, sp);
     if (t == w->id) {
-        if ((rc = slot_alloc(w, &slot)) < 0)
+        if ((rc = slot_alloc(w, &slot)) < 0) {
+            ax__fault_spawn_undo(sp);
             return rc;
+        }
         ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+        if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
+            if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
+                ax__slot_free(w, slot);
+                ax__fault_spawn_undo(sp);
+                return rc;
+            }
+            rq.peer = w->head.self;
+            rq.mon_id = mon;
+            if (flags & AX_SPAWN_F_MONITOR)
+                *o->monitor = mon;
+        }
         *out = ref; /* set before init runs, so init may hand it out */
-        rc = actor_place(w, slot, fn, state_size, o ? o->init : NULL, o ? o->fini : NULL,
-                         o ? o->arg : NULL, o ? o->arg_len : 0);
+        rc = actor_place(w, slot, &rq, o ? o->arg : NULL, o ? o->arg_len : 0);
         if (rc < 0) {
-            slot_free(w, slot);
+            ax__fault_spawner_undo(w, ref, flags, mon);
+            ax__slot_free(w, slot);
+            ax__fault_spawn_undo(sp);
             *out = AX_REF_NONE;
         }
         return rc;
@@ -646,29 +836,48 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
      * everything else this worker sends to t. */
     ax_worker_t *tw = w->eng->w[t];
     size_t req_len = offsetof(ax_spawn_req_t, arg) + (o ? o->arg_len : 0);
-    /* a blob (freed as one by free_payload): ax_blob_alloc clears its marker */
-    ax_spawn_req_t *req = ax_blob_alloc(w, req_len);
-    if (!req)
+    /* a blob (freed as one by free_payload), not charged to a sponsor */
+    ax_spawn_req_t *req = blob_alloc(w, req_len);
+    if (!req) {
+        ax__fault_spawn_undo(sp);
         return -ENOMEM;
-    fill_req(req, fn, state_size, o);
+    }
+    memcpy(req, &rq, offsetof(ax_spawn_req_t, arg));
+    if (rq.arg_len)
+        memcpy(req->arg, o->arg, rq.arg_len);
     uint32_t gen;
     if ((rc = ax__claim_slot(tw, &slot, &gen)) < 0) {
         ax_arena_free(w->arena, req);
+        ax__fault_spawn_undo(sp);
         return rc;
     }
     ax_ref_t ref = ax__ref_make(t, gen, slot);
+    if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
+        if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
+            claim_return(tw, slot); /* no ref to it was handed out */
+            ax_arena_free(w->arena, req);
+            ax__fault_spawn_undo(sp);
+            return rc;
+        }
+        req->peer = w->head.self;
+        req->mon_id = mon;
+    }
     uint8_t stamp;
     ax_msg_t *m = ax__msg_slot_fast(w, ref, &rc, &stamp);
     if (!m) {
-        /* Only reachable when this worker's arena is exhausted.  No ref
-         * to the slot was handed out: give it back. */
+        /* Only reachable when this worker's arena or budget is exhausted.
+         * No ref to the slot was handed out: give it back. */
+        ax__fault_spawner_undo(w, ref, flags, mon);
         claim_return(tw, slot);
         ax_arena_free(w->arena, req);
+        ax__fault_spawn_undo(sp);
         return rc;
     }
     m->payload.blob.ptr = req;
     m->payload.blob.len = req_len;
     ax_msg_commit(m, AX_SYS_SPAWN, 0, AX_MSG_F_BLOB, stamp);
+    if (flags & AX_SPAWN_F_MONITOR)
+        *o->monitor = mon;
     *out = ref;
     return 0;
 }
@@ -726,8 +935,13 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
     int rc;
     if (!eng || !out || (rc = check_spawn(fn, state_size, o)) < 0)
         return -EINVAL;
+    if (o && (o->flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)))
+        return -EINVAL; /* no actor outside the engine to monitor or link from */
     if ((rc = pick_worker(eng, o, UINT32_MAX, &t)) < 0)
         return rc;
+    ax_sponsor_t *sp = o ? o->sponsor : NULL;
+    if (sp && sp->eng != eng)
+        return -EINVAL;
     ax_spawn_req_t *req = malloc(sizeof *req);
     ax_inbox_node_t *node = ax__inbox_node_alloc();
     if (!req || !node) {
@@ -735,15 +949,24 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         ax__inbox_node_free(node);
         return -ENOMEM;
     }
-    fill_req(req, fn, state_size, o);
+    fill_req(req, fn, state_size, o, sp);
+    if (req->arg_len)
+        memcpy(req->arg, o->arg, req->arg_len);
     if (!ext_enter(eng)) {
         free(req);
         ax__inbox_node_free(node);
         return -ESHUTDOWN;
     }
+    if ((rc = ax__fault_spawn_charge(NULL, sp, state_size)) < 0) {
+        ext_abort(eng);
+        free(req);
+        ax__inbox_node_free(node);
+        return rc;
+    }
     uint32_t gen;
     if ((rc = ax__claim_slot(eng->w[t], &slot, &gen)) < 0) {
         ext_abort(eng);
+        ax__fault_spawn_undo(sp);
         free(req);
         ax__inbox_node_free(node);
         return rc;
@@ -754,6 +977,23 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
     node->msg.type = AX_SYS_SPAWN_EXT;
     node->msg.payload.u64[0] = (uint64_t)(uintptr_t)req;
     *out = ref;
+    ext_deliver(eng, t, node);
+    return 0;
+}
+
+int ax__ext_post(ax_engine_t *eng, const ax_msg_t *msg)
+{
+    uint32_t t = ax_ref_worker(msg->to);
+    if (!eng || t >= eng->n)
+        return -EINVAL;
+    ax_inbox_node_t *node = ax__inbox_node_alloc();
+    if (!node)
+        return -ENOMEM;
+    node->msg = *msg;
+    if (!ext_enter(eng)) {
+        ax__inbox_node_free(node);
+        return -ESHUTDOWN;
+    }
     ext_deliver(eng, t, node);
     return 0;
 }
@@ -792,8 +1032,11 @@ void ax_become(ax_ctx_t *w, ax_behaviour_fn fn)
 
 void ax_stop_self(ax_ctx_t *w)
 {
-    if (w && w->cur)
+    if (w && w->cur) {
         w->cur->flags |= AX_ACTOR_STOPPING;
+        if (w->pend_actor == w->cur) /* the last of ax_fail / ax_stop_self wins */
+            w->pend_actor = NULL;    /* no pending reason: normal */
+    }
 }
 
 uint32_t ax_worker_id(const ax_ctx_t *w) { return w ? w->id : UINT32_MAX; }
@@ -801,22 +1044,47 @@ ax_engine_t *ax_ctx_engine(const ax_ctx_t *w) { return w ? w->eng : NULL; }
 
 /* ---- dispatch ---------------------------------------------------------------------------------- */
 
-static void free_payload(ax_worker_t *w, const ax_msg_t *m)
+static void free_spawn_req(ax_worker_t *w, const ax_msg_t *m)
 {
+    ax_spawn_req_t *req = m->type == AX_SYS_SPAWN_EXT
+                              ? (ax_spawn_req_t *)(uintptr_t)m->payload.u64[0]
+                              : (ax_spawn_req_t *)m->payload.blob.ptr;
+    ax__fault_spawn_undo(req->sponsor); /* never placed: its sponsor reference goes */
     if (m->type == AX_SYS_SPAWN_EXT)
-        free((void *)(uintptr_t)m->payload.u64[0]);
+        free(req);
+    else
+        ax__blob_free(w, req);
+}
+
+/* Free what a message owns when it will not be handled. */
+void ax__free_payload(ax_worker_t *w, const ax_msg_t *m)
+{
+    if (m->type == AX_SYS_SPAWN_EXT || m->type == AX_SYS_SPAWN)
+        free_spawn_req(w, m);
+    else if (m->type >= AX_SYS_FAULT_FIRST && m->type <= AX_SYS_FAULT_LAST)
+        ax__fault_free_payload(w, m);
     else if (m->flags & AX_MSG_F_BLOB)
         ax__blob_free(w, m->payload.blob.ptr);
 }
+#define free_payload ax__free_payload
 
 static void uncount_source(ax_worker_t *w);
 
 static void dead_letter(ax_worker_t *w, const ax_msg_t *m)
 {
     uncount_source(w);
+    ax__dead_letter(w, m);
+}
+
+/* Count, hook, answer a request with -ESRCH, free: also for stashed
+ * messages of a stopping actor (request.c), which no drain loop counted. */
+void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m)
+{
     atomic_fetch_add_explicit(&w->st.dead_letters, 1, memory_order_relaxed);
     if (w->eng->dl_fn)
         w->eng->dl_fn(w->eng->dl_user, m);
+    if (__builtin_expect((m->flags & AX_MSG_F_REQUEST) != 0, 0))
+        ax__request_undeliverable(w, m, -ESRCH);
     free_payload(w, m);
 }
 
@@ -844,12 +1112,18 @@ static void handle_spawn(ax_worker_t *w, ax_msg_t *m)
         emb = (ax_embryo_t *)e->actor; /* only embryos can sit in a fresh slot */
         e->actor = NULL;
     }
-    int rc = actor_place(w, slot, req->fn, req->state_size, req->init, req->fini, req->arg,
-                         req->arg_len);
-    free_payload(w, m);
+    int rc = -EDQUOT;
+    if (!req->sponsor || !atomic_load_explicit(&req->sponsor->revoked, memory_order_acquire))
+        rc = actor_place(w, slot, req, req->arg, req->arg_len);
     if (rc < 0) {
         atomic_fetch_add_explicit(&w->st.spawn_failed, 1, memory_order_relaxed);
-        slot_free(w, slot); /* later messages to the ref are dead letters */
+        ax__fault_spawn_failed(w, m->to, req); /* DOWN / EXIT to the spawner */
+        ax__slot_free(w, slot); /* later messages to the ref are dead letters */
+        free_payload(w, m);     /* drops the sponsor reference too */
+    } else if (m->type == AX_SYS_SPAWN_EXT) {
+        free(req); /* the sponsor reference moved to the actor */
+    } else {
+        ax__blob_free(w, req);
     }
     if (emb) {
         ax_msg_t *em;
@@ -930,14 +1204,33 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
     }
     ax_slot_t *e = &w->table[slot];
     ax_actor_t *a = e->actor;
+    if ((m->flags & AX_MSG_F_REPLY) || m->type == AX_SYS_REQ_TIMEOUT) {
+        /* A reply a continuation handled counts like any handled message;
+         * a late one (dropped) and the engine's own timeout posts do not. */
+        bool timeout = m->type == AX_SYS_REQ_TIMEOUT;
+        if (!ax__conv_dispatch(w, m) || timeout)
+            uncount_source(w);
+        return;
+    }
+    bool reserved = a ? (a->flags & AX_ACTOR_EMBRYO) != 0
+                      : slot_is_reserved(w, slot, ax__ref_gen(m->to));
     if (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) {
         if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) &&
             e->gen == ax__ref_gen(m->to) && (!a || (a->flags & AX_ACTOR_EMBRYO))) {
             uncount_source(w);
             handle_spawn(w, m);
-        }
-        else
+        } else if (m->type >= AX_SYS_FAULT_FIRST && m->type <= AX_SYS_FAULT_LAST) {
+            /* A request for an actor whose spawn request is still on its
+             * way waits with the early messages (not a revoke: it names a
+             * worker, not an actor). */
+            if (reserved && m->type != AX_SYS_REVOKE && e->gen == ax__ref_gen(m->to) &&
+                embryo_keep(w, slot, m))
+                return;
+            uncount_source(w);
+            ax__fault_dispatch(w, m);
+        } else {
             dead_letter(w, m);
+        }
         return;
     }
     if (a && (a->flags & AX_ACTOR_EMBRYO)) {
@@ -945,7 +1238,11 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
             dead_letter(w, m);
         return;
     }
-    if (!a && slot_is_reserved(w, slot, ax__ref_gen(m->to)) && embryo_keep(w, slot, m))
+    if (a && e->gen == ax__ref_gen(m->to) && (a->flags & (AX_ACTOR_DORMANT | AX_ACTOR_CPU))) {
+        ax__fault_dispatch(w, m); /* held while dormant, or metered */
+        return;
+    }
+    if (!a && reserved && embryo_keep(w, slot, m))
         return;
     dead_letter(w, m); /* stopped actor or stale generation */
 }
@@ -956,6 +1253,8 @@ static void drop(ax_worker_t *w, const ax_msg_t *m)
 {
     atomic_fetch_add_explicit(&w->st.dropped_at_stop, 1, memory_order_relaxed);
     w->handled++;
+    if (m->flags & AX_MSG_F_REQUEST) /* an outside caller stops waiting */
+        ax__request_undeliverable(w, m, -ESHUTDOWN);
     free_payload(w, m);
 }
 
@@ -1070,10 +1369,17 @@ static void stop_all_actors(ax_worker_t *w)
         ax_actor_t *a = w->table[s].actor;
         if (!a)
             continue;
-        if (a->flags & AX_ACTOR_EMBRYO) /* its spawn request never came */
+        if (a->flags & AX_ACTOR_EMBRYO) { /* its spawn request never came */
             embryo_drop(w, s);
-        else
-            ax__actor_stop(w, a);
+            continue;
+        }
+        if (a->flags & AX_ACTOR_DORMANT) { /* fini ran when it stopped */
+            ax__fault_discard(w, a);
+            w->table[s].actor = NULL;
+            ax__actor_free(w, a);
+            continue;
+        }
+        ax__actor_stop_why(w, a, &reason_shutdown, true);
     }
 }
 
@@ -1091,6 +1397,7 @@ void ax__worker_shutdown(ax_worker_t *w)
     pthread_barrier_wait(&eng->stop_barrier); /* ... and is done with it */
     stop_free_queues(w);
     stop_all_actors(w);
+    ax__conv_fini(w);
     ax__io_stop(w);
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);

@@ -18,11 +18,14 @@
 
 #include "alloc/arena.h"
 #include "axon/axon.h"
+#include "axon/failure.h"
 #include "engine/mq.h"
 #include "engine/ring.h"
 
 struct ax_io;
 struct ax_timers;
+struct ax_conv;
+struct ax_calls;
 
 /* ---- references --------------------------------------------------------------
  * bits 63..48: worker + 1 (so 0 is never a valid ref), 47..24: generation,
@@ -45,21 +48,41 @@ static inline uint32_t ax__ref_gen(ax_ref_t r) { return (uint32_t)(r >> 24) & AX
 
 /* ---- actors -------------------------------------------------------------------- */
 enum {
-    AX_ACTOR_STOPPING = 1u << 0, /* ax_stop_self called: stop after this message */
+    AX_ACTOR_STOPPING = 1u << 0, /* ax_stop_self/ax_fail called: stop after this message */
     AX_ACTOR_LARGE = 1u << 1,    /* block from ax_large_alloc, not the arena */
     AX_ACTOR_EMBRYO = 1u << 2,   /* remote spawn not arrived yet: messages wait */
+    /* Failure and resource control (engine/failure.c): */
+    AX_ACTOR_DORMANT = 1u << 3,  /* restartable, stopped: messages are held */
+    AX_ACTOR_CPU = 1u << 4,      /* sponsor bounds CPU time: dispatch measures it */
+    AX_ACTOR_EXT = 1u << 5,      /* has records or a sponsor: the stop path looks */
+    AX_ACTOR_TRAP = 1u << 6,     /* traps exits */
+    AX_ACTOR_RESTARTABLE = 1u << 7, /* goes dormant at stop (not after ax_release) */
+    AX_ACTOR_CONV = 1u << 8,     /* has conversation state (requests, stash): request.c */
+    AX_ACTOR_UNSTASH = 1u << 9,  /* ax_unstash_all called: replay after this message */
 };
+/* Flags that send a message to ax__dispatch_slow: one test in the fast path. */
+#define AX_ACTOR_SLOW_MASK (AX_ACTOR_EMBRYO | AX_ACTOR_DORMANT | AX_ACTOR_CPU)
 
+struct ax_rec;
+struct ax_sp_local;
+
+/* The actor header: the hot fields (fn, flags) and two pointers an actor
+ * that uses no failure or sponsor feature only tests.  48 bytes, so an idle
+ * actor with no state is 48 bytes of arena + a 16-byte slot (the
+ * engine/idle_actor_bytes goal is 64).  Everything else (monitors, links,
+ * I/O list, restart data, the sponsor's actor list) is in records. */
 typedef struct ax_actor {
     ax_behaviour_fn fn;
     ax_fini_fn fini;
+    struct ax_sp_local *sp; /* its sponsor's slot for this worker; NULL: root */
+    struct ax_rec *recs;    /* records (engine/failure.h); NULL: none */
     uint32_t slot;
     uint32_t flags;
     uint32_t state_size;
     uint32_t pad_;
     alignas(16) unsigned char state[];
 } ax_actor_t;
-_Static_assert(sizeof(ax_actor_t) == 32, "actor header is half a cache line");
+_Static_assert(sizeof(ax_actor_t) == 48, "actor header is 48 bytes");
 
 /* An embryo (placeholder for a remotely spawned actor whose spawn request
  * has not arrived) keeps the early messages in this queue. */
@@ -127,6 +150,14 @@ struct ax_ctx {
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
     struct ax_io *io;
     struct ax_timers *timers;
+    struct ax_conv *conv; /* requests and stashes (request.c); NULL until first use */
+    /* Failure (engine/failure.c).  pend: the reason the running actor
+     * (pend_actor) set with ax_stop_self / ax_fail / a quota; saved and
+     * restored around nested init/fini.  fini_reason: non-NULL in a fini. */
+    ax_reason_t pend;
+    ax_actor_t *pend_actor;
+    const ax_reason_t *fini_reason;
+    uint64_t mon_seq; /* monitor ids made here: (id + 1) << 48 | seq */
     struct io_req *io_reqs; /* live I/O and timer records (engine/io_api.c) */
 
     /* statistics, owner-written, read by anyone (relaxed) */
@@ -134,7 +165,8 @@ struct ax_ctx {
         _Atomic uint64_t msgs_local, msgs_remote, msgs_external, msgs_sent_remote, ring_full,
             overflow_hwm, dead_letters, dropped_at_stop, spawned, stopped, parks, wakes_sent,
             idle_ns, parked_ns, spawn_failed, arena_used, arena_failed, arena_hwm, arena_remote_in,
-            arena_remote_out;
+            arena_remote_out, failed, restarted, restart_dropped, downs_sent, downs_filtered,
+            io_cancelled, quota_failures;
         _Atomic uint64_t arena_class[AX_ARENA_NCLASSES]; /* blocks in use per class */
         _Atomic uint64_t *from; /* nworkers entries */
     } st;
@@ -156,6 +188,11 @@ struct ax_ctx {
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
     alignas(64) struct ax_inbox_node *inbox_head; /* consumer only */
     struct ax_inbox_node *inbox_stub;
+    /* Load figure for AX_ON_LEAST_LOADED: the owner stores live actors +
+     * queued local messages when it parks (and every 256 busy turns);
+     * spawners add one for each spawn they place here (relaxed both: a
+     * hint, no ordering is needed). */
+    alignas(64) _Atomic uint64_t load;
     /* Published counters for quiescence detection (release at park). */
     alignas(64) _Atomic uint64_t pub_sent, pub_handled;
     _Atomic uint32_t pub_io_pending;
@@ -194,6 +231,7 @@ struct ax_engine {
      * (give up). */
     _Atomic uint32_t ready, start_state;
     _Atomic uint32_t spawn_rr;
+    struct ax_calls *calls; /* outside threads' pending requests (request.c) */
 
     alignas(64) _Atomic uint32_t stopping;       /* workers leave their loops */
     _Atomic uint32_t stop_when_idle;
@@ -223,6 +261,9 @@ void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags
  * engine/io_api.c, which turns (id, token) into a message.  io_api.c adds
  * timers with ax_timers_add(w->timers, ...) from behaviours. */
 void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token);
+/* A timer whose token has bit 0 set is a request's timeout (request.c):
+ * token >> 1 is its record index. */
+void ax__request_timeout_fire(ax_worker_t *w, uint64_t token);
 /* Shutdown, once the io ring and the timers are gone: frees every I/O and
  * timer record still live, with the buffers pending requests owned. */
 void ax__io_reqs_free(ax_worker_t *w);

@@ -31,6 +31,7 @@ extern "C" {
 
 typedef struct ax_engine ax_engine_t; /* opaque */
 typedef struct ax_ctx ax_ctx_t;       /* a worker's context, passed to behaviours */
+typedef struct ax_sponsor ax_sponsor_t; /* a resource budget: axon/failure.h */
 
 /* An actor reference: worker, slot and generation packed in 64 bits.  A plain
  * value: copy it, compare it, put it in messages.  A stale reference (the
@@ -45,8 +46,13 @@ static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> 48) - 
 
 /* Message flags (ax_msg_t.flags). */
 #define AX_MSG_F_BLOB 0x1u /* payload is a blob: ax_msg_data() points into it */
+#define AX_MSG_F_REQUEST 0x2u /* a request: the last payload word is its id (axon/request.h) */
+#define AX_MSG_F_REPLY 0x4u   /* a reply: goes to a continuation, never a behaviour */
 
-/* Reserved message types: user types must be below AX_TYPE_SYSTEM. */
+/* Reserved message types: user types must be below AX_TYPE_SYSTEM; axon's
+ * libraries (axon/flow.h) use [AX_TYPE_LIB, AX_TYPE_SYSTEM): stay below
+ * AX_TYPE_LIB. */
+#define AX_TYPE_LIB 0xFFFE0000u
 #define AX_TYPE_SYSTEM 0xFFFF0000u
 #define AX_TYPE_IO     0xFFFF0100u /* completions from axon/io.h, see there */
 
@@ -190,7 +196,14 @@ enum ax_where {
     AX_ON_SELF = 0,   /* the calling worker (default): cheapest messaging */
     AX_ON_WORKER = 1, /* opts.worker */
     AX_ON_NODE = 2,   /* a worker on NUMA node opts.node (OS index), round robin */
+    AX_ON_ANY = 3,    /* round robin over all workers */
+    AX_ON_MY_NODE = 4, /* round robin over the workers of the caller's NUMA node */
+    AX_ON_MY_L3 = 5,  /* round robin over the workers sharing the caller's L3 */
+    AX_ON_LEAST_LOADED = 6, /* the worker with the lowest load figure (ties: the
+                               caller's worker, then the next ones after it) */
 };
+/* From outside the engine (ax_engine_spawn) there is no caller's worker:
+ * AX_ON_MY_NODE and AX_ON_MY_L3 use worker 0's node or L3 group. */
 
 #define AX_SPAWN_ARG_MAX 256u
 
@@ -203,12 +216,17 @@ typedef struct ax_spawn_opts {
     ax_fini_fn fini;     /* may be NULL */
     const void *arg;     /* copied (arg_len <= AX_SPAWN_ARG_MAX) and given to init */
     size_t arg_len;
+    /* Failure and resource control (axon/failure.h): */
+    uint32_t flags;        /* AX_SPAWN_F_*; any other bit: -EINVAL */
+    uint32_t pad_;         /* 0 */
+    ax_sponsor_t *sponsor; /* NULL: the spawner's (root for ax_engine_spawn) */
+    uint64_t *monitor;     /* with AX_SPAWN_F_MONITOR: receives the monitor id */
 } ax_spawn_opts_t;
 
 /* Spawn an actor; its reference is valid at once (messages sent to it are
  * delivered after its init).  opts may be NULL (on the calling worker, no
  * init/fini).  [behaviour]  0, -EINVAL (bad option), -ENOMEM (arena or actor
- * table full), -ESHUTDOWN. */
+ * table full), -ESHUTDOWN, -EDQUOT (the sponsor's budget: axon/failure.h). */
 AX_API int ax_spawn(ax_ctx_t *ctx, ax_behaviour_fn fn, size_t state_size,
                     const ax_spawn_opts_t *opts, ax_ref_t *out);
 /* Spawn from outside the engine (before or after start).  Same options; the
@@ -241,6 +259,13 @@ static inline ax_ref_t ax_sender(const ax_ctx_t *ctx)
 {
     const struct ax_ctx_head *h = (const struct ax_ctx_head *)(const void *)ctx;
     return h && h->msg ? h->msg->from : AX_REF_NONE;
+}
+/* The message being handled (NULL in init/fini and outside a behaviour).
+ * [behaviour] */
+static inline const ax_msg_t *ax_current_msg(const ax_ctx_t *ctx)
+{
+    const struct ax_ctx_head *h = (const struct ax_ctx_head *)(const void *)ctx;
+    return h ? h->msg : NULL;
 }
 AX_API ax_engine_t *ax_ctx_engine(const ax_ctx_t *ctx);
 
@@ -300,6 +325,19 @@ typedef struct ax_worker_stats {
                                              workers by ax_engine_stats) */
     uint64_t arena_remote_frees_received; /* blocks other workers freed, back home */
     uint64_t arena_remote_frees_sent;     /* blocks of other workers freed here */
+    /* Failure and resource control (axon/failure.h): */
+    uint64_t actors_failed;     /* stops with an abnormal reason (failed, killed, quota, linked) */
+    uint64_t actors_restarted;  /* restarts in place */
+    uint64_t restart_dropped;   /* held messages dropped by AX_RESTART_F_DROP_QUEUED */
+    uint64_t downs_sent;        /* DOWN messages sent (or posted) by this worker */
+    uint64_t downs_filtered;    /* DOWN/EXIT dropped on arrival (demonitored, unlinked) */
+    uint64_t io_cancelled;      /* timers and I/O of stopped incarnations cancelled, and
+                                   completions of theirs that arrived late (never delivered) */
+    uint64_t quota_failures;    /* calls on this worker answered -EDQUOT */
+    uint64_t load;              /* the load figure AX_ON_LEAST_LOADED compares: live
+                                   actors + queued local messages, published when the
+                                   worker goes idle (and every 256 busy turns), plus
+                                   one per spawn placed since */
 } ax_worker_stats_t;
 
 /* Per-worker counters, with msgs_from[i] (messages handled from worker i) if
