@@ -24,6 +24,11 @@ unset LD_LIBRARY_PATH
 [ -f "$prefix/include/axon/axon.h" ] || fail "axon/axon.h not installed"
 cflags=$(pkg-config --cflags axon) libs=$(pkg-config --libs axon)
 
+# A TSan program that uses lib/container.c needs the liburcu entries of
+# tests/tsan.supp (its helper threads' own handoffs; docs/containers.md).
+if [ "$san" = thread ]; then
+    export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}suppressions=$src/tests/tsan.supp"
+fi
 case "$san" in
     "") want="" ;;
     address) want="-fsanitize=address,undefined" ;;
