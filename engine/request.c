@@ -370,16 +370,24 @@ static int request_common(ax_worker_t *w, ax_ref_t to, uint32_t type, const void
         memcpy(r->cont, cont, cont_len);
     }
     uint32_t idx = (uint32_t)(r->id & REQ_IDX_MASK);
-    /* Before the request, in the same per-pair order: the target's worker
+    /* Watch the target when the request has no timeout (else a target that
+     * stops while holding it - received, stashed or kept, never answered -
+     * would leave it pending forever: exactly once needs an end), or when
+     * ax_request_watch asked for it.  Cost, only then: a monitor message
+     * before the request, a demonitor message after the completion, and 64
+     * bytes of arena (a record on each side) while it is pending.  A request
+     * with a timeout relies on the timeout and pays none of it.
+     * Before the request, in the same per-pair order: the target's worker
      * sees the monitor first, so a target that stops while holding the
      * request sends DOWN (ax__conv_down), one already gone answers DOWN at
      * once (and the request itself -ESRCH: the first completes it). */
-    if (ca->watch && ax_monitor(w, to, &r->mon) < 0) {
+    int mrc = (ca->watch || !timeout_ms) ? ax_monitor(w, to, &r->mon) : 0;
+    if (mrc < 0) { /* -ENOMEM, -EDQUOT (sponsor), -EINVAL (bad ref): nothing sent */
         r->mon = 0;
         w_free(w, r->big, cont_len);
         r->big = NULL;
         pend_release(w, r);
-        return -ENOMEM;
+        return mrc;
     }
     if (timeout_ms &&
         ax_timers_add(w->timers, ax_now_ns() + timeout_ms * 1000000u, 0, ((uint64_t)idx << 1) | 1,
