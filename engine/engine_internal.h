@@ -249,6 +249,10 @@ void ax__request_undeliverable(ax_worker_t *w, const ax_msg_t *m, int status);
 void ax__conv_fini(ax_worker_t *w);
 int ax__calls_init(ax_engine_t *eng);
 void ax__calls_fini(ax_engine_t *eng);
+/* The target of outside future `id` (a no-timeout request, which monitors
+ * it with watcher AX_REF_NONE) stopped: complete it with -ESRCH if pending.
+ * Called by failure.c instead of sending a DOWN to AX_REF_NONE. [any] */
+void ax__calls_down(ax_engine_t *eng, uint64_t id);
 
 void ax__worker_discard(ax_worker_t *w);  /* engine never started: drop queued work */
 int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen); /* any thread */

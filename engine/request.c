@@ -682,6 +682,8 @@ struct ax_future {
     struct ax_calls *calls;
     uint64_t id;
     uint64_t deadline_ns;   /* 0: none */
+    ax_ref_t target;        /* watched (no timeout): demonitor when done early */
+    bool watch;             /* a monitor with watcher AX_REF_NONE, id = this id */
     pthread_cond_t cond;
     bool in_table, done;
     int status;
@@ -698,6 +700,7 @@ struct ax_calls {
     uint64_t next_id;
     uint64_t calls, late;
     uint32_t refs; /* the engine + live futures; under mu */
+    ax_engine_t *eng; /* NULL once the engine let go (ax__calls_fini); under mu */
 };
 
 static void calls_unref_locked(struct ax_calls *k)
@@ -722,6 +725,7 @@ int ax__calls_init(ax_engine_t *eng)
     }
     k->next_id = 1;
     k->refs = 1;
+    k->eng = eng;
     for (uint32_t i = 0; i < eng->n; i++) {
         if (!(eng->w[i]->conv = calloc(1, sizeof(struct ax_conv)))) {
             for (uint32_t j = 0; j < i; j++) {
@@ -779,7 +783,40 @@ void ax__calls_fini(ax_engine_t *eng)
             finish_locked(f, -ESHUTDOWN);
         }
     eng->calls = NULL;
+    k->eng = NULL;
     calls_unref_locked(k);
+}
+
+/* Monitor (type AX_SYS_MONITOR) or stop monitoring (AX_SYS_DEMONITOR)
+ * `target` for outside future `id`: the watcher is AX_REF_NONE, so the
+ * target's stop calls ax__calls_down instead of sending a DOWN.  [any] */
+static int calls_watch(ax_engine_t *eng, ax_ref_t target, uint64_t id, uint32_t type)
+{
+    ax_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.to = target;
+    m.from = AX_REF_NONE;
+    m.type = type;
+    m.len = AX_INLINE_MAX;
+    m.payload.u64[0] = id;
+    return ax__ext_post(eng, &m);
+}
+
+void ax__calls_down(ax_engine_t *eng, uint64_t id)
+{
+    struct ax_calls *k = eng->calls;
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->mu);
+    ax_future_t *f = *bucket_of(k, id);
+    while (f && f->id != id)
+        f = f->next;
+    if (f) { /* else answered, freed or shut down first: nothing to do */
+        unlink_locked(k, f);
+        f->watch = false; /* the monitor's record went with the target */
+        finish_locked(f, -ESRCH);
+    }
+    pthread_mutex_unlock(&k->mu);
 }
 
 /* A reply (or failure) for an outside caller, from any worker. */
@@ -806,6 +843,12 @@ static int calls_complete(ax_engine_t *eng, uint64_t id, int status, uint32_t ty
     f->type = type;
     f->len = len;
     f->data = copy;
+    /* Remove the target's watcher record (a no-op if it stopped), posted
+     * before the waiter can see the future complete: whatever it sends the
+     * target next arrives after the demonitor. */
+    if (f->watch)
+        (void)calls_watch(eng, f->target, id, AX_SYS_DEMONITOR);
+    f->watch = false;
     finish_locked(f, status);
     pthread_mutex_unlock(&k->mu);
     return 0;
@@ -833,6 +876,8 @@ int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *
     }
     f->calls = k;
     f->deadline_ns = timeout_ms ? ax_now_ns() + timeout_ms * 1000000u : 0;
+    f->target = to;
+    f->watch = timeout_ms == 0; /* before it is shared: set under no lock */
     pthread_mutex_lock(&k->mu);
     f->id = k->next_id++;
     k->calls++;
@@ -843,6 +888,22 @@ int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *
     f->in_table = true;
     pthread_mutex_unlock(&k->mu);
 
+    /* No timeout: watch the target, as ax_request does, so a target that
+     * stops, fails or is killed while holding the request completes the
+     * future with -ESRCH instead of leaving it pending forever.  Costs a
+     * monitor message, a demonitor message when the reply comes and 32
+     * bytes of arena at the target while pending; with a timeout, none.
+     * Posted before the request (same thread, same inbox: in order); even
+     * out of order it would be right: a target gone before the monitor
+     * arrives answers at once (ax__calls_down), after a reply: a no-op. */
+    if (!timeout_ms) {
+        int mrc = calls_watch(eng, to, f->id, AX_SYS_MONITOR);
+        if (mrc < 0) {
+            f->watch = false; /* nothing was posted: no worker knows f */
+            ax_future_free(f);
+            return mrc;
+        }
+    }
     ax_msg_t m;
     memset(&m, 0, sizeof m);
     m.to = to;
@@ -943,6 +1004,12 @@ void ax_future_free(ax_future_t *f)
     pthread_mutex_lock(&k->mu);
     if (f->in_table)
         unlink_locked(k, f); /* a reply that comes now is late: counted */
+    /* Freed while pending and watching: remove the target's watcher record.
+     * Under mu: ax__calls_fini (which clears k->eng) waits for us, so the
+     * engine is alive; a stopped engine refuses the post (-ESHUTDOWN) and
+     * frees its records itself. */
+    if (f->watch && k->eng)
+        (void)calls_watch(k->eng, f->target, f->id, AX_SYS_DEMONITOR);
     free(f->data);
     pthread_cond_destroy(&f->cond);
     free(f);

@@ -143,7 +143,10 @@ AX_API uint32_t ax_stash_count(ax_ctx_t *ctx);
 typedef struct ax_future ax_future_t;
 
 /* Send a request from any thread; the reply completes *out.  timeout_ms as
- * for ax_request (0: none).  0, -EINVAL, -ENOMEM, -ESHUTDOWN.  [any] */
+ * for ax_request (0: none; the request then monitors its target, so a
+ * target that stops, fails or is killed while holding it completes the
+ * future with -ESRCH: one more message before the request and one after
+ * the reply or ax_future_free).  0, -EINVAL, -ENOMEM, -ESHUTDOWN.  [any] */
 AX_API int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf,
                              size_t len, uint64_t timeout_ms, ax_future_t **out);
 /* 0 when complete, -EAGAIN while pending.  [any] */

@@ -616,6 +616,67 @@ static void answered_requests_without_timeout_leave_no_monitor_and_no_down(void 
     ax_engine_destroy(e);
 }
 
+static int wait_future(ax_future_t *f, uint64_t *v)
+{
+    if (ax_future_wait(f, (uint64_t)WAIT_S * 1000) != 0)
+        fail_msg("%s: an outside future without a timeout still pending after %u s", g_test,
+                 WAIT_S);
+    int rc = ax_future_result(f, NULL, v, v ? sizeof *v : 0, NULL);
+    ax_future_free(f);
+    return rc;
+}
+
+/* The same from a thread outside the engine: a future without a timeout
+ * whose target stops, fails or is killed while holding the request
+ * completes with -ESRCH (before, it stayed pending forever); answered ones
+ * complete with their reply and leave no monitor behind. */
+static void an_outside_future_without_timeout_completes_when_its_holder_stops(void **state)
+{
+    (void)state;
+    reset();
+    ax_engine_t *e = make(2);
+    ax_ref_t s_stop = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t s_fail = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t s_kill = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t s_ok = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t k = spawn_on(e, 0, killer, 0, NULL, 0);
+    assert_int_equal(ax_engine_start(e), 0);
+    ax_future_t *f[3];
+    uint64_t v = 1;
+    assert_int_equal(ax_engine_request(e, s_stop, T_HOLD_STOP, &v, sizeof v, 0, &f[0]), 0);
+    assert_int_equal(ax_engine_request(e, s_fail, T_HOLD_FAIL, &v, sizeof v, 0, &f[1]), 0);
+    assert_int_equal(ax_engine_request(e, s_kill, T_HOLD, &v, sizeof v, 0, &f[2]), 0);
+    while (atomic_load(&g.nheld) < 1)
+        sleep_us(200);
+    assert_int_equal(ax_engine_send(e, k, T_KILL, &s_kill, sizeof s_kill), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(wait_future(f[i], NULL), -ESRCH);
+    ax_worker_stats_t ws;
+    ax_engine_stats(e, &ws);
+    uint64_t downs = ws.downs_sent; /* the three above */
+    assert_int_equal(downs, 3);
+    for (uint64_t i = 0; i < 50; i++) {
+        ax_future_t *ok;
+        uint64_t r = 0;
+        assert_int_equal(ax_engine_request(e, s_ok, T_ADD, &i, sizeof i, 0, &ok), 0);
+        assert_int_equal(wait_future(ok, &r), 0);
+        assert_int_equal(r, i + 1);
+    }
+    /* A future freed while s_ok holds its request removes its monitor too. */
+    ax_future_t *held;
+    assert_int_equal(ax_engine_request(e, s_ok, T_HOLD, &v, sizeof v, 0, &held), 0);
+    while (atomic_load(&g.nheld) < 2)
+        sleep_us(200);
+    ax_future_free(held);
+    /* Every demonitor reached s_ok before this: its stop tells nobody. */
+    assert_int_equal(ax_engine_send(e, s_ok, T_STOP, NULL, 0), 0);
+    finish(e);
+    ax_engine_stats(e, &ws);
+    assert_int_equal(ws.downs_sent, downs);
+    assert_int_equal(atomic_load(&g.bad), 0);
+    ax_engine_destroy(e);
+}
+
 static void bad_requests_are_refused_and_send_nothing(void **state)
 {
     (void)state;
@@ -947,6 +1008,7 @@ int main(void)
         T(a_watched_request_completes_when_its_holder_stops),
         T(a_request_without_timeout_completes_when_its_holder_stops_fails_or_is_killed),
         T(answered_requests_without_timeout_leave_no_monitor_and_no_down),
+        T(an_outside_future_without_timeout_completes_when_its_holder_stops),
         T(bad_requests_are_refused_and_send_nothing),
         T(stash_replays_in_order_after_become_before_newer_messages),
         T(stash_is_bounded_counted_and_freed_at_stop),
