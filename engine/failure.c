@@ -553,6 +553,8 @@ void ax__fault_discard(ax_worker_t *w, ax_actor_t *a)
         while ((m = ax_mq_peek(&life->held))) {
             /* Counted as handled when it was held; dropped now. */
             atomic_fetch_add_explicit(&w->st.dropped_at_stop, 1, memory_order_relaxed);
+            if (m->flags & AX_MSG_F_REQUEST) /* an outside caller stops waiting */
+                ax__request_undeliverable(w, m, -ESHUTDOWN);
             ax__free_payload(w, m);
             ax_mq_pop(&life->held, w->arena);
         }
@@ -582,6 +584,8 @@ static void restart(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, uint32_t flags,
     if (flags & AX_RESTART_F_DROP_QUEUED) {
         while ((m = ax_mq_peek(&held))) {
             AX_STAT_INC(w->st.restart_dropped);
+            if (m->flags & AX_MSG_F_REQUEST) /* its asker hears: the target stopped */
+                ax__request_undeliverable(w, m, -ESRCH);
             ax__free_payload(w, m);
             ax_mq_pop(&held, w->arena);
         }
