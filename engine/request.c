@@ -280,8 +280,16 @@ bool ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
 
 /* A DOWN for one of a's monitors reached it (failure.c removed the
  * monitor's record): if the monitor belongs to a request, the target
- * stopped without answering: complete it with -ESRCH. */
-bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon)
+ * stopped without answering: complete it with -ESRCH.
+ * Except a DOWN with AX_REASON_NO_ACTOR: the target was already gone or
+ * dormant when the monitor (sent before the request) arrived, so it never
+ * held the request; the request itself then answers: a dead letter gives
+ * -ESRCH, a dormant restartable target holds it for its next incarnation
+ * (or answers -ESRCH when it drops or releases it).  Completing here would
+ * cut short a request a supervisor's restart will deliver.  (Known limit:
+ * that next incarnation is not watched, so if it too stops holding the
+ * request unanswered, only a timeout ends it.) */
+bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon, uint32_t kind)
 {
     struct ax_conv *c = w->conv;
     conv_actor_t *ca = conv_actor(w, a->slot);
@@ -290,7 +298,8 @@ bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon)
     for (uint32_t i = 0; i < c->cap; i++)
         if (c->p[i].id && c->p[i].mon == mon && c->p[i].asker == asker) {
             c->p[i].mon = 0; /* its record is gone already */
-            complete(w, &c->p[i], -ESRCH, NULL, &c->st.gone, false);
+            if (kind != AX_REASON_NO_ACTOR)
+                complete(w, &c->p[i], -ESRCH, NULL, &c->st.gone, false);
             return true;
         }
     return false;
@@ -802,7 +811,9 @@ static int calls_watch(ax_engine_t *eng, ax_ref_t target, uint64_t id, uint32_t 
     return ax__ext_post(eng, &m);
 }
 
-void ax__calls_down(ax_engine_t *eng, uint64_t id)
+/* As ax__conv_down, for outside futures (NO_ACTOR: the request itself,
+ * posted after the monitor from the same thread, answers). */
+void ax__calls_down(ax_engine_t *eng, uint64_t id, uint32_t kind)
 {
     struct ax_calls *k = eng->calls;
     if (!k)
@@ -812,9 +823,11 @@ void ax__calls_down(ax_engine_t *eng, uint64_t id)
     while (f && f->id != id)
         f = f->next;
     if (f) { /* else answered, freed or shut down first: nothing to do */
-        unlink_locked(k, f);
         f->watch = false; /* the monitor's record went with the target */
-        finish_locked(f, -ESRCH);
+        if (kind != AX_REASON_NO_ACTOR) {
+            unlink_locked(k, f);
+            finish_locked(f, -ESRCH);
+        }
     }
     pthread_mutex_unlock(&k->mu);
 }

@@ -86,6 +86,9 @@ static inline ax_req_t ax_request_of(const ax_msg_t *m)
  * demonitor message after it completes and 64 bytes of arena while it is
  * pending; its DOWN never reaches the asker's behaviour.  A request with a
  * timeout pays none of it (it ends at the timeout) unless watching is on.
+ * A dormant restartable target (axon/failure.h) holds the request for its
+ * next incarnation, which is not watched: only a reply, its drop (-ESRCH)
+ * or a timeout ends it then. 
  * 0, -EINVAL, -ENOMEM, -ESHUTDOWN, -EDQUOT (the monitor message: sponsor
  * budget); on error nothing was sent and fn will not run.  A stale `to` is
  * not an error: fn runs with -ESRCH. */
