@@ -388,8 +388,9 @@ static int request_common(ax_worker_t *w, ax_ref_t to, uint32_t type, const void
      * with a timeout relies on the timeout and pays none of it.
      * Before the request, in the same per-pair order: the target's worker
      * sees the monitor first, so a target that stops while holding the
-     * request sends DOWN (ax__conv_down), one already gone answers DOWN at
-     * once (and the request itself -ESRCH: the first completes it). */
+     * request sends DOWN (ax__conv_down), one already gone or dormant
+     * answers DOWN(NO_ACTOR) at once, which only drops the monitor: the
+     * request itself is then a dead letter (-ESRCH) or held for a restart. */
     int mrc = (ca->watch || !timeout_ms) ? ax_monitor(w, to, &r->mon) : 0;
     if (mrc < 0) { /* -ENOMEM, -EDQUOT (sponsor), -EINVAL (bad ref): nothing sent */
         r->mon = 0;
