@@ -192,13 +192,13 @@ static void actor_free(ax_worker_t *w, ax_actor_t *a)
         ax_ref_t sv_ref = (w)->head.self;                                                    \
         const ax_msg_t *sv_msg = (w)->head.msg;                                             \
         bool sv_kept = (w)->cur_blob_kept;                                                 \
-        (w)->cur = (a);                                                                    \
-        (w)->head.self = (ref);                                                              \
-        (w)->head.msg = NULL;                                                               \
+        AX_WD_SET((w)->cur, (a));                                                          \
+        AX_WD_SET((w)->head.self, (ref));                                                  \
+        AX_WD_SET((w)->head.msg, (const ax_msg_t *)NULL);                                  \
         stmt;                                                                              \
-        (w)->cur = sv_cur;                                                                 \
-        (w)->head.self = sv_ref;                                                             \
-        (w)->head.msg = sv_msg;                                                             \
+        AX_WD_SET((w)->cur, sv_cur);                                                       \
+        AX_WD_SET((w)->head.self, sv_ref);                                                 \
+        AX_WD_SET((w)->head.msg, sv_msg);                                                  \
         (w)->cur_blob_kept = sv_kept;                                                      \
     } while (0)
 

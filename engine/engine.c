@@ -273,6 +273,8 @@ uint32_t ax__run_turn(ax_worker_t *w)
 {
     uint32_t n;
     w->turn++;
+    /* The watchdog's one store per turn (engine/watchdog.c). */
+    atomic_store_explicit(&w->wd_turn, w->turn, memory_order_relaxed);
     ax_arena_reclaim(w->arena);
     if (w->novf)
         drain_overflow(w); /* before anything new is sent this turn */
@@ -457,6 +459,7 @@ static void *worker_main(void *arg)
     }
     if (!w->bind_rc)
         ax__io_start(w); /* io_uring is single-issuer: created on this thread */
+    ax__fault_worker_enter(w); /* alternate signal stack, thread-local for the report */
     /* R5: bind_rc and io are visible to the creator once it sees `ready`
      * count us.  Pairs with A5 in ax_engine_start. */
     atomic_fetch_add_explicit(&eng->ready, 1, memory_order_release);
@@ -471,6 +474,7 @@ static void *worker_main(void *arg)
     } else {
         ax__io_stop(w); /* the start was called off: nothing ran */
     }
+    ax__fault_worker_leave(w);
     return NULL;
 }
 
@@ -730,7 +734,12 @@ int ax_engine_start(ax_engine_t *eng)
     atomic_store_explicit(&eng->ready, 0, memory_order_relaxed);
     atomic_store_explicit(&eng->start_state, 0, memory_order_relaxed);
     uint32_t created = 0;
-    int rc = 0;
+    int rc = ax__fault_engine_init(eng); /* before the workers: they set up altstacks */
+    if (rc < 0) {
+        set_error("engine: cannot install the fault-signal report: %s; set "
+                  "scheduler.fault_report = off to start without it", strerror(-rc));
+        return rc;
+    }
     for (; created < eng->n; created++) {
         rc = pthread_create(&eng->w[created]->thread, NULL, worker_main, eng->w[created]);
         if (rc)
@@ -755,6 +764,11 @@ int ax_engine_start(ax_engine_t *eng)
                       eng->plan->workers[i].pu, eng->w[i]->bind_err);
             bad = eng->w[i]->bind_rc;
         }
+    if (!bad && (rc = ax__watchdog_start(eng)) < 0) {
+        set_error("engine: cannot start the watchdog thread: %s; nothing was started (set "
+                  "scheduler.watchdog_ms = 0 to run without it)", strerror(-rc));
+        bad = rc;
+    }
     if (!bad) /* before the gate: running behaviours may read it */
         atomic_store_explicit(&eng->started, true, memory_order_release);
     open_gate(eng, bad ? 2 : 1);
@@ -805,6 +819,7 @@ int ax_engine_wait(ax_engine_t *eng)
         return 0;
     for (uint32_t i = 0; i < eng->n; i++)
         pthread_join(eng->w[i]->thread, NULL);
+    ax__watchdog_stop(eng); /* a fini may still have overrun until the join */
     atomic_store_explicit(&eng->joined, true, memory_order_release);
     return 0;
 }
@@ -818,6 +833,8 @@ void ax_engine_destroy(ax_engine_t *eng)
         ax_engine_stop(eng);
         ax_engine_wait(eng);
     }
+    ax__watchdog_stop(eng); /* after a start whose workers failed: never running then */
+    ax__fault_engine_fini(eng);
     if (eng->barriers)
         pthread_barrier_destroy(&eng->stop_barrier);
     if (eng->w) {
@@ -885,6 +902,7 @@ int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t
     o->idle_ns = LD(w->st.idle_ns);
     o->parked_ns = LD(w->st.parked_ns);
     o->spawn_failed = LD(w->st.spawn_failed);
+    o->watchdog_overruns = LD(w->st.watchdog);
     ax_arena_stats_t as;
     o->arena_reserved_bytes = ax_arena_reserved_bytes(w->arena);
     if (worker_arena_stats(eng, w, &as)) {

@@ -61,3 +61,8 @@ axon_test(test_engine_fifo SOURCES unit/test_engine_fifo.c LIBS axon_engine)
 
 # ax_engine_stop takes effect while actors keep every turn busy.
 axon_test(test_engine_stop SOURCES unit/test_engine_stop.c LIBS axon_engine TIMEOUT 60)
+
+# The watchdog (a behaviour spinning 300 ms is reported, abort mode, off)
+# and the fault-signal report (children that segfault in a behaviour).
+axon_test(test_engine_watchdog SOURCES unit/test_engine_watchdog.c LIBS axon_engine
+          LABELS unit TIMEOUT 120)

@@ -240,6 +240,7 @@ typedef struct ax_worker_stats {
                                              workers by ax_engine_stats) */
     uint64_t arena_remote_frees_received; /* blocks other workers freed, back home */
     uint64_t arena_remote_frees_sent;     /* blocks of other workers freed here */
+    uint64_t watchdog_overruns; /* behaviours the watchdog reported (axon/watchdog.h) */
 } ax_worker_stats_t;
 
 /* Per-worker counters, with msgs_from[i] (messages handled from worker i) if
