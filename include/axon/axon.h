@@ -31,6 +31,7 @@ extern "C" {
 
 typedef struct ax_engine ax_engine_t; /* opaque */
 typedef struct ax_ctx ax_ctx_t;       /* a worker's context, passed to behaviours */
+typedef struct ax_sponsor ax_sponsor_t; /* a resource budget: axon/failure.h */
 
 /* An actor reference: worker, slot and generation packed in 64 bits.  A plain
  * value: copy it, compare it, put it in messages.  A stale reference (the
@@ -74,7 +75,11 @@ typedef struct ax_msg {
     } payload;
 } ax_msg_t;
 
+#ifdef __cplusplus
+static_assert(sizeof(ax_msg_t) == 64, "a message is one cache line");
+#else
 _Static_assert(sizeof(ax_msg_t) == 64, "a message is one cache line");
+#endif
 
 static inline const void *ax_msg_data(const ax_msg_t *m)
 {
@@ -150,12 +155,17 @@ typedef struct ax_spawn_opts {
     ax_fini_fn fini;     /* may be NULL */
     const void *arg;     /* copied (arg_len <= AX_SPAWN_ARG_MAX) and given to init */
     size_t arg_len;
+    /* Failure and resource control (axon/failure.h): */
+    uint32_t flags;        /* AX_SPAWN_F_*; any other bit: -EINVAL */
+    uint32_t pad_;         /* 0 */
+    ax_sponsor_t *sponsor; /* NULL: the spawner's (root for ax_engine_spawn) */
+    uint64_t *monitor;     /* with AX_SPAWN_F_MONITOR: receives the monitor id */
 } ax_spawn_opts_t;
 
 /* Spawn an actor; its reference is valid at once (messages sent to it are
  * delivered after its init).  opts may be NULL (on the calling worker, no
  * init/fini).  [behaviour]  0, -EINVAL (bad option), -ENOMEM (arena or actor
- * table full), -ESHUTDOWN. */
+ * table full), -ESHUTDOWN, -EDQUOT (the sponsor's budget: axon/failure.h). */
 AX_API int ax_spawn(ax_ctx_t *ctx, ax_behaviour_fn fn, size_t state_size,
                     const ax_spawn_opts_t *opts, ax_ref_t *out);
 /* Spawn from outside the engine (before or after start).  Same options; the
@@ -240,6 +250,15 @@ typedef struct ax_worker_stats {
                                              workers by ax_engine_stats) */
     uint64_t arena_remote_frees_received; /* blocks other workers freed, back home */
     uint64_t arena_remote_frees_sent;     /* blocks of other workers freed here */
+    /* Failure and resource control (axon/failure.h): */
+    uint64_t actors_failed;     /* stops with an abnormal reason (failed, killed, quota, linked) */
+    uint64_t actors_restarted;  /* restarts in place */
+    uint64_t restart_dropped;   /* held messages dropped by AX_RESTART_F_DROP_QUEUED */
+    uint64_t downs_sent;        /* DOWN messages sent (or posted) by this worker */
+    uint64_t downs_filtered;    /* DOWN/EXIT dropped on arrival (demonitored, unlinked) */
+    uint64_t io_cancelled;      /* timers and I/O of stopped incarnations cancelled, and
+                                   completions of theirs that arrived late (never delivered) */
+    uint64_t quota_failures;    /* calls on this worker answered -EDQUOT */
     uint64_t watchdog_overruns; /* behaviours the watchdog reported (axon/watchdog.h) */
 } ax_worker_stats_t;
 
