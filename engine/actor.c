@@ -123,7 +123,7 @@ static int slot_alloc(ax_worker_t *w, uint32_t *slot)
 
 #define SHARED_STOCK 64u
 
-static void slot_free(ax_worker_t *w, uint32_t slot)
+void ax__slot_free(ax_worker_t *w, uint32_t slot)
 {
     ax_slot_t *e = &w->table[slot];
     e->actor = NULL;
@@ -177,7 +177,7 @@ static ax_actor_t *actor_alloc(ax_worker_t *w, size_t state_size)
     return a;
 }
 
-static void actor_free(ax_worker_t *w, ax_actor_t *a)
+void ax__actor_free(ax_worker_t *w, ax_actor_t *a)
 {
     if (a->flags & AX_ACTOR_LARGE)
         ax_large_free(a, sizeof(ax_actor_t) + a->state_size);
@@ -185,13 +185,17 @@ static void actor_free(ax_worker_t *w, ax_actor_t *a)
         ax_arena_free(w->arena, a);
 }
 
-/* Run fn-like hook as actor a (init/fini), saving the running context. */
+/* Run fn-like hook as actor a (init/fini), saving the running context
+ * (including a stop reason the running actor has set: a nested init that
+ * fails must not overwrite it). */
 #define AS_ACTOR(w, a, ref, stmt)                                                          \
     do {                                                                                   \
         ax_actor_t *sv_cur = (w)->cur;                                                     \
-        ax_ref_t sv_ref = (w)->head.self;                                                    \
-        const ax_msg_t *sv_msg = (w)->head.msg;                                             \
+        ax_ref_t sv_ref = (w)->head.self;                                                  \
+        const ax_msg_t *sv_msg = (w)->head.msg;                                            \
         bool sv_kept = (w)->cur_blob_kept;                                                 \
+        ax_actor_t *sv_pend_actor = (w)->pend_actor;                                       \
+        ax_reason_t sv_pend = (w)->pend;                                                   \
         AX_WD_SET((w)->cur, (a));                                                          \
         AX_WD_SET((w)->head.self, (ref));                                                  \
         AX_WD_SET((w)->head.msg, (const ax_msg_t *)NULL);                                  \
@@ -200,40 +204,96 @@ static void actor_free(ax_worker_t *w, ax_actor_t *a)
         AX_WD_SET((w)->head.self, sv_ref);                                                 \
         AX_WD_SET((w)->head.msg, sv_msg);                                                  \
         (w)->cur_blob_kept = sv_kept;                                                      \
+        (w)->pend_actor = sv_pend_actor;                                                   \
+        (w)->pend = sv_pend;                                                               \
     } while (0)
+
+static const ax_reason_t reason_normal = {.kind = AX_REASON_NORMAL};
+static const ax_reason_t reason_shutdown = {.kind = AX_REASON_SHUTDOWN};
+
+/* The reason a's stop request carries: what it set with ax_fail (or a
+ * quota), else normal. */
+static ax_reason_t pending_reason(ax_worker_t *w, ax_actor_t *a)
+{
+    return w->pend_actor == a ? w->pend : reason_normal;
+}
 
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
 {
-    ax_ref_t ref = ax__ref_make(w->id, w->table[a->slot].gen, a->slot);
-    if (a->fini) {
-        ax_fini_fn fini = a->fini;
-        a->fini = NULL;
-        AS_ACTOR(w, a, ref, fini(w, a->state));
-    }
-    AX_TRACE_STOP(w->id, ref);
-    slot_free(w, a->slot);
-    actor_free(w, a);
-    atomic_fetch_add_explicit(&w->st.stopped, 1, memory_order_relaxed);
+    ax_reason_t why = pending_reason(w, a);
+    ax__actor_stop_why(w, a, &why, false);
 }
 
-/* Place an actor in `slot` (already reserved) and run its init. */
-static int actor_place(ax_worker_t *w, uint32_t slot, ax_behaviour_fn fn, size_t state_size,
-                       ax_init_fn init, ax_fini_fn fini, const void *arg, size_t arg_len)
+/* Stop a with a reason: fini (told why), then, only if a has records or a
+ * sponsor (one flag test otherwise), DOWN/EXIT/cancellation and maybe
+ * dormancy (engine/failure.c); else the slot and the block are freed. */
+void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in, bool final)
 {
-    ax_actor_t *a = actor_alloc(w, state_size);
+    ax_reason_t why = *why_in; /* why_in may be w->pend, which fini may change */
+    ax_ref_t ref = ax__ref_make(w->id, w->table[a->slot].gen, a->slot);
+    a->flags &= ~AX_ACTOR_STOPPING;
+    if (w->pend_actor == a)
+        w->pend_actor = NULL;
+    if (a->fini) {
+        ax_fini_fn fini = a->fini;
+        const ax_reason_t *sv = w->fini_reason;
+        a->fini = NULL;
+        w->fini_reason = &why;
+        AS_ACTOR(w, a, ref, fini(w, a->state));
+        w->fini_reason = sv;
+    }
+    AX_TRACE_STOP(w->id, ref);
+    atomic_fetch_add_explicit(&w->st.stopped, 1, memory_order_relaxed);
+    if (why.kind != AX_REASON_NORMAL && why.kind != AX_REASON_SHUTDOWN)
+        AX_STAT_INC(w->st.failed);
+    if (__builtin_expect((a->flags & AX_ACTOR_EXT) != 0, 0) &&
+        ax__fault_stop(w, a, ref, &why, final))
+        return; /* dormant: keeps its slot and reference */
+    ax__slot_free(w, a->slot);
+    ax__actor_free(w, a);
+}
+
+void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn init,
+                        const void *arg, size_t arg_len)
+{
+    bool stop = false;
+    ax_reason_t why;
+    if (!init)
+        return;
+    AS_ACTOR(w, a, ref, {
+        init(w, a->state, arg, arg_len);
+        if (a->flags & AX_ACTOR_STOPPING) { /* read before AS_ACTOR restores pend */
+            stop = true;
+            why = pending_reason(w, a);
+        }
+    });
+    if (stop)
+        ax__actor_stop_why(w, a, &why, false);
+}
+
+/* Place an actor in `slot` (already reserved) and run its init.  rq gives
+ * everything but the argument (arg, arg_len), which is not copied unless
+ * the actor is restartable.  The sponsor reference in rq (if any) passes
+ * to the actor on success; on failure the caller still holds it. */
+static int actor_place(ax_worker_t *w, uint32_t slot, const ax_spawn_req_t *rq, const void *arg,
+                       size_t arg_len)
+{
+    ax_actor_t *a = actor_alloc(w, rq->state_size);
     if (!a)
         return -ENOMEM;
-    a->fn = fn;
-    a->fini = fini;
+    a->fn = rq->fn;
+    a->fini = rq->fini;
     a->slot = slot;
     w->table[slot].actor = a;
     ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+    if ((rq->sponsor || rq->flags) && ax__fault_place(w, a, ref, rq, arg, arg_len) < 0) {
+        w->table[slot].actor = NULL;
+        ax__actor_free(w, a);
+        return -ENOMEM;
+    }
     atomic_fetch_add_explicit(&w->st.spawned, 1, memory_order_relaxed);
     AX_TRACE_SPAWN(w->id, ref);
-    if (init)
-        AS_ACTOR(w, a, ref, init(w, a->state, arg, arg_len));
-    if (a->flags & AX_ACTOR_STOPPING)
-        ax__actor_stop(w, a);
+    ax__actor_run_init(w, a, ref, rq->init, arg, arg_len);
     return 0;
 }
 
@@ -242,18 +302,36 @@ static int actor_place(ax_worker_t *w, uint32_t slot, ax_behaviour_fn fn, size_t
 /* A large blob carries its size in a 16-byte header so any worker can free it. */
 #define LARGE_HDR 16u
 
-void *ax_blob_alloc(ax_ctx_t *w, size_t len)
+static void *blob_alloc(ax_worker_t *w, size_t len)
 {
-    if (!w || !len)
-        return NULL;
     if (len <= AX_ARENA_MAX_CLASS)
         return ax_arena_alloc(w->arena, len);
+    if (len > SIZE_MAX - LARGE_HDR)
+        return NULL;
     int node = w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1;
     unsigned char *p = ax_large_alloc(node, len + LARGE_HDR);
     if (!p)
         return NULL;
     *(uint64_t *)p = len + LARGE_HDR;
     return p + LARGE_HDR;
+}
+
+void *ax_blob_alloc(ax_ctx_t *w, size_t len)
+{
+    if (!w || !len)
+        return NULL;
+    ax_actor_t *ca = w->cur;
+    if (__builtin_expect(ca && ca->sp, 0)) { /* bounded sponsor: charge the bytes */
+        if (ax__sp_take(w, ca, AX_RES_BYTES, len) < 0) {
+            errno = EDQUOT;
+            return NULL;
+        }
+        void *b = blob_alloc(w, len);
+        if (!b)
+            ax__sp_refund(ca, AX_RES_BYTES, len);
+        return b;
+    }
+    return blob_alloc(w, len);
 }
 
 void ax__blob_free(ax_worker_t *w, void *blob)
@@ -344,6 +422,8 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
 {
     uint32_t d = ax_ref_worker(to);
     ax_msg_t *m;
+    ax_actor_t *ca = w->cur;
+    bool sponsored = ca && ca->sp, ovf_charged = false;
     *stamp = 0;
     if (__builtin_expect(d >= w->nworkers, 0)) {
         *err = -EINVAL;
@@ -351,6 +431,10 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
     }
     if (__builtin_expect(w->closing, 0)) {
         *err = -ESHUTDOWN;
+        return NULL;
+    }
+    if (sponsored && ax__sp_take(w, ca, AX_RES_MSGS, 1) < 0) {
+        *err = -EDQUOT;
         return NULL;
     }
     if (d == w->id) {
@@ -368,6 +452,15 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
          * queueing behind them; drained before anything newer. */
         AX_TRACE_RING_FULL(w->id, d);
         AX_STAT_INC(w->st.ring_full);
+        /* An overflowed message is arena memory its sender's sponsor pays. */
+        if (sponsored) {
+            if (ax__sp_take(w, ca, AX_RES_BYTES, sizeof(ax_msg_t)) < 0) {
+                ax__sp_refund(ca, AX_RES_MSGS, 1);
+                *err = -EDQUOT;
+                return NULL;
+            }
+            ovf_charged = true;
+        }
         m = ax_mq_push(&w->ovf[d], w->arena);
         if (m) {
             if (w->ovf[d].count == 1)
@@ -378,6 +471,11 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
         }
     }
     if (__builtin_expect(!m, 0)) {
+        if (sponsored) {
+            ax__sp_refund(ca, AX_RES_MSGS, 1);
+            if (ovf_charged)
+                ax__sp_refund(ca, AX_RES_BYTES, sizeof(ax_msg_t));
+        }
         *err = -ENOMEM;
         return NULL;
     }
@@ -505,6 +603,8 @@ static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self
     }
 }
 
+#define SPAWN_FLAGS (AX_SPAWN_F_RESTARTABLE | AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)
+
 static int check_spawn(ax_behaviour_fn fn, const ax_spawn_opts_t *o)
 {
     if (!fn)
@@ -513,19 +613,32 @@ static int check_spawn(ax_behaviour_fn fn, const ax_spawn_opts_t *o)
         return -EINVAL;
     if (o && (o->arg_len > AX_SPAWN_ARG_MAX || (o->arg_len && !o->arg)))
         return -EINVAL;
+    if (o && ((o->flags & ~SPAWN_FLAGS) || o->pad_ ||
+              ((o->flags & AX_SPAWN_F_MONITOR) && !o->monitor)))
+        return -EINVAL;
     return 0;
 }
 
+/* Everything but the argument (copied by the caller when it must travel). */
 static void fill_req(ax_spawn_req_t *r, ax_behaviour_fn fn, size_t state_size,
-                     const ax_spawn_opts_t *o)
+                     const ax_spawn_opts_t *o, ax_sponsor_t *sp)
 {
+    memset(r, 0, offsetof(ax_spawn_req_t, arg));
     r->fn = fn;
     r->init = o ? o->init : NULL;
     r->fini = o ? o->fini : NULL;
     r->state_size = (uint32_t)state_size;
     r->arg_len = o ? (uint32_t)o->arg_len : 0;
-    if (r->arg_len)
-        memcpy(r->arg, o->arg, r->arg_len);
+    r->sponsor = sp;
+    r->flags = o ? o->flags : 0;
+}
+
+/* The sponsor a spawn runs under: the one named, else the spawner's. */
+static ax_sponsor_t *spawn_sponsor(const ax_worker_t *w, const ax_spawn_opts_t *o)
+{
+    if (o && o->sponsor)
+        return o->sponsor;
+    return w && w->cur && w->cur->sp ? w->cur->sp->sp : NULL;
 }
 
 int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
@@ -537,19 +650,42 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         return -EINVAL;
     if (state_size > UINT32_MAX - sizeof(ax_actor_t))
         return -EINVAL;
+    uint32_t flags = o ? o->flags : 0;
+    if ((flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) && !w->cur)
+        return -EINVAL; /* nobody to monitor or link from */
     if (w->closing)
         return -ESHUTDOWN;
     if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
         return rc;
+    ax_sponsor_t *sp = spawn_sponsor(w, o);
+    if ((rc = ax__fault_spawn_charge(w, sp, state_size)) < 0)
+        return rc;
+    ax_spawn_req_t rq;
+    uint64_t mon = 0;
+    fill_req(&rq, fn, state_size, o, sp);
     if (t == w->id) {
-        if ((rc = slot_alloc(w, &slot)) < 0)
+        if ((rc = slot_alloc(w, &slot)) < 0) {
+            ax__fault_spawn_undo(sp);
             return rc;
+        }
         ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+        if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
+            if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
+                ax__slot_free(w, slot);
+                ax__fault_spawn_undo(sp);
+                return rc;
+            }
+            rq.peer = w->head.self;
+            rq.mon_id = mon;
+            if (flags & AX_SPAWN_F_MONITOR)
+                *o->monitor = mon;
+        }
         *out = ref; /* set before init runs, so init may hand it out */
-        rc = actor_place(w, slot, fn, state_size, o ? o->init : NULL, o ? o->fini : NULL,
-                         o ? o->arg : NULL, o ? o->arg_len : 0);
+        rc = actor_place(w, slot, &rq, o ? o->arg : NULL, o ? o->arg_len : 0);
         if (rc < 0) {
-            slot_free(w, slot);
+            ax__fault_spawner_undo(w, ref, flags, mon);
+            ax__slot_free(w, slot);
+            ax__fault_spawn_undo(sp);
             *out = AX_REF_NONE;
         }
         return rc;
@@ -559,26 +695,44 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     ax_worker_t *tw = w->eng->w[t];
     size_t req_len = offsetof(ax_spawn_req_t, arg) + (o ? o->arg_len : 0);
     ax_spawn_req_t *req = ax_arena_alloc(w->arena, req_len);
-    if (!req)
+    if (!req) {
+        ax__fault_spawn_undo(sp);
         return -ENOMEM;
-    fill_req(req, fn, state_size, o);
+    }
+    memcpy(req, &rq, offsetof(ax_spawn_req_t, arg));
+    if (rq.arg_len)
+        memcpy(req->arg, o->arg, rq.arg_len);
     uint32_t gen;
     if ((rc = ax__claim_slot(tw, &slot, &gen)) < 0) {
         ax_arena_free(w->arena, req);
+        ax__fault_spawn_undo(sp);
         return rc;
     }
     ax_ref_t ref = ax__ref_make(t, gen, slot);
+    if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
+        if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
+            ax_arena_free(w->arena, req);
+            ax__fault_spawn_undo(sp);
+            return rc;
+        }
+        req->peer = w->head.self;
+        req->mon_id = mon;
+    }
     uint8_t stamp;
     ax_msg_t *m = ax__msg_slot_fast(w, ref, &rc, &stamp);
     if (!m) {
         /* The claimed slot stays unused (fresh slots are not returned);
-         * only reachable when this worker's arena is exhausted. */
+         * only reachable when this worker's arena or budget is exhausted. */
+        ax__fault_spawner_undo(w, ref, flags, mon);
         ax_arena_free(w->arena, req);
+        ax__fault_spawn_undo(sp);
         return rc;
     }
     m->payload.blob.ptr = req;
     m->payload.blob.len = req_len;
     ax_msg_commit(m, AX_SYS_SPAWN, 0, AX_MSG_F_BLOB, stamp);
+    if (flags & AX_SPAWN_F_MONITOR)
+        *o->monitor = mon;
     *out = ref;
     return 0;
 }
@@ -621,8 +775,15 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
     int rc;
     if (!eng || !out || (rc = check_spawn(fn, o)) < 0)
         return -EINVAL;
+    if (state_size > UINT32_MAX - sizeof(ax_actor_t))
+        return -EINVAL;
+    if (o && (o->flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)))
+        return -EINVAL; /* no actor outside the engine to monitor or link from */
     if ((rc = pick_worker(eng, o, UINT32_MAX, &t)) < 0)
         return rc;
+    ax_sponsor_t *sp = o ? o->sponsor : NULL;
+    if (sp && sp->eng != eng)
+        return -EINVAL;
     ax_spawn_req_t *req = malloc(sizeof *req);
     ax_inbox_node_t *node = ax__inbox_node_alloc();
     if (!req || !node) {
@@ -630,15 +791,24 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         ax__inbox_node_free(node);
         return -ENOMEM;
     }
-    fill_req(req, fn, state_size, o);
+    fill_req(req, fn, state_size, o, sp);
+    if (req->arg_len)
+        memcpy(req->arg, o->arg, req->arg_len);
     if (!ext_enter(eng)) {
         free(req);
         ax__inbox_node_free(node);
         return -ESHUTDOWN;
     }
+    if ((rc = ax__fault_spawn_charge(NULL, sp, state_size)) < 0) {
+        ext_leave(eng);
+        free(req);
+        ax__inbox_node_free(node);
+        return rc;
+    }
     uint32_t gen;
     if ((rc = ax__claim_slot(eng->w[t], &slot, &gen)) < 0) {
         ext_leave(eng);
+        ax__fault_spawn_undo(sp);
         free(req);
         ax__inbox_node_free(node);
         return rc;
@@ -649,6 +819,23 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
     node->msg.type = AX_SYS_SPAWN_EXT;
     node->msg.payload.u64[0] = (uint64_t)(uintptr_t)req;
     *out = ref;
+    ext_deliver(eng, t, node);
+    return 0;
+}
+
+int ax__ext_post(ax_engine_t *eng, const ax_msg_t *msg)
+{
+    uint32_t t = ax_ref_worker(msg->to);
+    if (!eng || t >= eng->n)
+        return -EINVAL;
+    ax_inbox_node_t *node = ax__inbox_node_alloc();
+    if (!node)
+        return -ENOMEM;
+    node->msg = *msg;
+    if (!ext_enter(eng)) {
+        ax__inbox_node_free(node);
+        return -ESHUTDOWN;
+    }
     ext_deliver(eng, t, node);
     return 0;
 }
@@ -687,8 +874,11 @@ void ax_become(ax_ctx_t *w, ax_behaviour_fn fn)
 
 void ax_stop_self(ax_ctx_t *w)
 {
-    if (w && w->cur)
+    if (w && w->cur) {
         w->cur->flags |= AX_ACTOR_STOPPING;
+        w->pend = reason_normal;
+        w->pend_actor = w->cur;
+    }
 }
 
 uint32_t ax_worker_id(const ax_ctx_t *w) { return w ? w->id : UINT32_MAX; }
@@ -696,13 +886,29 @@ ax_engine_t *ax_ctx_engine(const ax_ctx_t *w) { return w ? w->eng : NULL; }
 
 /* ---- dispatch ---------------------------------------------------------------------------------- */
 
-static void free_payload(ax_worker_t *w, const ax_msg_t *m)
+static void free_spawn_req(ax_worker_t *w, const ax_msg_t *m)
 {
+    ax_spawn_req_t *req = m->type == AX_SYS_SPAWN_EXT
+                              ? (ax_spawn_req_t *)(uintptr_t)m->payload.u64[0]
+                              : (ax_spawn_req_t *)m->payload.blob.ptr;
+    ax__fault_spawn_undo(req->sponsor); /* never placed: its sponsor reference goes */
     if (m->type == AX_SYS_SPAWN_EXT)
-        free((void *)(uintptr_t)m->payload.u64[0]);
+        free(req);
+    else
+        ax__blob_free(w, req);
+}
+
+/* Free what a message owns when it will not be handled. */
+void ax__free_payload(ax_worker_t *w, const ax_msg_t *m)
+{
+    if (m->type == AX_SYS_SPAWN_EXT || m->type == AX_SYS_SPAWN)
+        free_spawn_req(w, m);
+    else if (m->type >= AX_SYS_FAULT_FIRST && m->type <= AX_SYS_FAULT_LAST)
+        ax__fault_free_payload(w, m);
     else if (m->flags & AX_MSG_F_BLOB)
         ax__blob_free(w, m->payload.blob.ptr);
 }
+#define free_payload ax__free_payload
 
 static void uncount_source(ax_worker_t *w);
 
@@ -739,12 +945,18 @@ static void handle_spawn(ax_worker_t *w, ax_msg_t *m)
         emb = (ax_embryo_t *)e->actor; /* only embryos can sit in a fresh slot */
         e->actor = NULL;
     }
-    int rc = actor_place(w, slot, req->fn, req->state_size, req->init, req->fini, req->arg,
-                         req->arg_len);
-    free_payload(w, m);
+    int rc = -EDQUOT;
+    if (!req->sponsor || !atomic_load_explicit(&req->sponsor->revoked, memory_order_acquire))
+        rc = actor_place(w, slot, req, req->arg, req->arg_len);
     if (rc < 0) {
         atomic_fetch_add_explicit(&w->st.spawn_failed, 1, memory_order_relaxed);
-        slot_free(w, slot); /* later messages to the ref are dead letters */
+        ax__fault_spawn_failed(w, m->to, req); /* DOWN / EXIT to the spawner */
+        ax__slot_free(w, slot); /* later messages to the ref are dead letters */
+        free_payload(w, m);     /* drops the sponsor reference too */
+    } else if (m->type == AX_SYS_SPAWN_EXT) {
+        free(req); /* the sponsor reference moved to the actor */
+    } else {
+        ax__blob_free(w, req);
     }
     if (emb) {
         ax_msg_t *em;
@@ -805,14 +1017,25 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
     }
     ax_slot_t *e = &w->table[slot];
     ax_actor_t *a = e->actor;
+    bool reserved = a ? (a->flags & AX_ACTOR_EMBRYO) != 0
+                      : slot_is_reserved(w, slot, ax__ref_gen(m->to));
     if (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) {
         if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) &&
             e->gen == ax__ref_gen(m->to) && (!a || (a->flags & AX_ACTOR_EMBRYO))) {
             uncount_source(w);
             handle_spawn(w, m);
-        }
-        else
+        } else if (m->type >= AX_SYS_FAULT_FIRST && m->type <= AX_SYS_FAULT_LAST) {
+            /* A request for an actor whose spawn request is still on its
+             * way waits with the early messages (not a revoke: it names a
+             * worker, not an actor). */
+            if (reserved && m->type != AX_SYS_REVOKE && e->gen == ax__ref_gen(m->to) &&
+                embryo_keep(w, slot, m))
+                return;
+            uncount_source(w);
+            ax__fault_dispatch(w, m);
+        } else {
             dead_letter(w, m);
+        }
         return;
     }
     if (a && (a->flags & AX_ACTOR_EMBRYO)) {
@@ -820,7 +1043,11 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
             dead_letter(w, m);
         return;
     }
-    if (!a && slot_is_reserved(w, slot, ax__ref_gen(m->to)) && embryo_keep(w, slot, m))
+    if (a && e->gen == ax__ref_gen(m->to) && (a->flags & (AX_ACTOR_DORMANT | AX_ACTOR_CPU))) {
+        ax__fault_dispatch(w, m); /* held while dormant, or metered */
+        return;
+    }
+    if (!a && reserved && embryo_keep(w, slot, m))
         return;
     dead_letter(w, m); /* stopped actor or stale generation */
 }
@@ -890,7 +1117,13 @@ static void stop_all_actors(ax_worker_t *w)
             ax_arena_free(w->arena, emb);
             continue;
         }
-        ax__actor_stop(w, a);
+        if (a->flags & AX_ACTOR_DORMANT) { /* fini ran when it stopped */
+            ax__fault_discard(w, a);
+            w->table[s].actor = NULL;
+            ax__actor_free(w, a);
+            continue;
+        }
+        ax__actor_stop_why(w, a, &reason_shutdown, true);
     }
 }
 

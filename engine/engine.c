@@ -902,6 +902,13 @@ int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t
     o->idle_ns = LD(w->st.idle_ns);
     o->parked_ns = LD(w->st.parked_ns);
     o->spawn_failed = LD(w->st.spawn_failed);
+    o->actors_failed = LD(w->st.failed);
+    o->actors_restarted = LD(w->st.restarted);
+    o->restart_dropped = LD(w->st.restart_dropped);
+    o->downs_sent = LD(w->st.downs_sent);
+    o->downs_filtered = LD(w->st.downs_filtered);
+    o->io_cancelled = LD(w->st.io_cancelled);
+    o->quota_failures = LD(w->st.quota_failures);
     o->watchdog_overruns = LD(w->st.watchdog);
     ax_arena_stats_t as;
     o->arena_reserved_bytes = ax_arena_reserved_bytes(w->arena);

@@ -6,6 +6,7 @@
 #ifndef AXON_ENGINE_INTERNAL_H
 #define AXON_ENGINE_INTERNAL_H
 
+#include "engine/failure.h"
 #include "engine/trace.h"
 #include "engine/worker.h"
 
@@ -16,6 +17,26 @@
 /* System message types (between AX_TYPE_SYSTEM and AX_TYPE_IO). */
 #define AX_SYS_SPAWN (AX_TYPE_SYSTEM + 1)     /* blob: ax_spawn_req_t, arena */
 #define AX_SYS_SPAWN_EXT (AX_TYPE_SYSTEM + 2) /* payload.u64[0]: malloc'ed ax_spawn_req_t */
+/* Failure and resource control (engine/failure.c).  `from` is the actor
+ * the request is about or from; see each handler. */
+#define AX_SYS_MONITOR (AX_TYPE_SYSTEM + 0x10) /* from watcher; u64[0]: id */
+#define AX_SYS_DEMONITOR (AX_TYPE_SYSTEM + 0x11) /* from watcher; u64[0]: id */
+#define AX_SYS_DOWN (AX_TYPE_SYSTEM + 0x12)    /* from target; as AX_TYPE_DOWN */
+#define AX_SYS_LINK (AX_TYPE_SYSTEM + 0x13)    /* from linker */
+#define AX_SYS_UNLINK (AX_TYPE_SYSTEM + 0x14)  /* from unlinker */
+#define AX_SYS_EXIT (AX_TYPE_SYSTEM + 0x15)    /* from the stopped peer; as AX_TYPE_EXIT */
+#define AX_SYS_KILL (AX_TYPE_SYSTEM + 0x16)    /* from killer (or none) */
+#define AX_SYS_RESTART (AX_TYPE_SYSTEM + 0x17) /* u64[0]: flags, u64[1]: monitor id */
+#define AX_SYS_RELEASE (AX_TYPE_SYSTEM + 0x18)
+#define AX_SYS_REVOKE (AX_TYPE_SYSTEM + 0x19)  /* to the worker; u64[0]: ax_sponsor_t * */
+#define AX_SYS_CANCELLED (AX_TYPE_SYSTEM + 0x1a) /* an I/O completion of a stopped incarnation */
+#define AX_SYS_FAULT_FIRST AX_SYS_MONITOR
+#define AX_SYS_FAULT_LAST AX_SYS_CANCELLED
+
+/* Engine-internal message flag: an I/O completion or timer posted by the
+ * worker for a local actor (cancelled in the local FIFO when its actor
+ * stops or restarts). */
+#define AX_MSG_F_IO 0x80u
 
 typedef struct ax_spawn_req {
     ax_behaviour_fn fn;
@@ -23,6 +44,11 @@ typedef struct ax_spawn_req {
     ax_fini_fn fini;
     uint32_t state_size;
     uint32_t arg_len;
+    ax_sponsor_t *sponsor; /* NULL: root; holds one reference (failure.c) */
+    uint32_t flags;        /* AX_SPAWN_F_* */
+    uint32_t pad_;
+    ax_ref_t peer;         /* AX_SPAWN_F_MONITOR / _LINK: the spawner */
+    uint64_t mon_id;       /* AX_SPAWN_F_MONITOR */
     unsigned char arg[AX_SPAWN_ARG_MAX];
 } ax_spawn_req_t;
 
@@ -57,7 +83,18 @@ void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t);
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m);
 ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stamp);
 void ax__blob_release(ax_worker_t *w, const ax_msg_t *m);
-void ax__actor_stop(ax_worker_t *w, ax_actor_t *a);
+void ax__actor_stop(ax_worker_t *w, ax_actor_t *a); /* reason: what it set, else normal */
+/* For engine/failure.c: */
+void ax__slot_free(ax_worker_t *w, uint32_t slot);  /* bump the generation, free the slot */
+void ax__actor_free(ax_worker_t *w, ax_actor_t *a); /* the block only */
+void ax__free_payload(ax_worker_t *w, const ax_msg_t *m);
+/* Run init as actor a (ref); stops it with its reason if init asked to. */
+void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn init,
+                        const void *arg, size_t arg_len);
+/* Post a message from outside the engine to worker ax_ref_worker(msg->to)
+ * (any type; the inbox path of ax_engine_send).  0, -EINVAL, -ENOMEM,
+ * -ESHUTDOWN. */
+int ax__ext_post(ax_engine_t *eng, const ax_msg_t *msg);
 ax_msg_t *ax__lq_grow(ax_worker_t *w); /* cold: double the local FIFO; NULL: -ENOMEM */
 void ax__lq_release_old(ax_worker_t *w); /* free the pre-growth buffer (after a dispatch) */
 void ax__lq_fini(ax_worker_t *w);
@@ -87,15 +124,23 @@ static inline ax_msg_t *ax__lq_push(ax_worker_t *w)
 
 static inline uint32_t ax__lq_count(const ax_worker_t *w) { return w->lq_tail - w->lq_head; }
 
-/* Inlined into every send: the per-call overhead was a third of the send. */
+/* Inlined into every send: the per-call overhead was a third of the send.
+ * Sponsors: an actor under the root sponsor pays the a->sp test; one under
+ * a bounded sponsor a test and a decrement of its worker's lease (the slow
+ * path refills it or answers -EDQUOT). */
 __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to,
                                                                        uint8_t *stamp)
 {
     uint32_t d = ax_ref_worker(to);
     ax_msg_t *m;
+    ax_actor_t *ca = w->cur;
+    ax_sp_local_t *sp = ca ? ca->sp : NULL;
     *stamp = 0;
     if (__builtin_expect(w->closing, 0))
         return NULL;
+    if (__builtin_expect(sp != NULL, 0) &&
+        !atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed))
+        return NULL; /* lease empty: the slow path refills or refuses */
     if (d == w->id) {
         m = ax__lq_push(w);
         if (__builtin_expect(!m, 0))
@@ -112,6 +157,10 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worke
         }
         AX_STAT_INC(w->st.msgs_sent_remote);
     }
+    if (__builtin_expect(sp != NULL, 0)) /* owner-only lease, relaxed for stats readers */
+        atomic_store_explicit(&sp->left[AX_RES_MSGS],
+                              atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed) - 1,
+                              memory_order_relaxed);
     m->to = to;
     m->from = w->head.self;
     w->sent++;
@@ -141,20 +190,10 @@ static inline ax_msg_t *ax__msg_slot_fast(ax_worker_t *w, ax_ref_t to, int *err,
  * re-checks them after it reads what they point to (engine/watchdog.c). */
 #define AX_WD_SET(lv, v) __atomic_store_n(&(lv), (v), __ATOMIC_RELAXED)
 
-/* Run one message: the common case inline, everything unusual (system
- * messages, embryos, dead letters) in ax__dispatch_slow.  Counts nothing:
- * the drain loops count what they take, once per batch. */
-static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m)
+/* Run message m as actor a (found and checked by the caller): the
+ * behaviour, then the blob's release.  The caller handles a stop. */
+static inline void ax__run(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m)
 {
-    uint32_t slot = ax__ref_slot(m->to);
-    ax_slot_t *e;
-    ax_actor_t *a;
-    if (__builtin_expect(slot >= w->max_slots || (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO), 0))
-        goto slow;
-    e = &w->table[slot];
-    a = e->actor;
-    if (__builtin_expect(!a || e->gen != ax__ref_gen(m->to) || (a->flags & AX_ACTOR_EMBRYO), 0))
-        goto slow;
     AX_WD_SET(w->cur, a);
     AX_WD_SET(w->head.self, m->to);
     AX_WD_SET(w->head.msg, m);
@@ -166,6 +205,24 @@ static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m)
     AX_WD_SET(w->cur, NULL);
     AX_WD_SET(w->head.self, AX_REF_NONE);
     AX_WD_SET(w->head.msg, NULL);
+}
+
+/* Run one message: the common case inline, everything unusual (system
+ * messages, embryos, dormant or CPU-metered actors, dead letters) in
+ * ax__dispatch_slow.  Counts nothing: the drain loops count what they
+ * take, once per batch. */
+static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m)
+{
+    uint32_t slot = ax__ref_slot(m->to);
+    ax_slot_t *e;
+    ax_actor_t *a;
+    if (__builtin_expect(slot >= w->max_slots || (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO), 0))
+        goto slow;
+    e = &w->table[slot];
+    a = e->actor;
+    if (__builtin_expect(!a || e->gen != ax__ref_gen(m->to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
+        goto slow;
+    ax__run(w, a, m);
     if (__builtin_expect((a->flags & AX_ACTOR_STOPPING) != 0, 0))
         ax__actor_stop(w, a);
     return;

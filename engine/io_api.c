@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "axon/io.h"
-#include "engine/worker.h"
+#include "engine/engine_internal.h"
 #include "io/file.h"
 #include "io/tcp.h"
 #include "io/timer.h"
@@ -29,8 +29,14 @@
 
 enum { R_TIMER = 1, R_ACCEPT, R_CONNECT, R_RECV, R_SEND, R_SHUT, R_CLOSE, R_READ, R_WRITE };
 
+/* A request's record.  While its actor lives it is on the actor's I/O list
+ * (inext/ipprev, head in the actor's AX_REC_IO record: engine/failure.c),
+ * so a stop can cancel it.  to == AX_REF_NONE: orphaned (its actor
+ * stopped); a late completion is counted in io_cancelled and dropped. */
 typedef struct io_req {
     ax_ref_t to;
+    struct io_req *inext, **ipprev;
+    uint64_t tid; /* R_TIMER: the timer's id */
     uint32_t kind;
     uint32_t type;  /* R_TIMER: the user's message type */
     uint64_t user;
@@ -41,8 +47,22 @@ typedef struct io_req {
     unsigned char payload[AX_INLINE_MAX];
 } io_req_t;
 
+static void req_unlink(io_req_t *r)
+{
+    if (!r->ipprev)
+        return;
+    *r->ipprev = r->inext;
+    if (r->inext)
+        r->inext->ipprev = r->ipprev;
+    r->ipprev = NULL;
+    r->inext = NULL;
+}
+
 static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
 {
+    void **head = ax__fault_io_head(w);
+    if (!head)
+        return NULL;
     io_req_t *r = ax_arena_alloc(w->arena, sizeof *r);
     if (!r)
         return NULL;
@@ -50,14 +70,74 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
     r->to = w->head.self;
     r->kind = kind;
     r->user = user;
+    r->inext = *head;
+    if (r->inext)
+        r->inext->ipprev = &r->inext;
+    r->ipprev = (io_req_t **)head;
+    *head = r;
     return r;
 }
 
 static void req_free(ax_worker_t *w, io_req_t *r)
 {
+    req_unlink(r);
     if (r->buf)
         ax__blob_free(w, r->buf);
     ax_arena_free(w->arena, r);
+}
+
+void ax__io_cancel_list(ax_worker_t *w, void **head)
+{
+    io_req_t *r;
+    while ((r = *head)) {
+        req_unlink(r);
+        AX_STAT_INC(w->st.io_cancelled);
+        uint32_t id = (uint32_t)r->handle;
+        switch (r->kind) {
+        case R_TIMER:
+            /* Listed timers are armed (a fired one-shot was freed). */
+            if (w->timers)
+                (void)ax_timers_cancel_token(w->timers, r->tid, NULL);
+            req_free(w, r);
+            continue;
+        case R_READ:
+        case R_WRITE:
+            if (w->io)
+                (void)ax_io_cancel(w->io, (uint64_t)(uintptr_t)r);
+            break;
+        case R_ACCEPT:
+        case R_RECV:
+            /* The listener or connection was this actor's to receive on:
+             * close it; the multishot ends with its terminal completion. */
+            if (w->io)
+                (void)ax_io_tcp_close(w->io, id, 0);
+            break;
+        default: /* connect, send, shutdown, close: complete soon; dropped then */
+            break;
+        }
+        r->to = AX_REF_NONE; /* freed at its (last) completion */
+    }
+}
+
+/* A completion for a request whose actor stopped: count it, free what it
+ * holds, never post it. */
+static void orphan_complete(ax_worker_t *w, io_req_t *r, int32_t res, uint32_t flags)
+{
+    AX_STAT_INC(w->st.io_cancelled);
+    if (r->kind == R_RECV && res > 0) {
+        ax_io_tcp_buf_release(w->io, AX_IO_BUF_ID(flags));
+        return; /* more may follow until the close ends the stream */
+    }
+    if (r->kind == R_ACCEPT && res >= 0) {
+        ax_io_tcp_close(w->io, (uint32_t)res, 0); /* nobody to take it */
+        if (flags & AX_IO_F_MORE)
+            return;
+    }
+    if (r->kind == R_CONNECT && res >= 0)
+        ax_io_tcp_close(w->io, (uint32_t)res, 0);
+    if ((r->kind == R_ACCEPT || r->kind == R_RECV) && (flags & AX_IO_F_MORE))
+        return;
+    req_free(w, r);
 }
 
 static inline uint64_t tok(io_req_t *r) { return (uint64_t)(uintptr_t)r; }
@@ -99,6 +179,7 @@ static void post_event(ax_worker_t *w, ax_ref_t to, uint32_t type, int64_t res, 
     m.payload.u64[0] = (uint64_t)res;
     m.payload.u64[1] = h;
     m.payload.u64[2] = user;
+    m.flags = AX_MSG_F_IO; /* cancelled in the FIFO if its actor stops first */
     if (ax__post_local(w, &m) < 0)
         fprintf(stderr, "axon: worker %u: I/O completion type %#x for actor %#llx lost: the "
                         "arena is exhausted; raise arena_bytes\n",
@@ -112,7 +193,7 @@ static void post_blob(ax_worker_t *w, ax_ref_t to, uint32_t type, void *blob, si
     memset(&m, 0, sizeof m);
     m.to = to;
     m.type = type;
-    m.flags = AX_MSG_F_BLOB;
+    m.flags = AX_MSG_F_BLOB | AX_MSG_F_IO;
     m.payload.blob.ptr = blob;
     m.payload.blob.len = len;
     m.payload.u64[2] = h;
@@ -130,6 +211,10 @@ static void post_blob(ax_worker_t *w, ax_ref_t to, uint32_t type, void *blob, si
 void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags)
 {
     io_req_t *r = (io_req_t *)(uintptr_t)token;
+    if (r->to == AX_REF_NONE) {
+        orphan_complete(w, r, res, flags);
+        return;
+    }
     switch (r->kind) {
     case R_ACCEPT:
         if (res >= 0)
@@ -252,6 +337,7 @@ static int timer_add(ax_ctx_t *w, uint64_t ms, uint64_t period_ms, uint32_t type
         req_free(w, r);
         return rc;
     }
+    r->tid = tid;
     if (id)
         *id = tid;
     return 0;
@@ -292,6 +378,7 @@ void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token)
     m.to = r->to;
     m.type = r->type;
     m.len = r->plen;
+    m.flags = AX_MSG_F_IO; /* cancelled in the FIFO if its actor stops first */
     memcpy(m.payload.data, r->payload, r->plen);
     if (ax__post_local(w, &m) < 0)
         fprintf(stderr, "axon: worker %u: timer message %#x for actor %#llx lost: the arena is "

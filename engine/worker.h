@@ -19,6 +19,7 @@
 
 #include "alloc/arena.h"
 #include "axon/axon.h"
+#include "axon/failure.h"
 #include "axon/watchdog.h"
 #include "engine/mq.h"
 #include "engine/ring.h"
@@ -43,21 +44,37 @@ static inline uint32_t ax__ref_gen(ax_ref_t r) { return (uint32_t)(r >> 24) & AX
 
 /* ---- actors -------------------------------------------------------------------- */
 enum {
-    AX_ACTOR_STOPPING = 1u << 0, /* ax_stop_self called: stop after this message */
+    AX_ACTOR_STOPPING = 1u << 0, /* ax_stop_self/ax_fail called: stop after this message */
     AX_ACTOR_LARGE = 1u << 1,    /* block from ax_large_alloc, not the arena */
     AX_ACTOR_EMBRYO = 1u << 2,   /* remote spawn not arrived yet: messages wait */
+    /* Failure and resource control (engine/failure.c): */
+    AX_ACTOR_DORMANT = 1u << 3,  /* restartable, stopped: messages are held */
+    AX_ACTOR_CPU = 1u << 4,      /* sponsor bounds CPU time: dispatch measures it */
+    AX_ACTOR_EXT = 1u << 5,      /* has records or a sponsor: the stop path looks */
+    AX_ACTOR_TRAP = 1u << 6,     /* traps exits */
+    AX_ACTOR_RESTARTABLE = 1u << 7, /* goes dormant at stop (not after ax_release) */
 };
+/* Flags that send a message to ax__dispatch_slow: one test in the fast path. */
+#define AX_ACTOR_SLOW_MASK (AX_ACTOR_EMBRYO | AX_ACTOR_DORMANT | AX_ACTOR_CPU)
 
+struct ax_rec;
+struct ax_sp_local;
+
+/* The actor header is one cache line: the hot fields (fn, flags) and the
+ * failure/sponsor fields an actor that does not use them only tests. */
 typedef struct ax_actor {
     ax_behaviour_fn fn;
     ax_fini_fn fini;
+    struct ax_sp_local *sp;         /* its sponsor's slot for this worker; NULL: root */
+    struct ax_rec *recs;            /* monitors, links, I/O, restart data; NULL: none */
+    struct ax_actor *sp_prev, *sp_next; /* the sponsor's actors on this worker */
     uint32_t slot;
     uint32_t flags;
     uint32_t state_size;
     uint32_t pad_;
     alignas(16) unsigned char state[];
 } ax_actor_t;
-_Static_assert(sizeof(ax_actor_t) == 32, "actor header is half a cache line");
+_Static_assert(sizeof(ax_actor_t) == 64, "actor header is one cache line");
 
 /* An embryo (placeholder for a remotely spawned actor whose spawn request
  * has not arrived) keeps the early messages in this queue. */
@@ -122,13 +139,21 @@ struct ax_ctx {
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
     struct ax_io *io;
     struct ax_timers *timers;
+    /* Failure (engine/failure.c).  pend: the reason the running actor
+     * (pend_actor) set with ax_stop_self / ax_fail / a quota; saved and
+     * restored around nested init/fini.  fini_reason: non-NULL in a fini. */
+    ax_reason_t pend;
+    ax_actor_t *pend_actor;
+    const ax_reason_t *fini_reason;
+    uint64_t mon_seq; /* monitor ids made here: (id + 1) << 48 | seq */
 
     /* statistics, owner-written, read by anyone (relaxed) */
     struct {
         _Atomic uint64_t msgs_local, msgs_remote, msgs_external, msgs_sent_remote, ring_full,
             overflow_hwm, dead_letters, dropped_at_stop, spawned, stopped, parks, wakes_sent,
             idle_ns, parked_ns, spawn_failed, arena_used, arena_failed, arena_hwm, arena_remote_in,
-            arena_remote_out;
+            arena_remote_out, failed, restarted, restart_dropped, downs_sent, downs_filtered,
+            io_cancelled, quota_failures;
         _Atomic uint64_t watchdog; /* written by the watchdog thread only */
         _Atomic uint64_t arena_class[AX_ARENA_NCLASSES]; /* blocks in use per class */
         _Atomic uint64_t *from; /* nworkers entries */

@@ -96,6 +96,17 @@ void ax_io_sqe_token(struct io_uring_sqe *sqe, uint64_t token)
 
 struct io_uring *ax_io_ring(ax_io_t *io) { return &io->ring; }
 
+int ax_io_cancel(ax_io_t *io, uint64_t token)
+{
+    struct io_uring_sqe *sqe = ax__io_sqe(io);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_cancel64(sqe, token & ~AXIO_INTERNAL, 0);
+    /* The cancel's own completion is internal: nothing to report. */
+    io_uring_sqe_set_data64(sqe, AXIO_UD(AXIO_K_IGNORE, 0));
+    return 0;
+}
+
 uint32_t ax_io_pending(const ax_io_t *io) { return io->pending_direct + io->ops_live; }
 
 void ax_io_get_stats(const ax_io_t *io, ax_io_stats_t *out) { *out = io->stats; }

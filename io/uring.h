@@ -62,6 +62,12 @@ int ax_io_wait(ax_io_t *io, int64_t timeout_ns, ax_io_complete_fn fn, void *arg)
  * Returns 0 or -errno. */
 int ax_io_wake(ax_io_t *from, ax_io_t *target);
 
+/* Ask the kernel to cancel the caller-token operation `token` (a file read
+ * or write still waiting, e.g. on a pipe).  Its completion still comes,
+ * with -ECANCELED (or its result if it finished first).  Owner thread.
+ * 0, or -EBUSY (no SQE even after a submit). */
+int ax_io_cancel(ax_io_t *io, uint64_t token);
+
 /* Operations still pending (timers, sockets, file ops); 0 means quiet. */
 uint32_t ax_io_pending(const ax_io_t *io);
 
