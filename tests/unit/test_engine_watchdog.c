@@ -59,7 +59,7 @@ static void crash_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
     (void)ctx;
     (void)state;
-    int *volatile p = (int *)(uintptr_t)m->payload.u64[0]; /* 0: a NULL dereference */
+    int *volatile p = (int *)(uintptr_t)m->payload.u64[0]; /* unmapped (not NULL: UBSan) */
     *p = 42;
 }
 
@@ -316,10 +316,10 @@ static void segfault_in_behaviour_is_reported_then_kills(void **state)
     int status;
     ax_ref_t ref;
     char rt[32];
-    run_child(&cfg, crash_behaviour, T_CRASH, 0, &status, &ref);
+    run_child(&cfg, crash_behaviour, T_CRASH, 16, &status, &ref);
     ref_text(ref, rt, sizeof rt);
     assert_true(DIED_OF(status, SIGSEGV));
-    assert_non_null(strstr(g_err, "axon: fatal signal SIGSEGV (fault address 0x0) on worker 0 in actor "));
+    assert_non_null(strstr(g_err, "axon: fatal signal SIGSEGV (fault address 0x10) on worker 0 in actor "));
     assert_non_null(strstr(g_err, rt));
     assert_non_null(strstr(g_err, "behaviour crash_behaviour at 0x"));
     assert_non_null(strstr(g_err, "message type 9 from outside the engine"));
@@ -349,7 +349,7 @@ static void fault_report_off_leaves_handlers_alone(void **state)
     cfg.fault_report = AX_FAULT_REPORT_OFF;
     int status;
     ax_ref_t ref;
-    run_child(&cfg, crash_behaviour, T_CRASH, 0, &status, &ref);
+    run_child(&cfg, crash_behaviour, T_CRASH, 16, &status, &ref);
     assert_true(DIED_OF(status, SIGSEGV));
     assert_null(strstr(g_err, "axon: fatal signal"));
 }
