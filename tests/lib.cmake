@@ -13,7 +13,7 @@ axon_test(test_supervisor SOURCES unit/test_supervisor.c LIBS axon_lib LABELS un
 # that keep each run under a minute in the ASan and TSan builds.  Pinned on
 # up to 2 real CPUs, and 64 unpinned workers on a synthetic server.
 if(AXON_SANITIZE)
-  set(_sup_failures 20000)
+  set(_sup_failures 40000)
 else()
   set(_sup_failures 200000)
 endif()
