@@ -22,3 +22,11 @@ axon_test(stress_supervisor_2 SOURCES stress/stress_supervisor.c LIBS axon_lib
 axon_test(stress_supervisor_64 SOURCES stress/stress_supervisor.c LIBS axon_lib
           LABELS stress TIMEOUT 300
           ARGS --failures ${_sup_failures} --workers 64 --synthetic "pack:2 numa:2 l3:2 core:8 pu:2")
+
+# examples/supervisor.c: 10 injected failures, then a clean shutdown.
+if(TARGET supervisor)
+  add_test(NAME example_supervisor
+    COMMAND sh -c "out=$(\"$0\" 10) || { echo \"$0 exited with status $?\"; exit 1; }; printf '%s\\n' \"$out\"; printf '%s\\n' \"$out\" | grep -q '^supervisor: 10 failures injected, [0-9]* restarts, [0-9]* finis; tree shut down cleanly$' || { echo 'expected the clean-shutdown summary'; exit 1; }; printf '%s\\n' \"$out\" | grep -q 'restarted .* in place' || { echo 'expected restarts'; exit 1; }"
+            $<TARGET_FILE:supervisor>)
+  set_tests_properties(example_supervisor PROPERTIES LABELS tool TIMEOUT 60)
+endif()

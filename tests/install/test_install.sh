@@ -15,4 +15,10 @@ LD_LIBRARY_PATH=$(pkg-config --variable=libdir axon) "$prefix/consumer_shared"
 cc -std=c11 -o "$prefix/consumer_static" "$src/tests/install/consumer.c" $(pkg-config --cflags axon) \
    -Wl,-Bstatic $(pkg-config --libs-only-L axon) -laxon -Wl,-Bdynamic $(pkg-config --libs --static axon | sed 's/-laxon//')
 "$prefix/consumer_static"
-echo "test_install: shared and static consumers built with pkg-config and ran"
+# examples/supervisor.c builds out of tree as strict C11 against the
+# installed headers and library (supervisors, failure API, timers).
+cc -std=c11 -pedantic -Wall -Wextra -Werror -o "$prefix/supervisor" "$src/examples/supervisor.c" \
+   $(pkg-config --cflags --libs axon)
+LD_LIBRARY_PATH=$(pkg-config --variable=libdir axon) "$prefix/supervisor" 3 | tail -1 |
+    grep -q 'tree shut down cleanly$' || { echo "test_install: examples/supervisor.c did not shut down cleanly"; exit 1; }
+echo "test_install: shared and static consumers and examples/supervisor.c built with pkg-config and ran"
