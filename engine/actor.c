@@ -195,7 +195,9 @@ void ax__actor_free(ax_worker_t *w, ax_actor_t *a)
         const ax_msg_t *sv_msg = (w)->head.msg;                                            \
         bool sv_kept = (w)->cur_blob_kept;                                                 \
         ax_actor_t *sv_pend_actor = (w)->pend_actor;                                       \
-        ax_reason_t sv_pend = (w)->pend;                                                   \
+        ax_reason_t sv_pend;                                                               \
+        if (sv_pend_actor) /* copied only while a stop is pending */                      \
+            sv_pend = (w)->pend;                                                           \
         AX_WD_SET((w)->cur, (a));                                                          \
         AX_WD_SET((w)->head.self, (ref));                                                  \
         AX_WD_SET((w)->head.msg, (const ax_msg_t *)NULL);                                  \
@@ -205,7 +207,8 @@ void ax__actor_free(ax_worker_t *w, ax_actor_t *a)
         AX_WD_SET((w)->head.msg, sv_msg);                                                  \
         (w)->cur_blob_kept = sv_kept;                                                      \
         (w)->pend_actor = sv_pend_actor;                                                   \
-        (w)->pend = sv_pend;                                                               \
+        if (sv_pend_actor)                                                                 \
+            (w)->pend = sv_pend;                                                           \
     } while (0)
 
 static const ax_reason_t reason_normal = {.kind = AX_REASON_NORMAL};
@@ -213,15 +216,14 @@ static const ax_reason_t reason_shutdown = {.kind = AX_REASON_SHUTDOWN};
 
 /* The reason a's stop request carries: what it set with ax_fail (or a
  * quota), else normal. */
-static ax_reason_t pending_reason(ax_worker_t *w, ax_actor_t *a)
+static const ax_reason_t *pending_reason(ax_worker_t *w, ax_actor_t *a)
 {
-    return w->pend_actor == a ? w->pend : reason_normal;
+    return w->pend_actor == a ? &w->pend : &reason_normal;
 }
 
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
 {
-    ax_reason_t why = pending_reason(w, a);
-    ax__actor_stop_why(w, a, &why, false);
+    ax__actor_stop_why(w, a, pending_reason(w, a), false);
 }
 
 /* Stop a with a reason: fini (told why), then, only if a has records or a
@@ -264,7 +266,7 @@ void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn 
         init(w, a->state, arg, arg_len);
         if (a->flags & AX_ACTOR_STOPPING) { /* read before AS_ACTOR restores pend */
             stop = true;
-            why = pending_reason(w, a);
+            why = *pending_reason(w, a);
         }
     });
     if (stop)
@@ -658,7 +660,9 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
         return rc;
     ax_sponsor_t *sp = spawn_sponsor(w, o);
-    if ((rc = ax__fault_spawn_charge(w, sp, state_size)) < 0)
+    if (sp && sp->eng != w->eng)
+        return -EINVAL; /* another engine's sponsor */
+    if (sp && (rc = ax__fault_spawn_charge(w, sp, state_size)) < 0)
         return rc;
     ax_spawn_req_t rq;
     uint64_t mon = 0;

@@ -474,7 +474,7 @@ bool ax__fault_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, const ax_reason
             /* At shutdown the io layer is torn down next and reports
              * nothing; otherwise cancel what is pending. */
             if (!closing) {
-                ax__io_cancel_list(w, &r->head);
+                ax__io_cancel_list(w, &r->io_head);
                 cancel_posted(w, ref);
             }
             break;
@@ -1002,7 +1002,7 @@ void ax__fault_dispatch(ax_worker_t *w, ax_msg_t *m)
 
 /* ---- I/O list ---------------------------------------------------------------------- */
 
-void **ax__fault_io_head(ax_worker_t *w)
+struct io_req **ax__fault_io_head(ax_worker_t *w)
 {
     ax_actor_t *a = w->cur;
     if (!a)
@@ -1010,5 +1010,5 @@ void **ax__fault_io_head(ax_worker_t *w)
     ax_rec_t *r = rec_find(a, AX_REC_IO, 0, 0, NULL);
     if (!r && !(r = rec_new(w, a, AX_REC_IO, 0, 0)))
         return NULL;
-    return &r->head;
+    return &r->io_head;
 }

@@ -38,8 +38,8 @@ typedef struct ax_rec {
     uint32_t aux;
     ax_ref_t ref;
     union {
-        uint64_t id; /* WATCHER, WATCHING: the monitor id */
-        void *head;  /* IO: first pending request (io_api.c) */
+        uint64_t id;             /* WATCHER, WATCHING: the monitor id */
+        struct io_req *io_head;  /* IO: first pending request (io_api.c) */
     };
 } ax_rec_t;
 _Static_assert(sizeof(ax_rec_t) == 32, "a record is half a cache line");
@@ -165,11 +165,12 @@ void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why, b
 
 /* ---- calls from io_api.c ------------------------------------------------------------ */
 
+struct io_req; /* io_api.c's request record */
 /* The running actor's I/O list head (creating its AX_REC_IO record), or
  * NULL on -ENOMEM. */
-void **ax__fault_io_head(ax_worker_t *w);
+struct io_req **ax__fault_io_head(ax_worker_t *w);
 /* Implemented by io_api.c: cancel every request on the list at *head (the
  * actor stops); counts them in io_cancelled. */
-void ax__io_cancel_list(ax_worker_t *w, void **head);
+void ax__io_cancel_list(ax_worker_t *w, struct io_req **head);
 
 #endif /* AXON_ENGINE_FAILURE_H */

@@ -60,7 +60,7 @@ static void req_unlink(io_req_t *r)
 
 static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
 {
-    void **head = ax__fault_io_head(w);
+    io_req_t **head = ax__fault_io_head(w);
     if (!head)
         return NULL;
     io_req_t *r = ax_arena_alloc(w->arena, sizeof *r);
@@ -73,7 +73,7 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
     r->inext = *head;
     if (r->inext)
         r->inext->ipprev = &r->inext;
-    r->ipprev = (io_req_t **)head;
+    r->ipprev = head;
     *head = r;
     return r;
 }
@@ -86,7 +86,7 @@ static void req_free(ax_worker_t *w, io_req_t *r)
     ax_arena_free(w->arena, r);
 }
 
-void ax__io_cancel_list(ax_worker_t *w, void **head)
+void ax__io_cancel_list(ax_worker_t *w, io_req_t **head)
 {
     io_req_t *r;
     while ((r = *head)) {

@@ -4,6 +4,7 @@
  *   limits/cacheline_rtt    ns per round trip of one cache line, 2 pinned threads
  *   limits/spsc_ring        bare SPSC ring of 64-byte slots, items/s
  *   engine/local_send       same-worker send + dispatch, ns per message
+ *   fault/sponsored_send    the same under a bounded sponsor (message budget)
  *   engine/remote_send      2 pinned workers, one-way, items/s
  *   engine/pingpong_rtt     cross-worker round trip, ns
  *   engine/wake_rtt         round trip between two parked workers, us
@@ -28,6 +29,7 @@
 #include <time.h>
 
 #include "axon/axon.h"
+#include "axon/failure.h"
 #include "axon_bench.h"
 #include "limits.h"
 
@@ -264,6 +266,42 @@ static void bm_local_send(axon_bench_state *st, uint64_t iters, void *arg)
         }
     }
     ax_engine_destroy(e);
+    sem_destroy(&r.done);
+}
+
+/* ---- fault/sponsored_send: engine/local_send under a bounded sponsor -------------------
+ * The sponsor bounds messages (the budget is the run's count plus a little,
+ * so every send is checked against a real, finite budget and the lease
+ * refills every few hundred sends), so the difference with
+ * engine/local_send is what a sponsored send costs over an unsponsored one.
+ * Issue 11's goal: at most 2 ns more. */
+static void bm_sponsored_send(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    eb_run_t r = {.n = iters};
+    ax_engine_t *e;
+    ax_sponsor_t *sp = NULL;
+    ax_ref_t a;
+    sem_init(&r.done, 0, 0);
+    if (eb_engine(1, 0, 0, &e) < 0) {
+        axon_bench_skip(st, "ax_engine_create failed");
+        sem_destroy(&r.done);
+        return;
+    }
+    ax_sponsor_limits_t lim = {.size = sizeof lim, .policy = AX_SPONSOR_FAIL_CALL};
+    lim.limit[AX_RES_MSGS] = iters + 16;
+    if (ax_sponsor_create(e, &lim, &sp) < 0) {
+        axon_bench_skip(st, "ax_sponsor_create failed");
+    } else {
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 0,
+                             .init = eb_init_copy, .arg = &(eb_run_t *){&r},
+                             .arg_len = sizeof(eb_run_t *), .sponsor = sp};
+        if (ax_engine_spawn(e, local_beh, sizeof(eb_state_t), &o, &a) == 0 &&
+            eb_go(e, &r, a, st) == 0)
+            axon_bench_set_iteration_time(st, (double)(r.t1 - r.t0) / 1e9);
+    }
+    ax_engine_destroy(e);
+    ax_sponsor_destroy(sp);
     sem_destroy(&r.done);
 }
 
@@ -607,6 +645,7 @@ AXON_BENCHMARK(register_engine_benchmarks)
     register_timed("limits/cacheline_rtt", bm_cacheline_rtt);
     register_timed("limits/spsc_ring", bm_spsc_ring);
     register_timed("engine/local_send", bm_local_send);
+    register_timed("fault/sponsored_send", bm_sponsored_send);
     register_timed("engine/remote_send", bm_remote_send);
     register_timed("engine/pingpong_rtt", bm_pingpong_rtt);
     axon_bench_unit_us(register_timed("engine/wake_rtt", bm_wake_rtt));

@@ -15,6 +15,12 @@ axon_test(test_engine_semantics SOURCES unit/test_engine_semantics.c
 axon_test(test_engine_lifecycle SOURCES unit/test_engine_lifecycle.c
           LIBS axon_engine LABELS unit TIMEOUT 240)
 
+# Failure and resource control (issue 11): monitors, links, restart in
+# place, sponsors, cancellation.  Synthetic unpinned topologies: passes on
+# one CPU.
+axon_test(test_failure SOURCES unit/test_failure.c
+          LIBS axon_engine LABELS unit TIMEOUT 240)
+
 # Stress: seeded, time-boxed (--seconds bounds the sending phase; draining
 # and checking follow).  The mesh runs twice: 2 pinned workers on this
 # machine, and 64 unpinned workers on a synthetic 4-node 64-core server.
@@ -24,6 +30,16 @@ axon_test(stress_engine_mesh_2 SOURCES stress/stress_engine_mesh.c
 axon_test(stress_engine_mesh_64 SOURCES stress/stress_engine_mesh.c
           LIBS axon_engine LABELS stress TIMEOUT 300
           ARGS --workers 64 --synthetic "pack:2 numa:2 l3:2 core:8 pu:2" --seconds 20)
+# Failures injected under monitors and restart in place, with survivors
+# checking per-pair order (issue 11).  CI bounds: 15 s or 200,000
+# failures; the issue's million: --failures 1000000 --seconds 0.
+axon_test(stress_failure_2 SOURCES stress/stress_failure.c
+          LIBS axon_engine LABELS stress TIMEOUT 300
+          ARGS --workers 2 --seconds 15 --failures 200000)
+axon_test(stress_failure_64 SOURCES stress/stress_failure.c
+          LIBS axon_engine LABELS stress TIMEOUT 300
+          ARGS --workers 64 --synthetic "pack:2 numa:2 l3:2 core:8 pu:2" --children 4
+               --pairs 16 --seconds 15 --failures 200000)
 axon_test(stress_engine_wakeup SOURCES stress/stress_engine_wakeup.c
           LIBS axon_engine LABELS stress TIMEOUT 300 ARGS --seconds 20)
 axon_test(stress_engine_shutdown SOURCES stress/stress_engine_shutdown.c

@@ -72,8 +72,10 @@ static inline ax_io_event_t ax_io_event(const ax_msg_t *m)
  * A timer sends the calling actor a message of the caller's `type` (a user
  * type, below AX_TYPE_SYSTEM) with `len` <= AX_INLINE_MAX bytes copied from
  * `payload`.  Millisecond accuracy or better.  A cancelled timer never
- * fires.  Cancel the timers of an actor in its fini: a timer that fires
- * after its actor stopped is a counted dead letter.
+ * fires.  When the actor stops (or fails, or is restarted in place) its
+ * timers are cancelled, and so is its pending I/O: completions of a stopped
+ * incarnation never reach a later one (counted in io_cancelled; see
+ * axon/failure.h).
  * Returns 0 and the timer's id in *id (may be NULL), or -EINVAL/-ENOMEM. */
 AX_API int ax_timer_after(ax_ctx_t *ctx, uint64_t ms, uint32_t type, const void *payload,
                           size_t len, uint64_t *id);
