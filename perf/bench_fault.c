@@ -96,10 +96,12 @@ static void fb_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     fb_driver_t *d = state;
     fb_run_t *r = d->r;
     if (m->type == F_START) {
-        /* Intensity far above the rate: 65536 restarts per millisecond
-         * would be 15 ns each.  Its history ring is 512 KiB of state. */
-        d->spec = (ax_sup_spec_t){.strategy = AX_SUP_ONE_FOR_ONE, .intensity = 65536,
-                                  .period_ms = 1, .nchildren = 1, .children = fb_kids,
+        /* Intensity far above the rate (the maximum, 2^20 restarts in
+         * 100 ms, would be 95 ns each); its history ring is 8 MiB of the
+         * supervisor's state.  A period of 100 ms or more lets the
+         * supervisor read the coarse clock, as a real spec (seconds) does. */
+        d->spec = (ax_sup_spec_t){.strategy = AX_SUP_ONE_FOR_ONE, .intensity = 1u << 20,
+                                  .period_ms = 100, .nchildren = 1, .children = fb_kids,
                                   .on_event = fb_event, .user = r};
         int rc = ax_sup_spawn(ctx, &d->spec, NULL, &d->sup);
         if (rc || !r->child) {
