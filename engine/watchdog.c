@@ -96,7 +96,8 @@ static bool report(ax_engine_t *eng, ax_worker_t *w, const wd_seen_t *s, uint64_
     r.running_ns = now - s->since;
     if (!peek(&s->cur->fn, &fn, sizeof fn))
         fn = NULL;
-    if (s->msg && peek(s->msg, &m, offsetof(ax_msg_t, payload))) {
+    bool msg_read = s->msg && peek(s->msg, &m, offsetof(ax_msg_t, payload));
+    if (msg_read) {
         r.type = m.type;
         r.from = m.from;
     }
@@ -126,13 +127,17 @@ static bool report(ax_engine_t *eng, ax_worker_t *w, const wd_seen_t *s, uint64_
     if (s->msg) {
         ax__sb_str(&b, " for ");
         ax__sb_dec(&b, r.running_ns / 1000000);
-        ax__sb_str(&b, " ms on message type ");
-        ax__sb_dec(&b, r.type);
-        ax__sb_str(&b, " from ");
-        if (r.from)
-            ax__sb_ref(&b, r.from);
-        else
-            ax__sb_str(&b, "outside the engine");
+        if (msg_read) {
+            ax__sb_str(&b, " ms on message type ");
+            ax__sb_dec(&b, r.type);
+            ax__sb_str(&b, " from ");
+            if (r.from)
+                ax__sb_ref(&b, r.from);
+            else
+                ax__sb_str(&b, "outside the engine");
+        } else { /* process_vm_readv refused (seccomp?): the rest still holds */
+            ax__sb_str(&b, " ms on a message whose type could not be read");
+        }
     } else {
         ax__sb_str(&b, ")) for ");
         ax__sb_dec(&b, r.running_ns / 1000000);

@@ -35,7 +35,8 @@ extern "C" {
 
 typedef struct ax_watchdog_report {
     uint32_t worker;        /* the worker running the behaviour */
-    uint32_t type;          /* the message's type, or AX_WATCHDOG_NO_MSG */
+    uint32_t type;          /* the message's type, or AX_WATCHDOG_NO_MSG (init/fini, or the
+                               message could not be read) */
     ax_ref_t actor;         /* the actor running it */
     ax_ref_t from;          /* the message's sender (AX_REF_NONE: external/system) */
     const void *behaviour;  /* the behaviour function's address (or init/fini: NULL) */
