@@ -139,7 +139,7 @@ static bool report(ax_engine_t *eng, ax_worker_t *w, const wd_seen_t *s, uint64_
             ax__sb_str(&b, " ms on a message whose type could not be read");
         }
     } else {
-        ax__sb_str(&b, ")) for ");
+        ax__sb_str(&b, ") for ");
         ax__sb_dec(&b, r.running_ns / 1000000);
         ax__sb_str(&b, " ms");
     }

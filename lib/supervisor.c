@@ -55,7 +55,8 @@ typedef struct sup_child {
     ax_reason_t last;    /* why it last stopped */
     uint8_t st;          /* C_* */
     uint8_t pending;     /* stopped on its own during a group operation */
-    uint8_t pad_[6];
+    uint8_t released;    /* ax_release sent for this incarnation: its stop is final */
+    uint8_t pad_[5];
 } sup_child_t;
 
 typedef struct sup {
@@ -211,19 +212,20 @@ static int restart_child(ax_ctx_t *ctx, sup_t *s, uint32_t i)
     if (cspec(s, i)->flags & AX_CHILD_F_DROP_QUEUED)
         flags |= AX_RESTART_F_DROP_QUEUED;
     int rc = ax_restart(ctx, c->ref, flags, &c->mon);
-    if (rc == 0)
-        rc = ax_link(ctx, c->ref); /* links are not restored by a restart */
     if (rc < 0)
         return rc;
-    c->st = C_RUNNING;
+    c->st = C_RUNNING; /* from here a shutdown must stop it */
+    c->released = 0;
     c->restarts++;
     event(ctx, s, AX_SUP_EV_RESTARTED, i);
-    return 0;
+    return ax_link(ctx, c->ref); /* links are not restored by a restart */
 }
 
 static void release_child(ax_ctx_t *ctx, sup_t *s, uint32_t i)
 {
-    ax_release(ctx, s->c[i].ref); /* an error leaves it dormant until the engine stops */
+    if (!s->c[i].released)
+        ax_release(ctx, s->c[i].ref); /* an error leaves it dormant until the engine stops */
+    s->c[i].released = 1;
     s->c[i].st = C_GONE;
     event(ctx, s, AX_SUP_EV_STOPPED, i);
 }
@@ -281,6 +283,7 @@ static void step(ax_ctx_t *ctx, sup_t *s)
         if (s->phase == P_SHUTDOWN) {
             if (c->st == C_RUNNING) {
                 ax_release(ctx, c->ref); /* its stop is final: no dormant incarnation */
+                c->released = 1;
                 terminate_child(ctx, s, k);
                 return;
             }
@@ -369,9 +372,10 @@ static void on_down(ax_ctx_t *ctx, sup_t *s, const ax_msg_t *m)
     c->last = d.reason;
     switch (c->st) {
     case C_STOPPING: /* the stop we asked for */
-        c->st = s->phase == P_SHUTDOWN ? C_GONE : C_DOWN;
-        if (c->st == C_GONE)
-            event(ctx, s, AX_SUP_EV_STOPPED, (uint32_t)k);
+        if (s->phase == P_SHUTDOWN)
+            release_child(ctx, s, (uint32_t)k); /* dormant if a group operation stopped it */
+        else
+            c->st = C_DOWN;
         step(ctx, s);
         return;
     case C_RUNNING:

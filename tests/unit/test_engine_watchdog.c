@@ -47,6 +47,18 @@ static void spin_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     atomic_fetch_add(&g_done, 1);
 }
 
+static void spin_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    (void)ctx;
+    (void)state;
+    (void)arg;
+    (void)len;
+    uint64_t end = now_ns() + 300000000ull;
+    while (now_ns() < end)
+        ;
+    atomic_fetch_add(&g_done, 1);
+}
+
 static void quick_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
     (void)ctx;
@@ -224,6 +236,37 @@ static void watchdog_off_reports_nothing(void **state)
     assert_int_equal(st.watchdog_overruns, 0);
 }
 
+/* An init that spins is reported as init or fini, naming the behaviour. */
+static void spinning_init_is_reported_as_init_or_fini(void **state)
+{
+    (void)state;
+    ax_config_t cfg;
+    one_worker(&cfg);
+    seen_t seen;
+    memset(&seen, 0, sizeof seen);
+    ax_engine_t *eng;
+    ax_ref_t ref;
+    int saved;
+    FILE *tmp;
+    atomic_store(&g_done, 0);
+    capture_begin(&saved, &tmp);
+    assert_int_equal(ax_engine_create(&cfg, &eng), 0);
+    ax_engine_set_watchdog_hook(eng, hook, &seen);
+    ax_spawn_opts_t o = {.size = sizeof o, .init = spin_init};
+    assert_int_equal(ax_engine_spawn(eng, quick_behaviour, 0, &o, &ref), 0);
+    assert_int_equal(ax_engine_start(eng), 0);
+    assert_true(wait_at_least(&g_done, 1));
+    ax_engine_destroy(eng);
+    capture_end(saved, tmp);
+    fprintf(stderr, "captured: %s", g_err);
+    assert_int_equal(atomic_load(&seen.calls), 1);
+    assert_int_equal(seen.type, AX_WATCHDOG_NO_MSG);
+    assert_int_equal(seen.actor, ref);
+    assert_non_null(strstr(seen.symbol, "quick_behaviour"));
+    assert_non_null(strstr(g_err, "has run init or fini (behaviour quick_behaviour at 0x"));
+    assert_non_null(strstr(g_err, " ms, and is still running"));
+}
+
 /* ---- children -------------------------------------------------------------------- */
 
 /* Fork a child that runs fn on a fresh engine with cfg; collect its stderr
@@ -383,6 +426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(spinning_behaviour_is_reported_while_it_runs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(short_behaviours_are_not_reported, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(watchdog_off_reports_nothing, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(spinning_init_is_reported_as_init_or_fini, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(abort_mode_aborts_with_the_report, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(segfault_in_behaviour_is_reported_then_kills, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(stack_overflow_in_behaviour_is_reported, test_setup, test_teardown),
