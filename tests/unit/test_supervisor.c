@@ -430,6 +430,37 @@ static void queued_messages_are_delivered_or_dropped_as_the_spec_says(void **sta
     assert_int_equal(st.restart_dropped, 5);
 }
 
+/* A child whose init always fails: each restart fails again at once, so
+ * the supervisor gives up after `intensity` restarts; the child it started
+ * before keeps its single fini. */
+static void bad_init_fails(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    kid_init(ctx, state, arg, len);
+    ax_fail(ctx, 99, "cannot init");
+}
+
+static void a_child_that_cannot_init_escalates(void **state)
+{
+    (void)state;
+    static const ax_child_spec_t kids[] = {
+        KID(0, AX_CHILD_PERMANENT),
+        {.restart = AX_CHILD_PERMANENT, .name = "bad", .fn = kid, .state_size = sizeof(kid_t),
+         .init = bad_init_fails, .fini = kid_fini, .arg = &IDS[1], .arg_len = sizeof(uint32_t)}};
+    static const ax_sup_spec_t spec = {.strategy = AX_SUP_ONE_FOR_ONE, .intensity = 3,
+                                       .period_ms = 600000, .nchildren = 2, .children = kids,
+                                       .on_event = on_event};
+    rig_t r;
+    rig_start(&r, &spec, 1);
+    WAIT_FOR(g_sup_downs, 1);
+    assert_int_equal(g_sup_reason.kind, AX_REASON_FAILED);
+    assert_int_equal(g_sup_reason.code, AX_SUP_ESCALATED);
+    assert_int_equal(atomic_load(&g_inits[1]), 4); /* the start and 3 restarts */
+    assert_int_equal(atomic_load(&g_finis[1]), 4);
+    assert_int_equal(atomic_load(&g_finis[0]), 1);
+    assert_int_equal(atomic_load(&g_ev[AX_SUP_EV_RESTARTED]), 3);
+    rig_stop(&r, NULL);
+}
+
 /* root (one-for-one): A, S1 (one-for-one, intensity 1: B, C), D */
 static void trees_restart_subtrees_and_shut_down_in_reverse_order(void **state)
 {
@@ -531,6 +562,7 @@ int main(void)
         T(restart_policies_decide_who_comes_back),
         T(too_many_restarts_escalate_to_the_parent),
         T(queued_messages_are_delivered_or_dropped_as_the_spec_says),
+        T(a_child_that_cannot_init_escalates),
         T(trees_restart_subtrees_and_shut_down_in_reverse_order),
         T(engine_stop_under_a_tree_runs_each_fini_once),
         T(bad_specs_are_refused_with_a_reason),
