@@ -6,7 +6,7 @@
  * touch the target worker through its MPSC inbox and its atomic `fresh`
  * slot counter.
  *
- * Memory: an actor is one arena block (32-byte header + state) on its
+ * Memory: an actor is one arena block (64-byte header + state) on its
  * worker; its table slot is 16 bytes.  A blob comes from the sender's arena
  * (or jemalloc on the sender's node when larger than the biggest class) and
  * is freed by whoever owns it last, from any worker (arena remote free).

@@ -360,35 +360,56 @@ void ax__fault_spawn_failed(ax_worker_t *w, ax_ref_t ref, const ax_spawn_req_t *
         notify(w, ref, req->peer, AX_SYS_EXIT, 0, &reason_no_actor);
 }
 
-static void sp_join(ax_worker_t *w, ax_actor_t *a, ax_sponsor_t *sp)
+/* Put a on sp's list of actors on this worker (an SP record). */
+static int sp_join(ax_worker_t *w, ax_actor_t *a, ax_sponsor_t *sp)
 {
     ax_sp_local_t *l = &sp->local[w->id];
-    a->sp = l;
-    a->sp_prev = NULL;
-    a->sp_next = l->actors;
+    ax_rec_t *r = rec_new(w, a, AX_REC_SP, 0, 0);
+    if (!r)
+        return -ENOMEM;
+    r->aux = a->slot;
+    r->lprev = NULL;
+    r->lnext = l->actors;
     if (l->actors)
-        l->actors->sp_prev = a;
-    l->actors = a;
-    a->flags |= AX_ACTOR_EXT;
+        l->actors->lprev = r;
+    l->actors = r;
+    a->sp = l;
     if (sp->limit[AX_RES_CPU_NS])
         a->flags |= AX_ACTOR_CPU;
+    return 0;
 }
 
-static void sp_leave(ax_worker_t *w, ax_actor_t *a)
+/* Free record r of actor a (already off a's list); an SP record also takes
+ * a off its sponsor (dropping the actor's reference). */
+static void rec_drop(ax_worker_t *w, ax_actor_t *a, ax_rec_t *r)
 {
-    ax_sp_local_t *l = a->sp;
-    ax_sponsor_t *sp = l->sp;
-    (void)w;
-    if (a->sp_prev)
-        a->sp_prev->sp_next = a->sp_next;
-    else
-        l->actors = a->sp_next;
-    if (a->sp_next)
-        a->sp_next->sp_prev = a->sp_prev;
-    a->sp = NULL;
-    a->sp_prev = a->sp_next = NULL;
-    atomic_fetch_sub_explicit(&sp->live, 1, memory_order_relaxed);
-    ax__sp_unref(sp);
+    if (r->kind == AX_REC_SP) {
+        ax_sp_local_t *l = a->sp;
+        ax_sponsor_t *sp = l->sp;
+        if (r->lprev)
+            r->lprev->lnext = r->lnext;
+        else
+            l->actors = r->lnext;
+        if (r->lnext)
+            r->lnext->lprev = r->lprev;
+        a->sp = NULL;
+        a->flags &= ~AX_ACTOR_CPU;
+        atomic_fetch_sub_explicit(&sp->live, 1, memory_order_relaxed);
+        ax__sp_unref(sp);
+    } else if (r->kind == AX_REC_LIFE) {
+        ax_mq_fini(&((ax_life_t *)r)->held, w->arena); /* emptied by the caller */
+    }
+    ax_arena_free(w->arena, r);
+}
+
+/* Free every record of a (nothing is sent). */
+static void recs_drop_all(ax_worker_t *w, ax_actor_t *a)
+{
+    while (a->recs) {
+        ax_rec_t *r = a->recs;
+        a->recs = r->next;
+        rec_drop(w, a, r);
+    }
 }
 
 int ax__fault_place(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, const ax_spawn_req_t *req,
@@ -419,16 +440,13 @@ int ax__fault_place(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, const ax_spawn_
         if (!rec_new(w, a, AX_REC_LINK, req->peer, 0))
             goto nomem;
     }
-    if (req->sponsor)
-        sp_join(w, a, req->sponsor); /* the request's reference passes to the actor */
+    /* Last: once joined, the request's sponsor reference is the actor's. */
+    if (req->sponsor && sp_join(w, a, req->sponsor) < 0)
+        goto nomem;
     (void)ref;
     return 0;
 nomem:
-    while (a->recs) {
-        ax_rec_t *r = a->recs;
-        a->recs = r->next;
-        ax_arena_free(w->arena, r);
-    }
+    recs_drop_all(w, a); /* no SP record: the caller keeps its reference */
     a->flags &= ~(AX_ACTOR_EXT | AX_ACTOR_RESTARTABLE);
     return -ENOMEM;
 }
@@ -452,8 +470,9 @@ bool ax__fault_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, const ax_reason
                     bool final)
 {
     bool closing = w->closing;
-    ax_rec_t *r = a->recs;
-    ax_life_t *life = NULL;
+    bool revoked = a->sp && atomic_load_explicit(&a->sp->sp->revoked, memory_order_relaxed);
+    bool dormant = (a->flags & AX_ACTOR_RESTARTABLE) && !final && !closing && !revoked;
+    ax_rec_t *r = a->recs, *keep = NULL;
     a->recs = NULL;
     while (r) {
         ax_rec_t *next = r->next;
@@ -479,27 +498,24 @@ bool ax__fault_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, const ax_reason
             }
             break;
         case AX_REC_LIFE:
-            life = (ax_life_t *)r;
-            r = next;
-            continue; /* kept below */
+        case AX_REC_SP:
+            if (dormant) { /* a dormant actor keeps its restart data and sponsor */
+                r->next = keep;
+                keep = r;
+                r = next;
+                continue;
+            }
+            break;
         }
-        ax_arena_free(w->arena, r);
+        rec_drop(w, a, r);
         r = next;
     }
-    bool revoked = a->sp && atomic_load_explicit(&a->sp->sp->revoked, memory_order_relaxed);
-    if (life && (a->flags & AX_ACTOR_RESTARTABLE) && !final && !closing && !revoked) {
-        life->hdr.next = NULL;
-        a->recs = &life->hdr;
+    if (dormant && keep) {
+        a->recs = keep;
         a->flags = (a->flags & (AX_ACTOR_LARGE | AX_ACTOR_EXT | AX_ACTOR_RESTARTABLE | AX_ACTOR_CPU)) |
                    AX_ACTOR_DORMANT;
         return true;
     }
-    if (life) {
-        ax_mq_fini(&life->held, w->arena); /* empty: it only fills while dormant */
-        ax_arena_free(w->arena, life);
-    }
-    if (a->sp)
-        sp_leave(w, a);
     return false;
 }
 
@@ -517,15 +533,8 @@ static void release_dormant(ax_worker_t *w, ax_actor_t *a)
             ax__free_payload(w, m);
             ax_mq_pop(&life->held, w->arena);
         }
-        ax_mq_fini(&life->held, w->arena);
     }
-    while (a->recs) {
-        ax_rec_t *r = a->recs;
-        a->recs = r->next;
-        ax_arena_free(w->arena, r);
-    }
-    if (a->sp)
-        sp_leave(w, a);
+    recs_drop_all(w, a);
     ax__slot_free(w, a->slot);
     ax__actor_free(w, a);
 }
@@ -541,15 +550,8 @@ void ax__fault_discard(ax_worker_t *w, ax_actor_t *a)
             ax__free_payload(w, m);
             ax_mq_pop(&life->held, w->arena);
         }
-        ax_mq_fini(&life->held, w->arena);
     }
-    while (a->recs) {
-        ax_rec_t *r = a->recs;
-        a->recs = r->next;
-        ax_arena_free(w->arena, r);
-    }
-    if (a->sp)
-        sp_leave(w, a);
+    recs_drop_all(w, a);
 }
 
 /* ---- restart ------------------------------------------------------------------------ */
@@ -798,8 +800,9 @@ static void revoke_here(ax_worker_t *w, ax_sponsor_t *sp)
         atomic_store_explicit(&l->left[r], 0, memory_order_relaxed);
     }
     static const ax_reason_t killed = {.kind = AX_REASON_KILLED};
-    ax_actor_t *a;
-    while ((a = l->actors)) { /* each final stop unlinks a from the list */
+    ax_rec_t *r;
+    while ((r = l->actors)) { /* each final stop takes its actor off the list */
+        ax_actor_t *a = w->table[r->aux].actor;
         atomic_fetch_add_explicit(&sp->killed, 1, memory_order_relaxed);
         if (a->flags & AX_ACTOR_DORMANT)
             release_dormant(w, a);

@@ -30,16 +30,21 @@ enum {
     AX_REC_LINK = 3,     /* linked with ref */
     AX_REC_IO = 4,       /* id: head of the actor's pending I/O (io_api.c) */
     AX_REC_LIFE = 5,     /* restartable: ax_life_t */
+    AX_REC_SP = 6,       /* on its sponsor's list of actors on this worker */
 };
 
 typedef struct ax_rec {
-    struct ax_rec *next;
+    struct ax_rec *next; /* the actor's records */
     uint32_t kind;
-    uint32_t aux;
-    ax_ref_t ref;
+    uint32_t aux; /* SP: the actor's slot (the sponsor's list finds actors by it) */
     union {
-        uint64_t id;             /* WATCHER, WATCHING: the monitor id */
-        struct io_req *io_head;  /* IO: first pending request (io_api.c) */
+        ax_ref_t ref;         /* WATCHER, WATCHING, LINK: the other actor */
+        struct ax_rec *lprev; /* SP: the sponsor's list on this worker */
+    };
+    union {
+        uint64_t id;            /* WATCHER, WATCHING: the monitor id */
+        struct io_req *io_head; /* IO: first pending request (io_api.c) */
+        struct ax_rec *lnext;   /* SP */
     };
 } ax_rec_t;
 _Static_assert(sizeof(ax_rec_t) == 32, "a record is half a cache line");
@@ -66,7 +71,7 @@ typedef struct ax_sp_local {
     _Atomic uint64_t granted[AX_RES_COUNT]; /* leased to this worker in total; owner writes */
     _Atomic uint64_t quota_failures;        /* owner writes */
     struct ax_sponsor *sp;
-    ax_actor_t *actors;                     /* owner only: its actors here */
+    struct ax_rec *actors;                  /* owner only: SP records of its actors here */
 } ax_sp_local_t;
 
 struct ax_sponsor {
