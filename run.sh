@@ -7,7 +7,8 @@
 #                                       whole test suite: plain build (unit,
 #                                       stress, tool, fuzz tests), then the
 #                                       ASan+UBSan (with LeakSanitizer) and TSan
-#                                       builds of the unit and stress tests
+#                                       builds of the unit, stress and install
+#                                       tests
 #   ./run.sh build                      install and build only
 #
 # Works on a fresh Debian 12 machine as root (apt-get).  Build trees: build/,
@@ -76,16 +77,16 @@ case "$cmd" in
         say "plain build: every test"
         ctest --test-dir build --output-on-failure --timeout 600
         # Sanitizer builds: benchmarks off (they are measured, not tested).
-        say "ASan+UBSan+LSan build: unit and stress tests"
+        say "ASan+UBSan+LSan build: unit, stress and install tests"
         configure_build build-asan -DAXON_SANITIZE=address -DAXON_BENCH=OFF
-        ctest --test-dir build-asan --output-on-failure -L 'unit|stress' --timeout 900
-        say "TSan build: unit and stress tests"
+        ctest --test-dir build-asan --output-on-failure -L 'unit|stress|install' --timeout 900
+        say "TSan build: unit, stress and install tests"
         configure_build build-tsan -DAXON_SANITIZE=thread -DAXON_BENCH=OFF
-        ctest --test-dir build-tsan --output-on-failure -L 'unit|stress' --timeout 900
+        ctest --test-dir build-tsan --output-on-failure -L 'unit|stress|install' --timeout 900
         say "all test suites passed"
         ;;
     -h|--help|"")
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
         [ -n "$cmd" ] || exit 2
         ;;
     *)

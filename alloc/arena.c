@@ -46,6 +46,7 @@
 #define _GNU_SOURCE
 #endif
 #include "alloc/arena.h"
+#include "axon/config.h" /* AX_WORKERS_MAX */
 
 #include <errno.h>
 #include <numaif.h>
@@ -57,6 +58,7 @@
 
 #define AX__HUGE_ALIGN ((size_t)2 << 20)
 #define AX__MAX_ARENAS 1024u /* header holds one 2 KiB return ring per peer */
+_Static_assert(AX__MAX_ARENAS >= AX_WORKERS_MAX, "an engine's workers.count limit is this one");
 #define AX__MAX_NODE_BITS 1024u /* mbind mask width: node OS indexes < 1024 */
 
 struct ax_arena_group {

@@ -135,7 +135,8 @@ size_t ax_arena_class_size(unsigned cls);
 /* ---- large allocations: jemalloc, one arena per NUMA node -------------------
  * Thread-safe.  node -1: no binding.  Under sanitizers these fall back to the
  * libc allocator (ASan/TSan replace malloc and cannot see into mallocx).
- * ax_large_alloc: NULL for size 0, a node >= AX_LARGE_MAX_NODES, or when the
+ * ax_large_alloc: NULL for size 0 or above PTRDIFF_MAX, a node >=
+ * AX_LARGE_MAX_NODES, or when the
  * node's memory cannot be had (never served from another node); 64-byte
  * aligned.  ax_large_free: size is the size passed to ax_large_alloc (or 0 if
  * unknown); NULL does nothing. */
@@ -322,6 +323,43 @@ static inline void ax__arena_check_free(const ax_arena_t *a, const void *p, uint
         ax__arena_bad_free(a, p, "double free (block carries the free marker)");
 }
 #endif
+
+/* ---- block checks available in every build ------------------------------
+ * For callers that hand blocks across an API boundary (engine blobs): is p
+ * the start of a block of class memory of a, and is it free?  NULL when p
+ * looks like a live block, else what is wrong.  "Free" is the marker word
+ * (word 1) a caller writes with ax_arena_mark_free before it frees the
+ * block and clears with ax_arena_mark_live when it hands it out; debug
+ * builds write it on every free anyway.  Reads only bytes written before p
+ * was handed out (run_class) and p's own words: any thread.  Cost: a load
+ * of the run's class byte, a multiply and two compares. */
+static inline const char *ax_arena_check_block(const ax_arena_t *a, const void *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    if (ax_unlikely(u < a->data_lo || u >= a->data_hi))
+        return "not a block of any arena (foreign or wild pointer)";
+    unsigned c = a->run_class[(u - a->slice) >> AX_ARENA_RUN_SHIFT];
+    if (ax_unlikely(c >= AX_ARENA_NCLASSES))
+        return "points into arena memory that was never handed out (wild pointer)";
+    /* offset in run / class size by reciprocal (exact for offsets < 2^16
+     * and sizes <= 2^12): a multiply, not a divide */
+    uint32_t off = (uint32_t)((u - a->slice) & (AX_ARENA_RUN_BYTES - 1));
+    uint32_t q = (uint32_t)(((uint64_t)off * ax__arena_class_inv[c]) >> 32);
+    if (ax_unlikely(q * ax__arena_class_bytes[c] != off))
+        return "points inside a block, not at its start";
+#ifdef AX__ARENA_ASAN
+    if (__asan_address_is_poisoned(p))
+        return "already free (double free)";
+#endif
+    if (ax_unlikely(((const ax__arena_block_t *)p)->mark == (AX__ARENA_FREE_MARK ^ u)))
+        return "already free (double free)";
+    return NULL;
+}
+static inline void ax_arena_mark_free(void *p)
+{
+    ((ax__arena_block_t *)p)->mark = AX__ARENA_FREE_MARK ^ (uintptr_t)p;
+}
+static inline void ax_arena_mark_live(void *p) { ((ax__arena_block_t *)p)->mark = 0; }
 
 /* Counts b, an unpoisoned block of class k (cs bytes), out to the caller:
  * the fast path's and the refill paths' common end. */

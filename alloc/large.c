@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 static _Atomic uint64_t large_failed;
@@ -38,7 +39,8 @@ uint64_t ax_large_failed_allocs(void)
 
 void *ax_large_alloc(int node, size_t size)
 {
-    if (size == 0 || node >= AX_LARGE_MAX_NODES) {
+    /* above PTRDIFF_MAX, rounding up to 64 below would wrap */
+    if (size == 0 || size > PTRDIFF_MAX || node >= AX_LARGE_MAX_NODES) {
         atomic_fetch_add_explicit(&large_failed, 1, memory_order_relaxed);
         return NULL;
     }
@@ -184,8 +186,8 @@ __attribute__((cold)) static unsigned create_node_arena(int node)
 
 void *ax_large_alloc(int node, size_t size)
 {
-    if (size == 0 || node >= AX_LARGE_MAX_NODES)
-        goto fail;
+    if (size == 0 || size > PTRDIFF_MAX || node >= AX_LARGE_MAX_NODES)
+        goto fail; /* no object may be larger than PTRDIFF_MAX */
     int flags = MALLOCX_ALIGN(64) | MALLOCX_TCACHE_NONE;
     if (node >= 0) {
         /* A2: pairs with R2 in create_node_arena(). */

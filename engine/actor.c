@@ -13,21 +13,22 @@
  *
  * Slots and generations.  Only the owner writes its table (actor pointer
  * and generation).  A stop bumps the slot's generation (never to 0) so stale
- * refs fail the compare.  Free slots live in three places:
+ * refs fail the compare.  Free slots live in two places:
  *   - fresh slots (never used, generation 0) beyond the atomic `fresh`
  *     counter: the owner claims them 64 at a time, other threads one;
- *   - the owner's private free list (no atomics);
- *   - a shared Treiber stack the owner keeps stocked (up to 64 slots) from
- *     the slots its stops free, so spawners on other threads reuse slots
- *     instead of exhausting the table.
+ *   - a Treiber stack holding every slot a stop freed, popped by every
+ *     spawner (owner, other workers, outside threads) before it takes a
+ *     fresh slot, so no kind of spawn exhausts the table while slots are
+ *     free (a private owner list used to keep all but 64 of them from
+ *     remote and external spawns).
  * A spawn onto another worker reserves a slot (stack, else fresh), reads its
  * generation, and sends AX_SYS_SPAWN to that ref in order with everything
  * else the spawner sends there.  A message that reaches a reserved slot
  * first (the new ref was passed on through another ring) waits in an
- * "embryo" until the request arrives, then is delivered in order.  A message
- * whose generation matches an empty slot can only come from such a
- * reservation: refs with a slot's current generation exist only once the
- * slot is handed out.
+ * "embryo" until the request arrives, then is delivered in order.  Only a
+ * slot the spawner marked as claimed (SLOT_RESERVED in next_free) keeps
+ * such mail: a message whose generation merely matches an empty slot may
+ * come from another engine or a forged ref, and is a dead letter.
  */
 #include <errno.h>
 #include <sched.h>
@@ -56,10 +57,10 @@ static int claim_fresh(ax_worker_t *t, uint32_t want, uint32_t *first, uint32_t 
     return 0;
 }
 
-/* Pop the shared stack (any thread).  A3': the acquire pairs with the
- * release CAS in shared_push, so the slot's next_free and gen are read as
- * the owner left them. */
-static bool shared_pop(ax_worker_t *t, uint32_t *slot)
+/* Pop the free stack (any thread, the owner included).  A3': the acquire
+ * pairs with the release CAS in free_push, so the slot's next_free and gen
+ * are read as the pusher (ultimately the owner, who wrote gen) left them. */
+static bool free_pop(ax_worker_t *t, uint32_t *slot)
 {
     uint64_t h = atomic_load_explicit(&t->shared_free, memory_order_acquire);
     while ((uint32_t)h) {
@@ -68,7 +69,6 @@ static bool shared_pop(ax_worker_t *t, uint32_t *slot)
         uint64_t nh = (((h >> 32) + 1) << 32) | next;
         if (atomic_compare_exchange_weak_explicit(&t->shared_free, &h, nh, memory_order_acq_rel,
                                                   memory_order_acquire)) {
-            atomic_fetch_sub_explicit(&t->shared_count, 1, memory_order_relaxed);
             *slot = s;
             return true;
         }
@@ -76,52 +76,63 @@ static bool shared_pop(ax_worker_t *t, uint32_t *slot)
     return false;
 }
 
-/* Owner only. */
-static void shared_push(ax_worker_t *w, uint32_t slot)
+/* Push onto t's free stack: the owner after a stop, or a spawner giving
+ * back a slot it claimed and never used (any thread). */
+static void free_push(ax_worker_t *t, uint32_t slot)
 {
-    uint64_t h = atomic_load_explicit(&w->shared_free, memory_order_relaxed), nh;
+    uint64_t h = atomic_load_explicit(&t->shared_free, memory_order_relaxed), nh;
     do {
-        atomic_store_explicit(&w->table[slot].next_free, (uint32_t)h, memory_order_relaxed);
+        atomic_store_explicit(&t->table[slot].next_free, (uint32_t)h, memory_order_relaxed);
         nh = (((h >> 32) + 1) << 32) | (slot + 1);
-        /* R3': publishes the slot's gen and next_free to shared_pop. */
-    } while (!atomic_compare_exchange_weak_explicit(&w->shared_free, &h, nh, memory_order_release,
+        /* R3': publishes the slot's gen and next_free to free_pop. */
+    } while (!atomic_compare_exchange_weak_explicit(&t->shared_free, &h, nh, memory_order_release,
                                                     memory_order_relaxed));
-    atomic_fetch_add_explicit(&w->shared_count, 1, memory_order_relaxed);
 }
+
+/* next_free of a slot a spawner claimed for a spawn request in flight:
+ * messages that reach it first wait for the request (slot_is_reserved).
+ * Never a stack link (those are slot + 1 <= AX_MAX_SLOTS). */
+#define SLOT_RESERVED UINT32_MAX
 
 int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen)
 {
     uint32_t got;
-    if (shared_pop(t, slot)) {
+    if (free_pop(t, slot)) {
         *gen = t->table[*slot].gen;
-        return 0;
+    } else {
+        if (claim_fresh(t, 1, slot, &got) < 0)
+            return -ENOMEM;
+        *gen = 0;
     }
-    if (claim_fresh(t, 1, slot, &got) < 0)
-        return -ENOMEM;
-    *gen = 0;
+    /* Relaxed: reaches the owner with the messages that carry the ref
+     * (see slot_is_reserved).  The owner overwrites it only by pushing
+     * the slot after the actor placed here stops (or failed to spawn). */
+    atomic_store_explicit(&t->table[*slot].next_free, SLOT_RESERVED, memory_order_relaxed);
     return 0;
 }
 
+/* A slot claimed by ax__claim_slot whose spawn request was never sent: no
+ * reference to it exists, so it goes back as it is (same generation). */
+static void claim_return(ax_worker_t *t, uint32_t slot) { free_push(t, slot); }
+
+/* Owner: a freed slot first (every freed slot is on the one free stack, so
+ * local, remote and external spawns all reuse them), else a fresh one from
+ * the owner's bulk claim. */
 static int slot_alloc(ax_worker_t *w, uint32_t *slot)
 {
-    if (w->free_head) {
-        *slot = w->free_head - 1;
-        w->free_head = atomic_load_explicit(&w->table[*slot].next_free, memory_order_relaxed);
+    if (free_pop(w, slot))
         return 0;
-    }
     if (w->fresh_next == w->fresh_end) {
         /* Claim fresh slots 64 at a time: one atomic per 64 spawns. */
         uint32_t first, got;
         if (claim_fresh(w, 64, &first, &got) < 0)
-            return shared_pop(w, slot) ? 0 : -ENOMEM;
+            return -ENOMEM;
         w->fresh_next = first;
         w->fresh_end = first + got;
     }
     *slot = w->fresh_next++;
     return 0;
 }
-
-#define SHARED_STOCK 64u
 
 void ax__slot_free(ax_worker_t *w, uint32_t slot)
 {
@@ -130,29 +141,23 @@ void ax__slot_free(ax_worker_t *w, uint32_t slot)
     e->gen = (e->gen + 1) & AX_REF_GEN_MASK;
     if (!e->gen)
         e->gen = 1; /* generation 0 marks never-used (fresh) slots */
-    if (atomic_load_explicit(&w->shared_count, memory_order_relaxed) < SHARED_STOCK) {
-        shared_push(w, slot);
-        return;
-    }
-    atomic_store_explicit(&e->next_free, w->free_head, memory_order_relaxed);
-    w->free_head = slot + 1;
+    free_push(w, slot);
 }
 
 /* May a message for (slot, gen) be waiting for its actor's spawn request?
- * Yes when the slot is empty with that generation and has been handed out:
- * a reused slot (gen != 0) is handed out exactly when a ref with its
- * current generation exists; a fresh one when it lies below `fresh` and
- * outside the owner's unused bulk claim. */
+ * Only when the slot is empty with that generation AND a spawner claimed
+ * it (ax__claim_slot marked it SLOT_RESERVED; a free slot's next_free is a
+ * stack link, a fresh one's 0).  A generation alone proves nothing: a ref
+ * from another engine, or a forged one, may match a free slot's next
+ * generation, and must be a dead letter, not mail for a future tenant. */
 static bool slot_is_reserved(ax_worker_t *w, uint32_t slot, uint32_t gen)
 {
     ax_slot_t *e = &w->table[slot];
-    if (e->actor || e->gen != gen)
-        return false;
-    if (gen != 0)
-        return true;
-    if (slot >= atomic_load_explicit(&w->fresh, memory_order_relaxed))
-        return false;
-    return !(slot >= w->fresh_next && slot < w->fresh_end); /* our unused bulk */
+    /* Relaxed: the claimer's store is ordered before every message that
+     * carries the new ref by that message's own publication (ring commit
+     * or inbox push, release; our drain, acquire). */
+    return !e->actor && e->gen == gen &&
+           atomic_load_explicit(&e->next_free, memory_order_relaxed) == SLOT_RESERVED;
 }
 
 /* ---- actor blocks ---------------------------------------------------------------------- */
@@ -301,20 +306,37 @@ static int actor_place(ax_worker_t *w, uint32_t slot, const ax_spawn_req_t *rq, 
 
 /* ---- blobs ----------------------------------------------------------------------------- */
 
-/* A large blob carries its size in a 16-byte header so any worker can free it. */
+/* A large blob (above the arena's classes) carries a 16-byte header: its
+ * allocation size, so any worker can free it, and a cookie (LIVE or FREED,
+ * xor its address) that tells a blob from a foreign pointer or a blob freed
+ * before.  An arena blob's checks use the arena's own metadata (the run's
+ * class byte and the block's marker word, see ax_arena_check_block).  These
+ * checks run in every build: a double free or a foreign pointer would
+ * otherwise corrupt a size class silently (every later allocation returning
+ * the same block) in the build people deploy.  Cost: docs/memory.md. */
 #define LARGE_HDR 16u
+#define BLOB_LIVE ((uint64_t)0x6178626c6f62a11eull)
+#define BLOB_FREED ((uint64_t)0x6178626c6f62f4eeull)
+/* Largest len ax_blob_alloc takes: len + LARGE_HDR, rounded up to 64 by the
+ * large allocator, must not wrap (nor exceed what one C object may span). */
+#define BLOB_MAX ((size_t)PTRDIFF_MAX - LARGE_HDR - 64u)
 
 static void *blob_alloc(ax_worker_t *w, size_t len)
 {
-    if (len <= AX_ARENA_MAX_CLASS)
-        return ax_arena_alloc(w->arena, len);
-    if (len > SIZE_MAX - LARGE_HDR)
+    if (!w || !len || len > BLOB_MAX)
         return NULL;
+    if (len <= AX_ARENA_MAX_CLASS) {
+        void *b = ax_arena_alloc(w->arena, len);
+        if (b)
+            ax_arena_mark_live(b); /* a free marker left from an earlier life goes */
+        return b;
+    }
     int node = w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1;
     unsigned char *p = ax_large_alloc(node, len + LARGE_HDR);
     if (!p)
         return NULL;
-    *(uint64_t *)p = len + LARGE_HDR;
+    ((uint64_t *)p)[0] = len + LARGE_HDR;
+    ((uint64_t *)p)[1] = BLOB_LIVE ^ (uint64_t)(uintptr_t)p;
     return p + LARGE_HDR;
 }
 
@@ -336,19 +358,57 @@ void *ax_blob_alloc(ax_ctx_t *w, size_t len)
     return blob_alloc(w, len);
 }
 
+__attribute__((cold, noreturn)) static void bad_blob_free(const ax_worker_t *w, const void *blob,
+                                                          const char *why)
+{
+    fprintf(stderr,
+            "axon: ax_blob_free(%p) on worker %u: %s. A blob may be freed once, by its owner: "
+            "the sender until ax_send_blob succeeds, the receiver only after "
+            "ax_msg_keep_blob (otherwise the engine frees it when the behaviour returns). "
+            "Rebuild with -DAXON_SANITIZE=address to see where it was allocated and freed\n",
+            blob, w->id, why);
+    abort();
+}
+
 void ax__blob_free(ax_worker_t *w, void *blob)
 {
     if (!blob)
         return;
-    if (ax_arena_owner(w->eng->arenas, blob)) {
+    ax_arena_t *a = ax_arena_owner(w->eng->arenas, blob);
+    if (a) {
+        const char *why = ax_arena_check_block(a, blob);
+        if (__builtin_expect(why != NULL, 0))
+            bad_blob_free(w, blob, why);
+#ifndef AXON_ARENA_DEBUG
+        ax_arena_mark_free(blob); /* debug builds' ax_arena_free_any writes it */
+#endif
         ax_arena_free_any(w->arena, blob);
     } else {
-        unsigned char *p = (unsigned char *)blob - LARGE_HDR;
-        ax_large_free(p, *(uint64_t *)p);
+        uint64_t *h = (uint64_t *)(void *)((unsigned char *)blob - LARGE_HDR);
+#ifdef AX__ARENA_ASAN
+        if (__asan_address_is_poisoned(h)) /* freed: the allocator poisoned it */
+            bad_blob_free(w, blob, "not a live blob: already freed (double free), or a "
+                                  "pointer ax_blob_alloc did not return");
+#endif
+        uint64_t cookie = h[1] ^ (uint64_t)(uintptr_t)h;
+        if (__builtin_expect(cookie != BLOB_LIVE, 0))
+            bad_blob_free(w, blob, cookie == BLOB_FREED
+                                       ? "already free (double free)"
+                                       : "not a live blob: a pointer ax_blob_alloc did not "
+                                         "return (foreign, or inside a blob), or a blob "
+                                         "already freed (double free) whose memory was reused");
+        h[1] = BLOB_FREED ^ (uint64_t)(uintptr_t)h;
+        ax_large_free(h, h[0]);
     }
 }
 
-void ax_blob_free(ax_ctx_t *w, void *blob) { ax__blob_free(w, blob); }
+/* NULL ctx: nothing is freed (an arena block can only be queued for its
+ * owner through the freeing worker's arena; api.md says so). */
+void ax_blob_free(ax_ctx_t *w, void *blob)
+{
+    if (w)
+        ax__blob_free(w, blob);
+}
 
 void *ax_msg_keep_blob(ax_ctx_t *w, const ax_msg_t *m)
 {
@@ -512,7 +572,7 @@ __attribute__((noinline, cold)) static int send_slow(ax_worker_t *w, ax_ref_t to
 
 int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len)
 {
-    if (__builtin_expect(len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
+    if (__builtin_expect(!w || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
         return -EINVAL;
     uint8_t stamp;
     ax_msg_t *m = ax__msg_slot_try(w, to, &stamp);
@@ -525,7 +585,7 @@ int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len
 __attribute__((noinline, cold)) static int send_u64_slow(ax_worker_t *w, ax_ref_t to,
                                                          uint32_t type, uint64_t v)
 {
-    if (type >= AX_TYPE_SYSTEM)
+    if (!w || type >= AX_TYPE_SYSTEM)
         return -EINVAL;
     return send_slow(w, to, type, &v, sizeof v);
 }
@@ -534,7 +594,7 @@ int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
 {
     ax_msg_t *m;
     uint8_t stamp;
-    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !(m = ax__msg_slot_try(w, to, &stamp)), 0))
+    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !w || !(m = ax__msg_slot_try(w, to, &stamp)), 0))
         return send_u64_slow(w, to, type, v);
     m->payload.u64[0] = v;
     ax_msg_commit(m, type, sizeof v, 0, stamp);
@@ -542,12 +602,33 @@ int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
     return 0;
 }
 
+#ifdef AXON_ARENA_DEBUG
+/* Bytes a blob can hold, 0 if blob is not one (debug builds: a len larger
+ * than the blob would let the receiver read past it). */
+static size_t blob_capacity(const ax_worker_t *w, const void *blob)
+{
+    const ax_arena_t *a = ax_arena_owner(w->eng->arenas, blob);
+    if (a)
+        return ax_arena_check_block(a, blob) ? 0 : ax_arena_block_size(a, blob);
+    const uint64_t *h = (const uint64_t *)(const void *)((const unsigned char *)blob - LARGE_HDR);
+#ifdef AX__ARENA_ASAN
+    if (__asan_address_is_poisoned(h))
+        return 0;
+#endif
+    return (h[1] ^ (uint64_t)(uintptr_t)h) == BLOB_LIVE ? h[0] - LARGE_HDR : 0;
+}
+#endif
+
 int ax_send_blob(ax_ctx_t *w, ax_ref_t to, uint32_t type, void *blob, size_t len)
 {
     int err;
     uint8_t stamp;
-    if (type >= AX_TYPE_SYSTEM || !blob)
+    if (!w || type >= AX_TYPE_SYSTEM || !blob)
         return -EINVAL;
+#ifdef AXON_ARENA_DEBUG
+    if (len > blob_capacity(w, blob))
+        return -EINVAL;
+#endif
     ax_msg_t *m = ax__msg_slot_fast(w, to, &err, &stamp);
     if (!m)
         return err;
@@ -607,9 +688,18 @@ static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self
 
 #define SPAWN_FLAGS (AX_SPAWN_F_RESTARTABLE | AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)
 
-static int check_spawn(ax_behaviour_fn fn, const ax_spawn_opts_t *o)
+/* Largest state_size: the header records it in 32 bits, header included
+ * (4 GiB - 49 bytes; api.md). */
+#define AX_STATE_MAX ((size_t)UINT32_MAX - sizeof(ax_actor_t))
+
+/* Checks shared by ax_spawn and ax_engine_spawn.  state_size must fit the
+ * actor header's 32-bit field with the header added (the block is
+ * sizeof(ax_actor_t) + state_size): larger is -EINVAL, never truncated. */
+static int check_spawn(ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o)
 {
     if (!fn)
+        return -EINVAL;
+    if (state_size > AX_STATE_MAX)
         return -EINVAL;
     if (o && o->size && o->size != sizeof(ax_spawn_opts_t))
         return -EINVAL;
@@ -648,9 +738,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
 {
     uint32_t t, slot;
     int rc;
-    if (!w || !out || (rc = check_spawn(fn, o)) < 0)
-        return -EINVAL;
-    if (state_size > UINT32_MAX - sizeof(ax_actor_t))
+    if (!w || !out || (rc = check_spawn(fn, state_size, o)) < 0)
         return -EINVAL;
     uint32_t flags = o ? o->flags : 0;
     if ((flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) && !w->cur)
@@ -698,7 +786,8 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
      * everything else this worker sends to t. */
     ax_worker_t *tw = w->eng->w[t];
     size_t req_len = offsetof(ax_spawn_req_t, arg) + (o ? o->arg_len : 0);
-    ax_spawn_req_t *req = ax_arena_alloc(w->arena, req_len);
+    /* a blob (freed as one by free_payload), not charged to a sponsor */
+    ax_spawn_req_t *req = blob_alloc(w, req_len);
     if (!req) {
         ax__fault_spawn_undo(sp);
         return -ENOMEM;
@@ -725,9 +814,10 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     uint8_t stamp;
     ax_msg_t *m = ax__msg_slot_fast(w, ref, &rc, &stamp);
     if (!m) {
-        /* The claimed slot stays unused (fresh slots are not returned);
-         * only reachable when this worker's arena or budget is exhausted. */
+        /* Only reachable when this worker's arena or budget is exhausted.
+         * No ref to the slot was handed out: give it back. */
         ax__fault_spawner_undo(w, ref, flags, mon);
+        claim_return(tw, slot);
         ax_arena_free(w->arena, req);
         ax__fault_spawn_undo(sp);
         return rc;
@@ -760,6 +850,21 @@ static void ext_leave(ax_engine_t *eng)
     atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
 }
 
+/* Leave after ext_enter without delivering anything.  A quiescence check
+ * that ran while we were in flight refused (ext_inflight != 0), and no
+ * worker will wake to check again, so check here: the seq_cst decrement in
+ * ext_leave, then this seq_cst load, pair with the checker's store of
+ * stop_when_idle (or the last parker's increment of idle_workers) and its
+ * later seq_cst load of ext_inflight: either it saw us gone, or we see the
+ * flag and run the check. */
+static void ext_abort(ax_engine_t *eng)
+{
+    ext_leave(eng);
+    if (atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst) &&
+        atomic_load_explicit(&eng->started, memory_order_acquire))
+        ax__try_quiesce(eng);
+}
+
 /* Push to worker t's inbox and wake it; then leave (after ext_enter). */
 static void ext_deliver(ax_engine_t *eng, uint32_t t, ax_inbox_node_t *node)
 {
@@ -777,9 +882,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
 {
     uint32_t t, slot;
     int rc;
-    if (!eng || !out || (rc = check_spawn(fn, o)) < 0)
-        return -EINVAL;
-    if (state_size > UINT32_MAX - sizeof(ax_actor_t))
+    if (!eng || !out || (rc = check_spawn(fn, state_size, o)) < 0)
         return -EINVAL;
     if (o && (o->flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)))
         return -EINVAL; /* no actor outside the engine to monitor or link from */
@@ -804,14 +907,14 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         return -ESHUTDOWN;
     }
     if ((rc = ax__fault_spawn_charge(NULL, sp, state_size)) < 0) {
-        ext_leave(eng);
+        ext_abort(eng);
         free(req);
         ax__inbox_node_free(node);
         return rc;
     }
     uint32_t gen;
     if ((rc = ax__claim_slot(eng->w[t], &slot, &gen)) < 0) {
-        ext_leave(eng);
+        ext_abort(eng);
         ax__fault_spawn_undo(sp);
         free(req);
         ax__inbox_node_free(node);
@@ -880,8 +983,8 @@ void ax_stop_self(ax_ctx_t *w)
 {
     if (w && w->cur) {
         w->cur->flags |= AX_ACTOR_STOPPING;
-        w->pend = reason_normal;
-        w->pend_actor = w->cur;
+        if (w->pend_actor == w->cur) /* the last of ax_fail / ax_stop_self wins */
+            w->pend_actor = NULL;    /* no pending reason: normal */
     }
 }
 
@@ -964,15 +1067,23 @@ static void handle_spawn(ax_worker_t *w, ax_msg_t *m)
     }
     if (emb) {
         ax_msg_t *em;
+        uint32_t src = w->cur_src;
         while ((em = ax_mq_peek(&emb->early))) {
-            w->handled++; /* embryo_keep took it back out of `handled` */
-            ax__dispatch(w, em);
+            if (em->to == AX_REF_NONE) { /* a source marker: not a message */
+                w->cur_src = (uint32_t)em->payload.u64[0];
+            } else {
+                w->handled++; /* embryo_keep took it back out of `handled` */
+                ax__dispatch(w, em); /* a dead letter is uncounted from cur_src */
+            }
             ax_mq_pop(&emb->early, w->arena);
         }
+        w->cur_src = src; /* the batch the spawn request came in goes on */
         ax_mq_fini(&emb->early, w->arena);
         ax_arena_free(w->arena, emb);
     }
 }
+
+#define EMB_SRC_NONE (UINT32_MAX - 2) /* no message kept yet (not an AX_SRC_*) */
 
 /* Keep a message for a slot whose spawn request has not arrived yet. */
 static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m)
@@ -986,10 +1097,18 @@ static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m)
         memset(emb, 0, sizeof *emb);
         emb->hdr.flags = AX_ACTOR_EMBRYO;
         ax_mq_init(&emb->early);
+        emb->src = EMB_SRC_NONE;
         e->actor = &emb->hdr;
     }
-    ax_msg_t *slotm = ax_mq_push(&emb->early, w->arena);
-    if (!slotm)
+    ax_msg_t *slotm;
+    if (emb->src != w->cur_src) { /* the drain loop counted m under cur_src */
+        if (!(slotm = ax_mq_push(&emb->early, w->arena)))
+            return false;
+        memset(slotm, 0, sizeof *slotm); /* to = AX_REF_NONE: a marker */
+        slotm->payload.u64[0] = w->cur_src;
+        emb->src = w->cur_src;
+    }
+    if (!(slotm = ax_mq_push(&emb->early, w->arena)))
         return false;
     *slotm = *m;
     w->handled--; /* the drain loop counted it; it is handled when replayed */
@@ -1001,6 +1120,10 @@ static bool embryo_keep(ax_worker_t *w, uint32_t slot, const ax_msg_t *m)
  * path takes it back out (rare, so the fast path stays count-free). */
 static void uncount_source(ax_worker_t *w)
 {
+    if (w->cur_src == w->batch_src) { /* its batch is not counted yet: see batch_count */
+        w->batch_unc++;
+        return;
+    }
     if (w->cur_src == AX_SRC_LOCAL) {
         AX_STAT_ADD(w->st.msgs_local, -1);
     } else if (w->cur_src == AX_SRC_EXTERNAL) {
@@ -1065,38 +1188,105 @@ static void drop(ax_worker_t *w, const ax_msg_t *m)
     free_payload(w, m);
 }
 
-/* Drop what is still queued for or by this worker; every message counted. */
-static void drop_queued(ax_worker_t *w)
+/* Free slot `slot`'s embryo; its mail is dropped at stop (counted), and
+ * taken back out of the source it was counted under when it was kept. */
+static void embryo_drop(ax_worker_t *w, uint32_t slot)
+{
+    ax_embryo_t *emb = (ax_embryo_t *)w->table[slot].actor;
+    ax_msg_t *m;
+    while ((m = ax_mq_peek(&emb->early))) {
+        if (m->to == AX_REF_NONE) { /* source marker */
+            w->cur_src = (uint32_t)m->payload.u64[0];
+        } else {
+            uncount_source(w); /* counted as handled when kept: it never was */
+            drop(w, m);
+        }
+        ax_mq_pop(&emb->early, w->arena);
+    }
+    ax_mq_fini(&emb->early, w->arena);
+    w->table[slot].actor = NULL;
+    ax_arena_free(w->arena, emb);
+}
+
+/* A message for this worker found at stop.  A spawn request whose spawn
+ * returned 0 to its caller places the actor (its init runs, with sends and
+ * spawns refused as -ESHUTDOWN; its fini runs in stop_all_actors), so every
+ * successful spawn gets init and fini exactly once.  Anything else is
+ * dropped, counted. */
+static void stop_msg(ax_worker_t *w, ax_msg_t *m)
+{
+    uint32_t slot = ax__ref_slot(m->to);
+    if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && ax_ref_worker(m->to) == w->id &&
+        slot < w->max_slots && w->table[slot].gen == ax__ref_gen(m->to)) {
+        ax_actor_t *a = w->table[slot].actor;
+        if (!a || (a->flags & AX_ACTOR_EMBRYO)) {
+            if (a)
+                embryo_drop(w, slot); /* early mail is dropped, as all mail now */
+            w->handled++;
+            handle_spawn(w, m); /* frees the request */
+            return;
+        }
+    }
+    drop(w, m);
+}
+
+/* Walk a queue without taking anything out of it (its owner frees it). */
+static void stop_mq(ax_worker_t *w, const ax_mq_t *q)
+{
+    const ax_mq_chunk_t *c = q->head;
+    uint32_t i = q->hi;
+    for (uint64_t left = q->count; left; left--, i++) {
+        if (i == AX_MQ_CHUNK_MSGS) {
+            c = c->next;
+            i = 0;
+        }
+        stop_msg(w, (ax_msg_t *)&c->m[i]);
+    }
+}
+
+/* Stop phase 1 (every worker between the first two barriers): handle
+ * everything still queued FOR this worker, oldest first per sender: the
+ * local FIFO, each inbound ring and then the sender's overflow behind it
+ * (the sender leaves its overflow alone until the next barrier), the
+ * external inbox.  Every message is counted (dropped_at_stop) or, if a
+ * spawn request, placed. */
+static void stop_inbound(ax_worker_t *w)
 {
     ax_msg_t *m;
     while (w->lq_head != w->lq_tail) {
-        drop(w, &w->lq[w->lq_head & w->lq_mask]);
+        stop_msg(w, &w->lq[w->lq_head & w->lq_mask]);
         w->lq_head++;
     }
-    ax__lq_fini(w);
     for (uint32_t s = 0; s < w->nworkers; s++) {
         if (s == w->id)
             continue;
         ax_ring_t *r = w->in[s];
         if (r) {
             while ((m = ax_ring_peek(r))) {
-                drop(w, m);
+                stop_msg(w, m);
                 ax_ring_advance(r);
             }
             ax_ring_release(r);
         }
-        while ((m = ax_mq_peek(&w->ovf[s]))) {
-            drop(w, m);
-            ax_mq_pop(&w->ovf[s], w->arena);
-        }
-        ax_mq_fini(&w->ovf[s], w->arena);
+        stop_mq(w, &w->eng->w[s]->ovf[w->id]);
     }
-    w->novf = 0;
     ax_inbox_node_t *node;
     while ((node = ax__inbox_pop(w))) {
-        drop(w, &node->msg);
+        stop_msg(w, &node->msg);
         ax__inbox_node_free(node);
     }
+}
+
+/* Stop phase 2: free this worker's own queues (their messages were
+ * counted by their receivers in phase 1). */
+static void stop_free_queues(ax_worker_t *w)
+{
+    w->lq_head = w->lq_tail; /* a phase-1 init's local sends were refused: empty */
+    ax__lq_fini(w);
+    for (uint32_t d = 0; d < w->nworkers; d++)
+        if (d != w->id)
+            ax_mq_fini(&w->ovf[d], w->arena);
+    w->novf = 0;
 }
 
 /* Run every live actor's fini and free it; free embryos and their mail. */
@@ -1109,16 +1299,8 @@ static void stop_all_actors(ax_worker_t *w)
         ax_actor_t *a = w->table[s].actor;
         if (!a)
             continue;
-        if (a->flags & AX_ACTOR_EMBRYO) {
-            ax_embryo_t *emb = (ax_embryo_t *)a;
-            ax_msg_t *m;
-            while ((m = ax_mq_peek(&emb->early))) {
-                drop(w, m);
-                ax_mq_pop(&emb->early, w->arena);
-            }
-            ax_mq_fini(&emb->early, w->arena);
-            w->table[s].actor = NULL;
-            ax_arena_free(w->arena, emb);
+        if (a->flags & AX_ACTOR_EMBRYO) { /* its spawn request never came */
+            embryo_drop(w, s);
             continue;
         }
         if (a->flags & AX_ACTOR_DORMANT) { /* fini ran when it stopped */
@@ -1140,8 +1322,10 @@ void ax__worker_shutdown(ax_worker_t *w)
         sched_yield();
     ax__flush(w);
     pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
-    w->closing = true;                        /* sends from fini: -ESHUTDOWN */
-    drop_queued(w);
+    w->closing = true;                        /* sends from init and fini: -ESHUTDOWN */
+    stop_inbound(w);                          /* reads the others' overflow to us */
+    pthread_barrier_wait(&eng->stop_barrier); /* ... and is done with it */
+    stop_free_queues(w);
     stop_all_actors(w);
     ax__io_stop(w);
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
@@ -1151,8 +1335,12 @@ void ax__worker_shutdown(ax_worker_t *w)
 
 void ax__worker_discard(ax_worker_t *w)
 {
-    /* Never started: only external spawns/sends can be queued, in the inbox. */
+    /* Never started: only external spawns/sends can be queued, in the inbox.
+     * A worker whose create failed half way may have no inbox yet (its
+     * stub is what ax__inbox_init sets last): nothing can be queued then. */
     w->closing = true;
+    if (!w->inbox_stub)
+        return;
     ax_inbox_node_t *node;
     while ((node = ax__inbox_pop(w))) {
         free_payload(w, &node->msg);

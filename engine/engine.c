@@ -150,10 +150,23 @@ void ax__flush(ax_worker_t *w)
 
 /* ---- the worker loop ---------------------------------------------------------------- */
 
+/* A batch's count, less the messages of it that ax__uncount_source took
+ * back (system messages and dead letters are not handled messages).  The
+ * take-back waits for the batch so a counter read meanwhile never runs below
+ * zero; one store per batch publishes both.  The difference is taken modulo
+ * 2^64: it may be "negative" when the batch took back early mail counted in
+ * an earlier batch of the same source, and the sum stays exact. */
+static inline uint64_t batch_count(ax_worker_t *w, uint32_t n)
+{
+    uint64_t c = (uint64_t)n - w->batch_unc;
+    w->batch_unc = 0;
+    return c;
+}
+
 static uint32_t drain_local(ax_worker_t *w)
 {
     uint32_t n = 0;
-    w->cur_src = AX_SRC_LOCAL;
+    w->cur_src = w->batch_src = AX_SRC_LOCAL;
     /* A growth while dispatching from a ring or the inbox (or posting an io
      * completion) left the old buffer here; nothing points into it.  It
      * must go before we dispatch in place, so that a growth during one of
@@ -169,8 +182,9 @@ static uint32_t drain_local(ax_worker_t *w)
     }
     if (n) { /* counted per batch, not per message */
         w->handled += n;
-        AX_STAT_ADD(w->st.msgs_local, n);
+        AX_STAT_ADD(w->st.msgs_local, batch_count(w, n));
     }
+    w->batch_src = AX_SRC_NONE;
     return n;
 }
 
@@ -179,7 +193,7 @@ static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
     ax_ring_t *r = w->in[s];
     uint32_t n = 0;
     ax_msg_t *m;
-    w->cur_src = s;
+    w->cur_src = w->batch_src = s;
     while (n < w->batch && (m = ax_ring_peek(r))) {
         ax__dispatch(w, m);
         ax_ring_advance(r);
@@ -188,9 +202,11 @@ static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
     if (n) {
         ax_ring_release(r); /* R2 inside */
         w->handled += n;
-        AX_STAT_ADD(w->st.msgs_remote, n);
-        AX_STAT_ADD(w->st.from[s], n);
+        uint64_t c = batch_count(w, n);
+        AX_STAT_ADD(w->st.msgs_remote, c);
+        AX_STAT_ADD(w->st.from[s], c);
     }
+    w->batch_src = AX_SRC_NONE;
     return n;
 }
 
@@ -228,7 +244,7 @@ static uint32_t drain_inbox(ax_worker_t *w)
 {
     uint32_t n = 0;
     ax_inbox_node_t *node;
-    w->cur_src = AX_SRC_EXTERNAL;
+    w->cur_src = w->batch_src = AX_SRC_EXTERNAL;
     while (n < w->batch && (node = ax__inbox_pop(w))) {
         ax__dispatch(w, &node->msg);
         ax__inbox_node_free(node);
@@ -236,8 +252,9 @@ static uint32_t drain_inbox(ax_worker_t *w)
     }
     if (n) {
         w->handled += n;
-        AX_STAT_ADD(w->st.msgs_external, n);
+        AX_STAT_ADD(w->st.msgs_external, batch_count(w, n));
     }
+    w->batch_src = AX_SRC_NONE;
     return n;
 }
 
@@ -337,14 +354,14 @@ static void publish_arena_stats(ax_worker_t *w)
 
 static void publish_counters(ax_worker_t *w)
 {
-    /* Release: pairs with the acquire loads in try_quiesce(). */
+    /* Release: pairs with the acquire loads in ax__try_quiesce(). */
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
     atomic_store_explicit(&w->pub_io_pending, ax__io_pending(w), memory_order_release);
     publish_arena_stats(w);
 }
 
-static bool try_quiesce(ax_engine_t *eng)
+bool ax__try_quiesce(ax_engine_t *eng)
 {
     uint64_t e1 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
     if (atomic_load_explicit(&eng->idle_workers, memory_order_seq_cst) != eng->n)
@@ -357,6 +374,10 @@ static bool try_quiesce(ax_engine_t *eng)
         if (atomic_load_explicit(&w->pub_io_pending, memory_order_acquire))
             return false;
     }
+    /* An outside call in flight may still push a message: refuse.  If it
+     * fails instead, it runs this check again itself (ext_abort in
+     * actor.c: its seq_cst decrement then load of stop_when_idle pairs with
+     * the store of stop_when_idle and this seq_cst load). */
     if (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         return false;
     uint64_t e2 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
@@ -379,7 +400,7 @@ static void park(ax_worker_t *w, int64_t timeout_ns)
     }
     uint32_t idle = atomic_fetch_add_explicit(&eng->idle_workers, 1, memory_order_seq_cst) + 1;
     if (idle == eng->n && atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst))
-        try_quiesce(eng);
+        ax__try_quiesce(eng);
 
     AX_TRACE_PARK(w->id);
     atomic_fetch_add_explicit(&w->st.parks, 1, memory_order_relaxed);
@@ -469,7 +490,11 @@ static void *worker_main(void *arg)
     while ((st = atomic_load_explicit(&eng->start_state, memory_order_acquire)) == 0)
         futex_wait(&eng->start_state, 0, -1);
     if (st == 1) {
-        worker_loop(w);
+        /* Stopped before start: not one turn; what is queued is counted
+         * as dropped_at_stop by the shutdown.  Acquire: pairs with the
+         * seq_cst exchange in ax_engine_stop, as the loop's own check. */
+        if (!atomic_load_explicit(&eng->stopping, memory_order_acquire))
+            worker_loop(w);
         ax__worker_shutdown(w);
     } else {
         ax__io_stop(w); /* the start was called off: nothing ran */
@@ -542,6 +567,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->eng = eng;
     w->id = i;
     w->nworkers = N;
+    w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);
     w->nwords = (N + 63) / 64;
@@ -623,8 +649,10 @@ int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
     }
     *out = NULL;
     ax_engine_t *eng = xcalloc_aligned(1, sizeof *eng);
-    if (!eng)
+    if (!eng) {
+        set_error("engine: out of memory for the engine itself (%zu bytes)", sizeof *eng);
         return -ENOMEM;
+    }
     if (cfg_in) {
         if (cfg_in->size != sizeof(ax_config_t)) {
             set_error("ax_engine_create: config size %u, expected %zu: initialise it with "
@@ -808,17 +836,57 @@ void ax_engine_stop_when_idle(ax_engine_t *eng)
         return;
     atomic_store_explicit(&eng->stop_when_idle, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&eng->started, memory_order_acquire))
-        try_quiesce(eng);
+        ax__try_quiesce(eng);
+}
+
+/* After the workers are joined: send every block freed on another worker
+ * home (frees queued by fini or dropped messages at shutdown, and ones an
+ * idle owner never reclaimed), so arena_used_bytes is what is really in
+ * use.  The arenas' owner-thread calls are made here, on the creator's
+ * thread, because no worker runs any more: pthread_join ordered everything
+ * they did before this.  A round publishes what fits in each return ring
+ * and the owners take it in; blocks that did not fit wait for the next. */
+static void arenas_settle(ax_engine_t *eng)
+{
+    bool pending;
+    do {
+        pending = false;
+        for (uint32_t i = 0; i < eng->n; i++)
+            ax_arena_flush(eng->w[i]->arena);
+        for (uint32_t i = 0; i < eng->n; i++)
+            ax_arena_reclaim_all(eng->w[i]->arena);
+        for (uint32_t i = 0; i < eng->n && !pending; i++) {
+            ax_arena_stats_t as;
+            ax_arena_get_stats(eng->w[i]->arena, &as);
+            pending = as.remote_pending != 0;
+        }
+    } while (pending);
+}
+
+/* Is the calling thread one of eng's workers (a behaviour, init or fini)?
+ * Each w->thread was stored by ax_engine_start before the start gate
+ * opened (R6), and a worker reads it only after passing the gate (A6). */
+static bool on_worker_thread(const ax_engine_t *eng)
+{
+    pthread_t self = pthread_self();
+    for (uint32_t i = 0; i < eng->n; i++)
+        if (pthread_equal(self, eng->w[i]->thread))
+            return true;
+    return false;
 }
 
 int ax_engine_wait(ax_engine_t *eng)
 {
     if (!eng || !atomic_load_explicit(&eng->started, memory_order_acquire))
         return -EINVAL;
+    /* A behaviour waiting for its own workers to exit would wait forever. */
+    if (!atomic_load_explicit(&eng->joined, memory_order_acquire) && on_worker_thread(eng))
+        return -EDEADLK;
     if (atomic_load_explicit(&eng->joined, memory_order_acquire))
         return 0;
     for (uint32_t i = 0; i < eng->n; i++)
         pthread_join(eng->w[i]->thread, NULL);
+    arenas_settle(eng);
     ax__watchdog_stop(eng); /* a fini may still have overrun until the join */
     atomic_store_explicit(&eng->joined, true, memory_order_release);
     return 0;
@@ -831,7 +899,13 @@ void ax_engine_destroy(ax_engine_t *eng)
     bool started = atomic_load_explicit(&eng->started, memory_order_acquire);
     if (started && !atomic_load_explicit(&eng->joined, memory_order_acquire)) {
         ax_engine_stop(eng);
-        ax_engine_wait(eng);
+        if (ax_engine_wait(eng) == -EDEADLK) {
+            /* Freeing the engine under its own running worker cannot end well. */
+            fprintf(stderr, "axon: ax_engine_destroy called from a behaviour of the engine it "
+                            "destroys; call ax_engine_stop there and destroy from the thread "
+                            "that created the engine\n");
+            abort();
+        }
     }
     ax__watchdog_stop(eng); /* after a start whose workers failed: never running then */
     ax__fault_engine_fini(eng);

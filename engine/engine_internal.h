@@ -13,6 +13,7 @@
 /* Batch sources (w->cur_src) besides a worker index. */
 #define AX_SRC_LOCAL UINT32_MAX
 #define AX_SRC_EXTERNAL (UINT32_MAX - 1)
+#define AX_SRC_NONE (UINT32_MAX - 3) /* no batch in flight (EMB_SRC_NONE is - 2) */
 
 /* System message types (between AX_TYPE_SYSTEM and AX_TYPE_IO). */
 #define AX_SYS_SPAWN (AX_TYPE_SYSTEM + 1)     /* blob: ax_spawn_req_t, arena */
@@ -78,6 +79,8 @@ void ax__flush(ax_worker_t *w);
  * drives a worker of an engine that was created but not started. */
 uint32_t ax__run_turn(ax_worker_t *w);
 void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t);
+/* stop_when_idle's check: stops the engine and returns true if it is quiet. */
+bool ax__try_quiesce(ax_engine_t *eng);
 
 /* actor.c */
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m);

@@ -495,6 +495,8 @@ bool ax__fault_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, const ax_reason
             if (!closing) {
                 ax__io_cancel_list(w, &r->io_head);
                 cancel_posted(w, ref);
+            } else {
+                ax__io_detach_list(w, &r->io_head);
             }
             break;
         case AX_REC_LIFE:

@@ -177,5 +177,8 @@ struct io_req **ax__fault_io_head(ax_worker_t *w);
 /* Implemented by io_api.c: cancel every request on the list at *head (the
  * actor stops); counts them in io_cancelled. */
 void ax__io_cancel_list(ax_worker_t *w, struct io_req **head);
+/* Implemented by io_api.c: at shutdown, take the requests off the actor's
+ * list (they stay on the worker's, freed after the ring is torn down). */
+void ax__io_detach_list(ax_worker_t *w, struct io_req **head);
 
 #endif /* AXON_ENGINE_FAILURE_H */

@@ -29,11 +29,13 @@
 
 enum { R_TIMER = 1, R_ACCEPT, R_CONNECT, R_RECV, R_SEND, R_SHUT, R_CLOSE, R_READ, R_WRITE };
 
-/* A request's record.  While its actor lives it is on the actor's I/O list
- * (inext/ipprev, head in the actor's AX_REC_IO record: engine/failure.c),
- * so a stop can cancel it.  to == AX_REF_NONE: orphaned (its actor
- * stopped); a late completion is counted in io_cancelled and dropped. */
+/* A request's record: on the worker's list (next/pprev) until freed, and
+ * while its actor lives on the actor's I/O list too (inext/ipprev, head in
+ * the actor's AX_REC_IO record: engine/failure.c), so a stop can cancel
+ * it.  to == AX_REF_NONE: orphaned (its actor stopped); a late completion
+ * is counted in io_cancelled and dropped. */
 typedef struct io_req {
+    struct io_req *next, **pprev; /* w->io_reqs: every live record */
     ax_ref_t to;
     struct io_req *inext, **ipprev;
     uint64_t tid; /* R_TIMER: the timer's id */
@@ -70,6 +72,14 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
     r->to = w->head.self;
     r->kind = kind;
     r->user = user;
+    /* Linked so that shutdown finds the records whose completion never
+     * comes (ax__io_reqs_free): a pending read or send owns its buffer,
+     * which above 4 KiB is not arena memory and would outlive the engine. */
+    r->next = w->io_reqs;
+    if (r->next)
+        r->next->pprev = &r->next;
+    r->pprev = &w->io_reqs;
+    w->io_reqs = r;
     r->inext = *head;
     if (r->inext)
         r->inext->ipprev = &r->inext;
@@ -80,6 +90,9 @@ static io_req_t *req_new(ax_worker_t *w, uint32_t kind, uint64_t user)
 
 static void req_free(ax_worker_t *w, io_req_t *r)
 {
+    *r->pprev = r->next;
+    if (r->next)
+        r->next->pprev = r->pprev;
     req_unlink(r);
     if (r->buf)
         ax__blob_free(w, r->buf);
@@ -119,6 +132,16 @@ void ax__io_cancel_list(ax_worker_t *w, io_req_t **head)
     }
 }
 
+/* Shutdown: the actor's records go, its requests stay on the worker's list
+ * for ax__io_reqs_free after the ring is torn down. */
+void ax__io_detach_list(ax_worker_t *w, io_req_t **head)
+{
+    io_req_t *r;
+    (void)w;
+    while ((r = *head))
+        req_unlink(r);
+}
+
 /* A completion for a request whose actor stopped: count it, free what it
  * holds, never post it. */
 static void orphan_complete(ax_worker_t *w, io_req_t *r, int32_t res, uint32_t flags)
@@ -138,6 +161,15 @@ static void orphan_complete(ax_worker_t *w, io_req_t *r, int32_t res, uint32_t f
     if ((r->kind == R_ACCEPT || r->kind == R_RECV) && (flags & AX_IO_F_MORE))
         return;
     req_free(w, r);
+}
+
+/* Shutdown, after the ring was torn down (every request cancelled and
+ * reaped, so the kernel no longer touches any buffer) and the timers were
+ * destroyed: free what no completion will. */
+void ax__io_reqs_free(ax_worker_t *w)
+{
+    while (w->io_reqs)
+        req_free(w, w->io_reqs);
 }
 
 static inline uint64_t tok(io_req_t *r) { return (uint64_t)(uintptr_t)r; }
@@ -319,6 +351,13 @@ static int timer_add(ax_ctx_t *w, uint64_t ms, uint64_t period_ms, uint32_t type
 {
     if (!w || !w->cur || type >= AX_TYPE_SYSTEM || len > AX_INLINE_MAX || (len && !payload))
         return -EINVAL;
+    /* Both bounded by 2^42 ms = 4.4e18 ns < 2^62, and the monotonic clock
+     * stays below 2^62 ns (146 years of uptime): the deadline below, and
+     * every later one (deadline + period, timer.c), stay below 2^64.
+     * Unchecked, ms * 1000000 wrapped: UINT64_MAX fired at once, and a
+     * period of 2^58 + 1 ms became 1 ms. */
+    if (ms > AX_TIMER_MAX_MS || period_ms > AX_TIMER_MAX_MS)
+        return -EINVAL;
     ax_timers_t *t;
     int rc = timers_of(w, &t);
     if (rc < 0)
@@ -469,7 +508,7 @@ int ax_tcp_recv_start(ax_ctx_t *w, ax_conn_t c, uint64_t user)
 
 int ax_tcp_send(ax_ctx_t *w, ax_conn_t c, const void *buf, size_t len, uint64_t user)
 {
-    if (len == 0 || len > UINT32_MAX || !buf)
+    if (len == 0 || len > AX_IO_MAX_BYTES || !buf)
         return -EINVAL;
     io_req_t *r;
     uint32_t id;
@@ -513,12 +552,20 @@ int ax_tcp_close(ax_ctx_t *w, ax_conn_t c, uint64_t user)
 
 /* ---- files ------------------------------------------------------------------------------ */
 
+/* len 1..AX_IO_MAX_BYTES (larger wrapped the SQE's 32-bit length and the
+ * completion's 32-bit result), off + len at most INT64_MAX (an offset of
+ * UINT64_MAX would mean "the file position" to io_uring, not an error). */
+static bool io_range_ok(size_t len, uint64_t off)
+{
+    return len != 0 && len <= AX_IO_MAX_BYTES && off <= (uint64_t)INT64_MAX - len;
+}
+
 int ax_file_read(ax_ctx_t *w, int fd, size_t len, uint64_t off, uint64_t user)
 {
     int rc = enter(w);
     if (rc < 0)
         return rc;
-    if (fd < 0 || len == 0 || len > UINT32_MAX)
+    if (fd < 0 || !io_range_ok(len, off))
         return -EINVAL;
     io_req_t *r = req_new(w, R_READ, user);
     if (!r)
@@ -538,7 +585,7 @@ int ax_file_write(ax_ctx_t *w, int fd, const void *buf, size_t len, uint64_t off
     int rc = enter(w);
     if (rc < 0)
         return rc;
-    if (fd < 0 || len == 0 || len > UINT32_MAX || !buf)
+    if (fd < 0 || !io_range_ok(len, off) || !buf)
         return -EINVAL;
     io_req_t *r = req_new(w, R_WRITE, user);
     if (!r)

@@ -63,10 +63,11 @@ void ax__io_start(ax_worker_t *w)
 
 void ax__io_stop(ax_worker_t *w)
 {
-    ax_io_destroy(w->io);
+    ax_io_destroy(w->io); /* cancels and reaps: the kernel is done with every buffer */
     w->io = NULL;
     ax_timers_destroy(w->timers);
     w->timers = NULL;
+    ax__io_reqs_free(w); /* pending reads and sends own buffers (jemalloc above 4 KiB) */
 }
 
 static void on_timer(void *user, uint64_t id, uint64_t token)

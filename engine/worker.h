@@ -34,6 +34,10 @@ struct ax_timers;
 #define AX_REF_GEN_MASK 0xFFFFFFu
 #define AX_MAX_SLOTS (1u << AX_REF_SLOT_BITS)
 #define AX_MAX_WORKERS 4096u
+/* ax_config_validate refuses what a reference cannot name (scheduler.max_actors,
+ * workers.count) before any engine is made. */
+_Static_assert(AX_ACTORS_MAX == AX_MAX_SLOTS, "max_actors's limit is the slot field's size");
+_Static_assert(AX_WORKERS_MAX <= AX_MAX_WORKERS, "workers.count's limit fits a reference");
 
 static inline ax_ref_t ax__ref_make(uint32_t worker, uint32_t gen, uint32_t slot)
 {
@@ -83,13 +87,19 @@ _Static_assert(sizeof(ax_actor_t) == 48, "actor header is 48 bytes");
 typedef struct ax_embryo {
     ax_actor_t hdr;
     ax_mq_t early;
+    /* Source (AX_SRC_* or a worker) of the last message kept in `early`;
+     * each change of source is written into `early` as a marker message
+     * (to == AX_REF_NONE, payload.u64[0] = source), so a kept message is
+     * taken back out of its own source's count if it dies (actor.c). */
+    uint32_t src;
 } ax_embryo_t;
 
 typedef struct ax_slot {
     ax_actor_t *actor; /* NULL: free or reserved for a remote spawn */
     uint32_t gen;      /* generation of the current (or next) occupant */
-    /* Next free slot + 1 (0: end), on the owner's list or the shared stack;
-     * atomic because spawners on other threads read it while popping. */
+    /* Next free slot + 1 (0: end) on the free stack; UINT32_MAX once a
+     * spawner claimed the slot for a spawn request (actor.c); atomic
+     * because spawners on other threads read and write it. */
     _Atomic uint32_t next_free;
 } ax_slot_t;
 
@@ -108,6 +118,8 @@ struct ax_ctx {
     ax_actor_t *cur;      /* running actor, NULL outside a behaviour */
     bool cur_blob_kept;
     uint32_t cur_src;     /* source of the batch being drained (AX_SRC_*) */
+    uint32_t batch_src;   /* source whose drained count is not yet added (AX_SRC_NONE) */
+    uint32_t batch_unc;   /* messages of that batch taken back (system, dead letters) */
     bool closing;         /* shutdown phase: sends fail with -ESHUTDOWN */
     /* Same-worker FIFO: a power-of-two ring of messages that doubles when
      * full (arena up to 4 KiB, jemalloc on the worker's node beyond).  A
@@ -134,7 +146,6 @@ struct ax_ctx {
      * engine/watchdog.c). */
     _Atomic uint32_t wd_turn;
     bool use_bell;
-    uint32_t free_head;   /* owner free list of slots (index + 1; 0 = empty) */
     uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
     uint32_t max_slots;   /* table entries */
     size_t table_len;     /* bytes mapped for the table */
@@ -148,6 +159,7 @@ struct ax_ctx {
     ax_actor_t *pend_actor;
     const ax_reason_t *fini_reason;
     uint64_t mon_seq; /* monitor ids made here: (id + 1) << 48 | seq */
+    struct io_req *io_reqs; /* live I/O and timer records (engine/io_api.c) */
 
     /* statistics, owner-written, read by anyone (relaxed) */
     struct {
@@ -170,11 +182,10 @@ struct ax_ctx {
     alignas(64) _Atomic uint32_t parked;
     /* Fresh (never used) slots are claimed by advancing this counter. */
     alignas(64) _Atomic uint32_t fresh;
-    /* Freed slots any spawner may take: a Treiber stack whose head packs
-     * (tag << 32 | slot + 1); the tag defeats ABA.  The owner pushes,
-     * anyone pops (actor.c). */
+    /* Every freed slot, for any spawner: a Treiber stack whose head packs
+     * (tag << 32 | slot + 1); the tag defeats ABA.  The owner pushes what
+     * its stops free, anyone pops (actor.c). */
     alignas(64) _Atomic uint64_t shared_free;
-    _Atomic uint32_t shared_count;
     /* External inbox (MPSC, Vyukov): producers xchg tail. */
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
     alignas(64) struct ax_inbox_node *inbox_head; /* consumer only */
@@ -260,6 +271,9 @@ void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags
  * engine/io_api.c, which turns (id, token) into a message.  io_api.c adds
  * timers with ax_timers_add(w->timers, ...) from behaviours. */
 void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token);
+/* Shutdown, once the io ring and the timers are gone: frees every I/O and
+ * timer record still live, with the buffers pending requests owned. */
+void ax__io_reqs_free(ax_worker_t *w);
 
 /* Free a blob owned by this worker's thread (any arena, or large). */
 void ax__blob_free(ax_worker_t *w, void *blob);

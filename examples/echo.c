@@ -10,6 +10,9 @@
  *
  * Only the public API (axon/axon.h, axon/io.h) is used.
  */
+/* Sockets, threads and nanosleep are POSIX, not ISO C: ask for them, so the
+ * example builds with -std=c11 outside this tree. */
+#define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "axon/axon.h"
@@ -140,7 +144,7 @@ static ax_engine_t *start_engine(uint32_t workers)
         uint64_t port = i == 0 ? bind_port : (uint64_t)atomic_load(&listen_port);
         ax_engine_send(eng, r, MSG_LISTEN, &port, sizeof port);
         while (atomic_load(&listeners_up) < (int)i + 1)
-            usleep(1000);
+            nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL); /* 1 ms */
     }
     if (atomic_load(&listen_err)) {
         ax_engine_destroy(eng);

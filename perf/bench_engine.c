@@ -41,6 +41,7 @@ typedef struct eb_run {
     char why[200];
     uint64_t n;       /* iterations asked for */
     uint64_t t0, t1;  /* stamped by actors */
+    uint64_t c0, c1;  /* the stamping thread's CPU time (blob benchmarks) */
     uint64_t window, chunk;
     _Atomic uint64_t counter; /* for actors that report by count */
     ax_ref_t peer;
@@ -50,6 +51,15 @@ static uint64_t eb_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: unlike the wall clock, it leaves out the
+ * time the worker was preempted, which on a loaded machine dominates. */
+static uint64_t eb_thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -269,6 +279,80 @@ static void bm_local_send(axon_bench_state *st, uint64_t iters, void *arg)
     sem_destroy(&r.done);
 }
 
+/* ---- engine/local_send_blob: the same chain, each message a 64-byte blob -------------
+ * ax_blob_alloc + ax_send_blob + dispatch + the engine's free after the
+ * behaviour: the blob path end to end, with its checks (docs/memory.md). */
+
+static void blob_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
+{
+    eb_state_t *s = st;
+    eb_run_t *r = s->r;
+    uint64_t v;
+    if (m->type == T_START) {
+        r->t0 = eb_now();
+        r->c0 = eb_thread_cpu();
+        v = r->n;
+    } else {
+        v = *(const uint64_t *)ax_msg_data(m);
+        if (v == 0) {
+            r->c1 = eb_thread_cpu();
+            eb_done(r);
+            return;
+        }
+    }
+    uint64_t *b = ax_blob_alloc(ctx, 64);
+    if (!b) {
+        eb_fail(r, "ax_blob_alloc", -ENOMEM);
+        return;
+    }
+    b[0] = v - 1;
+    int rc = ax_send_blob(ctx, ax_self(ctx), T_MSG, b, 64);
+    if (rc)
+        eb_fail(r, "ax_send_blob to self", rc);
+}
+
+/* ---- engine/blob_alloc_free: ax_blob_alloc + ax_blob_free in one behaviour ----------- */
+
+static void blob_af_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
+{
+    eb_state_t *s = st;
+    eb_run_t *r = s->r;
+    (void)m;
+    r->t0 = eb_now();
+    r->c0 = eb_thread_cpu();
+    for (uint64_t i = 0; i < r->n; i++) {
+        void *b = ax_blob_alloc(ctx, 64);
+        if (!b) {
+            eb_fail(r, "ax_blob_alloc", -ENOMEM);
+            return;
+        }
+        __asm__ volatile("" : : "r"(b) : "memory");
+        ax_blob_free(ctx, b);
+    }
+    r->c1 = eb_thread_cpu();
+    eb_done(r);
+}
+
+static void bm_blob(axon_bench_state *st, uint64_t iters, ax_behaviour_fn fn)
+{
+    eb_run_t r = {.n = iters};
+    ax_engine_t *e;
+    ax_ref_t a;
+    sem_init(&r.done, 0, 0);
+    if (eb_engine(1, 0, 0, &e) < 0) {
+        axon_bench_skip(st, "ax_engine_create failed");
+        return;
+    }
+    if (eb_spawn(e, fn, sizeof(eb_state_t), 0, &r, &a) == 0 && eb_go(e, &r, a, st) == 0) {
+        axon_bench_set_iteration_time(st, (double)(r.t1 - r.t0) / 1e9);
+        /* the worker's CPU ns per iteration: robust to preemption */
+        axon_bench_counter(st, "worker_cpu_ns", (double)(r.c1 - r.c0) / (double)iters,
+                           AXON_COUNTER_PLAIN);
+    }
+    ax_engine_destroy(e);
+    sem_destroy(&r.done);
+}
+
 /* ---- fault/sponsored_send: engine/local_send under a bounded sponsor -------------------
  * The sponsor bounds messages (the budget is the run's count plus a little,
  * so every send is checked against a real, finite budget and the lease
@@ -293,9 +377,10 @@ static void bm_sponsored_send(axon_bench_state *st, uint64_t iters, void *arg)
     if (ax_sponsor_create(e, &lim, &sp) < 0) {
         axon_bench_skip(st, "ax_sponsor_create failed");
     } else {
+        eb_run_t *rp = &r;
         ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 0,
-                             .init = eb_init_copy, .arg = &(eb_run_t *){&r},
-                             .arg_len = sizeof(eb_run_t *), .sponsor = sp};
+                             .init = eb_init_copy, .arg = &rp, .arg_len = sizeof rp,
+                             .sponsor = sp};
         if (ax_engine_spawn(e, local_beh, sizeof(eb_state_t), &o, &a) == 0 &&
             eb_go(e, &r, a, st) == 0)
             axon_bench_set_iteration_time(st, (double)(r.t1 - r.t0) / 1e9);
@@ -303,6 +388,18 @@ static void bm_sponsored_send(axon_bench_state *st, uint64_t iters, void *arg)
     ax_engine_destroy(e);
     ax_sponsor_destroy(sp);
     sem_destroy(&r.done);
+}
+
+static void bm_local_send_blob(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    bm_blob(st, iters, blob_beh);
+}
+
+static void bm_blob_alloc_free(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    bm_blob(st, iters, blob_af_beh);
 }
 
 /* ---- engine/remote_send: w0 -> w1 one way, windowed ----------------------------------- */
@@ -646,6 +743,8 @@ AXON_BENCHMARK(register_engine_benchmarks)
     register_timed("limits/spsc_ring", bm_spsc_ring);
     register_timed("engine/local_send", bm_local_send);
     register_timed("fault/sponsored_send", bm_sponsored_send);
+    register_timed("engine/local_send_blob", bm_local_send_blob);
+    register_timed("engine/blob_alloc_free", bm_blob_alloc_free);
     register_timed("engine/remote_send", bm_remote_send);
     register_timed("engine/pingpong_rtt", bm_pingpong_rtt);
     axon_bench_unit_us(register_timed("engine/wake_rtt", bm_wake_rtt));

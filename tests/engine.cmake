@@ -60,6 +60,10 @@ endfunction()
 if(TARGET pingpong)
   axon_example_test(example_pingpong pingpong
     "^pingpong: 1000 round trips between worker 0 and worker 1 " 1000)
+  # Two workers whatever the CPUs (unpinned when the process has one core,
+  # under taskset -c 0), so the game crosses workers as it is meant to.
+  set_tests_properties(example_pingpong PROPERTIES
+    ENVIRONMENT "AXON_WORKERS_COUNT=2;AXON_WORKERS_OVERSUBSCRIBE=true")
 endif()
 if(TARGET ring)
   # 1000 % 503 + 1 = 498: the actor that receives the token at zero
@@ -75,8 +79,25 @@ axon_test(test_engine_start SOURCES unit/test_engine_start.c LIBS axon_engine
 # The local FIFO grows under a behaviour that was dispatched from it.
 axon_test(test_engine_fifo SOURCES unit/test_engine_fifo.c LIBS axon_engine)
 
+# The edges a careless or hostile user reaches (issue 10): slot reuse, quiescence
+# while an outside spawn fails, oversized state, forged refs, stop before start,
+# init/fini around stop, NULL contexts, arenas empty after wait.
+axon_test(test_engine_edges SOURCES unit/test_engine_edges.c LIBS axon_engine LABELS unit
+          TIMEOUT 240)
+
 # ax_engine_stop takes effect while actors keep every turn busy.
 axon_test(test_engine_stop SOURCES unit/test_engine_stop.c LIBS axon_engine TIMEOUT 60)
+
+# Every allocation and mapping of ax_engine_create failed in turn (issue 10,
+# item 6), and create under a real RLIMIT_AS; failures injected with
+# -Wl,--wrap, so the library carries no hook.
+axon_test(test_engine_create_faults SOURCES unit/test_engine_create_faults.c LIBS axon_engine
+          WRAP malloc calloc realloc aligned_alloc free mmap munmap mprotect mbind)
+
+# Death tests: a blob freed twice or a foreign pointer to ax_blob_free
+# aborts with a message, in the plain (no debug checks) build too (issue
+# 10, item 10).
+axon_test(test_blob_misuse SOURCES unit/test_blob_misuse.c LIBS axon_engine)
 
 # The watchdog (a behaviour spinning 300 ms is reported, abort mode, off)
 # and the fault-signal report (children that segfault in a behaviour).

@@ -8,6 +8,8 @@ axon_test(stress_io_wake SOURCES stress/stress_io_wake.c LIBS axon_io LABELS str
 # The actor-facing API (axon/io.h) on a running engine.
 if(TARGET axon_engine)
   axon_test(test_io_api SOURCES unit/test_io_api.c LIBS axon_engine LABELS unit TIMEOUT 60)
+  # Sizes, counts and times at the edges of their types (issue 10, items 4, 5).
+  axon_test(test_api_edges SOURCES unit/test_api_edges.c LIBS axon_engine LABELS unit TIMEOUT 60)
 endif()
 # examples/echo: 10 MiB through 4 loopback connections, every byte checked in
 # order, then engine shutdown with an fd-count check (axon-echo --selftest).

@@ -12,5 +12,12 @@ set_tests_properties(fuzz_resp PROPERTIES LABELS fuzz TIMEOUT 120)
 if(TARGET axon-kv)
   add_test(NAME kv_cli COMMAND bash ${PROJECT_SOURCE_DIR}/tests/kv/test_kv_cli.sh ${CMAKE_BINARY_DIR})
   add_test(NAME kv_robust COMMAND bash ${PROJECT_SOURCE_DIR}/tests/kv/test_kv_robust.sh ${CMAKE_BINARY_DIR})
-  set_tests_properties(kv_cli kv_robust PROPERTIES LABELS tool TIMEOUT 240)
+  # Random commands to axon-kv and to a redis-server it starts on a free
+  # loopback port; every reply compared (seed printed, rerun with it).
+  add_test(NAME kv_diff COMMAND bash ${PROJECT_SOURCE_DIR}/tests/kv/test_kv_diff.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(kv_cli kv_robust kv_diff PROPERTIES LABELS tool TIMEOUT 240)
+  # SIGTERM with sends in flight to a client that does not read: labelled
+  # stress so that CI runs it in the ASan and TSan builds (the leak check).
+  add_test(NAME kv_term COMMAND bash ${PROJECT_SOURCE_DIR}/tests/kv/test_kv_term.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(kv_term PROPERTIES LABELS stress TIMEOUT 120)
 endif()

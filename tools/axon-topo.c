@@ -31,12 +31,13 @@ static void usage(FILE *out)
             "                   'pack:2 numa:2 l3:2 core:8 pu:2' (64 cores, 4 nodes)\n"
             "  --xml FILE       plan for a machine exported with lstopo-no-graphics --of xml\n"
             "  --config FILE    read a config file (see docs/tuning.md)\n"
-            "  --workers N      worker count (0: one per selected core)\n"
+            "  --workers N      worker count, at most 1024 (0: one per selected core)\n"
             "  --smt core|all   one worker per core (default) or per hardware thread\n"
             "  --oversubscribe  allow more workers than cores (unpinned)\n"
             "  --json           print the plan as JSON\n"
-            "  --check          only validate the config (file + AXON_* environment); exit 0\n"
-            "                   when good, 1 with the error on stderr\n"
+            "  --check          only check the config (file + AXON_* environment + flags):\n"
+            "                   its values, the topology it names and the plan; exit 0 when\n"
+            "                   good, 1 with the error on stderr\n"
             "  --help           this text\n"
             "\n"
             "Precedence: defaults < --config file < AXON_* environment < these flags.\n");
@@ -88,9 +89,9 @@ int main(int argc, char **argv)
             char *end;
             errno = 0;
             workers = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || workers < 0 || workers > 4096) {
-                fprintf(stderr, "axon-topo: --workers %s: expected a number from 0 to 4096\n",
-                        optarg);
+            if (errno || end == optarg || *end || workers < 0 || workers > AX_WORKERS_MAX) {
+                fprintf(stderr, "axon-topo: --workers %s: expected a number from 0 to %u\n",
+                        optarg, AX_WORKERS_MAX);
                 usage(stderr);
                 return 2;
             }
@@ -149,11 +150,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "axon-topo: %s\n", cerr.message);
         return 1;
     }
-    if (check) {
-        printf("%s: ok\n", config ? config : "defaults and environment");
-        return 0;
-    }
 
+    /* --check goes as far as an engine would before allocating: the topology
+     * the config names must load (a bogus synthetic string, a missing XML
+     * file) and the plan must be possible (counts, CPU and node lists). */
     char err[1024];
     ax_topo_t *topo = NULL;
     if (ax_topo_load_config(&cfg, &topo, err, sizeof err) < 0) {
@@ -166,6 +166,12 @@ int main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "axon-topo: %s\n", err);
         return 1;
+    }
+    if (check) {
+        printf("%s: ok (%u worker%s on %s)\n", config ? config : "defaults and environment",
+               plan->nworkers, plan->nworkers == 1 ? "" : "s", plan->topo.source);
+        ax_plan_destroy(plan);
+        return 0;
     }
     if (json)
         ax_plan_print_json(plan, stdout);

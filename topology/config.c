@@ -10,8 +10,11 @@
  * Rules chosen here (docs/tuning.md repeats them for users):
  *  - a key set twice in one file is an error naming both lines (a duplicate
  *    is almost always an edit mistake, and "later wins" would hide it);
- *  - every AXON_* variable must be a known key: a misspelt override that is
- *    silently ignored is the worst kind of tuning bug;
+ *  - an AXON_<SECTION>_* variable of a config section must be a known key,
+ *    and so must a variable that is a near miss of one (AXON_WORKER_COUNT):
+ *    a misspelt override that is silently ignored is the worst kind of
+ *    tuning bug.  Any other AXON_* name (AXON_PREFIX, AXON_TEST_FILTER) is
+ *    not ours to refuse: it belongs to the embedding program or its tools;
  *  - lines longer than AX_CONFIG_LINE_MAX, NUL bytes, numbers that overflow
  *    and texts over AX_CONFIG_TEXT_MAX are errors, never truncation.
  *
@@ -56,8 +59,8 @@ static const key_t_ KEYS[] = {
     { "topology", "synthetic", K_STR, OFF(topology_synthetic), 0, 0, 0,
       "an hwloc synthetic description such as \"pack:2 numa:2 l3:2 core:8 pu:2\"" },
     { "topology", "xml", K_STR, OFF(topology_xml), 0, 0, 0, "the path of an hwloc XML export" },
-    { "workers", "count", K_U32, OFF(workers), 1, 4096, 0,
-      "a worker count from 1 to 4096, or 0 for one per selected core" },
+    { "workers", "count", K_U32, OFF(workers), 1, AX_WORKERS_MAX, 0,
+      "a worker count from 1 to 1024, or 0 for one per selected core" },
     { "workers", "cpus", K_LIST, OFF(cpus), 0, 0, 0,
       "a list of PU numbers such as \"0-7,16\" (empty: all)" },
     { "workers", "numa_nodes", K_LIST, OFF(numa_nodes), 0, 0, 0,
@@ -79,8 +82,9 @@ static const key_t_ KEYS[] = {
       "a number from 1 to 65536, or 0 for 64" },
     { "scheduler", "spin_us", K_I32, OFF(spin_us), INT32_MIN, 1000000, 0,
       "microseconds from 1 to 1000000, 0 for 50, or a negative number to never spin" },
-    { "scheduler", "max_actors", K_U32, OFF(max_actors), 1, 67108864, 0,
-      "a number from 1 to 67108864, or 0 for 1048576" },
+    { "scheduler", "max_actors", K_U32, OFF(max_actors), 1, AX_ACTORS_MAX, 0,
+      "a number from 1 to 16777216 (16 Mi: a reference has 24 bits of slot), or 0 for "
+      "1048576" },
     { "scheduler", "doorbell", K_DOORBELL, OFF(doorbell), 0, 2, 0,
       "auto (on above 8 workers), on or off" },
     { "scheduler", "watchdog_ms", K_WD_MS, OFF(watchdog_ms), 1, 3600000, 0,
@@ -100,6 +104,9 @@ static const key_t_ KEYS[] = {
       "a size from 4KiB to 1TiB, or 0 for 64MiB" },
 };
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
+_Static_assert(NKEYS <= AX_CONFIG_ORIGIN_KEYS, "ax_config_origin_t has a place per key");
+_Static_assert(AX_WORKERS_MAX == 1024 && AX_ACTORS_MAX == 16777216,
+               "the expect texts of workers.count and scheduler.max_actors quote the limits");
 static const char *const SECTIONS[] = { "topology", "workers", "memory", "scheduler", "io" };
 #define NSECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
 
@@ -143,6 +150,78 @@ static void env_name(const key_t_ *k, char *buf, size_t len)
     snprintf(buf, len, "AXON_%s_%s", k->section, k->name);
     for (char *p = buf; *p; p++)
         *p = (char)toupper((unsigned char)*p);
+}
+
+/* ---- where keys were set --------------------------------------------------
+ * Each load stamps the keys it sets with its number and the line; the
+ * environment stamps its keys too.  A stamp carries a fingerprint of the
+ * value it saw, so a value stored later from C (axon-topo's flags, a test)
+ * is not blamed on the file.  ax__config_where turns a stamp into
+ * "FILE:LINE: " or "AXON_KEY (environment): ". */
+
+static uint32_t field_fp(const ax_config_t *cfg, const key_t_ *k)
+{
+    const unsigned char *f = (const unsigned char *)cfg + k->off;
+    size_t n;
+    switch (k->kind) {
+    case K_STR:
+    case K_LIST: {
+        const void *nul = memchr(f, '\0', AX_CONFIG_STR_MAX);
+        n = nul ? (size_t)((const unsigned char *)nul - f) : AX_CONFIG_STR_MAX;
+        break;
+    }
+    case K_BOOL:
+        n = sizeof(bool);
+        break;
+    case K_SIZE:
+        n = k->off == OFF(io_buf_size) ? sizeof(uint32_t) : sizeof(uint64_t);
+        break;
+    default:
+        n = sizeof(uint32_t);
+        break;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ f[i]) * 16777619u;
+    return h ^ (uint32_t)n;
+}
+
+static void origin_stamp(ax_config_t *cfg, const key_t_ *k, uint32_t line, bool env)
+{
+    size_t i = (size_t)(k - KEYS);
+    cfg->origin.keys[i].load = env ? 0 : cfg->origin.loads;
+    cfg->origin.keys[i].line = env ? 0 : line;
+    cfg->origin.keys[i].env = env ? 1u : 0u;
+    cfg->origin.keys[i].fp = field_fp(cfg, k);
+}
+
+void ax__config_where(const ax_config_t *cfg, const char *key, char *buf, size_t len)
+{
+    if (!len)
+        return;
+    buf[0] = '\0';
+    if (!cfg || !key)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        char full[64];
+        full_name(&KEYS[i], full, sizeof full);
+        if (strcmp(full, key))
+            continue;
+        const ax_config_key_origin_t *o = &cfg->origin.keys[i];
+        if ((!o->load && !o->env) || o->fp != field_fp(cfg, &KEYS[i]))
+            return; /* set in C, or never set */
+        if (o->env) {
+            char en[64];
+            env_name(&KEYS[i], en, sizeof en);
+            snprintf(buf, len, "%s (environment): ", en);
+        } else if (o->load + AX_CONFIG_ORIGIN_FILES > cfg->origin.loads) {
+            snprintf(buf, len, "%s:%u: ",
+                     cfg->origin.names[(o->load - 1) % AX_CONFIG_ORIGIN_FILES], o->line);
+        } else {
+            snprintf(buf, len, "line %u of an earlier config file: ", o->line);
+        }
+        return;
+    }
 }
 
 /* Copy at most 60 printable characters of v for a message: the value may be
@@ -235,6 +314,29 @@ static void suggest_env(char *out, size_t outlen, const char *word)
         cands[i] = names[i];
     }
     suggest(out, outlen, word, cands, NKEYS);
+}
+
+/* Whether an AXON_* name that is no key is still ours to refuse: it starts
+ * with a config section (AXON_WORKERS_CONT), or it is within two edits of a
+ * key's variable (AXON_WORKER_COUNT, a misspelt section).  Everything else,
+ * AXON_PREFIX or AXON_TEST_FILTER, belongs to someone else. */
+static bool claims_env_name(const char *name)
+{
+    for (size_t i = 0; i < NSECTIONS; i++) {
+        char pre[32];
+        snprintf(pre, sizeof pre, "AXON_%s_", SECTIONS[i]);
+        for (char *p = pre; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        if (!strncmp(name, pre, strlen(pre)))
+            return true;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        char en[64];
+        env_name(&KEYS[i], en, sizeof en);
+        if (edit_distance(name, en) <= 2)
+            return true;
+    }
+    return false;
 }
 
 /* ---- value parsing -------------------------------------------------------- */
@@ -602,6 +704,9 @@ static int parse_text(ax_config_t *cfg, const char *text, size_t len, const char
     }
     unsigned set_line[NKEYS] = { 0 };
     const char *section = NULL;
+    cfg->origin.loads++;
+    snprintf(cfg->origin.names[(cfg->origin.loads - 1) % AX_CONFIG_ORIGIN_FILES],
+             sizeof cfg->origin.names[0], "%s", name);
     const char *p = text, *end = text + len;
     unsigned lineno = 0;
     char shown[80], keyname[64], why[400], hint[96];
@@ -722,6 +827,7 @@ static int parse_text(ax_config_t *cfg, const char *text, size_t len, const char
             return -EINVAL;
         }
         set_line[idx] = lineno;
+        origin_stamp(cfg, d, lineno, false);
     }
     /* A plan comes from one topology: refuse both sources here, at the line
      * that made it two, not only later in ax_config_validate (the fuzzer
@@ -822,6 +928,8 @@ int ax_config_apply_env(ax_config_t *cfg, char *const *envp, ax_config_error_t *
             if (strlen(en) == nlen && !memcmp(en, e, nlen))
                 d = &KEYS[j];
         }
+        if (!d && !claims_env_name(nm))
+            continue; /* not a config variable: someone else's AXON_* */
         if (!d) {
             suggest_env(hint, sizeof hint, nm);
             err_set(err, "<env>", 0, nm, "%s=%s: unknown axon variable%s; every AXON_* variable "
@@ -837,6 +945,7 @@ int ax_config_apply_env(ax_config_t *cfg, char *const *envp, ax_config_error_t *
                     full, why);
             return -EINVAL;
         }
+        origin_stamp(&tmp, d, 0, true);
     }
     if (tmp.topology_synthetic[0] && tmp.topology_xml[0]) {
         err_set(err, "<env>", 0, "topology.xml", "topology.synthetic and topology.xml are both "

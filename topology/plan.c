@@ -108,14 +108,18 @@ void ax_plan_destroy(ax_plan_t *plan)
  * shrink of the selection: "cpus = 0-127" on a 64-PU box is a wrong file. */
 /* The topology's source is named because it may be this machine restricted
  * to the process's CPUs: "cpus = 0" under taskset -c 1 must say why. */
-static int check_ids(const uint64_t *want, const uint64_t *have, const char *key,
-                     const char *val, const char *what, const char *source, char *err,
-                     size_t errlen)
+/* Every error names the file and line (or the variable) of the key that
+ * caused it when it came from one (ax__config_where). */
+static int check_ids(const ax_config_t *cfg, const uint64_t *want, const uint64_t *have,
+                     const char *key, const char *val, const char *what, const char *source,
+                     char *err, size_t errlen)
 {
+    char where[AX_CONFIG_STR_MAX + 32];
     for (uint32_t i = 0; i < AX_IDLIST_LIMIT; i++)
         if (ax__bit_test(want, i) && !ax__bit_test(have, i)) {
-            ax__seterr(err, errlen, "%s = %s: %s %u does not exist in this topology (%s); list "
-                   "only existing ones (see axon-topo)", key, val, what, i, source);
+            ax__config_where(cfg, key, where, sizeof where);
+            ax__seterr(err, errlen, "%s%s = %s: %s %u does not exist in this topology (%s); list "
+                   "only existing ones (see axon-topo)", where, key, val, what, i, source);
             return -EINVAL;
         }
     return 0;
@@ -130,7 +134,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
     slot_t *slots = calloc(t->npus, sizeof *slots);
     uint32_t *core_first = calloc(t->ncores + 1, sizeof *core_first);
     int rc = -ENOMEM;
-    char why[200];
+    char why[200], where[AX_CONFIG_STR_MAX + 32];
     if (!have || !order || !slots || !core_first) {
         ax__seterr(err, errlen, "out of memory planning %u cores", t->ncores);
         goto out;
@@ -148,7 +152,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
         for (uint32_t i = 0; i < t->npus; i++)
             if (t->pu_os[i] < AX_IDLIST_LIMIT)
                 have[t->pu_os[i] / 64] |= 1ull << (t->pu_os[i] % 64);
-        if (check_ids(cpus, have, "workers.cpus", cfg->cpus, "PU", t->summary.source, err,
+        if (check_ids(cfg, cpus, have, "workers.cpus", cfg->cpus, "PU", t->summary.source, err,
                       errlen) < 0)
             goto out;
     }
@@ -165,7 +169,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
         for (uint32_t i = 0; i < t->nnodes; i++)
             if (t->nodes[i].os < AX_IDLIST_LIMIT)
                 have[t->nodes[i].os / 64] |= 1ull << (t->nodes[i].os % 64);
-        if (check_ids(nodes, have, "workers.numa_nodes", cfg->numa_nodes, "NUMA node",
+        if (check_ids(cfg, nodes, have, "workers.numa_nodes", cfg->numa_nodes, "NUMA node",
                       t->summary.source, err, errlen) < 0)
             goto out;
     }
@@ -193,13 +197,16 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
     }
     core_first[ncore] = n;
     if (ncore == 0) {
-        ax__seterr(err, errlen, "workers.cpus = '%s' and workers.numa_nodes = '%s' select no core "
-               "of this topology; widen the selection", cfg->cpus, cfg->numa_nodes);
+        ax__config_where(cfg, cfg->cpus[0] ? "workers.cpus" : "workers.numa_nodes", where,
+                         sizeof where);
+        ax__seterr(err, errlen, "%sworkers.cpus = '%s' and workers.numa_nodes = '%s' select no "
+               "core of this topology; widen the selection", where, cfg->cpus, cfg->numa_nodes);
         goto out;
     }
     if (cfg->reserve_cores >= ncore) {
-        ax__seterr(err, errlen, "workers.reserve_cores = %u: the selection has only %u core%s, so "
-               "no worker would be left; lower reserve_cores or select more CPUs",
+        ax__config_where(cfg, "workers.reserve_cores", where, sizeof where);
+        ax__seterr(err, errlen, "%sworkers.reserve_cores = %u: the selection has only %u core%s, "
+               "so no worker would be left; lower reserve_cores or select more CPUs", where,
                cfg->reserve_cores, ncore, ncore == 1 ? "" : "s");
         goto out;
     }
@@ -319,10 +326,27 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
         return rc;
     const char *unit = cfg->smt == AX_SMT_ALL ? "PUs" : "cores";
     uint32_t want = cfg->workers ? cfg->workers : nslots;
+    char where[AX_CONFIG_STR_MAX + 32];
+    ax__config_where(cfg, "workers.count", where, sizeof where);
+    /* The engine's limit, checked here so a plan never promises what
+     * ax_engine_create then refuses (blaming memory.arena_bytes). */
+    if (want > AX_WORKERS_MAX) {
+        if (cfg->workers)
+            ax__seterr(err, errlen, "%sworkers.count = %u: an engine runs at most %u workers; "
+                       "lower the count", where, want, AX_WORKERS_MAX);
+        else
+            ax__seterr(err, errlen, "workers.count = 0 means one worker per selected %s, and "
+                       "this topology (%s) has %u: an engine runs at most %u workers; set "
+                       "workers.count, or narrow workers.cpus or workers.numa_nodes",
+                       cfg->smt == AX_SMT_ALL ? "PU" : "core", topo->summary.source, nslots,
+                       AX_WORKERS_MAX);
+        free(slots);
+        return -EINVAL;
+    }
     if (want > nslots && !cfg->oversubscribe) {
-        ax__seterr(err, errlen, "workers.count = %u: the selection has %u %s (smt = %s, %u reserved); "
-               "lower the count, select more CPUs%s, or set workers.oversubscribe = true to run "
-               "unpinned (functional tests only)", want, nslots, unit,
+        ax__seterr(err, errlen, "%sworkers.count = %u: the selection has %u %s (smt = %s, %u "
+               "reserved); lower the count, select more CPUs%s, or set workers.oversubscribe = "
+               "true to run unpinned (functional tests only)", where, want, nslots, unit,
                cfg->smt == AX_SMT_ALL ? "all" : "core", cfg->reserve_cores,
                cfg->smt == AX_SMT_ALL ? "" : " or set workers.smt = all");
         free(slots);
@@ -352,8 +376,8 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
     p->arena_bytes = ax_config_arena_bytes(cfg);
     p->ring_slots = ax_plan_auto_ring_slots(cfg, p->nworkers);
     p->ring_bytes = (uint64_t)p->ring_slots * CACHELINE + RING_CONTROL_LINES * CACHELINE;
-    /* validate caps workers at 4096 unless oversubscribed from a 0 count;
-     * 4096*4095 rings of at most 4 MiB stays far below 2^64. */
+    /* want <= AX_WORKERS_MAX (1024): 1024*1023 rings of at most 4 MiB stays
+     * far below 2^64. */
     p->ring_mesh_bytes = (uint64_t)want * (want - 1) * p->ring_bytes;
     p->arena_total_bytes = (uint64_t)want * p->arena_bytes;
     p->total_bytes = p->arena_total_bytes + p->ring_mesh_bytes;

@@ -334,11 +334,20 @@ int ax_topo_load_config(const ax_config_t *cfg, ax_topo_t **out, char *err, size
             *out = NULL;
         return -EINVAL;
     }
-    if (cfg->topology_synthetic[0])
-        return ax_topo_load_synthetic(cfg->topology_synthetic, out, err, errlen);
-    if (cfg->topology_xml[0])
-        return ax_topo_load_xml(cfg->topology_xml, out, err, errlen);
-    return ax_topo_load_system(out, err, errlen);
+    if (!cfg->topology_synthetic[0] && !cfg->topology_xml[0])
+        return ax_topo_load_system(out, err, errlen);
+    /* A bad description or a missing file names the line (or variable)
+     * that gave it, before hwloc's reason. */
+    bool synth = cfg->topology_synthetic[0] != '\0';
+    char why[768];
+    int rc = synth ? ax_topo_load_synthetic(cfg->topology_synthetic, out, why, sizeof why)
+                   : ax_topo_load_xml(cfg->topology_xml, out, why, sizeof why);
+    if (rc < 0) {
+        char where[AX_CONFIG_STR_MAX + 32];
+        ax__config_where(cfg, synth ? "topology.synthetic" : "topology.xml", where, sizeof where);
+        ax__seterr(err, errlen, "%s%s", where, why);
+    }
+    return rc;
 }
 
 void ax_topo_destroy(ax_topo_t *topo)

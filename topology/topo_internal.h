@@ -66,6 +66,11 @@ static inline bool ax__bit_test(const uint64_t *bits, uint32_t i)
 int ax__topo_load_synthetic_bound(const char *desc, const char *cpus, ax_topo_t **out,
                                   char *err, size_t errlen);
 
+/* Where key ("workers.count") got its value, as a prefix for an error
+ * message: "FILE:LINE: ", "AXON_WORKERS_COUNT (environment): ", or "" when
+ * it was set in C or never set.  Lives in config.c. */
+void ax__config_where(const ax_config_t *cfg, const char *key, char *buf, size_t len);
+
 /* Format a sentence into err (errlen bytes; err may be NULL). */
 void ax__seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -21,23 +21,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* 8 bytes of header: a small value ("42", a short string: most of a key
+ * space) is then a 16-byte allocation instead of 32 (issue 10, item 20:
+ * 1,000,000 small keys took 1.58x redis-server's memory).  Values are at
+ * most 512 MB, so 32 bits of length are plenty. */
 typedef struct kv_blob {
     _Atomic uint32_t refs;
-    uint32_t reserved;
-    size_t len;
+    uint32_t len;
     char data[]; /* len bytes, then one NUL so numeric parsing may use strtoll-like code */
 } kv_blob_t;
 
 /* A new blob of len bytes (contents undefined, data[len] = 0), refs = 1.
- * NULL when memory is exhausted or len is absurd. */
+ * NULL when memory is exhausted or len does not fit in 32 bits. */
 static inline kv_blob_t *kv_blob_new(size_t len)
 {
-    if (len > (SIZE_MAX >> 1)) return NULL;
+    if (len >= UINT32_MAX) return NULL;
     kv_blob_t *b = (kv_blob_t *)malloc(sizeof(kv_blob_t) + len + 1);
     if (!b) return NULL;
     atomic_init(&b->refs, 1u);
-    b->reserved = 0;
-    b->len = len;
+    b->len = (uint32_t)len;
     b->data[len] = 0;
     return b;
 }

@@ -22,6 +22,11 @@
  * Memory: batches are malloc'ed by the conn and travel conn -> shard ->
  * conn; the conn frees them once their replies are copied out.
  */
+/* sched_getaffinity and CPU_COUNT are GNU: ask for them, so axon-kv builds
+ * with -std=c11 outside this tree too (the tree passes -D_GNU_SOURCE). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -37,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jemalloc/jemalloc.h>
+
 #include "axon/axon.h"
 #include "axon/io.h"
 #include "server.h"
@@ -50,8 +57,25 @@
  * waits in a segment queue (owned bytes, or a reference to a value blob). */
 #define KV_SEND_CHUNK (1u << 20)
 #define KV_SEND_WINDOW (4u << 20)
-#define KV_BACKLOG_PAUSE (64ull << 20)  /* stop parsing past this much queued output */
-#define KV_BACKLOG_CLOSE (512ull << 20) /* copied bytes queued: the client does not read */
+#define KV_BACKLOG_CLOSE (512ull << 20) /* copied bytes queued past max-output-bytes: closed */
+/* Output is bounded in bytes (max-output-bytes), not only in commands:
+ * before a command is parsed, what the connection holds for its client
+ * (replies in flight counted at a worst-case estimate, replies waiting in
+ * order, the output buffer, queued segments and bytes at the io layer) must
+ * be under the bound.  A reply's size is unknown until its shard answers, so
+ * a command in flight counts what it may cost: a GET up to KV_BIG_REPLY
+ * copied bytes (a bigger value is sent from its blob, not copied), an MGET
+ * that per key, anything else a small constant.  Its actual size replaces
+ * the estimate when it comes back. */
+#define KV_EST_GET ((uint64_t)KV_BIG_REPLY + 32)
+#define KV_EST_SMALL 64u
+#define KV_EST_INFO 1024u
+/* At most this much estimated output is in flight at the shards per
+ * connection: a client pipelining big GETs is served in rounds of bounded
+ * work, each started when the previous one's batches come back, so the
+ * worker's other connections get their turn between rounds instead of
+ * waiting behind a whole pipeline of copies (messages run in FIFO order). */
+#define KV_ROUND_BYTES (1ull << 20)
 
 static int64_t now_ms(void)
 {
@@ -274,6 +298,7 @@ typedef struct kv_pend {
     size_t off, len;
     kv_blob_t *blob;   /* K_SINGLE: big GET value */
     kv_out_t own;      /* K_OWN and combined replies */
+    uint64_t bytes;    /* what this slot counts in kv_conn_t.pend_bytes */
     size_t *frag;      /* K_ARRAY: (offset, length) of each part in own */
     int64_t sum;
     int64_t info[KV_INFO_FIELDS]; /* K_INFO: sums over shards */
@@ -302,6 +327,8 @@ typedef struct kv_conn {
     uint32_t seg_cap, seg_head, seg_n;
     size_t seg_off;     /* bytes of the head segment already handed over */
     uint64_t seg_bytes, seg_owned_bytes; /* queued: all, and copies only */
+    uint64_t pend_bytes; /* slots not emitted yet: estimates in flight, sizes ready */
+    uint64_t est_out;    /* the estimates of the slots still waiting for shards */
     uint8_t closing;     /* parse no more */
     uint8_t drain_close; /* close once every reply so far is sent */
     uint8_t peer_eof, close_sent, closed, paused;
@@ -351,6 +378,19 @@ static void seg_pop(kv_conn_t *k)
     k->seg_off = 0;
 }
 
+/* Everything this connection holds for its client, in bytes (see KV_EST_GET). */
+static uint64_t conn_backlog(const kv_conn_t *k)
+{
+    return k->pend_bytes + k->out.len + k->seg_bytes + k->inflight;
+}
+
+/* Set what slot p counts in pend_bytes. */
+static void pend_account(kv_conn_t *k, kv_pend_t *p, uint64_t bytes)
+{
+    k->pend_bytes = k->pend_bytes - p->bytes + bytes;
+    p->bytes = bytes;
+}
+
 /* Hand queued output to the io layer while the window has room. */
 static void conn_pump(ax_ctx_t *ctx, kv_conn_t *k)
 {
@@ -397,8 +437,10 @@ static void conn_flush(ax_ctx_t *ctx, kv_conn_t *k)
         return;
     }
     kv_out_init(&k->out);
-    if (k->seg_owned_bytes > KV_BACKLOG_CLOSE) {
-        conn_start_close(ctx, k, "client does not read its replies (512 MiB queued)");
+    /* Only a reply far beyond its estimate (an MGET of big values) can get
+     * here: parsing stopped at max-output-bytes long before. */
+    if (k->seg_owned_bytes > k->srv->opt.max_out_bytes + KV_BACKLOG_CLOSE) {
+        conn_start_close(ctx, k, "client does not read its replies (max-output-bytes + 512 MiB queued)");
         return;
     }
     conn_pump(ctx, k);
@@ -454,6 +496,7 @@ static void imm_end(kv_conn_t *k, kv_pend_t *slot, int close_after)
     }
     slot->state = P_READY;
     slot->close_after = (uint8_t)close_after;
+    pend_account(k, slot, slot->own.len);
     k->next_seq++;
 }
 
@@ -520,8 +563,9 @@ static void send_batches(ax_ctx_t *ctx, kv_conn_t *k)
     }
 }
 
-/* Route a command: one op per key to the keys' shards. */
-static int route(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
+/* Route a command: one op per key to the keys' shards.  *est: what its
+ * reply may cost (counted in pend_bytes until the reply is back). */
+static int route(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv, uint64_t *est)
 {
     kv_server_t *srv = k->srv;
     const kv_arg_t *c = &argv[0];
@@ -573,6 +617,12 @@ static int route(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
     }
     /* Count the slot even on failure: ops already queued reference it and
      * come back; the slot is released (with their batches) at fini. */
+    *est = p->kind == K_ARRAY                              ? (uint64_t)p->nparts * KV_EST_GET
+           : p->kind == K_INFO                             ? KV_EST_INFO
+           : p->kind == K_SINGLE && kv_arg_is(c, "GET")    ? KV_EST_GET
+                                                           : KV_EST_SMALL;
+    pend_account(k, p, *est);
+    k->est_out += *est;
     k->next_seq++;
     return rc; /* on -ENOMEM the connection closes */
 }
@@ -588,19 +638,21 @@ static int is_keyed(const kv_arg_t *c)
     return 0;
 }
 
-/* One command.  Returns 0, or -ENOMEM (the connection is closed). */
-static int dispatch(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
+/* One command.  Returns 0, or -ENOMEM (the connection is closed).  *est:
+ * the estimated reply bytes of a routed command (0 when answered here). */
+static int dispatch(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv, uint64_t *est)
 {
     const kv_arg_t *c = &argv[0];
+    *est = 0;
     /* The hot pair first: GET and SET with their arity right. */
-    if ((argc == 2 && kv_arg_is(c, "GET")) || (argc >= 3 && kv_arg_is(c, "SET"))) return route(ctx, k, argc, argv);
+    if ((argc == 2 && kv_arg_is(c, "GET")) || (argc >= 3 && kv_arg_is(c, "SET"))) return route(ctx, k, argc, argv, est);
     if (is_keyed(c)) {
         bool ok = argc >= 2;
         if (kv_arg_is(c, "MSET")) ok = argc >= 3 && argc % 2 == 1;
-        if (ok) return route(ctx, k, argc, argv);
+        if (ok) return route(ctx, k, argc, argv, est);
     } else if ((kv_arg_is(c, "DBSIZE") && argc == 1) || kv_arg_is(c, "FLUSHALL") || kv_arg_is(c, "FLUSHDB") ||
                kv_arg_is(c, "INFO")) {
-        return route(ctx, k, argc, argv);
+        return route(ctx, k, argc, argv, est);
     }
     kv_pend_t *slot;
     kv_out_t *o = imm_begin(k, &slot);
@@ -637,8 +689,13 @@ static int dispatch(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
             rc = kv_out_append(o, "+OK\r\n", 5); /* accepted and ignored, as benchmarks expect */
         else rc = kv_reply_error(o, "ERR unknown CONFIG subcommand; try CONFIG GET");
     } else if (kv_arg_is(c, "SELECT")) {
-        rc = argc == 2 && argv[1].len == 1 && argv[1].ptr[0] == '0' ? kv_out_append(o, "+OK\r\n", 5)
-                                                                       : kv_reply_error(o, "ERR DB index is out of range");
+        /* One database: 0.  As Redis: a non-integer index is "not an
+         * integer", a negative or too large one "out of range"; 1..15,
+         * which Redis has, are refused here with the same error. */
+        int64_t db;
+        if (argc != 2) rc = kv_reply_arity(o, c);
+        else if (kv_parse_i64(argv[1].ptr, argv[1].len, &db) < 0) rc = kv_reply_error(o, KV_NOTINT_MSG);
+        else rc = db == 0 ? kv_out_append(o, "+OK\r\n", 5) : kv_reply_error(o, "ERR DB index is out of range");
     } else {
         rc = kv_reply_unknown(o, argc, argv);
     }
@@ -650,10 +707,13 @@ static int dispatch(ax_ctx_t *ctx, kv_conn_t *k, uint32_t argc, kv_arg_t *argv)
 static void conn_process(ax_ctx_t *ctx, kv_conn_t *k)
 {
     uint32_t max_pipe = k->srv->opt.max_pipeline;
+    uint64_t max_out = k->srv->opt.max_out_bytes;
     k->paused = 0;
     while (!k->closing) {
-        if (k->next_seq - k->next_emit >= max_pipe || k->seg_bytes > KV_BACKLOG_PAUSE) {
-            k->paused = 1; /* resumed when replies drain (KV_MSG_DONE, AX_IO_SENT) */
+        /* Resumed when replies drain (KV_MSG_DONE, AX_IO_SENT).  est_out
+         * > 0 means batches are out: their return (KV_MSG_DONE) resumes. */
+        if (k->next_seq - k->next_emit >= max_pipe || conn_backlog(k) >= max_out || k->est_out >= KV_ROUND_BYTES) {
+            k->paused = 1;
             break;
         }
         uint32_t argc;
@@ -664,7 +724,8 @@ static void conn_process(ax_ctx_t *ctx, kv_conn_t *k)
             /* Big arguments move from the parser into the batch. */
             for (uint32_t i = 0; i < argc; i++)
                 if (argv[i].blob) argv[i].blob = kv_resp_take_blob(&k->parser, i);
-            rc = dispatch(ctx, k, argc, argv);
+            uint64_t est;
+            rc = dispatch(ctx, k, argc, argv, &est);
             for (uint32_t i = 0; i < argc; i++) kv_blob_unref(argv[i].blob); /* not moved */
             if (rc < 0) {
                 conn_start_close(ctx, k, "out of memory");
@@ -686,6 +747,7 @@ static void conn_process(ax_ctx_t *ctx, kv_conn_t *k)
 
 static void slot_release(kv_conn_t *k, kv_pend_t *p)
 {
+    pend_account(k, p, 0);
     if (p->batch && --p->batch->unemitted == 0) batch_done(k, p->batch);
     p->batch = NULL;
     kv_blob_unref(p->blob);
@@ -804,6 +866,8 @@ static void conn_absorb(kv_conn_t *k, kv_batch_t *b)
             op->rep_blob = NULL;
             b->unemitted++;
             p->state = P_READY;
+            k->est_out -= p->bytes;
+            pend_account(k, p, p->len + (p->blob ? p->blob->len + 32 : 0)); /* the estimate, made exact */
             continue;
         }
         if (op->rep_blob) { /* a big value inside MGET: copied, MGET is not the big-value path */
@@ -828,6 +892,8 @@ static void conn_absorb(kv_conn_t *k, kv_batch_t *b)
         if (--p->parts_left == 0) {
             finish_combined(p);
             p->state = P_READY;
+            k->est_out -= p->bytes;
+            pend_account(k, p, p->own.len);
         }
     }
     if (b->unemitted == 0) batch_done(k, b);
@@ -926,7 +992,7 @@ static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
         if (e.res > 0) k->inflight -= (uint64_t)e.res <= k->inflight ? (uint64_t)e.res : k->inflight;
         if (k->sends_pending == 0) k->inflight = 0; /* errors report no count */
         conn_pump(ctx, k);
-        if (k->paused && !k->closing && k->seg_bytes <= KV_BACKLOG_PAUSE) {
+        if (k->paused && !k->closing && conn_backlog(k) < k->srv->opt.max_out_bytes) {
             conn_process(ctx, k);
             conn_emit(ctx, k);
             if (k->batches_out == 0 || k->out.len >= KV_FLUSH_BYTES) conn_flush(ctx, k);
@@ -1016,7 +1082,8 @@ static void usage(FILE *f)
             "  --workers N       engine workers = shards (default: one per core)\n"
             "  --config FILE     'key value' lines: port, bind, workers, maxmemory (per shard,\n"
             "                    e.g. 100mb), sweep-interval-ms, sweep-slots, max-pipeline,\n"
-            "                    max-cmd-bytes, engine-spin-us (-1: never; default: 50 when\n"
+            "                    max-cmd-bytes, max-output-bytes (per connection, 64mb),\n"
+            "                    engine-spin-us (-1: never; default: 50 when\n"
             "                    the workers leave a CPU free, else never), engine-config\n"
             "                    (an axon config file), verbose\n"
             "  --maxmemory BYTES per-shard memory bound (units b/kb/mb/gb); past it writes get -OOM\n"
@@ -1082,6 +1149,9 @@ static const char *set_option(kv_options_t *o, const char *key, const char *val)
     } else if (!strcmp(key, "max-pipeline")) {
         if (parse_u32(val, 1u << 24, &u) < 0 || u == 0) return "a command count 1..16777216";
         o->max_pipeline = u;
+    } else if (!strcmp(key, "max-output-bytes")) {
+        if (parse_size(val, &sz) < 0 || sz < 65536) return "a size >= 64kb";
+        o->max_out_bytes = sz;
     } else if (!strcmp(key, "max-cmd-bytes")) {
         if (parse_size(val, &sz) < 0 || sz < 1024) return "a size >= 1kb";
         o->max_cmd_bytes = sz;
@@ -1150,6 +1220,7 @@ static void finish_defaults(kv_options_t *o)
     if (!o->sweep_slots) o->sweep_slots = 4096;
     if (!o->max_cmd_bytes) o->max_cmd_bytes = KV_RESP_DEFAULT_MAX_CMD;
     if (!o->max_pipeline) o->max_pipeline = 65536;
+    if (!o->max_out_bytes) o->max_out_bytes = 64ull << 20;
 }
 
 static int wait_listeners(kv_server_t *srv, uint32_t want)
@@ -1225,6 +1296,15 @@ int main(int argc, char **argv)
     }
     if (verbose) srv.opt.verbose = 1;
     finish_defaults(&srv.opt);
+
+    /* jemalloc (axon's malloc) purges the pages it freed only on later
+     * allocation calls unless its background threads run: an idle server
+     * kept what a burst freed (a slot table outgrown, a client's buffers)
+     * resident.  Redis runs with them on too (jemalloc-bg-thread yes). */
+    bool bg = true;
+    if (mallctl("background_thread", NULL, NULL, &bg, sizeof(bg)) != 0)
+        fprintf(stderr, "axon-kv: could not start jemalloc's background purging threads; freed memory is "
+                        "returned to the system only as later allocations run\n");
 
     ax_config_t cfg;
     ax_config_init(&cfg);

@@ -38,24 +38,31 @@ int kv_resp_init(kv_resp_parser_t *p, uint64_t max_cmd_bytes)
     return 0;
 }
 
+/* Ownership of big arguments' blobs is recorded in p->blobs, never in the
+ * argv handed out: a caller may write argv[i].blob (moving a blob it took
+ * into its own structures and clearing the field, say) without changing
+ * what the parser frees.  When the two were one array, a caller that took a
+ * blob and stored the result back into argv[i].blob gave it two owners. */
 static void release_blobs(kv_resp_parser_t *p)
 {
-    /* Blobs may exist for args [0, argc] (the one being filled is argv[argc]). */
+    /* Blobs may exist for args [0, argc] (the one being filled is argc). */
     for (uint32_t i = 0; i < p->argv_cap; i++) {
-        if (p->argv[i].blob) {
-            kv_blob_unref(p->argv[i].blob);
-            p->argv[i].blob = NULL;
+        if (p->blobs[i]) {
+            kv_blob_unref(p->blobs[i]);
+            p->blobs[i] = NULL;
         }
+        p->argv[i].blob = NULL;
         if (i > p->argc) break;
     }
 }
 
 void kv_resp_fini(kv_resp_parser_t *p)
 {
-    if (p->argv) release_blobs(p);
+    if (p->argv_cap) release_blobs(p);
     free(p->buf);
     free(p->argv);
     free(p->argoff);
+    free(p->blobs);
     free(p->ibuf);
     memset(p, 0, sizeof(*p));
 }
@@ -102,7 +109,7 @@ int kv_resp_feed(kv_resp_parser_t *p, const void *data, size_t len)
     /* A big bulk being received with nothing buffered ahead of it: copy
      * straight into its blob, the only copy these bytes will see. */
     if (p->state == ST_BIG_DATA && p->pos == p->wpos && len) {
-        kv_blob_t *b = p->argv[p->argc].blob;
+        kv_blob_t *b = p->blobs[p->argc];
         size_t want = (size_t)p->bulk_len - p->big_filled;
         size_t n = len < want ? len : want;
         memcpy(b->data + p->big_filled, src, n);
@@ -196,8 +203,12 @@ static int grow_argv(kv_resp_parser_t *p, uint32_t need)
     memset(na + p->argv_cap, 0, (size_t)(ncap - p->argv_cap) * sizeof(*na));
     p->argv = na;
     size_t *no = (size_t *)realloc(p->argoff, (size_t)ncap * sizeof(*no));
-    if (!no) return -ENOMEM; /* argv grew; harmless, cap stays for both below */
+    if (!no) return -ENOMEM; /* argv grew; harmless, cap stays for all below */
     p->argoff = no;
+    kv_blob_t **nb = (kv_blob_t **)realloc(p->blobs, (size_t)ncap * sizeof(*nb));
+    if (!nb) return -ENOMEM;
+    memset(nb + p->argv_cap, 0, (size_t)(ncap - p->argv_cap) * sizeof(*nb));
+    p->blobs = nb;
     p->argv_cap = ncap;
     return 0;
 }
@@ -391,15 +402,18 @@ int kv_resp_next(kv_resp_parser_t *p, uint32_t *argc_out, kv_arg_t **argv_out)
             p->scan = p->pos;
             p->bulk_len = (uint64_t)n;
             /* Held so far (buffered header and small args, plus big blobs)
-             * plus this argument must fit the per-command bound. */
-            if ((uint64_t)(p->pos - p->base) + p->cmd_bytes + p->bulk_len + 2 > p->max_cmd_bytes)
+             * plus this argument, and the bookkeeping of every argument,
+             * must fit the per-command bound. */
+            if ((uint64_t)(p->pos - p->base) + p->cmd_bytes + p->bulk_len + 2 +
+                    (uint64_t)(p->argc + 1) * KV_RESP_ARG_COST >
+                p->max_cmd_bytes)
                 return proto_error(p, "Protocol error: too big request");
             if (grow_argv(p, p->argc + 1) < 0) return fatal_nomem(p);
             size_t avail = p->wpos - p->pos;
             if (p->bulk_len >= KV_RESP_BIG_ARG && avail < p->bulk_len + 2) {
                 kv_blob_t *b = kv_blob_new((size_t)p->bulk_len);
                 if (!b) return fatal_nomem(p);
-                p->argv[p->argc].blob = b;
+                p->blobs[p->argc] = b;
                 p->cmd_bytes += p->bulk_len;
                 p->big_filled = 0;
                 p->state = ST_BIG_DATA;
@@ -425,7 +439,7 @@ int kv_resp_next(kv_resp_parser_t *p, uint32_t *argc_out, kv_arg_t **argv_out)
         }
 
         case ST_BIG_DATA: {
-            kv_blob_t *b = p->argv[p->argc].blob;
+            kv_blob_t *b = p->blobs[p->argc];
             size_t want = (size_t)p->bulk_len - p->big_filled;
             size_t avail = p->wpos - p->pos;
             size_t n = avail < want ? avail : want;
@@ -457,8 +471,10 @@ int kv_resp_next(kv_resp_parser_t *p, uint32_t *argc_out, kv_arg_t **argv_out)
 
         case ST_YIELDED:
             /* a multibulk command just completed: make its pointers */
-            for (uint32_t i = 0; i < p->argc; i++)
-                p->argv[i].ptr = p->argv[i].blob ? p->argv[i].blob->data : p->buf + p->base + p->argoff[i];
+            for (uint32_t i = 0; i < p->argc; i++) {
+                p->argv[i].blob = p->blobs[i];
+                p->argv[i].ptr = p->blobs[i] ? p->blobs[i]->data : p->buf + p->base + p->argoff[i];
+            }
             *argc_out = p->argc;
             *argv_out = p->argv;
             return 1;
@@ -472,8 +488,8 @@ int kv_resp_next(kv_resp_parser_t *p, uint32_t *argc_out, kv_arg_t **argv_out)
 kv_blob_t *kv_resp_take_blob(kv_resp_parser_t *p, uint32_t i)
 {
     if (p->state != ST_YIELDED || i >= p->argc) return NULL;
-    kv_blob_t *b = p->argv[i].blob;
-    p->argv[i].blob = NULL;
+    kv_blob_t *b = p->blobs[i];
+    p->blobs[i] = NULL;
     return b;
 }
 

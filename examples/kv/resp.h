@@ -9,7 +9,8 @@
  *                with "..." and '...' quoting as redis-cli and Redis do.
  * Every length is checked before use: multibulk count <= KV_RESP_MAX_ARGS,
  * bulk length <= KV_RESP_MAX_BULK (512 MB, as Redis), header lines and inline
- * lines <= KV_RESP_MAX_INLINE, and a whole command <= max_cmd_bytes.
+ * lines <= KV_RESP_MAX_INLINE, and a whole command <= max_cmd_bytes, counting
+ * its bytes plus KV_RESP_ARG_COST per argument.
  *
  * Large bulk arguments (>= KV_RESP_BIG_ARG bytes) are written straight into a
  * kv_blob_t of their exact size as they arrive (one copy, from the caller's
@@ -18,8 +19,12 @@
  *
  * Threading: a parser belongs to one connection; no internal locking.
  * Memory: the parser owns its buffer and blobs.  A yielded command's argv is
- * valid until the next kv_resp_feed, kv_resp_next or kv_resp_fini call; a
- * blob taken with kv_resp_take_blob belongs to the caller.
+ * valid until the next kv_resp_feed, kv_resp_next or kv_resp_fini call, and
+ * is the caller's to edit: argv[i].blob is a view (it says where the bytes
+ * live), never the parser's record of what it owns, which it keeps apart.
+ * A blob taken with kv_resp_take_blob belongs to the caller whatever the
+ * caller then writes into argv; every blob not taken is released by the
+ * parser, exactly once.
  *
  * Writer: appends RESP2 replies to a growable kv_out_t; each call either
  * appends the whole reply and returns 0, or appends nothing and returns
@@ -34,7 +39,7 @@
 #include "blob.h"
 
 #define KV_RESP_MAX_BULK   (512ull * 1024 * 1024) /* Redis proto-max-bulk-len default */
-#define KV_RESP_MAX_ARGS   (1024u * 1024u)        /* arguments in one command */
+#define KV_RESP_MAX_ARGS   2147483647u            /* arguments in one command: INT_MAX, as Redis 7 */
 #define KV_RESP_MAX_INLINE (64u * 1024u)          /* Redis PROTO_INLINE_MAX_SIZE */
 #define KV_RESP_BIG_ARG    (16u * 1024u)          /* bulk args this long get their own blob */
 #define KV_RESP_DEFAULT_MAX_CMD (1024ull * 1024 * 1024 + 64 * 1024 * 1024)
@@ -44,6 +49,11 @@ typedef struct kv_arg {
     size_t len;
     kv_blob_t *blob; /* non-NULL when the bytes live in their own blob (ptr == blob->data) */
 } kv_arg_t;
+
+/* What one argument costs the parser beyond its bytes (argv entry, offset,
+ * blob slot): charged to max_cmd_bytes, so the argument count is bounded by
+ * the same byte budget as the rest of a command. */
+#define KV_RESP_ARG_COST (sizeof(kv_arg_t) + sizeof(size_t) + sizeof(kv_blob_t *))
 
 typedef struct kv_resp_parser {
     char *buf;          /* bytes [base, wpos) are buffered; [base, pos) parsed */
@@ -57,6 +67,7 @@ typedef struct kv_resp_parser {
     uint32_t argv_cap;
     kv_arg_t *argv;     /* filled in when a command is yielded */
     size_t *argoff;     /* argument offsets relative to base while parsing */
+    kv_blob_t **blobs;  /* the big arguments' blobs the parser owns (argv_cap) */
     uint64_t bulk_len;  /* the bulk being read */
     size_t big_filled;  /* bytes of a big bulk already in its blob */
     uint64_t cmd_bytes; /* bytes held for the current command, for max_cmd_bytes */
@@ -88,7 +99,8 @@ int kv_resp_feed(kv_resp_parser_t *p, const void *data, size_t len);
 int kv_resp_next(kv_resp_parser_t *p, uint32_t *argc, kv_arg_t **argv);
 
 /* Take ownership of argument i's blob of the command just yielded (NULL if it
- * has none).  The argument's ptr stays valid as long as the caller keeps the blob. */
+ * has none, or it was taken already).  The argument's ptr stays valid as long
+ * as the caller keeps the blob; argv[i].blob is left as it is. */
 kv_blob_t *kv_resp_take_blob(kv_resp_parser_t *p, uint32_t i);
 
 static inline const char *kv_resp_errmsg(const kv_resp_parser_t *p) { return p->errmsg; }

@@ -48,6 +48,7 @@ typedef struct kv_options {
     uint32_t sweep_slots;    /* slots looked at per sweep round; 0: 4096 */
     uint64_t max_cmd_bytes;  /* one request; 0: 1 GiB + 64 MiB */
     uint32_t max_pipeline;   /* commands in flight per connection; 0: 65536 */
+    uint64_t max_out_bytes;  /* output a connection may hold for its client; 0: 64 MiB */
     int verbose;
     int spin_set;            /* engine-spin-us given */
     int32_t spin_us;         /* engine idle spin; axon-kv's default: -1, never */

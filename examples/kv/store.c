@@ -9,14 +9,19 @@
  * These are the sizes we ask malloc for, not what malloc rounds them to:
  * deterministic, so the limit behaves the same on every allocator.
  */
+/* clock_gettime and strnlen are POSIX 2008, not ISO C: ask for them, so the
+ * store builds with -std=c11 outside this tree too. */
+#define _POSIX_C_SOURCE 200809L
 #include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct kv_entry {
     kv_blob_t *val;
@@ -54,7 +59,10 @@ uint64_t kv_hash(const void *key, size_t len, uint64_t seed)
 
 /* ---- table ------------------------------------------------------------- */
 
-static inline uint64_t entry_cost(size_t klen) { return sizeof(kv_entry_t) + klen; }
+/* Allocated at its exact size: sizeof would add the 4 bytes of padding after
+ * klen, which put a 10-byte key ("key:123456") in jemalloc's 48-byte class
+ * instead of the 32-byte one. */
+static inline uint64_t entry_cost(size_t klen) { return offsetof(kv_entry_t, key) + klen; }
 static inline uint64_t table_cost(size_t cap) { return (uint64_t)cap * sizeof(kv_slot_t); }
 
 int kv_store_init(kv_store_t *s, uint64_t maxmemory, uint64_t seed)
@@ -195,7 +203,7 @@ static int insert_new(kv_store_t *s, uint64_t h, const void *key, size_t klen, k
         kv_blob_unref(val);
         return -KV_EOOM;
     }
-    kv_entry_t *e = (kv_entry_t *)malloc(sizeof(kv_entry_t) + klen);
+    kv_entry_t *e = (kv_entry_t *)malloc(entry_cost(klen));
     if (!e || (ncap && rehash(s, ncap) < 0)) {
         free(e);
         kv_blob_unref(val);
@@ -305,10 +313,16 @@ int kv_store_incrby(kv_store_t *s, const void *key, size_t klen, int64_t delta, 
     return 0;
 }
 
-int kv_store_expire_at(kv_store_t *s, const void *key, size_t klen, int64_t at_ms, int64_t now_ms)
+int kv_store_expire_at(kv_store_t *s, const void *key, size_t klen, int64_t at_ms, unsigned flags,
+                       int64_t now_ms)
 {
     size_t i = find_live(s, key_hash(s, key, klen), key, klen, now_ms);
     if (i == SIZE_MAX) return 0;
+    int64_t cur = s->slots[i].e->expire_at; /* 0: none, i.e. infinite */
+    if ((flags & KV_EXPIRE_NX) && cur) return 0;
+    if ((flags & KV_EXPIRE_XX) && !cur) return 0;
+    if ((flags & KV_EXPIRE_GT) && (!cur || at_ms <= cur)) return 0;
+    if ((flags & KV_EXPIRE_LT) && cur && at_ms >= cur) return 0;
     if (at_ms <= now_ms) {
         remove_at(s, i);
         return 1;
@@ -410,41 +424,74 @@ static int reply_store_err(kv_out_t *out, int rc)
 
 static int arg_i64(const kv_arg_t *a, int64_t *v) { return kv_parse_i64(a->ptr, a->len, v); }
 
-/* now + amount * unit, or -1 when it overflows (Redis: invalid expire time) */
-static int64_t deadline(int64_t now, int64_t amount, int64_t unit)
+/* Redis validates a TTL against the Unix clock: a relative TTL of ms
+ * milliseconds is refused ("invalid expire time") when now_unix_ms + ms
+ * passes INT64_MAX.  Deadlines here are kept on the monotonic clock (so a
+ * wall-clock step does not expire or revive keys), but the limit must be
+ * Redis's: computed from CLOCK_MONOTONIC, TTLs of 292 million years were
+ * accepted that Redis refuses. */
+static int64_t unix_now_ms(void)
 {
-    if (amount > INT64_MAX / unit || amount < INT64_MIN / unit) return -1;
-    int64_t ms = amount * unit;
-    if (ms > 0 && now > INT64_MAX - ms) return -1;
-    return now + ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* True when a relative TTL of ms (any sign) would overflow Redis's Unix
+ * deadline. */
+static bool ttl_too_far(int64_t ms) { return ms > 0 && ms > INT64_MAX - unix_now_ms(); }
+
+/* now (monotonic ms, >= 0) + ms, saturating (ms was checked against the
+ * larger Unix clock, so saturation is only a guard). */
+static int64_t mono_deadline(int64_t now, int64_t ms)
+{
+    if (ms > 0 && now > INT64_MAX - ms) return INT64_MAX;
+    return now + ms; /* now >= 0: cannot underflow for any ms >= INT64_MIN */
+}
+
+#define SET_EX 0x100u /* option seen, before the value is parsed */
+#define SET_PX 0x200u
+
+/* SET key value [NX|XX] [EX s|PX ms|KEEPTTL], with Redis 7's rules
+ * (t_string.c parseExtendedStringArgumentsOrReply): every option is parsed
+ * first, so a syntax error wins over a bad TTL; a repeated NX, XX, KEEPTTL,
+ * EX or PX is allowed and the last EX (or PX) value wins; EX with PX,
+ * NX with XX, KEEPTTL with EX/PX are syntax errors.  Then the TTL: not an
+ * integer, <= 0, or past Redis's limit is an error.  GET, EXAT, PXAT are not
+ * supported (syntax error; see docs/kv.md). */
 static int exec_set(kv_store_t *s, uint32_t argc, kv_arg_t *argv, int64_t now, kv_out_t *out)
 {
     unsigned flags = 0;
-    int64_t at = 0;
-    bool have_exp = false;
+    const kv_arg_t *ttl = NULL;
     for (uint32_t i = 3; i < argc; i++) {
+        bool next = i + 1 < argc;
         if (kv_arg_is(&argv[i], "NX") && !(flags & KV_SET_XX)) {
             flags |= KV_SET_NX;
         } else if (kv_arg_is(&argv[i], "XX") && !(flags & KV_SET_NX)) {
             flags |= KV_SET_XX;
-        } else if (kv_arg_is(&argv[i], "KEEPTTL") && !have_exp) {
+        } else if (kv_arg_is(&argv[i], "KEEPTTL") && !(flags & (SET_EX | SET_PX))) {
             flags |= KV_SET_KEEPTTL;
-        } else if ((kv_arg_is(&argv[i], "EX") || kv_arg_is(&argv[i], "PX")) && !have_exp &&
-                   !(flags & KV_SET_KEEPTTL) && i + 1 < argc) {
-            int64_t amount;
-            bool sec = kv_arg_is(&argv[i], "EX");
-            if (arg_i64(&argv[i + 1], &amount) < 0) return kv_reply_error(out, KV_NOTINT_MSG);
-            if (amount <= 0) return kv_reply_error(out, "ERR invalid expire time in 'set' command");
-            at = deadline(now, amount, sec ? 1000 : 1);
-            if (at < 0) return kv_reply_error(out, "ERR invalid expire time in 'set' command");
-            have_exp = true;
-            i++;
+        } else if (kv_arg_is(&argv[i], "EX") && !(flags & (KV_SET_KEEPTTL | SET_PX)) && next) {
+            flags |= SET_EX;
+            ttl = &argv[++i];
+        } else if (kv_arg_is(&argv[i], "PX") && !(flags & (KV_SET_KEEPTTL | SET_EX)) && next) {
+            flags |= SET_PX;
+            ttl = &argv[++i];
         } else {
             return kv_reply_error(out, "ERR syntax error");
         }
     }
+    int64_t at = 0;
+    if (ttl) {
+        int64_t ms;
+        if (arg_i64(ttl, &ms) < 0) return kv_reply_error(out, KV_NOTINT_MSG);
+        if (ms <= 0 || ((flags & SET_EX) && ms > INT64_MAX / 1000))
+            return kv_reply_error(out, "ERR invalid expire time in 'set' command");
+        if (flags & SET_EX) ms *= 1000;
+        if (ttl_too_far(ms)) return kv_reply_error(out, "ERR invalid expire time in 'set' command");
+        at = mono_deadline(now, ms);
+    }
+    flags &= ~(SET_EX | SET_PX);
     int rc;
     if (argv[2].blob) { /* a big value: move the parser's blob in, no copy */
         kv_blob_t *b = argv[2].blob;
@@ -466,15 +513,40 @@ static int exec_incr(kv_store_t *s, const kv_arg_t *key, int64_t delta, int64_t 
     return kv_reply_int(out, v);
 }
 
+/* EXPIRE/PEXPIRE key amount [NX|XX|GT|LT], Redis 7's expireGenericCommand:
+ * options first ("Unsupported option", incompatible pairs), then the
+ * amount (not an integer; for EXPIRE, seconds whose milliseconds overflow,
+ * either sign; a deadline past Redis's Unix-clock limit: "invalid expire
+ * time"), then the key (absent: 0) and the condition.  A deadline in the
+ * past deletes the key and replies 1, as Redis does. */
 static int exec_expire(kv_store_t *s, uint32_t argc, kv_arg_t *argv, int64_t now, int64_t unit, kv_out_t *out)
 {
-    if (argc > 3) return kv_reply_errorf(out, "ERR Unsupported option %.*s", (int)(argv[3].len > 64 ? 64 : argv[3].len), argv[3].ptr);
-    int64_t amount;
-    if (arg_i64(&argv[2], &amount) < 0) return kv_reply_error(out, KV_NOTINT_MSG);
-    int64_t at = deadline(now, amount, unit);
-    if (at < 0 && amount > 0) return kv_reply_errorf(out, "ERR invalid expire time in '%s' command", unit == 1000 ? "expire" : "pexpire");
-    if (amount <= 0) at = now; /* a deadline in the past deletes the key, as Redis does */
-    return kv_reply_int(out, kv_store_expire_at(s, argv[1].ptr, argv[1].len, at, now));
+    const char *name = unit == 1000 ? "expire" : "pexpire";
+    unsigned flags = 0;
+    for (uint32_t i = 3; i < argc; i++) {
+        if (kv_arg_is(&argv[i], "NX")) flags |= KV_EXPIRE_NX;
+        else if (kv_arg_is(&argv[i], "XX")) flags |= KV_EXPIRE_XX;
+        else if (kv_arg_is(&argv[i], "GT")) flags |= KV_EXPIRE_GT;
+        else if (kv_arg_is(&argv[i], "LT")) flags |= KV_EXPIRE_LT;
+        else {
+            /* Redis prints the option as a C string: up to its first NUL */
+            size_t n = strnlen(argv[i].ptr, argv[i].len > 256 ? 256 : argv[i].len);
+            return kv_reply_errorf(out, "ERR Unsupported option %.*s", (int)n, argv[i].ptr);
+        }
+    }
+    if ((flags & KV_EXPIRE_NX) && (flags & (KV_EXPIRE_XX | KV_EXPIRE_GT | KV_EXPIRE_LT)))
+        return kv_reply_error(out, "ERR NX and XX, GT or LT options at the same time are not compatible");
+    if ((flags & KV_EXPIRE_GT) && (flags & KV_EXPIRE_LT))
+        return kv_reply_error(out, "ERR GT and LT options at the same time are not compatible");
+    int64_t ms;
+    if (arg_i64(&argv[2], &ms) < 0) return kv_reply_error(out, KV_NOTINT_MSG);
+    if (unit == 1000) {
+        if (ms > INT64_MAX / 1000 || ms < INT64_MIN / 1000)
+            return kv_reply_errorf(out, "ERR invalid expire time in '%s' command", name);
+        ms *= 1000;
+    }
+    if (ttl_too_far(ms)) return kv_reply_errorf(out, "ERR invalid expire time in '%s' command", name);
+    return kv_reply_int(out, kv_store_expire_at(s, argv[1].ptr, argv[1].len, mono_deadline(now, ms), flags, now));
 }
 
 int kv_store_exec(kv_store_t *s, uint32_t argc, kv_arg_t *argv, int64_t now, kv_out_t *out)

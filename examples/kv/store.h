@@ -90,9 +90,18 @@ int kv_store_del(kv_store_t *s, const void *key, size_t klen, int64_t now_ms);
 int kv_store_exists(kv_store_t *s, const void *key, size_t klen, int64_t now_ms);
 /* 0 with *out = new value; -KV_ENOTINT, -KV_EOVERFLOW, -KV_EOOM, -ENOMEM. */
 int kv_store_incrby(kv_store_t *s, const void *key, size_t klen, int64_t delta, int64_t now_ms, int64_t *out);
-/* Set an absolute deadline; a deadline <= now deletes the key.
- * 1 when the key exists (deadline set or key deleted), 0 when it does not. */
-int kv_store_expire_at(kv_store_t *s, const void *key, size_t klen, int64_t at_ms, int64_t now_ms);
+/* kv_store_expire_at conditions (Redis 7's EXPIRE options) */
+#define KV_EXPIRE_NX 0x1u /* only if the key has no deadline */
+#define KV_EXPIRE_XX 0x2u /* only if it has one */
+#define KV_EXPIRE_GT 0x4u /* only if the new deadline is later (none counts as infinite) */
+#define KV_EXPIRE_LT 0x8u /* only if the new deadline is earlier (none counts as infinite) */
+
+/* Set an absolute deadline when the key exists and the flags' conditions
+ * hold (flags 0: always); a deadline <= now deletes the key.  1 when the
+ * deadline was set or the key deleted, 0 when the key does not exist or a
+ * condition failed. */
+int kv_store_expire_at(kv_store_t *s, const void *key, size_t klen, int64_t at_ms, unsigned flags,
+                       int64_t now_ms);
 /* -2 no such key, -1 no deadline, else milliseconds left (>= 0). */
 int64_t kv_store_pttl(kv_store_t *s, const void *key, size_t klen, int64_t now_ms);
 /* Live keys, without the ones expired but not yet removed (exact). */

@@ -56,6 +56,7 @@ static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> 48) - 
 typedef struct ax_msg {
     ax_ref_t to;
     ax_ref_t from;  /* sender actor, or AX_REF_NONE for external/system */
+#ifndef __cplusplus
     union {
         struct {
             uint32_t type; /* user tag */
@@ -65,6 +66,14 @@ typedef struct ax_msg {
         };
         uint64_t hdr; /* the four fields above as one word (engine-internal) */
     };
+#else
+    /* C++ has no anonymous structs (a GNU extension there): the same four
+     * fields at the same offsets, without the engine's one-word view. */
+    uint32_t type;
+    uint16_t len;
+    uint8_t flags;
+    uint8_t seq;
+#endif
     union {
         unsigned char data[AX_INLINE_MAX];
         uint64_t u64[AX_INLINE_MAX / 8];
@@ -75,11 +84,18 @@ typedef struct ax_msg {
     } payload;
 } ax_msg_t;
 
+/* The C and C++ views above must agree byte for byte. */
 #ifdef __cplusplus
-static_assert(sizeof(ax_msg_t) == 64, "a message is one cache line");
+#define AX__STATIC_ASSERT static_assert
 #else
-_Static_assert(sizeof(ax_msg_t) == 64, "a message is one cache line");
+#define AX__STATIC_ASSERT _Static_assert
 #endif
+AX__STATIC_ASSERT(sizeof(ax_msg_t) == 64, "a message is one cache line");
+AX__STATIC_ASSERT(offsetof(ax_msg_t, type) == 16 && offsetof(ax_msg_t, len) == 20 &&
+                      offsetof(ax_msg_t, flags) == 22 && offsetof(ax_msg_t, seq) == 23 &&
+                      offsetof(ax_msg_t, payload) == 24,
+                  "ax_msg_t has one layout in C and C++");
+#undef AX__STATIC_ASSERT
 
 static inline const void *ax_msg_data(const ax_msg_t *m)
 {
@@ -212,12 +228,19 @@ AX_API int ax_send(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, const void *buf, s
 AX_API int ax_send_u64(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, uint64_t v);
 
 /* Blobs: larger payloads from the sending worker's arena (or jemalloc on its
- * node beyond the arena's largest class).  [behaviour] NULL on exhaustion. */
+ * node beyond the arena's largest class).  [behaviour] NULL on exhaustion,
+ * for len 0, and for len above PTRDIFF_MAX - 80 (which no allocation can
+ * satisfy: the header arithmetic would wrap). */
 AX_API void *ax_blob_alloc(ax_ctx_t *ctx, size_t len);
-/* Free a blob you own, from any worker.  [behaviour] */
+/* Free a blob you own, from any worker.  [behaviour]  A blob freed twice,
+ * or a pointer ax_blob_alloc did not return (also one inside a blob, also
+ * when sent with ax_send_blob and freed by the engine), aborts the process
+ * with a message naming the misuse, in every build. */
 AX_API void ax_blob_free(ax_ctx_t *ctx, void *blob);
 /* On success the receiver owns blob (freed after its behaviour returns unless
- * it calls ax_msg_keep_blob); on error the caller still does.  [behaviour] */
+ * it calls ax_msg_keep_blob); on error the caller still does.  [behaviour]
+ * len must not exceed the size the blob was allocated with: debug builds
+ * (AXON_DEBUG_CHECKS) return -EINVAL, release builds do not check. */
 AX_API int ax_send_blob(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, void *blob, size_t len);
 /* Take ownership of the current message's blob; free it later with
  * ax_blob_free.  Returns the blob or NULL if the message has none. [behaviour] */

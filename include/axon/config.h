@@ -54,6 +54,30 @@ enum ax_fault_report {
 
 #define AX_CONFIG_STR_MAX 256
 
+/* The largest workers.count an engine runs (each worker's arena keeps a
+ * return ring per peer, and the ring mesh grows as N*(N-1)). */
+#define AX_WORKERS_MAX 1024u
+/* The largest scheduler.max_actors: a reference has 24 bits of slot. */
+#define AX_ACTORS_MAX (1u << 24)
+
+/* Where the config's keys were set, so a later error (a plan that cannot be
+ * made, a topology that cannot be loaded) can name the file and line, or the
+ * environment variable.  Filled by the loaders; private to the library:
+ * leave it alone (ax_config_init and AX_CONFIG_INIT zero it). */
+#define AX_CONFIG_ORIGIN_FILES 4 /* the last 4 files or strings loaded keep their name */
+#define AX_CONFIG_ORIGIN_KEYS 32
+typedef struct ax_config_key_origin {
+    uint32_t load; /* 1 + the index of the load that set it; 0: no file did */
+    uint32_t line; /* its line in that load */
+    uint32_t env;  /* 1: its AXON_* variable set it last */
+    uint32_t fp;   /* fingerprint of the value then: a later store from C voids this */
+} ax_config_key_origin_t;
+typedef struct ax_config_origin {
+    uint32_t loads; /* files and strings loaded into this config so far */
+    char names[AX_CONFIG_ORIGIN_FILES][AX_CONFIG_STR_MAX]; /* load i's name at [i % 4] */
+    ax_config_key_origin_t keys[AX_CONFIG_ORIGIN_KEYS];
+} ax_config_origin_t;
+
 typedef struct ax_config {
     uint32_t size; /* sizeof(ax_config_t): set by ax_config_init/AX_CONFIG_INIT */
 
@@ -62,7 +86,8 @@ typedef struct ax_config {
     char topology_xml[AX_CONFIG_STR_MAX];       /* path of an hwloc XML export */
 
     /* [workers] placement */
-    uint32_t workers;                   /* 0: one per selected core (or PU, with smt=all) */
+    uint32_t workers;                   /* 0: one per selected core (or PU, with smt=all);
+                                           at most AX_WORKERS_MAX */
     char cpus[AX_CONFIG_STR_MAX];       /* "": all; else PU OS-index list "0-7,16" */
     char numa_nodes[AX_CONFIG_STR_MAX]; /* "": all; else NUMA OS-index list "0,2" */
     uint32_t smt;                       /* enum ax_smt_policy */
@@ -79,7 +104,7 @@ typedef struct ax_config {
                             power of two, 8..65536 */
     uint32_t batch;      /* messages per source per loop turn; 0: 64; 1..65536 */
     int32_t spin_us;     /* idle spin before parking; 0: 50 us; <0: never spin */
-    uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi) */
+    uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi); at most AX_ACTORS_MAX */
     uint32_t doorbell;   /* enum ax_doorbell: which inbound rings a worker visits */
     int32_t watchdog_ms;      /* report a behaviour running longer; 0: 100 ms;
                                  <0 (AX_WATCHDOG_OFF): off; at most 3600000 */
@@ -92,6 +117,8 @@ typedef struct ax_config {
     uint32_t io_buf_count;      /* provided receive buffers per worker; 0: 256 */
     uint32_t io_buf_size;       /* bytes each; 0: 16384 */
     uint64_t io_conn_max_bytes; /* per-connection buffered bytes before close; 0: 64 MiB */
+
+    ax_config_origin_t origin; /* private: where each key was set (see above) */
 } ax_config_t;
 
 #define AX_CONFIG_INIT { .size = sizeof(ax_config_t) }
@@ -120,8 +147,11 @@ AX_API int ax_config_load_string(ax_config_t *cfg, const char *text, size_t len,
 
 /* Apply AXON_<SECTION>_<KEY> environment overrides: the file key upper-cased,
  * dot to '_' (workers.count is AXON_WORKERS_COUNT, scheduler.ring_slots is
- * AXON_SCHEDULER_RING_SLOTS).  Any other AXON_* variable is an error naming
- * it.  envp NULL means the process environment.  Same error contract. */
+ * AXON_SCHEDULER_RING_SLOTS).  A variable that starts with a section
+ * (AXON_WORKERS_CONT) or is within two edits of a key's variable
+ * (AXON_WORKER_COUNT) but names no key is an error naming it, with a
+ * did-you-mean; other AXON_* variables (AXON_PREFIX) are not axon's and are
+ * ignored.  envp NULL means the process environment.  Same error contract. */
 AX_API int ax_config_apply_env(ax_config_t *cfg, char *const *envp, ax_config_error_t *err);
 
 /* Check ranges and combinations (power-of-two ring, ...).  0 or -EINVAL. */

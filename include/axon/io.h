@@ -29,19 +29,19 @@
 extern "C" {
 #endif
 
-/* Message types of completions (ax_msg_t.type). */
-enum {
-    AX_IO_ACCEPTED = AX_TYPE_IO + 1,  /* handle: new connection; res < 0: accept error */
-    AX_IO_CONNECTED = AX_TYPE_IO + 2, /* handle: new connection, or res < 0 */
-    AX_IO_DATA = AX_TYPE_IO + 3,      /* blob payload: bytes received; handle, user */
-    AX_IO_RECV_END = AX_TYPE_IO + 4,  /* res 0: peer closed its side; < 0: error
-                                         (-ENOBUFS: closed for exceeding io_conn_max_bytes) */
-    AX_IO_SENT = AX_TYPE_IO + 5,      /* res: bytes sent (all of them) or -errno */
-    AX_IO_SHUTDOWN = AX_TYPE_IO + 6,  /* res 0 or -errno */
-    AX_IO_CLOSED = AX_TYPE_IO + 7,    /* res 0: fd closed, pending ops were cancelled */
-    AX_IO_READ = AX_TYPE_IO + 8,      /* res: bytes read (maybe short) or -errno */
-    AX_IO_WRITTEN = AX_TYPE_IO + 9,   /* res: bytes written (maybe short) or -errno */
-};
+/* Message types of completions (ax_msg_t.type).  Macros, not an enum: the
+ * values lie above INT_MAX, which ISO C does not allow for enumerators. */
+#define AX_IO_ACCEPTED (AX_TYPE_IO + 1u)  /* handle: new connection; res < 0: accept error */
+#define AX_IO_CONNECTED (AX_TYPE_IO + 2u) /* handle: new connection, or res < 0 */
+#define AX_IO_DATA (AX_TYPE_IO + 3u)      /* blob payload: bytes received; handle, user */
+#define AX_IO_RECV_END (AX_TYPE_IO + 4u)  /* res 0: peer closed its side; < 0: error
+                                             (-ENOBUFS: closed for exceeding io_conn_max_bytes) */
+#define AX_IO_SENT (AX_TYPE_IO + 5u)      /* res: bytes sent (all of them) or -errno */
+#define AX_IO_SHUTDOWN (AX_TYPE_IO + 6u)  /* res 0 or -errno */
+#define AX_IO_CLOSED (AX_TYPE_IO + 7u)    /* res 0: fd closed, pending ops were cancelled */
+#define AX_IO_READ (AX_TYPE_IO + 8u)      /* res: bytes read (maybe short) or -errno */
+#define AX_IO_WRITTEN (AX_TYPE_IO + 9u)   /* res: bytes written (maybe short) or -errno */
+
 
 /* A listener or connection: worker and the io layer's id.  0 is never valid. */
 typedef uint64_t ax_conn_t;
@@ -76,7 +76,12 @@ static inline ax_io_event_t ax_io_event(const ax_msg_t *m)
  * timers are cancelled, and so is its pending I/O: completions of a stopped
  * incarnation never reach a later one (counted in io_cancelled; see
  * axon/failure.h).
+ * A delay or period above AX_TIMER_MAX_MS (2^42 ms, about 139 years) is
+ * refused with -EINVAL, not clamped: such a value is almost always a bug (a
+ * negative number made unsigned, a unit mix-up); to wait for ever, arm no
+ * timer.
  * Returns 0 and the timer's id in *id (may be NULL), or -EINVAL/-ENOMEM. */
+#define AX_TIMER_MAX_MS ((uint64_t)1 << 42)
 AX_API int ax_timer_after(ax_ctx_t *ctx, uint64_t ms, uint32_t type, const void *payload,
                           size_t len, uint64_t *id);
 /* Every period_ms, first after period_ms; fires at start + k*period (no
@@ -102,8 +107,8 @@ AX_API int ax_tcp_connect(ax_ctx_t *ctx, const char *addr, uint16_t port, uint64
 /* Deliver received bytes to the calling actor as AX_IO_DATA, until
  * AX_IO_RECV_END.  Once per connection (-EALREADY). */
 AX_API int ax_tcp_recv_start(ax_ctx_t *ctx, ax_conn_t c, uint64_t user);
-/* Copy len bytes and send them after any earlier send on c; AX_IO_SENT
- * follows.  -ENOBUFS: io_conn_max_bytes would be exceeded: the connection
+/* Copy len bytes (1..AX_IO_MAX_BYTES) and send them after any earlier send
+ * on c; AX_IO_SENT follows.  -ENOBUFS: io_conn_max_bytes would be exceeded: the connection
  * is being closed (logged). */
 AX_API int ax_tcp_send(ax_ctx_t *ctx, ax_conn_t c, const void *buf, size_t len, uint64_t user);
 /* how: SHUT_RD, SHUT_WR (half-close), SHUT_RDWR; AX_IO_SHUTDOWN follows. */
@@ -113,7 +118,14 @@ AX_API int ax_tcp_close(ax_ctx_t *ctx, ax_conn_t c, uint64_t user);
 
 /* ---- files -------------------------------------------------------------------- */
 
-/* Read up to len bytes at off into a buffer the call allocates; AX_IO_READ
+/* The most bytes one TCP send, file read or file write takes: Linux moves
+ * at most this much in one call (MAX_RW_COUNT), and every result fits the
+ * completion's 32-bit res.  A larger len is refused with -EINVAL; split it. */
+#define AX_IO_MAX_BYTES ((size_t)0x7ffff000)
+/* Offsets are at most INT64_MAX, and off + len must not pass it (-EINVAL). */
+
+/* Read up to len (1..AX_IO_MAX_BYTES) bytes at off into a buffer the call
+ * allocates; AX_IO_READ
  * follows, as a blob message (ax_msg_data/ax_msg_len: the bytes read; res
  * in ax_io_event() is the count or -errno).  fd stays the caller's. */
 AX_API int ax_file_read(ax_ctx_t *ctx, int fd, size_t len, uint64_t off, uint64_t user);

@@ -48,8 +48,15 @@ static int drain(kv_resp_parser_t *p, out_t *o)
             put(o, &argv[i].len, sizeof(argv[i].len));
             put(o, argv[i].ptr, argv[i].len);
         }
-        /* exercise take_blob on every other command: ownership must hold */
-        if (argc > 1 && (argc & 1)) kv_blob_unref(kv_resp_take_blob(p, argc - 1));
+        /* Every other command: take the blobs the way axon-kv's connection
+         * does, storing each back into argv (issue 10, item 16: that gave a
+         * blob two owners) and dropping them; the parser must not free a
+         * taken blob again, and must free the others exactly once. */
+        if (argc > 1 && (argc & 1)) {
+            for (uint32_t i = 0; i < argc; i++)
+                if (argv[i].blob) argv[i].blob = kv_resp_take_blob(p, i);
+            for (uint32_t i = 0; i < argc; i++) kv_blob_unref(argv[i].blob);
+        }
     }
     return rc;
 }

@@ -8,6 +8,20 @@
                                         error and the connection is closed
   kv_clients.py slowreader PORT         30 pipelined GETs of a 5 MB value read
                                         slowly: output backpressure, then order
+  kv_clients.py bigarg PORT             a 16 KiB+ argument whose bytes arrive after
+                                        its header, on every command the connection
+                                        answers itself (issue 10 item 16)
+  kv_clients.py manyargs PORT           MSET and DEL of 1,048,579 arguments
+                                        (Redis 7 accepts up to INT_MAX)
+  kv_clients.py hogs PORT --pid PID [--hogs N] [--gets N] [--rss-mb MB] [--seconds S]
+                                        N clients pipeline GETs of a 60 KB value
+                                        and never read; the server's RSS must stay
+                                        under MB and another client's PINGs must be
+                                        answered (latency printed)
+  kv_clients.py noread PORT [--seconds S]
+                                        pipelines GETs of 60 KB and 3 MB values,
+                                        never reads, prints 'noread: ready' and
+                                        holds the connection S seconds
   kv_clients.py robust PORT [--conns N] [--seed N]
                                         N connections, half sending garbage or
                                         closing mid-request, while a well-behaved
@@ -35,40 +49,50 @@ def enc(*args):
 
 
 class Reader:
-    """Incremental RESP2 reply reader over a blocking socket."""
+    """Incremental RESP2 reply reader over a blocking socket (linear in the
+    reply size: a read position, not slicing, so a million-element array is
+    read in one pass)."""
 
     def __init__(self, sock):
         self.s = sock
-        self.buf = b""
+        self.buf = bytearray()
+        self.pos = 0
 
     def _fill(self):
         d = self.s.recv(1 << 16)
         if not d:
             raise EOFError("server closed the connection")
+        if self.pos > (1 << 20):
+            del self.buf[:self.pos]
+            self.pos = 0
         self.buf += d
 
     def _line(self):
-        while b"\r\n" not in self.buf:
+        while True:
+            i = self.buf.find(b"\r\n", self.pos)
+            if i >= 0:
+                line = bytes(self.buf[self.pos:i])
+                self.pos = i + 2
+                return line
             self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
 
     def reply(self):
         line = self._line()
         t, rest = line[:1], line[1:]
         if t == b"+":
-            return ("ok", rest.decode())
+            return ("ok", rest.decode("latin-1"))
         if t == b"-":
-            return ("err", rest.decode())
+            return ("err", rest.decode("latin-1"))
         if t == b":":
             return int(rest)
         if t == b"$":
             n = int(rest)
             if n < 0:
                 return None
-            while len(self.buf) < n + 2:
+            while len(self.buf) - self.pos < n + 2:
                 self._fill()
-            v, self.buf = self.buf[:n], self.buf[n + 2:]
+            v = bytes(self.buf[self.pos:self.pos + n])
+            self.pos += n + 2
             return v
         if t == b"*":
             n = int(rest)
@@ -221,6 +245,175 @@ def slowreader(port):
     return 0
 
 
+def bigarg(port):
+    """Commands the connection answers itself, each with an argument of 16
+    KiB or more sent as header first and bytes later (so the parser gives the
+    argument a blob of its own).  That argument's blob used to be released
+    twice (issue 10, item 16): ASan reports it, a Release build writes into
+    freed memory.  Every reply is checked; the connection must stay usable."""
+    s = connect(port)
+    r = Reader(s)
+    big = bytes((i * 7 + 1) % 251 + 1 for i in range(16 * 1024 + 5))
+    hexa = big[:4].hex()
+    cases = [
+        (["ECHO"], big),
+        (["PING"], big),
+        (["CONFIG", "GET"], []),
+        (["SELECT"], ("err", "ERR value is not an integer or out of range")),  # as Redis
+        (["NOSUCHCMD"], None),  # unknown command: an error naming it
+        (["GET", "k"], ("err", "ERR wrong number of arguments for 'get' command")),
+        (["TTL", "k"], ("err", "ERR wrong number of arguments for 'ttl' command")),
+    ]
+    for rnd in range(3):
+        for head, want in cases:
+            args = [a.encode() for a in head] + [big]
+            msg = enc(*args)
+            cut = len(msg) - len(big) - 2  # everything up to the big argument's bytes
+            s.sendall(msg[:cut])
+            time.sleep(0.02)  # the server sees the header alone, then the bytes
+            s.sendall(msg[cut:cut + 1000])
+            time.sleep(0.01)
+            s.sendall(msg[cut + 1000:])
+            got = r.reply()
+            if want is None:
+                ok = isinstance(got, tuple) and got[0] == "err" and \
+                    got[1].startswith("ERR unknown command 'NOSUCHCMD', with args beginning with: ")
+            else:
+                ok = got == want
+            if not ok:
+                print("bigarg: %s <%d bytes>: got %r" % (" ".join(head), len(big),
+                                                         got if not isinstance(got, bytes) else got[:20]))
+                return 1
+        s.sendall(enc("PING"))
+        if r.reply() != ("ok", "PONG"):
+            print("bigarg: PING after round %d failed" % rnd)
+            return 1
+    print("bigarg: %d commands with a %d-byte argument arriving after its header (%s...)"
+          % (3 * len(cases), len(big), hexa))
+    return 0
+
+
+def manyargs(port):
+    """Commands of more than 1,048,576 arguments: Redis 7 accepts up to INT_MAX
+    (bounded by its query buffer); axon-kv used to answer a protocol error and
+    close the connection (issue 10, item 18)."""
+    s = connect(port)
+    s.settimeout(60)
+    r = Reader(s)
+    nkeys = 1048576 // 2 + 1  # MSET: 1 + 2 * nkeys = 1,048,579 arguments
+    parts = [b"*%d\r\n$4\r\nMSET\r\n" % (1 + 2 * nkeys)]
+    parts += [b"$9\r\nma:%06d\r\n$1\r\nv\r\n" % i for i in range(nkeys)]
+    s.sendall(b"".join(parts))
+    got = r.reply()
+    if got != ("ok", "OK"):
+        print("manyargs: MSET of %d arguments: got %r" % (1 + 2 * nkeys, got))
+        return 1
+    n = 1048576 + 3  # DEL: the keys, then ones that do not exist
+    keys = [b"ma:%06d" % i for i in range(nkeys)] + [b"mz:%07d" % i for i in range(n - 1 - nkeys)]
+    s.sendall(b"*%d\r\n$3\r\nDEL\r\n" % n + b"".join(b"$%d\r\n%s\r\n" % (len(k), k) for k in keys))
+    got = r.reply()
+    s.sendall(enc("PING"))
+    if got != nkeys or r.reply() != ("ok", "PONG"):
+        print("manyargs: DEL of %d arguments: got %r (want %d), or no PONG after it" % (n, got, nkeys))
+        return 1
+    print("manyargs: MSET and DEL of 1,048,579 arguments each answered")
+    return 0
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def hogs(port, pid, nhogs, gets, rss_mb, seconds):
+    """Issue 10, item 17: clients that pipeline GETs of a 60 KB value and
+    never read their replies.  Each may hold at most max-output-bytes of
+    output; the server's RSS must stay under rss_mb (it reached 1.4 GB per
+    such client when the bound counted commands), and a PING from another
+    client must keep being answered (within 3 s here: on a shared 2-vCPU
+    machine the probe, the server and the hogs compete for the same cores;
+    the latencies are printed, the issue's target is 10 ms)."""
+    probe = connect(port)
+    pr = Reader(probe)
+    val = bytes((i * 13 + 5) % 251 for i in range(60 * 1000))
+    probe.sendall(enc("SET", "hog:val", val))
+    if pr.reply() != ("ok", "OK"):
+        print("hogs: SET failed")
+        return 1
+    base = rss_kb(pid)
+    req = b"".join(enc("GET", "hog:val") for _ in range(gets))
+    socks = []
+    for _ in range(nhogs):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # reads nothing anyway
+        s.setblocking(False)
+        socks.append([s, 0])
+    lat = []
+    peak = base
+    t0 = time.time()
+    next_ping = t0
+    while time.time() - t0 < seconds:
+        # keep every hog's request flowing (non-blocking: the server may stop parsing)
+        for h in socks:
+            if h[1] < len(req):
+                try:
+                    h[1] += h[0].send(req[h[1]:h[1] + (1 << 20)])
+                except (BlockingIOError, InterruptedError):
+                    pass
+        peak = max(peak, rss_kb(pid))
+        if peak > rss_mb * 1024:
+            print("hogs: server RSS %d MB passed the %d MB limit after %.1f s (%d hogs x %d GETs of 60 KB)"
+                  % (peak // 1024, rss_mb, time.time() - t0, nhogs, gets))
+            return 1
+        if time.time() >= next_ping:
+            t = time.time()
+            probe.sendall(enc("PING"))
+            if pr.reply() != ("ok", "PONG"):
+                print("hogs: PING got a wrong reply")
+                return 1
+            lat.append(time.time() - t)
+            next_ping = time.time() + 0.01
+        time.sleep(0.002)
+    sent = sum(h[1] for h in socks)
+    for h in socks:
+        h[0].close()
+    lat.sort()
+    p50, p99, mx = lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1]
+    print("hogs: %d hogs sent %.1f of %.1f MB of GETs; server RSS %d MB at start, peak %d MB (limit %d); "
+          "%d PINGs from another client: median %.2f ms, p99 %.2f ms, max %.2f ms"
+          % (nhogs, sent / 1e6, nhogs * len(req) / 1e6, base // 1024, peak // 1024, rss_mb, len(lat),
+             p50 * 1e3, p99 * 1e3, mx * 1e3))
+    if mx > 3.0:
+        print("hogs: a PING took %.2f s (limit 3 s)" % mx)
+        return 1
+    probe.sendall(enc("DEL", "hog:val"))
+    pr.reply()
+    return 0
+
+
+def noread(port, seconds):
+    """A client with replies in flight that it never reads, held open while
+    the test stops the server (issue 10, item 19: SIGTERM then leaked the
+    send buffers still in flight)."""
+    s = connect(port)
+    r = Reader(s)
+    s.sendall(enc("SET", "nr:v", b"x" * 60000) + enc("SET", "nr:big", b"y" * 3000000))
+    if r.reply() != ("ok", "OK") or r.reply() != ("ok", "OK"):
+        print("noread: SET failed")
+        return 1
+    h = socket.create_connection(("127.0.0.1", port), timeout=10)
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    h.sendall(b"".join(enc("GET", "nr:v") for _ in range(2000)) + b"".join(enc("GET", "nr:big") for _ in range(20)))
+    time.sleep(1.0)  # the server fills its send window and stalls on this client
+    print("noread: ready", flush=True)
+    time.sleep(seconds)
+    h.close()
+    return 0
+
+
 def robust(port, conns, seed):
     rng = random.Random(seed)
     print("robust: seed %d (rerun: kv_clients.py robust PORT --seed %d)" % (seed, seed))
@@ -312,6 +505,17 @@ def main():
         return slowreader(port)
     if mode == "robust":
         return robust(port, conns, seed)
+    if mode == "bigarg":
+        return bigarg(port)
+    if mode == "manyargs":
+        return manyargs(port)
+    if mode == "noread":
+        return noread(port, float(a[a.index("--seconds") + 1]) if "--seconds" in a else 20.0)
+    if mode == "hogs":
+        def opt(name, default):
+            return type(default)(a[a.index(name) + 1]) if name in a else default
+        return hogs(port, opt("--pid", 0), opt("--hogs", 4), opt("--gets", 65536), opt("--rss-mb", 512),
+                    opt("--seconds", 4.0))
     print("unknown mode %s" % mode)
     return 2
 

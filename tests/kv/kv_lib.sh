@@ -19,7 +19,10 @@ fail() { echo "FAIL: $*" >&2; [ -n "${KV_LOG:-}" ] && { echo "--- server log:" >
 kv_start() {
     local name=$1; shift
     KV_LOG=$KV_TMP/$name.log
-    "$KV_BIN" --port 0 "$@" >"$KV_LOG" 2>&1 &
+    # --workers N on any machine: unpinned when the process has fewer cores
+    # (taskset -c 0), pinned otherwise.
+    AXON_WORKERS_OVERSUBSCRIBE=${AXON_WORKERS_OVERSUBSCRIBE:-true} \
+        "$KV_BIN" --port 0 "$@" >"$KV_LOG" 2>&1 &
     PID=$!
     KV_PIDS="$KV_PIDS $PID"
     KV_LOGS="$KV_LOGS $KV_LOG"

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "test_cpus.h"
 #include "test_util.h"
 
 enum { T_TICK = 1, T_DATA = 2 };
@@ -273,7 +274,7 @@ int main(int argc, char **argv)
 
     ax_config_t cfg;
     ax_config_init(&cfg);
-    cfg.workers = opt.workers;
+    test_cfg_workers(&cfg, opt.workers); /* unpinned when the process has fewer cores */
     if (opt.synthetic[0]) {
         snprintf(cfg.topology_synthetic, sizeof cfg.topology_synthetic, "%s", opt.synthetic);
         cfg.oversubscribe = true;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "test_cpus.h"
 #include "test_util.h"
 
 enum { T_FLOOD = 1, T_BLOB = 2, T_STOPNOW = 3 };
@@ -176,6 +177,7 @@ static int iteration(uint64_t it, uint64_t r)
     unsigned run_ms = 10 + (unsigned)((r >> 16) % 140);
     ax_config_t cfg;
     ax_config_init(&cfg);
+    bool pinned = synth ? false : test_cfg_workers(&cfg, 2); /* unpinned on one core */
     cfg.workers = synth ? 8 : 2;
     cfg.arena_bytes = 32u << 20;
     cfg.max_actors = 1024;
@@ -186,7 +188,7 @@ static int iteration(uint64_t it, uint64_t r)
     }
     char desc[160];
     snprintf(desc, sizeof desc, "iteration %llu: %u %s workers, %s rings, stop after %u ms from %s",
-             (unsigned long long)it, cfg.workers, synth ? "oversubscribed" : "pinned",
+             (unsigned long long)it, cfg.workers, synth ? "oversubscribed" : pinned ? "pinned" : "unpinned (1 core)",
              tiny_rings ? "8-slot" : "default", run_ms, stop_inside ? "a behaviour" : "the test thread");
     ax_engine_t *e = NULL;
     int rc = ax_engine_create(&cfg, &e);

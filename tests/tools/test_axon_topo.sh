@@ -58,6 +58,40 @@ if [ $rc -eq 1 ] && grep -q "AXON_WORKERS_CONUT=3: unknown axon variable (did yo
     ok "an unknown AXON_ variable is an error"
 else bad "unknown AXON_ variable: rc $rc, stderr: $(cat "$tmp/err")"; fi
 
+# 3b. --check loads the topology the config names and makes the plan: a bogus
+# synthetic string, a missing XML file and a count the topology cannot hold
+# fail, naming the line or variable that set them (issue 10, item 13).
+printf '# a config\n[topology]\nsynthetic = "bogus:3 nonsense"\n' >"$tmp/synth.conf"
+"$topo" --check --config "$tmp/synth.conf" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "synth.conf:3: synthetic topology 'bogus:3 nonsense' is not valid" "$tmp/err"; then
+    ok "--check rejects a bogus synthetic string, naming its line"
+else bad "--check on a bogus synthetic string: rc $rc, stdout $(cat "$tmp/out"), stderr: $(cat "$tmp/err")"; fi
+AXON_TOPOLOGY_XML=/nonexistent/server.xml "$topo" --check >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "AXON_TOPOLOGY_XML (environment): cannot use XML topology '/nonexistent/server.xml'" "$tmp/err"; then
+    ok "--check rejects a missing XML file, naming the variable"
+else bad "--check on a missing XML file: rc $rc, stdout $(cat "$tmp/out"), stderr: $(cat "$tmp/err")"; fi
+printf 'topology.synthetic = pack:1 core:4 pu:1\n\n[workers]\ncount = 6\n' >"$tmp/count.conf"
+"$topo" --check --config "$tmp/count.conf" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "count.conf:4: workers.count = 6: the selection has 4 cores" "$tmp/err"; then
+    ok "--check rejects a count the topology cannot hold, naming its line"
+else bad "--check on too many workers: rc $rc, stderr: $(cat "$tmp/err")"; fi
+"$topo" --check --config "$tmp/count.conf" --workers 5 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "^axon-topo: workers.count = 5: the selection has 4 cores" "$tmp/err"; then
+    ok "a count from a flag is not blamed on the file"
+else bad "--workers 5 over a file: rc $rc, stderr: $(cat "$tmp/err")"; fi
+if "$topo" --check --config "$tmp/count.conf" --workers 4 >"$tmp/out" 2>"$tmp/err" &&
+   grep -q "count.conf: ok (4 workers on synthetic: pack:1 core:4 pu:1)" "$tmp/out"; then
+    ok "--check accepts a plannable config and says what it planned"
+else bad "--check on a good config: stdout $(cat "$tmp/out"), stderr: $(cat "$tmp/err")"; fi
+AXON_PREFIX=/usr/local "$topo" --check >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ]; then ok "an unrelated AXON_ variable is left alone"
+else bad "AXON_PREFIX: rc $rc, stderr: $(cat "$tmp/err")"; fi
+
 # 4. Precedence: file < env < flags.
 printf 'workers.count = 2\ntopology.synthetic = pack:1 core:8 pu:1\n' >"$tmp/p.conf"
 n=$("$topo" --config "$tmp/p.conf" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["workers"]))')

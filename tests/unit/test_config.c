@@ -156,7 +156,9 @@ static const bad_case_t BAD[] = {
     { "count = 4\n", 1, "count", "written section.key" },
     { "[workers]\ncount = four\n", 2, "workers.count", "not a number" },
     { "[workers]\ncount = 99999999999999999999999\n", 2, "workers.count", "too large" },
-    { "[workers]\ncount = 5000\n", 2, "workers.count", "from 1 to 4096" },
+    { "[workers]\ncount = 5000\n", 2, "workers.count", "from 1 to 1024" },
+    { "[workers]\ncount = 1025\n", 2, "workers.count", "from 1 to 1024" },
+    { "[scheduler]\nmax_actors = 16777217\n", 2, "scheduler.max_actors", "from 1 to 16777216" },
     { "[workers]\ncount = -1\n", 2, "workers.count", "negative" },
     { "[workers]\ncount = 4M\n", 2, "workers.count", "no unit" },
     { "\n\n[scheduler]\nring_slots = 100\n", 4, "scheduler.ring_slots", "power of two" },
@@ -334,6 +336,38 @@ static void environment_overrides_the_file_and_is_checked(void **state)
     assert_int_equal(ax_config_apply_env(&c, empty, &e), 0);
 }
 
+/* Issue 10 item 21: AXON_PREFIX=/usr/local stopped every program.  Only the
+ * config sections' names are axon's: others pass, typos of keys still fail. */
+static void unrelated_axon_variables_are_left_to_their_owners(void **state)
+{
+    (void)state;
+    ax_config_t c, before;
+    ax_config_init(&c);
+    ax_config_error_t e;
+    char *others[] = { "AXON_PREFIX=/usr/local", "AXON_TEST_FILTER=fifo*", "AXON_HOME=/x",
+                       "AXON_=1", "AXON_KV_PORT=6379", "AXON_WORKERS_COUNT=3", NULL };
+    assert_int_equal(ax_config_apply_env(&c, others, &e), 0);
+    assert_int_equal(c.workers, 3);
+
+    before = c;
+    struct {
+        const char *var, *hint;
+    } typos[] = {
+        { "AXON_WORKERS_CONT=3", "did you mean AXON_WORKERS_COUNT?" },  /* a key of [workers] */
+        { "AXON_WORKER_COUNT=3", "did you mean AXON_WORKERS_COUNT?" },  /* misspelt section */
+        { "AXON_SCHEDULR_BATCH=3", "did you mean AXON_SCHEDULER_BATCH?" },
+        { "AXON_IO_NO_SUCH_KEY=1", "unknown axon variable" },           /* [io], no close key */
+        { "AXON_MEMORY_=1", "unknown axon variable" },
+    };
+    for (size_t i = 0; i < sizeof typos / sizeof typos[0]; i++) {
+        char *env[] = { (char *)typos[i].var, NULL };
+        assert_int_equal(ax_config_apply_env(&c, env, &e), -EINVAL);
+        if (!strstr(e.message, typos[i].hint))
+            fail_msg("%s: expected '%s' in: %s", typos[i].var, typos[i].hint, e.message);
+        assert_memory_equal(&c, &before, sizeof c);
+    }
+}
+
 /* The file's 0 (or off) turns the watchdog off; the struct's 0 is the
  * default, negative is off. */
 static void watchdog_and_fault_report_keys_parse_and_override(void **state)
@@ -405,8 +439,17 @@ static void validate_checks_values_set_in_the_struct(void **state)
     assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
     c.smt = AX_SMT_ALL;
     c.spin_us = -5;
-    c.workers = 4096;
+    c.workers = AX_WORKERS_MAX;
+    c.max_actors = AX_ACTORS_MAX;
     assert_int_equal(ax_config_validate(&c, &e), 0);
+    c.workers = AX_WORKERS_MAX + 1; /* the engine could not run it (issue 10, item 13) */
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "workers.count = 1025: expected a worker count from 1 to 1024"));
+    c.workers = AX_WORKERS_MAX;
+    c.max_actors = AX_ACTORS_MAX + 1; /* was clamped to 16 Mi in silence */
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "scheduler.max_actors = 16777217"));
+    c.max_actors = AX_ACTORS_MAX;
     c.batch = 65537;
     assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
     assert_int_equal(ax_config_validate(NULL, &e), -EINVAL);
@@ -477,6 +520,7 @@ int main(void)
         cmocka_unit_test(a_missing_file_names_the_path_and_errno),
         cmocka_unit_test(a_file_error_carries_the_file_name_and_line),
         cmocka_unit_test(environment_overrides_the_file_and_is_checked),
+        cmocka_unit_test(unrelated_axon_variables_are_left_to_their_owners),
         cmocka_unit_test(watchdog_and_fault_report_keys_parse_and_override),
         cmocka_unit_test(validate_checks_values_set_in_the_struct),
         cmocka_unit_test(null_arguments_fail_cleanly),

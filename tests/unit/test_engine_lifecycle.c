@@ -32,15 +32,18 @@
 #define ENGINE_TEST_NAME "test_engine_lifecycle"
 #define ENGINE_TEST_HANG "a stop or wait that never completes"
 #include "engine_test.h"
+#include "test_cpus.h"
 
 #define SYNTH64 "pack:2 numa:2 l3:2 core:8 pu:2"
 
 enum { T_GO = 1, T_LOCAL, T_REMOTE, T_REPLY, T_PING };
 
+/* This machine: pinned workers when the process has the cores, else the
+ * same count unpinned (test_cpus.h), so every case runs under taskset -c 0. */
 static void cfg_real(ax_config_t *c, uint32_t workers)
 {
     ax_config_init(c);
-    c->workers = workers;
+    test_cfg_workers(c, workers);
     c->arena_bytes = 8u << 20;
     c->max_actors = 4096;
 }
@@ -240,8 +243,18 @@ static void create_rejects_bad_configs_with_einval_and_a_readable_reason(void **
     c.smt = 7;
     expect_bad_config(&c, "smt = 7", "smt");
 
-    cfg_real(&c, 96); /* this machine has 2 cores */
+    cfg_real(&c, 96); /* more than this machine's cores */
+    c.oversubscribe = false;
     expect_bad_config(&c, "workers = 96 without oversubscribe", "oversubscribe");
+
+    /* Above the engine's limits: refused by the config, not clamped in
+     * silence (max_actors) or failed later blaming the arena (workers). */
+    cfg_real(&c, AX_WORKERS_MAX + 1);
+    c.oversubscribe = true;
+    expect_bad_config(&c, "workers = 1025, oversubscribed", "workers.count = 1025: expected");
+    cfg_real(&c, 2);
+    c.max_actors = AX_ACTORS_MAX + 1;
+    expect_bad_config(&c, "max_actors = 16 Mi + 1", "scheduler.max_actors = 16777217");
 
     cfg_real(&c, 2);
     snprintf(c.topology_synthetic, sizeof c.topology_synthetic, "%s", "bogus:3 nonsense");
@@ -299,7 +312,7 @@ static void plan_matches_the_config(void **state)
     assert_int_equal(p->nworkers, 2);
     assert_int_equal(ax_engine_workers(e), 2);
     assert_true(p->this_system);
-    assert_true(p->pinned);
+    assert_int_equal(p->pinned, test_pinnable_workers() >= 2);
     assert_int_equal(p->ring_slots, 64);
     assert_int_equal(p->arena_bytes, c.arena_bytes);
     ax_engine_destroy(e);

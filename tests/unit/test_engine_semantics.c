@@ -7,7 +7,8 @@
  * references after slot reuse; spawn on self / on a worker / on a NUMA node;
  * init and fini exactly once; blobs intact and freed exactly once; external
  * sends from four foreign threads; send errors; stop_when_idle; two engines
- * in one process.
+ * in one process.  "Pinned" cases run unpinned when the process has fewer
+ * cores than workers (taskset -c 0): see tests/test_cpus.h.
  *
  * Threading: behaviours run on worker threads and must never call cmocka's
  * assert_* (it longjmps on the wrong thread).  They record what they see in
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "test_cpus.h"
 #include "test_util.h"
 
 #include <stdarg.h>
@@ -62,10 +64,12 @@ enum {
                      (unsigned long long)atomic_load(&(counter)));                          \
     } while (0)
 
+/* This machine: pinned workers when the process has the cores, else the
+ * same count unpinned (test_cpus.h), so every case runs under taskset -c 0. */
 static void cfg_real(ax_config_t *c, uint32_t workers)
 {
     ax_config_init(c);
-    c->workers = workers;
+    test_cfg_workers(c, workers);
     c->arena_bytes = 32u << 20;
     c->max_actors = 16384;
 }

@@ -15,10 +15,14 @@
 
 #include "axon/axon.h"
 #include "test_util.h"
+#include "test_cpus.h"
+
+static _Atomic uint64_t g_bounces; /* messages handled, for the test thread */
 
 /* Each message makes another: the exchange never ends by itself. */
 static void bouncer(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
+    atomic_fetch_add_explicit(&g_bounces, 1, memory_order_relaxed);
     ax_ref_t peer = *(ax_ref_t *)state;
     if (m->type == 2) { /* introduction: learn the peer, start bouncing */
         *(ax_ref_t *)state = m->payload.u64[0];
@@ -43,7 +47,7 @@ static void run(uint32_t workers, uint32_t where_b)
     ax_engine_t *eng;
     ax_ref_t a, b;
     ax_config_init(&cfg);
-    cfg.workers = workers;
+    test_cfg_workers(&cfg, workers); /* unpinned when the process has fewer cores */
     assert_int_equal(ax_engine_create(&cfg, &eng), 0);
     ax_spawn_opts_t oa = {.where = AX_ON_WORKER, .worker = 0};
     ax_spawn_opts_t ob = {.where = AX_ON_WORKER, .worker = where_b};
@@ -52,7 +56,15 @@ static void run(uint32_t workers, uint32_t where_b)
     assert_int_equal(ax_engine_send(eng, a, 2, &b, sizeof b), 0);
     assert_int_equal(ax_engine_send(eng, b, 2, &a, sizeof a), 0);
     assert_int_equal(ax_engine_start(eng), 0);
-    sleep_us(50000); /* let them get going */
+    /* Let them get going: until 1000 messages were handled, not for a fixed
+     * time (two unpinned workers sharing one CPU under TSan handle fewer
+     * than 1000 in 50 ms).  Counted by the actors: the engine's stats are
+     * read live, one counter at a time, so their sum is no snapshot. */
+    atomic_store(&g_bounces, 0);
+    uint64_t t_go = now_ns();
+    while (atomic_load_explicit(&g_bounces, memory_order_relaxed) <= 1000 &&
+           now_ns() - t_go < 10ull * 1000000000ull)
+        sleep_us(1000);
     ax_engine_stop(eng);
     waiter_t wt = {.eng = eng};
     pthread_t t;

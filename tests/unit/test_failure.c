@@ -290,7 +290,7 @@ static void probe(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         uint64_t tid;
         rc = ax_timer_every(ctx, 5, C_TICK, NULL, 0, &tid);
         if (rc == 0)
-            rc = ax_file_read(ctx, g_pipe[0], 16, (uint64_t)-1, 7);
+            rc = ax_file_read(ctx, g_pipe[0], 16, 0, 7); /* a pipe: the offset is ignored */
         if (rc == 0)
             atomic_fetch_add(&g_sh.io_started, 1);
         else

@@ -129,9 +129,9 @@ static void ttl_reports_missing_persistent_and_remaining(void **state)
     assert_int_equal(kv_store_pttl(s, "x", 1, NOW), -2);
     put(s, "x", "v", 0, 0);
     assert_int_equal(kv_store_pttl(s, "x", 1, NOW), -1);
-    assert_int_equal(kv_store_expire_at(s, "x", 1, NOW + 1500, NOW), 1);
+    assert_int_equal(kv_store_expire_at(s, "x", 1, NOW + 1500, 0, NOW), 1);
     assert_int_equal(kv_store_pttl(s, "x", 1, NOW + 500), 1000);
-    assert_int_equal(kv_store_expire_at(s, "nope", 4, NOW + 1500, NOW), 0);
+    assert_int_equal(kv_store_expire_at(s, "nope", 4, NOW + 1500, 0, NOW), 0);
     /* SET without KEEPTTL clears the deadline */
     put(s, "x", "w", 0, 0);
     assert_int_equal(kv_store_pttl(s, "x", 1, NOW), -1);
@@ -141,7 +141,7 @@ static void expire_in_the_past_deletes_the_key(void **state)
 {
     kv_store_t *s = *state;
     put(s, "x", "v", 0, 0);
-    assert_int_equal(kv_store_expire_at(s, "x", 1, NOW, NOW), 1);
+    assert_int_equal(kv_store_expire_at(s, "x", 1, NOW, 0, NOW), 1);
     assert_value(s, "x", NULL, NOW);
 }
 
@@ -335,7 +335,7 @@ static void exec_answers_each_command_as_redis_does(void **state)
     run(s, "TTL foo", ":100\r\n");
     run(s, "EXPIRE nope 100", ":0\r\n");
     run(s, "EXPIRE foo x", "-ERR value is not an integer or out of range\r\n");
-    run(s, "EXPIRE foo 1 NX", "-ERR Unsupported option NX\r\n");
+    run(s, "EXPIRE foo 1 BOGUS", "-ERR Unsupported option BOGUS\r\n");
     run(s, "INCR n", ":1\r\n");
     run(s, "INCRBY n 10", ":11\r\n");
     run(s, "DECR n", ":10\r\n");
@@ -352,6 +352,83 @@ static void exec_answers_each_command_as_redis_does(void **state)
     run(s, "FLUSHALL", "+OK\r\n");
     run(s, "DBSIZE", ":0\r\n");
     run(s, "FOO bar baz", "-ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' \r\n");
+}
+
+/* Issue 10, item 18: SET options and EXPIRE as Redis 7 answers them.  Each
+ * expected reply is what redis-server 7.0.15 gave for the same command
+ * (tests/kv/test_kv_diff.py checks the same against a live redis-server). */
+static void set_and_expire_follow_redis_7_options_and_limits(void **state)
+{
+    kv_store_t *s = *state;
+    const char *invalid_set = "-ERR invalid expire time in 'set' command\r\n";
+    /* a repeated EX (or PX) is allowed: the last one wins */
+    run(s, "SET k v EX 10 EX 20", "+OK\r\n");
+    run(s, "TTL k", ":20\r\n");
+    run(s, "SET k v PX 5000 PX 9000", "+OK\r\n");
+    run(s, "PTTL k", ":9000\r\n");
+    run(s, "SET k v EX abc EX 10", "+OK\r\n"); /* the first value is never parsed */
+    run(s, "TTL k", ":10\r\n");
+    run(s, "SET k v EX 10 EX abc", "-ERR value is not an integer or out of range\r\n");
+    run(s, "SET k v NX NX", "$-1\r\n");
+    run(s, "SET k v XX XX", "+OK\r\n");
+    run(s, "SET k v KEEPTTL KEEPTTL", "+OK\r\n");
+    /* combinations Redis refuses */
+    run(s, "SET k v EX 10 PX 20", "-ERR syntax error\r\n");
+    run(s, "SET k v KEEPTTL EX 5", "-ERR syntax error\r\n");
+    run(s, "SET k v EX 5 KEEPTTL", "-ERR syntax error\r\n");
+    run(s, "SET k v XX XX NX", "-ERR syntax error\r\n");
+    run(s, "SET k v EX", "-ERR syntax error\r\n");
+    /* precedence: every option is parsed before the TTL value */
+    run(s, "SET k v EX abc NX XX", "-ERR syntax error\r\n");
+    run(s, "SET k v EX 0 BADOPT", "-ERR syntax error\r\n");
+    run(s, "SET k v EX -5 NX", invalid_set);
+    /* limits on Redis's Unix clock, not on the (small) monotonic one */
+    run(s, "SET k v PX 9223372036854775807", invalid_set);
+    run(s, "SET k v PX 9223372036850000000", invalid_set); /* 292 My from the epoch: too far now */
+    run(s, "SET k v EX 9223372036854775", invalid_set);
+    run(s, "SET k v EX 9223372036854776", invalid_set);
+    run(s, "SET k v EX 9223372036854", "+OK\r\n"); /* 292 thousand years: fine */
+    /* EXPIRE: large negative seconds overflow the milliseconds */
+    run(s, "SET k v", "+OK\r\n");
+    run(s, "EXPIRE k -9223372036854776", "-ERR invalid expire time in 'expire' command\r\n");
+    run(s, "EXPIRE k 9223372036854776", "-ERR invalid expire time in 'expire' command\r\n");
+    run(s, "EXPIRE k 9223372036854775", "-ERR invalid expire time in 'expire' command\r\n");
+    run(s, "PEXPIRE k 9223372036854775807", "-ERR invalid expire time in 'pexpire' command\r\n");
+    run(s, "PEXPIRE k 9223372036850000000", "-ERR invalid expire time in 'pexpire' command\r\n");
+    run(s, "EXISTS k", ":1\r\n"); /* none of those touched it */
+    run(s, "EXPIRE k 9223372036854", ":1\r\n");
+    run(s, "EXPIRE k -9223372036854775", ":1\r\n"); /* in range and past: deleted */
+    run(s, "EXISTS k", ":0\r\n");
+    run(s, "SET k v", "+OK\r\n");
+    run(s, "PEXPIRE k -9223372036854775808", ":1\r\n");
+    run(s, "EXISTS k", ":0\r\n");
+    /* EXPIRE NX | XX | GT | LT */
+    run(s, "SET k v", "+OK\r\n");
+    run(s, "EXPIRE k 100 XX", ":0\r\n"); /* no deadline yet */
+    run(s, "EXPIRE k 100 GT", ":0\r\n"); /* none counts as infinite */
+    run(s, "EXPIRE k 100 NX", ":1\r\n");
+    run(s, "EXPIRE k 200 NX", ":0\r\n");
+    run(s, "TTL k", ":100\r\n");
+    run(s, "EXPIRE k 50 GT", ":0\r\n");
+    run(s, "EXPIRE k 150 GT", ":1\r\n");
+    run(s, "EXPIRE k 160 LT", ":0\r\n");
+    run(s, "EXPIRE k 120 LT", ":1\r\n");
+    run(s, "PEXPIRE k 90000 XX LT", ":1\r\n");
+    run(s, "PTTL k", ":90000\r\n");
+    run(s, "EXPIRE k 0 GT", ":0\r\n");
+    run(s, "EXPIRE nope 10 NX", ":0\r\n");
+    run(s, "SET p v", "+OK\r\n");
+    run(s, "EXPIRE p 100 LT", ":1\r\n"); /* no deadline: any deadline is less */
+    run(s, "SET p v", "+OK\r\n");
+    run(s, "EXPIRE p -1 LT", ":1\r\n"); /* ... and a past one deletes */
+    run(s, "EXISTS p", ":0\r\n");
+    run(s, "EXPIRE k 10 NX XX", "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n");
+    run(s, "EXPIRE k 10 NX GT", "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n");
+    run(s, "EXPIRE k 10 GT LT", "-ERR GT and LT options at the same time are not compatible\r\n");
+    run(s, "EXPIRE k abc FOO", "-ERR Unsupported option FOO\r\n"); /* options before the amount */
+    run(s, "EXPIRE k abc NX", "-ERR value is not an integer or out of range\r\n");
+    run(s, "EXPIRE k 10 xx gt", ":0\r\n"); /* case-insensitive; 10 s is not later than 90 s */
+    run(s, "EXPIRE k 100 xx gt", ":1\r\n"); /* XX with GT is allowed */
 }
 
 int main(void)
@@ -373,6 +450,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(set_copy_reuses_an_unshared_value_in_place_only, setup, teardown),
         cmocka_unit_test_setup_teardown(exec_answers_each_command_as_redis_does, setup, teardown),
+        cmocka_unit_test_setup_teardown(set_and_expire_follow_redis_7_options_and_limits, setup, teardown),
     };
     return cmocka_run_group_tests_name("kv/store", tests, NULL, NULL);
 }

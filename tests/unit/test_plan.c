@@ -340,6 +340,109 @@ static void automatic_ring_size_gives_each_worker_about_a_mebibyte(void **state)
     assert_int_equal(ax_plan_auto_ring_slots(&c, 2), 8); /* an explicit size wins */
 }
 
+/* ---- errors name where the key was set (issue 10, item 13) --------------------- */
+
+/* Load the topology the config names and plan it; the first error, or "". */
+static int plan_from(const ax_config_t *c, char *err, size_t len)
+{
+    ax_topo_t *t = NULL;
+    ax_plan_t *p = NULL;
+    err[0] = '\0';
+    int rc = ax_topo_load_config(c, &t, err, len);
+    if (rc == 0)
+        rc = ax_plan_create(t, c, &p, err, len);
+    ax_plan_destroy(p);
+    ax_topo_destroy(t);
+    return rc;
+}
+
+#define LOADS(c, text) \
+    assert_int_equal(ax_config_load_string((c), (text), strlen(text), "axon.conf", NULL), 0)
+
+static void expect_plan_error(const ax_config_t *c, const char *want)
+{
+    char err[1024];
+    assert_int_equal(plan_from(c, err, sizeof err), -EINVAL);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("expected an error starting '%s', got '%s'", want, err);
+}
+
+static void plan_errors_name_the_file_line_or_variable_that_set_the_key(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    LOADS(&c, "# machine\n[topology]\nsynthetic = \"pack:1 core:4 pu:1\"\n[workers]\ncount = 6\n");
+    expect_plan_error(&c, "axon.conf:5: workers.count = 6: the selection has 4 cores");
+
+    char *env[] = { "AXON_WORKERS_COUNT=7", NULL };
+    assert_int_equal(ax_config_apply_env(&c, env, NULL), 0);
+    expect_plan_error(&c, "AXON_WORKERS_COUNT (environment): workers.count = 7: the selection");
+
+    c.workers = 8; /* set in C after both: neither the file nor the variable is to blame */
+    expect_plan_error(&c, "workers.count = 8: the selection has 4 cores");
+
+    ax_config_init(&c);
+    LOADS(&c, "topology.synthetic = pack:1 core:4 pu:1\nworkers.cpus = 0-2,9\n");
+    expect_plan_error(&c, "axon.conf:2: workers.cpus = 0-2,9: PU 9 does not exist");
+
+    ax_config_init(&c);
+    LOADS(&c, "topology.synthetic = pack:1 numa:2 core:2 pu:1\n\nworkers.numa_nodes = 5\n");
+    expect_plan_error(&c, "axon.conf:3: workers.numa_nodes = 5: NUMA node 5 does not exist");
+
+    ax_config_init(&c);
+    LOADS(&c, "topology.synthetic = pack:1 core:4 pu:1\n[workers]\nreserve_cores = 4\n");
+    expect_plan_error(&c, "axon.conf:3: workers.reserve_cores = 4: the selection has only 4");
+
+    ax_config_init(&c);
+    LOADS(&c, "[topology]\n\nsynthetic = \"pack:2 bogus:3\"\n");
+    expect_plan_error(&c, "axon.conf:3: synthetic topology 'pack:2 bogus:3' is not valid");
+
+    ax_config_init(&c);
+    char *xml[] = { "AXON_TOPOLOGY_XML=/nonexistent/server.xml", NULL };
+    assert_int_equal(ax_config_apply_env(&c, xml, NULL), 0);
+    char err[1024];
+    assert_true(plan_from(&c, err, sizeof err) < 0);
+    if (strncmp(err, "AXON_TOPOLOGY_XML (environment): cannot use XML topology", 56) != 0)
+        fail_msg("missing XML file from the environment: '%s'", err);
+
+    /* Each load keeps its own name; past the last four, the line remains. */
+    ax_config_init(&c);
+    LOADS(&c, "topology.synthetic = pack:1 core:4 pu:1\n");
+    assert_int_equal(ax_config_load_string(&c, "\nworkers.count = 9\n", 19, "second.conf", NULL), 0);
+    assert_int_equal(ax_config_load_string(&c, "memory.prefault = on\n", 21, "third.conf", NULL), 0);
+    expect_plan_error(&c, "second.conf:2: workers.count = 9");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ax_config_load_string(&c, "io.sqpoll = on\n", 15, "more.conf", NULL), 0);
+    expect_plan_error(&c, "line 2 of an earlier config file: workers.count = 9");
+}
+
+/* workers.count above what an engine runs used to pass config and plan, then
+ * fail in ax_engine_create blaming memory.arena_bytes.  Config refuses the
+ * number; the plan refuses a count of 0 that would give too many. */
+static void worker_counts_above_the_engine_limit_are_refused_before_any_engine(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    assert_int_equal(ax_config_load_string(&c, "workers.count = 1025\n", 21, "axon.conf", NULL),
+                     -EINVAL);
+    c.workers = AX_WORKERS_MAX;
+    c.oversubscribe = true;
+    strcpy(c.topology_synthetic, "pack:1 core:4 pu:1");
+    char err[1024];
+    assert_int_equal(plan_from(&c, err, sizeof err), 0); /* 1024 unpinned: the limit itself */
+
+    ax_config_init(&c);
+    LOADS(&c, "[topology]\nsynthetic = pack:2 numa:2 core:300 pu:1\n");
+    expect_plan_error(&c, "workers.count = 0 means one worker per selected core, and this "
+                          "topology (synthetic: pack:2 numa:2 core:300 pu:1) has 1200: an engine "
+                          "runs at most 1024 workers");
+    strcpy(c.numa_nodes, "0-2");
+    char ok[1024];
+    assert_int_equal(plan_from(&c, ok, sizeof ok), 0); /* 900 cores: fine */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -357,6 +460,8 @@ int main(void)
         cmocka_unit_test(a_plan_outlives_its_topology_and_prints_as_text_and_json),
         cmocka_unit_test(automatic_ring_size_gives_each_worker_about_a_mebibyte),
         cmocka_unit_test(on_this_machine_the_default_plan_is_pinned_one_per_core),
+        cmocka_unit_test(plan_errors_name_the_file_line_or_variable_that_set_the_key),
+        cmocka_unit_test(worker_counts_above_the_engine_limit_are_refused_before_any_engine),
     };
     return cmocka_run_group_tests_name("topology/plan", tests, load_server, unload);
 }
