@@ -241,6 +241,8 @@ void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in
     a->flags &= ~AX_ACTOR_STOPPING;
     if (w->pend_actor == a)
         w->pend_actor = NULL;
+    if (a->flags & AX_ACTOR_CONV) /* continuations run before fini, state intact */
+        ax__conv_actor_stop(w, a, ref);
     if (a->fini) {
         ax_fini_fn fini = a->fini;
         const ax_reason_t *sv = w->fini_reason;
@@ -653,10 +655,58 @@ int ax__post_local(ax_worker_t *w, const ax_msg_t *src)
 
 /* ---- spawning ---------------------------------------------------------------------------- */
 
+/* Round robin over the workers i for which same(plan[i], plan[ref]) holds. */
+static int pick_among(ax_engine_t *eng, uint32_t ref, int key, uint32_t *out)
+{
+    const ax_plan_worker_t *pw = eng->plan->workers;
+    uint32_t count = 0;
+#define SAME(i) (key == 0 ? pw[i].numa == pw[ref].numa : pw[i].l3 == pw[ref].l3)
+    for (uint32_t i = 0; i < eng->n; i++)
+        count += SAME(i);
+    uint32_t k = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % count;
+    for (uint32_t i = 0; i < eng->n; i++)
+        if (SAME(i) && k-- == 0) {
+            *out = i;
+            return 0;
+        }
+#undef SAME
+    return -EINVAL; /* unreachable: ref itself matches */
+}
+
+/* The worker with the lowest published load, scanning from the caller's
+ * own worker so ties keep actors near it.  One relaxed load per worker;
+ * the pick adds one to its figure so a burst of spawns spreads before the
+ * workers publish again. */
+static uint32_t pick_least_loaded(ax_engine_t *eng, uint32_t self)
+{
+    uint32_t best = self, n = eng->n;
+    uint64_t best_load = UINT64_MAX;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (self + k) % n;
+        uint64_t l = atomic_load_explicit(&eng->w[i]->load, memory_order_relaxed);
+        if (l < best_load) {
+            best_load = l;
+            best = i;
+        }
+    }
+    atomic_fetch_add_explicit(&eng->w[best]->load, 1, memory_order_relaxed);
+    return best;
+}
+
 static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self, uint32_t *out)
 {
     uint32_t where = o ? o->where : AX_ON_SELF;
     switch (where) {
+    case AX_ON_ANY:
+        *out = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
+        return 0;
+    case AX_ON_MY_NODE:
+        return pick_among(eng, self == UINT32_MAX ? 0 : self, 0, out);
+    case AX_ON_MY_L3:
+        return pick_among(eng, self == UINT32_MAX ? 0 : self, 1, out);
+    case AX_ON_LEAST_LOADED:
+        *out = pick_least_loaded(eng, self == UINT32_MAX ? 0 : self);
+        return 0;
     case AX_ON_SELF:
         if (self == UINT32_MAX) /* external: round robin */
             self = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
@@ -804,6 +854,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     ax_ref_t ref = ax__ref_make(t, gen, slot);
     if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
         if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
+            claim_return(tw, slot); /* no ref to it was handed out */
             ax_arena_free(w->arena, req);
             ax__fault_spawn_undo(sp);
             return rc;
@@ -1022,9 +1073,18 @@ static void uncount_source(ax_worker_t *w);
 static void dead_letter(ax_worker_t *w, const ax_msg_t *m)
 {
     uncount_source(w);
+    ax__dead_letter(w, m);
+}
+
+/* Count, hook, answer a request with -ESRCH, free: also for stashed
+ * messages of a stopping actor (request.c), which no drain loop counted. */
+void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m)
+{
     atomic_fetch_add_explicit(&w->st.dead_letters, 1, memory_order_relaxed);
     if (w->eng->dl_fn)
         w->eng->dl_fn(w->eng->dl_user, m);
+    if (__builtin_expect((m->flags & AX_MSG_F_REQUEST) != 0, 0))
+        ax__request_undeliverable(w, m, -ESRCH);
     free_payload(w, m);
 }
 
@@ -1144,6 +1204,14 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
     }
     ax_slot_t *e = &w->table[slot];
     ax_actor_t *a = e->actor;
+    if ((m->flags & AX_MSG_F_REPLY) || m->type == AX_SYS_REQ_TIMEOUT) {
+        /* A reply a continuation handled counts like any handled message;
+         * a late one (dropped) and the engine's own timeout posts do not. */
+        bool timeout = m->type == AX_SYS_REQ_TIMEOUT;
+        if (!ax__conv_dispatch(w, m) || timeout)
+            uncount_source(w);
+        return;
+    }
     bool reserved = a ? (a->flags & AX_ACTOR_EMBRYO) != 0
                       : slot_is_reserved(w, slot, ax__ref_gen(m->to));
     if (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) {
@@ -1185,6 +1253,8 @@ static void drop(ax_worker_t *w, const ax_msg_t *m)
 {
     atomic_fetch_add_explicit(&w->st.dropped_at_stop, 1, memory_order_relaxed);
     w->handled++;
+    if (m->flags & AX_MSG_F_REQUEST) /* an outside caller stops waiting */
+        ax__request_undeliverable(w, m, -ESHUTDOWN);
     free_payload(w, m);
 }
 
@@ -1327,6 +1397,7 @@ void ax__worker_shutdown(ax_worker_t *w)
     pthread_barrier_wait(&eng->stop_barrier); /* ... and is done with it */
     stop_free_queues(w);
     stop_all_actors(w);
+    ax__conv_fini(w);
     ax__io_stop(w);
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);

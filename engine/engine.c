@@ -286,6 +286,14 @@ static void drain_overflow(ax_worker_t *w)
 
 static void publish_arena_stats(ax_worker_t *w);
 
+/* The load figure AX_ON_LEAST_LOADED reads (relaxed: a hint). */
+static void publish_load(ax_worker_t *w)
+{
+    uint64_t live = atomic_load_explicit(&w->st.spawned, memory_order_relaxed) -
+                    atomic_load_explicit(&w->st.stopped, memory_order_relaxed);
+    atomic_store_explicit(&w->load, live + ax__lq_count(w), memory_order_relaxed);
+}
+
 uint32_t ax__run_turn(ax_worker_t *w)
 {
     uint32_t n;
@@ -303,8 +311,11 @@ uint32_t ax__run_turn(ax_worker_t *w)
         drain_overflow(w);
     ax__flush(w);
     ax_arena_flush(w->arena);
-    if (__builtin_expect((w->turn & 4095) == 0, 0))
-        publish_arena_stats(w); /* a worker that never parks still reports */
+    if (__builtin_expect((w->turn & 255) == 0, 0)) {
+        publish_load(w);
+        if ((w->turn & 4095) == 0)
+            publish_arena_stats(w); /* a worker that never parks still reports */
+    }
     return n;
 }
 
@@ -359,6 +370,7 @@ static void publish_counters(ax_worker_t *w)
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
     atomic_store_explicit(&w->pub_io_pending, ax__io_pending(w), memory_order_release);
     publish_arena_stats(w);
+    publish_load(w);
 }
 
 bool ax__try_quiesce(ax_engine_t *eng)
@@ -728,6 +740,8 @@ int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
         }
     if ((rc = alloc_rings(eng)) < 0)
         goto fail;
+    if ((rc = ax__calls_init(eng)) < 0)
+        goto fail;
     *out = eng;
     return 0;
 fail:
@@ -911,6 +925,7 @@ void ax_engine_destroy(ax_engine_t *eng)
     ax__fault_engine_fini(eng);
     if (eng->barriers)
         pthread_barrier_destroy(&eng->stop_barrier);
+    ax__calls_fini(eng); /* outside futures still waiting get -ESHUTDOWN */
     if (eng->w) {
         for (uint32_t i = 0; i < eng->n; i++)
             if (eng->w[i] && !started)
@@ -983,6 +998,7 @@ int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t
     o->downs_filtered = LD(w->st.downs_filtered);
     o->io_cancelled = LD(w->st.io_cancelled);
     o->quota_failures = LD(w->st.quota_failures);
+    o->load = LD(w->load);
     o->watchdog_overruns = LD(w->st.watchdog);
     ax_arena_stats_t as;
     o->arena_reserved_bytes = ax_arena_reserved_bytes(w->arena);

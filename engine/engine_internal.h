@@ -18,6 +18,11 @@
 /* System message types (between AX_TYPE_SYSTEM and AX_TYPE_IO). */
 #define AX_SYS_SPAWN (AX_TYPE_SYSTEM + 1)     /* blob: ax_spawn_req_t, arena */
 #define AX_SYS_SPAWN_EXT (AX_TYPE_SYSTEM + 2) /* payload.u64[0]: malloc'ed ax_spawn_req_t */
+#define AX_SYS_REQ_FAIL (AX_TYPE_SYSTEM + 3)  /* a reply carrying -errno in payload.u64[0] */
+#define AX_SYS_REQ_TIMEOUT (AX_TYPE_SYSTEM + 4) /* to the asker: payload.u64[0] = request id */
+
+/* Where a request's or reply's correlation id travels: the last payload word. */
+#define AX_REQ_ID_WORD (AX_INLINE_MAX / 8 - 1)
 /* Failure and resource control (engine/failure.c).  `from` is the actor
  * the request is about or from; see each handler. */
 #define AX_SYS_MONITOR (AX_TYPE_SYSTEM + 0x10) /* from watcher; u64[0]: id */
@@ -98,6 +103,8 @@ void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn 
  * (any type; the inbox path of ax_engine_send).  0, -EINVAL, -ENOMEM,
  * -ESHUTDOWN. */
 int ax__ext_post(ax_engine_t *eng, const ax_msg_t *msg);
+/* request.c: after a behaviour that asked to stop or to unstash (cold). */
+void ax__actor_after(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref);
 ax_msg_t *ax__lq_grow(ax_worker_t *w); /* cold: double the local FIFO; NULL: -ENOMEM */
 void ax__lq_release_old(ax_worker_t *w); /* free the pre-growth buffer (after a dispatch) */
 void ax__lq_fini(ax_worker_t *w);
@@ -211,28 +218,47 @@ static inline void ax__run(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m)
 }
 
 /* Run one message: the common case inline, everything unusual (system
- * messages, embryos, dormant or CPU-metered actors, dead letters) in
- * ax__dispatch_slow.  Counts nothing: the drain loops count what they
+ * messages, replies, embryos, dormant or CPU-metered actors, dead letters)
+ * in ax__dispatch_slow.  Counts nothing: the drain loops count what they
  * take, once per batch. */
 static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
     ax_slot_t *e;
     ax_actor_t *a;
-    if (__builtin_expect(slot >= w->max_slots || (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO), 0))
+    if (__builtin_expect(slot >= w->max_slots || (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) ||
+                             (m->flags & AX_MSG_F_REPLY), 0))
         goto slow;
     e = &w->table[slot];
     a = e->actor;
     if (__builtin_expect(!a || e->gen != ax__ref_gen(m->to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
         goto slow;
     ax__run(w, a, m);
-    if (__builtin_expect((a->flags & AX_ACTOR_STOPPING) != 0, 0))
-        ax__actor_stop(w, a);
+    /* Stop and unstash share one test (request.c). */
+    if (__builtin_expect((a->flags & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH)) != 0, 0))
+        ax__actor_after(w, a, m->to);
     return;
 slow:
     ax__dispatch_slow(w, m);
 }
 void ax__worker_shutdown(ax_worker_t *w); /* on the worker thread, after its loop */
+void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m);
+
+/* request.c: conversations (requests, replies, stash, outside calls) */
+/* A message with AX_MSG_F_REPLY or a AX_SYS_REQ_* type reached dispatch. */
+bool ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m); /* false: nothing ran it (late) */
+/* failure.c: a DOWN for monitor `mon` of live actor a (ref asker) arrived and
+ * its record is removed; true if it belonged to a request (now completed). */
+bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon);
+/* Actor a (AX_ACTOR_CONV) is stopping: cancel its requests, free its stash. */
+void ax__conv_actor_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref);
+/* A request that will not be handled (dead letter, dropped at stop):
+ * complete it with status (-ESRCH, -ESHUTDOWN). */
+void ax__request_undeliverable(ax_worker_t *w, const ax_msg_t *m, int status);
+void ax__conv_fini(ax_worker_t *w);
+int ax__calls_init(ax_engine_t *eng);
+void ax__calls_fini(ax_engine_t *eng);
+
 void ax__worker_discard(ax_worker_t *w);  /* engine never started: drop queued work */
 int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen); /* any thread */
 

@@ -529,10 +529,7 @@ static void release_dormant(ax_worker_t *w, ax_actor_t *a)
     if (life) {
         ax_msg_t *m;
         while ((m = ax_mq_peek(&life->held))) {
-            atomic_fetch_add_explicit(&w->st.dead_letters, 1, memory_order_relaxed);
-            if (w->eng->dl_fn)
-                w->eng->dl_fn(w->eng->dl_user, m);
-            ax__free_payload(w, m);
+            ax__dead_letter(w, m); /* a request in it is answered -ESRCH */
             ax_mq_pop(&life->held, w->arena);
         }
     }
@@ -871,8 +868,8 @@ static void run_metered(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m)
         ax_reason_t r = {.kind = AX_REASON_QUOTA, .code = AX_RES_CPU_NS};
         set_pending(w, a, &r);
     }
-    if (a->flags & AX_ACTOR_STOPPING)
-        ax__actor_stop(w, a);
+    if (a->flags & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH))
+        ax__actor_after(w, a, m->to);
 }
 
 /* Deliver a DOWN or EXIT (type rewritten in place) to a live actor. */
@@ -884,8 +881,8 @@ static void deliver(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m, uint32_t type)
         return;
     }
     ax__run(w, a, m);
-    if (a->flags & AX_ACTOR_STOPPING)
-        ax__actor_stop(w, a);
+    if (a->flags & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH))
+        ax__actor_after(w, a, m->to);
 }
 
 void ax__fault_dispatch(ax_worker_t *w, ax_msg_t *m)
@@ -921,6 +918,8 @@ void ax__fault_dispatch(ax_worker_t *w, ax_msg_t *m)
         return;
     case AX_SYS_DOWN:
         if (live && m->payload.u64[0] && rec_remove(w, live, AX_REC_WATCHING, m->from, m->payload.u64[0])) {
+            if ((live->flags & AX_ACTOR_CONV) && ax__conv_down(w, live, m->to, m->payload.u64[0]))
+                return; /* a request's monitor (request.c): its continuation ran */
             deliver(w, live, m, AX_TYPE_DOWN);
             return;
         }
@@ -991,10 +990,7 @@ void ax__fault_dispatch(ax_worker_t *w, ax_msg_t *m)
             *h = *m; /* the blob (if any) travels with it */
             return;
         }
-        atomic_fetch_add_explicit(&w->st.dead_letters, 1, memory_order_relaxed);
-        if (w->eng->dl_fn)
-            w->eng->dl_fn(w->eng->dl_user, m);
-        ax__free_payload(w, m);
+        ax__dead_letter(w, m);
         return;
     }
     if (live && (live->flags & AX_ACTOR_CPU)) {

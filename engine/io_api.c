@@ -411,6 +411,10 @@ int ax_timer_cancel(ax_ctx_t *ctx, uint64_t id)
 void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token)
 {
     (void)id;
+    if (token & 1) { /* a request's timeout (request.c); io records are aligned */
+        ax__request_timeout_fire(w, token >> 1);
+        return;
+    }
     io_req_t *r = (io_req_t *)(uintptr_t)token;
     ax_msg_t m;
     memset(&m, 0, sizeof m);

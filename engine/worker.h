@@ -26,6 +26,8 @@
 
 struct ax_io;
 struct ax_timers;
+struct ax_conv;
+struct ax_calls;
 
 /* ---- references --------------------------------------------------------------
  * bits 63..48: worker + 1 (so 0 is never a valid ref), 47..24: generation,
@@ -57,6 +59,8 @@ enum {
     AX_ACTOR_EXT = 1u << 5,      /* has records or a sponsor: the stop path looks */
     AX_ACTOR_TRAP = 1u << 6,     /* traps exits */
     AX_ACTOR_RESTARTABLE = 1u << 7, /* goes dormant at stop (not after ax_release) */
+    AX_ACTOR_CONV = 1u << 8,     /* has conversation state (requests, stash): request.c */
+    AX_ACTOR_UNSTASH = 1u << 9,  /* ax_unstash_all called: replay after this message */
 };
 /* Flags that send a message to ax__dispatch_slow: one test in the fast path. */
 #define AX_ACTOR_SLOW_MASK (AX_ACTOR_EMBRYO | AX_ACTOR_DORMANT | AX_ACTOR_CPU)
@@ -152,6 +156,7 @@ struct ax_ctx {
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
     struct ax_io *io;
     struct ax_timers *timers;
+    struct ax_conv *conv; /* requests and stashes (request.c); NULL until first use */
     /* Failure (engine/failure.c).  pend: the reason the running actor
      * (pend_actor) set with ax_stop_self / ax_fail / a quota; saved and
      * restored around nested init/fini.  fini_reason: non-NULL in a fini. */
@@ -190,6 +195,11 @@ struct ax_ctx {
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
     alignas(64) struct ax_inbox_node *inbox_head; /* consumer only */
     struct ax_inbox_node *inbox_stub;
+    /* Load figure for AX_ON_LEAST_LOADED: the owner stores live actors +
+     * queued local messages when it parks (and every 256 busy turns);
+     * spawners add one for each spawn they place here (relaxed both: a
+     * hint, no ordering is needed). */
+    alignas(64) _Atomic uint64_t load;
     /* Published counters for quiescence detection (release at park). */
     alignas(64) _Atomic uint64_t pub_sent, pub_handled;
     _Atomic uint32_t pub_io_pending;
@@ -230,6 +240,7 @@ struct ax_engine {
      * (give up). */
     _Atomic uint32_t ready, start_state;
     _Atomic uint32_t spawn_rr;
+    struct ax_calls *calls; /* outside threads' pending requests (request.c) */
 
     alignas(64) _Atomic uint32_t stopping;       /* workers leave their loops */
     _Atomic uint32_t stop_when_idle;
@@ -271,6 +282,9 @@ void ax__io_complete(ax_worker_t *w, uint64_t token, int32_t res, uint32_t flags
  * engine/io_api.c, which turns (id, token) into a message.  io_api.c adds
  * timers with ax_timers_add(w->timers, ...) from behaviours. */
 void ax__timer_fire(ax_worker_t *w, uint64_t id, uint64_t token);
+/* A timer whose token has bit 0 set is a request's timeout (request.c):
+ * token >> 1 is its record index. */
+void ax__request_timeout_fire(ax_worker_t *w, uint64_t token);
 /* Shutdown, once the io ring and the timers are gone: frees every I/O and
  * timer record still live, with the buffers pending requests owned. */
 void ax__io_reqs_free(ax_worker_t *w);

@@ -1,20 +1,21 @@
-/* examples/pingpong.c - two actors on two workers bounce a counter.
+/* examples/pingpong.c - two actors on two workers bounce a counter, as
+ * requests and replies of typed messages.
  *
  *   pingpong [ROUND_TRIPS]        (default 100000)
  *
- * The smallest complete axon program: make an engine, spawn two actors
- * before starting it, kick the game off with a message from outside, let a
- * behaviour stop the engine when the game is over, wait, read the result,
- * destroy.  Only the public API (axon/axon.h) is used.  AXON_* environment
+ * The smallest complete axon program, written the idiomatic way: declare
+ * the messages once (axon/typed.h), make an engine, spawn two actors before
+ * starting it, kick the game off with a message from outside, ask with
+ * ax_request and continue in the continuation when the answer comes (or the
+ * timeout passes), let the last continuation stop the engine, wait, read the
+ * result, destroy.  Only the public API is used.  AXON_* environment
  * variables tune the engine, e.g. AXON_SCHEDULER_SPIN_US=0.
  *
- * Threading: main() is the engine's creator; the behaviours run on the
- * worker threads.  The result struct is written by the pinger and read by
- * main() only after ax_engine_wait(), whose join orders the two.
+ * Threading: main() is the engine's creator; the behaviours and
+ * continuations run on the worker threads.  The result struct is written by
+ * the pinger and read by main() only after ax_engine_wait(), whose join
+ * orders the two.
  */
-/* clock_gettime and CLOCK_MONOTONIC are POSIX, not ISO C: ask for them, so
- * the example builds with -std=c11 outside this tree. */
-#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,26 +24,74 @@
 #include <time.h>
 
 #include "axon/axon.h"
+#include "axon/request.h"
+#include "axon/typed.h"
 
-enum { MSG_START = 1, MSG_PING = 2, MSG_PONG = 3 }; /* user types: below AX_TYPE_SYSTEM */
+/* The messages, declared once: name, type id (below AX_TYPE_LIB), C type.
+ * Each gives start_send / ping_request / pong_reply / ping_get ... */
+struct start { ax_ref_t peer; };
+struct ball { uint64_t n; };
+AX_MESSAGE(start, 1, struct start);
+AX_MESSAGE(ping, 2, struct ball);
+AX_MESSAGE(pong, 3, struct ball);
+
+#define TIMEOUT_MS 5000 /* a lost ball ends the game with an error */
 
 struct result {
     uint64_t round_trips;
     uint64_t ns;
-    int error; /* first failed send, 0 if none */
+    int error; /* first failure, 0 if none */
 };
 
 /* The pinger's private state (zeroed by the engine, filled by its init). */
 struct pinger {
     struct result *out;
     uint64_t want, done, t0;
+    ax_ref_t peer;
 };
 
 static uint64_t now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    timespec_get(&ts, TIME_UTC); /* C11: no feature macro needed */
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void game_over(ax_ctx_t *ctx, struct pinger *p, int error)
+{
+    p->out->round_trips = p->done;
+    p->out->ns = now_ns() - p->t0;
+    p->out->error = error;
+    ax_engine_stop(ax_ctx_engine(ctx)); /* a behaviour may stop its engine */
+}
+
+static void on_pong(ax_ctx_t *ctx, void *state, void *cont, int status, const ax_msg_t *reply);
+
+/* Ask the peer; the engine runs on_pong exactly once: with the reply, or
+ * with -ETIMEDOUT, or with -ESRCH if the peer is gone. */
+static void serve(ax_ctx_t *ctx, struct pinger *p)
+{
+    struct ball b = { p->done };
+    int rc = ping_request(ctx, p->peer, &b, TIMEOUT_MS, on_pong, NULL, 0);
+    if (rc != 0)
+        game_over(ctx, p, rc);
+}
+
+/* The continuation runs on the pinger's worker, as the pinger. */
+static void on_pong(ax_ctx_t *ctx, void *state, void *cont, int status, const ax_msg_t *reply)
+{
+    struct pinger *p = state;
+    (void)cont;
+    const struct ball *b = status == 0 ? pong_get(reply) : NULL;
+    if (!b || b->n != p->done) {
+        game_over(ctx, p, status != 0 ? status : -EPROTO);
+        return;
+    }
+    if (++p->done == p->want) {
+        game_over(ctx, p, 0);
+        return;
+    }
+    serve(ctx, p);
 }
 
 /* init runs on the pinger's worker before its first message; arg is a copy. */
@@ -53,36 +102,26 @@ static void pinger_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
     memcpy(state, arg, sizeof(struct pinger));
 }
 
+/* The pinger's behaviour only takes the start message: the rest of the game
+ * happens in continuations. */
 static void pinger(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
 {
     struct pinger *p = state;
-    ax_ref_t peer;
-    if (msg->type == MSG_START) {
-        memcpy(&peer, ax_msg_data(msg), sizeof peer); /* main told us who to play with */
-        p->t0 = now_ns();
-    } else {
-        peer = ax_sender(ctx); /* a PONG: answer whoever sent it */
-        if (++p->done == p->want) {
-            p->out->round_trips = p->done;
-            p->out->ns = now_ns() - p->t0;
-            ax_engine_stop(ax_ctx_engine(ctx)); /* a behaviour may stop its engine */
-            return;
-        }
-    }
-    int rc = ax_send_u64(ctx, peer, MSG_PING, p->done);
-    if (rc != 0) {
-        p->out->error = rc;
-        ax_engine_stop(ax_ctx_engine(ctx));
-    }
+    const struct start *s = start_get(msg);
+    if (!s)
+        return; /* not ours: ignore */
+    p->peer = s->peer;
+    p->t0 = now_ns();
+    serve(ctx, p);
 }
 
-/* The ponger needs no state: it answers each PING with a PONG. */
+/* The ponger needs no state: it answers each ping request with a pong. */
 static void ponger(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
 {
     (void)state;
-    uint64_t v;
-    memcpy(&v, ax_msg_data(msg), sizeof v);
-    ax_send_u64(ctx, ax_sender(ctx), MSG_PONG, v);
+    const struct ball *b = ping_get(msg);
+    if (b)
+        pong_reply(ctx, b);
 }
 
 int main(int argc, char **argv)
@@ -112,7 +151,7 @@ int main(int argc, char **argv)
     /* One actor on the first worker and one on the last: every message
      * crosses between cores (on a 1-worker engine both share worker 0). */
     struct result res = { 0, 0, 0 };
-    struct pinger init = { &res, want, 0, 0 };
+    struct pinger init = { &res, want, 0, 0, AX_REF_NONE };
     uint32_t last = ax_engine_workers(eng) - 1;
     ax_spawn_opts_t on_first = { .size = sizeof on_first, .where = AX_ON_WORKER, .worker = 0,
                                  .init = pinger_init, .arg = &init, .arg_len = sizeof init };
@@ -125,8 +164,9 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    struct start s = { b };
     if ((rc = ax_engine_start(eng)) != 0 ||
-        (rc = ax_engine_send(eng, a, MSG_START, &b, sizeof b)) != 0) {
+        (rc = ax_engine_send(eng, a, start_TYPE, &s, sizeof s)) != 0) {
         fprintf(stderr, "pingpong: start failed: %s\n", strerror(-rc));
         ax_engine_destroy(eng);
         return 1;
@@ -137,8 +177,9 @@ int main(int argc, char **argv)
     ax_engine_stats(eng, &st);
     ax_engine_destroy(eng);
     if (rc != 0 || res.error != 0 || res.round_trips != want) {
-        fprintf(stderr, "pingpong: failed: wait %d, send error %d, %llu of %llu round trips\n", rc,
-                res.error, (unsigned long long)res.round_trips, (unsigned long long)want);
+        fprintf(stderr, "pingpong: failed: wait %d, error %d (%s), %llu of %llu round trips\n",
+                rc, res.error, strerror(res.error < 0 ? -res.error : res.error),
+                (unsigned long long)res.round_trips, (unsigned long long)want);
         return 1;
     }
     printf("pingpong: %llu round trips between worker 0 and worker %u in %.3f ms "

@@ -46,8 +46,13 @@ static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> 48) - 
 
 /* Message flags (ax_msg_t.flags). */
 #define AX_MSG_F_BLOB 0x1u /* payload is a blob: ax_msg_data() points into it */
+#define AX_MSG_F_REQUEST 0x2u /* a request: the last payload word is its id (axon/request.h) */
+#define AX_MSG_F_REPLY 0x4u   /* a reply: goes to a continuation, never a behaviour */
 
-/* Reserved message types: user types must be below AX_TYPE_SYSTEM. */
+/* Reserved message types: user types must be below AX_TYPE_SYSTEM; axon's
+ * libraries (axon/flow.h) use [AX_TYPE_LIB, AX_TYPE_SYSTEM): stay below
+ * AX_TYPE_LIB. */
+#define AX_TYPE_LIB 0xFFFE0000u
 #define AX_TYPE_SYSTEM 0xFFFF0000u
 #define AX_TYPE_IO     0xFFFF0100u /* completions from axon/io.h, see there */
 
@@ -158,7 +163,14 @@ enum ax_where {
     AX_ON_SELF = 0,   /* the calling worker (default): cheapest messaging */
     AX_ON_WORKER = 1, /* opts.worker */
     AX_ON_NODE = 2,   /* a worker on NUMA node opts.node (OS index), round robin */
+    AX_ON_ANY = 3,    /* round robin over all workers */
+    AX_ON_MY_NODE = 4, /* round robin over the workers of the caller's NUMA node */
+    AX_ON_MY_L3 = 5,  /* round robin over the workers sharing the caller's L3 */
+    AX_ON_LEAST_LOADED = 6, /* the worker with the lowest load figure (ties: the
+                               caller's worker, then the next ones after it) */
 };
+/* From outside the engine (ax_engine_spawn) there is no caller's worker:
+ * AX_ON_MY_NODE and AX_ON_MY_L3 use worker 0's node or L3 group. */
 
 #define AX_SPAWN_ARG_MAX 256u
 
@@ -214,6 +226,13 @@ static inline ax_ref_t ax_sender(const ax_ctx_t *ctx)
 {
     const struct ax_ctx_head *h = (const struct ax_ctx_head *)(const void *)ctx;
     return h && h->msg ? h->msg->from : AX_REF_NONE;
+}
+/* The message being handled (NULL in init/fini and outside a behaviour).
+ * [behaviour] */
+static inline const ax_msg_t *ax_current_msg(const ax_ctx_t *ctx)
+{
+    const struct ax_ctx_head *h = (const struct ax_ctx_head *)(const void *)ctx;
+    return h ? h->msg : NULL;
 }
 AX_API ax_engine_t *ax_ctx_engine(const ax_ctx_t *ctx);
 
@@ -282,6 +301,10 @@ typedef struct ax_worker_stats {
     uint64_t io_cancelled;      /* timers and I/O of stopped incarnations cancelled, and
                                    completions of theirs that arrived late (never delivered) */
     uint64_t quota_failures;    /* calls on this worker answered -EDQUOT */
+    uint64_t load;              /* the load figure AX_ON_LEAST_LOADED compares: live
+                                   actors + queued local messages, published when the
+                                   worker goes idle (and every 256 busy turns), plus
+                                   one per spawn placed since */
     uint64_t watchdog_overruns; /* behaviours the watchdog reported (axon/watchdog.h) */
 } ax_worker_stats_t;
 
