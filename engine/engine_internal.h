@@ -247,9 +247,11 @@ void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m);
 /* request.c: conversations (requests, replies, stash, outside calls) */
 /* A message with AX_MSG_F_REPLY or a AX_SYS_REQ_* type reached dispatch. */
 bool ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m); /* false: nothing ran it (late) */
-/* failure.c: a DOWN for monitor `mon` of live actor a (ref asker) arrived and
- * its record is removed; true if it belonged to a request (now completed). */
-bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon);
+/* failure.c: a DOWN (reason kind `kind`) for monitor `mon` of live actor a
+ * (ref asker) arrived and its record is removed; true if it belonged to a
+ * request (then consumed: completed, or for AX_REASON_NO_ACTOR left to the
+ * request's own delivery, which answers it). */
+bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon, uint32_t kind);
 /* Actor a (AX_ACTOR_CONV) is stopping: cancel its requests, free its stash. */
 void ax__conv_actor_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref);
 /* A request that will not be handled (dead letter, dropped at stop):
@@ -258,6 +260,11 @@ void ax__request_undeliverable(ax_worker_t *w, const ax_msg_t *m, int status);
 void ax__conv_fini(ax_worker_t *w);
 int ax__calls_init(ax_engine_t *eng);
 void ax__calls_fini(ax_engine_t *eng);
+/* The target of outside future `id` (a no-timeout request, which monitors
+ * it with watcher AX_REF_NONE) stopped: complete it with -ESRCH if pending
+ * (kind AX_REASON_NO_ACTOR: only forget the monitor, see request.c).
+ * Called by failure.c instead of sending a DOWN to AX_REF_NONE. [any] */
+void ax__calls_down(ax_engine_t *eng, uint64_t id, uint32_t kind);
 
 void ax__worker_discard(ax_worker_t *w);  /* engine never started: drop queued work */
 int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen); /* any thread */

@@ -155,6 +155,13 @@ static int sys_send(ax_worker_t *w, ax_ref_t from, ax_ref_t to, uint32_t type, u
 static void notify(ax_worker_t *w, ax_ref_t from, ax_ref_t to, uint32_t type, uint64_t id,
                    const ax_reason_t *why)
 {
+    if (to == AX_REF_NONE && type == AX_SYS_DOWN) {
+        /* The watcher is a thread outside the engine: its no-timeout
+         * request's future (request.c), id = the future's id. */
+        ax__calls_down(w->eng, id, why ? why->kind : AX_REASON_NORMAL);
+        AX_STAT_INC(w->st.downs_sent);
+        return;
+    }
     int rc = sys_send(w, from, to, type, id, 0, why, false);
     if (rc < 0 && rc != -ESHUTDOWN)
         fprintf(stderr, "axon: worker %u: %s from %#llx to %#llx lost: %s; raise "
@@ -546,6 +553,8 @@ void ax__fault_discard(ax_worker_t *w, ax_actor_t *a)
         while ((m = ax_mq_peek(&life->held))) {
             /* Counted as handled when it was held; dropped now. */
             atomic_fetch_add_explicit(&w->st.dropped_at_stop, 1, memory_order_relaxed);
+            if (m->flags & AX_MSG_F_REQUEST) /* an outside caller stops waiting */
+                ax__request_undeliverable(w, m, -ESHUTDOWN);
             ax__free_payload(w, m);
             ax_mq_pop(&life->held, w->arena);
         }
@@ -575,6 +584,8 @@ static void restart(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, uint32_t flags,
     if (flags & AX_RESTART_F_DROP_QUEUED) {
         while ((m = ax_mq_peek(&held))) {
             AX_STAT_INC(w->st.restart_dropped);
+            if (m->flags & AX_MSG_F_REQUEST) /* its asker hears: the target stopped */
+                ax__request_undeliverable(w, m, -ESRCH);
             ax__free_payload(w, m);
             ax_mq_pop(&held, w->arena);
         }
@@ -918,7 +929,8 @@ void ax__fault_dispatch(ax_worker_t *w, ax_msg_t *m)
         return;
     case AX_SYS_DOWN:
         if (live && m->payload.u64[0] && rec_remove(w, live, AX_REC_WATCHING, m->from, m->payload.u64[0])) {
-            if ((live->flags & AX_ACTOR_CONV) && ax__conv_down(w, live, m->to, m->payload.u64[0]))
+            if ((live->flags & AX_ACTOR_CONV) &&
+                ax__conv_down(w, live, m->to, m->payload.u64[0], msg_reason(m).kind))
                 return; /* a request's monitor (request.c): its continuation ran */
             deliver(w, live, m, AX_TYPE_DOWN);
             return;

@@ -280,8 +280,16 @@ bool ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
 
 /* A DOWN for one of a's monitors reached it (failure.c removed the
  * monitor's record): if the monitor belongs to a request, the target
- * stopped without answering: complete it with -ESRCH. */
-bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon)
+ * stopped without answering: complete it with -ESRCH.
+ * Except a DOWN with AX_REASON_NO_ACTOR: the target was already gone or
+ * dormant when the monitor (sent before the request) arrived, so it never
+ * held the request; the request itself then answers: a dead letter gives
+ * -ESRCH, a dormant restartable target holds it for its next incarnation
+ * (or answers -ESRCH when it drops or releases it).  Completing here would
+ * cut short a request a supervisor's restart will deliver.  (Known limit:
+ * that next incarnation is not watched, so if it too stops holding the
+ * request unanswered, only a timeout ends it.) */
+bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon, uint32_t kind)
 {
     struct ax_conv *c = w->conv;
     conv_actor_t *ca = conv_actor(w, a->slot);
@@ -290,7 +298,8 @@ bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon)
     for (uint32_t i = 0; i < c->cap; i++)
         if (c->p[i].id && c->p[i].mon == mon && c->p[i].asker == asker) {
             c->p[i].mon = 0; /* its record is gone already */
-            complete(w, &c->p[i], -ESRCH, NULL, &c->st.gone, false);
+            if (kind != AX_REASON_NO_ACTOR)
+                complete(w, &c->p[i], -ESRCH, NULL, &c->st.gone, false);
             return true;
         }
     return false;
@@ -370,16 +379,25 @@ static int request_common(ax_worker_t *w, ax_ref_t to, uint32_t type, const void
         memcpy(r->cont, cont, cont_len);
     }
     uint32_t idx = (uint32_t)(r->id & REQ_IDX_MASK);
-    /* Before the request, in the same per-pair order: the target's worker
+    /* Watch the target when the request has no timeout (else a target that
+     * stops while holding it - received, stashed or kept, never answered -
+     * would leave it pending forever: exactly once needs an end), or when
+     * ax_request_watch asked for it.  Cost, only then: a monitor message
+     * before the request, a demonitor message after the completion, and 64
+     * bytes of arena (a record on each side) while it is pending.  A request
+     * with a timeout relies on the timeout and pays none of it.
+     * Before the request, in the same per-pair order: the target's worker
      * sees the monitor first, so a target that stops while holding the
-     * request sends DOWN (ax__conv_down), one already gone answers DOWN at
-     * once (and the request itself -ESRCH: the first completes it). */
-    if (ca->watch && ax_monitor(w, to, &r->mon) < 0) {
+     * request sends DOWN (ax__conv_down), one already gone or dormant
+     * answers DOWN(NO_ACTOR) at once, which only drops the monitor: the
+     * request itself is then a dead letter (-ESRCH) or held for a restart. */
+    int mrc = (ca->watch || !timeout_ms) ? ax_monitor(w, to, &r->mon) : 0;
+    if (mrc < 0) { /* -ENOMEM, -EDQUOT (sponsor), -EINVAL (bad ref): nothing sent */
         r->mon = 0;
         w_free(w, r->big, cont_len);
         r->big = NULL;
         pend_release(w, r);
-        return -ENOMEM;
+        return mrc;
     }
     if (timeout_ms &&
         ax_timers_add(w->timers, ax_now_ns() + timeout_ms * 1000000u, 0, ((uint64_t)idx << 1) | 1,
@@ -674,6 +692,8 @@ struct ax_future {
     struct ax_calls *calls;
     uint64_t id;
     uint64_t deadline_ns;   /* 0: none */
+    ax_ref_t target;        /* watched (no timeout): demonitor when done early */
+    bool watch;             /* a monitor with watcher AX_REF_NONE, id = this id */
     pthread_cond_t cond;
     bool in_table, done;
     int status;
@@ -690,6 +710,7 @@ struct ax_calls {
     uint64_t next_id;
     uint64_t calls, late;
     uint32_t refs; /* the engine + live futures; under mu */
+    ax_engine_t *eng; /* NULL once the engine let go (ax__calls_fini); under mu */
 };
 
 static void calls_unref_locked(struct ax_calls *k)
@@ -714,6 +735,7 @@ int ax__calls_init(ax_engine_t *eng)
     }
     k->next_id = 1;
     k->refs = 1;
+    k->eng = eng;
     for (uint32_t i = 0; i < eng->n; i++) {
         if (!(eng->w[i]->conv = calloc(1, sizeof(struct ax_conv)))) {
             for (uint32_t j = 0; j < i; j++) {
@@ -771,7 +793,44 @@ void ax__calls_fini(ax_engine_t *eng)
             finish_locked(f, -ESHUTDOWN);
         }
     eng->calls = NULL;
+    k->eng = NULL;
     calls_unref_locked(k);
+}
+
+/* Monitor (type AX_SYS_MONITOR) or stop monitoring (AX_SYS_DEMONITOR)
+ * `target` for outside future `id`: the watcher is AX_REF_NONE, so the
+ * target's stop calls ax__calls_down instead of sending a DOWN.  [any] */
+static int calls_watch(ax_engine_t *eng, ax_ref_t target, uint64_t id, uint32_t type)
+{
+    ax_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.to = target;
+    m.from = AX_REF_NONE;
+    m.type = type;
+    m.len = AX_INLINE_MAX;
+    m.payload.u64[0] = id;
+    return ax__ext_post(eng, &m);
+}
+
+/* As ax__conv_down, for outside futures (NO_ACTOR: the request itself,
+ * posted after the monitor from the same thread, answers). */
+void ax__calls_down(ax_engine_t *eng, uint64_t id, uint32_t kind)
+{
+    struct ax_calls *k = eng->calls;
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->mu);
+    ax_future_t *f = *bucket_of(k, id);
+    while (f && f->id != id)
+        f = f->next;
+    if (f) { /* else answered, freed or shut down first: nothing to do */
+        f->watch = false; /* the monitor's record went with the target */
+        if (kind != AX_REASON_NO_ACTOR) {
+            unlink_locked(k, f);
+            finish_locked(f, -ESRCH);
+        }
+    }
+    pthread_mutex_unlock(&k->mu);
 }
 
 /* A reply (or failure) for an outside caller, from any worker. */
@@ -798,6 +857,12 @@ static int calls_complete(ax_engine_t *eng, uint64_t id, int status, uint32_t ty
     f->type = type;
     f->len = len;
     f->data = copy;
+    /* Remove the target's watcher record (a no-op if it stopped), posted
+     * before the waiter can see the future complete: whatever it sends the
+     * target next arrives after the demonitor. */
+    if (f->watch)
+        (void)calls_watch(eng, f->target, id, AX_SYS_DEMONITOR);
+    f->watch = false;
     finish_locked(f, status);
     pthread_mutex_unlock(&k->mu);
     return 0;
@@ -825,6 +890,8 @@ int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *
     }
     f->calls = k;
     f->deadline_ns = timeout_ms ? ax_now_ns() + timeout_ms * 1000000u : 0;
+    f->target = to;
+    f->watch = timeout_ms == 0; /* before it is shared: set under no lock */
     pthread_mutex_lock(&k->mu);
     f->id = k->next_id++;
     k->calls++;
@@ -835,6 +902,22 @@ int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *
     f->in_table = true;
     pthread_mutex_unlock(&k->mu);
 
+    /* No timeout: watch the target, as ax_request does, so a target that
+     * stops, fails or is killed while holding the request completes the
+     * future with -ESRCH instead of leaving it pending forever.  Costs a
+     * monitor message, a demonitor message when the reply comes and 32
+     * bytes of arena at the target while pending; with a timeout, none.
+     * Posted before the request (same thread, same inbox: in order); even
+     * out of order it would be right: a target gone before the monitor
+     * arrives answers at once (ax__calls_down), after a reply: a no-op. */
+    if (!timeout_ms) {
+        int mrc = calls_watch(eng, to, f->id, AX_SYS_MONITOR);
+        if (mrc < 0) {
+            f->watch = false; /* nothing was posted: no worker knows f */
+            ax_future_free(f);
+            return mrc;
+        }
+    }
     ax_msg_t m;
     memset(&m, 0, sizeof m);
     m.to = to;
@@ -935,6 +1018,12 @@ void ax_future_free(ax_future_t *f)
     pthread_mutex_lock(&k->mu);
     if (f->in_table)
         unlink_locked(k, f); /* a reply that comes now is late: counted */
+    /* Freed while pending and watching: remove the target's watcher record.
+     * Under mu: ax__calls_fini (which clears k->eng) waits for us, so the
+     * engine is alive; a stopped engine refuses the post (-ESHUTDOWN) and
+     * frees its records itself. */
+    if (f->watch && k->eng)
+        (void)calls_watch(k->eng, f->target, f->id, AX_SYS_DEMONITOR);
     free(f->data);
     pthread_cond_destroy(&f->cond);
     free(f);

@@ -9,8 +9,9 @@
  *   status 0           with the reply message,
  *   -ETIMEDOUT         the timeout passed first,
  *   -ESRCH             the target had stopped (or stopped with the request
- *                      still queued, or stashed; or, with ax_request_watch,
- *                      stopped while holding it),
+ *                      still queued, or stashed; or stopped while holding
+ *                      it, when the request watches its target: always
+ *                      without a timeout, with one under ax_request_watch),
  *   -ECANCELED         the asker itself stopped first (the continuation runs
  *                      before the asker's fini; sends from it fail),
  *   another -errno     the replier answered with ax_reply_error().
@@ -44,8 +45,9 @@ extern "C" {
 /* Bytes of continuation context copied per request (16 live in the request's
  * record; more come from the worker's arena). */
 #define AX_REQUEST_CTX_MAX 256u
-/* Longest timeout: 30 days (ms).  0 means none (a reply, the target's stop
- * or the asker's stop still completes the request). */
+/* Longest timeout: 30 days (ms).  0 means none: the request then monitors
+ * its target, so a reply, the target's stop (even while it holds the
+ * request) or the asker's stop completes it. */
 #define AX_TIMEOUT_MAX_MS (30ull * 24 * 3600 * 1000)
 
 /* The continuation.  cont: the context copied at ax_request (NULL if none),
@@ -77,9 +79,19 @@ static inline ax_req_t ax_request_of(const ax_msg_t *m)
 
 /* Ask `to` (len <= AX_REQUEST_INLINE_MAX bytes copied) and run fn when the
  * request completes.  cont/cont_len (<= AX_REQUEST_CTX_MAX) is copied.
- * timeout_ms: 0 none, else 1..AX_TIMEOUT_MAX_MS.  0, -EINVAL, -ENOMEM,
- * -ESHUTDOWN; on error nothing was sent and fn will not run.  A stale `to`
- * is not an error: fn runs with -ESRCH. */
+ * timeout_ms: 0 none, else 1..AX_TIMEOUT_MAX_MS.  Without a timeout the
+ * request monitors its target (as ax_request_watch does) so that it always
+ * ends: a target that stops, fails or is killed while holding it completes
+ * it with -ESRCH.  That costs a monitor message before the request, a
+ * demonitor message after it completes and 64 bytes of arena while it is
+ * pending; its DOWN never reaches the asker's behaviour.  A request with a
+ * timeout pays none of it (it ends at the timeout) unless watching is on.
+ * A dormant restartable target (axon/failure.h) holds the request for its
+ * next incarnation, which is not watched: only a reply, its drop (-ESRCH)
+ * or a timeout ends it then. 
+ * 0, -EINVAL, -ENOMEM, -ESHUTDOWN, -EDQUOT (the monitor message: sponsor
+ * budget); on error nothing was sent and fn will not run.  A stale `to` is
+ * not an error: fn runs with -ESRCH. */
 AX_API int ax_request(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, const void *buf, size_t len,
                       uint64_t timeout_ms, ax_cont_fn fn, const void *cont, size_t cont_len);
 /* Same with a blob payload (ownership as ax_send_blob). */
@@ -87,10 +99,11 @@ AX_API int ax_request_blob(ax_ctx_t *ctx, ax_ref_t to, uint32_t type, void *blob
                            uint64_t timeout_ms, ax_cont_fn fn, const void *cont,
                            size_t cont_len);
 
-/* From now on (on: true) the running actor's requests also monitor their
- * target (axon/failure.h), so a target that stops while it holds a request
- * completes it with -ESRCH at once, without waiting for the timeout.  Costs
- * a monitor and a demonitor message per request; off by default.
+/* From now on (on: true) the running actor's requests with a timeout also
+ * monitor their target (axon/failure.h), so a target that stops while it
+ * holds one completes it with -ESRCH at once, without waiting for the
+ * timeout.  Costs a monitor and a demonitor message per request; off by
+ * default.  (Requests without a timeout always monitor their target.)
  * 0, -EINVAL, -ENOMEM. */
 AX_API int ax_request_watch(ax_ctx_t *ctx, bool on);
 
@@ -133,7 +146,10 @@ AX_API uint32_t ax_stash_count(ax_ctx_t *ctx);
 typedef struct ax_future ax_future_t;
 
 /* Send a request from any thread; the reply completes *out.  timeout_ms as
- * for ax_request (0: none).  0, -EINVAL, -ENOMEM, -ESHUTDOWN.  [any] */
+ * for ax_request (0: none; the request then monitors its target, so a
+ * target that stops, fails or is killed while holding it completes the
+ * future with -ESRCH: one more message before the request and one after
+ * the reply or ax_future_free).  0, -EINVAL, -ENOMEM, -ESHUTDOWN.  [any] */
 AX_API int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf,
                              size_t len, uint64_t timeout_ms, ax_future_t **out);
 /* 0 when complete, -EAGAIN while pending.  [any] */

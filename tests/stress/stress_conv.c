@@ -12,7 +12,13 @@
  * queued behind become -ESRCH; a watched asker hears the DOWN).  Stopped
  * servers are replaced by their asker-side ref going stale, so later
  * requests to them are -ESRCH at once.  Outside threads meanwhile call
- * random servers with ax_engine_call and short timeouts.
+ * random servers with ax_engine_call and short timeouts, and now and then
+ * with a no-timeout ax_engine_request they wait on briefly and free.
+ *
+ * A quarter of the requests have no timeout: they monitor their target
+ * (request.h), so one a server ignores, holds or stashes forever completes
+ * with -ESRCH when the servers are told to quit at the end of the asking
+ * phase; the drain would hang if any did not.
  *
  * Each request carries a token (asker << 32 | seq); its continuation bumps
  * done[token].  At the end every issued token must have run exactly once,
@@ -38,7 +44,7 @@
 #include "axon/request.h"
 #include "test_util.h"
 
-enum { T_GO = 1, T_ASK = 2, T_FWD = 3, T_BIG = 4, T_ANS = 5 };
+enum { T_GO = 1, T_ASK = 2, T_FWD = 3, T_BIG = 4, T_ANS = 5, T_QUIT = 6 };
 #define ASKERS 16u
 #define SERVERS 32u
 #define WINDOW 8u
@@ -57,6 +63,7 @@ static _Atomic uint64_t g_issued[ASKERS]; /* tokens issued */
 static _Atomic uint64_t g_completed[ASKERS];
 static atomic_bool g_stop;
 static _Atomic uint64_t g_err, g_status[6], g_calls_ok, g_calls_timeout, g_calls_other;
+static _Atomic uint64_t g_no_timeout, g_futures_freed_pending;
 
 static void sleep_ms(unsigned ms)
 {
@@ -101,6 +108,10 @@ static void server(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
     server_t *s = state;
     uint64_t token;
+    if (m->type == T_QUIT) { /* end of the asking phase: whatever it holds ends -ESRCH */
+        ax_stop_self(ctx);
+        return;
+    }
     if (ax_msg_len(m) < sizeof token || !ax_msg_is_request(m))
         return;
     memcpy(&token, ax_msg_data(m), sizeof token);
@@ -210,12 +221,16 @@ static void ask(ax_ctx_t *ctx, asker_t *a)
         uint64_t token = ((uint64_t)a->id << 32) | a->seq;
         ax_ref_t to = g_servers[a->rng % SERVERS];
         uint64_t timeout = 1 + (a->rng >> 20) % 40;
+        if (((a->rng >> 8) & 3) == 0)
+            timeout = 0; /* watches its target: ends with a reply or the target's stop */
         int rc = ax_request(ctx, to, T_ASK, &token, sizeof token, timeout, on_done, &token,
                             sizeof token);
         if (rc != 0) {
             atomic_fetch_add(&g_err, 1);
             return;
         }
+        if (!timeout)
+            atomic_fetch_add(&g_no_timeout, 1);
         a->seq++;
         a->outstanding++;
         atomic_fetch_add(&g_issued[a->id], 1);
@@ -249,6 +264,18 @@ static void *caller_main(void *arg)
         c->rng = mix(c->rng);
         uint64_t token = c->rng & 0xFFFFFFFFFFull; /* any: servers echo it (or not) */
         uint64_t got = 0;
+        if (((c->rng >> 8) & 7) == 0) { /* no timeout: wait a little, then let go */
+            ax_future_t *f;
+            if (ax_engine_request(c->e, g_servers[c->rng % SERVERS], T_ASK, &token, sizeof token,
+                                  0, &f) != 0) {
+                atomic_fetch_add(&g_err, 1);
+                continue;
+            }
+            if (ax_future_wait(f, (c->rng >> 40) % 10) != 0)
+                atomic_fetch_add(&g_futures_freed_pending, 1); /* its monitor goes too */
+            ax_future_free(f);
+            continue;
+        }
         int rc = ax_engine_call(c->e, g_servers[c->rng % SERVERS], T_ASK, &token, sizeof token,
                                 1 + (c->rng >> 40) % 20, NULL, &got, sizeof got, NULL);
         if (rc == 0 || rc == -EMSGSIZE)
@@ -325,6 +352,10 @@ int main(int argc, char **argv)
     atomic_store(&g_stop, true);
     for (uint32_t i = 0; i < CALLERS; i++)
         pthread_join(th[i], NULL);
+    /* Servers quit (a stopped one's ref is stale: that send fails, fine):
+     * no-timeout requests they ignored, hold or stashed end with -ESRCH. */
+    for (uint32_t i = 0; i < SERVERS; i++)
+        (void)ax_engine_send(e, g_servers[i], T_QUIT, NULL, 0);
     /* Drain: every outstanding request ends within its timeout (40 ms). */
     uint64_t end = now_ns() + 60ull * 1000000000u;
     for (;;) {
@@ -362,7 +393,8 @@ int main(int argc, char **argv)
     }
     printf("stress_conv: %llu requests: %llu replies, %llu timeouts, %llu gone, %llu errors "
            "replied; %llu late replies dropped; stash %llu (full %llu, dropped %llu); outside "
-           "calls %llu ok, %llu timed out, %llu other, %llu late\n",
+           "calls %llu ok, %llu timed out, %llu other, %llu late; %llu requests without a "
+           "timeout; %llu outside futures freed pending\n",
            (unsigned long long)issued, (unsigned long long)atomic_load(&g_status[0]),
            (unsigned long long)atomic_load(&g_status[1]),
            (unsigned long long)atomic_load(&g_status[2]),
@@ -370,11 +402,14 @@ int main(int argc, char **argv)
            (unsigned long long)cs.stashed, (unsigned long long)cs.stash_full,
            (unsigned long long)cs.stash_dropped, (unsigned long long)atomic_load(&g_calls_ok),
            (unsigned long long)atomic_load(&g_calls_timeout),
-           (unsigned long long)atomic_load(&g_calls_other), (unsigned long long)cs.outside_late);
+           (unsigned long long)atomic_load(&g_calls_other), (unsigned long long)cs.outside_late,
+           (unsigned long long)atomic_load(&g_no_timeout),
+           (unsigned long long)atomic_load(&g_futures_freed_pending));
     bool ok = atomic_load(&g_err) == 0 && once == issued && issued > 0 &&
               cs.requests == issued && cs.pending == 0 &&
               cs.replies + cs.timeouts + cs.target_gone + cs.cancelled == issued &&
-              atomic_load(&g_status[1]) > 0 && cs.late_replies > 0;
+              atomic_load(&g_status[1]) > 0 && cs.late_replies > 0 &&
+              atomic_load(&g_no_timeout) > 0;
     if (!ok) {
         fprintf(stderr, "stress_conv: FAILED (seed %llu): errors %llu, exactly-once %llu of %llu, "
                         "engine requests %llu pending %llu replies %llu timeouts %llu gone %llu\n",

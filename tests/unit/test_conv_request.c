@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "axon/axon.h"
+#include "axon/failure.h"
 #include "axon/request.h"
 #include "test_util.h"
 
@@ -39,7 +40,10 @@
                      (unsigned long long)atomic_load(&(counter)));                          \
     } while (0)
 
-enum { T_GO = 1, T_ADD, T_HOLD, T_RELEASE, T_STOP, T_FWD, T_ERR, T_SEQ, T_OPEN, T_BLOB, T_SUM };
+enum {
+    T_GO = 1, T_ADD, T_HOLD, T_RELEASE, T_STOP, T_FWD, T_ERR, T_SEQ, T_OPEN, T_BLOB, T_SUM,
+    T_HOLD_STOP, T_HOLD_FAIL, T_KILL
+};
 
 static ax_engine_t *make(uint32_t workers)
 {
@@ -114,6 +118,14 @@ static void server(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     }
     case T_STOP:
         ax_stop_self(ctx);
+        break;
+    case T_HOLD_STOP: /* receive the request, stop without answering */
+        atomic_fetch_add(&g.done, 1);
+        ax_stop_self(ctx);
+        break;
+    case T_HOLD_FAIL: /* receive the request, fail without answering */
+        atomic_fetch_add(&g.done, 1);
+        ax_fail(ctx, 42, "test: failing while holding a request");
         break;
     default:
         atomic_fetch_add(&g.bad, 1);
@@ -451,6 +463,220 @@ static void watch_asker(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     }
 }
 
+/* ---- requests without a timeout watch their target by default ---------- */
+
+/* Runs per request id (the continuation's context): each must end at 1. */
+static _Atomic uint32_t g_runs[256];
+
+static void on_once(ax_ctx_t *ctx, void *state, void *cont, int status, const ax_msg_t *reply)
+{
+    uint64_t id;
+    memcpy(&id, cont, sizeof id);
+    if (id >= 256 || atomic_fetch_add(&g_runs[id], 1) != 0)
+        atomic_fetch_add(&g.bad, 1); /* ran twice */
+    if (status == 0) {
+        uint64_t v;
+        memcpy(&v, ax_msg_data(reply), sizeof v);
+        if (v != id + 1)
+            atomic_fetch_add(&g.bad, 1);
+    }
+    on_add(ctx, state, cont, status, reply);
+}
+
+/* T_GO {type, count, target, timeout_ms}: ask target count times, without
+ * ax_request_watch.  Any other message (a DOWN leaking from a request's
+ * monitor, say) is an error. */
+static void strict_asker(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    asker_state_t *s = state;
+    s->worker = ax_worker_id(ctx);
+    if (m->type != T_GO) {
+        atomic_fetch_add(&g.bad, 1);
+        return;
+    }
+    uint64_t args[4];
+    memcpy(args, ax_msg_data(m), sizeof args);
+    for (uint64_t i = 0; i < args[1]; i++) {
+        uint64_t v = s->n++;
+        if (ax_request(ctx, (ax_ref_t)args[2], (uint32_t)args[0], &v, sizeof v, args[3], on_once,
+                       &v, sizeof v) != 0)
+            atomic_fetch_add(&g.bad, 1);
+    }
+}
+
+/* T_KILL {target}: kill it (a third actor, neither asker nor target). */
+static void killer(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    ax_ref_t t;
+    memcpy(&t, ax_msg_data(m), sizeof t);
+    if (m->type != T_KILL || ax_kill(ctx, t) != 0)
+        atomic_fetch_add(&g.bad, 1);
+}
+
+static void ask(ax_engine_t *e, ax_ref_t a, uint64_t type, uint64_t n, ax_ref_t to,
+                uint64_t timeout_ms)
+{
+    uint64_t args[4] = {type, n, (uint64_t)to, timeout_ms};
+    assert_int_equal(ax_engine_send(e, a, T_GO, args, sizeof args), 0);
+}
+
+/* A request with no timeout, to a target on another worker that received it
+ * and then stopped (ax_stop_self), failed (ax_fail) or was killed by a third
+ * actor (ax_kill) without answering: each continuation runs once, -ESRCH.
+ * Without the default monitor they never ran (the test hangs). */
+static void a_request_without_timeout_completes_when_its_holder_stops_fails_or_is_killed(
+    void **state)
+{
+    (void)state;
+    reset();
+    memset(g_runs, 0, sizeof g_runs);
+    ax_engine_t *e = make(2);
+    ax_ref_t s_stop = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t s_fail = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t s_kill = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t k = spawn_on(e, 1, killer, 0, NULL, 0);
+    ax_ref_t a = spawn_on(e, 0, strict_asker, sizeof(asker_state_t), NULL, 0);
+    assert_int_equal(ax_engine_start(e), 0);
+    ask(e, a, T_HOLD_STOP, 1, s_stop, 0);
+    ask(e, a, T_HOLD_FAIL, 1, s_fail, 0);
+    ask(e, a, T_HOLD, 1, s_kill, 0);
+    WAIT_FOR(g.done, 2);
+    while (atomic_load(&g.nheld) < 1)
+        sleep_us(200);
+    assert_int_equal(ax_engine_send(e, k, T_KILL, &s_kill, sizeof s_kill), 0);
+    WAIT_FOR(g.gone, 3);
+    finish(e);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&g_runs[i]), 1);
+    ax_conv_stats_t cs;
+    ax_engine_conv_stats(e, &cs);
+    assert_int_equal(cs.target_gone, 3);
+    assert_int_equal(cs.pending, 0);
+    assert_int_equal(atomic_load(&g.replies) + atomic_load(&g.timeouts) +
+                         atomic_load(&g.errors) + atomic_load(&g.cancelled),
+                     0);
+    assert_int_equal(atomic_load(&g.bad), 0);
+    ax_engine_destroy(e);
+}
+
+static uint64_t arena_used(ax_engine_t *e)
+{
+    uint64_t sum = 0;
+    for (uint32_t w = 0; w < 2; w++) {
+        ax_worker_stats_t st;
+        assert_int_equal(ax_engine_worker_stats(e, w, &st, NULL), 0);
+        sum += st.arena_used_bytes;
+    }
+    return sum;
+}
+
+/* Answered requests without a timeout: each continuation runs once with
+ * status 0, the request's monitor is removed on both sides (arena back to
+ * its level after the same round), no DOWN reaches the asker's behaviour,
+ * and the target's later stop sends no DOWN at all. */
+static void answered_requests_without_timeout_leave_no_monitor_and_no_down(void **state)
+{
+    (void)state;
+    reset();
+    memset(g_runs, 0, sizeof g_runs);
+    ax_engine_t *e = make(2);
+    ax_ref_t srv = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t a = spawn_on(e, 0, strict_asker, sizeof(asker_state_t), NULL, 0);
+    assert_int_equal(ax_engine_start(e), 0);
+    uint64_t base = 0;
+    for (uint64_t round = 0; round < 2; round++) {
+        ask(e, a, T_ADD, 100, srv, 0);
+        WAIT_FOR(g.replies, round * 101 + 100);
+        /* Same asker -> target order: this request (a timeout, so no monitor)
+         * reaches the server after every demonitor of the round above. */
+        ask(e, a, T_ADD, 1, srv, 10000);
+        WAIT_FOR(g.replies, round * 101 + 101);
+        uint64_t used = arena_used(e);
+        if (round == 0)
+            base = used;
+        else if (used != base)
+            fail_msg("%s: arena used %llu bytes after a second round of 101 answered "
+                     "requests, %llu after the first: request monitors leaked",
+                     g_test, (unsigned long long)used, (unsigned long long)base);
+    }
+    assert_int_equal(ax_engine_send(e, srv, T_STOP, NULL, 0), 0);
+    finish(e);
+    for (uint32_t i = 0; i < 202; i++)
+        assert_int_equal(atomic_load(&g_runs[i]), 1);
+    ax_worker_stats_t ws;
+    ax_engine_stats(e, &ws);
+    assert_int_equal(ws.downs_sent, 0); /* no monitor was left on the server */
+    ax_conv_stats_t cs;
+    ax_engine_conv_stats(e, &cs);
+    assert_int_equal(cs.replies, 202);
+    assert_int_equal(cs.target_gone, 0);
+    assert_int_equal(cs.pending, 0);
+    assert_int_equal(atomic_load(&g.bad), 0);
+    ax_engine_destroy(e);
+}
+
+static int wait_future(ax_future_t *f, uint64_t *v)
+{
+    if (ax_future_wait(f, (uint64_t)WAIT_S * 1000) != 0)
+        fail_msg("%s: an outside future without a timeout still pending after %u s", g_test,
+                 WAIT_S);
+    int rc = ax_future_result(f, NULL, v, v ? sizeof *v : 0, NULL);
+    ax_future_free(f);
+    return rc;
+}
+
+/* The same from a thread outside the engine: a future without a timeout
+ * whose target stops, fails or is killed while holding the request
+ * completes with -ESRCH (before, it stayed pending forever); answered ones
+ * complete with their reply and leave no monitor behind. */
+static void an_outside_future_without_timeout_completes_when_its_holder_stops(void **state)
+{
+    (void)state;
+    reset();
+    ax_engine_t *e = make(2);
+    ax_ref_t s_stop = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t s_fail = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t s_kill = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t s_ok = spawn_on(e, 1, server, 0, NULL, 0);
+    ax_ref_t k = spawn_on(e, 0, killer, 0, NULL, 0);
+    assert_int_equal(ax_engine_start(e), 0);
+    ax_future_t *f[3];
+    uint64_t v = 1;
+    assert_int_equal(ax_engine_request(e, s_stop, T_HOLD_STOP, &v, sizeof v, 0, &f[0]), 0);
+    assert_int_equal(ax_engine_request(e, s_fail, T_HOLD_FAIL, &v, sizeof v, 0, &f[1]), 0);
+    assert_int_equal(ax_engine_request(e, s_kill, T_HOLD, &v, sizeof v, 0, &f[2]), 0);
+    while (atomic_load(&g.nheld) < 1)
+        sleep_us(200);
+    assert_int_equal(ax_engine_send(e, k, T_KILL, &s_kill, sizeof s_kill), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(wait_future(f[i], NULL), -ESRCH);
+    ax_worker_stats_t ws;
+    ax_engine_stats(e, &ws);
+    uint64_t downs = ws.downs_sent; /* the three above */
+    assert_int_equal(downs, 3);
+    for (uint64_t i = 0; i < 50; i++) {
+        ax_future_t *ok;
+        uint64_t r = 0;
+        assert_int_equal(ax_engine_request(e, s_ok, T_ADD, &i, sizeof i, 0, &ok), 0);
+        assert_int_equal(wait_future(ok, &r), 0);
+        assert_int_equal(r, i + 1);
+    }
+    /* A future freed while s_ok holds its request removes its monitor too. */
+    ax_future_t *held;
+    assert_int_equal(ax_engine_request(e, s_ok, T_HOLD, &v, sizeof v, 0, &held), 0);
+    while (atomic_load(&g.nheld) < 2)
+        sleep_us(200);
+    ax_future_free(held);
+    /* Every demonitor reached s_ok before this: its stop tells nobody. */
+    assert_int_equal(ax_engine_send(e, s_ok, T_STOP, NULL, 0), 0);
+    finish(e);
+    ax_engine_stats(e, &ws);
+    assert_int_equal(ws.downs_sent, downs);
+    assert_int_equal(atomic_load(&g.bad), 0);
+    ax_engine_destroy(e);
+}
+
 static void bad_requests_are_refused_and_send_nothing(void **state)
 {
     (void)state;
@@ -780,6 +1006,9 @@ int main(void)
         T(a_forwarded_request_is_answered_by_a_third_actor),
         T(error_replies_and_asker_stop_complete_the_continuation),
         T(a_watched_request_completes_when_its_holder_stops),
+        T(a_request_without_timeout_completes_when_its_holder_stops_fails_or_is_killed),
+        T(answered_requests_without_timeout_leave_no_monitor_and_no_down),
+        T(an_outside_future_without_timeout_completes_when_its_holder_stops),
         T(bad_requests_are_refused_and_send_nothing),
         T(stash_replays_in_order_after_become_before_newer_messages),
         T(stash_is_bounded_counted_and_freed_at_stop),

@@ -22,6 +22,7 @@
 #include "axon/axon.h"
 #include "axon/failure.h"
 #include "axon/io.h"
+#include "axon/request.h"
 #include "test_util.h"
 
 #include <stdarg.h>
@@ -1118,6 +1119,32 @@ static void failure_calls_fail_cleanly_when_the_arena_is_exhausted(void **s)
     assert_int_equal(st.downs_sent, 1);
 }
 
+static void requests_held_by_a_dormant_actor_are_answered_when_dropped(void **s)
+{
+    (void)s;
+    g_test = __func__;
+    reset();
+    ax_engine_t *e = make(2, 0);
+    assert_int_equal(ax_engine_start(e), 0);
+    ax_ref_t sup = spawn_on(e, 0, 0, NULL);
+    ax_ref_t child = spawn_on(e, 1, AX_SPAWN_F_RESTARTABLE, NULL);
+    cmd(e, child, C_STOP, 0);
+    WAIT_FOR(g_sh.finis, 1); /* dormant */
+    ax_future_t *f = NULL;
+    uint64_t v = 0;
+    assert_int_equal(ax_engine_request(e, child, C_NOP, &v, sizeof v, 0, &f), 0);
+    settle(); /* held: no answer yet */
+    assert_int_equal(ax_future_poll(f), -EAGAIN);
+    assert_int_equal(call(e, sup, C_RESTART_DROP, child), 0);
+    assert_int_equal(ax_future_wait(f, 30000), 0);
+    assert_int_equal(ax_future_result(f, NULL, NULL, 0, NULL), -ESRCH);
+    ax_future_free(f);
+    ax_worker_stats_t st;
+    finish(e, &st);
+    assert_int_equal(st.restart_dropped, 1);
+    assert_int_equal(atomic_load(&g_sh.nops), 0);
+}
+
 static void failure_calls_reject_bad_arguments(void **s)
 {
     (void)s;
@@ -1185,6 +1212,7 @@ int main(void)
         T(completion_posted_for_a_failed_incarnation_never_reaches_the_next),
         T(completion_posted_before_a_kill_and_restart_is_cancelled_in_the_fifo),
         T(failure_calls_fail_cleanly_when_the_arena_is_exhausted),
+        T(requests_held_by_a_dormant_actor_are_answered_when_dropped),
         T(failure_calls_reject_bad_arguments),
     };
     return cmocka_run_group_tests_name("engine/failure", tests, NULL, NULL);
