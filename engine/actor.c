@@ -203,13 +203,13 @@ void ax__actor_free(ax_worker_t *w, ax_actor_t *a)
         ax_reason_t sv_pend;                                                               \
         if (sv_pend_actor) /* copied only while a stop is pending */                      \
             sv_pend = (w)->pend;                                                           \
-        (w)->cur = (a);                                                                    \
-        (w)->head.self = (ref);                                                            \
-        (w)->head.msg = NULL;                                                              \
+        AX_WD_SET((w)->cur, (a));                                                          \
+        AX_WD_SET((w)->head.self, (ref));                                                  \
+        AX_WD_SET((w)->head.msg, (const ax_msg_t *)NULL);                                  \
         stmt;                                                                              \
-        (w)->cur = sv_cur;                                                                 \
-        (w)->head.self = sv_ref;                                                           \
-        (w)->head.msg = sv_msg;                                                            \
+        AX_WD_SET((w)->cur, sv_cur);                                                       \
+        AX_WD_SET((w)->head.self, sv_ref);                                                 \
+        AX_WD_SET((w)->head.msg, sv_msg);                                                  \
         (w)->cur_blob_kept = sv_kept;                                                      \
         (w)->pend_actor = sv_pend_actor;                                                   \
         if (sv_pend_actor)                                                                 \

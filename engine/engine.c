@@ -298,6 +298,8 @@ uint32_t ax__run_turn(ax_worker_t *w)
 {
     uint32_t n;
     w->turn++;
+    /* The watchdog's one store per turn (engine/watchdog.c). */
+    atomic_store_explicit(&w->wd_turn, w->turn, memory_order_relaxed);
     ax_arena_reclaim(w->arena);
     if (w->novf)
         drain_overflow(w); /* before anything new is sent this turn */
@@ -531,6 +533,7 @@ static void *worker_main(void *arg)
     }
     if (!w->bind_rc)
         ax__io_start(w); /* io_uring is single-issuer: created on this thread */
+    ax__fault_worker_enter(w); /* alternate signal stack, thread-local for the report */
     /* R5: bind_rc and io are visible to the creator once it sees `ready`
      * count us.  Pairs with A5 in ax_engine_start. */
     atomic_fetch_add_explicit(&eng->ready, 1, memory_order_release);
@@ -552,6 +555,7 @@ static void *worker_main(void *arg)
     } else {
         ax__io_stop(w); /* the start was called off: nothing ran */
     }
+    ax__fault_worker_leave(w);
     return NULL;
 }
 
@@ -816,7 +820,12 @@ int ax_engine_start(ax_engine_t *eng)
     atomic_store_explicit(&eng->ready, 0, memory_order_relaxed);
     atomic_store_explicit(&eng->start_state, 0, memory_order_relaxed);
     uint32_t created = 0;
-    int rc = 0;
+    int rc = ax__fault_engine_init(eng); /* before the workers: they set up altstacks */
+    if (rc < 0) {
+        set_error("engine: cannot install the fault-signal report: %s; set "
+                  "scheduler.fault_report = off to start without it", strerror(-rc));
+        return rc;
+    }
     for (; created < eng->n; created++) {
         rc = pthread_create(&eng->w[created]->thread, NULL, worker_main, eng->w[created]);
         if (rc)
@@ -841,6 +850,11 @@ int ax_engine_start(ax_engine_t *eng)
                       eng->plan->workers[i].pu, eng->w[i]->bind_err);
             bad = eng->w[i]->bind_rc;
         }
+    if (!bad && (rc = ax__watchdog_start(eng)) < 0) {
+        set_error("engine: cannot start the watchdog thread: %s; nothing was started (set "
+                  "scheduler.watchdog_ms = 0 to run without it)", strerror(-rc));
+        bad = rc;
+    }
     if (!bad) /* before the gate: running behaviours may read it */
         atomic_store_explicit(&eng->started, true, memory_order_release);
     open_gate(eng, bad ? 2 : 1);
@@ -931,6 +945,7 @@ int ax_engine_wait(ax_engine_t *eng)
     for (uint32_t i = 0; i < eng->n; i++)
         pthread_join(eng->w[i]->thread, NULL);
     arenas_settle(eng);
+    ax__watchdog_stop(eng); /* a fini may still have overrun until the join */
     atomic_store_explicit(&eng->joined, true, memory_order_release);
     return 0;
 }
@@ -950,6 +965,8 @@ void ax_engine_destroy(ax_engine_t *eng)
             abort();
         }
     }
+    ax__watchdog_stop(eng); /* after a start whose workers failed: never running then */
+    ax__fault_engine_fini(eng);
     if (eng->barriers)
         pthread_barrier_destroy(&eng->stop_barrier);
     ax__calls_fini(eng); /* outside futures still waiting get -ESHUTDOWN */
@@ -1032,6 +1049,7 @@ int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t
     o->io_cancelled = LD(w->st.io_cancelled);
     o->quota_failures = LD(w->st.quota_failures);
     o->load = LD(w->load);
+    o->watchdog_overruns = LD(w->st.watchdog);
     ax_arena_stats_t as;
     o->arena_reserved_bytes = ax_arena_reserved_bytes(w->arena);
     if (worker_arena_stats(eng, w, &as)) {

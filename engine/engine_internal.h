@@ -191,21 +191,30 @@ static inline ax_msg_t *ax__msg_slot_fast(ax_worker_t *w, ax_ref_t to, int *err,
     atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
                           memory_order_relaxed)
 
+/* The fields the watchdog thread samples (engine/watchdog.c): w->cur,
+ * w->head.self, w->head.msg.  Their owner writes them with relaxed atomic
+ * stores (the same single mov as a plain store on x86-64, so dispatch costs
+ * nothing more) so that the watchdog's relaxed loads are not a data race;
+ * the owner's own reads (ax_self, ax_sender) stay plain.  Nothing is
+ * published through them: the watchdog only compares values over time and
+ * re-checks them after it reads what they point to (engine/watchdog.c). */
+#define AX_WD_SET(lv, v) __atomic_store_n(&(lv), (v), __ATOMIC_RELAXED)
+
 /* Run message m as actor a (found and checked by the caller): the
  * behaviour, then the blob's release.  The caller handles a stop. */
 static inline void ax__run(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m)
 {
-    w->cur = a;
-    w->head.self = m->to;
-    w->head.msg = m;
+    AX_WD_SET(w->cur, a);
+    AX_WD_SET(w->head.self, m->to);
+    AX_WD_SET(w->head.msg, m);
     AX_TRACE_DISPATCH_BEGIN(w->id, m->to, m->type);
     a->fn(w, a->state, m);
     AX_TRACE_DISPATCH_END(w->id, m->to);
     if (__builtin_expect((m->flags & AX_MSG_F_BLOB) != 0, 0))
         ax__blob_release(w, m);
-    w->cur = NULL;
-    w->head.self = AX_REF_NONE;
-    w->head.msg = NULL;
+    AX_WD_SET(w->cur, NULL);
+    AX_WD_SET(w->head.self, AX_REF_NONE);
+    AX_WD_SET(w->head.msg, NULL);
 }
 
 /* Run one message: the common case inline, everything unusual (system
@@ -259,6 +268,15 @@ void ax__calls_down(ax_engine_t *eng, uint64_t id, uint32_t kind);
 
 void ax__worker_discard(ax_worker_t *w);  /* engine never started: drop queued work */
 int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen); /* any thread */
+
+/* watchdog.c: the watchdog thread (started after the workers, stopped
+ * after they are joined), and fault.c: the fault-signal report. */
+int ax__watchdog_start(ax_engine_t *eng);
+void ax__watchdog_stop(ax_engine_t *eng);
+int ax__fault_engine_init(ax_engine_t *eng);  /* create: take a reference on the handlers */
+void ax__fault_engine_fini(ax_engine_t *eng); /* destroy: drop it */
+void ax__fault_worker_enter(ax_worker_t *w);  /* worker thread: altstack, thread-local */
+void ax__fault_worker_leave(ax_worker_t *w);
 
 /* inbox.c */
 int ax__inbox_init(ax_worker_t *w);

@@ -134,9 +134,9 @@ static int sys_send(ax_worker_t *w, ax_ref_t from, ax_ref_t to, uint32_t type, u
     uint8_t stamp;
     ax_actor_t *sv = w->cur;
     if (!charge)
-        w->cur = NULL;
+        AX_WD_SET(w->cur, NULL); /* relaxed atomic: the watchdog reads it */
     ax_msg_t *m = ax__msg_slot_fast(w, to, &err, &stamp);
-    w->cur = sv;
+    AX_WD_SET(w->cur, sv);
     if (!m)
         return err;
     m->from = from;

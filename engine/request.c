@@ -230,17 +230,17 @@ static void complete(ax_worker_t *w, pend_t *r, int status, const ax_msg_t *repl
     ax_actor_t *sv_cur = w->cur;
     ax_ref_t sv_self = w->head.self;
     const ax_msg_t *sv_msg = w->head.msg;
-    w->cur = a;
-    w->head.self = asker;
-    w->head.msg = reply;
+    AX_WD_SET(w->cur, a); /* relaxed atomic stores: the watchdog samples them */
+    AX_WD_SET(w->head.self, asker);
+    AX_WD_SET(w->head.msg, (const ax_msg_t *)reply);
     if (mon) /* as the asker: its monitor; a DOWN already on its way is filtered */
         ax_demonitor(w, mon);
     fn(w, a->state, cont, status, reply);
     if (reply && (reply->flags & AX_MSG_F_BLOB))
         ax__blob_release(w, reply);
-    w->cur = sv_cur;
-    w->head.self = sv_self;
-    w->head.msg = sv_msg;
+    AX_WD_SET(w->cur, sv_cur);
+    AX_WD_SET(w->head.self, sv_self);
+    AX_WD_SET(w->head.msg, sv_msg);
     w_free(w, big, len);
     AX_STAT_INC(*counter);
     if (!stopping && (a->flags & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH)))

@@ -65,6 +65,7 @@ AX__TRACE_SEM(park);
 AX__TRACE_SEM(wake);
 AX__TRACE_SEM(spawn);
 AX__TRACE_SEM(stop);
+AX__TRACE_SEM(watchdog);
 
 /* True while a tracer is attached to the probe.  The kernel changes the value
  * under us; a plain read through a volatile lvalue keeps the compiler from
@@ -128,6 +129,15 @@ AX__TRACE_SEM(stop);
     do {                                                                         \
         if (AX__TRACE_ON(stop))                                                  \
             DTRACE_PROBE2(axon, stop, (uint32_t)(worker), (uint64_t)(ref));      \
+    } while (0)
+
+/* The watchdog thread found `ref` on `worker` running one message of `type`
+ * (UINT32_MAX: init or fini) for at least `ms` milliseconds. */
+#define AX_TRACE_WATCHDOG(worker, ref, type, ms)                                 \
+    do {                                                                         \
+        if (AX__TRACE_ON(watchdog))                                              \
+            DTRACE_PROBE4(axon, watchdog, (uint32_t)(worker), (uint64_t)(ref),   \
+                          (uint32_t)(type), (uint64_t)(ms));                     \
     } while (0)
 
 #ifdef __cplusplus

@@ -11,6 +11,7 @@
 #define AXON_ENGINE_WORKER_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -19,6 +20,7 @@
 #include "alloc/arena.h"
 #include "axon/axon.h"
 #include "axon/failure.h"
+#include "axon/watchdog.h"
 #include "engine/mq.h"
 #include "engine/ring.h"
 
@@ -143,6 +145,10 @@ struct ax_ctx {
     uint32_t nwords;      /* words in pending / bell */
     uint32_t batch;
     uint32_t turn;
+    /* The turn, stored once per turn for the watchdog thread (relaxed: it
+     * is only compared for change, nothing is published through it; see
+     * engine/watchdog.c). */
+    _Atomic uint32_t wd_turn;
     bool use_bell;
     uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
     uint32_t max_slots;   /* table entries */
@@ -167,6 +173,7 @@ struct ax_ctx {
             idle_ns, parked_ns, spawn_failed, arena_used, arena_failed, arena_hwm, arena_remote_in,
             arena_remote_out, failed, restarted, restart_dropped, downs_sent, downs_filtered,
             io_cancelled, quota_failures;
+        _Atomic uint64_t watchdog; /* written by the watchdog thread only */
         _Atomic uint64_t arena_class[AX_ARENA_NCLASSES]; /* blocks in use per class */
         _Atomic uint64_t *from; /* nworkers entries */
     } st;
@@ -196,6 +203,12 @@ struct ax_ctx {
     /* Published counters for quiescence detection (release at park). */
     alignas(64) _Atomic uint64_t pub_sent, pub_handled;
     _Atomic uint32_t pub_io_pending;
+
+    /* The alternate signal stack the fault report runs on (engine/fault.c),
+     * and the one it replaced (restored when the worker exits). */
+    void *altstack;
+    size_t altstack_len;
+    stack_t altstack_old;
 
     pthread_t thread;
     int bind_rc;
@@ -241,6 +254,18 @@ struct ax_engine {
     alignas(64) _Atomic uint32_t idle_workers;   /* parked workers */
     _Atomic uint64_t activity;                   /* bumped on every unpark */
     alignas(64) _Atomic uint64_t tsan_fence;     /* AX_FENCE_SEQ_CST under TSan only */
+
+    /* Watchdog (engine/watchdog.c): its thread, started with the workers
+     * and joined after them; wd_stop under wd_mu wakes it early. */
+    uint64_t wd_ns;            /* 0: off */
+    uint32_t wd_action;        /* enum ax_watchdog_action */
+    ax_watchdog_fn wd_fn;
+    void *wd_user;
+    bool wd_running, wd_stop;
+    pthread_t wd_thread;
+    pthread_mutex_t wd_mu;
+    pthread_cond_t wd_cv;
+    bool fault_installed;      /* this engine holds a reference on the fault handlers */
 };
 
 /* ---- internal calls ---------------------------------------------------------------- */

@@ -433,7 +433,7 @@ int ax_limits_sample_placement(int cpu_a, int cpu_b, double far_ratio, double *b
                                double *rtt_ns)
 {
     enum { N = 5000 };
-    double ns;
+    double ns = 0; /* gcc -O2 cannot see that a failed measure returns first */
     if (ax_limits_cacheline_rtt(cpu_a, cpu_b, N, &ns) < 0)
         return AX_PLACE_UNKNOWN;
     ns /= N;

@@ -98,3 +98,8 @@ axon_test(test_engine_create_faults SOURCES unit/test_engine_create_faults.c LIB
 # aborts with a message, in the plain (no debug checks) build too (issue
 # 10, item 10).
 axon_test(test_blob_misuse SOURCES unit/test_blob_misuse.c LIBS axon_engine)
+
+# The watchdog (a behaviour spinning 300 ms is reported, abort mode, off)
+# and the fault-signal report (children that segfault in a behaviour).
+axon_test(test_engine_watchdog SOURCES unit/test_engine_watchdog.c LIBS axon_engine
+          LABELS unit TIMEOUT 120)

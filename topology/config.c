@@ -41,7 +41,8 @@
 #define GIB (1024ull * MIB)
 #define TIB (1024ull * GIB)
 
-enum kind { K_STR, K_LIST, K_U32, K_I32, K_SIZE, K_BOOL, K_SMT, K_DOORBELL };
+enum kind { K_STR, K_LIST, K_U32, K_I32, K_SIZE, K_BOOL, K_SMT, K_DOORBELL, K_WD_MS, K_WD_ACTION,
+            K_ONOFF };
 enum { F_POW2 = 1 }; /* non-zero values must be powers of two */
 
 typedef struct key {
@@ -86,6 +87,12 @@ static const key_t_ KEYS[] = {
       "1048576" },
     { "scheduler", "doorbell", K_DOORBELL, OFF(doorbell), 0, 2, 0,
       "auto (on above 8 workers), on or off" },
+    { "scheduler", "watchdog_ms", K_WD_MS, OFF(watchdog_ms), 1, 3600000, 0,
+      "milliseconds from 1 to 3600000, or 0 or off to turn the watchdog off" },
+    { "scheduler", "watchdog_action", K_WD_ACTION, OFF(watchdog_action), 0, 1, 0,
+      "report (report and go on) or abort (report, then abort the process)" },
+    { "scheduler", "fault_report", K_ONOFF, OFF(fault_report), 0, 1, 0,
+      "on (report a fault signal in a behaviour before the process ends) or off" },
     { "io", "entries", K_U32, OFF(io_entries), 1, 32768, F_POW2,
       "a power of two from 1 to 32768, or 0 for 256" },
     { "io", "sqpoll", K_BOOL, OFF(io_sqpoll), 0, 1, 0, "true or false" },
@@ -561,6 +568,50 @@ static int apply_value(ax_config_t *cfg, const key_t_ *k, const char *v, size_t 
         memcpy(field, &d, sizeof d);
         return 0;
     }
+    case K_WD_MS: {
+        /* The file's 0 means off; the struct's 0 means the default. */
+        int32_t ms;
+        if (ieq(v, len, "off")) {
+            ms = AX_WATCHDOG_OFF;
+        } else {
+            rc = parse_int(v, len, false, false, &n, detail, sizeof detail);
+            if (rc < 0 || (n != 0 && !range_ok(k, n))) {
+                snprintf(why, whylen, "%s%sexpected %s; change the value", rc < 0 ? detail : "",
+                         rc < 0 ? "; " : "", k->expect);
+                return -EINVAL;
+            }
+            ms = n ? (int32_t)n : AX_WATCHDOG_OFF;
+        }
+        memcpy(field, &ms, sizeof ms);
+        return 0;
+    }
+    case K_WD_ACTION: {
+        uint32_t act;
+        if (ieq(v, len, "report"))
+            act = AX_WATCHDOG_REPORT;
+        else if (ieq(v, len, "abort"))
+            act = AX_WATCHDOG_ABORT;
+        else {
+            snprintf(why, whylen, "expected %s; write report or abort", k->expect);
+            return -EINVAL;
+        }
+        memcpy(field, &act, sizeof act);
+        return 0;
+    }
+    case K_ONOFF: {
+        uint32_t on;
+        if (ieq(v, len, "on") || ieq(v, len, "true") || ieq(v, len, "yes") || ieq(v, len, "1"))
+            on = AX_FAULT_REPORT_ON;
+        else if (ieq(v, len, "off") || ieq(v, len, "false") || ieq(v, len, "no") ||
+                 ieq(v, len, "0"))
+            on = AX_FAULT_REPORT_OFF;
+        else {
+            snprintf(why, whylen, "expected %s; write on or off", k->expect);
+            return -EINVAL;
+        }
+        memcpy(field, &on, sizeof on);
+        return 0;
+    }
     case K_U32:
     case K_I32:
     case K_SIZE:
@@ -945,13 +996,16 @@ int ax_config_validate(const ax_config_t *cfg, ax_config_error_t *err)
             continue; /* a C bool cannot hold anything else */
         case K_SMT:
         case K_DOORBELL:
+        case K_WD_ACTION:
+        case K_ONOFF:
         case K_U32: {
             uint32_t u;
             memcpy(&u, field, sizeof u);
             n = u;
             break;
         }
-        case K_I32: {
+        case K_I32:
+        case K_WD_MS: {
             int32_t s;
             memcpy(&s, field, sizeof s);
             n = s;
@@ -971,6 +1025,7 @@ int ax_config_validate(const ax_config_t *cfg, ax_config_error_t *err)
         }
         bool ok = k->kind == K_SMT        ? (n == AX_SMT_CORE || n == AX_SMT_ALL)
                   : k->kind == K_DOORBELL ? (n >= AX_DOORBELL_AUTO && n <= AX_DOORBELL_OFF)
+                  : k->kind == K_WD_MS    ? (n <= 0 || range_ok(k, n)) /* <0: off */
                                           : range_ok(k, n);
         if (!ok) {
             err_set(err, src, 0, full, "%s = %lld: expected %s; change the value", full,

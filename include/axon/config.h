@@ -36,6 +36,22 @@ enum ax_doorbell {
 };
 #define AX_DOORBELL_AUTO_MIN 8u
 
+/* Watchdog (scheduler.watchdog_ms): in the struct 0 means the default
+ * (100 ms) and a negative value turns it off; in a file or AXON_* variable,
+ * 0 or `off` turns it off. */
+#define AX_WATCHDOG_OFF (-1)
+#define AX_WATCHDOG_DEFAULT_MS 100
+/* What the watchdog does when a behaviour overruns (scheduler.watchdog_action). */
+enum ax_watchdog_action {
+    AX_WATCHDOG_REPORT = 0, /* report (hook, counter, probe, stderr) and go on (default) */
+    AX_WATCHDOG_ABORT = 1,  /* report, then abort() the process */
+};
+/* The fault-signal report (scheduler.fault_report). */
+enum ax_fault_report {
+    AX_FAULT_REPORT_ON = 0,  /* install the handlers (default) */
+    AX_FAULT_REPORT_OFF = 1, /* leave the process's signal handlers alone */
+};
+
 #define AX_CONFIG_STR_MAX 256
 
 /* The largest workers.count an engine runs (each worker's arena keeps a
@@ -90,6 +106,10 @@ typedef struct ax_config {
     int32_t spin_us;     /* idle spin before parking; 0: 50 us; <0: never spin */
     uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi); at most AX_ACTORS_MAX */
     uint32_t doorbell;   /* enum ax_doorbell: which inbound rings a worker visits */
+    int32_t watchdog_ms;      /* report a behaviour running longer; 0: 100 ms;
+                                 <0 (AX_WATCHDOG_OFF): off; at most 3600000 */
+    uint32_t watchdog_action; /* enum ax_watchdog_action */
+    uint32_t fault_report;    /* enum ax_fault_report */
 
     /* [io] */
     uint32_t io_entries;        /* io_uring SQ entries per worker; 0: 256 */

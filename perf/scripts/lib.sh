@@ -32,7 +32,7 @@ axon_need_perf() {
 }
 
 # The probes engine/trace.h defines.
-AXON_PROBES="send dispatch_begin dispatch_end ring_full park wake spawn stop"
+AXON_PROBES="send dispatch_begin dispatch_end ring_full park wake spawn stop watchdog"
 
 # axon_usdt_add BIN PROBE... : make sdt_axon:PROBE events for BIN.  Prints the
 # events that worked, comma-separated; says which did not.

@@ -77,6 +77,9 @@ echo "$out" | grep -q '^ring: result 498$' || fail "ring printed: $out"
 out=$(AXON_WORKERS_COUNT=2 AXON_WORKERS_OVERSUBSCRIBE=true "$prefix/pingpong" 1000) ||
     fail "the out-of-tree pingpong exited with $?"
 echo "$out" | grep -q 'between worker 0 and worker 1 ' || fail "pingpong printed: $out"
+# The supervision tree survives 3 injected failures and shuts down cleanly.
+out=$("$prefix/supervisor" 3) || fail "the out-of-tree supervisor exited with $?"
+echo "$out" | tail -1 | grep -q 'tree shut down cleanly$' || fail "supervisor printed: $out"
 # The lib/ examples (issue 13) run too: liburcu and LMDB must come with
 # libaxon, shared and (through Libs.private) static.
 out=$("$prefix/pool" 256 128 8) || fail "the out-of-tree pool exited with $?"

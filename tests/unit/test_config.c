@@ -168,6 +168,11 @@ static const bad_case_t BAD[] = {
     { "memory.prefault = maybe\n", 1, "memory.prefault", "true or false" },
     { "workers.smt = sometimes\n", 1, "workers.smt", "core or all" },
     { "scheduler.doorbell = maybe\n", 1, "scheduler.doorbell", "auto, on or off" },
+    { "scheduler.watchdog_ms = 3600001\n", 1, "scheduler.watchdog_ms", "0 or off" },
+    { "scheduler.watchdog_ms = -5\n", 1, "scheduler.watchdog_ms", "negative" },
+    { "scheduler.watchdog_ms = soon\n", 1, "scheduler.watchdog_ms", "not a number" },
+    { "scheduler.watchdog_action = panic\n", 1, "scheduler.watchdog_action", "report or abort" },
+    { "scheduler.fault_report = maybe\n", 1, "scheduler.fault_report", "on or off" },
     { "workers.cpus = 0-\n", 1, "workers.cpus", "range needs an end" },
     { "workers.cpus = 7-2\n", 1, "workers.cpus", "backwards" },
     { "workers.cpus = 0;1\n", 1, "workers.cpus", "not allowed" },
@@ -363,6 +368,40 @@ static void unrelated_axon_variables_are_left_to_their_owners(void **state)
     }
 }
 
+/* The file's 0 (or off) turns the watchdog off; the struct's 0 is the
+ * default, negative is off. */
+static void watchdog_and_fault_report_keys_parse_and_override(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_error_t e;
+    ax_config_init(&c);
+    assert_int_equal(c.watchdog_ms, 0);
+    assert_int_equal(LOAD(&c, "[scheduler]\nwatchdog_ms = 250\nwatchdog_action = abort\n"
+                              "fault_report = off\n", &e), 0);
+    assert_int_equal(c.watchdog_ms, 250);
+    assert_int_equal(c.watchdog_action, AX_WATCHDOG_ABORT);
+    assert_int_equal(c.fault_report, AX_FAULT_REPORT_OFF);
+    assert_int_equal(LOAD(&c, "scheduler.watchdog_ms = 0\n", &e), 0);
+    assert_int_equal(c.watchdog_ms, AX_WATCHDOG_OFF);
+    assert_int_equal(LOAD(&c, "scheduler.watchdog_ms = off\nscheduler.fault_report = on\n", &e), 0);
+    assert_int_equal(c.watchdog_ms, AX_WATCHDOG_OFF);
+    assert_int_equal(c.fault_report, AX_FAULT_REPORT_ON);
+    char *env[] = { "AXON_SCHEDULER_WATCHDOG_MS=40", "AXON_SCHEDULER_WATCHDOG_ACTION=report", NULL };
+    assert_int_equal(ax_config_apply_env(&c, env, &e), 0);
+    assert_int_equal(c.watchdog_ms, 40);
+    assert_int_equal(c.watchdog_action, AX_WATCHDOG_REPORT);
+    c.watchdog_ms = -7; /* the struct's off */
+    assert_int_equal(ax_config_validate(&c, &e), 0);
+    c.watchdog_ms = 3600001;
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "scheduler.watchdog_ms = 3600001"));
+    c.watchdog_ms = 0;
+    c.watchdog_action = 2;
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "scheduler.watchdog_action = 2"));
+}
+
 static void validate_checks_values_set_in_the_struct(void **state)
 {
     (void)state;
@@ -482,6 +521,7 @@ int main(void)
         cmocka_unit_test(a_file_error_carries_the_file_name_and_line),
         cmocka_unit_test(environment_overrides_the_file_and_is_checked),
         cmocka_unit_test(unrelated_axon_variables_are_left_to_their_owners),
+        cmocka_unit_test(watchdog_and_fault_report_keys_parse_and_override),
         cmocka_unit_test(validate_checks_values_set_in_the_struct),
         cmocka_unit_test(null_arguments_fail_cleanly),
         cmocka_unit_test(fuzz_regressions_do_not_crash),
