@@ -64,4 +64,14 @@ static bool wait_at_least(_Atomic uint64_t *v, uint64_t want)
     return true;
 }
 
+/* Fail the test, naming the counter and its value, unless it reaches want
+ * within WAIT_S seconds. */
+#define WAIT_FOR(counter, want)                                                             \
+    do {                                                                                    \
+        if (!wait_at_least(&(counter), (want)))                                             \
+            fail_msg("%s: waited %u s for %s to reach %llu, it is %llu", g_test, WAIT_S,    \
+                     #counter, (unsigned long long)(want),                                  \
+                     (unsigned long long)atomic_load(&(counter)));                          \
+    } while (0)
+
 #endif

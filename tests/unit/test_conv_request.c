@@ -32,14 +32,6 @@
 
 #define SYNTH "pack:2 numa:2 l3:2 core:8 pu:2"
 
-#define WAIT_FOR(counter, want)                                                             \
-    do {                                                                                    \
-        if (!wait_at_least(&(counter), (want)))                                             \
-            fail_msg("%s: waited %u s for %s to reach %llu, it is %llu", g_test, WAIT_S,    \
-                     #counter, (unsigned long long)(want),                                  \
-                     (unsigned long long)atomic_load(&(counter)));                          \
-    } while (0)
-
 enum {
     T_GO = 1, T_ADD, T_HOLD, T_RELEASE, T_STOP, T_FWD, T_ERR, T_SEQ, T_OPEN, T_BLOB, T_SUM,
     T_HOLD_STOP, T_HOLD_FAIL, T_KILL

@@ -34,14 +34,6 @@
 
 #define SYNTH "pack:2 numa:2 l3:2 core:8 pu:2"
 
-#define WAIT_FOR(counter, want)                                                             \
-    do {                                                                                    \
-        if (!wait_at_least(&(counter), (want)))                                             \
-            fail_msg("%s: waited %u s for %s to reach %llu, it is %llu", g_test, WAIT_S,    \
-                     #counter, (unsigned long long)(want),                                  \
-                     (unsigned long long)atomic_load(&(counter)));                          \
-    } while (0)
-
 static ax_engine_t *make_synth(uint32_t workers)
 {
     ax_config_t c;

@@ -43,14 +43,6 @@
 
 enum { T_PING = 1, T_GO, T_STOP, T_KEEP };
 
-#define WAIT_FOR(counter, want)                                                             \
-    do {                                                                                    \
-        if (!wait_at_least(&(counter), (want)))                                             \
-            fail_msg("%s: waited %u s for %s to reach %llu, it is %llu", g_test, WAIT_S,    \
-                     #counter, (unsigned long long)(want),                                  \
-                     (unsigned long long)atomic_load(&(counter)));                          \
-    } while (0)
-
 static void cfg_synth(ax_config_t *c, uint32_t workers)
 {
     ax_config_init(c);

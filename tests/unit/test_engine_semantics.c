@@ -56,14 +56,6 @@ enum {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-#define WAIT_FOR(counter, want)                                                             \
-    do {                                                                                    \
-        if (!wait_at_least(&(counter), (want)))                                             \
-            fail_msg("%s: waited %u s for %s to reach %llu, it is %llu", g_test, WAIT_S,    \
-                     #counter, (unsigned long long)(want),                                  \
-                     (unsigned long long)atomic_load(&(counter)));                          \
-    } while (0)
-
 /* This machine: pinned workers when the process has the cores, else the
  * same count unpinned (test_cpus.h), so every case runs under taskset -c 0. */
 static void cfg_real(ax_config_t *c, uint32_t workers)

@@ -37,14 +37,6 @@
 
 #define SYNTH "pack:1 numa:1 l3:1 core:4 pu:1"
 
-#define WAIT_FOR(counter, want)                                                             \
-    do {                                                                                    \
-        if (!wait_at_least(&(counter), (want)))                                             \
-            fail_msg("%s: waited %u s for %s to reach %llu, it is %llu", g_test, WAIT_S,    \
-                     #counter, (unsigned long long)(want),                                  \
-                     (unsigned long long)atomic_load(&(counter)));                          \
-    } while (0)
-
 /* Commands (user message types). */
 enum {
     C_NOP = 1, C_MONITOR, C_KILL, C_LINK, C_UNLINK, C_TRAP, C_DEMON, C_FAIL, C_STOP, C_SEQ,

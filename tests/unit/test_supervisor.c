@@ -29,14 +29,6 @@
 #define ENGINE_TEST_HANG "a DOWN that never came, or a supervisor stuck in a stop sequence"
 #include "unit/engine_test.h"
 
-#define WAIT_FOR(counter, want)                                                             \
-    do {                                                                                    \
-        if (!wait_at_least(&(counter), (want)))                                             \
-            fail_msg("%s: waited %u s for %s to reach %llu, it is %llu", g_test, WAIT_S,    \
-                     #counter, (unsigned long long)(want),                                  \
-                     (unsigned long long)atomic_load(&(counter)));                          \
-    } while (0)
-
 enum { T_FAIL = 1, T_STOP, T_PING, T_GO, T_BURST };
 
 #define MAXC 16
