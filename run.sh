@@ -24,7 +24,8 @@ PKGS=(cmake make gcc g++ pkg-config python3
       clang libclang-rt-14-dev                 # libFuzzer targets
       redis-tools redis-server                 # axon-kv tests and comparison
       gnuplot-nox                              # axon-bench --plot
-      linux-perf valgrind)                     # perf/scripts
+      linux-perf valgrind                      # perf/scripts
+      erlang-base)                             # perf/scripts/restart-vs-erlang.sh
 JOBS=${JOBS:-$(nproc)}
 WERROR=OFF
 [ "${CI:-}" = "true" ] && WERROR=ON
