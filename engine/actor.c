@@ -790,7 +790,7 @@ static uint32_t pick_least_loaded(ax_engine_t *eng, uint32_t self)
 
 static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self, uint32_t *out)
 {
-    uint32_t where = o ? o->where : AX_ON_SELF;
+    uint32_t where = o ? o->where : AX_ON_DEFAULT;
     switch (where) {
     case AX_ON_ANY:
         *out = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
@@ -802,6 +802,7 @@ static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self
     case AX_ON_LEAST_LOADED:
         *out = pick_least_loaded(eng, self == UINT32_MAX ? 0 : self);
         return 0;
+    case AX_ON_DEFAULT: /* from a behaviour: default_worker */
     case AX_ON_SELF:
         if (self == UINT32_MAX) /* external: round robin */
             self = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
@@ -879,6 +880,41 @@ static ax_sponsor_t *spawn_sponsor(const ax_worker_t *w, const ax_spawn_opts_t *
     return w && w->cur && w->cur->sp ? w->cur->sp->sp : NULL;
 }
 
+/* AX_ON_DEFAULT, when the caller has a backlog (default_worker): every
+ * other such spawn goes to a parked worker, if one is.  Relaxed loads: the
+ * figures are hints (a worker that woke meanwhile only gets the actor
+ * anyway); nothing is published through them. */
+__attribute__((noinline)) static uint32_t spread_pick(ax_worker_t *w)
+{
+    ax_engine_t *eng = w->eng;
+    uint32_t n = eng->n;
+    if (n == 1 || !atomic_load_explicit(&eng->idle_workers, memory_order_relaxed) ||
+        !(w->spread_tick++ & 1))
+        return w->id;
+    uint32_t start = (w->spread_tick >> 1) % (n - 1); /* rotate among the parked */
+    for (uint32_t k = 0; k < n - 1; k++) {
+        uint32_t i = (w->id + 1 + (start + k) % (n - 1)) % n;
+        if (atomic_load_explicit(&eng->w[i]->parked, memory_order_relaxed) == 1)
+            return i;
+    }
+    return w->id;
+}
+
+/* The default placement (docs/tuning.md, "Default placement"): next to
+ * the caller, unless its local FIFO already holds a batch or more (more
+ * work than its next turn runs) while another worker is parked; then half
+ * of such spawns go to parked workers.  Actors never move after spawn, so
+ * this is where a tree or a fork-join program gets its second core; a
+ * program whose worker keeps up (a ring, a pipeline, a request/reply pair)
+ * stays on one worker and keeps same-worker sends.  Costs one compare on
+ * the common path. */
+static inline uint32_t default_worker(ax_worker_t *w)
+{
+    if (__builtin_expect(ax__lq_count(w) < w->batch, 1))
+        return w->id;
+    return spread_pick(w);
+}
+
 int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
              ax_ref_t *out)
 {
@@ -891,7 +927,9 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         return -EINVAL; /* nobody to monitor or link from */
     if (w->closing)
         return -ESHUTDOWN;
-    if (!o || o->where == AX_ON_SELF)
+    if (!o || o->where == AX_ON_DEFAULT)
+        t = default_worker(w);
+    else if (o->where == AX_ON_SELF)
         t = w->id;
     else if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
         return rc;

@@ -156,6 +156,7 @@ struct ax_ctx {
      * long, pushed to shared_free in one CAS when full and at the end of
      * every turn, so other spawners see every freed slot by then. */
     uint32_t pfree, pfree_tail, pfree_n;
+    uint32_t spread_tick; /* default placement: alternates while spreading (actor.c) */
     uint32_t max_slots;   /* table entries */
     size_t table_len;     /* bytes mapped for the table */
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
