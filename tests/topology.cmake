@@ -2,6 +2,8 @@
 axon_test(test_topology SOURCES unit/test_topology.c LIBS axon_topology LABELS unit TIMEOUT 30)
 axon_test(test_plan SOURCES unit/test_plan.c LIBS axon_topology LABELS unit TIMEOUT 30)
 axon_test(test_config SOURCES unit/test_config.c LIBS axon_topology LABELS unit TIMEOUT 30)
+axon_test(test_cluster_plan SOURCES unit/test_cluster_plan.c
+          LIBS axon_topology PkgConfig::HWLOC LABELS unit TIMEOUT 30)
 
 # axon-topo end to end: JSON parses, --check on good and bad files, bad flags.
 if(TARGET axon-topo)
