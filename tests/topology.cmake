@@ -19,3 +19,9 @@ add_test(NAME fuzz_config
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run_fuzz.sh ${CMAKE_BINARY_DIR}/fuzz
                  ${PROJECT_SOURCE_DIR} 15)
 set_tests_properties(fuzz_config PROPERTIES LABELS fuzz TIMEOUT 180)
+
+# libFuzzer run of the hostfile parser (cluster plans), about 10 s.
+add_test(NAME fuzz_hostfile
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run_fuzz_hostfile.sh ${CMAKE_BINARY_DIR}/fuzz
+                 ${PROJECT_SOURCE_DIR} 10)
+set_tests_properties(fuzz_hostfile PROPERTIES LABELS fuzz TIMEOUT 180)
