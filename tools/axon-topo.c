@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "axon/axon.h"
 #include "axon/config.h"
 #include "axon/topology.h"
 
@@ -118,6 +119,17 @@ static int cluster(const ax_config_t *cfg, const char *hostfile, const char *top
         fprintf(stderr, "axon-topo: %s\n", err);
         return 1;
     }
+#ifdef AX_REF_NODES_MAX
+    /* The reference layout names the node in a few bits (docs/cluster.md):
+     * a plan with more nodes could not address them all. */
+    if (plan->nnodes > AX_REF_NODES_MAX) {
+        fprintf(stderr, "axon-topo: %s: %u nodes, but an actor reference names at most %u "
+                "nodes; lower slots or list fewer hosts\n", plan->source, plan->nnodes,
+                AX_REF_NODES_MAX);
+        ax_cluster_plan_destroy(plan);
+        return 1;
+    }
+#endif
     if (check)
         printf("%s: ok (%u node%s, %llu workers on %s)\n",
                config ? config : "defaults and environment", plan->nnodes,
