@@ -4,6 +4,10 @@ axon_test(test_plan SOURCES unit/test_plan.c LIBS axon_topology LABELS unit TIME
 axon_test(test_config SOURCES unit/test_config.c LIBS axon_topology LABELS unit TIMEOUT 30)
 axon_test(test_cluster_plan SOURCES unit/test_cluster_plan.c
           LIBS axon_topology PkgConfig::HWLOC LABELS unit TIMEOUT 30)
+# Every allocation of the hostfile parser and the cluster planner failed in
+# turn (-Wl,--wrap: the library carries no hook).
+axon_test(test_cluster_plan_faults SOURCES unit/test_cluster_plan_faults.c LIBS axon_topology
+          LABELS unit TIMEOUT 120 WRAP malloc calloc realloc free)
 
 # axon-topo end to end: JSON parses, --check on good and bad files, bad flags.
 if(TARGET axon-topo)

@@ -33,9 +33,10 @@ static int cwarn(ax_cluster_plan_t *p, const char *fmt, ...)
     if (!w)
         return -ENOMEM;
     p->warnings = w;
-    if (!(w[p->nwarnings] = strdup(buf)))
+    size_t n = strlen(buf) + 1;
+    if (!(w[p->nwarnings] = malloc(n))) /* not strdup: tests inject malloc failures */
         return -ENOMEM;
-    p->nwarnings++;
+    memcpy(w[p->nwarnings++], buf, n);
     return 0;
 }
 
@@ -160,6 +161,8 @@ int ax_cluster_plan_create(const ax_hostfile_t *hf, const ax_config_t *cfg_in,
         return -EINVAL;
     }
     *out = NULL;
+    if (err && errlen)
+        err[0] = '\0'; /* so an out-of-memory below can tell whether it was explained */
     ax_config_t defaults;
     ax_config_init(&defaults);
     const ax_config_t *cfg = cfg_in ? cfg_in : &defaults;

@@ -148,6 +148,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, uint32_t sha
     rc = -EINVAL;
     if (cfg->cpus[0]) {
         if (!(cpus = calloc(words, sizeof *cpus))) {
+            ax__seterr(err, errlen, "out of memory planning %u cores", t->ncores);
             rc = -ENOMEM;
             goto out;
         }
@@ -164,6 +165,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, uint32_t sha
     }
     if (cfg->numa_nodes[0]) {
         if (!(nodes = calloc(words, sizeof *nodes))) {
+            ax__seterr(err, errlen, "out of memory planning %u cores", t->ncores);
             rc = -ENOMEM;
             goto out;
         }
