@@ -171,6 +171,31 @@ static bool parse_count(span_t v, uint32_t *out)
     return true;
 }
 
+/* The keys Open MPI's hostfile lexer knows (orte/util/hostfile/hostfile_lex.l). */
+enum key_kind { KEY_UNKNOWN, KEY_SLOTS, KEY_MAX, KEY_OTHER };
+
+static enum key_kind classify(span_t key)
+{
+    static const char *const slot_keys[] = { "slots", "cpu", "count" };
+    static const char *const max_keys[] = { "max_slots", "max-slots", "slots_max", "slots-max",
+                                            "max_cpu", "max-cpu", "cpu_max", "cpu-max",
+                                            "max_count", "max-count", "count_max", "count-max" };
+    static const char *const other_keys[] = { "username", "user-name", "user_name", "boards",
+                                              "sockets", "sockets_per_board",
+                                              "sockets-per-board", "cores", "cores_per_socket",
+                                              "cores-per-socket", "cpu_set", "cpu-set" };
+    for (size_t i = 0; i < sizeof slot_keys / sizeof *slot_keys; i++)
+        if (span_is(key, slot_keys[i]))
+            return KEY_SLOTS;
+    for (size_t i = 0; i < sizeof max_keys / sizeof *max_keys; i++)
+        if (span_is(key, max_keys[i]))
+            return KEY_MAX;
+    for (size_t i = 0; i < sizeof other_keys / sizeof *other_keys; i++)
+        if (span_is(key, other_keys[i]))
+            return KEY_OTHER;
+    return KEY_UNKNOWN;
+}
+
 /* The directory part of `name` ("" for a bare file name), for xml=. */
 static size_t dir_len(const char *name)
 {
@@ -181,16 +206,23 @@ static size_t dir_len(const char *name)
 static int parse_line(ax_hostfile_t **hf, const char *name, uint32_t lineno, span_t line,
                       char *err, size_t errlen)
 {
+    /* A comment starts at '#' or "//" (Open MPI takes both). */
     span_t body = line, comment = { NULL, 0 };
     const char *hash = memchr(line.p, '#', line.n);
+    for (size_t i = 0; i + 1 < (hash ? (size_t)(hash - line.p) : line.n); i++)
+        if (line.p[i] == '/' && line.p[i + 1] == '/') {
+            hash = line.p + i;
+            break;
+        }
+    bool is_hash = hash && *hash == '#';
     if (hash) {
         body.n = (size_t)(hash - line.p);
-        comment.p = hash + 1;
-        comment.n = line.n - body.n - 1;
+        comment.p = hash + (is_hash ? 1 : 2);
+        comment.n = line.n - body.n - (is_hash ? 1 : 2);
     }
     /* "# axon: key=value": the planner's directive. */
     span_t dir = trim(comment);
-    bool directive = dir.n >= 5 && memcmp(dir.p, "axon:", 5) == 0;
+    bool directive = is_hash && dir.n >= 5 && memcmp(dir.p, "axon:", 5) == 0;
     if (directive) {
         dir.p += 5;
         dir.n -= 5;
@@ -213,6 +245,19 @@ static int parse_line(ax_hostfile_t **hf, const char *name, uint32_t lineno, spa
                "host, e.g. 'node1 slots=2'", name, lineno, (int)(host.n > 60 ? 60 : host.n),
                host.p);
         return -EINVAL;
+    }
+    /* "user@host": Open MPI logs in as user; the plan needs only the host. */
+    const char *at = NULL;
+    for (size_t i = 0; i < host.n; i++)
+        if (host.p[i] == '@')
+            at = host.p + i;
+    if (at) {
+        host.n -= (size_t)(at + 1 - host.p);
+        host.p = at + 1;
+        if (host.n == 0) {
+            seterr(err, errlen, "%s:%u: 'user@' without a host after it", name, lineno);
+            return -EINVAL;
+        }
     }
     if (host.n >= AX_HOST_NAME_MAX) {
         seterr(err, errlen, "%s:%u: host name of %zu characters; at most %d fit", name, lineno,
@@ -246,33 +291,61 @@ static int parse_line(ax_hostfile_t **hf, const char *name, uint32_t lineno, spa
 
     uint32_t slots = 1, max_slots = 0;
     bool have_slots = false, have_max = false;
-    for (span_t tok = next_token(&rest); tok.n; tok = next_token(&rest)) {
-        const char *eq = memchr(tok.p, '=', tok.n);
-        span_t key = { tok.p, eq ? (size_t)(eq - tok.p) : tok.n };
-        span_t val = { eq ? eq + 1 : tok.p + tok.n, eq ? tok.n - key.n - 1 : 0 };
-        bool is_slots = span_is(key, "slots");
-        bool is_max = span_is(key, "max_slots") || span_is(key, "max-slots");
-        int shown = (int)(tok.n > 60 ? 60 : tok.n);
-        if (!is_slots && !is_max) {
-            seterr(err, errlen, "%s:%u: '%.*s': unknown; a host line takes slots=N and "
-                   "max_slots=N, and the planner reads '# axon: xml=FILE' or '# axon: "
-                   "synthetic=DESC' from its comment", name, lineno, shown, tok.p);
+    /* KEY=VALUE pairs, with optional blanks around '=' as Open MPI allows. */
+    for (;;) {
+        rest = trim(rest);
+        if (!rest.n)
+            break;
+        span_t key = { rest.p, 0 };
+        while (key.n < rest.n && !is_space(rest.p[key.n]) && rest.p[key.n] != '=')
+            key.n++;
+        rest.p += key.n;
+        rest.n -= key.n;
+        rest = trim(rest);
+        int shown = (int)(key.n > 60 ? 60 : key.n);
+        if (key.n == 0) {
+            seterr(err, errlen, "%s:%u: '=' without a key before it; write slots=N", name,
+                   lineno);
             return -EINVAL;
         }
-        if (!eq) {
+        enum key_kind kind = classify(key);
+        if (kind == KEY_UNKNOWN) {
+            seterr(err, errlen, "%s:%u: '%.*s': not a hostfile key; a host line takes slots=N "
+                   "(or cpu=, count=) and max_slots=N, and the planner reads '# axon: "
+                   "xml=FILE' or '# axon: synthetic=DESC' from its comment", name, lineno, shown,
+                   key.p);
+            return -EINVAL;
+        }
+        if (!rest.n || rest.p[0] != '=') {
             seterr(err, errlen, "%s:%u: '%.*s' needs a value, e.g. %.*s=2", name, lineno, shown,
-                   tok.p, (int)key.n, key.p);
+                   key.p, shown, key.p);
             return -EINVAL;
         }
-        if ((is_slots && have_slots) || (is_max && have_max)) {
-            seterr(err, errlen, "%s:%u: %.*s is given twice; give it once", name, lineno,
-                   (int)key.n, key.p);
+        rest.p++;
+        rest.n--;
+        rest = trim(rest);
+        span_t val = { rest.p, 0 };
+        while (val.n < rest.n && !is_space(rest.p[val.n]))
+            val.n++;
+        rest.p += val.n;
+        rest.n -= val.n;
+        if (kind == KEY_OTHER) { /* Open MPI's own (user name, board layout): not planned */
+            if (val.n == 0) {
+                seterr(err, errlen, "%s:%u: '%.*s=' has no value", name, lineno, shown, key.p);
+                return -EINVAL;
+            }
+            continue;
+        }
+        bool is_slots = kind == KEY_SLOTS;
+        if ((is_slots && have_slots) || (!is_slots && have_max)) {
+            seterr(err, errlen, "%s:%u: %s is given twice (as %.*s); give it once", name,
+                   lineno, is_slots ? "the slot count" : "the slot maximum", shown, key.p);
             return -EINVAL;
         }
         uint32_t v;
         if (!parse_count(val, &v)) {
             seterr(err, errlen, "%s:%u: %.*s = '%.*s': expected a whole number from 1 to %u",
-                   name, lineno, (int)key.n, key.p, (int)(val.n > 40 ? 40 : val.n), val.p,
+                   name, lineno, shown, key.p, (int)(val.n > 40 ? 40 : val.n), val.p,
                    AX_HOST_SLOTS_MAX);
             return -EINVAL;
         }

@@ -193,6 +193,20 @@ if "$topo" --hostfile "$tmp/hosts" --synthetic "$SRV" --workers 8 --check >"$tmp
    grep -q "ok (4 nodes, 32 workers on $tmp/hosts)" "$tmp/out"; then
     ok "--check on a cluster plan; --workers is per node"
 else bad "--check cluster: $(cat "$tmp/out") $(cat "$tmp/err")"; fi
+# The same file launches and plans: mpirun (Open MPI) accepts a hostfile
+# with '# axon:' comments, synonyms and blanks around '='.
+printf '# one host, two nodes\nlocalhost slots = 2 max-cpu=4 # axon: synthetic=%s\n// slash comment\n' "$SRV" >"$tmp/mpi-hosts"
+if "$topo" --hostfile "$tmp/mpi-hosts" --check >"$tmp/out" 2>"$tmp/err" &&
+   grep -q "ok (2 nodes, 64 workers" "$tmp/out"; then ok "a hostfile mpirun takes plans as 2 nodes"
+else bad "mpirun-style hostfile: $(cat "$tmp/out") $(cat "$tmp/err")"; fi
+if command -v mpirun >/dev/null 2>&1; then
+    if OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 \
+       mpirun --hostfile "$tmp/mpi-hosts" -np 2 true >"$tmp/out" 2>&1; then
+        ok "mpirun accepts the same hostfile (2 ranks)"
+    else bad "mpirun refused the hostfile axon-topo planned: $(cat "$tmp/out")"; fi
+else
+    echo "skip mpirun check: openmpi-bin not installed"
+fi
 for args in "--topology-dir /tmp" "--node-plans" "--hostfile" "--node-xml"; do
     # shellcheck disable=SC2086
     "$topo" $args >"$tmp/out" 2>"$tmp/err"

@@ -73,6 +73,27 @@ static void open_mpi_lines_comments_and_directives_parse(void **state)
     ax_hostfile_destroy(hf);
 }
 
+static void open_mpi_synonyms_blanks_users_and_slash_comments(void **state)
+{
+    (void)state;
+    ax_hostfile_t *hf = parse_ok("a slots = 2\n"
+                                 "u@b cpu=3 max-cpu =4 username= u cores=8 sockets=2\n"
+                                 "c count=1 // a comment\n"
+                                 "d slots=1 //# axon: xml=x.xml is not a directive\n"
+                                 "e slots=1 # axon: xml=a//b.xml\n");
+    assert_int_equal(hf->nhosts, 5);
+    assert_int_equal(hf->hosts[0].slots, 2);
+    assert_string_equal(hf->hosts[1].name, "b"); /* the user is Open MPI's business */
+    assert_int_equal(hf->hosts[1].slots, 3);
+    assert_int_equal(hf->hosts[1].max_slots, 4);
+    assert_int_equal(hf->hosts[2].slots, 1);
+    assert_true(hf->hosts[2].slots_given);
+    assert_string_equal(hf->hosts[3].xml, "");
+    assert_string_equal(hf->hosts[4].xml, "a//b.xml");
+    assert_int_equal(hf->total_slots, 8);
+    ax_hostfile_destroy(hf);
+}
+
 static void xml_paths_are_relative_to_the_hostfile_directory(void **state)
 {
     (void)state;
@@ -102,9 +123,15 @@ static const struct bad_case {
     { "a slots=99999999999999\n", "hosts:1: slots = '99999999999999'" },
     { "a slots=\n", "hosts:1: slots = '': expected" },
     { "a slots\n", "hosts:1: 'slots' needs a value" },
-    { "a slots=1 slots=2\n", "hosts:1: slots is given twice" },
-    { "a cpus=4\n", "hosts:1: 'cpus=4': unknown; a host line takes slots=N" },
-    { "a b\n", "hosts:1: 'b': unknown" },
+    { "a slots=1 slots=2\n", "hosts:1: the slot count is given twice (as slots)" },
+    { "a slots=2 cpu=3\n", "hosts:1: the slot count is given twice (as cpu)" },
+    { "a max_slots=2 count_max=3\n", "hosts:1: the slot maximum is given twice (as count_max)" },
+    { "a = 2\n", "hosts:1: '=' without a key before it" },
+    { "a username=\n", "hosts:1: 'username=' has no value" },
+    { "a slots =\n", "hosts:1: slots = '': expected" },
+    { "u@ slots=1\n", "hosts:1: 'user@' without a host after it" },
+    { "a cpus=4\n", "hosts:1: 'cpus': not a hostfile key; a host line takes slots=N" },
+    { "a b\n", "hosts:1: 'b': not a hostfile key" },
     { "a slots=4 max_slots=2\n", "hosts:1: slots = 4 is more than max_slots = 2" },
     { "\n\nnode1\nnode2\nnode1 slots=2\n", "hosts:5: host node1 is already listed at line 3" },
     { "no/de\n", "hosts:1: host name 'no/de' has the character '/'" },
@@ -506,6 +533,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(open_mpi_lines_comments_and_directives_parse),
+        cmocka_unit_test(open_mpi_synonyms_blanks_users_and_slash_comments),
         cmocka_unit_test(xml_paths_are_relative_to_the_hostfile_directory),
         cmocka_unit_test(each_bad_line_is_refused_with_file_line_and_a_fix),
         cmocka_unit_test(long_names_and_values_are_refused_not_truncated),
