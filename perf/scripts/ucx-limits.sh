@@ -88,6 +88,8 @@ run_one() {
     local tls=$1 test=$2 n=$3 port try out
     for try in 1 2 3; do
         port=$((20000 + RANDOM % 40000))
+        # taken already: the client must not meet someone else's server
+        ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && continue
         UCX_TLS=$tls timeout -k 2 "$tmo" ucx_perftest -p "$port" -t "$test" -s "$size" -n "$n" \
             -w $((n / 10 + 1)) -f -v "${srv_pin[@]}" >"$tmp/srv" 2>&1 &
         srv_pid=$!
