@@ -2,14 +2,16 @@
 %% machine: the peer axon's cluster benchmarks are compared with
 %% (perf/scripts/erlang-dist.sh starts both nodes and runs this).
 %%
-%% erl ... -run dist_bench main PEER WORKLOAD N SIZE [ACTORS]
-%%   pingpong  a process here and one on PEER bounce one message N times;
+%% erl ... -run dist_bench main PEERS WORKLOAD N SIZE [ACTORS]
+%%   PEERS     the other nodes, comma-separated (pingpong and oneway use the
+%%             first)
+%%   pingpong  a process here and one on the peer bounce one message N times;
 %%             prints the round trip in microseconds
-%%   oneway    a process here sends N messages to a process on PEER, which
-%%             answers once it has all of them; prints messages per second
-%%   big       Savina "big": ACTORS processes, half here and half on PEER,
-%%             each sends N pings to random peers (answered by pongs);
-%%             prints messages (pings + pongs) per second
+%%   oneway    a process here sends N messages to a process on the peer,
+%%             which answers once it has all of them; prints messages per second
+%%   big       Savina "big": ACTORS processes spread evenly over this node and
+%%             the peers, each sends N pings to random actors (answered by
+%%             pongs); prints messages (pings + pongs) per second
 %% Every message carries a binary of SIZE bytes (a ref-counted off-heap
 %% binary above 64 bytes, copied into the distribution buffer either way).
 %% Prints one line: RESULT peer=erlang_dist wl=... size=... key=value ...
@@ -17,17 +19,18 @@
 -module(dist_bench).
 -export([main/1, echo/0, sink/2, big_actor/3]).
 
-main([Peer, Wl, NStr, SizeStr | Rest]) ->
-    PeerNode = list_to_atom(Peer),
+main([Peers, Wl, NStr, SizeStr | Rest]) ->
+    PeerNodes = [list_to_atom(P) || P <- string:lexemes(Peers, ",")],
     N = list_to_integer(NStr),
     Size = list_to_integer(SizeStr),
     Actors = case Rest of [A | _] -> list_to_integer(A); [] -> 64 end,
-    ok = connect(PeerNode, 200),
-    ok = wait_module(PeerNode, 100),
+    [ok = connect(P, 200) || P <- PeerNodes],
+    [ok = wait_module(P, 100) || P <- PeerNodes],
     Payload = binary:copy(<<"x">>, Size),
-    Line = run(list_to_atom(Wl), PeerNode, N, Payload, Actors),
-    io:format("RESULT peer=erlang_dist wl=~s size=~B n=~B ~s~n", [Wl, Size, N, Line]),
-    spawn(PeerNode, erlang, halt, [0]),
+    Line = run(list_to_atom(Wl), PeerNodes, N, Payload, Actors),
+    io:format("RESULT peer=erlang_dist wl=~s size=~B n=~B nodes=~B ~s~n",
+              [Wl, Size, N, 1 + length(PeerNodes), Line]),
+    [spawn(P, erlang, halt, [0]) || P <- PeerNodes],
     timer:sleep(50),
     halt(0);
 main(Args) ->
@@ -51,7 +54,7 @@ wait_module(Node, Tries) ->
 
 now_us() -> erlang:monotonic_time(microsecond).
 
-run(pingpong, Peer, N, Payload, _) ->
+run(pingpong, [Peer | _], N, Payload, _) ->
     Echo = spawn(Peer, ?MODULE, echo, []),
     pp(Echo, Payload, N div 10 + 1),               % warm up
     T0 = now_us(),
@@ -59,7 +62,7 @@ run(pingpong, Peer, N, Payload, _) ->
     Us = now_us() - T0,
     Echo ! stop,
     io_lib:format("rtt_us=~.3f msgs_per_s=~B", [Us / N, round(2 * N * 1.0e6 / max(Us, 1))]);
-run(oneway, Peer, N, Payload, _) ->
+run(oneway, [Peer | _], N, Payload, _) ->
     Warm = spawn(Peer, ?MODULE, sink, [self(), N div 10 + 1]),
     blast(Warm, Payload, N div 10 + 1),
     receive {done, Warm} -> ok end,
@@ -69,11 +72,10 @@ run(oneway, Peer, N, Payload, _) ->
     receive {done, Sink} -> ok end,
     Us = now_us() - T0,
     io_lib:format("msgs_per_s=~B ns_per_msg=~.1f", [round(N * 1.0e6 / max(Us, 1)), Us * 1000 / N]);
-run(big, Peer, N, Payload, Actors) ->
-    Here = Actors - Actors div 2,
-    Pids = [spawn(?MODULE, big_actor, [self(), N, Payload]) || _ <- lists:seq(1, Here)]
-        ++ [spawn(Peer, ?MODULE, big_actor, [self(), N, Payload])
-            || _ <- lists:seq(1, Actors div 2)],
+run(big, Peers, N, Payload, Actors) ->
+    Nodes = list_to_tuple([node() | Peers]),
+    Pids = [spawn(element(I rem tuple_size(Nodes) + 1, Nodes), ?MODULE, big_actor,
+                  [self(), N, Payload]) || I <- lists:seq(0, Actors - 1)],
     All = list_to_tuple(Pids),
     T0 = now_us(),
     [P ! {peers, All} || P <- Pids],

@@ -5,12 +5,14 @@
 #
 # usage: perf/scripts/erlang-dist.sh [--workloads "pingpong oneway big"] [--n N]
 #                                    [--size BYTES] [--actors A] [--reps R]
-#                                    [--schedulers S] [--timeout SEC] [--quick]
+#                                    [--nodes K] [--schedulers S] [--timeout SEC] [--quick]
 #   --workloads W  any of pingpong, oneway, big (default all three)
 #   --n N          round trips (pingpong), messages (oneway) or pings per actor
 #                  (big: N/100) (default 200000)
 #   --size BYTES   payload binary in every message (default 64)
-#   --actors A     Savina big: actors, half on each node (default 64)
+#   --actors A     Savina big: actors, spread evenly over the nodes (default 64)
+#   --nodes K      nodes for big, 2 to 8 (default 2); pingpong and oneway
+#                  always use two
 #   --reps R       runs per workload; each prints a line, then the median (default 3)
 #   --schedulers S schedulers per node, erl +S S:S (default 1: one core each
 #                  on a 2-vCPU machine)
@@ -20,14 +22,14 @@
 # (-sname on localhost, distribution on 127.0.0.1 only) sharing a private,
 # random cookie in a private HOME, runs perf/erlang/dist_bench.erl, then
 # stops both nodes and that epmd: nothing is left running.  Prints e.g.
-#   RESULT peer=erlang_dist wl=pingpong size=64 rep=median n=200000 rtt_us=21.4 msgs_per_s=93458
-#   RESULT peer=erlang_dist wl=oneway size=64 rep=median n=200000 msgs_per_s=812345
-#   RESULT peer=erlang_dist wl=big size=64 rep=median n=2000 actors=64 msgs_per_s=345678
+#   RESULT peer=erlang_dist wl=pingpong size=64 rep=median n=200000 nodes=2 rtt_us=21.4 msgs_per_s=93458
+#   RESULT peer=erlang_dist wl=oneway size=64 rep=median n=200000 nodes=2 msgs_per_s=812345 ns_per_msg=1231.0
+#   RESULT peer=erlang_dist wl=big size=64 rep=median n=2000 nodes=2 actors=64 msgs_per_s=345678
 # Exit status: 0, 1 when a run failed (its output is shown), 2 on bad usage.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-wls="pingpong oneway big" n=200000 size=64 actors=64 reps=3 sched=1 tmo=120
+wls="pingpong oneway big" n=200000 size=64 actors=64 reps=3 sched=1 tmo=120 nodes=2
 while [ $# -gt 0 ]; do
     case $1 in
         --workloads) [ $# -ge 2 ] || axon_die "--workloads needs a value"; wls=$2; shift 2 ;;
@@ -36,17 +38,19 @@ while [ $# -gt 0 ]; do
         --actors) [ $# -ge 2 ] || axon_die "--actors needs a value"; actors=$2; shift 2 ;;
         --reps) [ $# -ge 2 ] || axon_die "--reps needs a value"; reps=$2; shift 2 ;;
         --schedulers) [ $# -ge 2 ] || axon_die "--schedulers needs a value"; sched=$2; shift 2 ;;
+        --nodes) [ $# -ge 2 ] || axon_die "--nodes needs a value"; nodes=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || axon_die "--timeout needs a value"; tmo=$2; shift 2 ;;
         --quick) n=2000 reps=1; shift ;;
         -h|--help) axon_usage "$0"; exit 0 ;;
         *) axon_die "unknown argument '$1' (see --help)" ;;
     esac
 done
-for v in n size actors reps sched tmo; do
+for v in n size actors reps sched tmo nodes; do
     case ${!v} in ''|*[!0-9]*) axon_die "--$v ${!v}: expected a positive whole number" ;; esac
     [ "${!v}" -gt 0 ] || axon_die "--$v ${!v}: expected a positive whole number"
 done
-[ "$actors" -ge 2 ] || axon_die "--actors $actors: at least 2 (one on each node)"
+[ "$nodes" -ge 2 ] && [ "$nodes" -le 8 ] || axon_die "--nodes $nodes: expected 2 to 8"
+[ "$actors" -ge "$nodes" ] || axon_die "--actors $actors: at least one per node ($nodes)"
 [ "$size" -le 16777216 ] || axon_die "--size $size: at most 16 MiB"
 for w in $wls; do
     case $w in pingpong|oneway|big) ;; *) axon_die "--workloads: unknown workload '$w' (pingpong, oneway, big)" ;; esac
@@ -56,12 +60,17 @@ for c in erl erlc epmd; do
 done
 
 tmp=$(mktemp -d /tmp/axon-erlang-dist.XXXXXX)
-epmd_port= epmd_pid= b_pid=
+epmd_port= epmd_pid=
+peer_pids=()
+stop_peers() {
+    local p
+    for p in "${peer_pids[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.2
+    for p in "${peer_pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    peer_pids=()
+}
 cleanup() {
-    if [ -n "$b_pid" ] && kill -0 "$b_pid" 2>/dev/null; then
-        kill "$b_pid" 2>/dev/null; sleep 0.2; kill -9 "$b_pid" 2>/dev/null
-    fi
-    [ -n "$b_pid" ] && wait "$b_pid" 2>/dev/null
+    stop_peers
     if [ -n "$epmd_pid" ]; then
         epmd -port "$epmd_port" -kill >/dev/null 2>&1
         kill "$epmd_pid" 2>/dev/null
@@ -104,34 +113,44 @@ tag=$$
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 
-# run_one WL N -> prints the RESULT line of one run, or returns 1
+# run_one WL N K -> LINE: the RESULT line of one run on K nodes, or returns 1
+letters=(- a b c d e f g h)
 run_one() {
-    local wl=$1 cnt=$2 a=axa$tag b=axb$tag out rc
-    erl "${ERL_ARGS[@]}" -sname "$b@localhost" >"$tmp/b.out" 2>&1 &
-    b_pid=$!
+    local wl=$1 cnt=$2 k=$3 a=axa$tag out rc i peers="" name
+    for i in $(seq 2 "$k"); do
+        name=ax${letters[i]}$tag # axb<pid>, axc<pid>, ...
+        erl "${ERL_ARGS[@]}" -sname "$name@localhost" >"$tmp/$name.out" 2>&1 &
+        peer_pids+=($!)
+        peers="${peers:+$peers,}$name@localhost"
+    done
     out=$(timeout -k 5 "$tmo" erl "${ERL_ARGS[@]}" -sname "$a@localhost" \
-          -run dist_bench main "$b@localhost" "$wl" "$cnt" "$size" "$actors" 2>&1)
+          -run dist_bench main "$peers" "$wl" "$cnt" "$size" "$actors" 2>&1)
     rc=$?
-    # dist_bench halts the peer; give it a moment, then make sure.
-    for i in $(seq 1 30); do kill -0 "$b_pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$b_pid" 2>/dev/null; then kill "$b_pid" 2>/dev/null; fi
-    wait "$b_pid" 2>/dev/null; b_pid=
+    # dist_bench halts the peers; give them a moment, then make sure.
+    local p alive
+    for i in $(seq 1 30); do
+        alive=0
+        for p in "${peer_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    stop_peers
     LINE=$(printf '%s\n' "$out" | grep '^RESULT' | tail -1)
     if [ $rc -ne 0 ] || [ -z "$LINE" ]; then
         axon_log "erlang $wl failed (rc $rc):"
         printf '%s\n' "$out" | tail -8 | sed 's/^/    /' >&2
-        tail -4 "$tmp/b.out" | sed 's/^/    peer: /' >&2
+        tail -4 "$tmp"/axb*.out | sed 's/^/    peer: /' >&2
         return 1
     fi
 }
 
 status=0
 for wl in $wls; do
-    cnt=$n
-    [ "$wl" = big ] && cnt=$((n / 100 > 10 ? n / 100 : 10))
+    cnt=$n k=2
+    [ "$wl" = big ] && cnt=$((n / 100 > 10 ? n / 100 : 10)) k=$nodes
     lines=()
     for rep in $(seq 1 "$reps"); do
-        if ! run_one "$wl" "$cnt"; then status=1; continue; fi
+        if ! run_one "$wl" "$cnt" "$k"; then status=1; continue; fi
         LINE=${LINE/ size=$size / size=$size rep=$rep }
         echo "$LINE"
         lines+=("$LINE")
@@ -139,8 +158,8 @@ for wl in $wls; do
     [ ${#lines[@]} -gt 0 ] || continue
     # median of every numeric key=value after n=
     keys=$(printf '%s\n' "${lines[0]}" | tr ' ' '\n' | sed -n 's/^\([a-z_]*\)=[0-9.]*$/\1/p' |
-           grep -vx 'size\|n\|actors\|rep')
-    med="RESULT peer=erlang_dist wl=$wl size=$size rep=median n=$cnt"
+           grep -vx 'size\|n\|nodes\|actors\|rep')
+    med="RESULT peer=erlang_dist wl=$wl size=$size rep=median n=$cnt nodes=$k"
     [ "$wl" = big ] && med="$med actors=$actors"
     for k in $keys; do
         v=$(printf '%s\n' "${lines[@]}" | tr ' ' '\n' | sed -n "s/^$k=//p" | median)

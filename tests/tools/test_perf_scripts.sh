@@ -71,18 +71,20 @@ erlang)
   left=$(ls -A "$work"); rmdir "$work" 2>/dev/null
   [ $rc -eq 0 ] || fail "erlang-dist.sh --quick exited $rc: $out"
   echo "$out"
-  echo "$out" | grep -Eq '^RESULT peer=erlang_dist wl=pingpong size=64 rep=median n=2000 rtt_us=[0-9.]+ msgs_per_s=[1-9]' \
+  echo "$out" | grep -Eq '^RESULT peer=erlang_dist wl=pingpong size=64 rep=median n=2000 nodes=2 rtt_us=[0-9.]+ msgs_per_s=[1-9]' \
     || fail "no pingpong median line"
-  echo "$out" | grep -Eq '^RESULT peer=erlang_dist wl=oneway size=64 rep=median n=2000 msgs_per_s=[1-9][0-9]* ns_per_msg=[0-9.]+$' \
+  echo "$out" | grep -Eq '^RESULT peer=erlang_dist wl=oneway size=64 rep=median n=2000 nodes=2 msgs_per_s=[1-9][0-9]* ns_per_msg=[0-9.]+$' \
     || fail "no oneway median line"
-  echo "$out" | grep -Eq '^RESULT peer=erlang_dist wl=big size=64 rep=median n=20 actors=64 msgs_per_s=[1-9]' \
+  echo "$out" | grep -Eq '^RESULT peer=erlang_dist wl=big size=64 rep=median n=20 nodes=2 actors=64 msgs_per_s=[1-9]' \
     || fail "no big median line"
   [ -z "$left" ] || fail "erlang-dist.sh left files in the working directory: $left"
   "$dir"/erlang-dist.sh --workloads bogus >/dev/null 2>&1; rc=$?
   [ $rc -eq 2 ] || fail "--workloads bogus exited $rc, want 2"
-  # the nodes are named axa<pid>/axb<pid> and epmd runs on a port of its own
+  "$dir"/erlang-dist.sh --nodes 9 >/dev/null 2>&1; rc=$?
+  [ $rc -eq 2 ] || fail "--nodes 9 exited $rc, want 2"
+  # the nodes are named axa<pid>, axb<pid>, ... and epmd runs on a port of its own
   sleep 0.5
-  if ps -eo args | grep -E 'beam.*-sname axa?b?[0-9]+@localhost' | grep -qv grep; then
+  if ps -eo args | grep -E 'beam.*-sname ax[a-h][0-9]+@localhost' | grep -qv grep; then
     ps -eo pid,args | grep -E 'beam|epmd' >&2
     fail "an Erlang node of erlang-dist.sh was left running"
   fi
