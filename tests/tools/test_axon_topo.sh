@@ -207,6 +207,24 @@ if command -v mpirun >/dev/null 2>&1; then
 else
     echo "skip mpirun check: openmpi-bin not installed"
 fi
+# More nodes than a reference can name (AX_REF_NODES_MAX in axon/axon.h,
+# once the cluster layer defines it) is refused; below it, planned.
+axon_h=$(cd "$(dirname "$0")/../.." && pwd)/include/axon/axon.h
+max=$(sed -n 's/^#define AX_REF_NODES_MAX \([0-9]*\)u\{0,1\}.*/\1/p' "$axon_h" 2>/dev/null)
+if [ -n "$max" ]; then
+    printf 'big slots=%d # axon: synthetic=pack:1 core:2 pu:1\n' $((max + 1)) >"$tmp/many"
+    "$topo" --hostfile "$tmp/many" --oversubscribe --check >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "$((max + 1)) nodes, but an actor reference names at most $max nodes" "$tmp/err"; then
+        ok "$((max + 1)) nodes are refused: a reference names at most $max"
+    else bad "$((max + 1)) nodes: rc $rc, stderr $(cat "$tmp/err")"; fi
+    printf 'big slots=%d # axon: synthetic=pack:1 core:2 pu:1\n' "$max" >"$tmp/many"
+    if "$topo" --hostfile "$tmp/many" --oversubscribe --check >"$tmp/out" 2>"$tmp/err"; then
+        ok "$max nodes plan"
+    else bad "$max nodes: $(cat "$tmp/err")"; fi
+else
+    echo "skip node limit: AX_REF_NODES_MAX is not in $axon_h yet"
+fi
 for args in "--topology-dir /tmp" "--node-plans" "--hostfile" "--node-xml"; do
     # shellcheck disable=SC2086
     "$topo" $args >"$tmp/out" 2>"$tmp/err"
