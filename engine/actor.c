@@ -910,7 +910,7 @@ __attribute__((noinline)) static uint32_t spread_pick(ax_worker_t *w)
  * the common path. */
 static inline uint32_t default_worker(ax_worker_t *w)
 {
-    if (__builtin_expect(ax__lq_count(w) < w->batch, 1))
+    if (__builtin_expect(ax__lq_count(w) < w->batch, 1) || w->nworkers == 1)
         return w->id;
     return spread_pick(w);
 }
