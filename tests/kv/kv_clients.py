@@ -408,7 +408,7 @@ def rxpause(port):
     takes them and never reads.  The server stops parsing at its output
     bound; it must then stop reading the socket too (ax_tcp_recv_pause), so
     TCP flow control holds the client back: the bytes the client gets to
-    write stay bounded by the server's unparsed-input limit (1 MiB) plus the
+    write stay bounded by the server's unparsed-input limit (256 KiB) plus the
     kernel's socket buffers, far below the 256 MB it tries.  Before, the
     server read on into its parser (up to max-cmd-bytes + 64 MiB) and the
     client wrote everything.  Not a timing test: the client stops when its
@@ -436,7 +436,7 @@ def rxpause(port):
                 last = time.time()
         except (BlockingIOError, InterruptedError):
             time.sleep(0.01)
-    limit = 64 << 20  # 1 MiB unparsed + socket buffers (tcp_rmem's max is 32 MiB here)
+    limit = 64 << 20  # 256 KiB unparsed + socket buffers (tcp_rmem's max is 32 MiB here)
     print("rxpause: a client that never reads got %.1f MB of GETs written of %d MB (limit %d MB)"
           % (sent / 1e6, want >> 20, limit >> 20))
     h.close()
