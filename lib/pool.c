@@ -53,6 +53,7 @@
 
 #include "axon/axon.h"
 #include "axon/pool.h"
+#include "axon/watchdog.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -116,7 +117,7 @@ typedef struct executor {
     unsigned char *scratch;
     size_t scratch_len; /* mapped bytes */
     _Atomic uint64_t completed, ok, failed, scratch_exhausted, cancelled, overflow, nomem,
-        over_budget, max_ns, lost, dropped;
+        over_budget, budget_reported, max_ns, lost, dropped;
     /* Mean item time (ns, EWMA over every 16th item), written by the
      * executor, read by submitters to price its queue (pick_executor). */
     _Atomic uint64_t avg_ns;
@@ -140,6 +141,7 @@ typedef struct executor {
 struct ax_pool {
     ax_engine_t *eng;
     ax_pool_config_t cfg;
+    char name[48];
     uint32_t nexec, queue_len;
     uint32_t nmapped; /* executors with scratch mapped (pool_free unmaps them) */
     executor_t *ex;
@@ -430,6 +432,22 @@ static void exec_fini(ax_ctx_t *ctx, void *state)
     pool_release(p);
 }
 
+/* An item ran dt ns, over the pool's budget: tell the engine's watchdog,
+ * if it has one (it reports on its own thread: stderr, hook, counter,
+ * probe); the stats count it either way. */
+static void report_over_budget(ax_ctx_t *ctx, executor_t *ex, ax_pool_fn fn, uint64_t id,
+                               uint64_t tag, uint64_t dt)
+{
+    ax_pool_t *p = ex->pool;
+    char what[160];
+    /* The watchdog adds the function's name and how long it ran. */
+    snprintf(what, sizeof what, "pool \"%s\" item 0x%llx (tag %llu) over its budget of %llu us",
+             p->name, (unsigned long long)id, (unsigned long long)tag,
+             (unsigned long long)(p->cfg.budget_ns / 1000));
+    if (ax_watchdog_report(ctx, (const void *)(uintptr_t)fn, what, dt) == 0)
+        stat_add(&ex->budget_reported, 1);
+}
+
 /* Run (or cancel) the item in slot idx and send its one completion.  The
  * slot goes back to the free queue now, or, with freed, into freed[] for
  * the caller to push in one batch (fq_push_n).  Returns how long fn ran if
@@ -482,6 +500,7 @@ static uint64_t run_item(ax_ctx_t *ctx, executor_t *ex, uint32_t idx, uint32_t *
                     if (dt > p->cfg.budget_ns) {
                         d.flags |= AX_POOL_DONE_OVER_BUDGET;
                         stat_add(&ex->over_budget, 1);
+                        report_over_budget(ctx, ex, s->fn, d.id, s->tag, dt);
                     }
                 }
             }
@@ -707,6 +726,11 @@ int ax_pool_create(ax_engine_t *eng, const ax_pool_config_t *cfg, ax_pool_t **ou
     p->eng = eng;
     p->cfg = c;
     p->cfg.workers = NULL; /* not kept: the caller's array */
+    p->cfg.name = NULL;    /* nor the caller's string: copied to name */
+    if (c.name)
+        snprintf(p->name, sizeof p->name, "%s", c.name);
+    else
+        snprintf(p->name, sizeof p->name, "pool@%p", (void *)p);
     p->queue_len = c.queue_len;
     uint32_t *ws = calloc(plan->nworkers, sizeof *ws);
     int rc = ws ? pick_workers(&c, plan, ws, &p->nexec) : -ENOMEM;
@@ -1037,6 +1061,7 @@ int ax_pool_stats(const ax_pool_t *p, ax_pool_stats_t *o)
         o->overflow += LD(ex->overflow);
         o->nomem += LD(ex->nomem);
         o->over_budget += LD(ex->over_budget);
+        o->over_budget_reported += LD(ex->budget_reported);
         o->completion_lost += LD(ex->lost);
         o->dropped_at_stop += LD(ex->dropped);
         if (LD(ex->max_ns) > o->max_item_ns)
