@@ -867,15 +867,12 @@ static uint64_t backlog(const executor_t *e)
 static uint32_t pick_executor(ax_ctx_t *ctx, ax_pool_t *p, uint32_t idx, bool *local)
 {
     uint32_t n = p->nexec;
-    uint32_t a = idx % n, b;
     int32_t l = -1;
     if (ctx) {
         uint32_t w = ax_worker_id(ctx);
         l = w < p->nworkers ? p->local[w] : -1;
-        b = l >= 0 ? (uint32_t)l : (idx + 1) % n;
-    } else {
-        b = (idx + 1) % n;
     }
+    uint32_t b = l >= 0 ? (uint32_t)l : (idx + 1) % n;
     /* The local executor takes the item while the wait in its queue
      * (backlog x mean item time) is below what moving the item costs (a
      * cross-worker hop there and back, a wake-up: about 2 us), without a
@@ -886,10 +883,12 @@ static uint32_t pick_executor(ax_ctx_t *ctx, ax_pool_t *p, uint32_t idx, bool *l
     uint64_t lb = backlog(&p->ex[b]);
     uint64_t avg = atomic_load_explicit(&p->ex[b].avg_ns, memory_order_relaxed);
     uint32_t e;
-    if (ctx && b != a && avg && lb * avg <= 2000) /* avg 0: not measured yet */
-        e = b;
-    else
-        e = lb <= backlog(&p->ex[a]) ? b : a;
+    if (ctx && avg && avg <= 2000 && lb * avg <= 2000) { /* avg 0: not measured yet */
+        e = b; /* the common case for tiny items: no division, no second look */
+    } else {
+        uint32_t a = idx % n;
+        e = a == b || lb <= backlog(&p->ex[a]) ? b : a;
+    }
     *local = l >= 0 && e == (uint32_t)l;
     if (*local) /* single writer: this worker (see executor_t) */
         stat_add(&p->ex[e].sent_local, 1);
