@@ -122,6 +122,7 @@ typedef struct executor {
      * executor, read by submitters to price its queue (pick_executor). */
     _Atomic uint64_t avg_ns;
     uint32_t sample; /* executor-private: items since the last timed one */
+    uint64_t last_ns; /* executor-private: the last timed item's time */
     /* The local queue: items submitted by behaviours on this executor's own
      * worker, linked through slot.next, and one MSG_KICK for all of them
      * rather than a message per item.  Only that worker's thread touches
@@ -492,8 +493,15 @@ static uint64_t run_item(ax_ctx_t *ctx, executor_t *ex, uint32_t idx, uint32_t *
             int rc = s->fn(&job, in, s->in_len, out, s->out_cap, &out_len);
             if (timed) {
                 uint64_t dt = ran_ns = now_ns() - t0;
+                /* The mean takes the shorter of the last two timed items:
+                 * one item preempted by the kernel (ms on a loaded machine)
+                 * must not make tiny items look long for the next thousand
+                 * (one kick per item, items sent away); two long ones in a
+                 * row are a real change. */
+                uint64_t v = dt < ex->last_ns || !ex->last_ns ? dt : ex->last_ns;
+                ex->last_ns = dt;
                 uint64_t avg = atomic_load_explicit(&ex->avg_ns, memory_order_relaxed);
-                atomic_store_explicit(&ex->avg_ns, avg ? (avg * 7 + dt) / 8 : dt, memory_order_relaxed);
+                atomic_store_explicit(&ex->avg_ns, avg ? (avg * 7 + v) / 8 : v, memory_order_relaxed);
                 if (p->cfg.budget_ns) {
                     if (dt > atomic_load_explicit(&ex->max_ns, memory_order_relaxed))
                         atomic_store_explicit(&ex->max_ns, dt, memory_order_relaxed);
