@@ -309,6 +309,7 @@ uint32_t ax__run_turn(ax_worker_t *w)
     n += ax__io_poll(w); /* io completions and due timers become local messages */
     if (w->novf)
         drain_overflow(w);
+    ax__slots_publish(w); /* before the flush wakes anyone who may spawn here */
     ax__flush(w);
     ax_arena_flush(w->arena);
     if (__builtin_expect((w->turn & 255) == 0, 0)) {

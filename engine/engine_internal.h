@@ -94,6 +94,16 @@ void ax__blob_release(ax_worker_t *w, const ax_msg_t *m);
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a); /* reason: what it set, else normal */
 /* For engine/failure.c: */
 void ax__slot_free(ax_worker_t *w, uint32_t slot);  /* bump the generation, free the slot */
+/* Freed slots wait in the owner's private cache (w->pfree) at most this
+ * many at a time, and at most until the end of the owner's turn. */
+#define AX_PFREE_MAX 64u
+void ax__slots_spill(ax_worker_t *w); /* cold: push the private cache to shared_free */
+/* End of a turn: make every slot freed in it visible to other spawners. */
+static inline void ax__slots_publish(ax_worker_t *w)
+{
+    if (w->pfree_n)
+        ax__slots_spill(w);
+}
 void ax__actor_free(ax_worker_t *w, ax_actor_t *a); /* the block only */
 void ax__free_payload(ax_worker_t *w, const ax_msg_t *m);
 /* Run init as actor a (ref); stops it with its reason if init asked to. */

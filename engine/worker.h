@@ -151,6 +151,12 @@ struct ax_ctx {
     _Atomic uint32_t wd_turn;
     bool use_bell;
     uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
+    /* Freed slots cached for this worker's own spawns (actor.c): a list
+     * linked through next_free (slot + 1, 0: end), at most AX_PFREE_MAX
+     * long, pushed to shared_free in one CAS when full and at the end of
+     * every turn, so other spawners see every freed slot by then. */
+    uint32_t pfree, pfree_tail, pfree_n;
+    uint32_t spread_tick; /* default placement: alternates while spreading (actor.c) */
     uint32_t max_slots;   /* table entries */
     size_t table_len;     /* bytes mapped for the table */
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
@@ -189,7 +195,7 @@ struct ax_ctx {
     alignas(64) _Atomic uint32_t fresh;
     /* Every freed slot, for any spawner: a Treiber stack whose head packs
      * (tag << 32 | slot + 1); the tag defeats ABA.  The owner pushes what
-     * its stops free, anyone pops (actor.c). */
+     * its stops free (in batches, from pfree), anyone pops (actor.c). */
     alignas(64) _Atomic uint64_t shared_free;
     /* External inbox (MPSC, Vyukov): producers xchg tail. */
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;

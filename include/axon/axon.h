@@ -193,7 +193,9 @@ AX_API void ax_engine_destroy(ax_engine_t *eng);
 
 /* Where to spawn (ax_spawn_opts_t.where). */
 enum ax_where {
-    AX_ON_SELF = 0,   /* the calling worker (default): cheapest messaging */
+    AX_ON_DEFAULT = 0, /* the calling worker, unless it has a backlog (a batch or more
+                          queued locally) while another worker is parked: then every
+                          other such spawn goes to a parked worker (docs/tuning.md) */
     AX_ON_WORKER = 1, /* opts.worker */
     AX_ON_NODE = 2,   /* a worker on NUMA node opts.node (OS index), round robin */
     AX_ON_ANY = 3,    /* round robin over all workers */
@@ -201,8 +203,10 @@ enum ax_where {
     AX_ON_MY_L3 = 5,  /* round robin over the workers sharing the caller's L3 */
     AX_ON_LEAST_LOADED = 6, /* the worker with the lowest load figure (ties: the
                                caller's worker, then the next ones after it) */
+    AX_ON_SELF = 7,   /* always the calling worker: cheapest messaging */
 };
 /* From outside the engine (ax_engine_spawn) there is no caller's worker:
+ * AX_ON_DEFAULT and AX_ON_SELF go round robin over the workers, and
  * AX_ON_MY_NODE and AX_ON_MY_L3 use worker 0's node or L3 group. */
 
 #define AX_SPAWN_ARG_MAX 256u
