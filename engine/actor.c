@@ -237,7 +237,7 @@ void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
 void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in, bool final)
 {
     ax_reason_t why = *why_in; /* why_in may be w->pend, which fini may change */
-    ax_ref_t ref = ax__ref_make(w->id, w->table[a->slot].gen, a->slot);
+    ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[a->slot].gen, a->slot);
     a->flags &= ~AX_ACTOR_STOPPING;
     if (w->pend_actor == a)
         w->pend_actor = NULL;
@@ -294,7 +294,7 @@ static int actor_place(ax_worker_t *w, uint32_t slot, const ax_spawn_req_t *rq, 
     a->fini = rq->fini;
     a->slot = slot;
     w->table[slot].actor = a;
-    ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+    ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[slot].gen, slot);
     if ((rq->sponsor || rq->flags) && ax__fault_place(w, a, ref, rq, arg, arg_len) < 0) {
         w->table[slot].actor = NULL;
         ax__actor_free(w, a);
@@ -484,7 +484,7 @@ void ax__lq_fini(ax_worker_t *w)
 
 ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stamp)
 {
-    uint32_t d = ax_ref_worker(to);
+    uint32_t d = ax__ref_dest(w->home, to);
     ax_msg_t *m;
     ax_actor_t *ca = w->cur;
     bool sponsored = ca && ca->sp, ovf_charged = false;
@@ -810,7 +810,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
             ax__fault_spawn_undo(sp);
             return rc;
         }
-        ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+        ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[slot].gen, slot);
         if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
             if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
                 ax__slot_free(w, slot);
@@ -851,7 +851,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         ax__fault_spawn_undo(sp);
         return rc;
     }
-    ax_ref_t ref = ax__ref_make(t, gen, slot);
+    ax_ref_t ref = ax__ref_make(w->home, t, gen, slot);
     if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
         if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
             claim_return(tw, slot); /* no ref to it was handed out */
@@ -971,7 +971,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         ax__inbox_node_free(node);
         return rc;
     }
-    ax_ref_t ref = ax__ref_make(t, gen, slot);
+    ax_ref_t ref = ax__ref_make(eng->home, t, gen, slot);
     memset(&node->msg, 0, sizeof node->msg);
     node->msg.to = ref;
     node->msg.type = AX_SYS_SPAWN_EXT;
@@ -983,7 +983,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
 
 int ax__ext_post(ax_engine_t *eng, const ax_msg_t *msg)
 {
-    uint32_t t = ax_ref_worker(msg->to);
+    uint32_t t = eng ? ax__ref_dest(eng->home, msg->to) : 0;
     if (!eng || t >= eng->n)
         return -EINVAL;
     ax_inbox_node_t *node = ax__inbox_node_alloc();
@@ -1002,7 +1002,7 @@ int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf
 {
     if (!eng || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf))
         return -EINVAL;
-    uint32_t t = ax_ref_worker(to);
+    uint32_t t = ax__ref_dest(eng->home, to);
     if (t >= eng->n)
         return -EINVAL;
     ax_inbox_node_t *node = ax__inbox_node_alloc();
@@ -1198,7 +1198,7 @@ static void uncount_source(ax_worker_t *w)
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
-    if (ax_ref_worker(m->to) != w->id || slot >= w->max_slots) {
+    if (ax__ref_dest(w->home, m->to) != w->id || slot >= w->max_slots) {
         dead_letter(w, m);
         return;
     }
@@ -1286,7 +1286,7 @@ static void embryo_drop(ax_worker_t *w, uint32_t slot)
 static void stop_msg(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
-    if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && ax_ref_worker(m->to) == w->id &&
+    if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && ax__ref_dest(w->home, m->to) == w->id &&
         slot < w->max_slots && w->table[slot].gen == ax__ref_gen(m->to)) {
         ax_actor_t *a = w->table[slot].actor;
         if (!a || (a->flags & AX_ACTOR_EMBRYO)) {

@@ -623,6 +623,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->eng = eng;
     w->id = i;
     w->nworkers = N;
+    w->home = eng->home;
     w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);
@@ -734,6 +735,8 @@ int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
         goto fail;
     }
     eng->n = eng->plan->nworkers;
+    /* Outside a cluster: node 0, incarnation tag 1 (axon.h). */
+    eng->home = ax__ref_home(0, 1);
     if (eng->n > AX_MAX_WORKERS) {
         set_error("engine: %u workers planned, at most %u supported", eng->n, AX_MAX_WORKERS);
         rc = -EINVAL;

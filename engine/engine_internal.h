@@ -141,7 +141,7 @@ static inline uint32_t ax__lq_count(const ax_worker_t *w) { return w->lq_tail - 
 __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to,
                                                                        uint8_t *stamp)
 {
-    uint32_t d = ax_ref_worker(to);
+    uint32_t d = ax__ref_dest(w->home, to);
     ax_msg_t *m;
     ax_actor_t *ca = w->cur;
     ax_sp_local_t *sp = ca ? ca->sp : NULL;

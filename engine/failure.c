@@ -158,8 +158,10 @@ static void notify(ax_worker_t *w, ax_ref_t from, ax_ref_t to, uint32_t type, ui
     if (to == AX_REF_NONE && type == AX_SYS_DOWN) {
         /* The watcher is a thread outside the engine: its no-timeout
          * request's future (request.c), id = the future's id. */
-        ax__calls_down(w->eng, id, why ? why->kind : AX_REASON_NORMAL);
+        /* Counted first: completing the future releases it to its waiter,
+         * who may read the count at once (test_conv_request). */
         AX_STAT_INC(w->st.downs_sent);
+        ax__calls_down(w->eng, id, why ? why->kind : AX_REASON_NORMAL);
         return;
     }
     int rc = sys_send(w, from, to, type, id, 0, why, false);
@@ -174,7 +176,7 @@ static void notify(ax_worker_t *w, ax_ref_t from, ax_ref_t to, uint32_t type, ui
 
 static bool ref_ok(const ax_worker_t *w, ax_ref_t r)
 {
-    return r != AX_REF_NONE && ax_ref_worker(r) < w->nworkers;
+    return ax__ref_dest(w->home, r) < w->nworkers;
 }
 
 /* ---- reasons and ax_fail ------------------------------------------------------------- */
@@ -287,7 +289,7 @@ int ax_kill(ax_ctx_t *w, ax_ref_t target)
 
 int ax_engine_kill(ax_engine_t *eng, ax_ref_t target)
 {
-    if (!eng || target == AX_REF_NONE || ax_ref_worker(target) >= eng->n)
+    if (!eng || target == AX_REF_NONE || ax__ref_dest(eng->home, target) >= eng->n)
         return -EINVAL;
     ax_msg_t m;
     memset(&m, 0, sizeof m);
@@ -788,7 +790,7 @@ int ax_sponsor_revoke(ax_sponsor_t *sp)
     for (uint32_t t = 0; t < sp->n; t++) {
         ax_msg_t m;
         memset(&m, 0, sizeof m);
-        m.to = ax__ref_make(t, 0, 0); /* a worker, not an actor */
+        m.to = ax__ref_make(sp->eng->home, t, 0, 0); /* a worker, not an actor */
         m.type = AX_SYS_REVOKE;
         m.len = AX_INLINE_MAX;
         m.payload.u64[0] = (uint64_t)(uintptr_t)sp;
