@@ -25,7 +25,9 @@ PKGS=(cmake make gcc g++ pkg-config python3
       redis-tools redis-server                 # axon-kv tests and comparison
       gnuplot-nox                              # axon-bench --plot
       linux-perf valgrind                      # perf/scripts
-      erlang-base)                             # perf/scripts/restart-vs-erlang.sh
+      erlang-base                              # perf/scripts/restart-vs-erlang.sh
+      libucx-dev ucx-utils                     # cluster transport (UCP active messages)
+      libopenmpi-dev openmpi-bin)              # optional: the MPI cluster launcher, mpirun tests
 JOBS=${JOBS:-$(nproc)}
 WERROR=OFF
 [ "${CI:-}" = "true" ] && WERROR=ON

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/cluster_glue.h"
 #include "engine/engine_internal.h"
 
 /* ---- slots ------------------------------------------------------------------------------- */
@@ -490,7 +491,11 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
     bool sponsored = ca && ca->sp, ovf_charged = false;
     *stamp = 0;
     if (__builtin_expect(d >= w->nworkers, 0)) {
-        *err = -EINVAL;
+        /* Another node (or another incarnation of this one) on a cluster
+         * node: its transport queues it (engine/cluster_glue.c). */
+        if (w->cl && !w->closing)
+            return ax__cluster_slot(w, to, err);
+        *err = w->closing ? -ESHUTDOWN : -EINVAL;
         return NULL;
     }
     if (__builtin_expect(w->closing, 0)) {
@@ -1219,6 +1224,9 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
             e->gen == ax__ref_gen(m->to) && (!a || (a->flags & AX_ACTOR_EMBRYO))) {
             uncount_source(w);
             handle_spawn(w, m);
+        } else if (m->type >= AX_SYS_CLUSTER_FIRST && m->type <= AX_SYS_CLUSTER_LAST) {
+            uncount_source(w);
+            ax__cluster_dispatch(w, m);
         } else if (m->type >= AX_SYS_FAULT_FIRST && m->type <= AX_SYS_FAULT_LAST) {
             /* A request for an actor whose spawn request is still on its
              * way waits with the early messages (not a revoke: it names a
@@ -1391,6 +1399,8 @@ void ax__worker_shutdown(ax_worker_t *w)
     while (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         sched_yield();
     ax__flush(w);
+    if (w->cl)
+        ax__cluster_flush(w); /* what behaviours sent to other nodes leaves now */
     pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
     w->closing = true;                        /* sends from init and fini: -ESHUTDOWN */
     stop_inbound(w);                          /* reads the others' overflow to us */
@@ -1399,6 +1409,7 @@ void ax__worker_shutdown(ax_worker_t *w)
     stop_all_actors(w);
     ax__conv_fini(w);
     ax__io_stop(w);
+    ax__cluster_worker_stop(w); /* arrivals dropped (counted), endpoints closed */
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
     pthread_barrier_wait(&eng->stop_barrier); /* every blob freed before arenas go */

@@ -28,6 +28,8 @@ struct ax_io;
 struct ax_timers;
 struct ax_conv;
 struct ax_calls;
+struct ax_cl;
+struct ax_clw;
 
 /* ---- references --------------------------------------------------------------
  * See axon.h: [63..56 node][55..52 incarnation][51..42 worker][41..24 gen]
@@ -173,6 +175,7 @@ struct ax_ctx {
     struct ax_io *io;
     struct ax_timers *timers;
     struct ax_conv *conv; /* requests and stashes (request.c); NULL until first use */
+    struct ax_clw *cl;    /* cluster data path (engine/cluster_glue.c); NULL: not a node */
     /* Failure (engine/failure.c).  pend: the reason the running actor
      * (pend_actor) set with ax_stop_self / ax_fail / a quota; saved and
      * restored around nested init/fini.  fini_reason: non-NULL in a fini. */
@@ -239,6 +242,7 @@ struct ax_engine {
     uint32_t n;
     ax_worker_t **w;
     uint32_t home;        /* ax__ref_home(node id, incarnation tag) */
+    struct ax_cl *cl;     /* cluster node state (engine/cluster_glue.c); NULL: not a node */
     ax_arena_group_t *arenas;
     void *ring_mem;       /* one mapping per receiver; see engine.c */
     size_t ring_mem_len;

@@ -1,0 +1,70 @@
+/* axon/cluster.h - several engines (nodes) as one actor system over UCX.
+ *
+ * A node is one engine in one process.  It joins a cluster when its config
+ * sets cluster.listen or cluster.peers (axon/config.h, docs/cluster.md), or
+ * through the MPI launcher below.  A reference names its node
+ * (ax_ref_node), and sending to a reference on another node is the same
+ * ax_send / ax_send_blob as a local send, with the same promises: per-pair
+ * order, and no silent loss (a send is on its way or returns an error; a
+ * message that cannot be delivered is a counted dead letter).
+ *
+ * Who may call what: as in axon/axon.h.
+ */
+#ifndef AXON_CLUSTER_H
+#define AXON_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "axon/axon.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* True if the engine is a cluster node. [any] */
+AX_API bool ax_cluster_enabled(const ax_engine_t *eng);
+/* This node's id (cluster.node_id; 0 outside a cluster). [any] */
+AX_API uint32_t ax_cluster_node_id(const ax_engine_t *eng);
+/* The join listener's bound "ip:port" (useful with port 0).  0, or
+ * -ENOTCONN (no listener), -EINVAL, -ENOSPC (len too small). [any] */
+AX_API int ax_cluster_listen_address(const ax_engine_t *eng, char *buf, size_t len);
+/* Dial another node ("host:port"), before or after start; redialled until
+ * it is up and whenever it is down.  0, -EINVAL (not a cluster node, bad
+ * address), -ENOSPC (too many peers). [creator, or any] */
+AX_API int ax_cluster_add_peer(ax_engine_t *eng, const char *addr);
+/* Wait until `nodes` other nodes are up (sends to them may start), at most
+ * timeout_ms.  0, -ETIMEDOUT, -EINVAL (not a cluster node).  For the
+ * embedding program (never a behaviour: behaviours do not wait). [creator] */
+AX_API int ax_cluster_wait_nodes(ax_engine_t *eng, uint32_t nodes, uint32_t timeout_ms);
+/* Is node `node` up right now? [any] */
+AX_API bool ax_cluster_node_up(const ax_engine_t *eng, uint32_t node);
+
+typedef struct ax_cluster_stats {
+    uint64_t nodes_up;           /* other nodes up now */
+    uint64_t joins;              /* node incarnations that joined */
+    uint64_t node_downs;         /* node incarnations lost (unreachable, closed, restarted) */
+    uint64_t refused_version;    /* peers refused: other wire version or byte order */
+    uint64_t refused_cookie;     /* peers refused: wrong cookie */
+    uint64_t refused_garbage;    /* control connections dropped for malformed input */
+    uint64_t refused_incarnation; /* rejoins refused: same incarnation tag as before */
+    uint64_t heartbeats_sent, heartbeats_received;
+    uint64_t msgs_sent;          /* messages handed to the transport */
+    uint64_t msgs_received;      /* messages delivered from other nodes */
+    uint64_t batches_sent, batches_received; /* active messages (a batch, or one large blob) */
+    uint64_t bytes_sent, bytes_received;      /* payload bytes of those */
+    uint64_t reordered;          /* active messages that arrived ahead of their turn */
+    uint64_t dead_unreachable;   /* messages lost because their node went down (counted
+                                    in dead_letters too) */
+    uint64_t dead_stale;         /* messages to a reference of another incarnation */
+    uint64_t dead_nomem;         /* arrivals that found no memory for their blob */
+    uint64_t wire_errors;        /* malformed or unexpected active messages dropped */
+} ax_cluster_stats_t;
+/* Counters summed over workers and the control plane. [any] */
+AX_API void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AXON_CLUSTER_H */
