@@ -578,6 +578,12 @@ static void on_ready(ax_ctl_t *c, conn_t *k)
 /* One complete frame.  Order is enforced: anything out of turn is garbage. */
 static void on_frame(ax_ctl_t *c, conn_t *k, uint32_t type, const uint8_t *p, uint32_t len)
 {
+    static int dbg = -1;
+    if (dbg < 0)
+        dbg = getenv("AXON_CLUSTER_DEBUG") != NULL;
+    if (dbg)
+        logf_(c, "conn fd %d (state %d, node %u): frame %u, %u bytes", k->fd, k->state, k->node,
+              type, len);
     if (type == F_ERROR) {
         char msg[300];
         uint32_t n = len < sizeof msg - 1 ? len : (uint32_t)sizeof msg - 1;
@@ -761,17 +767,17 @@ static void *ctl_main(void *arg)
         /* heartbeats and timeouts */
         for (uint32_t i = 0; i < c->nconns;) {
             conn_t *k = c->conns[i];
-            if (k->state == C_UP && now - k->last_rx > to_ns) {
+            if (k->state == C_UP && (int64_t)(now - k->last_rx) > (int64_t)to_ns) {
                 char why[96];
                 snprintf(why, sizeof why, "no heartbeat for %u ms", c->o.timeout_ms);
                 conn_close(c, k, why);
                 continue;
             }
-            if (k->state != C_UP && now - k->since > HANDSHAKE_NS) {
+            if (k->state != C_UP && (int64_t)(now - k->since) > (int64_t)HANDSHAKE_NS) {
                 conn_close(c, k, "handshake timed out");
                 continue;
             }
-            if (k->state >= C_READY && now - k->last_tx >= hb_ns) {
+            if (k->state >= C_READY && (int64_t)(now - k->last_tx) >= (int64_t)hb_ns) {
                 if (send_frame(k, F_HB, NULL, 0) < 0) {
                     conn_close(c, k, "cannot send a heartbeat");
                     continue;

@@ -22,6 +22,7 @@
  * only by their worker, and destroyed by it at shutdown.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +85,18 @@ typedef struct peer {
     pinc_t *all;            /* every incarnation seen (control thread only) */
 } peer_t;
 
+typedef struct name_ent {
+    char name[AX_NAME_MAX];
+    ax_ref_t ref;
+} name_ent_t;
+
 struct ax_cl {
     ax_engine_t *eng;
+    /* The registry's copy on this node: a plain array under a mutex
+     * (registrations and lookups are rare next to messages; O(names)). */
+    pthread_mutex_t names_mu;
+    name_ent_t *names;
+    uint32_t nnames, names_cap;
     ucp_context_h ctx;
     ax_ctl_t *ctl;
     uint32_t node, inc_tag;
@@ -179,6 +190,80 @@ uint32_t ax__cluster_pick_tag(void)
     return 1u + (uint32_t)(ts.tv_sec % 15);
 }
 
+/* ---- the name registry's table ------------------------------------------------------------ */
+
+static int names_find(const struct ax_cl *cl, const char *name)
+{
+    for (uint32_t i = 0; i < cl->nnames; i++)
+        if (strcmp(cl->names[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* 0 (added or already there with this ref), -EEXIST, -ENOMEM. */
+static int names_put(struct ax_cl *cl, const char *name, ax_ref_t ref)
+{
+    int rc = 0;
+    pthread_mutex_lock(&cl->names_mu);
+    int i = names_find(cl, name);
+    if (i >= 0) {
+        rc = cl->names[i].ref == ref ? 0 : -EEXIST;
+    } else {
+        if (cl->nnames == cl->names_cap) {
+            uint32_t cap = cl->names_cap ? cl->names_cap * 2 : 64;
+            name_ent_t *n = realloc(cl->names, cap * sizeof *n);
+            if (!n)
+                rc = -ENOMEM;
+            else
+                cl->names = n, cl->names_cap = cap;
+        }
+        if (!rc) {
+            snprintf(cl->names[cl->nnames].name, AX_NAME_MAX, "%s", name);
+            cl->names[cl->nnames++].ref = ref;
+        }
+    }
+    pthread_mutex_unlock(&cl->names_mu);
+    return rc;
+}
+
+/* Remove name if it maps to a ref of node `node` (UINT32_MAX: any). */
+static int names_del(struct ax_cl *cl, const char *name, uint32_t node)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&cl->names_mu);
+    int i = names_find(cl, name);
+    if (i >= 0 && (node == UINT32_MAX || ax_ref_node(cl->names[i].ref) == node)) {
+        cl->names[i] = cl->names[--cl->nnames];
+        rc = 0;
+    }
+    pthread_mutex_unlock(&cl->names_mu);
+    return rc;
+}
+
+static void names_drop_node(struct ax_cl *cl, uint32_t node)
+{
+    pthread_mutex_lock(&cl->names_mu);
+    for (uint32_t i = 0; i < cl->nnames;)
+        if (ax_ref_node(cl->names[i].ref) == node)
+            cl->names[i] = cl->names[--cl->nnames];
+        else
+            i++;
+    pthread_mutex_unlock(&cl->names_mu);
+}
+
+static void post_worker0(ax_engine_t *eng, uint32_t type, uint64_t u0, const char *name)
+{
+    ax_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.to = ax__ref_make(eng->home, 0, 0, 0); /* worker 0, not an actor */
+    m.type = type;
+    m.len = AX_INLINE_MAX;
+    m.payload.u64[0] = u0;
+    if (name)
+        snprintf((char *)m.payload.data + 8, AX_NAME_MAX, "%s", name);
+    ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nobody left to tell */
+}
+
 static void node_known(void *user, uint32_t node, uint64_t nonce, uint32_t inc_tag, uint32_t nw,
                        void *const *addr, const size_t *alen)
 {
@@ -208,8 +293,10 @@ static void node_up(void *user, uint32_t node, uint64_t nonce)
     struct ax_cl *cl = user;
     peer_t *p = &cl->peers[node];
     pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
-    if (pi && pi->nonce == nonce)
+    if (pi && pi->nonce == nonce) {
         atomic_store_explicit(&p->state, 2, memory_order_release); /* P1 */
+        post_worker0(cl->eng, AX_SYS_NAME_SYNC, node, NULL); /* tell it our names */
+    }
 }
 
 static void node_down(void *user, uint32_t node, uint64_t nonce, const char *why)
@@ -222,6 +309,7 @@ static void node_down(void *user, uint32_t node, uint64_t nonce, const char *why
     if (!pi || pi->nonce != nonce)
         return;
     atomic_store_explicit(&p->state, 3, memory_order_release);
+    names_drop_node(cl, node);
     /* Every worker drops what it queued for the node, fails its monitors. */
     for (uint32_t t = 0; t < eng->n; t++) {
         ax_msg_t m;
@@ -251,6 +339,7 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
         return -ENOMEM;
     eng->cl = cl;
     cl->eng = eng;
+    pthread_mutex_init(&cl->names_mu, NULL);
     cl->node = cfg->cluster_node_id;
     cl->inc_tag = inc_tag;
     if (getrandom(&cl->nonce, sizeof cl->nonce, 0) != sizeof cl->nonce || !cl->nonce)
@@ -393,6 +482,8 @@ void ax__cluster_destroy(ax_engine_t *eng)
     }
     if (cl->ctx)
         ucp_cleanup(cl->ctx);
+    pthread_mutex_destroy(&cl->names_mu);
+    free(cl->names);
     free(cl);
     eng->cl = NULL;
 }
@@ -779,9 +870,13 @@ void ax__cluster_flush(ax_worker_t *w)
 
 /* ---- receiving ------------------------------------------------------------------------------ */
 
+/* What may cross the wire: user and library types, the failure messages
+ * (ids and reasons: plain values), and the registry's.  Never anything
+ * that carries a pointer (spawn requests, revokes, I/O). */
 static bool type_ok(uint32_t type)
 {
-    return type < AX_TYPE_SYSTEM || (type >= AX_SYS_MONITOR && type <= AX_SYS_KILL);
+    return type < AX_TYPE_SYSTEM || (type >= AX_SYS_MONITOR && type <= AX_SYS_KILL) ||
+           type == AX_SYS_NAME_REG || type == AX_SYS_NAME_UNREG;
 }
 
 /* Queue one arrived message for dispatch (blob already local, or NULL). */
@@ -1071,14 +1166,75 @@ bool ax__cluster_arm(ax_worker_t *w)
 void ax__cluster_efd_fired(ax_worker_t *w) { CW(w)->poll_armed = false; }
 bool ax__cluster_efd_armed(ax_worker_t *w) { return w->cl && CW(w)->poll_armed; }
 
+/* Send a registry message to node n's worker 0 (if it is up). */
+static void name_send(ax_clw_t *cw, uint32_t n, uint32_t type, ax_ref_t ref, const char *name)
+{
+    const pinc_t *pi = peer_get(cw->cl, n, 2);
+    if (!pi)
+        return;
+    int err;
+    ax_msg_t *m = ax__cluster_slot(cw->w, ax__ref_make(ax__ref_home(n, pi->inc_tag), 0, 0, 0), &err);
+    if (!m)
+        return; /* the node went down meanwhile, or no memory: it resyncs on rejoin */
+    m->from = AX_REF_NONE;
+    m->payload.u64[0] = ref;
+    memset(m->payload.data + 8, 0, AX_NAME_MAX);
+    snprintf((char *)m->payload.data + 8, AX_NAME_MAX, "%s", name);
+    ax_msg_commit(m, type, AX_INLINE_MAX, 0, 0);
+}
+
 void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
 {
     ax_clw_t *cw = CW(w);
-    if (!cw || m->type != AX_SYS_NODE_DOWN)
+    if (!cw)
         return;
-    uint32_t n = (uint32_t)m->payload.u64[0];
-    if (n < AX_CTL_NODES && cw->node[n].nonce == m->payload.u64[1])
-        wnode_clear(cw, n);
+    struct ax_cl *cl = cw->cl;
+    char name[AX_NAME_MAX];
+    memcpy(name, m->payload.data + 8, AX_NAME_MAX);
+    name[AX_NAME_MAX - 1] = 0;
+    ax_ref_t ref = m->payload.u64[0];
+    switch (m->type) {
+    case AX_SYS_NODE_DOWN: {
+        uint32_t n = (uint32_t)m->payload.u64[0];
+        if (n < AX_CTL_NODES && cw->node[n].nonce == m->payload.u64[1])
+            wnode_clear(cw, n);
+        return;
+    }
+    case AX_SYS_NAME_BCAST: { /* the name changed here: tell every node its state */
+        pthread_mutex_lock(&cl->names_mu);
+        int i = names_find(cl, name);
+        bool present = i >= 0 && cl->names[i].ref == ref;
+        pthread_mutex_unlock(&cl->names_mu);
+        for (uint32_t n = 0; n < AX_CTL_NODES; n++)
+            if (n != cl->node)
+                name_send(cw, n, present ? AX_SYS_NAME_REG : AX_SYS_NAME_UNREG, ref, name);
+        return;
+    }
+    case AX_SYS_NAME_SYNC: { /* node n joined: send it every name of ours */
+        uint32_t n = (uint32_t)m->payload.u64[0];
+        pthread_mutex_lock(&cl->names_mu);
+        uint32_t cnt = cl->nnames;
+        name_ent_t *copy = cnt ? malloc(cnt * sizeof *copy) : NULL;
+        if (copy)
+            memcpy(copy, cl->names, cnt * sizeof *copy);
+        pthread_mutex_unlock(&cl->names_mu);
+        for (uint32_t i = 0; copy && i < cnt; i++)
+            if (ax_ref_node(copy[i].ref) == cl->node)
+                name_send(cw, n, AX_SYS_NAME_REG, copy[i].ref, copy[i].name);
+        free(copy);
+        return;
+    }
+    case AX_SYS_NAME_REG:
+        if (name[0] && ax_ref_node(ref) != cl->node)
+            names_put(cl, name, ref); /* -EEXIST: ours (or an earlier) stays */
+        return;
+    case AX_SYS_NAME_UNREG:
+        if (name[0])
+            names_del(cl, name, ax_ref_node(ref));
+        return;
+    default:
+        return;
+    }
 }
 
 void ax__cluster_worker_stop(ax_worker_t *w)
@@ -1124,6 +1280,56 @@ void ax__cluster_worker_stop(ax_worker_t *w)
 }
 
 /* ---- public API ---------------------------------------------------------------------------- */
+
+static bool name_ok(const char *name)
+{
+    return name && name[0] && strnlen(name, AX_NAME_MAX) < AX_NAME_MAX;
+}
+
+int ax_cluster_register(ax_engine_t *eng, const char *name, ax_ref_t ref)
+{
+    if (!eng || !eng->cl || !name_ok(name) || ax__ref_dest(eng->home, ref) >= eng->n)
+        return -EINVAL;
+    int rc = names_put(eng->cl, name, ref);
+    if (rc == 0)
+        post_worker0(eng, AX_SYS_NAME_BCAST, ref, name);
+    return rc;
+}
+
+int ax_cluster_unregister(ax_engine_t *eng, const char *name)
+{
+    if (!eng || !eng->cl || !name_ok(name))
+        return -EINVAL;
+    ax_ref_t ref = ax_cluster_whereis(eng, name);
+    int rc = names_del(eng->cl, name, eng->cl->node);
+    if (rc == 0)
+        post_worker0(eng, AX_SYS_NAME_BCAST, ref, name);
+    return rc;
+}
+
+ax_ref_t ax_cluster_whereis(const ax_engine_t *eng, const char *name)
+{
+    if (!eng || !eng->cl || !name_ok(name))
+        return AX_REF_NONE;
+    struct ax_cl *cl = eng->cl;
+    pthread_mutex_lock(&cl->names_mu);
+    int i = names_find(cl, name);
+    ax_ref_t r = i >= 0 ? cl->names[i].ref : AX_REF_NONE;
+    pthread_mutex_unlock(&cl->names_mu);
+    return r;
+}
+
+int ax_cluster_lookup(ax_ctx_t *ctx, const char *name, uint32_t type)
+{
+    if (!ctx || !ctx->eng->cl || !name_ok(name) || type >= AX_TYPE_SYSTEM)
+        return -EINVAL;
+    unsigned char buf[AX_INLINE_MAX];
+    memset(buf, 0, sizeof buf);
+    ax_ref_t r = ax_cluster_whereis(ctx->eng, name);
+    memcpy(buf, &r, 8);
+    memcpy(buf + 8, name, strlen(name));
+    return ax_send(ctx, ax_self(ctx), type, buf, sizeof buf);
+}
 
 bool ax_cluster_enabled(const ax_engine_t *eng) { return eng && eng->cl; }
 uint32_t ax_cluster_node_id(const ax_engine_t *eng) { return eng && eng->cl ? eng->cl->node : 0; }

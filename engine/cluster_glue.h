@@ -19,9 +19,13 @@ struct ax_clw;
 
 /* Worker-level system messages from the control thread (engine-internal
  * types between AX_TYPE_SYSTEM and AX_TYPE_IO). */
-#define AX_SYS_NODE_DOWN (AX_TYPE_SYSTEM + 0x40) /* u64[0]: node, u64[1]: nonce */
+#define AX_SYS_NODE_DOWN (AX_TYPE_SYSTEM + 0x40)  /* u64[0]: node, u64[1]: nonce */
+#define AX_SYS_NAME_BCAST (AX_TYPE_SYSTEM + 0x41) /* to local worker 0: tell peers; data: name */
+#define AX_SYS_NAME_REG (AX_TYPE_SYSTEM + 0x42)   /* node to node: u64[0] ref, data+8: name */
+#define AX_SYS_NAME_SYNC (AX_TYPE_SYSTEM + 0x43)  /* to local worker 0: u64[0] node joined */
+#define AX_SYS_NAME_UNREG (AX_TYPE_SYSTEM + 0x44) /* node to node: data+8: name */
 #define AX_SYS_CLUSTER_FIRST AX_SYS_NODE_DOWN
-#define AX_SYS_CLUSTER_LAST AX_SYS_NODE_DOWN
+#define AX_SYS_CLUSTER_LAST AX_SYS_NAME_UNREG
 
 /* Engine create, after the config is validated and before workers exist:
  * true if the config makes this engine a cluster node; sets *home. */

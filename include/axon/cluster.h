@@ -41,6 +41,27 @@ AX_API int ax_cluster_wait_nodes(ax_engine_t *eng, uint32_t nodes, uint32_t time
 /* Is node `node` up right now? [any] */
 AX_API bool ax_cluster_node_up(const ax_engine_t *eng, uint32_t node);
 
+/* ---- names ----------------------------------------------------------------------
+ * A cluster-wide registry: every node keeps a full copy, so a lookup is
+ * answered at once, as a message.  Registrations travel to every node that
+ * is up or joins later; a node's names go away when it is down.  Two nodes
+ * registering one name at once: each keeps its own until one unregisters
+ * (last writer wins elsewhere). */
+#define AX_NAME_MAX 32u /* bytes, with the terminating NUL */
+/* Register `ref` (an actor of this node) under `name`.  [any]
+ * 0, -EINVAL (not a cluster node, name empty or too long, ref not local),
+ * -EEXIST (name taken), -ENOMEM. */
+AX_API int ax_cluster_register(ax_engine_t *eng, const char *name, ax_ref_t ref);
+/* Remove a name this node registered.  [any] 0, -EINVAL, -ENOENT. */
+AX_API int ax_cluster_unregister(ax_engine_t *eng, const char *name);
+/* Ask for `name`: the running actor receives a message of `type` whose
+ * payload is the reference (u64[0], AX_REF_NONE when the name is unknown)
+ * then the name (NUL-terminated, data + 8).  Never waits.  [behaviour]
+ * 0, -EINVAL (not a cluster node, bad name or type), or ax_send's errors. */
+AX_API int ax_cluster_lookup(ax_ctx_t *ctx, const char *name, uint32_t type);
+/* This node's copy of the registry, for the embedding program. [any] */
+AX_API ax_ref_t ax_cluster_whereis(const ax_engine_t *eng, const char *name);
+
 typedef struct ax_cluster_stats {
     uint64_t nodes_up;           /* other nodes up now */
     uint64_t joins;              /* node incarnations that joined */

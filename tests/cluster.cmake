@@ -1,0 +1,32 @@
+# Cluster tests (issue 15): several nodes (processes) on loopback.  Label
+# "cluster"; the 2-node standalone mesh is also "unit" so CI runs it under
+# ASan (UCX is not TSan-instrumented: see docs/cluster.md).
+if(NOT TARGET axon_engine)
+  return()
+endif()
+set(_cl_libs axon_engine)
+set(_cl_defs)
+if(TARGET axon_cluster_mpi)
+  list(APPEND _cl_libs axon_cluster_mpi)
+  set(_cl_defs AXON_HAVE_MPI=1)
+endif()
+axon_test(cluster_node SOURCES cluster/cluster_node.c LIBS ${_cl_libs} LABELS cluster TIMEOUT 180
+          ARGS --fork 2 --seconds 120)
+if(_cl_defs)
+  target_compile_definitions(cluster_node PRIVATE ${_cl_defs})
+endif()
+set_tests_properties(cluster_node PROPERTIES LABELS "cluster;unit")
+add_test(NAME cluster_standalone_3 COMMAND cluster_node --fork 3 --workers 2 --actors 2 --msgs 100 --seconds 120)
+add_test(NAME cluster_refuse_cookie COMMAND cluster_node --fork 2 --scenario refuse --cookie1 wrong)
+add_test(NAME cluster_refuse_version COMMAND cluster_node --fork 2 --scenario refuse --wire1 99)
+set_tests_properties(cluster_standalone_3 cluster_refuse_cookie cluster_refuse_version
+                     PROPERTIES LABELS cluster TIMEOUT 180)
+if(TARGET axon_cluster_mpi)
+  foreach(n 2 4)
+    add_test(NAME cluster_mpirun_${n}
+             COMMAND ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe -n ${n}
+                     $<TARGET_FILE:cluster_node> --mpi --workers 2 --actors 2 --msgs 100 --seconds 120)
+    set_tests_properties(cluster_mpirun_${n} PROPERTIES LABELS cluster TIMEOUT 240
+                         ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+  endforeach()
+endif()
