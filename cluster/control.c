@@ -567,6 +567,11 @@ static void on_addrs(ax_ctl_t *c, conn_t *k, const uint8_t *p, uint32_t len)
 static void on_ready(ax_ctl_t *c, conn_t *k)
 {
     k->state = C_UP;
+    /* Tell the nodes already up about the newcomer, so nodes that joined
+     * through this one at the same moment still find each other. */
+    for (uint32_t i = 0; i < c->nconns; i++)
+        if (c->conns[i] != k && c->conns[i]->state == C_UP)
+            send_members(c, c->conns[i]);
     c->nodes[k->node].state = 2;
     if (k->want >= 0 && (uint32_t)k->want < c->nwanted)
         c->want_busy[k->want] = false;

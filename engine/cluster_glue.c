@@ -714,6 +714,8 @@ static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
     }
     ea->next = cw->eargs;
     cw->eargs = ea;
+    if (getenv("AXON_CLUSTER_DEBUG"))
+        ucp_ep_print_info(wn->ep[d], stderr);
     return wn->ep[d];
 }
 
@@ -1198,6 +1200,8 @@ void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
         uint32_t n = (uint32_t)m->payload.u64[0];
         if (n < AX_CTL_NODES && cw->node[n].nonce == m->payload.u64[1])
             wnode_clear(cw, n);
+        if (n < AX_CTL_NODES)
+            ax__fault_node_down(w, n);
         return;
     }
     case AX_SYS_NAME_BCAST: { /* the name changed here: tell every node its state */

@@ -278,6 +278,10 @@ void ax__fault_engine_fini(ax_engine_t *eng); /* destroy: drop it */
 void ax__fault_worker_enter(ax_worker_t *w);  /* worker thread: altstack, thread-local */
 void ax__fault_worker_leave(ax_worker_t *w);
 
+/* failure.c: node `node` is down: DOWN / EXIT (unreachable) for what
+ * watches or links to its actors (called by engine/cluster_glue.c). */
+void ax__fault_node_down(ax_worker_t *w, uint32_t node);
+
 /* inbox.c */
 int ax__inbox_init(ax_worker_t *w);
 void ax__inbox_fini(ax_worker_t *w);

@@ -17,9 +17,13 @@ if(_cl_defs)
 endif()
 set_tests_properties(cluster_node PROPERTIES LABELS "cluster;unit")
 add_test(NAME cluster_standalone_3 COMMAND cluster_node --fork 3 --workers 2 --actors 2 --msgs 100 --seconds 120)
+add_test(NAME cluster_kill9_3 COMMAND cluster_node --fork 3 --scenario kill --actors 2 --msgs 300 --seconds 120)
+add_test(NAME cluster_stopped_node_3 COMMAND cluster_node --fork 3 --scenario stop --actors 2 --msgs 300 --seconds 120)
+add_test(NAME cluster_garbage COMMAND cluster_node --fork 2 --garbage --actors 2 --msgs 100 --seconds 120)
 add_test(NAME cluster_refuse_cookie COMMAND cluster_node --fork 2 --scenario refuse --cookie1 wrong)
 add_test(NAME cluster_refuse_version COMMAND cluster_node --fork 2 --scenario refuse --wire1 99)
-set_tests_properties(cluster_standalone_3 cluster_refuse_cookie cluster_refuse_version
+set_tests_properties(cluster_standalone_3 cluster_kill9_3 cluster_stopped_node_3 cluster_garbage
+                     cluster_refuse_cookie cluster_refuse_version
                      PROPERTIES LABELS cluster TIMEOUT 180)
 if(TARGET axon_cluster_mpi)
   foreach(n 2 4)

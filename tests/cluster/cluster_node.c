@@ -32,6 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +59,12 @@ static uint32_t g_total;
 static ax_engine_t *g_eng;
 static _Atomic uint64_t g_errors, g_received, g_downs, g_blobs_ok;
 static _Atomic uint32_t g_lookups_ok;
+static _Atomic uint64_t g_from_victim; /* kill/stop: messages from node 1 (not counted) */
+static double g_last_down;
+/* Shared with the launcher (MAP_SHARED before fork): when it killed node 1. */
+static _Atomic double *g_kill_ts;
+static bool g_garbage; /* the launcher sends garbage to node 0's listener first */
+static int g_ready_fd = -1; /* node 1 (kill/stop): tells the launcher traffic runs */
 
 static double now_s(void)
 {
@@ -72,7 +82,8 @@ static double now_s(void)
     } while (0)
 
 static uint32_t gidx(uint32_t node, uint32_t local) { return node * g_workers * g_actors + local; }
-static bool node_alive(uint32_t node) { return strcmp(g_scenario, "kill") != 0 || node != 1; }
+static bool victim_scenario(void) { return !strcmp(g_scenario, "kill") || !strcmp(g_scenario, "stop"); }
+static bool node_alive(uint32_t node) { return !victim_scenario() || node != 1; }
 
 typedef struct actor {
     uint32_t me;        /* global index */
@@ -105,7 +116,10 @@ static void on_msg(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         a->me = (uint32_t)m->payload.u64[0];
         /* The registry from a behaviour: the answer is a message. */
         char name[32];
-        uint32_t peer = (a->me + g_workers * g_actors) % g_total;
+        uint32_t peer = a->me;
+        do /* an actor of the next live node */
+            peer = (peer + g_workers * g_actors) % g_total;
+        while (!node_alive(peer / (g_workers * g_actors)));
         snprintf(name, sizeof name, "a%u", peer);
         if (ax_cluster_lookup(ctx, name, T_LOOKUP) != 0)
             ERR("ax_cluster_lookup failed");
@@ -177,7 +191,10 @@ static void on_msg(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
             ERR("pair %llu->%u: got seq %llu, expected %u (order or exactly-once broken)",
                 (unsigned long long)v[0], a->me, (unsigned long long)v[1], a->next[v[0]]);
         a->next[v[0]] = (uint32_t)v[1] + 1;
-        atomic_fetch_add(&g_received, 1);
+        if (node_alive((uint32_t)v[0] / (g_workers * g_actors)))
+            atomic_fetch_add(&g_received, 1);
+        else
+            atomic_fetch_add(&g_from_victim, 1);
         return;
     }
     case T_BLOB: {
@@ -219,6 +236,7 @@ static void on_msg(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
                 if (d.reason.kind != AX_REASON_UNREACHABLE || ax_ref_node(d.target) != 1)
                     ERR("DOWN for %#llx with reason kind %u, expected unreachable",
                         (unsigned long long)d.target, d.reason.kind);
+                g_last_down = now_s();
                 atomic_fetch_add(&g_downs, 1);
             }
         }
@@ -235,7 +253,6 @@ static void on_watcher(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
             if (ax_monitor(ctx, g_all[gidx(1, i)], &id) != 0)
                 ERR("ax_monitor of node 1's actor %u failed", i);
         }
-        return;
     }
     on_msg(ctx, state, m);
 }
@@ -260,7 +277,7 @@ static int run_node(uint32_t node, const char *listen, const char *peers, const 
     snprintf(c.cluster_peers, sizeof c.cluster_peers, "%s", peers);
     snprintf(c.cluster_cookie, sizeof c.cluster_cookie, "%s", cookie);
     c.cluster_heartbeat_ms = 100;
-    c.cluster_timeout_ms = 3000;
+    c.cluster_timeout_ms = 2000;
     int rc = ax_engine_create(&c, &g_eng);
     if (rc) {
         fprintf(stderr, "node %u: ax_engine_create: %s\n", node, ax_engine_last_error());
@@ -276,7 +293,7 @@ static int mesh(FILE *addr_out)
     ax_ref_t mine[MAXA];
     for (uint32_t i = 0; i < per; i++) {
         ax_spawn_opts_t o = { .size = sizeof o, .where = AX_ON_WORKER, .worker = i % g_workers };
-        bool watcher = strcmp(g_scenario, "kill") == 0 && g_node != 1;
+        bool watcher = victim_scenario() && g_node != 1;
         if (ax_engine_spawn(e, watcher ? on_watcher : on_msg, sizeof(actor_t), &o, &mine[i])) {
             fprintf(stderr, "spawn failed\n");
             return 1;
@@ -324,15 +341,18 @@ static int mesh(FILE *addr_out)
     for (uint32_t i = 0; i < g_total; i++)
         if (ax_ref_node(g_all[i]) != i / per)
             ERR("name a%u names node %u", i, ax_ref_node(g_all[i]));
-    bool kill = strcmp(g_scenario, "kill") == 0;
-    if (kill && g_node == 1) {
-        /* The victim: send forever (the launcher kills it mid-traffic). */
-        printf("node 1 ready\n");
-        fflush(stdout);
-    }
+    bool kill = victim_scenario();
     for (uint32_t i = 0; i < per; i++)
         if (ax_engine_send(e, mine[i], T_START, &(uint64_t){ gidx(g_node, i) }, 8))
             ERR("start send");
+    if (kill && g_node == 1) {
+        /* The victim: traffic is flowing; the launcher kills (or stops) us. */
+        usleep(100000);
+        if (write(g_ready_fd, "r", 1) != 1)
+            return 1;
+        for (;;)
+            pause();
+    }
     /* Expected arrivals on this node. */
     uint64_t expect = 0;
     for (uint32_t t = 0; t < per; t++)
@@ -390,6 +410,22 @@ static int mesh(FILE *addr_out)
            (unsigned long long)cs.reordered, (unsigned long long)cs.dead_unreachable,
            (unsigned long long)cs.dead_stale, (unsigned long long)cs.wire_errors,
            (unsigned long long)ws.dead_letters, now_s() - t0);
+    if (kill) {
+        double lat = g_last_down - atomic_load(g_kill_ts);
+        double limit = 2.0 + 4.0; /* cluster.timeout_ms = 2000, plus scheduling slack */
+        printf("node %u: every DOWN (%llu) %.3f s after node 1 was %s; %llu messages came "
+               "from it before\n", g_node, (unsigned long long)atomic_load(&g_downs), lat,
+               strcmp(g_scenario, "kill") ? "stopped" : "killed",
+               (unsigned long long)atomic_load(&g_from_victim));
+        if (lat > limit)
+            ERR("node loss noticed after %.3f s, more than %.1f s", lat, limit);
+    }
+    if (g_garbage && g_node == 0) {
+        printf("node 0: %llu garbage connections dropped\n", (unsigned long long)cs.refused_garbage);
+        if (cs.refused_garbage < 3)
+            ERR("the garbage sent to the listener was not noticed (%llu)",
+                (unsigned long long)cs.refused_garbage);
+    }
     if (cs.wire_errors)
         ERR("%llu wire errors", (unsigned long long)cs.wire_errors);
     if (!kill && (ws.dead_letters || cs.dead_unreachable))
@@ -445,6 +481,42 @@ static int refuse(bool is_seed, FILE *addr_out)
     return rc;
 }
 
+/* Three connections to the listener: random bytes; a frame header that
+ * announces 2 GiB; a HELLO with a bad magic.  Each must cost only itself. */
+static int send_garbage(const char *addr)
+{
+    char host[64];
+    snprintf(host, sizeof host, "%s", addr);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return 1;
+    *colon = 0;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1)) };
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    unsigned char junk[3][512];
+    size_t len[3] = { sizeof junk[0], 8, 8 + 100 };
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < sizeof junk[0]; i++)
+        junk[0][i] = (unsigned char)((x ^= x << 13, x ^= x >> 7, x ^= x << 17) & 0xff);
+    uint32_t h[2] = { 1, 0x7fffffffu };
+    memcpy(junk[1], h, 8);
+    uint32_t h2[2] = { 1, 100 };
+    memcpy(junk[2], h2, 8);
+    memset(junk[2] + 8, 'x', 100);
+    for (int k = 0; k < 3; k++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+            perror("garbage connect");
+            return 1;
+        }
+        if (write(fd, junk[k], len[k]) < 0)
+            perror("garbage write");
+        usleep(50000);
+        close(fd);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *cookie = "axon-test-cookie", *cookie1 = NULL;
@@ -462,6 +534,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--scenario")) g_scenario = v, i++;
         else if (!strcmp(a, "--cookie1")) cookie1 = v, i++;  /* node 1's cookie (refuse) */
         else if (!strcmp(a, "--wire1")) wire1 = atoi(v), i++; /* node 1's wire version (refuse) */
+        else if (!strcmp(a, "--garbage")) g_garbage = true;
         else {
             fprintf(stderr, "unknown option %s\n", a);
             return 2;
@@ -484,7 +557,7 @@ int main(int argc, char **argv)
         c.watchdog_ms = AX_WATCHDOG_OFF;
         snprintf(c.cluster_cookie, sizeof c.cluster_cookie, "%s", cookie);
         c.cluster_heartbeat_ms = 100;
-        c.cluster_timeout_ms = 3000;
+        c.cluster_timeout_ms = 2000;
         if (ax_engine_create(&c, &g_eng)) {
             fprintf(stderr, "rank %d: %s\n", rank, ax_engine_last_error());
             return 1;
@@ -502,9 +575,13 @@ int main(int argc, char **argv)
         return 2;
     }
     g_nodes = fork_n;
-    int pfd[2];
-    if (pipe(pfd))
+    int pfd[2], rfd[2];
+    if (pipe(pfd) || pipe(rfd))
         return 1;
+    g_kill_ts = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (g_kill_ts == MAP_FAILED)
+        return 1;
+    atomic_store(g_kill_ts, 1e18);
     pid_t pids[64];
     char seed[64] = "";
     for (uint32_t n = 0; n < fork_n; n++) {
@@ -520,6 +597,8 @@ int main(int argc, char **argv)
             }
             close(pfd[0]);
             close(pfd[1]);
+            close(rfd[0]);
+            g_ready_fd = rfd[1];
             if (n == 1 && wire1) {
                 char v[16];
                 snprintf(v, sizeof v, "%d", wire1);
@@ -541,23 +620,43 @@ int main(int argc, char **argv)
             }
             seed[strcspn(seed, "\n")] = 0;
             fclose(in);
+            if (g_garbage && send_garbage(seed) != 0)
+                return 1;
         }
     }
-    if (!strcmp(g_scenario, "kill")) {
-        /* Let traffic start, then kill node 1 in the middle of it. */
-        usleep(1500000);
-        kill(pids[1], SIGKILL);
-        printf("launcher: killed node 1 (pid %d)\n", (int)pids[1]);
+    close(rfd[1]);
+    if (victim_scenario()) {
+        /* When node 1's traffic runs, kill it (SIGKILL: its sockets close)
+         * or stop it (SIGSTOP: silence, only heartbeats notice). */
+        char c;
+        if (read(rfd[0], &c, 1) != 1) {
+            fprintf(stderr, "launcher: node 1 never got ready\n");
+            for (uint32_t n = 0; n < fork_n; n++)
+                kill(pids[n], SIGKILL);
+            return 1;
+        }
+        atomic_store(g_kill_ts, now_s());
+        kill(pids[1], strcmp(g_scenario, "kill") ? SIGSTOP : SIGKILL);
+        printf("launcher: %s node 1 (pid %d)\n", strcmp(g_scenario, "kill") ? "stopped" : "killed",
+               (int)pids[1]);
+        fflush(stdout);
     }
     int bad = 0;
     for (uint32_t n = 0; n < fork_n; n++) {
         int st;
+        if (victim_scenario() && n == 1)
+            continue;
         waitpid(pids[n], &st, 0);
-        bool killed = !strcmp(g_scenario, "kill") && n == 1;
+        bool killed = false;
         if (!killed && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
             fprintf(stderr, "launcher: node %u failed (status %#x)\n", n, st);
             bad = 1;
         }
+    }
+    if (victim_scenario()) {
+        int st;
+        kill(pids[1], SIGKILL);
+        waitpid(pids[1], &st, 0);
     }
     printf("cluster_node %s x%u: %s\n", g_scenario, fork_n, bad ? "FAIL" : "PASS");
     return bad;
