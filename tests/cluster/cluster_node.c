@@ -592,8 +592,8 @@ int main(int argc, char **argv)
                 close(pfd[0]);
                 FILE *out = fdopen(pfd[1], "w");
                 if (run_node(0, "127.0.0.1:0", "", cookie))
-                    _exit(1);
-                _exit(!strcmp(g_scenario, "refuse") ? refuse(true, out) : mesh(out));
+                    exit(1);
+                exit(!strcmp(g_scenario, "refuse") ? refuse(true, out) : mesh(out));
             }
             close(pfd[0]);
             close(pfd[1]);
@@ -606,8 +606,8 @@ int main(int argc, char **argv)
             }
             /* Node n lists only the seed; it finds the others through it. */
             if (run_node(n, "127.0.0.1:0", seed, n == 1 && cookie1 ? cookie1 : cookie))
-                _exit(1);
-            _exit(!strcmp(g_scenario, "refuse") ? refuse(false, NULL) : mesh(NULL));
+                exit(1);
+            exit(!strcmp(g_scenario, "refuse") ? refuse(false, NULL) : mesh(NULL));
         }
         pids[n] = p;
         if (n == 0) {
