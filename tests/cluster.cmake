@@ -34,3 +34,11 @@ if(TARGET axon_cluster_mpi)
                          ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
   endforeach()
 endif()
+# Two nodes in two network namespaces joined by a veth pair, UCX over TCP on
+# the veth only (clusteredge's tests/cluster/netns.sh; skipped, 77, without
+# root or `ip netns`).  The sleeps: UCX refuses a veth whose link is not up yet.
+add_test(NAME cluster_netns_2
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cluster/netns.sh run --timeout 150
+                 --b "sleep 1; UCX_TLS=tcp UCX_NET_DEVICES=\$AXON_NETNS_IF $<TARGET_FILE:cluster_node> --node 0 --nodes 2 --listen \$AXON_NETNS_B:7400 --actors 2 --msgs 100 --seconds 120"
+                 --a "sleep 1.5; UCX_TLS=tcp UCX_NET_DEVICES=\$AXON_NETNS_IF $<TARGET_FILE:cluster_node> --node 1 --nodes 2 --listen \$AXON_NETNS_A:7401 --peers \$AXON_NETNS_B:7400 --actors 2 --msgs 100 --seconds 120")
+set_tests_properties(cluster_netns_2 PROPERTIES LABELS cluster TIMEOUT 200 SKIP_RETURN_CODE 77)

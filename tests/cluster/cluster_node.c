@@ -522,6 +522,8 @@ int main(int argc, char **argv)
     const char *cookie = "axon-test-cookie", *cookie1 = NULL;
     uint32_t fork_n = 0;
     bool mpi = false;
+    int single = -1; /* --node N: run one node (with --listen, --peers, --nodes) */
+    const char *listen = "", *peers = "";
     int wire1 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -535,6 +537,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--cookie1")) cookie1 = v, i++;  /* node 1's cookie (refuse) */
         else if (!strcmp(a, "--wire1")) wire1 = atoi(v), i++; /* node 1's wire version (refuse) */
         else if (!strcmp(a, "--garbage")) g_garbage = true;
+        else if (!strcmp(a, "--node")) single = atoi(v), i++;
+        else if (!strcmp(a, "--nodes")) g_nodes = (uint32_t)atoi(v), i++;
+        else if (!strcmp(a, "--listen")) listen = v, i++;
+        else if (!strcmp(a, "--peers")) peers = v, i++;
         else {
             fprintf(stderr, "unknown option %s\n", a);
             return 2;
@@ -570,8 +576,16 @@ int main(int argc, char **argv)
         return 2;
 #endif
     }
+    if (single >= 0) {
+        if (run_node((uint32_t)single, listen, peers, cookie))
+            return 1;
+        int rc = mesh(NULL);
+        printf("cluster_node node %d of %u: %s\n", single, g_nodes, rc ? "FAIL" : "PASS");
+        return rc;
+    }
     if (!fork_n) {
-        fprintf(stderr, "usage: cluster_node --fork N | --mpi [options]\n");
+        fprintf(stderr, "usage: cluster_node --fork N | --mpi | --node I --nodes N --listen A "
+                        "[--peers B] [options]\n");
         return 2;
     }
     g_nodes = fork_n;
