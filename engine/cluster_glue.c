@@ -90,8 +90,25 @@ typedef struct name_ent {
     ax_ref_t ref;
 } name_ent_t;
 
+typedef struct bhv {
+    char name[AX_NAME_MAX];
+    ax_behaviour_fn fn;
+    size_t state_size;
+    ax_init_fn init;
+    ax_fini_fn fini;
+} bhv_t;
+
+/* The remote spawn request: the blob of an AX_SYS_RSPAWN, then the arg. */
+typedef struct rspawn {
+    char name[AX_NAME_MAX];
+    uint32_t reply_type;
+    uint32_t arg_len;
+} rspawn_t;
+
 struct ax_cl {
     ax_engine_t *eng;
+    bhv_t bhv[AX_BEHAVIOURS_MAX]; /* written before start, read-only after */
+    uint32_t nbhv;
     /* The registry's copy on this node: a plain array under a mutex
      * (registrations and lookups are rare next to messages; O(names)). */
     pthread_mutex_t names_mu;
@@ -878,7 +895,7 @@ void ax__cluster_flush(ax_worker_t *w)
 static bool type_ok(uint32_t type)
 {
     return type < AX_TYPE_SYSTEM || (type >= AX_SYS_MONITOR && type <= AX_SYS_KILL) ||
-           type == AX_SYS_NAME_REG || type == AX_SYS_NAME_UNREG;
+           type == AX_SYS_NAME_REG || type == AX_SYS_NAME_UNREG || type == AX_SYS_RSPAWN;
 }
 
 /* Queue one arrived message for dispatch (blob already local, or NULL). */
@@ -1185,6 +1202,39 @@ static void name_send(ax_clw_t *cw, uint32_t n, uint32_t type, ax_ref_t ref, con
     ax_msg_commit(m, type, AX_INLINE_MAX, 0, 0);
 }
 
+/* Spawn registered behaviour `name` here; answer `asker` with reply_type. */
+static void rspawn_run(ax_worker_t *w, ax_ref_t asker, const char *name, uint32_t reply_type,
+                       const void *arg, size_t arg_len)
+{
+    struct ax_cl *cl = w->eng->cl;
+    const bhv_t *b = NULL;
+    for (uint32_t i = 0; i < cl->nbhv; i++)
+        if (strcmp(cl->bhv[i].name, name) == 0)
+            b = &cl->bhv[i];
+    ax_ref_t ref = AX_REF_NONE;
+    int64_t rc = -ENOENT;
+    if (b) {
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_ANY, .init = b->init,
+                             .fini = b->fini, .arg = arg, .arg_len = arg_len};
+        rc = ax_spawn(w, b->fn, b->state_size, &o, &ref);
+        if (rc)
+            ref = AX_REF_NONE;
+    }
+    if (asker == AX_REF_NONE)
+        return;
+    int err;
+    uint8_t stamp;
+    ax_msg_t *m = ax__msg_slot_fast(w, asker, &err, &stamp);
+    if (!m)
+        return; /* the asker's node went down meanwhile: nobody to answer */
+    m->from = ref;
+    memset(m->payload.data, 0, AX_INLINE_MAX);
+    m->payload.u64[0] = ref;
+    memcpy(&m->payload.u64[1], &rc, 8);
+    snprintf((char *)m->payload.data + 16, AX_INLINE_MAX - 16, "%s", name);
+    ax_msg_commit(m, reply_type, AX_INLINE_MAX, 0, stamp);
+}
+
 void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
 {
     ax_clw_t *cw = CW(w);
@@ -1236,6 +1286,23 @@ void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
         if (name[0])
             names_del(cl, name, ax_ref_node(ref));
         return;
+    case AX_SYS_RSPAWN: {
+        if (!(m->flags & AX_MSG_F_BLOB))
+            return;
+        const rspawn_t *rq = m->payload.blob.ptr;
+        size_t len = (size_t)m->payload.blob.len;
+        if (len >= sizeof *rq && rq->arg_len <= AX_SPAWN_ARG_MAX &&
+            len - sizeof *rq >= rq->arg_len && rq->reply_type < AX_TYPE_SYSTEM) {
+            char bn[AX_NAME_MAX];
+            memcpy(bn, rq->name, AX_NAME_MAX);
+            bn[AX_NAME_MAX - 1] = 0;
+            rspawn_run(w, m->from, bn, rq->reply_type, rq + 1, rq->arg_len);
+        } else {
+            AX_STAT_INC(cw->st.wire_errors);
+        }
+        ax__blob_free(w, m->payload.blob.ptr);
+        return;
+    }
     default:
         return;
     }
@@ -1288,6 +1355,63 @@ void ax__cluster_worker_stop(ax_worker_t *w)
 static bool name_ok(const char *name)
 {
     return name && name[0] && strnlen(name, AX_NAME_MAX) < AX_NAME_MAX;
+}
+
+int ax_cluster_behaviour_register(ax_engine_t *eng, const char *name, ax_behaviour_fn fn,
+                                  size_t state_size, ax_init_fn init, ax_fini_fn fini)
+{
+    if (!eng || !eng->cl || !name_ok(name) || !fn)
+        return -EINVAL;
+    if (atomic_load_explicit(&eng->started, memory_order_acquire))
+        return -EALREADY;
+    struct ax_cl *cl = eng->cl;
+    for (uint32_t i = 0; i < cl->nbhv; i++)
+        if (strcmp(cl->bhv[i].name, name) == 0)
+            return -EEXIST;
+    if (cl->nbhv == AX_BEHAVIOURS_MAX)
+        return -ENOSPC;
+    bhv_t *b = &cl->bhv[cl->nbhv++];
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->fn = fn;
+    b->state_size = state_size;
+    b->init = init;
+    b->fini = fini;
+    return 0;
+}
+
+int ax_cluster_spawn(ax_ctx_t *ctx, uint32_t node, const char *name, const void *arg,
+                     size_t arg_len, uint32_t reply_type)
+{
+    if (!ctx || !ctx->eng->cl || !name_ok(name) || arg_len > AX_SPAWN_ARG_MAX ||
+        (arg_len && !arg) || reply_type >= AX_TYPE_SYSTEM || node >= AX_CTL_NODES)
+        return -EINVAL;
+    struct ax_cl *cl = ctx->eng->cl;
+    if (node == cl->node) {
+        rspawn_run(ctx, ax_self(ctx), name, reply_type, arg, arg_len);
+        return 0;
+    }
+    const pinc_t *pi = peer_get(cl, node, 2);
+    if (!pi)
+        return -EHOSTUNREACH;
+    rspawn_t *rq = ax_blob_alloc(ctx, sizeof *rq + arg_len);
+    if (!rq)
+        return -ENOMEM;
+    memset(rq, 0, sizeof *rq);
+    snprintf(rq->name, sizeof rq->name, "%s", name);
+    rq->reply_type = reply_type;
+    rq->arg_len = (uint32_t)arg_len;
+    if (arg_len)
+        memcpy(rq + 1, arg, arg_len);
+    int err;
+    ax_msg_t *m = ax__cluster_slot(ctx, ax__ref_make(ax__ref_home(node, pi->inc_tag), 0, 0, 0), &err);
+    if (!m) {
+        ax_blob_free(ctx, rq);
+        return err;
+    }
+    m->payload.blob.ptr = rq;
+    m->payload.blob.len = sizeof *rq + arg_len;
+    ax_msg_commit(m, AX_SYS_RSPAWN, 0, AX_MSG_F_BLOB, 0);
+    return 0;
 }
 
 int ax_cluster_register(ax_engine_t *eng, const char *name, ax_ref_t ref)

@@ -62,6 +62,25 @@ AX_API int ax_cluster_lookup(ax_ctx_t *ctx, const char *name, uint32_t type);
 /* This node's copy of the registry, for the embedding program. [any] */
 AX_API ax_ref_t ax_cluster_whereis(const ax_engine_t *eng, const char *name);
 
+/* ---- remote spawn -----------------------------------------------------------------
+ * A behaviour is named by a registered name: every node registers the same
+ * names (the same program), and any node can ask another to spawn one. */
+#define AX_BEHAVIOURS_MAX 64u
+/* Name fn (with its state size, init and fini) on this node.  [creator,
+ * before start]  0, -EINVAL (not a cluster node, bad name or fn),
+ * -EEXIST, -ENOSPC (AX_BEHAVIOURS_MAX), -EALREADY (started). */
+AX_API int ax_cluster_behaviour_register(ax_engine_t *eng, const char *name, ax_behaviour_fn fn,
+                                         size_t state_size, ax_init_fn init, ax_fini_fn fini);
+/* Ask node `node` (this one too) to spawn the behaviour registered as
+ * `name`, init getting a copy of arg (arg_len <= AX_SPAWN_ARG_MAX).  The
+ * running actor receives a message of reply_type: u64[0] the new reference
+ * (AX_REF_NONE on failure), u64[1] 0 or -errno as an int64 (-ENOENT: no
+ * such behaviour there, or the spawn's error), then the name (data + 16,
+ * truncated to 24 bytes).  Never waits.  [behaviour]  0, -EINVAL,
+ * -EHOSTUNREACH (node not up), -ENOMEM. */
+AX_API int ax_cluster_spawn(ax_ctx_t *ctx, uint32_t node, const char *name, const void *arg,
+                            size_t arg_len, uint32_t reply_type);
+
 typedef struct ax_cluster_stats {
     uint64_t nodes_up;           /* other nodes up now */
     uint64_t joins;              /* node incarnations that joined */

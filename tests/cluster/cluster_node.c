@@ -47,7 +47,7 @@
 #include "axon/cluster_mpi.h"
 #endif
 
-enum { T_START = 1, T_SEQ, T_BLOB, T_LOOKUP, T_DOWN_SEEN };
+enum { T_START = 1, T_SEQ, T_BLOB, T_LOOKUP, T_DOWN_SEEN, T_SPAWNED, T_PING, T_PONG };
 static const size_t BLOB_SIZES[] = { 1, 7, 100, 4095, 4096, 4097, 8192, 65536, 1u << 20, 4u << 20 };
 #define NBLOB (sizeof BLOB_SIZES / sizeof BLOB_SIZES[0])
 #define MAXA 1024
@@ -59,7 +59,8 @@ static uint32_t g_total;
 static ax_engine_t *g_eng;
 static _Atomic uint64_t g_errors, g_received, g_downs, g_blobs_ok;
 static _Atomic uint32_t g_lookups_ok;
-static _Atomic uint64_t g_from_victim; /* kill/stop: messages from node 1 (not counted) */
+static _Atomic uint64_t g_from_victim;
+static _Atomic uint32_t g_spawn_ok, g_spawn_enoent; /* remote spawn by behaviour name */ /* kill/stop: messages from node 1 (not counted) */
 static double g_last_down;
 /* Shared with the launcher (MAP_SHARED before fork): when it killed node 1. */
 static _Atomic double *g_kill_ts;
@@ -108,6 +109,19 @@ static uint64_t rng(uint64_t *s)
     return *s;
 }
 
+/* "echo", spawned by name from another node: answers PING with its init arg. */
+static void echo_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    (void)ctx;
+    if (len == 8)
+        memcpy(state, arg, 8);
+}
+static void on_echo(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    if (m->type == T_PING)
+        ax_send(ctx, ax_sender(ctx), T_PONG, state, 8);
+}
+
 static void on_msg(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
     actor_t *a = state;
@@ -123,6 +137,14 @@ static void on_msg(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         snprintf(name, sizeof name, "a%u", peer);
         if (ax_cluster_lookup(ctx, name, T_LOOKUP) != 0)
             ERR("ax_cluster_lookup failed");
+        if (a->me % (g_workers * g_actors) == 0 && !victim_scenario()) {
+            /* Remote spawn by name on the next node, and a name it lacks. */
+            uint32_t n = (g_node + 1) % g_nodes;
+            uint64_t me = a->me;
+            if (ax_cluster_spawn(ctx, n, "echo", &me, sizeof me, T_SPAWNED) != 0 ||
+                ax_cluster_spawn(ctx, n, "no-such-behaviour", NULL, 0, T_SPAWNED) != 0)
+                ERR("ax_cluster_spawn refused");
+        }
         uint32_t order[MAXA];
         uint64_t seed = 0x9E3779B97F4A7C15ull ^ a->me;
         for (uint32_t k = 0; k < g_msgs; k++) {
@@ -166,6 +188,32 @@ static void on_msg(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
                     }
                 }
             }
+        return;
+    }
+    case T_SPAWNED: {
+        ax_ref_t r = m->payload.u64[0];
+        int64_t rc;
+        memcpy(&rc, &m->payload.u64[1], 8);
+        const char *bn = (const char *)m->payload.data + 16;
+        if (!strcmp(bn, "echo")) {
+            if (rc != 0 || ax_ref_node(r) != (g_node + 1) % g_nodes)
+                ERR("remote spawn of echo: rc %lld, node %u", (long long)rc, ax_ref_node(r));
+            else
+                ax_send_u64(ctx, r, T_PING, 0);
+        } else if (rc == -ENOENT && r == AX_REF_NONE) {
+            atomic_fetch_add(&g_spawn_enoent, 1);
+        } else {
+            ERR("remote spawn of %s: rc %lld, expected -ENOENT", bn, (long long)rc);
+        }
+        return;
+    }
+    case T_PONG: {
+        uint64_t v;
+        memcpy(&v, m->payload.data, 8);
+        if (v != a->me)
+            ERR("the echo spawned remotely got init arg %llu, expected %u", (unsigned long long)v, a->me);
+        else
+            atomic_fetch_add(&g_spawn_ok, 1);
         return;
     }
     case T_LOOKUP: {
@@ -305,6 +353,10 @@ static int mesh(FILE *addr_out)
             return 1;
         }
     }
+    if (ax_cluster_behaviour_register(e, "echo", on_echo, 8, echo_init, NULL) != 0) {
+        fprintf(stderr, "behaviour register failed\n");
+        return 1;
+    }
     if (ax_engine_start(e)) {
         fprintf(stderr, "start: %s\n", ax_engine_last_error());
         return 1;
@@ -360,13 +412,17 @@ static int mesh(FILE *addr_out)
             if (node_alive(s / per))
                 expect += expected_from(s, gidx(g_node, t));
     uint64_t downs_expect = kill && g_node != 1 ? (uint64_t)per * per : 0;
+    uint32_t spawns = kill ? 0 : 1;
     while (atomic_load(&g_received) < expect || atomic_load(&g_downs) < downs_expect ||
-           atomic_load(&g_lookups_ok) < per) {
+           atomic_load(&g_lookups_ok) < per || atomic_load(&g_spawn_ok) < spawns ||
+           atomic_load(&g_spawn_enoent) < spawns) {
         if (now_s() - t0 > g_seconds) {
-            ERR("timeout: received %llu of %llu, DOWN %llu of %llu, lookups %u of %u",
+            ERR("timeout: received %llu of %llu, DOWN %llu of %llu, lookups %u of %u, remote "
+                "spawns %u+%u of %u+%u",
                 (unsigned long long)atomic_load(&g_received), (unsigned long long)expect,
                 (unsigned long long)atomic_load(&g_downs), (unsigned long long)downs_expect,
-                atomic_load(&g_lookups_ok), per);
+                atomic_load(&g_lookups_ok), per, atomic_load(&g_spawn_ok),
+                atomic_load(&g_spawn_enoent), spawns, spawns);
             break;
         }
         if (kill && g_node == 1) {
@@ -403,6 +459,8 @@ static int mesh(FILE *addr_out)
     ax_cluster_get_stats(e, &cs);
     ax_worker_stats_t ws;
     ax_engine_stats(e, &ws);
+    printf("node %u: remote spawns ok %u, refused (no such behaviour) %u\n", g_node,
+           atomic_load(&g_spawn_ok), atomic_load(&g_spawn_enoent));
     printf("node %u: received %llu/%llu blobs_ok %llu downs %llu lookups %u errors %llu | "
            "sent %llu recv %llu batches %llu/%llu reordered %llu dead(unreach %llu stale %llu) "
            "wire_errors %llu dead_letters %llu %.2f s\n",
