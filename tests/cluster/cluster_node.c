@@ -47,7 +47,8 @@
 #include "axon/cluster_mpi.h"
 #endif
 
-enum { T_START = 1, T_SEQ, T_BLOB, T_LOOKUP, T_DOWN_SEEN, T_SPAWNED, T_PING, T_PONG };
+enum { T_START = 1, T_SEQ, T_BLOB, T_LOOKUP, T_DOWN_SEEN, T_SPAWNED, T_PING, T_PONG, T_PP,
+       T_FLOOD, T_FLOOD_GO };
 static const size_t BLOB_SIZES[] = { 1, 7, 100, 4095, 4096, 4097, 8192, 65536, 1u << 20, 4u << 20 };
 #define NBLOB (sizeof BLOB_SIZES / sizeof BLOB_SIZES[0])
 #define MAXA 1024
@@ -120,6 +121,44 @@ static void on_echo(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
     if (m->type == T_PING)
         ax_send(ctx, ax_sender(ctx), T_PONG, state, 8);
+}
+
+/* Scenario "pingpong": node 0's first actor and node 1's exchange T_PP
+ * g_msgs times (round trip), then node 0's sends g_msgs T_FLOOD one way. */
+static _Atomic uint64_t g_pp_done, g_flood_got;
+static double g_pp_t0, g_pp_t1, g_flood_t0, g_flood_t1;
+static void on_pp(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    uint64_t *n = state;
+    if (m->type == T_START) {
+        g_pp_t0 = now_s();
+        ax_send_u64(ctx, g_all[gidx(1, 0)], T_PP, 0);
+    } else if (m->type == T_PP) {
+        uint64_t v = m->payload.u64[0];
+        if (g_node == 1) {
+            ax_send_u64(ctx, ax_sender(ctx), T_PP, v + 1);
+        } else if (v + 1 < 2ull * g_msgs) {
+            ax_send_u64(ctx, ax_sender(ctx), T_PP, v + 1);
+        } else {
+            g_pp_t1 = now_s();
+            atomic_store(&g_pp_done, 1);
+            g_flood_t0 = now_s();
+            for (uint64_t i = 0; i < g_msgs; i++)
+                while (ax_send_u64(ctx, g_all[gidx(1, 0)], T_FLOOD, i) == -ENOMEM)
+                    ;
+        }
+    } else if (m->type == T_FLOOD) {
+        if (m->payload.u64[0] != (*n)++)
+            ERR("flood out of order");
+        if (*n == g_msgs) {
+            g_flood_t1 = now_s();
+            atomic_store(&g_flood_got, *n);
+            ax_send_u64(ctx, ax_sender(ctx), T_FLOOD_GO, 0);
+        }
+    } else if (m->type == T_FLOOD_GO) {
+        g_flood_t1 = now_s();
+        atomic_store(&g_flood_got, g_msgs);
+    }
 }
 
 static void on_msg(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
@@ -342,7 +381,9 @@ static int mesh(FILE *addr_out)
     for (uint32_t i = 0; i < per; i++) {
         ax_spawn_opts_t o = { .size = sizeof o, .where = AX_ON_WORKER, .worker = i % g_workers };
         bool watcher = victim_scenario() && g_node != 1;
-        if (ax_engine_spawn(e, watcher ? on_watcher : on_msg, sizeof(actor_t), &o, &mine[i])) {
+        bool pp = !strcmp(g_scenario, "pingpong");
+        if (ax_engine_spawn(e, pp ? on_pp : watcher ? on_watcher : on_msg, sizeof(actor_t), &o,
+                            &mine[i])) {
             fprintf(stderr, "spawn failed\n");
             return 1;
         }
@@ -393,6 +434,23 @@ static int mesh(FILE *addr_out)
     for (uint32_t i = 0; i < g_total; i++)
         if (ax_ref_node(g_all[i]) != i / per)
             ERR("name a%u names node %u", i, ax_ref_node(g_all[i]));
+    if (!strcmp(g_scenario, "pingpong")) {
+        if (g_node == 0 && ax_engine_send(e, mine[0], T_START, NULL, 0))
+            ERR("start");
+        while (atomic_load(&g_flood_got) < g_msgs && now_s() - t0 < g_seconds)
+            usleep(1000);
+        if (g_node == 0)
+            printf("pingpong: %u round trips, mean RTT %.2f us; one-way %u messages in %.3f s = "
+                   "%.0f msg/s (first send to last ack)\n", g_msgs,
+                   (g_pp_t1 - g_pp_t0) / g_msgs * 1e6, g_msgs, g_flood_t1 - g_flood_t0,
+                   g_msgs / (g_flood_t1 - g_flood_t0));
+        fflush(stdout);
+        usleep(300000);
+        ax_engine_stop(e);
+        ax_engine_wait(e);
+        ax_engine_destroy(e);
+        return atomic_load(&g_flood_got) == g_msgs && !atomic_load(&g_errors) ? 0 : 1;
+    }
     bool kill = victim_scenario();
     for (uint32_t i = 0; i < per; i++)
         if (ax_engine_send(e, mine[i], T_START, &(uint64_t){ gidx(g_node, i) }, 8))
