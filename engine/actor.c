@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/cluster_glue.h"
 #include "engine/engine_internal.h"
 
 /* ---- slots ------------------------------------------------------------------------------- */
@@ -304,7 +305,7 @@ void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
         return;
     }
     uint32_t slot = a->slot;
-    AX_TRACE_STOP(w->id, ax__ref_make(w->id, w->table[slot].gen, slot));
+    AX_TRACE_STOP(w->id, ax__ref_make(w->home, w->id, w->table[slot].gen, slot));
     AX_STAT_INC(w->st.stopped); /* owner-only: no locked add */
     slot_free(w, slot);
     ax__actor_free(w, a);
@@ -317,7 +318,7 @@ void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in
 {
     const ax_reason_t *why = why_in;
     ax_reason_t why_copy;
-    ax_ref_t ref = ax__ref_make(w->id, w->table[a->slot].gen, a->slot);
+    ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[a->slot].gen, a->slot);
     a->flags &= ~AX_ACTOR_STOPPING;
     if (w->pend_actor == a)
         w->pend_actor = NULL;
@@ -579,13 +580,17 @@ void ax__lq_fini(ax_worker_t *w)
 
 ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stamp)
 {
-    uint32_t d = ax_ref_worker(to);
+    uint32_t d = ax__ref_dest(w->home, to);
     ax_msg_t *m;
     ax_actor_t *ca = w->cur;
     bool sponsored = ca && ca->sp, ovf_charged = false;
     *stamp = 0;
     if (__builtin_expect(d >= w->nworkers, 0)) {
-        *err = -EINVAL;
+        /* Another node (or another incarnation of this one) on a cluster
+         * node: its transport queues it (engine/cluster_glue.c). */
+        if (w->cl && !w->closing)
+            return ax__cluster_slot(w, to, err);
+        *err = w->closing ? -ESHUTDOWN : -EINVAL;
         return NULL;
     }
     if (__builtin_expect(w->closing, 0)) {
@@ -945,7 +950,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
             ax__fault_spawn_undo(sp);
             return rc;
         }
-        ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+        ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[slot].gen, slot);
         const ax_spawn_req_t *rqp = NULL; /* no sponsor, no flags: no request */
         if (sp || flags) {
             fill_req(&rq, fn, state_size, o, sp);
@@ -993,7 +998,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         ax__fault_spawn_undo(sp);
         return rc;
     }
-    ax_ref_t ref = ax__ref_make(t, gen, slot);
+    ax_ref_t ref = ax__ref_make(w->home, t, gen, slot);
     if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
         if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
             claim_return(tw, slot); /* no ref to it was handed out */
@@ -1113,7 +1118,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         ax__inbox_node_free(node);
         return rc;
     }
-    ax_ref_t ref = ax__ref_make(t, gen, slot);
+    ax_ref_t ref = ax__ref_make(eng->home, t, gen, slot);
     memset(&node->msg, 0, sizeof node->msg);
     node->msg.to = ref;
     node->msg.type = AX_SYS_SPAWN_EXT;
@@ -1125,7 +1130,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
 
 int ax__ext_post(ax_engine_t *eng, const ax_msg_t *msg)
 {
-    uint32_t t = ax_ref_worker(msg->to);
+    uint32_t t = eng ? ax__ref_dest(eng->home, msg->to) : 0;
     if (!eng || t >= eng->n)
         return -EINVAL;
     ax_inbox_node_t *node = ax__inbox_node_alloc();
@@ -1144,7 +1149,7 @@ int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf
 {
     if (!eng || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf))
         return -EINVAL;
-    uint32_t t = ax_ref_worker(to);
+    uint32_t t = ax__ref_dest(eng->home, to);
     if (t >= eng->n)
         return -EINVAL;
     ax_inbox_node_t *node = ax__inbox_node_alloc();
@@ -1341,7 +1346,7 @@ static void uncount_source(ax_worker_t *w)
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
-    if (ax_ref_worker(m->to) != w->id || slot >= w->max_slots) {
+    if (ax__ref_dest(w->home, m->to) != w->id || slot >= w->max_slots) {
         dead_letter(w, m);
         return;
     }
@@ -1362,6 +1367,9 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
             e->gen == ax__ref_gen(m->to) && (!a || (a->flags & AX_ACTOR_EMBRYO))) {
             uncount_source(w);
             handle_spawn(w, m);
+        } else if (m->type >= AX_SYS_CLUSTER_FIRST && m->type <= AX_SYS_CLUSTER_LAST) {
+            uncount_source(w);
+            ax__cluster_dispatch(w, m);
         } else if (m->type >= AX_SYS_FAULT_FIRST && m->type <= AX_SYS_FAULT_LAST) {
             /* A request for an actor whose spawn request is still on its
              * way waits with the early messages (not a revoke: it names a
@@ -1429,7 +1437,7 @@ static void embryo_drop(ax_worker_t *w, uint32_t slot)
 static void stop_msg(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
-    if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && ax_ref_worker(m->to) == w->id &&
+    if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && ax__ref_dest(w->home, m->to) == w->id &&
         slot < w->max_slots && w->table[slot].gen == ax__ref_gen(m->to)) {
         ax_actor_t *a = w->table[slot].actor;
         if (!a || (a->flags & AX_ACTOR_EMBRYO)) {
@@ -1534,6 +1542,8 @@ void ax__worker_shutdown(ax_worker_t *w)
     while (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         sched_yield();
     ax__flush(w);
+    if (w->cl)
+        ax__cluster_flush(w); /* what behaviours sent to other nodes leaves now */
     pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
     w->closing = true;                        /* sends from init and fini: -ESHUTDOWN */
     stop_inbound(w);                          /* reads the others' overflow to us */
@@ -1542,6 +1552,7 @@ void ax__worker_shutdown(ax_worker_t *w)
     stop_all_actors(w);
     ax__conv_fini(w);
     ax__io_stop(w);
+    ax__cluster_worker_stop(w); /* arrivals dropped (counted), endpoints closed */
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
     pthread_barrier_wait(&eng->stop_barrier); /* every blob freed before arenas go */

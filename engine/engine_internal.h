@@ -151,7 +151,7 @@ static inline uint32_t ax__lq_count(const ax_worker_t *w) { return w->lq_tail - 
 __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to,
                                                                        uint8_t *stamp)
 {
-    uint32_t d = ax_ref_worker(to);
+    uint32_t d = ax__ref_dest(w->home, to);
     ax_msg_t *m;
     ax_actor_t *ca = w->cur;
     ax_sp_local_t *sp = ca ? ca->sp : NULL;
@@ -287,6 +287,10 @@ int ax__fault_engine_init(ax_engine_t *eng);  /* create: take a reference on the
 void ax__fault_engine_fini(ax_engine_t *eng); /* destroy: drop it */
 void ax__fault_worker_enter(ax_worker_t *w);  /* worker thread: altstack, thread-local */
 void ax__fault_worker_leave(ax_worker_t *w);
+
+/* failure.c: node `node` is down: DOWN / EXIT (unreachable) for what
+ * watches or links to its actors (called by engine/cluster_glue.c). */
+void ax__fault_node_down(ax_worker_t *w, uint32_t node);
 
 /* inbox.c */
 int ax__inbox_init(ax_worker_t *w);

@@ -1796,7 +1796,7 @@ static void err_sender(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         big[i] = (unsigned char)(i * 7 + 1);
     ax_ref_t t = sh->target;
     /* a ref naming worker 7 of a 2-worker engine: not stale, malformed */
-    ax_ref_t far = ((ax_ref_t)(7u + 1u) << 48) | (t & 0xffffffffffffull);
+    ax_ref_t far = (t & ~((ax_ref_t)0x3FF << AX_REF_WORKER_SHIFT)) | ((ax_ref_t)7 << AX_REF_WORKER_SHIFT);
     atomic_store(&sh->rc[0], ax_send(ctx, t, T_SEQ, big, AX_INLINE_MAX + 1));
     atomic_store(&sh->rc[1], ax_send(ctx, t, AX_TYPE_SYSTEM, big, 8));
     atomic_store(&sh->rc[2], ax_send(ctx, t, AX_TYPE_IO, big, 8));
