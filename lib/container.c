@@ -163,8 +163,8 @@ struct ax_cont {
 typedef struct rd_impl {
     ax_cont_t *c;
     MDB_txn *txn;
-    uintptr_t worker; /* worker id + 1, or 0 outside */
-    uintptr_t pad;
+    uintptr_t worker;  /* LMDB: worker id + 1, or 0 outside */
+    uintptr_t outside; /* an outside thread's section (ctx NULL) */
 } rd_impl_t;
 _Static_assert(sizeof(rd_impl_t) <= sizeof(ax_cont_rd_t), "read section fits");
 typedef struct wr_impl {
@@ -921,9 +921,10 @@ int ax_cont_read_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_rd_t *prd)
         return rc;
     rd->c = c;
     rd->txn = NULL;
-    rd->worker = ctx ? (uintptr_t)ax_worker_id(ctx) + 1 : 0;
+    rd->outside = !ctx;
     if (c->kind == AX_CONT_MEMORY)
         return 0; /* QSBR: being online is the guard (its read_lock is empty) */
+    rd->worker = ctx ? (uintptr_t)ax_worker_id(ctx) + 1 : 0;
     if (rd->worker && rd->worker - 1 < c->reg->nworkers) {
         /* The worker's cached read transaction: renew is a slot update,
          * no allocation, no lock.  Nested sections share it. */
@@ -986,7 +987,7 @@ void ax_cont_read_leave(ax_cont_rd_t *prd)
     } else {
         mdb_txn_abort(rd->txn);
     }
-    section_end(rd->worker == 0);
+    section_end(rd->outside);
     rd->c = NULL;
 }
 
