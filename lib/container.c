@@ -390,7 +390,7 @@ static int node_match(struct cds_lfht_node *n, const void *arg)
  * turns to poll at, so their chains are freed by the callback as before. */
 enum { GP_PENDING = 0, GP_DONE = 1, GP_ABANDONED = 2 };
 #define NO_CLASS 0xFFu
-#define FREE_CAP_BYTES (1u << 20) /* per worker thread; more goes back to malloc */
+#define FREE_CAP_BYTES (4u << 20) /* per worker thread; more goes back to malloc */
 
 
 static size_t node_size(size_t voff, size_t vlen)
