@@ -17,6 +17,15 @@
  * Items are operations (lookups or puts); items/s is the figure.  W = 1 and
  * 2 show whether reads scale with workers.  Keys: 1024 of 4 bytes; values 64
  * bytes.  Manual time stamped inside the actors/threads.
+ *
+ * Counters: cpu_ns_per_op (reads: the reader actors' thread CPU time per
+ * operation; flat from 1 to 2 workers when they share nothing, whatever
+ * else runs on the machine) and proc_cpu_ns_per_op (the whole process).
+ * Environment, for profiling runs (docs/containers.md "Figures"):
+ *   AXON_BENCH_OPS=N          N operations per run, whatever the iterations
+ *   AXON_BENCH_TICK_MS=N      a timer per worker, so valgrind does not hang
+ *                             on a worker parked in io_uring_enter
+ *   AXON_BENCH_WRITE_EVERY=N  one write per N operations (0: none; 100)
  */
 #include <errno.h>
 #include <stdalign.h>
