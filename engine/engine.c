@@ -437,7 +437,7 @@ int ax_engine_add_worker_hooks(ax_engine_t *eng, const ax_worker_hooks_t *hooks)
     return 0;
 }
 
-static void park(ax_worker_t *w, int64_t timeout_ns)
+void ax__park(ax_worker_t *w, int64_t timeout_ns)
 {
     ax_engine_t *eng = w->eng;
     publish_counters(w);
@@ -516,7 +516,7 @@ static void worker_loop(ax_worker_t *w)
         /* Overflow waiting for ring space: nobody will wake us for that, so
          * sleep briefly instead of indefinitely. */
         int64_t timeout = w->novf ? 50000 : ax__next_timeout(w);
-        park(w, timeout);
+        ax__park(w, timeout);
     }
 }
 
