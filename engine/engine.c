@@ -25,15 +25,38 @@
  *   The fence is paid once per loop turn that published to another worker
  *   (one per batch), never per message: ax_send itself has no fence.
  *
- * ---- Doorbell (which rings to visit) ----------------------------------------------
- *   With many workers, a receiver visits only the rings whose bit is set in
- *   its bell words (set by senders with fetch_or(release) after publishing,
- *   cleared by the receiver with exchange(acquire)), plus the rings it left
- *   non-empty after a batch.  The bell is a hint: a bit a sender saw already
- *   set may be cleared by the receiver just before the sender's slot becomes
- *   visible, so every 64th turn and before every park the receiver scans all
- *   inbound rings (the park path is the F1/F2 proof above).  A message is
- *   therefore never stranded; at worst it waits 64 turns.
+ * ---- Doorbell (which rings to visit; scheduler.doorbell) ---------------------------
+ *   With many workers a receiver polls only its awake inbound rings (the
+ *   active list); the others are asleep (ring->asleep == 1) and their
+ *   sender rings the receiver's bell (bit s of its bell words) when it
+ *   publishes to one.  So the bell is written on a transition from asleep
+ *   to awake, not per turn: under steady traffic no sender touches it, and
+ *   a message costs its slot's line and nothing else (issue 14; before,
+ *   every sender's fetch_or moved the receiver's bell line every turn, 2.2
+ *   lines per message at 64 workers all-to-all, now ~1.0).
+ *
+ *   Receiver R, ring s goes to sleep       Sender S, flush after publishing
+ *   (after AX_RING_AWAKE_TURNS empty       (commits R1 before)
+ *   polls, or at park):                    F2: fence(seq_cst)
+ *     store s.asleep = 1 (release, R7)      if load s.asleep (acquire, A7):
+ *     F4: fence(seq_cst) (F1 at park)         if bit s of R.bell is clear:
+ *     peek ring s: a message?                   fetch_or(bit) (release, R3)
+ *       yes: store s.asleep = 0, poll on        F2b: fence(seq_cst)
+ *       no: drop s from the active list         wake R if parked (as above)
+ *   F4 and F2 are in S.  If F4 precedes F2, S's load after F2 sees 1 (or a
+ *   later 0: R took ring s up again and polls it), so S rings; if F2
+ *   precedes F4, R's peek after F4 sees S's slot and keeps polling.  Either
+ *   way a slot on a sleeping ring comes with a bell bit.  R takes bits with
+ *   exchange(acquire, A3, pairing with R3: the slots committed before are
+ *   visible), stores asleep = 0 (relaxed: S may ring once more, harmlessly)
+ *   and puts the ring on its active list.  A7 pairs with R7 so that S, having
+ *   seen asleep = 1, also sees R's exchange that cleared the bit before: its
+ *   "bit already set" test then only skips bits R has not taken yet.
+ *   A rung receiver may be parked: F2b and F1 are the park/wake pair for
+ *   the bell (R parks: parked = 1, F1, then reads its bell words), as F2 is
+ *   for awake rings (R re-peeks them after F1, having put them to sleep
+ *   first; see ax__park).  The fence pair is paid per transition, never
+ *   per message; a flush to awake rings pays F2 only, as without a bell.
  *
  * ---- Quiescence (ax_engine_stop_when_idle) ------------------------------------------
  *   Each worker counts messages it enqueued (sent) and consumed (handled) and
@@ -58,6 +81,12 @@
 
 #include "engine/engine_internal.h"
 #include "topology/bind.h"
+
+/* Doorbell: a ring stays on its receiver's active list (polled every turn,
+ * no bell needed) until this many polls in a row found it empty.  An empty
+ * poll is a load of a line the receiver already holds; going to sleep and
+ * waking again costs about three line transfers and two fences. */
+#define AX_RING_AWAKE_TURNS 64u
 
 static _Thread_local char last_error[512];
 
@@ -125,26 +154,40 @@ void ax__flush(ax_worker_t *w)
     if (!nd)
         return;
     ax_engine_t *eng = w->eng;
-    bool any = false;
+    for (uint32_t i = 0; i < nd; i++)
+        w->is_dirty[w->dirty[i]] = 0; /* each slot was published by its own commit (R1) */
+    w->ndirty = 0;
+    /* F2: pairs with F1 in ax__park and F4 in sleep_rings; see the file
+     * comment. */
+    AX_FENCE_SEQ_CST(eng);
+    if (!w->use_bell) {
+        for (uint32_t i = 0; i < nd; i++)
+            ax__wake(eng, w, w->dirty[i]);
+        return;
+    }
+    /* Doorbell: only rings their receiver does not poll need a bell, and
+     * only a rung receiver can be parked (an awake ring is re-checked by
+     * its receiver after F1 before it parks).  The rung destinations are
+     * gathered at the front of `dirty`, which is free again. */
+    uint32_t rung = 0;
+    uint64_t bit = 1ull << (w->id % 64);
     for (uint32_t i = 0; i < nd; i++) {
         uint32_t d = w->dirty[i];
-        w->is_dirty[d] = 0;
-        any = true; /* each slot was published by its own commit (R1) */
-        if (w->use_bell) {
-            _Atomic uint64_t *word = &eng->w[d]->bell[w->id / 64];
-            uint64_t bit = 1ull << (w->id % 64);
-            /* R3: the slot commits (R1) are visible to a receiver whose
-             * exchange (A3 in drain_rings) reads this bit. */
-            if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
-                atomic_fetch_or_explicit(word, bit, memory_order_release);
-        }
+        /* A7: pairs with R7 in sleep_rings. */
+        if (!atomic_load_explicit(&w->out[d]->asleep, memory_order_acquire))
+            continue;
+        _Atomic uint64_t *word = &eng->w[d]->bell[w->id / 64];
+        /* R3: the slot commits (R1) are visible to a receiver whose
+         * exchange (A3 in take_bells) reads this bit. */
+        if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
+            atomic_fetch_or_explicit(word, bit, memory_order_release);
+        w->dirty[rung++] = d;
     }
-    w->ndirty = 0;
-    if (!any)
+    if (!rung)
         return;
-    /* F2: pairs with F1 in park(); see the file comment. */
+    /* F2b: the bell bits before this fence pair with F1 in ax__park. */
     AX_FENCE_SEQ_CST(eng);
-    for (uint32_t i = 0; i < nd; i++)
+    for (uint32_t i = 0; i < rung; i++)
         ax__wake(eng, w, w->dirty[i]);
 }
 
@@ -210,33 +253,99 @@ static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
     return n;
 }
 
+/* Doorbell: put ring s on the active list (it was asleep, its sender rang). */
+static void wake_ring(ax_worker_t *w, uint32_t s)
+{
+    w->ring_idle[s] = 0;
+    if (w->awake[s])
+        return; /* rung again before we took the first bell */
+    w->awake[s] = 1;
+    /* Relaxed: a sender that still reads 1 rings once more, harmlessly. */
+    atomic_store_explicit(&w->in[s]->asleep, 0, memory_order_relaxed);
+    w->active[w->nactive++] = s;
+}
+
+/* Doorbell: take every bit set in the bell words.  True if any. */
+static bool take_bells(ax_worker_t *w)
+{
+    bool any = false;
+    for (uint32_t k = 0; k < w->nwords; k++) {
+        if (!atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+            continue;
+        /* A3: pairs with R3 in ax__flush: the slots committed before the
+         * bits we take are visible. */
+        uint64_t bits = atomic_exchange_explicit(&w->bell[k], 0, memory_order_acquire);
+        while (bits) {
+            wake_ring(w, k * 64 + (uint32_t)__builtin_ctzll(bits));
+            bits &= bits - 1;
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* Doorbell: put the active rings whose ring_idle reached `idle` to sleep (R7, F4; file comment), keeping any that turns
+ * out to hold a message.  True if one did.  One fence per call, paid only
+ * when a ring goes to sleep. */
+static bool sleep_rings(ax_worker_t *w, uint32_t idle)
+{
+    uint32_t k, sleeping = 0;
+    for (k = 0; k < w->nactive; k++) {
+        uint32_t s = w->active[k];
+        if (w->ring_idle[s] >= idle) {
+            /* R7: pairs with A7 in ax__flush. */
+            atomic_store_explicit(&w->in[s]->asleep, 1, memory_order_release);
+            sleeping++;
+        }
+    }
+    if (!sleeping)
+        return false;
+    /* F4: pairs with F2 in ax__flush; see the file comment. */
+    AX_FENCE_SEQ_CST(w->eng);
+    bool found = false;
+    uint32_t kept = 0;
+    for (k = 0; k < w->nactive; k++) {
+        uint32_t s = w->active[k];
+        if (w->ring_idle[s] >= idle) {
+            if (ax_ring_c_nonempty(w->in[s])) {
+                atomic_store_explicit(&w->in[s]->asleep, 0, memory_order_relaxed);
+                w->ring_idle[s] = 0;
+                found = true;
+            } else {
+                w->awake[s] = 0;
+                continue;
+            }
+        }
+        w->active[kept++] = s;
+    }
+    w->nactive = kept;
+    return found;
+}
+
 static uint32_t drain_rings(ax_worker_t *w)
 {
     uint32_t n = 0, N = w->nworkers;
     if (N == 1)
         return 0;
-    if (!w->use_bell || (w->turn & 63) == 0) {
+    if (!w->use_bell) {
         for (uint32_t s = 0; s < N; s++)
             if (s != w->id)
                 n += drain_ring(w, s);
         return n;
     }
-    for (uint32_t k = 0; k < w->nwords; k++) {
-        uint64_t bits = w->pending[k];
-        if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
-            /* A3: pairs with R3 in ax__flush: the slots committed before
-             * the bits we take are visible. */
-            bits |= atomic_exchange_explicit(&w->bell[k], 0, memory_order_acquire);
-        w->pending[k] = 0;
-        while (bits) {
-            uint32_t s = k * 64 + (uint32_t)__builtin_ctzll(bits);
-            bits &= bits - 1;
-            uint32_t got = drain_ring(w, s);
-            n += got;
-            if (got == w->batch)
-                w->pending[k] |= 1ull << (s % 64);
-        }
+    take_bells(w);
+    bool idle = false;
+    for (uint32_t k = 0; k < w->nactive; k++) {
+        uint32_t s = w->active[k];
+        uint32_t got = drain_ring(w, s);
+        n += got;
+        if (got)
+            w->ring_idle[s] = 0;
+        else if (++w->ring_idle[s] >= AX_RING_AWAKE_TURNS)
+            idle = true;
     }
+    if (__builtin_expect(idle, 0))
+        sleep_rings(w, AX_RING_AWAKE_TURNS);
     return n;
 }
 
@@ -319,14 +428,23 @@ uint32_t ax__run_turn(ax_worker_t *w)
     return n;
 }
 
-/* Anything to do?  Looks at every source, not only the doorbell hints. */
-static bool has_work(ax_worker_t *w)
+/* Anything to do?  After F1 in ax__park.  With the doorbell, the rings
+ * still awake were put to sleep before F1 (ax__park), so the bell words
+ * cover every ring; a ring that was awake and held a message is awake
+ * again (sleep_rings) and counts as work. */
+static bool has_work(ax_worker_t *w, bool ring_found)
 {
-    if (ax__lq_count(w) || ax__inbox_nonempty(w))
+    if (ring_found || ax__lq_count(w) || ax__inbox_nonempty(w))
         return true;
-    for (uint32_t s = 0; s < w->nworkers; s++)
-        if (s != w->id && ax_ring_c_nonempty(w->in[s]))
-            return true;
+    if (w->use_bell) {
+        for (uint32_t k = 0; k < w->nwords; k++)
+            if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+                return true;
+    } else {
+        for (uint32_t s = 0; s < w->nworkers; s++)
+            if (s != w->id && ax_ring_c_nonempty(w->in[s]))
+                return true;
+    }
     return ax__io_ready(w);
 }
 
@@ -340,7 +458,10 @@ static bool quick_check(ax_worker_t *w)
         return true;
     if (w->use_bell) {
         for (uint32_t k = 0; k < w->nwords; k++)
-            if (w->pending[k] | atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+            if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+                return true;
+        for (uint32_t k = 0; k < w->nactive; k++)
+            if (ax_ring_peek(w->in[w->active[k]]))
                 return true;
     } else {
         for (uint32_t s = 0; s < w->nworkers; s++)
@@ -441,10 +562,15 @@ void ax__park(ax_worker_t *w, int64_t timeout_ns)
 {
     ax_engine_t *eng = w->eng;
     publish_counters(w);
+    /* Doorbell: every awake ring goes to sleep first (R7), so that after
+     * F1 a sender either sees it asleep and rings (F2/F2b), or we see its
+     * message.  sleep_rings' own fence is F1's twin; it wakes any ring
+     * that already holds mail. */
+    bool ring_found = w->use_bell && sleep_rings(w, 0);
     atomic_store_explicit(&w->parked, 1, memory_order_relaxed);
-    /* F1: pairs with F2 in ax__flush and F3 in ax_engine_send; see top. */
+    /* F1: pairs with F2/F2b in ax__flush and F3 in ax_engine_send; see top. */
     AX_FENCE_SEQ_CST(eng);
-    if (has_work(w) || atomic_load_explicit(&eng->stopping, memory_order_relaxed)) {
+    if (has_work(w, ring_found) || atomic_load_explicit(&eng->stopping, memory_order_relaxed)) {
         atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
         return;
     }
@@ -639,11 +765,13 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->dirty = xcalloc_aligned(N, sizeof *w->dirty);
     w->is_dirty = xcalloc_aligned(N, 1);
     w->ovf_list = xcalloc_aligned(N, sizeof *w->ovf_list);
-    w->pending = xcalloc_aligned(w->nwords, sizeof *w->pending);
+    w->active = xcalloc_aligned(N, sizeof *w->active);
+    w->awake = xcalloc_aligned(N, 1);
+    w->ring_idle = xcalloc_aligned(N, 1);
     w->bell = xcalloc_aligned(w->nwords, sizeof *w->bell);
     w->st.from = xcalloc_aligned(N, sizeof *w->st.from);
-    if (!w->out || !w->in || !w->ovf || !w->dirty || !w->is_dirty || !w->ovf_list || !w->pending ||
-        !w->bell || !w->st.from)
+    if (!w->out || !w->in || !w->ovf || !w->dirty || !w->is_dirty || !w->ovf_list || !w->active ||
+        !w->awake || !w->ring_idle || !w->bell || !w->st.from)
         return -ENOMEM;
     for (uint32_t d = 0; d < N; d++)
         ax_mq_init(&w->ovf[d]);
@@ -687,7 +815,9 @@ static void worker_destroy(ax_worker_t *w)
     free(w->dirty);
     free(w->is_dirty);
     free(w->ovf_list);
-    free(w->pending);
+    free(w->active);
+    free(w->awake);
+    free(w->ring_idle);
     free(w->bell);
     free(w->st.from);
     free(w);

@@ -141,8 +141,15 @@ struct ax_ctx {
     uint8_t *is_dirty;
     uint32_t *ovf_list;   /* destinations with a non-empty overflow */
     uint32_t novf;
-    uint64_t *pending;    /* inbound rings left non-empty after a batch */
-    uint32_t nwords;      /* words in pending / bell */
+    /* Doorbell (use_bell; engine.c "Doorbell"): the inbound rings polled
+     * every turn (awake: their `asleep` word is 0), unordered; every other
+     * ring is asleep and its sender rings the bell.  ring_idle[s]: empty
+     * polls of ring s in a row; at AX_RING_AWAKE_TURNS it goes to sleep. */
+    uint32_t *active;
+    uint32_t nactive;
+    uint8_t *awake;
+    uint8_t *ring_idle;
+    uint32_t nwords;      /* words in bell */
     uint32_t batch;
     uint32_t turn;
     /* The turn, stored once per turn for the watchdog thread (relaxed: it
@@ -181,7 +188,8 @@ struct ax_ctx {
     uint64_t handled; /* messages this worker consumed (dispatched or dead) */
 
     /* ---- shared: written by other threads ---- */
-    /* Doorbell: bit s set by worker s when it published to ring s->self. */
+    /* Doorbell: bit s set by worker s when it published to ring s->self
+     * while that ring was asleep. */
     alignas(64) _Atomic uint64_t *bell;
     /* Park state: 0 running, 1 parked, 2 wake sent.  See engine.c F1/F2. */
     alignas(64) _Atomic uint32_t parked;

@@ -73,6 +73,15 @@ static void post(ax_worker_t *w, ax_ref_t to, uint32_t type, uint64_t a, uint64_
         abort();
 }
 
+/* One loop turn of worker i, as simulated core i: every access the engine
+ * makes for worker i must be marked as core i's, or a line that worker
+ * touched looks as if another core had it. */
+static void turn(ax_engine_t *eng, uint32_t i)
+{
+    VALGRIND_PRINTF("AXSIM core %u\n", i);
+    ax__run_turn(eng->w[i]);
+}
+
 static uint64_t msgs_remote(ax_engine_t *eng)
 {
     ax_worker_stats_t s;
@@ -162,12 +171,13 @@ int main(int argc, char **argv)
         }
     }
     for (uint32_t i = 0; i < n; i++)
-        ax__run_turn(eng->w[i]); /* places the actor */
+        turn(eng, i); /* places the actor */
     for (uint32_t i = 0; i < n; i++) {
+        VALGRIND_PRINTF("AXSIM core %u\n", i);
         for (uint32_t k = 0; k < peers; k++)
             pl[(size_t)i * peers + k] = refs[(i + 1 + k) % n];
         post(eng->w[i], refs[i], T_SETUP, (uint64_t)(uintptr_t)&pl[(size_t)i * peers], peers);
-        ax__run_turn(eng->w[i]);
+        turn(eng, i);
     }
 
     int on_stack;
@@ -180,12 +190,16 @@ int main(int argc, char **argv)
         region("bell", (void *)w->bell, w->nwords * sizeof *w->bell);
     }
     region("engine", eng, sizeof *eng);
+    for (uint32_t i = 0; i < n; i++) /* ring control blocks, by line */
+        for (uint32_t j = 0; j < n; j++)
+            if (eng->w[i]->out[j])
+                VALGRIND_PRINTF("AXSIM ringctl %lx\n", (unsigned long)(uintptr_t)eng->w[i]->out[j]);
 
     uint64_t base = 0;
     for (uint32_t r = 0; r < warm + rounds; r++) {
         if (r == warm) {
             for (uint32_t i = 0; i < n; i++) /* the warm-up's last mail */
-                ax__run_turn(eng->w[i]);
+                turn(eng, i);
             base = msgs_remote(eng);
             VALGRIND_PRINTF("AXSIM begin\n");
         }
@@ -196,12 +210,11 @@ int main(int argc, char **argv)
         }
     }
     /* Deliver what the last round's later workers sent to earlier ones. */
-    for (uint32_t i = 0; i < n; i++) {
-        VALGRIND_PRINTF("AXSIM core %u\n", i);
-        ax__run_turn(eng->w[i]);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        turn(eng, i);
+    VALGRIND_PRINTF("AXSIM end\n"); /* before this thread reads every worker's stats */
     uint64_t got = msgs_remote(eng) - base;
-    VALGRIND_PRINTF("AXSIM end msgs %" PRIu64 "\n", got);
+    VALGRIND_PRINTF("AXSIM msgs %" PRIu64 "\n", got);
     printf("mesh_sim: %u workers, %u peers each, %u rounds: %" PRIu64 " remote messages measured "
            "(expected %" PRIu64 ")\n",
            n, peers, rounds, got, (uint64_t)n * peers * rounds);

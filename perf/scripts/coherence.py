@@ -19,7 +19,7 @@ the window is replayed through a per-line model with 64-byte lines:
               round trip, no data).  c becomes the only holder, modified.
 
 A "line moved" is a TRANSFER.  The per-message figure divides the window's
-transfers by the remote messages the simulator reports ("AXSIM end msgs N").
+transfers by the remote messages the simulator reports ("AXSIM msgs N").
 The stack (all simulated workers run on one thread's stack) is left out.
 Instructions between "AXSIM core" markers are counted too (lackey's I
 lines), as instructions per turn.  A phase marker ("AXSIM phase park")
@@ -32,6 +32,7 @@ protocol shares and how often, not what they cost on a given machine.
 usage: coherence.py TRACE|- [--top N]   (-: read the trace from stdin)
 """
 import argparse
+import bisect
 import re
 import sys
 from collections import Counter, defaultdict
@@ -39,6 +40,7 @@ from collections import Counter, defaultdict
 ap = argparse.ArgumentParser()
 ap.add_argument("trace")
 ap.add_argument("--top", type=int, default=8)
+ap.add_argument("--region", default=None, help="list the busiest lines of this region only")
 args = ap.parse_args()
 
 marker = re.compile(r"^\*\*\d+\*\* AXSIM (.*)$")
@@ -63,15 +65,27 @@ msgs = 0
 turns = Counter()
 
 
+ctl = []  # sorted starts of ring control blocks ("AXSIM ringctl ADDR")
+ctl_set = False
+
+
 def region_name(line):
+    global ctl_set
     r = region_of_line.get(line)
     if r is None:
+        if not ctl_set:
+            ctl.sort()
+            ctl_set = True
         addr = line << 6
         r = "other"
-        for lo, hi, name in regions:
-            if lo <= addr < hi:
-                r = name
-                break
+        i = bisect.bisect_right(ctl, addr) - 1
+        if i >= 0 and addr - ctl[i] < 3 * 64:
+            r = ("ring-consumer", "ring-producer", "ring-asleep")[(addr - ctl[i]) >> 6]
+        else:
+            for lo, hi, name in regions:
+                if lo <= addr < hi:
+                    r = "ring-slots" if name == "rings" else name
+                    break
         region_of_line[line] = r
     return r
 
@@ -150,13 +164,16 @@ with (sys.stdin if args.trace == "-" else open(args.trace, errors="replace")) as
             measuring = True
         elif words[0] == "end":
             measuring = False
-            msgs = int(words[2])
+        elif words[0] == "msgs":
+            msgs = int(words[1])
         elif words[0] == "phase":
             if words[1] == "end":
                 measuring = False
             else:
                 phase = words[1]
                 measuring = True
+        elif words[0] == "ringctl":
+            ctl.append(int(words[1], 16))
         elif words[0] == "region":
             lo, hi = int(words[2], 16), int(words[3], 16)
             if words[1] == "stack":
@@ -166,7 +183,7 @@ with (sys.stdin if args.trace == "-" else open(args.trace, errors="replace")) as
 
 mesh = T("mesh")
 if not msgs:
-    sys.exit("coherence.py: no 'AXSIM end msgs N' marker in %s: was the trace made by "
+    sys.exit("coherence.py: no 'AXSIM msgs N' marker in %s: was the trace made by "
              "axon-mesh-sim under --tool=lackey --trace-mem=yes?" % args.trace)
 turns_n = max(mesh["turns"], 1)
 print("remote messages        %d" % msgs)
@@ -192,5 +209,6 @@ for ph, t in tally.items():
             print("  %-8s %.2f  %.2f" % (rn, c["transfer"] / n, c["invalidation"] / n))
 if args.top:
     print("busiest lines (mesh phase):")
-    for (ph, line), k in [x for x in by_line.most_common() if x[0][0] == "mesh"][:args.top]:
+    for (ph, line), k in [x for x in by_line.most_common() if x[0][0] == "mesh" and
+                          (not args.region or region_name(x[0][1]) == args.region)][:args.top]:
         print("  %#x %-8s %d transfers" % (line << 6, region_name(line), k))
