@@ -501,6 +501,8 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
         *err = -EDQUOT;
         return NULL;
     }
+    if (__builtin_expect(w->out[d] == w->no_ring, 0))
+        ax__ring_open(w, d); /* first message to d (doorbell on): engine.c */
     if (d == w->id) {
         m = ax__lq_push(w);
         if (!m)
@@ -1330,7 +1332,10 @@ static void stop_inbound(ax_worker_t *w)
     for (uint32_t s = 0; s < w->nworkers; s++) {
         if (s == w->id)
             continue;
-        ax_ring_t *r = w->in[s];
+        /* A ring opened but not rung yet: its sender published it (R8),
+         * and the shutdown barrier orders that before this load. */
+        ax_ring_t *r = w->in[s] ? w->in[s]
+                                : atomic_load_explicit(&w->ring_pub[s], memory_order_acquire);
         if (r) {
             while ((m = ax_ring_peek(r))) {
                 stop_msg(w, m);

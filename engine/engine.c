@@ -260,6 +260,9 @@ static void wake_ring(ax_worker_t *w, uint32_t s)
     if (w->awake[s])
         return; /* rung again before we took the first bell */
     w->awake[s] = 1;
+    if (__builtin_expect(!w->in[s], 0)) /* its first bell: the ring is new */
+        /* A8: pairs with R8 in ax__ring_open (A3 already orders it). */
+        w->in[s] = atomic_load_explicit(&w->ring_pub[s], memory_order_acquire);
     /* Relaxed: a sender that still reads 1 rings once more, harmlessly. */
     atomic_store_explicit(&w->in[s]->asleep, 0, memory_order_relaxed);
     w->active[w->nactive++] = s;
@@ -687,14 +690,49 @@ static void *worker_main(void *arg)
 
 /* ---- create ------------------------------------------------------------------------- */
 
+/* Ring memory: one mapping per receiver, bound to the receiver's node (the
+ * receiver polls its rings every turn, a sender writes each slot line once
+ * per lap), reserved for all N-1 inbound rings but touched only by the
+ * rings that are opened: the control blocks (3 lines each) packed at the
+ * front in the order the rings are opened, then each ring's slots, page
+ * aligned.  So a receiver that hears from k senders has k rings' slots and
+ * one page of control blocks per 21 of them resident, whatever N is.
+ *
+ * Without the doorbell every ring is opened here at create (index = the
+ * sender's rank).  With it a ring is opened by its sender on its first
+ * message to that receiver (ax__ring_open, from the send's cold path): the
+ * sender's out[d] points at its `no_ring` until then, a ring that is always
+ * full, so the fast path sends nothing there and the cold path opens the
+ * real one.  The receiver learns of the ring through its first bell (a new
+ * ring starts asleep) and reads it from ring_pub (R8/A8).  So ring memory
+ * follows the communication graph (issue 14). */
+ax_ring_t *ax__ring_open(ax_worker_t *w, uint32_t d)
+{
+    ax_engine_t *eng = w->eng;
+    ax_worker_t *rw = eng->w[d];
+    /* Relaxed: only the index's uniqueness matters; the ring itself is
+     * published by R8.  At most N-1 senders open a ring to d, once each. */
+    uint32_t k = atomic_fetch_add_explicit(&rw->rings_open, 1, memory_order_relaxed);
+    char *base = (char *)eng->ring_mem + eng->ring_recv_bytes * d;
+    ax_ring_t *r = (ax_ring_t *)(base + (size_t)k * sizeof(ax_ring_t));
+    ax_ring_init(r, (ax_msg_t *)(base + eng->ring_ctl_bytes + (size_t)k * eng->ring_slot_bytes),
+                 eng->plan->ring_slots);
+    w->out[d] = r;
+    /* R8: the ring's initialisation is visible to a receiver that loads
+     * this pointer (A8 in wake_ring, and stop_inbound after a barrier). */
+    atomic_store_explicit(&rw->ring_pub[w->id], r, memory_order_release);
+    return r;
+}
+
 static int alloc_rings(ax_engine_t *eng)
 {
     uint32_t N = eng->n, cap = eng->plan->ring_slots;
     if (N < 2)
         return 0;
-    size_t per_ring = sizeof(ax_ring_t) + (size_t)cap * sizeof(ax_msg_t);
-    size_t per_recv = ((per_ring * (N - 1)) + 4095) & ~(size_t)4095;
-    eng->ring_mem_len = per_recv * N;
+    eng->ring_ctl_bytes = ((size_t)(N - 1) * sizeof(ax_ring_t) + 4095) & ~(size_t)4095;
+    eng->ring_slot_bytes = ((size_t)cap * sizeof(ax_msg_t) + 4095) & ~(size_t)4095;
+    eng->ring_recv_bytes = eng->ring_ctl_bytes + (size_t)(N - 1) * eng->ring_slot_bytes;
+    eng->ring_mem_len = eng->ring_recv_bytes * N;
     void *mem = mmap(NULL, eng->ring_mem_len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED) {
@@ -705,26 +743,23 @@ static int alloc_rings(ax_engine_t *eng)
     }
     eng->ring_mem = mem;
     for (uint32_t r = 0; r < N; r++) {
-        char *base = (char *)mem + per_recv * r;
+        char *base = (char *)mem + eng->ring_recv_bytes * r;
         if (eng->plan->pinned) {
             char err[256];
-            /* Rings live on the receiver's node: the receiver polls them on
-             * every turn, the sender writes each line once per lap. */
-            int rc = ax_topo_bind_memory(eng->topo, base, per_recv, eng->plan->workers[r].numa, err,
-                                         sizeof err);
+            int rc = ax_topo_bind_memory(eng->topo, base, eng->ring_recv_bytes,
+                                         eng->plan->workers[r].numa, err, sizeof err);
             if (rc < 0) {
                 set_error("engine: binding worker %u's rings: %s", r, err);
                 return rc;
             }
         }
-        uint32_t k = 0;
         for (uint32_t s = 0; s < N; s++) {
             if (s == r)
                 continue;
-            ax_ring_t *ring = (ax_ring_t *)(base + per_ring * k++);
-            ax_ring_init(ring, (ax_msg_t *)(ring + 1), cap);
-            eng->w[r]->in[s] = ring;
-            eng->w[s]->out[r] = ring;
+            if (eng->use_bell)
+                eng->w[s]->out[r] = eng->w[s]->no_ring; /* opened on first use */
+            else
+                eng->w[r]->in[s] = ax__ring_open(eng->w[s], r);
         }
     }
     return 0;
@@ -769,10 +804,15 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->awake = xcalloc_aligned(N, 1);
     w->ring_idle = xcalloc_aligned(N, 1);
     w->bell = xcalloc_aligned(w->nwords, sizeof *w->bell);
+    w->ring_pub = xcalloc_aligned(N, sizeof *w->ring_pub);
+    w->no_ring = xcalloc_aligned(1, sizeof *w->no_ring);
     w->st.from = xcalloc_aligned(N, sizeof *w->st.from);
     if (!w->out || !w->in || !w->ovf || !w->dirty || !w->is_dirty || !w->ovf_list || !w->active ||
-        !w->awake || !w->ring_idle || !w->bell || !w->st.from)
+        !w->awake || !w->ring_idle || !w->bell || !w->ring_pub || !w->no_ring || !w->st.from)
         return -ENOMEM;
+    /* Always full (one slot, taken; head never moves): a send to a
+     * worker we have no ring to yet takes the cold path, which opens it. */
+    w->no_ring->p_tail = 1;
     for (uint32_t d = 0; d < N; d++)
         ax_mq_init(&w->ovf[d]);
     /* The local FIFO exists from the start (64 messages, grows on demand),
@@ -819,6 +859,8 @@ static void worker_destroy(ax_worker_t *w)
     free(w->awake);
     free(w->ring_idle);
     free(w->bell);
+    free(w->ring_pub);
+    free(w->no_ring);
     free(w->st.from);
     free(w);
 }

@@ -134,7 +134,8 @@ struct ax_ctx {
     ax_msg_t *lq_old;
     uint32_t lq_old_cap;
     ax_ring_t **out;      /* out[d]: ring self -> d (NULL for d == self) */
-    ax_ring_t **in;       /* in[s]: ring s -> self */
+    ax_ring_t **in;       /* in[s]: ring s -> self (NULL: not opened, or not rung yet) */
+    ax_ring_t *no_ring;   /* out[d] until ring self -> d is opened: always full */
     ax_mq_t *ovf;         /* ovf[d]: ordered overflow behind out[d] */
     uint32_t *dirty;      /* destinations with unpublished slots */
     uint32_t ndirty;
@@ -193,6 +194,11 @@ struct ax_ctx {
     alignas(64) _Atomic uint64_t *bell;
     /* Park state: 0 running, 1 parked, 2 wake sent.  See engine.c F1/F2. */
     alignas(64) _Atomic uint32_t parked;
+    /* Rings to this worker: how many senders opened one (each takes the
+     * next index for its ring's memory), and each one's ring, published
+     * by its sender (engine.c ax__ring_open, R8). */
+    alignas(64) _Atomic uint32_t rings_open;
+    ax_ring_t *_Atomic *ring_pub;
     /* Fresh (never used) slots are claimed by advancing this counter. */
     alignas(64) _Atomic uint32_t fresh;
     /* Every freed slot, for any spawner: a Treiber stack whose head packs
@@ -233,6 +239,7 @@ struct ax_engine {
     ax_arena_group_t *arenas;
     void *ring_mem;       /* one mapping per receiver; see engine.c */
     size_t ring_mem_len;
+    size_t ring_recv_bytes, ring_ctl_bytes, ring_slot_bytes; /* its layout (alloc_rings) */
     ax_dead_letter_fn dl_fn;
     void *dl_user;
     /* Worker hooks (ax_engine_add_worker_hooks): written before start,

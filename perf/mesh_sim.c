@@ -112,11 +112,12 @@ static void region(const char *name, const void *p, size_t len)
 int main(int argc, char **argv)
 {
     uint32_t n = 64, peers = 0, rounds = 8, warm = 3, parks = 1;
+    uint64_t max_ring_kib = 0;
     const char *synth = "pack:2 numa:2 l3:2 core:8 pu:2", *bell = "auto";
     static const struct option lo[] = {
         { "workers", 1, 0, 'w' }, { "peers", 1, 0, 'p' },  { "rounds", 1, 0, 'r' },
         { "warmup", 1, 0, 'u' },  { "synthetic", 1, 0, 'y' }, { "doorbell", 1, 0, 'b' },
-        { "parks", 1, 0, 'k' },   { 0, 0, 0, 0 },
+        { "parks", 1, 0, 'k' },   { "max-ring-kib", 1, 0, 'm' }, { 0, 0, 0, 0 },
     };
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -128,9 +129,11 @@ int main(int argc, char **argv)
         case 'y': synth = optarg; break;
         case 'b': bell = optarg; break;
         case 'k': parks = (uint32_t)strtoul(optarg, NULL, 0); break;
+        case 'm': max_ring_kib = strtoull(optarg, NULL, 0); break;
         default:
             fprintf(stderr, "usage: %s [--workers N] [--peers K] [--rounds R] [--warmup R] "
-                            "[--synthetic 'hwloc desc'] [--doorbell auto|on|off] [--parks 0|1]\n",
+                            "[--synthetic 'hwloc desc'] [--doorbell auto|on|off] [--parks 0|1]\n"
+                            "       [--max-ring-kib K: fail if more ring memory is resident]\n",
                     argv[0]);
             return 2;
         }
@@ -150,6 +153,7 @@ int main(int argc, char **argv)
     }
     snprintf(cfg.topology_synthetic, sizeof cfg.topology_synthetic, "%s", synth);
     cfg.workers = n;
+    cfg.oversubscribe = true; /* more workers than the synthetic machine's cores: fine here */
     cfg.arena_bytes = 2u << 20;
     cfg.max_actors = 64;
     cfg.doorbell = !strcmp(bell, "on") ? AX_DOORBELL_ON : !strcmp(bell, "off") ? AX_DOORBELL_OFF
@@ -235,6 +239,12 @@ int main(int argc, char **argv)
     printf("mesh_sim: ring memory: %" PRIu64 " KiB resident of %" PRIu64 " KiB reserved\n",
            rss >> 10, (uint64_t)eng->ring_mem_len >> 10);
     int bad = got != (uint64_t)n * peers * rounds;
+    if (max_ring_kib && (rss >> 10) > max_ring_kib) {
+        printf("mesh_sim: FAIL: %" PRIu64 " KiB of rings resident, more than --max-ring-kib %" PRIu64
+               ": ring memory does not follow the communication graph\n",
+               rss >> 10, max_ring_kib);
+        bad = 1;
+    }
     ax_engine_destroy(eng);
     free(refs);
     free(pl);
