@@ -907,7 +907,7 @@ static void ext_leave(ax_engine_t *eng)
  * that ran while we were in flight refused (ext_inflight != 0), and no
  * worker will wake to check again, so check here: the seq_cst decrement in
  * ext_leave, then this seq_cst load, pair with the checker's store of
- * stop_when_idle (or the last parker's increment of idle_workers) and its
+ * stop_when_idle (or a parker's seq_cst store of its idle_seq) and its
  * later seq_cst load of ext_inflight: either it saw us gone, or we see the
  * flag and run the check. */
 static void ext_abort(ax_engine_t *eng)

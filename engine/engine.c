@@ -61,10 +61,11 @@
  * ---- Quiescence (ax_engine_stop_when_idle) ------------------------------------------
  *   Each worker counts messages it enqueued (sent) and consumed (handled) and
  *   publishes both before parking; external sends count in ext_sent before
- *   they are pushed.  The engine is quiet when, between two reads of the
- *   `activity` counter (bumped by every worker leaving a park) that agree,
- *   every worker is parked, no io operation is pending, and the sums of sent
- *   and handled agree (a message in flight is sent but not handled).
+ *   they are pushed.  Each worker's idle_seq (its own line) is odd while it
+ *   is parked past its re-check and grows by one at each change.  The
+ *   engine is quiet when, between two reads of every idle_seq that agree
+ *   and are all odd, no io operation is pending and the sums of sent and
+ *   handled agree (a message in flight is sent but not handled).
  */
 #include <errno.h>
 #include <limits.h>
@@ -497,10 +498,25 @@ static void publish_counters(ax_worker_t *w)
     publish_load(w);
 }
 
+/* Sum of every worker's idle_seq, or 0 if one is not idle (even). */
+static uint64_t idle_sum(ax_engine_t *eng)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < eng->n; i++) {
+        uint64_t v = atomic_load_explicit(&eng->w[i]->idle_seq, memory_order_seq_cst);
+        if (!(v & 1))
+            return 0;
+        sum += v;
+    }
+    return sum;
+}
+
 bool ax__try_quiesce(ax_engine_t *eng)
 {
-    uint64_t e1 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
-    if (atomic_load_explicit(&eng->idle_workers, memory_order_seq_cst) != eng->n)
+    /* Every worker idle, and (e2 == e1) none left its park in between:
+     * idle_seq only grows, so equal sums mean equal words. */
+    uint64_t e1 = idle_sum(eng);
+    if (!e1)
         return false;
     uint64_t sent = atomic_load_explicit(&eng->ext_sent, memory_order_acquire), handled = 0;
     for (uint32_t i = 0; i < eng->n; i++) {
@@ -516,7 +532,7 @@ bool ax__try_quiesce(ax_engine_t *eng)
      * the store of stop_when_idle and this seq_cst load). */
     if (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         return false;
-    uint64_t e2 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
+    uint64_t e2 = idle_sum(eng);
     if (e1 != e2 || sent != handled)
         return false;
     ax_engine_stop(eng);
@@ -577,8 +593,15 @@ void ax__park(ax_worker_t *w, int64_t timeout_ns)
         atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
         return;
     }
-    uint32_t idle = atomic_fetch_add_explicit(&eng->idle_workers, 1, memory_order_seq_cst) + 1;
-    if (idle == eng->n && atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst))
+    /* Idle, on this worker's own line (no engine-wide word: at 64
+     * workers three seq_cst RMWs per park on two shared lines were the
+     * park's contended cost).  seq_cst store, then seq_cst loads of
+     * stop_when_idle and (in ax__try_quiesce) of the others' idle_seq:
+     * of two workers parking at once, at least one sees the other idle,
+     * so the last to park runs the full check. */
+    uint64_t seq = w->idle_seq_own + 1; /* odd: idle */
+    atomic_store_explicit(&w->idle_seq, seq, memory_order_seq_cst);
+    if (atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst))
         ax__try_quiesce(eng);
 
     AX_TRACE_PARK(w->id);
@@ -592,8 +615,10 @@ void ax__park(ax_worker_t *w, int64_t timeout_ns)
     RUN_HOOKS(w, HOOK_UNPARK);
     atomic_fetch_add_explicit(&w->st.parked_ns, ax__now_ns() - t0, memory_order_relaxed);
 
-    atomic_fetch_sub_explicit(&eng->idle_workers, 1, memory_order_seq_cst);
-    atomic_fetch_add_explicit(&eng->activity, 1, memory_order_seq_cst);
+    /* Even again and larger: a quiescence check that saw us idle sees
+     * the change (seq_cst, as the store that made us idle). */
+    w->idle_seq_own = seq + 1;
+    atomic_store_explicit(&w->idle_seq, seq + 1, memory_order_seq_cst);
     atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
 }
 

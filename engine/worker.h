@@ -187,6 +187,7 @@ struct ax_ctx {
     } st;
     uint64_t sent;    /* messages this worker enqueued (any destination) */
     uint64_t handled; /* messages this worker consumed (dispatched or dead) */
+    uint64_t idle_seq_own; /* the owner's copy of idle_seq (even: running) */
 
     /* ---- shared: written by other threads ---- */
     /* Doorbell: bit s set by worker s when it published to ring s->self
@@ -217,6 +218,9 @@ struct ax_ctx {
     /* Published counters for quiescence detection (release at park). */
     alignas(64) _Atomic uint64_t pub_sent, pub_handled;
     _Atomic uint32_t pub_io_pending;
+    /* Odd while parked (after the re-check), +1 at every park and unpark;
+     * only the owner writes it (engine.c "Quiescence"). */
+    _Atomic uint64_t idle_seq;
 
     /* The alternate signal stack the fault report runs on (engine/fault.c),
      * and the one it replaced (restored when the worker exits). */
@@ -266,8 +270,6 @@ struct ax_engine {
     _Atomic uint32_t ext_closed;                 /* external sends refused */
     alignas(64) _Atomic uint64_t ext_inflight;   /* external sends in progress */
     _Atomic uint64_t ext_sent;
-    alignas(64) _Atomic uint32_t idle_workers;   /* parked workers */
-    _Atomic uint64_t activity;                   /* bumped on every unpark */
     alignas(64) _Atomic uint64_t tsan_fence;     /* AX_FENCE_SEQ_CST under TSan only */
 
     /* Watchdog (engine/watchdog.c): its thread, started with the workers
