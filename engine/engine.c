@@ -142,9 +142,13 @@ void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t)
     AX_TRACE_WAKE(from ? from->id : UINT32_MAX, t);
     if (from)
         atomic_fetch_add_explicit(&from->st.wakes_sent, 1, memory_order_relaxed);
+    /* One syscall per wake: a worker with an io ring sleeps in its io
+     * wait (ax__io_park), never on the futex, so it needs only the io
+     * signal (MSG_RING from our ring, or its eventfd). */
     if (tw->io)
         ax__io_wake(from ? from->io : NULL, tw->io);
-    futex_wake(&tw->parked);
+    else
+        futex_wake(&tw->parked);
 }
 
 /* ---- flush: publish rings, ring doorbells, wake parked receivers ----------------- */
