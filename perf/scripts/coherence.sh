@@ -5,7 +5,7 @@
 # Simulated: one thread plays every worker in turn; see perf/mesh_sim.c.
 #
 # usage: coherence.sh [--bin PATH] [--out DIR] [mesh_sim options...]
-#   --bin PATH   axon-mesh-sim (default: the newest build*/bin/axon-mesh-sim)
+#   --bin PATH   axon-mesh-sim (default: build/bin/axon-mesh-sim; not a sanitizer build)
 #   --keep DIR   also keep the raw trace (hundreds of MB) in DIR; by default
 #                it is piped straight into the replay
 #   mesh_sim options: --workers N (64) --peers K (N-1) --rounds R (8)
@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$BIN" ]; then
-  BIN=$(ls -t "$ROOT"/build*/bin/axon-mesh-sim 2>/dev/null | head -1)
+  # The plain build: a sanitizer build's runtime does not run under valgrind.
+  BIN=$ROOT/build/bin/axon-mesh-sim
 fi
 [ -x "$BIN" ] || { echo "coherence.sh: no axon-mesh-sim binary: build it (cmake --build build --target axon-mesh-sim) or pass --bin" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "coherence.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
