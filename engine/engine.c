@@ -759,7 +759,7 @@ static int alloc_rings(ax_engine_t *eng)
     if (N < 2)
         return 0;
     eng->ring_ctl_bytes = ((size_t)(N - 1) * sizeof(ax_ring_t) + 4095) & ~(size_t)4095;
-    eng->ring_slot_bytes = ((size_t)cap * sizeof(ax_msg_t) + 4095) & ~(size_t)4095;
+    eng->ring_slot_bytes = (size_t)cap * sizeof(ax_msg_t); /* whole pages from 64 slots up */
     eng->ring_recv_bytes = eng->ring_ctl_bytes + (size_t)(N - 1) * eng->ring_slot_bytes;
     eng->ring_mem_len = eng->ring_recv_bytes * N;
     void *mem = mmap(NULL, eng->ring_mem_len, PROT_READ | PROT_WRITE,
