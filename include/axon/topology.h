@@ -163,7 +163,8 @@ typedef struct ax_cluster_plan {
     ax_cluster_node_t *nodes;
     uint64_t workers;           /* all nodes */
     uint64_t arena_total_bytes; /* all nodes */
-    uint64_t ring_mesh_bytes;   /* all nodes' local ring meshes */
+    uint64_t ring_mesh_bytes;   /* all nodes' ring budgets (ax_plan_t.ring_budget_bytes:
+                                   rings of pairs that talk, made on first use) */
     uint64_t total_bytes;       /* arenas + rings; not the transport's buffers */
     uint32_t nwarnings;
     char **warnings;            /* cluster-wide; per-node ones are in each plan */
