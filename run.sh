@@ -26,7 +26,9 @@ PKGS=(cmake make gcc g++ pkg-config python3
       gnuplot-nox                              # axon-bench --plot
       linux-perf valgrind                      # perf/scripts
       erlang-base                              # perf/scripts/restart-vs-erlang.sh, erlang-dist.sh
-      iproute2 ucx-utils)                      # tests/cluster/netns.sh, perf/scripts/ucx-limits.sh
+      iproute2                                 # tests/cluster/netns.sh
+      libucx-dev ucx-utils                     # cluster transport; perf/scripts/ucx-limits.sh
+      libopenmpi-dev openmpi-bin)              # optional: the MPI cluster launcher, mpirun tests
 JOBS=${JOBS:-$(nproc)}
 WERROR=OFF
 [ "${CI:-}" = "true" ] && WERROR=ON

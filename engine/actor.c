@@ -13,14 +13,20 @@
  *
  * Slots and generations.  Only the owner writes its table (actor pointer
  * and generation).  A stop bumps the slot's generation (never to 0) so stale
- * refs fail the compare.  Free slots live in two places:
+ * refs fail the compare.  Free slots live in three places:
  *   - fresh slots (never used, generation 0) beyond the atomic `fresh`
  *     counter: the owner claims them 64 at a time, other threads one;
  *   - a Treiber stack holding every slot a stop freed, popped by every
  *     spawner (owner, other workers, outside threads) before it takes a
  *     fresh slot, so no kind of spawn exhausts the table while slots are
- *     free (a private owner list used to keep all but 64 of them from
- *     remote and external spawns).
+ *     free;
+ *   - the owner's private cache in front of it: a stop pushes there, the
+ *     owner's own spawns pop there first, so a spawn + stop costs no atomic
+ *     RMW.  The cache spills to the stack in one CAS when it holds
+ *     AX_PFREE_MAX slots and at the end of every turn, and refills from it
+ *     PFREE_GRAB slots per CAS.  So a freed slot is hidden from other
+ *     spawners at most until the owner's turn ends (an earlier design kept
+ *     up to 64 slots from remote and external spawns indefinitely).
  * A spawn onto another worker reserves a slot (stack, else fresh), reads its
  * generation, and sends AX_SYS_SPAWN to that ref in order with everything
  * else the spawner sends there.  A message that reaches a reserved slot
@@ -37,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/cluster_glue.h"
 #include "engine/engine_internal.h"
 
 /* ---- slots ------------------------------------------------------------------------------- */
@@ -115,34 +122,95 @@ int ax__claim_slot(ax_worker_t *t, uint32_t *slot, uint32_t *gen)
  * reference to it exists, so it goes back as it is (same generation). */
 static void claim_return(ax_worker_t *t, uint32_t slot) { free_push(t, slot); }
 
-/* Owner: a freed slot first (every freed slot is on the one free stack, so
- * local, remote and external spawns all reuse them), else a fresh one from
- * the owner's bulk claim. */
-static int slot_alloc(ax_worker_t *w, uint32_t *slot)
+/* Owner: a slot from its private cache, else a batch of freed slots from
+ * the shared stack (one CAS for up to PFREE_GRAB), else a fresh one from
+ * the owner's bulk claim.  Every freed slot reaches the shared stack by the
+ * end of the owner's turn (ax__slots_publish), so local, remote and
+ * external spawns all reuse them. */
+#define PFREE_GRAB 32u
+
+/* Take up to PFREE_GRAB slots off the shared stack into the (empty)
+ * private cache.  The walk reads links of slots another popper may take
+ * meanwhile; then the tag has moved and the CAS fails, so a successful CAS
+ * took exactly the chain that was read.  A3'' : the acquire pairs with R3'
+ * (free_push) and R3'' (slots_spill), as in free_pop. */
+static bool free_grab(ax_worker_t *w)
 {
-    if (free_pop(w, slot))
-        return 0;
-    if (w->fresh_next == w->fresh_end) {
-        /* Claim fresh slots 64 at a time: one atomic per 64 spawns. */
-        uint32_t first, got;
-        if (claim_fresh(w, 64, &first, &got) < 0)
-            return -ENOMEM;
-        w->fresh_next = first;
-        w->fresh_end = first + got;
+    uint64_t h = atomic_load_explicit(&w->shared_free, memory_order_acquire);
+    while ((uint32_t)h) {
+        uint32_t first = (uint32_t)h, last = first, n = 1, next;
+        while ((next = atomic_load_explicit(&w->table[last - 1].next_free, memory_order_relaxed)) &&
+               n < PFREE_GRAB && next <= w->max_slots) {
+            last = next;
+            n++;
+        }
+        uint64_t nh = (((h >> 32) + 1) << 32) | next;
+        if (atomic_compare_exchange_weak_explicit(&w->shared_free, &h, nh, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            atomic_store_explicit(&w->table[last - 1].next_free, 0, memory_order_relaxed);
+            w->pfree = first;
+            w->pfree_tail = last;
+            w->pfree_n = n;
+            return true;
+        }
     }
-    *slot = w->fresh_next++;
+    return false;
+}
+
+static inline int slot_alloc(ax_worker_t *w, uint32_t *slot)
+{
+    if (__builtin_expect(!w->pfree, 0) && !free_grab(w)) {
+        if (w->fresh_next == w->fresh_end) {
+            /* Claim fresh slots 64 at a time: one atomic per 64 spawns. */
+            uint32_t first, got;
+            if (claim_fresh(w, 64, &first, &got) < 0)
+                return -ENOMEM;
+            w->fresh_next = first;
+            w->fresh_end = first + got;
+        }
+        *slot = w->fresh_next++;
+        return 0;
+    }
+    uint32_t s = w->pfree - 1;
+    /* Relaxed: only the owner links its private cache. */
+    w->pfree = atomic_load_explicit(&w->table[s].next_free, memory_order_relaxed);
+    w->pfree_n--;
+    *slot = s;
     return 0;
 }
 
-void ax__slot_free(ax_worker_t *w, uint32_t slot)
+/* Push the whole private cache onto the shared stack (one CAS). */
+void ax__slots_spill(ax_worker_t *w)
+{
+    uint32_t first = w->pfree, last = w->pfree_tail;
+    uint64_t h = atomic_load_explicit(&w->shared_free, memory_order_relaxed), nh;
+    do {
+        atomic_store_explicit(&w->table[last - 1].next_free, (uint32_t)h, memory_order_relaxed);
+        nh = (((h >> 32) + 1) << 32) | first;
+        /* R3'': publishes the chain's gens and links to free_pop/free_grab. */
+    } while (!atomic_compare_exchange_weak_explicit(&w->shared_free, &h, nh, memory_order_release,
+                                                    memory_order_relaxed));
+    w->pfree = 0;
+    w->pfree_n = 0;
+}
+
+static inline void slot_free(ax_worker_t *w, uint32_t slot)
 {
     ax_slot_t *e = &w->table[slot];
     e->actor = NULL;
     e->gen = (e->gen + 1) & AX_REF_GEN_MASK;
     if (!e->gen)
         e->gen = 1; /* generation 0 marks never-used (fresh) slots */
-    free_push(w, slot);
+    /* Relaxed: a private link, published by ax__slots_spill's release. */
+    atomic_store_explicit(&e->next_free, w->pfree, memory_order_relaxed);
+    if (!w->pfree)
+        w->pfree_tail = slot + 1;
+    w->pfree = slot + 1;
+    if (__builtin_expect(++w->pfree_n >= AX_PFREE_MAX, 0))
+        ax__slots_spill(w);
 }
+
+void ax__slot_free(ax_worker_t *w, uint32_t slot) { slot_free(w, slot); }
 
 /* May a message for (slot, gen) be waiting for its actor's spawn request?
  * Only when the slot is empty with that generation AND a spawner claimed
@@ -226,9 +294,21 @@ static const ax_reason_t *pending_reason(ax_worker_t *w, ax_actor_t *a)
     return w->pend_actor == a ? &w->pend : &reason_normal;
 }
 
+/* After a behaviour that called ax_stop_self.  The common stop (normal
+ * reason, no fini, no records, sponsor or conversation) is inline here: it
+ * only counts, frees the slot and frees the block. */
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
 {
-    ax__actor_stop_why(w, a, pending_reason(w, a), false);
+    if (__builtin_expect(a->fini != NULL || (a->flags & (AX_ACTOR_CONV | AX_ACTOR_EXT)) != 0 ||
+                             w->pend_actor == a, 0)) {
+        ax__actor_stop_why(w, a, pending_reason(w, a), false);
+        return;
+    }
+    uint32_t slot = a->slot;
+    AX_TRACE_STOP(w->id, ax__ref_make(w->home, w->id, w->table[slot].gen, slot));
+    AX_STAT_INC(w->st.stopped); /* owner-only: no locked add */
+    slot_free(w, slot);
+    ax__actor_free(w, a);
 }
 
 /* Stop a with a reason: fini (told why), then, only if a has records or a
@@ -236,39 +316,44 @@ void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
  * dormancy (engine/failure.c); else the slot and the block are freed. */
 void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in, bool final)
 {
-    ax_reason_t why = *why_in; /* why_in may be w->pend, which fini may change */
-    ax_ref_t ref = ax__ref_make(w->id, w->table[a->slot].gen, a->slot);
+    const ax_reason_t *why = why_in;
+    ax_reason_t why_copy;
+    ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[a->slot].gen, a->slot);
     a->flags &= ~AX_ACTOR_STOPPING;
     if (w->pend_actor == a)
         w->pend_actor = NULL;
-    if (a->flags & AX_ACTOR_CONV) /* continuations run before fini, state intact */
-        ax__conv_actor_stop(w, a, ref);
-    if (a->fini) {
-        ax_fini_fn fini = a->fini;
-        const ax_reason_t *sv = w->fini_reason;
-        a->fini = NULL;
-        w->fini_reason = &why;
-        AS_ACTOR(w, a, ref, fini(w, a->state));
-        w->fini_reason = sv;
+    if (__builtin_expect(a->fini != NULL || (a->flags & AX_ACTOR_CONV) != 0, 0)) {
+        why_copy = *why_in; /* why_in may be w->pend, which fini may change */
+        why = &why_copy;
+        if (a->flags & AX_ACTOR_CONV) /* continuations run before fini, state intact */
+            ax__conv_actor_stop(w, a, ref);
+        if (a->fini) {
+            ax_fini_fn fini = a->fini;
+            const ax_reason_t *sv = w->fini_reason;
+            a->fini = NULL;
+            w->fini_reason = why;
+            AS_ACTOR(w, a, ref, fini(w, a->state));
+            w->fini_reason = sv;
+        }
     }
     AX_TRACE_STOP(w->id, ref);
-    atomic_fetch_add_explicit(&w->st.stopped, 1, memory_order_relaxed);
-    if (why.kind != AX_REASON_NORMAL && why.kind != AX_REASON_SHUTDOWN)
+    AX_STAT_INC(w->st.stopped); /* owner-only: no locked add */
+    if (why->kind != AX_REASON_NORMAL && why->kind != AX_REASON_SHUTDOWN)
         AX_STAT_INC(w->st.failed);
     if (__builtin_expect((a->flags & AX_ACTOR_EXT) != 0, 0) &&
-        ax__fault_stop(w, a, ref, &why, final))
+        ax__fault_stop(w, a, ref, why, final))
         return; /* dormant: keeps its slot and reference */
     ax__slot_free(w, a->slot);
     ax__actor_free(w, a);
 }
 
-void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn init,
-                        const void *arg, size_t arg_len)
+/* Inlined into actor_place (every spawn with an init runs it). */
+__attribute__((always_inline)) static inline void run_init(ax_worker_t *w, ax_actor_t *a,
+                                                           ax_ref_t ref, ax_init_fn init,
+                                                           const void *arg, size_t arg_len)
 {
     bool stop = false;
     ax_reason_t why;
-    if (!init)
-        return;
     AS_ACTOR(w, a, ref, {
         init(w, a->state, arg, arg_len);
         if (a->flags & AX_ACTOR_STOPPING) { /* read before AS_ACTOR restores pend */
@@ -276,33 +361,44 @@ void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn 
             why = *pending_reason(w, a);
         }
     });
-    if (stop)
+    if (__builtin_expect(stop, 0))
         ax__actor_stop_why(w, a, &why, false);
 }
 
-/* Place an actor in `slot` (already reserved) and run its init.  rq gives
- * everything but the argument (arg, arg_len), which is not copied unless
- * the actor is restartable.  The sponsor reference in rq (if any) passes
- * to the actor on success; on failure the caller still holds it. */
-static int actor_place(ax_worker_t *w, uint32_t slot, const ax_spawn_req_t *rq, const void *arg,
-                       size_t arg_len)
+void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn init,
+                        const void *arg, size_t arg_len)
 {
-    ax_actor_t *a = actor_alloc(w, rq->state_size);
+    if (init)
+        run_init(w, a, ref, init, arg, arg_len);
+}
+
+/* Place an actor in `slot` (already reserved, its reference ref) and run
+ * its init.  rq (NULL when there is no sponsor and no AX_SPAWN_F_* flag,
+ * the common case, which then builds no request) carries the sponsor and
+ * the flags; the argument (arg, arg_len) is not copied unless the actor is
+ * restartable.  The sponsor reference in rq (if any) passes to the actor
+ * on success; on failure the caller still holds it. */
+__attribute__((always_inline)) static inline int
+actor_place(ax_worker_t *w, uint32_t slot, ax_ref_t ref, ax_behaviour_fn fn,
+                       ax_init_fn init, ax_fini_fn fini, size_t state_size,
+                       const ax_spawn_req_t *rq, const void *arg, size_t arg_len)
+{
+    ax_actor_t *a = actor_alloc(w, state_size);
     if (!a)
         return -ENOMEM;
-    a->fn = rq->fn;
-    a->fini = rq->fini;
+    a->fn = fn;
+    a->fini = fini;
     a->slot = slot;
     w->table[slot].actor = a;
-    ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
-    if ((rq->sponsor || rq->flags) && ax__fault_place(w, a, ref, rq, arg, arg_len) < 0) {
+    if (rq && ax__fault_place(w, a, ref, rq, arg, arg_len) < 0) {
         w->table[slot].actor = NULL;
         ax__actor_free(w, a);
         return -ENOMEM;
     }
-    atomic_fetch_add_explicit(&w->st.spawned, 1, memory_order_relaxed);
+    AX_STAT_INC(w->st.spawned); /* owner-only: no locked add */
     AX_TRACE_SPAWN(w->id, ref);
-    ax__actor_run_init(w, a, ref, rq->init, arg, arg_len);
+    if (init)
+        run_init(w, a, ref, init, arg, arg_len);
     return 0;
 }
 
@@ -484,13 +580,17 @@ void ax__lq_fini(ax_worker_t *w)
 
 ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stamp)
 {
-    uint32_t d = ax_ref_worker(to);
+    uint32_t d = ax__ref_dest(w->home, to);
     ax_msg_t *m;
     ax_actor_t *ca = w->cur;
     bool sponsored = ca && ca->sp, ovf_charged = false;
     *stamp = 0;
     if (__builtin_expect(d >= w->nworkers, 0)) {
-        *err = -EINVAL;
+        /* Another node (or another incarnation of this one) on a cluster
+         * node: its transport queues it (engine/cluster_glue.c). */
+        if (w->cl && !w->closing)
+            return ax__cluster_slot(w, to, err);
+        *err = w->closing ? -ESHUTDOWN : -EINVAL;
         return NULL;
     }
     if (__builtin_expect(w->closing, 0)) {
@@ -697,7 +797,7 @@ static uint32_t pick_least_loaded(ax_engine_t *eng, uint32_t self)
 
 static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self, uint32_t *out)
 {
-    uint32_t where = o ? o->where : AX_ON_SELF;
+    uint32_t where = o ? o->where : AX_ON_DEFAULT;
     switch (where) {
     case AX_ON_ANY:
         *out = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
@@ -709,6 +809,7 @@ static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self
     case AX_ON_LEAST_LOADED:
         *out = pick_least_loaded(eng, self == UINT32_MAX ? 0 : self);
         return 0;
+    case AX_ON_DEFAULT: /* from a behaviour: default_worker */
     case AX_ON_SELF:
         if (self == UINT32_MAX) /* external: round robin */
             self = atomic_fetch_add_explicit(&eng->spawn_rr, 1, memory_order_relaxed) % eng->n;
@@ -747,18 +848,19 @@ static int pick_worker(ax_engine_t *eng, const ax_spawn_opts_t *o, uint32_t self
 /* Checks shared by ax_spawn and ax_engine_spawn.  state_size must fit the
  * actor header's 32-bit field with the header added (the block is
  * sizeof(ax_actor_t) + state_size): larger is -EINVAL, never truncated. */
-static int check_spawn(ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o)
+static inline int check_spawn(ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o)
 {
-    if (!fn)
+    if (!fn || state_size > AX_STATE_MAX)
         return -EINVAL;
-    if (state_size > AX_STATE_MAX)
+    if (!o)
+        return 0;
+    if (__builtin_expect((o->size && o->size != sizeof(ax_spawn_opts_t)) ||
+                             o->arg_len > AX_SPAWN_ARG_MAX || ((o->flags & ~SPAWN_FLAGS) | o->pad_),
+                         0))
         return -EINVAL;
-    if (o && o->size && o->size != sizeof(ax_spawn_opts_t))
+    if (__builtin_expect(o->arg_len != 0 && !o->arg, 0))
         return -EINVAL;
-    if (o && (o->arg_len > AX_SPAWN_ARG_MAX || (o->arg_len && !o->arg)))
-        return -EINVAL;
-    if (o && ((o->flags & ~SPAWN_FLAGS) || o->pad_ ||
-              ((o->flags & AX_SPAWN_F_MONITOR) && !o->monitor)))
+    if (__builtin_expect((o->flags & AX_SPAWN_F_MONITOR) != 0 && !o->monitor, 0))
         return -EINVAL;
     return 0;
 }
@@ -785,6 +887,42 @@ static ax_sponsor_t *spawn_sponsor(const ax_worker_t *w, const ax_spawn_opts_t *
     return w && w->cur && w->cur->sp ? w->cur->sp->sp : NULL;
 }
 
+/* AX_ON_DEFAULT, when the caller has a backlog (default_worker): every
+ * other such spawn goes to a parked worker, if one is.  Relaxed loads: the
+ * figures are hints (a worker that woke meanwhile only gets the actor
+ * anyway); nothing is published through them. */
+__attribute__((noinline)) static uint32_t spread_pick(ax_worker_t *w)
+{
+    ax_engine_t *eng = w->eng;
+    uint32_t n = eng->n;
+    /* No engine-wide idle count any more (parks are per-worker, issue
+     * 14): the scan below finds a parked worker or none. */
+    if (n == 1 || !(w->spread_tick++ & 1))
+        return w->id;
+    uint32_t start = (w->spread_tick >> 1) % (n - 1); /* rotate among the parked */
+    for (uint32_t k = 0; k < n - 1; k++) {
+        uint32_t i = (w->id + 1 + (start + k) % (n - 1)) % n;
+        if (atomic_load_explicit(&eng->w[i]->parked, memory_order_relaxed) == 1)
+            return i;
+    }
+    return w->id;
+}
+
+/* The default placement (docs/tuning.md, "Default placement"): next to
+ * the caller, unless its local FIFO already holds a batch or more (more
+ * work than its next turn runs) while another worker is parked; then half
+ * of such spawns go to parked workers.  Actors never move after spawn, so
+ * this is where a tree or a fork-join program gets its second core; a
+ * program whose worker keeps up (a ring, a pipeline, a request/reply pair)
+ * stays on one worker and keeps same-worker sends.  Costs one compare on
+ * the common path. */
+static inline uint32_t default_worker(ax_worker_t *w)
+{
+    if (__builtin_expect(ax__lq_count(w) < w->batch, 1) || w->nworkers == 1)
+        return w->id;
+    return spread_pick(w);
+}
+
 int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
              ax_ref_t *out)
 {
@@ -797,7 +935,11 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         return -EINVAL; /* nobody to monitor or link from */
     if (w->closing)
         return -ESHUTDOWN;
-    if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
+    if (!o || o->where == AX_ON_DEFAULT)
+        t = default_worker(w);
+    else if (o->where == AX_ON_SELF)
+        t = w->id;
+    else if ((rc = pick_worker(w->eng, o, w->id, &t)) < 0)
         return rc;
     ax_sponsor_t *sp = spawn_sponsor(w, o);
     if (sp && sp->eng != w->eng)
@@ -806,13 +948,17 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         return rc;
     ax_spawn_req_t rq;
     uint64_t mon = 0;
-    fill_req(&rq, fn, state_size, o, sp);
     if (t == w->id) {
         if ((rc = slot_alloc(w, &slot)) < 0) {
             ax__fault_spawn_undo(sp);
             return rc;
         }
-        ax_ref_t ref = ax__ref_make(w->id, w->table[slot].gen, slot);
+        ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[slot].gen, slot);
+        const ax_spawn_req_t *rqp = NULL; /* no sponsor, no flags: no request */
+        if (sp || flags) {
+            fill_req(&rq, fn, state_size, o, sp);
+            rqp = &rq;
+        }
         if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
             if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
                 ax__slot_free(w, slot);
@@ -825,7 +971,8 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
                 *o->monitor = mon;
         }
         *out = ref; /* set before init runs, so init may hand it out */
-        rc = actor_place(w, slot, &rq, o ? o->arg : NULL, o ? o->arg_len : 0);
+        rc = actor_place(w, slot, ref, fn, o ? o->init : NULL, o ? o->fini : NULL, state_size, rqp,
+                         o ? o->arg : NULL, o ? o->arg_len : 0);
         if (rc < 0) {
             ax__fault_spawner_undo(w, ref, flags, mon);
             ax__slot_free(w, slot);
@@ -834,6 +981,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         }
         return rc;
     }
+    fill_req(&rq, fn, state_size, o, sp);
     /* Remote: reserve a fresh slot there, send the request in order with
      * everything else this worker sends to t. */
     ax_worker_t *tw = w->eng->w[t];
@@ -853,7 +1001,7 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         ax__fault_spawn_undo(sp);
         return rc;
     }
-    ax_ref_t ref = ax__ref_make(t, gen, slot);
+    ax_ref_t ref = ax__ref_make(w->home, t, gen, slot);
     if (flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) {
         if ((rc = ax__fault_spawner_recs(w, ref, flags, &mon)) < 0) {
             claim_return(tw, slot); /* no ref to it was handed out */
@@ -973,7 +1121,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         ax__inbox_node_free(node);
         return rc;
     }
-    ax_ref_t ref = ax__ref_make(t, gen, slot);
+    ax_ref_t ref = ax__ref_make(eng->home, t, gen, slot);
     memset(&node->msg, 0, sizeof node->msg);
     node->msg.to = ref;
     node->msg.type = AX_SYS_SPAWN_EXT;
@@ -985,7 +1133,7 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
 
 int ax__ext_post(ax_engine_t *eng, const ax_msg_t *msg)
 {
-    uint32_t t = ax_ref_worker(msg->to);
+    uint32_t t = eng ? ax__ref_dest(eng->home, msg->to) : 0;
     if (!eng || t >= eng->n)
         return -EINVAL;
     ax_inbox_node_t *node = ax__inbox_node_alloc();
@@ -1004,7 +1152,7 @@ int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf
 {
     if (!eng || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf))
         return -EINVAL;
-    uint32_t t = ax_ref_worker(to);
+    uint32_t t = ax__ref_dest(eng->home, to);
     if (t >= eng->n)
         return -EINVAL;
     ax_inbox_node_t *node = ax__inbox_node_alloc();
@@ -1116,7 +1264,8 @@ static void handle_spawn(ax_worker_t *w, ax_msg_t *m)
     }
     int rc = -EDQUOT;
     if (!req->sponsor || !atomic_load_explicit(&req->sponsor->revoked, memory_order_acquire))
-        rc = actor_place(w, slot, req, req->arg, req->arg_len);
+        rc = actor_place(w, slot, m->to, req->fn, req->init, req->fini, req->state_size,
+                         req->sponsor || req->flags ? req : NULL, req->arg, req->arg_len);
     if (rc < 0) {
         atomic_fetch_add_explicit(&w->st.spawn_failed, 1, memory_order_relaxed);
         ax__fault_spawn_failed(w, m->to, req); /* DOWN / EXIT to the spawner */
@@ -1200,7 +1349,7 @@ static void uncount_source(ax_worker_t *w)
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
-    if (ax_ref_worker(m->to) != w->id || slot >= w->max_slots) {
+    if (ax__ref_dest(w->home, m->to) != w->id || slot >= w->max_slots) {
         dead_letter(w, m);
         return;
     }
@@ -1221,6 +1370,9 @@ void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
             e->gen == ax__ref_gen(m->to) && (!a || (a->flags & AX_ACTOR_EMBRYO))) {
             uncount_source(w);
             handle_spawn(w, m);
+        } else if (m->type >= AX_SYS_CLUSTER_FIRST && m->type <= AX_SYS_CLUSTER_LAST) {
+            uncount_source(w);
+            ax__cluster_dispatch(w, m);
         } else if (m->type >= AX_SYS_FAULT_FIRST && m->type <= AX_SYS_FAULT_LAST) {
             /* A request for an actor whose spawn request is still on its
              * way waits with the early messages (not a revoke: it names a
@@ -1288,7 +1440,7 @@ static void embryo_drop(ax_worker_t *w, uint32_t slot)
 static void stop_msg(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
-    if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && ax_ref_worker(m->to) == w->id &&
+    if ((m->type == AX_SYS_SPAWN || m->type == AX_SYS_SPAWN_EXT) && ax__ref_dest(w->home, m->to) == w->id &&
         slot < w->max_slots && w->table[slot].gen == ax__ref_gen(m->to)) {
         ax_actor_t *a = w->table[slot].actor;
         if (!a || (a->flags & AX_ACTOR_EMBRYO)) {
@@ -1396,6 +1548,8 @@ void ax__worker_shutdown(ax_worker_t *w)
     while (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         sched_yield();
     ax__flush(w);
+    if (w->cl)
+        ax__cluster_flush(w); /* what behaviours sent to other nodes leaves now */
     pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
     w->closing = true;                        /* sends from init and fini: -ESHUTDOWN */
     stop_inbound(w);                          /* reads the others' overflow to us */
@@ -1404,6 +1558,7 @@ void ax__worker_shutdown(ax_worker_t *w)
     stop_all_actors(w);
     ax__conv_fini(w);
     ax__io_stop(w);
+    ax__cluster_worker_stop(w); /* arrivals dropped (counted), endpoints closed */
     atomic_store_explicit(&w->pub_sent, w->sent, memory_order_release);
     atomic_store_explicit(&w->pub_handled, w->handled, memory_order_release);
     pthread_barrier_wait(&eng->stop_barrier); /* every blob freed before arenas go */

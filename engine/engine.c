@@ -80,6 +80,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/cluster_glue.h"
 #include "engine/engine_internal.h"
 #include "topology/bind.h"
 
@@ -357,6 +358,27 @@ static uint32_t drain_rings(ax_worker_t *w)
     return n;
 }
 
+/* Messages from other nodes, in order (engine/cluster_glue.c), counted
+ * with the external ones: both come from outside this engine. */
+static uint32_t drain_cluster(ax_worker_t *w)
+{
+    uint32_t n = 0;
+    ax_mq_t *q = ax__cluster_inq(w);
+    ax_msg_t *m;
+    w->cur_src = w->batch_src = AX_SRC_EXTERNAL;
+    while (n < w->batch && (m = ax_mq_peek(q))) {
+        ax__dispatch(w, m); /* nothing pushes to q during a dispatch: only UCP progress does */
+        ax_mq_pop(q, w->arena);
+        n++;
+    }
+    if (n) {
+        w->handled += n;
+        AX_STAT_ADD(w->st.msgs_external, batch_count(w, n));
+    }
+    w->batch_src = AX_SRC_NONE;
+    return n;
+}
+
 static uint32_t drain_inbox(ax_worker_t *w)
 {
     uint32_t n = 0;
@@ -424,9 +446,16 @@ uint32_t ax__run_turn(ax_worker_t *w)
     n += drain_rings(w);
     n += drain_inbox(w);
     n += ax__io_poll(w); /* io completions and due timers become local messages */
+    if (w->cl) { /* a cluster node: UCP progress queues arrivals; they run like ring slots */
+        n += ax__cluster_progress(w);
+        n += drain_cluster(w);
+    }
     if (w->novf)
         drain_overflow(w);
+    ax__slots_publish(w); /* before the flush wakes anyone who may spawn here */
     ax__flush(w);
+    if (w->cl)
+        ax__cluster_flush(w); /* one active message per remote channel written this turn */
     ax_arena_flush(w->arena);
     if (__builtin_expect((w->turn & 255) == 0, 0)) {
         publish_load(w);
@@ -453,6 +482,10 @@ static bool has_work(ax_worker_t *w, bool ring_found)
             if (s != w->id && ax_ring_c_nonempty(w->in[s]))
                 return true;
     }
+    /* A cluster node arms its UCP worker's event fd here (in the io_uring
+     * wait); false from the arm means events are waiting. */
+    if (w->cl && (ax__cluster_pending(w) || !ax__cluster_arm(w)))
+        return true;
     return ax__io_ready(w);
 }
 
@@ -476,7 +509,7 @@ static bool quick_check(ax_worker_t *w)
             if (s != w->id && ax_ring_peek(w->in[s]))
                 return true;
     }
-    return ax__inbox_nonempty(w) || ax__io_cq_ready(w);
+    return ax__inbox_nonempty(w) || ax__io_cq_ready(w) || (w->cl && ax__cluster_pending(w));
 }
 
 static void publish_arena_stats(ax_worker_t *w)
@@ -615,7 +648,9 @@ void ax__park(ax_worker_t *w, int64_t timeout_ns)
     if (w->io)
         ax__io_park(w, timeout_ns); /* returns on a wake, a completion or the timeout */
     else if (atomic_load_explicit(&w->parked, memory_order_acquire) == 1)
-        futex_wait(&w->parked, 1, timeout_ns);
+        /* Without io_uring a cluster node cannot wait on UCP's fd: poll. */
+        futex_wait(&w->parked, 1, w->cl && (timeout_ns < 0 || timeout_ns > 1000000) ? 1000000
+                                                                                   : timeout_ns);
     RUN_HOOKS(w, HOOK_UNPARK);
     atomic_fetch_add_explicit(&w->st.parked_ns, ax__now_ns() - t0, memory_order_relaxed);
 
@@ -813,6 +848,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->eng = eng;
     w->id = i;
     w->nworkers = N;
+    w->home = eng->home;
     w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);
@@ -935,6 +971,9 @@ int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
         goto fail;
     }
     eng->n = eng->plan->nworkers;
+    /* Outside a cluster: node 0, incarnation tag 1 (axon.h). */
+    uint32_t inc_tag = ax__cluster_wanted(&eng->cfg) ? ax__cluster_pick_tag() : 1;
+    eng->home = ax__ref_home(ax__cluster_wanted(&eng->cfg) ? eng->cfg.cluster_node_id : 0, inc_tag);
     if (eng->n > AX_MAX_WORKERS) {
         set_error("engine: %u workers planned, at most %u supported", eng->n, AX_MAX_WORKERS);
         rc = -EINVAL;
@@ -987,6 +1026,10 @@ int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
         goto fail;
     if ((rc = ax__calls_init(eng)) < 0)
         goto fail;
+    if (ax__cluster_wanted(&eng->cfg) && (rc = ax__cluster_create(eng, inc_tag, err, sizeof err)) < 0) {
+        set_error("%s", err);
+        goto fail;
+    }
     *out = eng;
     return 0;
 fail:
@@ -1054,6 +1097,11 @@ int ax_engine_start(ax_engine_t *eng)
     if (!bad && (rc = ax__watchdog_start(eng)) < 0) {
         set_error("engine: cannot start the watchdog thread: %s; nothing was started (set "
                   "scheduler.watchdog_ms = 0 to run without it)", strerror(-rc));
+        bad = rc;
+    }
+    if (!bad && (rc = ax__cluster_start(eng)) < 0) {
+        set_error("engine: cannot start the cluster control thread: %s; nothing was started",
+                  strerror(-rc));
         bad = rc;
     }
     if (!bad) /* before the gate: running behaviours may read it */
@@ -1171,6 +1219,7 @@ void ax_engine_destroy(ax_engine_t *eng)
     if (eng->barriers)
         pthread_barrier_destroy(&eng->stop_barrier);
     ax__calls_fini(eng); /* outside futures still waiting get -ESHUTDOWN */
+    ax__cluster_destroy(eng); /* the control thread first: it posts to workers */
     if (eng->w) {
         for (uint32_t i = 0; i < eng->n; i++)
             if (eng->w[i] && !started)

@@ -101,6 +101,16 @@ void ax__blob_release(ax_worker_t *w, const ax_msg_t *m);
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a); /* reason: what it set, else normal */
 /* For engine/failure.c: */
 void ax__slot_free(ax_worker_t *w, uint32_t slot);  /* bump the generation, free the slot */
+/* Freed slots wait in the owner's private cache (w->pfree) at most this
+ * many at a time, and at most until the end of the owner's turn. */
+#define AX_PFREE_MAX 64u
+void ax__slots_spill(ax_worker_t *w); /* cold: push the private cache to shared_free */
+/* End of a turn: make every slot freed in it visible to other spawners. */
+static inline void ax__slots_publish(ax_worker_t *w)
+{
+    if (w->pfree_n)
+        ax__slots_spill(w);
+}
 void ax__actor_free(ax_worker_t *w, ax_actor_t *a); /* the block only */
 void ax__free_payload(ax_worker_t *w, const ax_msg_t *m);
 /* Run init as actor a (ref); stops it with its reason if init asked to. */
@@ -148,7 +158,7 @@ static inline uint32_t ax__lq_count(const ax_worker_t *w) { return w->lq_tail - 
 __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to,
                                                                        uint8_t *stamp)
 {
-    uint32_t d = ax_ref_worker(to);
+    uint32_t d = ax__ref_dest(w->home, to);
     ax_msg_t *m;
     ax_actor_t *ca = w->cur;
     ax_sp_local_t *sp = ca ? ca->sp : NULL;
@@ -284,6 +294,10 @@ int ax__fault_engine_init(ax_engine_t *eng);  /* create: take a reference on the
 void ax__fault_engine_fini(ax_engine_t *eng); /* destroy: drop it */
 void ax__fault_worker_enter(ax_worker_t *w);  /* worker thread: altstack, thread-local */
 void ax__fault_worker_leave(ax_worker_t *w);
+
+/* failure.c: node `node` is down: DOWN / EXIT (unreachable) for what
+ * watches or links to its actors (called by engine/cluster_glue.c). */
+void ax__fault_node_down(ax_worker_t *w, uint32_t node);
 
 /* inbox.c */
 int ax__inbox_init(ax_worker_t *w);

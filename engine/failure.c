@@ -158,11 +158,18 @@ static void notify(ax_worker_t *w, ax_ref_t from, ax_ref_t to, uint32_t type, ui
     if (to == AX_REF_NONE && type == AX_SYS_DOWN) {
         /* The watcher is a thread outside the engine: its no-timeout
          * request's future (request.c), id = the future's id. */
-        ax__calls_down(w->eng, id, why ? why->kind : AX_REASON_NORMAL);
+        /* Counted first: completing the future releases it to its waiter,
+         * who may read the count at once (test_conv_request). */
         AX_STAT_INC(w->st.downs_sent);
+        ax__calls_down(w->eng, id, why ? why->kind : AX_REASON_NORMAL);
         return;
     }
     int rc = sys_send(w, from, to, type, id, 0, why, false);
+    if (rc == -EHOSTUNREACH) {
+        /* To an actor of a node that is down: nobody is left to tell. */
+        atomic_fetch_add_explicit(&w->st.dead_letters, 1, memory_order_relaxed);
+        return;
+    }
     if (rc < 0 && rc != -ESHUTDOWN)
         fprintf(stderr, "axon: worker %u: %s from %#llx to %#llx lost: %s; raise "
                         "memory.arena_bytes\n",
@@ -174,7 +181,10 @@ static void notify(ax_worker_t *w, ax_ref_t from, ax_ref_t to, uint32_t type, ui
 
 static bool ref_ok(const ax_worker_t *w, ax_ref_t r)
 {
-    return r != AX_REF_NONE && ax_ref_worker(r) < w->nworkers;
+    /* A local actor, or on a cluster node one of another node (its
+     * transport carries the request; engine/cluster_glue.c). */
+    return ax__ref_dest(w->home, r) < w->nworkers ||
+           (w->cl && r != AX_REF_NONE && ax_ref_node(r) != w->home >> 14);
 }
 
 /* ---- reasons and ax_fail ------------------------------------------------------------- */
@@ -211,12 +221,60 @@ int ax_monitor(ax_ctx_t *w, ax_ref_t target, uint64_t *id)
     if (!rec_new(w, a, AX_REC_WATCHING, target, mid))
         return -ENOMEM;
     int rc = sys_send(w, w->head.self, target, AX_SYS_MONITOR, mid, 0, NULL, true);
+    if (rc == -EHOSTUNREACH) {
+        /* Its node is down (or not up yet): the answer is DOWN at once. */
+        ax_reason_t why = {.kind = AX_REASON_UNREACHABLE};
+        notify(w, target, w->head.self, AX_SYS_DOWN, mid, &why);
+        rc = 0;
+    }
     if (rc < 0) {
         rec_remove(w, a, AX_REC_WATCHING, target, mid);
         return rc;
     }
     *id = mid;
     return 0;
+}
+
+/* Node `node` is down (engine/cluster_glue.c, on each worker): every
+ * monitor of one of its actors gets DOWN with AX_REASON_UNREACHABLE, every
+ * link to one an EXIT with it, and its watchers' records here go.  A scan
+ * of the table: node loss is rare, and the fast paths keep no per-node
+ * index this way. */
+void ax__fault_node_down(ax_worker_t *w, uint32_t node)
+{
+    ax_reason_t why = {.kind = AX_REASON_UNREACHABLE};
+    uint32_t end = atomic_load_explicit(&w->fresh, memory_order_relaxed);
+    if (end > w->max_slots)
+        end = w->max_slots;
+    for (uint32_t slot = 0; slot < end; slot++) {
+        ax_actor_t *a = w->table[slot].actor;
+        if (!a || (a->flags & AX_ACTOR_EMBRYO) || !a->recs)
+            continue;
+        ax_ref_t self = ax__ref_make(w->home, w->id, w->table[slot].gen, slot);
+        for (ax_rec_t **p = &a->recs; *p;) {
+            ax_rec_t *r = *p;
+            bool there = (r->kind == AX_REC_WATCHING || r->kind == AX_REC_WATCHER ||
+                          r->kind == AX_REC_LINK) && ax_ref_node(r->ref) == node &&
+                         ax__ref_dest(w->home, r->ref) >= w->nworkers;
+            if (!there) {
+                p = &r->next;
+                continue;
+            }
+            if (r->kind == AX_REC_WATCHING) {
+                /* Its DOWN arrives like any other and removes the record. */
+                notify(w, r->ref, self, AX_SYS_DOWN, r->id, &why);
+                p = &r->next;
+            } else if (r->kind == AX_REC_LINK) {
+                ax_ref_t peer = r->ref;
+                *p = r->next;
+                ax_arena_free(w->arena, r);
+                notify(w, peer, self, AX_SYS_EXIT, 0, &why);
+            } else { /* a watcher on that node: nobody to tell */
+                *p = r->next;
+                ax_arena_free(w->arena, r);
+            }
+        }
+    }
 }
 
 int ax_demonitor(ax_ctx_t *w, uint64_t id)
@@ -287,7 +345,7 @@ int ax_kill(ax_ctx_t *w, ax_ref_t target)
 
 int ax_engine_kill(ax_engine_t *eng, ax_ref_t target)
 {
-    if (!eng || target == AX_REF_NONE || ax_ref_worker(target) >= eng->n)
+    if (!eng || target == AX_REF_NONE || ax__ref_dest(eng->home, target) >= eng->n)
         return -EINVAL;
     ax_msg_t m;
     memset(&m, 0, sizeof m);
@@ -788,7 +846,7 @@ int ax_sponsor_revoke(ax_sponsor_t *sp)
     for (uint32_t t = 0; t < sp->n; t++) {
         ax_msg_t m;
         memset(&m, 0, sizeof m);
-        m.to = ax__ref_make(t, 0, 0); /* a worker, not an actor */
+        m.to = ax__ref_make(sp->eng->home, t, 0, 0); /* a worker, not an actor */
         m.type = AX_SYS_REVOKE;
         m.len = AX_INLINE_MAX;
         m.payload.u64[0] = (uint64_t)(uintptr_t)sp;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/cluster_glue.h"
 #include "engine/engine_internal.h"
 #include <liburing.h>
 
@@ -91,6 +92,10 @@ static uint32_t expire_timers(ax_worker_t *w, bool force)
 
 static void on_cqe(void *arg, uint64_t token, int32_t res, uint32_t flags)
 {
+    if (token == (uint64_t)(uintptr_t)&ax__cluster_token_tag) {
+        ax__cluster_efd_fired((ax_worker_t *)arg); /* UCP has events: the next turn progresses */
+        return;
+    }
     ax__io_complete((ax_worker_t *)arg, token, res, flags);
 }
 
@@ -120,7 +125,11 @@ bool ax__io_ready(ax_worker_t *w)
 
 uint32_t ax__io_pending(ax_worker_t *w)
 {
-    return (w->io ? ax_io_pending(w->io) : 0) + (w->timers ? ax_timers_count(w->timers) : 0);
+    /* The UCP event-fd poll of a cluster node is not work in flight. */
+    uint32_t io = w->io ? ax_io_pending(w->io) : 0;
+    if (io && ax__cluster_efd_armed(w))
+        io--;
+    return io + (w->timers ? ax_timers_count(w->timers) : 0);
 }
 
 void ax__io_park(ax_worker_t *w, int64_t timeout_ns)

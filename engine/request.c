@@ -872,7 +872,7 @@ int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *
                       uint64_t timeout_ms, ax_future_t **out)
 {
     if (!eng || !out || type >= AX_TYPE_SYSTEM || len > AX_REQUEST_INLINE_MAX || (len && !buf) ||
-        timeout_ms > AX_TIMEOUT_MAX_MS || ax_ref_worker(to) >= eng->n || !eng->calls)
+        timeout_ms > AX_TIMEOUT_MAX_MS || ax__ref_dest(eng->home, to) >= eng->n || !eng->calls)
         return -EINVAL;
     *out = NULL;
     struct ax_calls *k = eng->calls;

@@ -28,25 +28,42 @@ struct ax_io;
 struct ax_timers;
 struct ax_conv;
 struct ax_calls;
+struct ax_cl;
+struct ax_clw;
 
 /* ---- references --------------------------------------------------------------
- * bits 63..48: worker + 1 (so 0 is never a valid ref), 47..24: generation,
- * 23..0: slot.  16 M slots per worker, 16 M generations per slot. */
+ * See axon.h: [63..56 node][55..52 incarnation][51..42 worker][41..24 gen]
+ * [23..0 slot].  A worker's "home" is bits 63..42 of its references,
+ * (node << 14 | incarnation << 10 | worker); ax__ref_dest subtracts the
+ * engine's home base (worker 0), so a local reference gives its worker index
+ * and any other node's (or a stale incarnation's) a value >= nworkers. */
 #define AX_REF_SLOT_BITS 24u
-#define AX_REF_GEN_MASK 0xFFFFFFu
+#define AX_REF_GEN_BITS 18u
+#define AX_REF_GEN_MASK ((1u << AX_REF_GEN_BITS) - 1u)
 #define AX_MAX_SLOTS (1u << AX_REF_SLOT_BITS)
-#define AX_MAX_WORKERS 4096u
+#define AX_MAX_WORKERS 1024u
+#define AX_REF_INC_MAX 15u
+_Static_assert(AX_REF_SLOT_BITS + AX_REF_GEN_BITS == AX_REF_WORKER_SHIFT, "fields are contiguous");
 /* ax_config_validate refuses what a reference cannot name (scheduler.max_actors,
  * workers.count) before any engine is made. */
 _Static_assert(AX_ACTORS_MAX == AX_MAX_SLOTS, "max_actors's limit is the slot field's size");
 _Static_assert(AX_WORKERS_MAX <= AX_MAX_WORKERS, "workers.count's limit fits a reference");
 
-static inline ax_ref_t ax__ref_make(uint32_t worker, uint32_t gen, uint32_t slot)
+/* The home base of node `node`, incarnation `inc` (worker 0). */
+static inline uint32_t ax__ref_home(uint32_t node, uint32_t inc) { return node << 14 | inc << 10; }
+static inline ax_ref_t ax__ref_make(uint32_t home, uint32_t worker, uint32_t gen, uint32_t slot)
 {
-    return ((uint64_t)(worker + 1) << 48) | ((uint64_t)(gen & AX_REF_GEN_MASK) << 24) | slot;
+    return ((uint64_t)(home + worker) << AX_REF_WORKER_SHIFT) |
+           ((uint64_t)(gen & AX_REF_GEN_MASK) << AX_REF_SLOT_BITS) | slot;
+}
+/* The local worker index of r, or a value >= the engine's worker count when
+ * r lives on another node or incarnation (or is AX_REF_NONE). */
+static inline uint32_t ax__ref_dest(uint32_t home, ax_ref_t r)
+{
+    return (uint32_t)(r >> AX_REF_WORKER_SHIFT) - home;
 }
 static inline uint32_t ax__ref_slot(ax_ref_t r) { return (uint32_t)(r & (AX_MAX_SLOTS - 1)); }
-static inline uint32_t ax__ref_gen(ax_ref_t r) { return (uint32_t)(r >> 24) & AX_REF_GEN_MASK; }
+static inline uint32_t ax__ref_gen(ax_ref_t r) { return (uint32_t)(r >> AX_REF_SLOT_BITS) & AX_REF_GEN_MASK; }
 
 /* ---- actors -------------------------------------------------------------------- */
 enum {
@@ -117,6 +134,7 @@ struct ax_ctx {
     ax_engine_t *eng;
     uint32_t id;
     uint32_t nworkers;
+    uint32_t home;        /* ax__ref_home of this engine: local refs decode against it */
     ax_arena_t *arena;
     ax_slot_t *table;
     ax_actor_t *cur;      /* running actor, NULL outside a behaviour */
@@ -159,12 +177,19 @@ struct ax_ctx {
     _Atomic uint32_t wd_turn;
     bool use_bell;
     uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
+    /* Freed slots cached for this worker's own spawns (actor.c): a list
+     * linked through next_free (slot + 1, 0: end), at most AX_PFREE_MAX
+     * long, pushed to shared_free in one CAS when full and at the end of
+     * every turn, so other spawners see every freed slot by then. */
+    uint32_t pfree, pfree_tail, pfree_n;
+    uint32_t spread_tick; /* default placement: alternates while spreading (actor.c) */
     uint32_t max_slots;   /* table entries */
     size_t table_len;     /* bytes mapped for the table */
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
     struct ax_io *io;
     struct ax_timers *timers;
     struct ax_conv *conv; /* requests and stashes (request.c); NULL until first use */
+    struct ax_clw *cl;    /* cluster data path (engine/cluster_glue.c); NULL: not a node */
     /* Failure (engine/failure.c).  pend: the reason the running actor
      * (pend_actor) set with ax_stop_self / ax_fail / a quota; saved and
      * restored around nested init/fini.  fini_reason: non-NULL in a fini. */
@@ -204,7 +229,7 @@ struct ax_ctx {
     alignas(64) _Atomic uint32_t fresh;
     /* Every freed slot, for any spawner: a Treiber stack whose head packs
      * (tag << 32 | slot + 1); the tag defeats ABA.  The owner pushes what
-     * its stops free, anyone pops (actor.c). */
+     * its stops free (in batches, from pfree), anyone pops (actor.c). */
     alignas(64) _Atomic uint64_t shared_free;
     /* External inbox (MPSC, Vyukov): producers xchg tail. */
     alignas(64) struct ax_inbox_node *_Atomic inbox_tail;
@@ -240,6 +265,8 @@ struct ax_engine {
     ax_topo_t *topo;
     uint32_t n;
     ax_worker_t **w;
+    uint32_t home;        /* ax__ref_home(node id, incarnation tag) */
+    struct ax_cl *cl;     /* cluster node state (engine/cluster_glue.c); NULL: not a node */
     ax_arena_group_t *arenas;
     void *ring_mem;       /* one mapping per receiver; see engine.c */
     size_t ring_mem_len;

@@ -110,7 +110,9 @@ static void listener_actor(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         if (e.res < 0)
             return; /* e.g. -EMFILE: the listener keeps going */
         ax_ref_t c;
-        if (ax_spawn(ctx, conn_actor, sizeof(conn_st_t), NULL, &c) < 0 ||
+        /* the connection belongs to this worker: its actor must live here */
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_SELF};
+        if (ax_spawn(ctx, conn_actor, sizeof(conn_st_t), &o, &c) < 0 ||
             ax_send_u64(ctx, c, MSG_START, e.handle) < 0)
             ax_tcp_close(ctx, e.handle, 0);
     }

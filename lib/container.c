@@ -62,7 +62,21 @@ static char tsan_grace_token;
 #endif
 #define TSAN_QUIESCENT() TSAN_REL(&tsan_grace_token)
 
+/* AddressSanitizer: a recycled node waits on a free list, poisoned, so a
+ * reader that kept a pointer past its section is reported as it would be
+ * after free(). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 static void retire_flush(void);
+static void limbo_poll(void);
+static void limbo_drain(void);
 
 /* Per-thread QSBR role.  Cached per thread, decided by the hooks and by
  * ax_cont_thread_register (the only places that change it). */
@@ -71,6 +85,13 @@ static _Thread_local int t_role;
 static _Thread_local uint32_t t_worker_regs; /* registries that registered this worker */
 static _Thread_local uint32_t t_online;      /* outside thread: open sections */
 static _Thread_local uint32_t t_worker_id;
+/* Memory kind, per thread (see "node reclamation" below). */
+#define NCLASSES 16u /* node sizes 64, 128, ... 1024 bytes */
+static _Thread_local struct mnode *t_retired;
+static _Thread_local uint32_t t_nretired;
+static _Thread_local struct mnode *t_limbo_head, *t_limbo_tail; /* chains in grace periods */
+static _Thread_local struct mnode *t_free[NCLASSES];
+static _Thread_local size_t t_free_bytes;
 
 typedef struct batch {
     struct batch *next;
@@ -94,10 +115,13 @@ struct ax_cont_registry {
 typedef struct mnode {
     struct cds_lfht_node node;
     struct rcu_head rcu;
-    struct mnode *retire_next; /* the thread's retire list (see retire()) */
+    struct mnode *retire_next; /* the thread's retire list, then its chain */
+    struct mnode *limbo_next;  /* chain head: the worker's next chain in limbo */
+    _Atomic uint32_t gp;       /* chain head: GP_* (see retire_flush) */
+    uint32_t cls;              /* size class (node_alloc), or NO_CLASS */
     uint64_t hash;
     uint32_t klen, vlen;
-    size_t voff;
+    uint32_t voff, pad_;
     alignas(16) unsigned char data[]; /* key, then the value at voff (16-aligned) */
 } mnode_t;
 
@@ -106,21 +130,24 @@ typedef struct rtx { /* one worker's cached LMDB read transaction */
     uint32_t depth;
 } rtx_t;
 
+/* Laid out by writer: every read section reads the first line (kind, ht,
+ * env, dbi, rtx, reg), which nothing writes while the container is open.
+ * The write-section mutex and the statistics, which every put writes, are
+ * on lines of their own: when they shared a line with ht, each put by one
+ * worker cost every other worker's next read a cache miss. */
 struct ax_cont {
+    alignas(64) uint32_t kind;
+    MDB_dbi dbi;
+    struct cds_lfht *ht; /* memory */
+    MDB_env *env;        /* lmdb */
+    rtx_t *rtx;          /* nworkers entries, each touched only by its worker */
     ax_cont_registry_t *reg;
-    struct ax_cont *next;
+    alignas(64) pthread_mutex_t wmu; /* write sections */
+    alignas(64) _Atomic uint64_t entries, puts, dels, commits, commit_failed, acks_lost;
+    alignas(64) struct ax_cont *next; /* the registry's list, under reg->mu */
     char name[AX_CONT_NAME_MAX];
-    uint32_t kind;
     uint32_t refs; /* under reg->mu */
     bool closing;  /* LMDB: last close done, writer finishing */
-    pthread_mutex_t wmu; /* write sections */
-    _Atomic uint64_t entries, puts, dels, commits, commit_failed, acks_lost;
-    /* memory */
-    struct cds_lfht *ht;
-    /* lmdb */
-    MDB_env *env;
-    MDB_dbi dbi;
-    rtx_t *rtx; /* nworkers entries, each touched only by its worker */
     pthread_t writer;
     pthread_mutex_t qmu;
     pthread_cond_t qcv, dcv;
@@ -136,8 +163,8 @@ struct ax_cont {
 typedef struct rd_impl {
     ax_cont_t *c;
     MDB_txn *txn;
-    uintptr_t worker; /* worker id + 1, or 0 outside */
-    uintptr_t pad;
+    uintptr_t worker;  /* LMDB: worker id + 1, or 0 outside */
+    uintptr_t outside; /* an outside thread's section (ctx NULL) */
 } rd_impl_t;
 _Static_assert(sizeof(rd_impl_t) <= sizeof(ax_cont_rd_t), "read section fits");
 typedef struct wr_impl {
@@ -171,6 +198,7 @@ static void hook_stop(void *user, uint32_t worker)
     retire_flush();
     TSAN_QUIESCENT();
     if (--t_worker_regs == 0) {
+        limbo_drain(); /* call_rcu callbacks free what is still in a grace period */
         urcu_qsbr_unregister_thread();
         t_role = T_NONE;
     }
@@ -178,6 +206,8 @@ static void hook_stop(void *user, uint32_t worker)
 static void hook_turn(void *user, uint32_t worker)
 {
     (void)user, (void)worker;
+    if (t_limbo_head)
+        limbo_poll();
     retire_flush();
     TSAN_QUIESCENT();
     urcu_qsbr_quiescent_state();
@@ -317,43 +347,186 @@ static int node_match(struct cds_lfht_node *n, const void *arg)
     if (m->klen != k->len)
         return 0;
     /* Word compares for the common small keys: a libc memcmp call was a
-     * tenth of containers/read/memory. */
-    if (k->len == 4 || k->len == 8) {
-        uint64_t a = 0, b = 0;
-        memcpy(&a, m->data, k->len);
-        memcpy(&b, k->key, k->len);
+     * tenth of containers/read/memory.  Constant sizes, so the copies are
+     * single loads (a variable-length memcpy was two libc calls). */
+    if (k->len == 4) {
+        uint32_t a, b;
+        memcpy(&a, m->data, 4);
+        memcpy(&b, k->key, 4);
+        return a == b;
+    }
+    if (k->len == 8) {
+        uint64_t a, b;
+        memcpy(&a, m->data, 8);
+        memcpy(&b, k->key, 8);
         return a == b;
     }
     return memcmp(m->data, k->key, k->len) == 0;
 }
 
-/* Frees a retire list after its grace period (on liburcu's call_rcu thread). */
-static void chain_free_cb(struct rcu_head *head)
+/* ---- memory kind: node reclamation --------------------------------------------------------
+ *
+ * A replaced or deleted node may still be read by a reader on another
+ * worker until that worker passes a quiescent point.  Nodes retired by a
+ * thread wait on its retire list and go to call_rcu as one chain per loop
+ * turn (or per 256 nodes, or when an outside thread leaves its section):
+ * one call_rcu per node cost a futex wake of the call_rcu thread per write.
+ *
+ * Workers recycle.  Freeing every chain on liburcu's call_rcu thread cost a
+ * worker's allocator a remote free per write and a refill per malloc (and
+ * the call_rcu thread CPU time next to the workers).  So a worker's chain
+ * stays the worker's: the call_rcu callback only marks it done (gp_done_cb);
+ * the worker, at its next turns, moves done chains to per-size-class free
+ * lists and takes new nodes from there (node_alloc).  The call_rcu thread
+ * still detects the grace period; it no longer touches the nodes.
+ *
+ * Chain head state (mnode_t.gp):
+ *   GP_PENDING    queued to call_rcu, in the worker's limbo FIFO
+ *   GP_DONE       the grace period has elapsed (set by the callback)
+ *   GP_ABANDONED  the worker left (hook_stop) before the callback ran: the
+ *                 callback frees the chain
+ * The callback and the worker each swap the state with one atomic exchange,
+ * so exactly one of them frees an abandoned chain.  Outside threads have no
+ * turns to poll at, so their chains are freed by the callback as before. */
+enum { GP_PENDING = 0, GP_DONE = 1, GP_ABANDONED = 2 };
+#define NO_CLASS 0xFFu
+#define FREE_CAP_BYTES (4u << 20) /* per worker thread; more goes back to malloc */
+
+
+static size_t node_size(size_t voff, size_t vlen)
 {
-    TSAN_ACQ(&tsan_grace_token); /* every reader passed a quiescent point */
-    for (mnode_t *m = caa_container_of(head, mnode_t, rcu), *nx; m; m = nx) {
-        nx = m->retire_next;
+    return sizeof(mnode_t) + voff + vlen;
+}
+
+static mnode_t *node_alloc(size_t voff, size_t vlen)
+{
+    size_t sz = node_size(voff, vlen);
+    uint32_t cls = sz <= NCLASSES * 64u ? (uint32_t)((sz + 63) / 64 - 1) : NO_CLASS;
+    mnode_t *m = cls != NO_CLASS ? t_free[cls] : NULL;
+    if (m) {
+        UNPOISON(m, (cls + 1) * 64u);
+        t_free[cls] = m->retire_next;
+        t_free_bytes -= (cls + 1) * 64u;
+    } else {
+        m = malloc(cls != NO_CLASS ? (cls + 1) * 64u : sz);
+        if (!m)
+            return NULL;
+    }
+    m->cls = cls;
+    return m;
+}
+
+static void node_poison(mnode_t *m)
+{
 #ifndef AXON_NO_DEBUG_CHECKS
-        memset(m->data, 0xDD, m->voff + m->vlen); /* a reader still holding it sees garbage */
+    memset(m->data, 0xDD, m->voff + m->vlen); /* a reader still holding it sees garbage */
+#else
+    (void)m;
 #endif
+}
+
+static void chain_free(mnode_t *m)
+{
+    for (mnode_t *nx; m; m = nx) {
+        nx = m->retire_next;
+        node_poison(m);
         free(m);
     }
 }
 
-/* Replaced and deleted nodes wait on a per-thread list and go to call_rcu
- * as one chain per loop turn (or per 256 nodes, or when an outside thread
- * leaves its section).  One call_rcu per node cost a futex wake of the
- * call_rcu thread per write: 9.5 us a put on this VM (containers/write/memory). */
-static _Thread_local mnode_t *t_retired;
-static _Thread_local uint32_t t_nretired;
+/* A worker's done chain: its nodes to the free lists (up to the cap). */
+static void chain_recycle(mnode_t *m)
+{
+    for (mnode_t *nx; m; m = nx) {
+        nx = m->retire_next;
+        node_poison(m);
+        size_t sz = (m->cls + 1) * 64u;
+        if (m->cls == NO_CLASS || t_free_bytes + sz > FREE_CAP_BYTES) {
+            free(m);
+            continue;
+        }
+        m->retire_next = t_free[m->cls];
+        t_free[m->cls] = m;
+        t_free_bytes += sz;
+        POISON(m, sz);
+    }
+}
+
+/* Outside threads' chains: freed after the grace period (call_rcu thread). */
+static void chain_free_cb(struct rcu_head *head)
+{
+    TSAN_ACQ(&tsan_grace_token); /* every reader passed a quiescent point */
+    chain_free(caa_container_of(head, mnode_t, rcu));
+}
+
+/* Workers' chains: only marked.  R1: the release half of the exchange makes
+ * "the grace period has elapsed" (the callback runs after every reader
+ * passed a quiescent point) visible to the worker's acquire in
+ * limbo_poll (A1) before it reuses a node.  An abandoned chain is ours. */
+static void gp_done_cb(struct rcu_head *head)
+{
+    TSAN_ACQ(&tsan_grace_token);
+    mnode_t *m = caa_container_of(head, mnode_t, rcu);
+    if (atomic_exchange_explicit(&m->gp, GP_DONE, memory_order_acq_rel) == GP_ABANDONED)
+        chain_free(m);
+}
+
+/* Worker, each turn: recycle the chains whose grace period has elapsed
+ * (FIFO: call_rcu runs callbacks in order, so a pending head means the
+ * rest are pending too, or done soon after; either way they wait a turn). */
+static void limbo_poll(void)
+{
+    while (t_limbo_head &&
+           /* A1: pairs with R1 in gp_done_cb */
+           atomic_load_explicit(&t_limbo_head->gp, memory_order_acquire) == GP_DONE) {
+        mnode_t *m = t_limbo_head;
+        t_limbo_head = m->limbo_next;
+        if (!t_limbo_head)
+            t_limbo_tail = NULL;
+        chain_recycle(m);
+    }
+}
+
+/* Worker leaving (last hook_stop): chains still in a grace period are
+ * handed to their callbacks; the free lists go back to malloc. */
+static void limbo_drain(void)
+{
+    for (mnode_t *m = t_limbo_head, *nx; m; m = nx) {
+        nx = m->limbo_next; /* read before the exchange: after it the chain may be freed */
+        /* acq_rel: pairs with the callback's exchange (R1), either way round */
+        if (atomic_exchange_explicit(&m->gp, GP_ABANDONED, memory_order_acq_rel) == GP_DONE)
+            chain_free(m);
+    }
+    t_limbo_head = t_limbo_tail = NULL;
+    for (uint32_t i = 0; i < NCLASSES; i++)
+        for (mnode_t *m = t_free[i], *nx; m; m = nx) {
+            UNPOISON(m, (i + 1) * 64u);
+            nx = m->retire_next;
+            free(m);
+        }
+    memset(t_free, 0, sizeof t_free);
+    t_free_bytes = 0;
+}
 
 static void retire_flush(void)
 {
     if (!t_retired)
         return;
-    urcu_qsbr_call_rcu(&t_retired->rcu, chain_free_cb);
+    mnode_t *m = t_retired;
     t_retired = NULL;
     t_nretired = 0;
+    if (t_role != T_WORKER) {
+        urcu_qsbr_call_rcu(&m->rcu, chain_free_cb);
+        return;
+    }
+    atomic_store_explicit(&m->gp, GP_PENDING, memory_order_relaxed); /* published by call_rcu */
+    m->limbo_next = NULL;
+    if (t_limbo_tail)
+        t_limbo_tail->limbo_next = m;
+    else
+        t_limbo_head = m;
+    t_limbo_tail = m;
+    urcu_qsbr_call_rcu(&m->rcu, gp_done_cb);
 }
 
 static void retire(mnode_t *m)
@@ -381,13 +554,13 @@ static int mem_get(ax_cont_t *c, const void *key, size_t klen, const void **val,
 static int mem_put(ax_cont_t *c, const void *key, size_t klen, const void *val, size_t vlen)
 {
     size_t voff = (klen + 15) & ~(size_t)15;
-    mnode_t *m = malloc(sizeof *m + voff + vlen);
+    mnode_t *m = node_alloc(voff, vlen);
     if (!m)
         return -ENOMEM;
     cds_lfht_node_init(&m->node);
     m->klen = (uint32_t)klen;
     m->vlen = (uint32_t)vlen;
-    m->voff = voff;
+    m->voff = (uint32_t)voff;
     memcpy(m->data, key, klen);
     if (vlen)
         memcpy(m->data + voff, val, vlen);
@@ -658,7 +831,9 @@ again:
         pthread_mutex_unlock(&r->mu);
         return -ENOENT;
     }
-    c = calloc(1, sizeof *c);
+    c = aligned_alloc(64, sizeof *c); /* sizeof is a multiple of 64 (alignas) */
+    if (c)
+        memset(c, 0, sizeof *c);
     if (!c) {
         pthread_mutex_unlock(&r->mu);
         return -ENOMEM;
@@ -746,9 +921,10 @@ int ax_cont_read_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_rd_t *prd)
         return rc;
     rd->c = c;
     rd->txn = NULL;
-    rd->worker = ctx ? (uintptr_t)ax_worker_id(ctx) + 1 : 0;
+    rd->outside = !ctx;
     if (c->kind == AX_CONT_MEMORY)
         return 0; /* QSBR: being online is the guard (its read_lock is empty) */
+    rd->worker = ctx ? (uintptr_t)ax_worker_id(ctx) + 1 : 0;
     if (rd->worker && rd->worker - 1 < c->reg->nworkers) {
         /* The worker's cached read transaction: renew is a slot update,
          * no allocation, no lock.  Nested sections share it. */
@@ -811,7 +987,7 @@ void ax_cont_read_leave(ax_cont_rd_t *prd)
     } else {
         mdb_txn_abort(rd->txn);
     }
-    section_end(rd->worker == 0);
+    section_end(rd->outside);
     rd->c = NULL;
 }
 

@@ -109,9 +109,9 @@ static int check_spec(const ax_sup_spec_t *s, unsigned depth, char *why, size_t 
                 "_TEMPORARY", i, nm, c->restart);
         if (c->flags & ~AX_CHILD_F_DROP_QUEUED)
             BAD("child %u (%s): unknown flags 0x%x", i, nm, c->flags & ~AX_CHILD_F_DROP_QUEUED);
-        if (c->where > AX_ON_NODE)
-            BAD("child %u (%s): where = %u: expected AX_ON_SELF, AX_ON_WORKER or AX_ON_NODE", i,
-                nm, c->where);
+        if (c->where > AX_ON_NODE && c->where != AX_ON_SELF)
+            BAD("child %u (%s): where = %u: expected AX_ON_DEFAULT, AX_ON_SELF, AX_ON_WORKER or "
+                "AX_ON_NODE", i, nm, c->where);
         if (c->sup) {
             if (c->fn || c->state_size || c->init || c->fini || c->arg || c->arg_len)
                 BAD("child %u (%s): a supervisor child (sup set) takes no fn, state_size, "

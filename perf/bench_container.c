@@ -17,8 +17,18 @@
  * Items are operations (lookups or puts); items/s is the figure.  W = 1 and
  * 2 show whether reads scale with workers.  Keys: 1024 of 4 bytes; values 64
  * bytes.  Manual time stamped inside the actors/threads.
+ *
+ * Counters: cpu_ns_per_op (reads: the reader actors' thread CPU time per
+ * operation; flat from 1 to 2 workers when they share nothing, whatever
+ * else runs on the machine) and proc_cpu_ns_per_op (the whole process).
+ * Environment, for profiling runs (docs/containers.md "Figures"):
+ *   AXON_BENCH_OPS=N          N operations per run, whatever the iterations
+ *   AXON_BENCH_TICK_MS=N      a timer per worker, so valgrind does not hang
+ *                             on a worker parked in io_uring_enter
+ *   AXON_BENCH_WRITE_EVERY=N  one write per N operations (0: none; 100)
  */
 #include <errno.h>
+#include <stdalign.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -30,12 +40,16 @@
 
 #include "axon/axon.h"
 #include "axon/container.h"
+#include "axon/io.h"
 #include "axon_bench.h"
 
 #define NKEYS 1024u
 #define VLEN 64u
 #define CHUNK 256u     /* operations per message */
 #define WRITE_EVERY 100u /* 1% writes */
+/* AXON_BENCH_WRITE_EVERY=N overrides it (0: no writes), to tell the cost of
+ * the writes from the cost of the reads when scaling is in question. */
+static uint64_t g_write_every = WRITE_EVERY;
 
 static uint64_t cb_now(void)
 {
@@ -60,27 +74,44 @@ static uint64_t rw_get(uint32_t key);
 static void rw_setup(void);
 static void rw_teardown(void);
 
+/* The run, shared by its actors.  What every operation reads (c,
+ * per_actor, kind) is on a line nothing writes during the run; what the
+ * actors write (once per message or at the end) is on other lines. */
 typedef struct cr {
-    sem_t done;
-    ax_cont_t *c;
+    alignas(64) ax_cont_t *c;
     uint64_t per_actor;
-    _Atomic uint32_t left;
-    _Atomic uint64_t t0, t1, sink, bad;
     uint32_t kind;
+    alignas(64) sem_t done;
+    _Atomic uint32_t left;
+    _Atomic uint64_t t0, t1, cpu0, cpu1;
+    alignas(64) _Atomic uint64_t sink, bad, thread_cpu_ns;
 } cr_t;
 
 typedef struct ca {
     cr_t *r;
-    uint64_t done, rng, acked, inflight;
+    uint64_t done, rng, acked, inflight, cpu_ns;
     bool writer_only;
 } ca_t;
+
+/* CPU time, not wall time: on a machine shared with other work, how long a
+ * worker waits for a CPU says nothing about what an operation costs; the
+ * CPU time each reader spends per operation does, and it stays flat from
+ * one worker to two exactly when the readers share nothing. */
+static uint64_t cpu_now(clockid_t which)
+{
+    struct timespec ts;
+    clock_gettime(which, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 #define T_GO 1u
 #define T_ACK 2u
 
-static void ca_finish(cr_t *r)
+static void ca_finish(cr_t *r, const ca_t *a)
 {
+    atomic_fetch_add(&r->thread_cpu_ns, a->cpu_ns);
     if (atomic_fetch_sub(&r->left, 1) == 1) {
+        atomic_store(&r->cpu1, cpu_now(CLOCK_PROCESS_CPUTIME_ID));
         atomic_store(&r->t1, cb_now());
         sem_post(&r->done);
     }
@@ -96,13 +127,13 @@ static void reader_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     cr_t *r = a->r;
     if (m->type == T_ACK)
         return; /* LMDB commit of a 1% write: not waited for */
-    uint64_t sink = 0;
+    uint64_t sink = 0, c0 = cpu_now(CLOCK_THREAD_CPUTIME_ID);
     unsigned char v[VLEN];
     for (uint32_t i = 0; i < CHUNK && a->done < r->per_actor; i++, a->done++) {
         a->rng = cb_mix(a->rng);
         uint32_t key = (uint32_t)(a->rng % NKEYS);
         if (r->kind == KIND_RWLOCK) {
-            if (a->done % WRITE_EVERY == WRITE_EVERY - 1) {
+            if (g_write_every && a->done % g_write_every == g_write_every - 1) {
                 memset(v, (int)a->done, sizeof v);
                 rw_put(key, v);
             } else {
@@ -110,7 +141,7 @@ static void reader_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
             }
             continue;
         }
-        if (a->done % WRITE_EVERY == WRITE_EVERY - 1) {
+        if (g_write_every && a->done % g_write_every == g_write_every - 1) {
             ax_cont_wr_t wr;
             memset(v, (int)a->done, sizeof v);
             ax_cont_write_enter(ctx, r->c, &wr);
@@ -128,11 +159,12 @@ static void reader_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
             atomic_fetch_add(&r->bad, 1);
         ax_cont_read_leave(&rd);
     }
+    a->cpu_ns += cpu_now(CLOCK_THREAD_CPUTIME_ID) - c0;
     atomic_fetch_add_explicit(&r->sink, sink, memory_order_relaxed);
     if (a->done < r->per_actor)
         ax_send_u64(ctx, ax_self(ctx), T_GO, 0);
     else
-        ca_finish(r);
+        ca_finish(r, a);
 }
 
 static void writer_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
@@ -148,7 +180,7 @@ static void writer_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
         a->acked++;
         a->inflight--;
         if (a->acked == r->per_actor) {
-            ca_finish(r);
+            ca_finish(r, a);
             return;
         }
     }
@@ -175,8 +207,19 @@ static void writer_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
         if (a->done < r->per_actor)
             ax_send_u64(ctx, ax_self(ctx), T_GO, 0);
         else
-            ca_finish(r);
+            ca_finish(r, a);
     }
+}
+
+/* AXON_BENCH_TICK_MS=N (for valgrind runs only): an actor per worker with
+ * an N ms timer, so a parked worker returns from io_uring_enter within N
+ * ms.  valgrind 3.19 keeps its big lock while a thread blocks there, so
+ * with two workers one parked worker hangs the whole run (profiling.md). */
+static void ticker_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
+{
+    (void)st;
+    if (m->type == T_GO)
+        ax_timer_every(ctx, m->payload.u64[0], T_ACK, NULL, 0, NULL);
 }
 
 static void fill(ax_cont_t *c)
@@ -200,12 +243,33 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
     cfg.workers = workers;
     ax_engine_t *e = NULL;
     ax_cont_registry_t *reg = NULL;
-    cr_t r = {.per_actor = iters / (write ? 1 : workers), .kind = kind};
+    static cr_t r; /* alignas(64): not on this stack frame's alignment */
+    memset(&r, 0, sizeof r);
+    /* AXON_BENCH_OPS=N: N operations whatever the iteration count (for
+     * valgrind runs, where the iteration ramp would take hours). */
+    const char *fixed_ops = getenv("AXON_BENCH_OPS");
+    if (fixed_ops && strtoull(fixed_ops, NULL, 10) > 0)
+        iters = strtoull(fixed_ops, NULL, 10);
+    r.per_actor = iters / (write ? 1 : workers);
+    r.kind = kind;
     if (!r.per_actor)
         r.per_actor = 1;
     sem_init(&r.done, 0, 0);
-    if (ax_engine_create(&cfg, &e) < 0 || ax_cont_registry_create(e, &reg) < 0 ||
-        ax_engine_start(e) < 0 || ax_cont_thread_register() < 0) {
+    const char *tick = getenv("AXON_BENCH_TICK_MS");
+    const char *we = getenv("AXON_BENCH_WRITE_EVERY");
+    g_write_every = we ? strtoull(we, NULL, 10) : WRITE_EVERY;
+    if (ax_engine_create(&cfg, &e) < 0 || ax_cont_registry_create(e, &reg) < 0) {
+        axon_bench_skip(st, "engine or registry setup failed");
+        goto out;
+    }
+    for (uint32_t w = 0; tick && atoi(tick) > 0 && w < workers; w++) {
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = w};
+        ax_ref_t t;
+        uint64_t ms = (uint64_t)atoi(tick);
+        if (ax_engine_spawn(e, ticker_actor, 1, &o, &t) == 0)
+            ax_engine_send(e, t, T_GO, &ms, sizeof ms);
+    }
+    if (ax_engine_start(e) < 0 || ax_cont_thread_register() < 0) {
         axon_bench_skip(st, "engine or registry setup failed");
         goto out;
     }
@@ -237,6 +301,7 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
             goto out;
         }
     }
+    atomic_store(&r.cpu0, cpu_now(CLOCK_PROCESS_CPUTIME_ID));
     atomic_store(&r.t0, cb_now());
     uint64_t go[2] = {(uint64_t)(uintptr_t)&r, kind == AX_CONT_LMDB};
     for (uint32_t i = 0; i < nact; i++)
@@ -244,6 +309,15 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
     sem_wait(&r.done);
     axon_bench_set_iteration_time(st, (double)(atomic_load(&r.t1) - atomic_load(&r.t0)) / 1e9);
     axon_bench_items(st, (int64_t)(r.per_actor * nact));
+    double ops = (double)(r.per_actor * nact);
+    /* Reads: CPU of the reader actors per operation (flat from 1 to 2
+     * workers when nothing is shared).  Both: CPU of the whole process per
+     * operation (workers, liburcu's call_rcu thread, LMDB's writer). */
+    if (!write)
+        axon_bench_counter(st, "cpu_ns_per_op", (double)atomic_load(&r.thread_cpu_ns) / ops,
+                           AXON_COUNTER_PLAIN);
+    axon_bench_counter(st, "proc_cpu_ns_per_op",
+                       (double)(atomic_load(&r.cpu1) - atomic_load(&r.cpu0)) / ops, AXON_COUNTER_PLAIN);
     if (atomic_load(&r.bad))
         axon_bench_counter(st, "missing", (double)atomic_load(&r.bad), AXON_COUNTER_PLAIN);
 out:

@@ -44,6 +44,8 @@ axon_test(stress_engine_wakeup SOURCES stress/stress_engine_wakeup.c
           LIBS axon_engine LABELS stress TIMEOUT 300 ARGS --seconds 20)
 axon_test(stress_engine_shutdown SOURCES stress/stress_engine_shutdown.c
           LIBS axon_engine LABELS stress TIMEOUT 300 ARGS --seconds 20)
+axon_test(stress_slots SOURCES stress/stress_slots.c
+          LIBS axon_engine LABELS stress TIMEOUT 300 ARGS --seconds 10)
 
 # The examples (examples/pingpong.c, examples/ring.c) are built by
 # examples/*.cmake; their ctests live here because add_test() in examples/

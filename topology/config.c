@@ -41,9 +41,10 @@
 #define GIB (1024ull * MIB)
 #define TIB (1024ull * GIB)
 
-enum kind { K_STR, K_LIST, K_U32, K_I32, K_SIZE, K_BOOL, K_SMT, K_DOORBELL, K_WD_MS, K_WD_ACTION,
+enum kind { K_STR, K_LIST, K_ADDRS, K_U32, K_I32, K_SIZE, K_BOOL, K_SMT, K_DOORBELL, K_WD_MS, K_WD_ACTION,
             K_ONOFF };
-enum { F_POW2 = 1 }; /* non-zero values must be powers of two */
+enum { F_POW2 = 1, /* non-zero values must be powers of two */
+       F_ONE = 2 };  /* K_ADDRS: exactly one address */
 
 typedef struct key {
     const char *section, *name;
@@ -104,15 +105,82 @@ static const key_t_ KEYS[] = {
       "a size from 64 bytes to 1MiB, or 0 for 16KiB" },
     { "io", "conn_max_bytes", K_SIZE, OFF(io_conn_max_bytes), 4096, (int64_t)TIB, 0,
       "a size from 4KiB to 1TiB, or 0 for 64MiB" },
+    { "cluster", "node_id", K_U32, OFF(cluster_node_id), 1, 255, 0,
+      "a node id from 0 to 255, unique in the cluster" },
+    { "cluster", "listen", K_ADDRS, OFF(cluster_listen), 0, 0, F_ONE,
+      "one address host:port (an IPv4 address or a name; port 0 picks a free one)" },
+    { "cluster", "peers", K_ADDRS, OFF(cluster_peers), 0, 0, 0,
+      "a comma-separated list of host:port addresses of other nodes (or one seed)" },
+    { "cluster", "cookie", K_STR, OFF(cluster_cookie), 0, 0, 0,
+      "the cluster's shared secret (any text without NUL)" },
+    { "cluster", "heartbeat_ms", K_U32, OFF(cluster_heartbeat_ms), 10, 60000, 0,
+      "milliseconds between heartbeats, from 10 to 60000, or 0 for 200" },
+    { "cluster", "timeout_ms", K_U32, OFF(cluster_timeout_ms), 50, 600000, 0,
+      "milliseconds of silence before a node is unreachable, from 50 to 600000, or 0 for 10 "
+      "heartbeats" },
 };
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 _Static_assert(NKEYS <= AX_CONFIG_ORIGIN_KEYS, "ax_config_origin_t has a place per key");
 _Static_assert(AX_WORKERS_MAX == 1024 && AX_ACTORS_MAX == 16777216,
                "the expect texts of workers.count and scheduler.max_actors quote the limits");
-static const char *const SECTIONS[] = { "topology", "workers", "memory", "scheduler", "io" };
+static const char *const SECTIONS[] = { "topology", "workers", "memory", "scheduler", "io",
+                                         "cluster" };
 #define NSECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
 
 /* ---- small helpers ------------------------------------------------------ */
+
+/* A cluster address list: "" or host:port[,host:port...], host a name or
+ * dotted IPv4 of [A-Za-z0-9.-], port 0..65535.  `one`: at most one item. */
+static int addrs_check(const char *s, bool one, char *why, size_t whylen)
+{
+    unsigned items = 0;
+    while (*s) {
+        const char *start = s;
+        while (*s == ' ')
+            s++;
+        size_t hl = 0;
+        while (isalnum((unsigned char)s[hl]) || s[hl] == '.' || s[hl] == '-' || s[hl] == '_')
+            hl++;
+        if (!hl) {
+            snprintf(why, whylen, "item %u (\"%.40s\") has no host name", items + 1, start);
+            return -EINVAL;
+        }
+        if (s[hl] != ':') {
+            snprintf(why, whylen, "item %u (\"%.40s\") has no \":port\"", items + 1, start);
+            return -EINVAL;
+        }
+        s += hl + 1;
+        unsigned long port = 0;
+        size_t pl = 0;
+        while (isdigit((unsigned char)s[pl]) && pl < 6)
+            port = port * 10 + (unsigned long)(s[pl++] - '0');
+        if (!pl || port > 65535) {
+            snprintf(why, whylen, "item %u (\"%.40s\") has no port from 0 to 65535", items + 1,
+                     start);
+            return -EINVAL;
+        }
+        s += pl;
+        while (*s == ' ')
+            s++;
+        items++;
+        if (*s == ',') {
+            s++;
+            if (!*s) {
+                snprintf(why, whylen, "ends with a comma");
+                return -EINVAL;
+            }
+        } else if (*s) {
+            snprintf(why, whylen, "item %u (\"%.40s\") has unexpected text after the port",
+                     items, start);
+            return -EINVAL;
+        }
+    }
+    if (one && items > 1) {
+        snprintf(why, whylen, "has %u addresses where one is expected", items);
+        return -EINVAL;
+    }
+    return 0;
+}
 
 void ax_config_init(ax_config_t *cfg)
 {
@@ -167,7 +235,8 @@ static uint32_t field_fp(const ax_config_t *cfg, const key_t_ *k)
     size_t n;
     switch (k->kind) {
     case K_STR:
-    case K_LIST: {
+    case K_LIST:
+    case K_ADDRS: {
         const void *nul = memchr(f, '\0', AX_CONFIG_STR_MAX);
         n = nul ? (size_t)((const unsigned char *)nul - f) : AX_CONFIG_STR_MAX;
         break;
@@ -506,6 +575,7 @@ static int apply_value(ax_config_t *cfg, const key_t_ *k, const char *v, size_t 
     switch (k->kind) {
     case K_STR:
     case K_LIST:
+    case K_ADDRS:
         if (memchr(v, '\0', len)) {
             snprintf(why, whylen, "contains a NUL byte; expected %s", k->expect);
             return -EINVAL;
@@ -514,6 +584,15 @@ static int apply_value(ax_config_t *cfg, const key_t_ *k, const char *v, size_t 
             snprintf(why, whylen, "is %zu characters long; at most %d fit: shorten it", len,
                      AX_CONFIG_STR_MAX - 1);
             return -EINVAL;
+        }
+        if (k->kind == K_ADDRS) {
+            char tmp[AX_CONFIG_STR_MAX];
+            memcpy(tmp, v, len);
+            tmp[len] = '\0';
+            if (addrs_check(tmp, (k->flags & F_ONE) != 0, detail, sizeof detail) < 0) {
+                snprintf(why, whylen, "%s; expected %s", detail, k->expect);
+                return -EINVAL;
+            }
         }
         if (k->kind == K_LIST) {
             char tmp[AX_CONFIG_STR_MAX];
@@ -978,15 +1057,17 @@ int ax_config_validate(const ax_config_t *cfg, ax_config_error_t *err)
         int64_t n = 0;
         switch (k->kind) {
         case K_STR:
-        case K_LIST: {
+        case K_LIST:
+        case K_ADDRS: {
             const char *nul = memchr(field, '\0', AX_CONFIG_STR_MAX);
             if (!nul) {
                 err_set(err, src, 0, full, "%s: the text is not NUL-terminated within %d "
                         "bytes; shorten it", full, AX_CONFIG_STR_MAX);
                 return -EINVAL;
             }
-            if (k->kind == K_LIST &&
-                ax__idlist_parse(field, NULL, AX_IDLIST_LIMIT, why, sizeof why) < 0) {
+            if ((k->kind == K_LIST &&
+                 ax__idlist_parse(field, NULL, AX_IDLIST_LIMIT, why, sizeof why) < 0) ||
+                (k->kind == K_ADDRS && addrs_check(field, (k->flags & F_ONE) != 0, why, sizeof why) < 0)) {
                 show(shown, sizeof shown, field, (size_t)(nul - field));
                 err_set(err, src, 0, full, "%s = %s: %s; expected %s", full, shown, why,
                         k->expect);

@@ -33,13 +33,32 @@ typedef struct ax_engine ax_engine_t; /* opaque */
 typedef struct ax_ctx ax_ctx_t;       /* a worker's context, passed to behaviours */
 typedef struct ax_sponsor ax_sponsor_t; /* a resource budget: axon/failure.h */
 
-/* An actor reference: worker, slot and generation packed in 64 bits.  A plain
- * value: copy it, compare it, put it in messages.  A stale reference (the
- * actor stopped, its slot reused) is detected, never followed. */
+/* An actor reference: node, incarnation, worker, generation and slot packed
+ * in 64 bits.  A plain value: copy it, compare it, put it in messages, send
+ * it to another node.  A stale reference (the actor stopped, its slot
+ * reused, or its node restarted) is detected, never followed.
+ *
+ *   bits 63..56  node id (0..255; 0 for an engine outside a cluster)
+ *   bits 55..52  incarnation tag of that node (1..15, never 0: so no valid
+ *                reference is 0; 1 outside a cluster; docs/cluster.md)
+ *   bits 51..42  worker on that node (0..1023, AX_WORKERS_MAX)
+ *   bits 41..24  generation of the slot (wraps after 262144 reuses)
+ *   bits 23..0   slot in the worker's actor table (AX_ACTORS_MAX)
+ *
+ * Bits 63..42 (the "home" of the worker) compared against the engine's own
+ * node and incarnation tell a local reference from a remote one with one
+ * shift and one compare. */
 typedef uint64_t ax_ref_t;
 #define AX_REF_NONE ((ax_ref_t)0)
-/* Which worker a reference lives on (for placement decisions and printing). */
-static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> 48) - 1u; }
+#define AX_REF_WORKER_SHIFT 42u
+#define AX_REF_NODES_MAX 256u
+/* Which worker a reference lives on, on its node (for placement decisions
+ * and printing). */
+static inline uint32_t ax_ref_worker(ax_ref_t r) { return (uint32_t)(r >> AX_REF_WORKER_SHIFT) & 0x3FFu; }
+/* Which node (cluster.node_id) a reference lives on. */
+static inline uint32_t ax_ref_node(ax_ref_t r) { return (uint32_t)(r >> 56); }
+/* The incarnation tag (1..15) of the node when the reference was made. */
+static inline uint32_t ax_ref_incarnation(ax_ref_t r) { return (uint32_t)(r >> 52) & 0xFu; }
 
 /* Inline payload bytes in one 64-byte message. */
 #define AX_INLINE_MAX 40u
@@ -193,7 +212,9 @@ AX_API void ax_engine_destroy(ax_engine_t *eng);
 
 /* Where to spawn (ax_spawn_opts_t.where). */
 enum ax_where {
-    AX_ON_SELF = 0,   /* the calling worker (default): cheapest messaging */
+    AX_ON_DEFAULT = 0, /* the calling worker, unless it has a backlog (a batch or more
+                          queued locally) while another worker is parked: then every
+                          other such spawn goes to a parked worker (docs/tuning.md) */
     AX_ON_WORKER = 1, /* opts.worker */
     AX_ON_NODE = 2,   /* a worker on NUMA node opts.node (OS index), round robin */
     AX_ON_ANY = 3,    /* round robin over all workers */
@@ -201,8 +222,10 @@ enum ax_where {
     AX_ON_MY_L3 = 5,  /* round robin over the workers sharing the caller's L3 */
     AX_ON_LEAST_LOADED = 6, /* the worker with the lowest load figure (ties: the
                                caller's worker, then the next ones after it) */
+    AX_ON_SELF = 7,   /* always the calling worker: cheapest messaging */
 };
 /* From outside the engine (ax_engine_spawn) there is no caller's worker:
+ * AX_ON_DEFAULT and AX_ON_SELF go round robin over the workers, and
  * AX_ON_MY_NODE and AX_ON_MY_L3 use worker 0's node or L3 group. */
 
 #define AX_SPAWN_ARG_MAX 256u

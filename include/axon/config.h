@@ -65,7 +65,7 @@ enum ax_fault_report {
  * environment variable.  Filled by the loaders; private to the library:
  * leave it alone (ax_config_init and AX_CONFIG_INIT zero it). */
 #define AX_CONFIG_ORIGIN_FILES 4 /* the last 4 files or strings loaded keep their name */
-#define AX_CONFIG_ORIGIN_KEYS 32
+#define AX_CONFIG_ORIGIN_KEYS 40
 typedef struct ax_config_key_origin {
     uint32_t load; /* 1 + the index of the load that set it; 0: no file did */
     uint32_t line; /* its line in that load */
@@ -120,6 +120,19 @@ typedef struct ax_config {
     uint32_t io_buf_count;      /* provided receive buffers per worker; 0: 256 */
     uint32_t io_buf_size;       /* bytes each; 0: 16384 */
     uint64_t io_conn_max_bytes; /* per-connection buffered bytes before close; 0: 64 MiB */
+
+    /* [cluster] (docs/cluster.md): this engine as one node of several.  A
+     * node joins a cluster when listen or peers is set (or through the MPI
+     * launcher, axon/cluster.h). */
+    uint32_t cluster_node_id;                   /* 0..255, unique in the cluster */
+    char cluster_listen[AX_CONFIG_STR_MAX];     /* "host:port" of the join listener;
+                                                   "": none (port 0: any free port) */
+    char cluster_peers[AX_CONFIG_STR_MAX];      /* "host:port,host:port": nodes (or one
+                                                   seed) to join */
+    char cluster_cookie[AX_CONFIG_STR_MAX];     /* shared secret; required in a cluster */
+    uint32_t cluster_heartbeat_ms;              /* 0: 200 ms; 10..60000 */
+    uint32_t cluster_timeout_ms;                /* silence before a node is unreachable;
+                                                   0: 10 x heartbeat; 50..600000 */
 
     ax_config_origin_t origin; /* private: where each key was set (see above) */
 } ax_config_t;

@@ -11,7 +11,8 @@
  * Threading: [behaviour] for everything here.  Connections and listeners
  * belong to the worker that opened or accepted them: use them from actors on
  * that worker (another worker gets -EXDEV).  Spawn the connection's actor
- * with AX_ON_SELF (the default) from the listener's behaviour.
+ * with AX_ON_SELF from the listener's behaviour (the default placement may
+ * put it on an idle worker).
  * Memory: data to send is copied at the call; received bytes are a blob the
  * engine frees after the behaviour returns, unless it keeps it
  * (ax_msg_keep_blob, then ax_blob_free).  Errors: negative errno, and a

@@ -91,8 +91,8 @@ typedef struct ax_child_spec {
     /* ... or a supervisor child (then fn, state_size, init, fini, arg must
      * be 0/NULL): */
     const ax_sup_spec_t *sup;
-    /* Placement, as ax_spawn_opts_t: AX_ON_SELF (the supervisor's worker),
-     * AX_ON_WORKER (worker) or AX_ON_NODE (node). */
+    /* Placement, as ax_spawn_opts_t: AX_ON_DEFAULT (0), AX_ON_SELF (the
+     * supervisor's worker), AX_ON_WORKER (worker) or AX_ON_NODE (node). */
     uint32_t where, worker, node;
     uint32_t flags;         /* AX_CHILD_F_*; any other bit: -EINVAL */
 } ax_child_spec_t;

@@ -198,6 +198,16 @@ static const bad_case_t BAD[] = {
     { "= 4\n", 1, "", "key is missing" },
     { "[memory]\nring_slots = 8\n", 2, "ring_slots", "in [memory] (did you mean ring_slots" },
     { "workers.count =\n", 1, "workers.count", "not a number" },
+    { "[cluster]\nnode_id = 256\n", 2, "cluster.node_id", "from 0 to 255" },
+    { "cluster.listen = 127.0.0.1\n", 1, "cluster.listen", "no \":port\"" },
+    { "cluster.listen = 127.0.0.1:99999\n", 1, "cluster.listen", "port from 0 to 65535" },
+    { "cluster.listen = a:1,b:2\n", 1, "cluster.listen", "2 addresses where one" },
+    { "\ncluster.peers = a:1,\n", 2, "cluster.peers", "ends with a comma" },
+    { "cluster.peers = a:1;b:2\n", 1, "cluster.peers", "unexpected text after the port" },
+    { "cluster.peers = :7000\n", 1, "cluster.peers", "no host name" },
+    { "cluster.heartbeat_ms = 5\n", 1, "cluster.heartbeat_ms", "from 10 to 60000" },
+    { "cluster.timeout_ms = 700000\n", 1, "cluster.timeout_ms", "from 50 to 600000" },
+    { "[cluster]\nheartbeat = 100\n", 2, "heartbeat", "did you mean heartbeat_ms?" },
 };
 
 static void every_bad_line_reports_file_line_key_and_changes_nothing(void **state)
@@ -402,6 +412,33 @@ static void watchdog_and_fault_report_keys_parse_and_override(void **state)
     assert_non_null(strstr(e.message, "scheduler.watchdog_action = 2"));
 }
 
+static void cluster_keys_parse_and_override(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_error_t e;
+    ax_config_init(&c);
+    assert_int_equal(LOAD(&c, "[cluster]\nnode_id = 7\nlisten = 127.0.0.1:0\n"
+                              "peers = 10.0.0.1:7400, node-b.example:7400\ncookie = s3cret\n"
+                              "heartbeat_ms = 50\ntimeout_ms = 500\n", &e), 0);
+    assert_int_equal(c.cluster_node_id, 7);
+    assert_string_equal(c.cluster_listen, "127.0.0.1:0");
+    assert_string_equal(c.cluster_peers, "10.0.0.1:7400, node-b.example:7400");
+    assert_string_equal(c.cluster_cookie, "s3cret");
+    assert_int_equal(c.cluster_heartbeat_ms, 50);
+    assert_int_equal(c.cluster_timeout_ms, 500);
+    char *env[] = { "AXON_CLUSTER_NODE_ID=9", "AXON_CLUSTER_PEERS=h:1", NULL };
+    assert_int_equal(ax_config_apply_env(&c, env, &e), 0);
+    assert_int_equal(c.cluster_node_id, 9);
+    assert_string_equal(c.cluster_peers, "h:1");
+    char *bad[] = { "AXON_CLUSTER_LISTEN=nowhere", NULL };
+    assert_int_equal(ax_config_apply_env(&c, bad, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "AXON_CLUSTER_LISTEN"));
+    snprintf(c.cluster_listen, sizeof c.cluster_listen, "x:1,y:2");
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "cluster.listen"));
+}
+
 static void validate_checks_values_set_in_the_struct(void **state)
 {
     (void)state;
@@ -522,6 +559,7 @@ int main(void)
         cmocka_unit_test(environment_overrides_the_file_and_is_checked),
         cmocka_unit_test(unrelated_axon_variables_are_left_to_their_owners),
         cmocka_unit_test(watchdog_and_fault_report_keys_parse_and_override),
+        cmocka_unit_test(cluster_keys_parse_and_override),
         cmocka_unit_test(validate_checks_values_set_in_the_struct),
         cmocka_unit_test(null_arguments_fail_cleanly),
         cmocka_unit_test(fuzz_regressions_do_not_crash),

@@ -356,6 +356,81 @@ static void remote_and_external_spawns_reuse_every_freed_slot(void **state)
     ax_engine_destroy(e);
 }
 
+/* A full table: the driver fills every slot with local children, then stops
+ * FEW of them (fewer than the owner caches privately).  Those slots must
+ * reach outside spawners once the owner's turn is over, not stay in the
+ * owner's private cache until it happens to spawn or free more. */
+#define FEW 10u
+
+typedef struct few_sh {
+    _Atomic uint64_t filled, fini, go_done;
+    ax_ref_t kids[4096];
+} few_sh_t;
+
+static few_sh_t g_few;
+
+static void few_fini(ax_ctx_t *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    atomic_fetch_add(&g_few.fini, 1);
+}
+
+static void few_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    if (m->type == T_PING) { /* fill the table */
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 0, .fini = few_fini};
+        uint64_t n = 0;
+        while (n < 4096 && ax_spawn(ctx, stop_on_any, 0, &o, &g_few.kids[n]) == 0)
+            n++;
+        atomic_store(&g_few.filled, n);
+    } else if (m->type == T_GO) { /* stop FEW of them */
+        for (uint32_t i = 0; i < FEW; i++)
+            ax_send_u64(ctx, g_few.kids[i], T_STOP, 0);
+        atomic_store(&g_few.go_done, 1);
+    }
+}
+
+static void slots_freed_in_a_turn_reach_outside_spawners_when_it_ends(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_few, 0, sizeof g_few);
+    ax_config_t c;
+    cfg_synth(&c, 1);
+    c.max_actors = 1024;
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t d;
+    ax_spawn_opts_t od = {.size = sizeof od, .where = AX_ON_WORKER, .worker = 0};
+    assert_int_equal(ax_engine_spawn(e, few_driver, 0, &od, &d), 0);
+    start(e);
+    assert_int_equal(ax_engine_send(e, d, T_PING, NULL, 0), 0);
+    WAIT_FOR(g_few.filled, 1);
+    assert_int_equal(atomic_load(&g_few.filled), 1023); /* every slot but the driver's */
+    assert_int_equal(ax_engine_send(e, d, T_GO, NULL, 0), 0);
+    WAIT_FOR(g_few.fini, FEW);
+    /* The turn that freed them may still be running: retry for seconds. */
+    ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 0, .fini = few_fini};
+    for (uint32_t i = 0; i < FEW; i++) {
+        ax_ref_t r;
+        int rc;
+        uint64_t end = now_ns() + 10000000000ull;
+        while ((rc = ax_engine_spawn(e, stop_on_any, 0, &o, &r)) == -ENOMEM && now_ns() < end)
+            sleep_us(1000);
+        if (rc != 0)
+            fail_msg("%s: outside spawn %u of %u returned %d for 10 s after %u actors stopped on "
+                     "a full table: their slots stayed hidden in the owner's cache", g_test, i + 1,
+                     FEW, rc, FEW);
+    }
+    ax_ref_t r;
+    assert_int_equal(ax_engine_spawn(e, stop_on_any, 0, &o, &r), -ENOMEM); /* full again */
+    ax_engine_stop_when_idle(e);
+    assert_int_equal(ax_engine_wait(e), 0);
+    assert_int_equal(atomic_load(&g_few.fini), 1023 + FEW); /* every actor's fini, once */
+    ax_engine_destroy(e);
+}
+
 /* ---- 7: a forged reference, or one from another engine ------------------------------- */
 
 typedef struct forge_sh {
@@ -935,6 +1010,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_setup, test_teardown)
     const struct CMUnitTest tests[] = {
         T(remote_and_external_spawns_reuse_every_freed_slot),
+        T(slots_freed_in_a_turn_reach_outside_spawners_when_it_ends),
         T(stop_when_idle_returns_while_an_outside_spawn_keeps_failing),
         T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
         T(a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter),

@@ -910,7 +910,7 @@ static void where_parent(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         }
         ax_spawn_opts_t bad = { .size = sizeof bad, .where = AX_ON_WORKER, .worker = sh->nworkers };
         atomic_store(&sh->rc_bad_worker, ax_spawn(ctx, where_child, 16, &bad, &junk));
-        ax_spawn_opts_t badw = { .size = sizeof badw, .where = 7 };
+        ax_spawn_opts_t badw = { .size = sizeof badw, .where = AX_ON_SELF + 1 }; /* one past the last */
         atomic_store(&sh->rc_bad_where, ax_spawn(ctx, where_child, 16, &badw, &junk));
     } else {
         for (uint32_t k = 0; k < sh->nnodes; k++) {
@@ -1027,6 +1027,115 @@ static void spawn_on_a_worker_lands_there_and_rejects_bad_workers(void **state)
     assert_int_equal(atomic_load(&sh.rc_bad_worker), -EINVAL);
     assert_int_equal(atomic_load(&sh.rc_bad_where), -EINVAL);
     assert_int_equal(atomic_load(&sh.inits), 8);
+}
+
+/* ---- default placement ------------------------------------------------------------- */
+
+/* A driver on worker 0 queues `backlog` messages to itself, then spawns
+ * DP_KIDS children with the given `where`; each child's init records its
+ * worker.  The test waits until worker 1 is parked before each round. */
+#define DP_KIDS 16u
+enum { DP_ROUND = 40, DP_NOP };
+
+typedef struct dp_sh {
+    _Atomic uint64_t round_done, on_w0, on_w1, spawn_fail;
+    uint32_t where, backlog;
+} dp_sh_t;
+
+static dp_sh_t g_dp;
+
+static void dp_child_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    (void)state;
+    (void)arg;
+    (void)len;
+    atomic_fetch_add(ax_worker_id(ctx) == 0 ? &g_dp.on_w0 : &g_dp.on_w1, 1);
+}
+
+static void dp_child(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    ax_stop_self(ctx);
+}
+
+static void dp_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    if (m->type != DP_ROUND)
+        return; /* DP_NOP: the backlog, drained after the spawns */
+    for (uint32_t i = 0; i < g_dp.backlog; i++)
+        ax_send_u64(ctx, ax_self(ctx), DP_NOP, 0);
+    ax_spawn_opts_t o = {.size = sizeof o, .where = g_dp.where, .init = dp_child_init};
+    for (uint32_t i = 0; i < DP_KIDS; i++) {
+        ax_ref_t c;
+        if (ax_spawn(ctx, dp_child, 0, &o, &c) == 0)
+            ax_send_u64(ctx, c, DP_NOP, 0);
+        else
+            atomic_fetch_add(&g_dp.spawn_fail, 1);
+    }
+    atomic_fetch_add(&g_dp.round_done, 1);
+}
+
+/* Run rounds until a child lands on worker 1 or `rounds` ran; each round
+ * starts once worker 1 has parked again.  Returns the rounds run. */
+static uint32_t dp_run(uint32_t where, uint32_t backlog, uint32_t rounds)
+{
+    memset(&g_dp, 0, sizeof g_dp);
+    g_dp.where = where;
+    g_dp.backlog = backlog;
+    ax_config_t c;
+    cfg_synth(&c, 2);
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t d;
+    ax_spawn_opts_t od = {.size = sizeof od, .where = AX_ON_WORKER, .worker = 0};
+    assert_int_equal(ax_engine_spawn(e, dp_driver, 0, &od, &d), 0);
+    assert_int_equal(ax_engine_start(e), 0);
+    /* Worker 1 has nothing to do: it parks (at once on an unpinned
+     * synthetic engine, else after its spin) and stays parked until a
+     * child lands there, which ends the rounds. */
+    ax_worker_stats_t st;
+    uint64_t end = now_ns() + 10000000000ull;
+    do {
+        sleep_us(1000);
+        ax_engine_worker_stats(e, 1, &st, NULL);
+    } while (!st.parks && now_ns() < end);
+    uint32_t r;
+    for (r = 0; r < rounds && !atomic_load(&g_dp.on_w1); r++) {
+        sleep_us(1000);
+        assert_int_equal(ax_engine_send(e, d, DP_ROUND, NULL, 0), 0);
+        WAIT_FOR(g_dp.round_done, r + 1);
+    }
+    ax_engine_stop_when_idle(e);
+    assert_int_equal(ax_engine_wait(e), 0);
+    ax_engine_destroy(e);
+    assert_int_equal(atomic_load(&g_dp.spawn_fail), 0);
+    assert_int_equal(atomic_load(&g_dp.on_w0) + atomic_load(&g_dp.on_w1), (uint64_t)r * DP_KIDS);
+    return r;
+}
+
+static void default_spawn_from_a_backlogged_worker_uses_a_parked_one(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    dp_run(AX_ON_DEFAULT, 200, 50);
+    if (!atomic_load(&g_dp.on_w1))
+        fail_msg("%s: in 50 rounds of %u default spawns from worker 0 with 200 messages queued "
+                 "there and worker 1 parked, none went to worker 1", g_test, DP_KIDS);
+    /* every other spawn at most: the spawner keeps half its new work */
+    assert_true(atomic_load(&g_dp.on_w1) <= atomic_load(&g_dp.on_w0));
+}
+
+static void default_spawn_without_backlog_and_on_self_stay_on_the_caller(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    dp_run(AX_ON_DEFAULT, 0, 5); /* nothing queued: the caller's worker keeps up */
+    assert_int_equal(atomic_load(&g_dp.on_w1), 0);
+    assert_int_equal(atomic_load(&g_dp.on_w0), 5 * DP_KIDS);
+    dp_run(AX_ON_SELF, 200, 5); /* AX_ON_SELF never moves, backlog or not */
+    assert_int_equal(atomic_load(&g_dp.on_w1), 0);
+    assert_int_equal(atomic_load(&g_dp.on_w0), 5 * DP_KIDS);
 }
 
 static void spawn_on_a_numa_node_lands_on_a_worker_of_that_node(void **state)
@@ -1687,7 +1796,7 @@ static void err_sender(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         big[i] = (unsigned char)(i * 7 + 1);
     ax_ref_t t = sh->target;
     /* a ref naming worker 7 of a 2-worker engine: not stale, malformed */
-    ax_ref_t far = ((ax_ref_t)(7u + 1u) << 48) | (t & 0xffffffffffffull);
+    ax_ref_t far = (t & ~((ax_ref_t)0x3FF << AX_REF_WORKER_SHIFT)) | ((ax_ref_t)7 << AX_REF_WORKER_SHIFT);
     atomic_store(&sh->rc[0], ax_send(ctx, t, T_SEQ, big, AX_INLINE_MAX + 1));
     atomic_store(&sh->rc[1], ax_send(ctx, t, AX_TYPE_SYSTEM, big, 8));
     atomic_store(&sh->rc[2], ax_send(ctx, t, AX_TYPE_IO, big, 8));
@@ -1963,6 +2072,8 @@ int main(void)
         T(spawn_from_another_worker_reuses_slots_freed_by_stopped_actors),
         T(spawn_on_self_lands_on_the_calling_worker),
         T(spawn_on_a_worker_lands_there_and_rejects_bad_workers),
+        T(default_spawn_from_a_backlogged_worker_uses_a_parked_one),
+        T(default_spawn_without_backlog_and_on_self_stay_on_the_caller),
         T(spawn_on_a_numa_node_lands_on_a_worker_of_that_node),
         T(engine_spawn_from_outside_places_by_worker_and_node),
         T(init_and_fini_run_exactly_once_at_stop_and_at_shutdown),

@@ -132,8 +132,11 @@ typedef struct bench_hdr {
     uint64_t a, b; /* workload-defined */
 } bench_hdr_t;
 
-/* Spawn from a behaviour.  worker < 0: on the calling worker; else on
- * worker % run->workers.  false after bench_fail. */
+/* Spawn from a behaviour.  worker BENCH_DEFAULT: the engine's default
+ * placement (no `where`); BENCH_HERE: on the calling worker (AX_ON_SELF);
+ * else on worker % run->workers.  false after bench_fail. */
+#define BENCH_DEFAULT (-1)
+#define BENCH_HERE (-2)
 bool bench_spawn(ax_ctx_t *ctx, bench_run_t *run, ax_behaviour_fn fn, size_t state_size,
                  int64_t worker, const bench_hdr_t *hdr, ax_ref_t *out);
 /* Spawn from the main thread (setup).  0 or -errno (after bench_fail). */
@@ -162,9 +165,11 @@ extern const bench_workload_t bench_wl_counting;
 extern const bench_workload_t bench_wl_threadring;
 extern const bench_workload_t bench_wl_fjcreate;
 extern const bench_workload_t bench_wl_fjthrput;
+extern const bench_workload_t bench_wl_fjthrput_drivers;
 extern const bench_workload_t bench_wl_big;
 extern const bench_workload_t bench_wl_chameneos;
 extern const bench_workload_t bench_wl_fib;
 extern const bench_workload_t bench_wl_bank;
+extern const bench_workload_t bench_wl_skynet;
 
 #endif /* AXON_TOOLS_BENCH_H */

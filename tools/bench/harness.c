@@ -86,9 +86,11 @@ static void bench_init_copy(ax_ctx_t *ctx, void *state, const void *arg, size_t 
 bool bench_spawn(ax_ctx_t *ctx, bench_run_t *run, ax_behaviour_fn fn, size_t state_size,
                  int64_t worker, const bench_hdr_t *hdr, ax_ref_t *out)
 {
-    ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_SELF, .init = bench_init_copy,
-                         .arg = hdr, .arg_len = sizeof *hdr};
-    if (worker >= 0) {
+    ax_spawn_opts_t o = {.size = sizeof o, .init = bench_init_copy, .arg = hdr,
+                         .arg_len = sizeof *hdr};
+    if (worker == BENCH_HERE) {
+        o.where = AX_ON_SELF;
+    } else if (worker >= 0) {
         o.where = AX_ON_WORKER;
         o.worker = (uint32_t)((uint64_t)worker % run->workers);
     }

@@ -44,10 +44,13 @@
 static const bench_workload_t *const g_wls[] = {
     &bench_wl_pingpong_local, &bench_wl_pingpong_remote, &bench_wl_counting,
     &bench_wl_threadring,     &bench_wl_fjcreate,        &bench_wl_fjthrput,
+    &bench_wl_fjthrput_drivers,
     &bench_wl_big,            &bench_wl_chameneos,       &bench_wl_fib,
-    &bench_wl_bank,
+    &bench_wl_bank,           &bench_wl_skynet,
 };
 #define NWLS (sizeof g_wls / sizeof g_wls[0])
+/* Workloads of the scaling sweep (1, 2, 4, ... workers). */
+#define NSWEEP_WLS 4
 
 /* Harness parameters, addressed as bench.X, limits.X, scaling.X. */
 enum { G_SCALE_PCT, G_TIMEOUT, G_FAR_PCT, G_PREFAULT, G_LIMITS, NG };
@@ -408,7 +411,8 @@ static void list_workloads(void)
             continue; /* the group's next member lists the shared parameters */
         print_defs(wl->group, wl->params);
     }
-    printf("  %-16s fjthrput and big at 1, 2, 4, ... workers, up to --workers\n", "scaling");
+    printf("  %-16s fjthrput, fjthrput_drivers, big and skynet at 1, 2, 4, ... workers, up to "
+           "--workers\n", "scaling");
     print_defs("scaling", g_scaling_params);
     printf("  %-16s cache-line round trip, SPSC ring, local dispatch, create (always run)\n",
            "limits");
@@ -1328,9 +1332,9 @@ static int write_plot(const char *path)
     }
     /* scaling.dat: one block per workload that ran: workers median min max */
     int nsc = 0;
-    const char *sw[2] = {"fjthrput", "big"};
+    const char *sw[NSWEEP_WLS] = {"fjthrput", "fjthrput_drivers", "big", "skynet"};
     char plotcmd[1200] = "";
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < NSWEEP_WLS; k++) {
         int rows = 0;
         char pre[64];
         snprintf(pre, sizeof pre, "scaling/%s/", sw[k]);
@@ -1597,7 +1601,7 @@ int main(int argc, char **argv)
         if (only_selected(g_wls[w]->name, g_wls[w]->group))
             g_progress_total += reps;
     if (!limits_only && only_selected("scaling", NULL))
-        g_progress_total += 2 * nsweep * reps;
+        g_progress_total += NSWEEP_WLS * nsweep * reps;
 
     if (!g_gp[G_LIMITS])
         g_progress_total -= reps;
@@ -1615,8 +1619,9 @@ int main(int argc, char **argv)
             run_workload(g_wls[w], nw, g_wls[w]->name, reps);
     if (!limits_only && only_selected("scaling", NULL) && !g_interrupted) {
         printf("\nscaling sweep (speedup against 1 worker):\n");
-        const bench_workload_t *sw[2] = {&bench_wl_fjthrput, &bench_wl_big};
-        for (int k = 0; k < 2 && !g_interrupted; k++) {
+        const bench_workload_t *sw[NSWEEP_WLS] = {&bench_wl_fjthrput, &bench_wl_fjthrput_drivers,
+                                                  &bench_wl_big, &bench_wl_skynet};
+        for (int k = 0; k < NSWEEP_WLS && !g_interrupted; k++) {
             g_sweep_base = 0;
             for (int i = 0; i < nsweep && !g_interrupted; i++) {
                 char name[64];

@@ -7,6 +7,12 @@
  * actor; an actor acknowledges every `ack` messages; the driver sends
  * `chunk` messages per turn and continues itself.
  *
+ * fjthrput_drivers is the same fan-out written the way a program that wants
+ * every core would write it: one driver per worker, each driving its share
+ * of the actors (actors / workers, the remainder to the first drivers)
+ * spawned next to it; a root on worker 0 starts the drivers and waits for
+ * them.  Only the start and the end cross workers.
+ *
  * Check: every actor received exactly msgs messages summing to
  * msgs(msgs+1)/2 (the driver sends 1..msgs to each, in order).
  */
@@ -24,7 +30,7 @@ static const bench_param_def_t fjt_params[] = {
     {NULL, 0, 0, false, 0, 0, NULL},
 };
 
-enum { T_START = 1, T_CONT, T_MSG, T_ACK };
+enum { T_START = 1, T_CONT, T_MSG, T_ACK, T_DONE };
 
 typedef struct fjt_peer {
     ax_ref_t ref;
@@ -32,7 +38,8 @@ typedef struct fjt_peer {
 } fjt_peer_t;
 
 typedef struct fjt_driver {
-    bench_hdr_t h;
+    bench_hdr_t h; /* fjthrput_drivers: idx = driver, a = its actors, b = the root */
+    uint64_t na; /* actors this driver drives */
     uint64_t cursor, done;
     bool cont_pending;
     fjt_peer_t peer[]; /* actors entries */
@@ -62,7 +69,7 @@ static void fjt_actor_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
 static void fjt_pump(ax_ctx_t *ctx, fjt_driver_t *s)
 {
     bench_run_t *run = s->h.run;
-    const uint64_t na = run->p[P_ACTORS], msgs = run->p[P_MSGS], window = run->p[P_WINDOW];
+    const uint64_t na = s->na, msgs = run->p[P_MSGS], window = run->p[P_WINDOW];
     uint64_t sent = 0, blocked = 0;
     if (bench_aborted(run))
         return;
@@ -91,16 +98,25 @@ static void fjt_driver_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
 {
     fjt_driver_t *s = st;
     bench_run_t *run = s->h.run;
-    const uint64_t na = run->p[P_ACTORS], msgs = run->p[P_MSGS];
+    const bool many = s->h.b != 0; /* one of fjthrput_drivers' drivers */
+    const uint64_t msgs = run->p[P_MSGS];
+    uint64_t na = s->na;
     switch (m->type) {
     case T_START:
+        if (!na)
+            na = s->na = many ? s->h.a : run->p[P_ACTORS];
         for (uint64_t i = 0; i < na; i++) {
             bench_hdr_t h = {.run = run, .idx = i};
-            if (!bench_spawn(ctx, run, fjt_actor_beh, sizeof(fjt_actor_t), (int64_t)i, &h,
-                             &s->peer[i].ref))
+            if (!bench_spawn(ctx, run, fjt_actor_beh, sizeof(fjt_actor_t),
+                             many ? BENCH_HERE : (int64_t)i, &h, &s->peer[i].ref))
                 return;
         }
-        bench_start(run);
+        if (!many)
+            bench_start(run);
+        if (na == 0) { /* more drivers than actors */
+            bench_send_u64(ctx, run, (ax_ref_t)s->h.b, T_DONE, 0);
+            return;
+        }
         fjt_pump(ctx, s);
         break;
     case T_CONT:
@@ -124,7 +140,10 @@ static void fjt_driver_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
                 return;
             }
             if (++s->done == na) {
-                bench_finish(run, na * msgs);
+                if (many)
+                    bench_send_u64(ctx, run, (ax_ref_t)s->h.b, T_DONE, na * msgs);
+                else
+                    bench_finish(run, na * msgs);
                 return;
             }
         }
@@ -137,7 +156,7 @@ static void fjt_driver_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     }
 }
 
-static int fjt_setup(bench_run_t *run)
+static int fjt_check_params(bench_run_t *run)
 {
     if (run->p[P_WINDOW] < 2 * run->p[P_ACK]) {
         bench_fail(run, "fjthrput: window = %llu must be at least 2 x ack = %llu; raise "
@@ -145,6 +164,14 @@ static int fjt_setup(bench_run_t *run)
                    (unsigned long long)run->p[P_WINDOW], (unsigned long long)(2 * run->p[P_ACK]));
         return -EINVAL;
     }
+    return 0;
+}
+
+static int fjt_setup(bench_run_t *run)
+{
+    int rc = fjt_check_params(run);
+    if (rc < 0)
+        return rc;
     bench_hdr_t h = {.run = run};
     run->remote = run->workers > 1 && run->p[P_ACTORS] > 1;
     size_t sz = sizeof(fjt_driver_t) + (size_t)run->p[P_ACTORS] * sizeof(fjt_peer_t);
@@ -161,5 +188,71 @@ const bench_workload_t bench_wl_fjthrput = {
     .min_workers = 1,
     .params = fjt_params,
     .setup = fjt_setup,
+    .kick = bench_kick_entry,
+};
+
+/* ---- fjthrput_drivers: one driver per worker ----------------------------------------- */
+
+typedef struct fjt_root {
+    bench_hdr_t h;
+    uint64_t done, total;
+} fjt_root_t;
+
+static void fjt_root_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
+{
+    fjt_root_t *s = st;
+    bench_run_t *run = s->h.run;
+    const uint64_t nd = run->workers, na = run->p[P_ACTORS];
+    switch (m->type) {
+    case T_START:
+        bench_start(run);
+        for (uint64_t d = 0; d < nd; d++) {
+            /* driver d drives actors / nd actors, one more for the first
+             * actors % nd drivers; it spawns them next to itself */
+            uint64_t mine = na / nd + (d < na % nd);
+            bench_hdr_t h = {.run = run, .idx = d, .a = mine, .b = ax_self(ctx)};
+            ax_ref_t drv;
+            size_t sz = sizeof(fjt_driver_t) + (size_t)mine * sizeof(fjt_peer_t);
+            if (!bench_spawn(ctx, run, fjt_driver_beh, sz, (int64_t)d, &h, &drv) ||
+                !bench_send_u64(ctx, run, drv, T_START, 0))
+                return;
+        }
+        break;
+    case T_DONE:
+        s->total += m->payload.u64[0];
+        if (++s->done == nd) {
+            if (s->total != na * run->p[P_MSGS])
+                bench_fail(run, "fjthrput_drivers: the drivers report %llu messages, expected %llu",
+                           (unsigned long long)s->total,
+                           (unsigned long long)(na * run->p[P_MSGS]));
+            else
+                bench_finish(run, s->total);
+        }
+        break;
+    default:
+        bench_fail(run, "fjthrput_drivers: root got unexpected message type %u", m->type);
+    }
+}
+
+static int fjt_drivers_setup(bench_run_t *run)
+{
+    int rc = fjt_check_params(run);
+    if (rc < 0)
+        return rc;
+    bench_hdr_t h = {.run = run};
+    run->remote = false; /* each driver's actors are on its own worker */
+    return bench_spawn_ext(run, fjt_root_beh, sizeof(fjt_root_t), 0, &h, &run->entry);
+}
+
+const bench_workload_t bench_wl_fjthrput_drivers = {
+    .name = "fjthrput_drivers",
+    .group = "fjthrput",
+    .what = "fjthrput with one driver per worker, each fanning out to actors next to it",
+    .unit = "msgs/s",
+    .limit = BL_DISPATCH503,
+    .limit_remote = BL_NONE,
+    .min_workers = 1,
+    .params = fjt_params,
+    .setup = fjt_drivers_setup,
     .kick = bench_kick_entry,
 };

@@ -1,0 +1,1548 @@
+/* engine/cluster_glue.c - the cluster data path: one UCP worker per axon
+ * worker, progressed in the worker loop; outbound messages queued per
+ * (remote node, remote worker) channel during a turn and sent as one active
+ * message per channel at the end of the turn; inbound ones put back in
+ * order and queued for dispatch like ring slots.  docs/cluster.md has the
+ * wire format and the reasoning; cluster/control.c the membership.
+ *
+ * Order.  UCX active messages are not ordered (an eager message overtakes a
+ * rendezvous one, lanes differ).  Every active message on a channel (local
+ * worker s -> node X worker d) carries the channel's sequence number; the
+ * receiver keeps, per (node, s), the next number it expects and parks early
+ * arrivals in a list sorted by number until the gap is filled.  Messages
+ * from one actor to another travel on one channel, in one batch or in
+ * batches of increasing number, so per-pair order holds.
+ *
+ * Threading: everything here runs on the owning worker's thread except the
+ * control-plane callbacks (node_known, node_up, node_down), which run on the
+ * control thread and publish a node's incarnation record with a release
+ * store that the workers read with acquire loads (P1 below).  UCP workers
+ * are UCS_THREAD_MODE_SINGLE: created by the engine's creator before the
+ * workers start (the start gate orders that, A6/R6 in engine.c), then used
+ * only by their worker, and destroyed by it at shutdown.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+#include <ucp/api/ucp.h>
+
+#include "axon/cluster.h"
+#include "cluster/control.h"
+#include "engine/cluster_glue.h"
+#include "engine/engine_internal.h"
+#include "io/uring.h"
+
+#define AM_ID 7u
+#define WIRE_MAGIC 0x31575841u /* "AXW1" little-endian */
+#define KIND_BATCH 1u
+#define KIND_BLOB 2u
+/* Blobs up to this size travel inside their batch (copied); larger ones as
+ * an active message of their own, sent from the blob itself (zero-copy on
+ * the sender; UCX uses rendezvous above ~8 KiB, PLAYBOOK 8). */
+#define EAGER_BLOB_MAX 4096u
+#define BATCH_BYTES_MAX (64u * 1024u)
+#define BATCH_MSGS_MAX 1024u
+
+const char ax__cluster_token_tag = 0;
+#define CL_TOKEN ((uint64_t)(uintptr_t)&ax__cluster_token_tag)
+
+/* The wire header: the active message's header (docs/cluster.md). */
+typedef struct wire_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t kind;
+    uint16_t src_node, src_worker, dst_worker, pad;
+    uint32_t count; /* messages in the batch (1 for a blob) */
+    uint32_t pad2;
+    uint64_t nonce; /* the sender's incarnation */
+    uint64_t seq;   /* on the channel (src node, src worker) -> (this node, dst worker) */
+} wire_hdr_t;
+_Static_assert(sizeof(wire_hdr_t) == 40, "the wire header is 40 bytes");
+
+/* One incarnation of a peer node, as the control plane learnt it.  Never
+ * freed before the engine (a worker may still read an old one). */
+typedef struct pinc {
+    uint64_t nonce;
+    uint32_t nw, inc_tag;
+    void **addr;
+    size_t *alen;
+    struct pinc *older;
+} pinc_t;
+
+typedef struct peer {
+    /* P1: the control thread stores cur then state (release); workers load
+     * state (acquire) then cur. */
+    _Atomic(pinc_t *) cur;
+    _Atomic uint32_t state; /* 0 unknown, 1 known (accept its data), 2 up (send), 3 down */
+    pinc_t *all;            /* every incarnation seen (control thread only) */
+} peer_t;
+
+typedef struct name_ent {
+    char name[AX_NAME_MAX];
+    ax_ref_t ref;
+} name_ent_t;
+
+typedef struct bhv {
+    char name[AX_NAME_MAX];
+    ax_behaviour_fn fn;
+    size_t state_size;
+    ax_init_fn init;
+    ax_fini_fn fini;
+} bhv_t;
+
+/* The remote spawn request: the blob of an AX_SYS_RSPAWN, then the arg. */
+typedef struct rspawn {
+    char name[AX_NAME_MAX];
+    uint32_t reply_type;
+    uint32_t arg_len;
+} rspawn_t;
+
+struct ax_cl {
+    ax_engine_t *eng;
+    bhv_t bhv[AX_BEHAVIOURS_MAX]; /* written before start, read-only after */
+    uint32_t nbhv;
+    /* The registry's copy on this node: a plain array under a mutex
+     * (registrations and lookups are rare next to messages; O(names)). */
+    pthread_mutex_t names_mu;
+    name_ent_t *names;
+    uint32_t nnames, names_cap;
+    ucp_context_h ctx;
+    ax_ctl_t *ctl;
+    uint32_t node, inc_tag;
+    uint64_t nonce;
+    peer_t peers[AX_CTL_NODES];
+};
+
+typedef struct arrival {
+    struct arrival *next;
+    struct ax_clw *cw;
+    uint64_t seq, nonce;
+    uint32_t node, src, kind, count;
+    ax_msg_t rec; /* KIND_BLOB: the message */
+    void *buf;    /* batch bytes (malloc) or the blob (arena) */
+    size_t len;
+    bool done, failed, orphan, is_blob;
+} arrival_t;
+
+typedef struct och {
+    ax_mq_t q;
+    uint64_t seq;
+    bool dirty;
+} och_t;
+
+typedef struct ich {
+    uint64_t expect;
+    arrival_t *pend; /* sorted by seq */
+} ich_t;
+
+typedef struct wnode {
+    uint64_t nonce; /* incarnation the arrays below belong to; 0: none */
+    uint32_t nw;
+    ucp_ep_h *ep;
+    och_t *out;
+    ich_t *in;
+} wnode_t;
+
+typedef struct sendreq {
+    struct ax_clw *cw;
+    uint32_t node, count;
+    uint64_t nonce;
+    void *blob; /* KIND_BLOB: the sender's blob, freed at completion */
+    size_t bytes;
+    wire_hdr_t hdr;
+    ax_msg_t rec; /* KIND_BLOB: sent as part of the header */
+    unsigned char data[];
+} sendreq_t;
+
+typedef struct ep_err_arg {
+    struct ep_err_arg *next;
+    struct ax_cl *cl;
+    uint32_t node;
+    uint64_t nonce;
+} ep_err_arg_t;
+
+typedef struct ax_clw {
+    ax_worker_t *w;
+    struct ax_cl *cl;
+    ucp_worker_h uw;
+    int efd;
+    bool poll_armed;
+    ax_mq_t inq;  /* in-order arrivals waiting for dispatch */
+    ax_mq_t dead; /* sends to stale references: dead letters at the flush */
+    uint32_t *dirty;
+    uint32_t ndirty, dirty_cap;
+    uint64_t inflight;
+    ep_err_arg_t *eargs; /* endpoint error-handler arguments, freed at destroy */
+    wnode_t node[AX_CTL_NODES];
+    struct {
+        _Atomic uint64_t msgs_sent, msgs_received, batches_sent, batches_received, bytes_sent,
+            bytes_received, reordered, dead_unreachable, dead_stale, dead_nomem, wire_errors;
+    } st;
+} ax_clw_t;
+
+#define CW(w) ((ax_clw_t *)(w)->cl)
+
+/* ---- config and lifecycle ------------------------------------------------------------ */
+
+bool ax__cluster_wanted(const ax_config_t *cfg)
+{
+    return cfg->cluster_listen[0] || cfg->cluster_peers[0];
+}
+
+/* The incarnation tag: 1..15 from the clock's seconds, so a node restarted
+ * a second or more later gets another tag than its previous life (the
+ * control plane refuses a rejoin with the same tag: docs/cluster.md). */
+uint32_t ax__cluster_pick_tag(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return 1u + (uint32_t)(ts.tv_sec % 15);
+}
+
+/* ---- the name registry's table ------------------------------------------------------------ */
+
+static int names_find(const struct ax_cl *cl, const char *name)
+{
+    for (uint32_t i = 0; i < cl->nnames; i++)
+        if (strcmp(cl->names[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* 0 (added or already there with this ref), -EEXIST, -ENOMEM. */
+static int names_put(struct ax_cl *cl, const char *name, ax_ref_t ref)
+{
+    int rc = 0;
+    pthread_mutex_lock(&cl->names_mu);
+    int i = names_find(cl, name);
+    if (i >= 0) {
+        rc = cl->names[i].ref == ref ? 0 : -EEXIST;
+    } else {
+        if (cl->nnames == cl->names_cap) {
+            uint32_t cap = cl->names_cap ? cl->names_cap * 2 : 64;
+            name_ent_t *n = realloc(cl->names, cap * sizeof *n);
+            if (!n)
+                rc = -ENOMEM;
+            else
+                cl->names = n, cl->names_cap = cap;
+        }
+        if (!rc) {
+            snprintf(cl->names[cl->nnames].name, AX_NAME_MAX, "%s", name);
+            cl->names[cl->nnames++].ref = ref;
+        }
+    }
+    pthread_mutex_unlock(&cl->names_mu);
+    return rc;
+}
+
+/* Remove name if it maps to a ref of node `node` (UINT32_MAX: any). */
+static int names_del(struct ax_cl *cl, const char *name, uint32_t node)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&cl->names_mu);
+    int i = names_find(cl, name);
+    if (i >= 0 && (node == UINT32_MAX || ax_ref_node(cl->names[i].ref) == node)) {
+        cl->names[i] = cl->names[--cl->nnames];
+        rc = 0;
+    }
+    pthread_mutex_unlock(&cl->names_mu);
+    return rc;
+}
+
+static void names_drop_node(struct ax_cl *cl, uint32_t node)
+{
+    pthread_mutex_lock(&cl->names_mu);
+    for (uint32_t i = 0; i < cl->nnames;)
+        if (ax_ref_node(cl->names[i].ref) == node)
+            cl->names[i] = cl->names[--cl->nnames];
+        else
+            i++;
+    pthread_mutex_unlock(&cl->names_mu);
+}
+
+static void post_worker0(ax_engine_t *eng, uint32_t type, uint64_t u0, const char *name)
+{
+    ax_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.to = ax__ref_make(eng->home, 0, 0, 0); /* worker 0, not an actor */
+    m.type = type;
+    m.len = AX_INLINE_MAX;
+    m.payload.u64[0] = u0;
+    if (name)
+        snprintf((char *)m.payload.data + 8, AX_NAME_MAX, "%s", name);
+    ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nobody left to tell */
+}
+
+static void node_known(void *user, uint32_t node, uint64_t nonce, uint32_t inc_tag, uint32_t nw,
+                       void *const *addr, const size_t *alen)
+{
+    struct ax_cl *cl = user;
+    peer_t *p = &cl->peers[node];
+    pinc_t *pi = calloc(1, sizeof *pi);
+    if (!pi)
+        return;
+    pi->nonce = nonce;
+    pi->nw = nw;
+    pi->inc_tag = inc_tag;
+    pi->addr = calloc(nw, sizeof *pi->addr);
+    pi->alen = calloc(nw, sizeof *pi->alen);
+    for (uint32_t i = 0; pi->addr && pi->alen && i < nw; i++) {
+        if ((pi->addr[i] = malloc(alen[i])))
+            memcpy(pi->addr[i], addr[i], alen[i]);
+        pi->alen[i] = alen[i];
+    }
+    pi->older = p->all;
+    p->all = pi;
+    atomic_store_explicit(&p->cur, pi, memory_order_relaxed);
+    atomic_store_explicit(&p->state, 1, memory_order_release); /* P1 */
+}
+
+static void node_up(void *user, uint32_t node, uint64_t nonce)
+{
+    struct ax_cl *cl = user;
+    peer_t *p = &cl->peers[node];
+    pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
+    if (pi && pi->nonce == nonce) {
+        atomic_store_explicit(&p->state, 2, memory_order_release); /* P1 */
+        post_worker0(cl->eng, AX_SYS_NAME_SYNC, node, NULL); /* tell it our names */
+    }
+}
+
+static void node_down(void *user, uint32_t node, uint64_t nonce, const char *why)
+{
+    (void)why;
+    struct ax_cl *cl = user;
+    ax_engine_t *eng = cl->eng;
+    peer_t *p = &cl->peers[node];
+    pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
+    if (!pi || pi->nonce != nonce)
+        return;
+    atomic_store_explicit(&p->state, 3, memory_order_release);
+    names_drop_node(cl, node);
+    /* Every worker drops what it queued for the node, fails its monitors. */
+    for (uint32_t t = 0; t < eng->n; t++) {
+        ax_msg_t m;
+        memset(&m, 0, sizeof m);
+        m.to = ax__ref_make(eng->home, t, 0, 0); /* a worker, not an actor */
+        m.type = AX_SYS_NODE_DOWN;
+        m.len = 16;
+        m.payload.u64[0] = node;
+        m.payload.u64[1] = nonce;
+        ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nothing left to fail */
+    }
+}
+
+static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data, size_t len,
+                          const ucp_am_recv_param_t *param);
+
+int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t errlen)
+{
+    const ax_config_t *cfg = &eng->cfg;
+    if (!cfg->cluster_cookie[0]) {
+        snprintf(err, errlen, "cluster.cookie is empty: a node joins only with the cluster's "
+                              "shared secret; set cluster.cookie (the same on every node)");
+        return -EINVAL;
+    }
+    struct ax_cl *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return -ENOMEM;
+    eng->cl = cl;
+    cl->eng = eng;
+    pthread_mutex_init(&cl->names_mu, NULL);
+    cl->node = cfg->cluster_node_id;
+    cl->inc_tag = inc_tag;
+    if (getrandom(&cl->nonce, sizeof cl->nonce, 0) != sizeof cl->nonce || !cl->nonce)
+        cl->nonce = ax__now_ns() ^ ((uint64_t)getpid() << 40) ^ 1;
+    ucp_params_t params = {
+        .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED,
+        .features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP,
+        .mt_workers_shared = 0,
+    };
+    ucp_config_t *ucfg;
+    ucs_status_t st = ucp_config_read(NULL, NULL, &ucfg);
+    if (st == UCS_OK) {
+        st = ucp_init(&params, ucfg, &cl->ctx);
+        ucp_config_release(ucfg);
+    }
+    if (st != UCS_OK) {
+        snprintf(err, errlen, "cluster: UCX initialisation failed: %s (check UCX_* variables "
+                              "and `ucx_info -d`)", ucs_status_string(st));
+        return -EIO;
+    }
+    void **addr = calloc(eng->n, sizeof *addr);
+    size_t *alen = calloc(eng->n, sizeof *alen);
+    if (!addr || !alen) {
+        free(addr);
+        free(alen);
+        return -ENOMEM;
+    }
+    int rc = 0;
+    for (uint32_t i = 0; i < eng->n; i++) {
+        ax_worker_t *w = eng->w[i];
+        ax_clw_t *cw = calloc(1, sizeof *cw);
+        if (!cw) {
+            rc = -ENOMEM;
+            break;
+        }
+        w->cl = cw;
+        cw->w = w;
+        cw->cl = cl;
+        cw->efd = -1;
+        ax_mq_init(&cw->inq);
+        ax_mq_init(&cw->dead);
+        ucp_worker_params_t wp = {
+            .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE | UCP_WORKER_PARAM_FIELD_EVENTS,
+            .thread_mode = UCS_THREAD_MODE_SINGLE,
+            .events = UCP_WAKEUP_RX | UCP_WAKEUP_TX,
+        };
+        if ((st = ucp_worker_create(cl->ctx, &wp, &cw->uw)) != UCS_OK) {
+            snprintf(err, errlen, "cluster: ucp_worker_create for worker %u: %s", i,
+                     ucs_status_string(st));
+            rc = -EIO;
+            break;
+        }
+        ucp_am_handler_param_t hp = {
+            .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                          UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
+            .id = AM_ID,
+            .flags = UCP_AM_FLAG_WHOLE_MSG,
+            .cb = on_am,
+            .arg = w,
+        };
+        if ((st = ucp_worker_set_am_recv_handler(cw->uw, &hp)) != UCS_OK ||
+            (st = ucp_worker_get_efd(cw->uw, &cw->efd)) != UCS_OK ||
+            (st = ucp_worker_get_address(cw->uw, (ucp_address_t **)&addr[i], &alen[i])) != UCS_OK) {
+            snprintf(err, errlen, "cluster: UCP worker %u setup: %s", i, ucs_status_string(st));
+            rc = -EIO;
+            break;
+        }
+    }
+    if (!rc) {
+        ax_ctl_opts_t o = {
+            .node = cl->node,
+            .inc_tag = inc_tag,
+            .nonce = cl->nonce,
+            .cookie = cfg->cluster_cookie,
+            .listen = cfg->cluster_listen,
+            .peers = cfg->cluster_peers,
+            .heartbeat_ms = cfg->cluster_heartbeat_ms ? cfg->cluster_heartbeat_ms : 200,
+            .wire_version = AX_WIRE_VERSION,
+            .nworkers = eng->n,
+            .addr = addr,
+            .alen = alen,
+            .user = cl,
+            .node_known = node_known,
+            .node_up = node_up,
+            .node_down = node_down,
+        };
+        o.timeout_ms = cfg->cluster_timeout_ms ? cfg->cluster_timeout_ms : 10 * o.heartbeat_ms;
+        /* Tests: AXON_TEST_WIRE_VERSION speaks another version, to be refused. */
+        const char *tv = getenv("AXON_TEST_WIRE_VERSION");
+        if (tv && *tv)
+            o.wire_version = (uint32_t)strtoul(tv, NULL, 10);
+        rc = ax_ctl_create(&o, &cl->ctl, err, errlen);
+    }
+    for (uint32_t i = 0; i < eng->n; i++)
+        if (addr[i])
+            ucp_worker_release_address(CW(eng->w[i])->uw, addr[i]);
+    free(addr);
+    free(alen);
+    return rc;
+}
+
+int ax__cluster_start(ax_engine_t *eng)
+{
+    return eng->cl ? ax_ctl_start(eng->cl->ctl) : 0;
+}
+
+void ax__cluster_destroy(ax_engine_t *eng)
+{
+    struct ax_cl *cl = eng->cl;
+    if (!cl)
+        return;
+    ax_ctl_destroy(cl->ctl); /* no more callbacks */
+    for (uint32_t i = 0; i < eng->n; i++) {
+        ax_worker_t *w = eng->w[i];
+        ax_clw_t *cw = w ? CW(w) : NULL;
+        if (!cw)
+            continue;
+        if (cw->uw) /* never started: the worker did not destroy it */
+            ucp_worker_destroy(cw->uw);
+        while (cw->eargs) {
+            ep_err_arg_t *nx = cw->eargs->next;
+            free(cw->eargs);
+            cw->eargs = nx;
+        }
+        free(cw->dirty);
+        free(cw);
+        w->cl = NULL;
+    }
+    for (uint32_t n = 0; n < AX_CTL_NODES; n++) {
+        pinc_t *pi = cl->peers[n].all;
+        while (pi) {
+            pinc_t *o = pi->older;
+            for (uint32_t i = 0; pi->addr && i < pi->nw; i++)
+                free(pi->addr[i]);
+            free(pi->addr);
+            free(pi->alen);
+            free(pi);
+            pi = o;
+        }
+    }
+    if (cl->ctx)
+        ucp_cleanup(cl->ctx);
+    pthread_mutex_destroy(&cl->names_mu);
+    free(cl->names);
+    free(cl);
+    eng->cl = NULL;
+}
+
+/* ---- per-node state on a worker ------------------------------------------------------------ */
+
+static void count_dead(ax_clw_t *cw, uint64_t n, _Atomic uint64_t *why)
+{
+    AX_STAT_ADD(*why, n);
+    atomic_fetch_add_explicit(&cw->w->st.dead_letters, n, memory_order_relaxed);
+}
+
+static void ep_close(ax_clw_t *cw, ucp_ep_h ep)
+{
+    ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                              .flags = UCP_EP_CLOSE_FLAG_FORCE};
+    ucs_status_ptr_t r = ucp_ep_close_nbx(ep, &cp);
+    if (r && !UCS_PTR_IS_ERR(r)) {
+        /* A forced close completes locally: progress until it has. */
+        while (ucp_request_check_status(r) == UCS_INPROGRESS)
+            ucp_worker_progress(cw->uw);
+        ucp_request_free(r);
+    }
+}
+
+/* Forget node n's incarnation on this worker: queued sends become dead
+ * letters (reason: unreachable), early arrivals are dropped, endpoints
+ * closed. */
+static void wnode_clear(ax_clw_t *cw, uint32_t n)
+{
+    ax_worker_t *w = cw->w;
+    wnode_t *wn = &cw->node[n];
+    if (!wn->nonce)
+        return;
+    for (uint32_t d = 0; d < wn->nw; d++) {
+        ax_msg_t *m;
+        uint64_t lost = 0;
+        while ((m = ax_mq_peek(&wn->out[d].q))) {
+            ax__dead_letter(w, m); /* counted, hooked, blob freed */
+            w->handled++;
+            lost++;
+            ax_mq_pop(&wn->out[d].q, w->arena);
+        }
+        AX_STAT_ADD(cw->st.dead_unreachable, lost);
+        ax_mq_fini(&wn->out[d].q, w->arena);
+        arrival_t *a = wn->in[d].pend;
+        while (a) {
+            arrival_t *nx = a->next;
+            if (!a->done) {
+                a->orphan = true; /* its rendezvous completion frees it */
+            } else {
+                if (a->is_blob)
+                    ax__blob_free(w, a->buf);
+                else
+                    free(a->buf);
+                free(a);
+            }
+            a = nx;
+        }
+        if (wn->ep[d])
+            ep_close(cw, wn->ep[d]);
+    }
+    free(wn->ep);
+    free(wn->out);
+    free(wn->in);
+    memset(wn, 0, sizeof *wn);
+}
+
+static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
+{
+    wnode_t *wn = &cw->node[n];
+    wnode_clear(cw, n);
+    wn->ep = calloc(pi->nw, sizeof *wn->ep);
+    wn->out = calloc(pi->nw, sizeof *wn->out);
+    wn->in = calloc(pi->nw, sizeof *wn->in);
+    if (!wn->ep || !wn->out || !wn->in) {
+        free(wn->ep);
+        free(wn->out);
+        free(wn->in);
+        memset(wn, 0, sizeof *wn);
+        return false;
+    }
+    for (uint32_t d = 0; d < pi->nw; d++)
+        ax_mq_init(&wn->out[d].q);
+    wn->nw = pi->nw;
+    wn->nonce = pi->nonce;
+    return true;
+}
+
+/* The peer's current incarnation if it is at least `min_state`. */
+static const pinc_t *peer_get(struct ax_cl *cl, uint32_t n, uint32_t min_state)
+{
+    peer_t *p = &cl->peers[n];
+    uint32_t s = atomic_load_explicit(&p->state, memory_order_acquire); /* P1 */
+    if (s < min_state || s == 3)
+        return NULL;
+    return atomic_load_explicit(&p->cur, memory_order_relaxed);
+}
+
+/* ---- sending ------------------------------------------------------------------------------- */
+
+ax_msg_t *ax__cluster_slot(ax_worker_t *w, ax_ref_t to, int *err)
+{
+    ax_clw_t *cw = CW(w);
+    uint32_t n = ax_ref_node(to);
+    ax_msg_t *m;
+    if (to == AX_REF_NONE) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    if (n == cw->cl->node) {
+        /* This node's id, another incarnation tag (or a worker beyond
+         * ours): a stale reference, a dead letter. */
+        m = ax_mq_push(&cw->dead, w->arena);
+        if (!m) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        AX_STAT_INC(cw->st.dead_stale);
+    } else {
+        const pinc_t *pi = peer_get(cw->cl, n, 2);
+        if (!pi) {
+            *err = -EHOSTUNREACH; /* unknown, not yet up, or down */
+            return NULL;
+        }
+        wnode_t *wn = &cw->node[n];
+        if (wn->nonce != pi->nonce && !wnode_init(cw, n, pi)) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        uint32_t d = ax_ref_worker(to);
+        if (ax_ref_incarnation(to) != pi->inc_tag || d >= wn->nw) {
+            m = ax_mq_push(&cw->dead, w->arena);
+            if (!m) {
+                *err = -ENOMEM;
+                return NULL;
+            }
+            AX_STAT_INC(cw->st.dead_stale);
+        } else {
+            och_t *o = &wn->out[d];
+            m = ax_mq_push(&o->q, w->arena);
+            if (!m) {
+                *err = -ENOMEM;
+                return NULL;
+            }
+            if (!o->dirty) {
+                if (cw->ndirty == cw->dirty_cap) {
+                    uint32_t cap = cw->dirty_cap ? cw->dirty_cap * 2 : 64;
+                    uint32_t *nd = realloc(cw->dirty, cap * sizeof *nd);
+                    if (!nd) {
+                        /* undo the push: the message was never sent */
+                        o->q.count--;
+                        o->q.ti--;
+                        *err = -ENOMEM;
+                        return NULL;
+                    }
+                    cw->dirty = nd;
+                    cw->dirty_cap = cap;
+                }
+                o->dirty = true;
+                cw->dirty[cw->ndirty++] = n << 16 | d;
+            }
+        }
+    }
+    m->to = to;
+    m->from = w->head.self;
+    w->sent++;
+    return m;
+}
+
+static void send_done(sendreq_t *sr, ucs_status_t st)
+{
+    ax_clw_t *cw = sr->cw;
+    if (st != UCS_OK) {
+        count_dead(cw, sr->count, &cw->st.dead_unreachable);
+        ax_ctl_report_error(cw->cl->ctl, sr->node, sr->nonce);
+    } else {
+        AX_STAT_ADD(cw->st.msgs_sent, sr->count);
+        AX_STAT_INC(cw->st.batches_sent);
+        AX_STAT_ADD(cw->st.bytes_sent, sr->bytes);
+    }
+    if (sr->blob)
+        ax__blob_free(cw->w, sr->blob);
+    free(sr);
+}
+
+static void on_sent(void *req, ucs_status_t st, void *user)
+{
+    sendreq_t *sr = user;
+    sr->cw->inflight--;
+    send_done(sr, st);
+    ucp_request_free(req);
+}
+
+static void ep_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
+{
+    (void)ep, (void)status;
+    ep_err_arg_t *ea = arg;
+    ax_ctl_report_error(ea->cl->ctl, ea->node, ea->nonce);
+}
+
+static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
+{
+    wnode_t *wn = &cw->node[n];
+    if (wn->ep[d])
+        return wn->ep[d];
+    const pinc_t *pi = atomic_load_explicit(&cw->cl->peers[n].cur, memory_order_acquire);
+    if (!pi || pi->nonce != wn->nonce || !pi->addr[d])
+        return NULL;
+    /* The error handler's argument outlives the endpoint: freed at destroy. */
+    ep_err_arg_t *ea = malloc(sizeof *ea);
+    if (!ea)
+        return NULL;
+    ea->cl = cw->cl;
+    ea->node = n;
+    ea->nonce = wn->nonce;
+    ucp_ep_params_t ep_p = {
+        .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                      UCP_EP_PARAM_FIELD_ERR_HANDLER,
+        .address = pi->addr[d],
+        .err_mode = UCP_ERR_HANDLING_MODE_PEER,
+        .err_handler = {.cb = ep_err_cb, .arg = ea},
+    };
+    if (ucp_ep_create(cw->uw, &ep_p, &wn->ep[d]) != UCS_OK) {
+        free(ea);
+        wn->ep[d] = NULL;
+        return NULL;
+    }
+    ea->next = cw->eargs;
+    cw->eargs = ea;
+    if (getenv("AXON_CLUSTER_DEBUG"))
+        ucp_ep_print_info(wn->ep[d], stderr);
+    return wn->ep[d];
+}
+
+static void am_send(ax_clw_t *cw, ucp_ep_h ep, sendreq_t *sr, size_t hlen, const void *data,
+                    size_t len)
+{
+    ucp_request_param_t prm = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA,
+        .cb.send = on_sent,
+        .user_data = sr,
+    };
+    sr->bytes = len;
+    if (!ep) {
+        send_done(sr, UCS_ERR_UNREACHABLE);
+        return;
+    }
+    ucs_status_ptr_t r = ucp_am_send_nbx(ep, AM_ID, &sr->hdr, hlen, data, len, &prm);
+    if (r == NULL)
+        send_done(sr, UCS_OK);
+    else if (UCS_PTR_IS_ERR(r))
+        send_done(sr, UCS_PTR_STATUS(r));
+    else
+        cw->inflight++;
+}
+
+static void hdr_fill(ax_clw_t *cw, wire_hdr_t *h, uint32_t kind, uint32_t d, uint32_t count,
+                     uint64_t seq)
+{
+    memset(h, 0, sizeof *h);
+    h->magic = WIRE_MAGIC;
+    h->version = AX_WIRE_VERSION;
+    h->kind = (uint16_t)kind;
+    h->src_node = (uint16_t)cw->cl->node;
+    h->src_worker = (uint16_t)cw->w->id;
+    h->dst_worker = (uint16_t)d;
+    h->count = count;
+    h->nonce = cw->cl->nonce;
+    h->seq = seq;
+}
+
+static inline size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* Send channel (n, d): batches of small messages, each large blob on its
+ * own, in queue order, each with the channel's next sequence number. */
+static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
+{
+    ax_worker_t *w = cw->w;
+    wnode_t *wn = &cw->node[n];
+    och_t *o = &wn->out[d];
+    o->dirty = false;
+    ucp_ep_h ep = ep_get(cw, n, d);
+    ax_msg_t *m;
+    while ((m = ax_mq_peek(&o->q))) {
+        bool big = (m->flags & AX_MSG_F_BLOB) && m->payload.blob.len > EAGER_BLOB_MAX;
+        if (big) {
+            sendreq_t *sr = malloc(sizeof *sr);
+            if (!sr)
+                return; /* retried at the next flush (still dirty below) */
+            sr->cw = cw;
+            sr->node = n;
+            sr->nonce = wn->nonce;
+            sr->count = 1;
+            sr->blob = m->payload.blob.ptr;
+            size_t blen = (size_t)m->payload.blob.len;
+            hdr_fill(cw, &sr->hdr, KIND_BLOB, d, 1, o->seq++);
+            sr->rec = *m;
+            sr->rec.seq = 0;
+            sr->rec.payload.blob.ptr = NULL;
+            ax_mq_pop(&o->q, w->arena);
+            w->handled++;
+            am_send(cw, ep, sr, sizeof sr->hdr + sizeof sr->rec, sr->blob, blen);
+            continue;
+        }
+        /* Size the batch: up to the next large blob or the limits. */
+        size_t bytes = 0;
+        uint32_t cnt = 0;
+        ax_mq_chunk_t *c = o->q.head;
+        uint32_t i = o->q.hi;
+        for (uint64_t k = 0; k < o->q.count && cnt < BATCH_MSGS_MAX && bytes < BATCH_BYTES_MAX; k++) {
+            if (i == AX_MQ_CHUNK_MSGS) {
+                c = c->next;
+                i = 0;
+            }
+            const ax_msg_t *x = &c->m[i++];
+            size_t extra = 0;
+            if (x->flags & AX_MSG_F_BLOB) {
+                if (x->payload.blob.len > EAGER_BLOB_MAX)
+                    break;
+                extra = pad8((size_t)x->payload.blob.len);
+            }
+            bytes += sizeof(ax_msg_t) + extra;
+            cnt++;
+        }
+        sendreq_t *sr = malloc(sizeof *sr + bytes);
+        if (!sr)
+            return;
+        sr->cw = cw;
+        sr->node = n;
+        sr->nonce = wn->nonce;
+        sr->count = cnt;
+        sr->blob = NULL;
+        hdr_fill(cw, &sr->hdr, KIND_BATCH, d, cnt, o->seq++);
+        unsigned char *p = sr->data;
+        for (uint32_t k = 0; k < cnt; k++) {
+            m = ax_mq_peek(&o->q);
+            ax_msg_t rec = *m;
+            rec.seq = 0;
+            if (m->flags & AX_MSG_F_BLOB) {
+                size_t bl = (size_t)m->payload.blob.len;
+                rec.payload.blob.ptr = NULL;
+                memcpy(p, &rec, sizeof rec);
+                memcpy(p + sizeof rec, m->payload.blob.ptr, bl);
+                memset(p + sizeof rec + bl, 0, pad8(bl) - bl);
+                p += sizeof rec + pad8(bl);
+                ax__blob_free(w, m->payload.blob.ptr);
+            } else {
+                memcpy(p, &rec, sizeof rec);
+                p += sizeof rec;
+            }
+            ax_mq_pop(&o->q, w->arena);
+        }
+        w->handled += cnt;
+        am_send(cw, ep, sr, sizeof sr->hdr, sr->data, bytes);
+    }
+}
+
+void ax__cluster_flush(ax_worker_t *w)
+{
+    ax_clw_t *cw = CW(w);
+    ax_msg_t *m;
+    while ((m = ax_mq_peek(&cw->dead))) {
+        ax__dead_letter(w, m);
+        w->handled++;
+        ax_mq_pop(&cw->dead, w->arena);
+    }
+    uint32_t nd = cw->ndirty;
+    cw->ndirty = 0;
+    for (uint32_t i = 0; i < nd; i++) {
+        uint32_t n = cw->dirty[i] >> 16, d = cw->dirty[i] & 0xFFFF;
+        if (cw->node[n].nonce && d < cw->node[n].nw)
+            send_channel(cw, n, d);
+    }
+    /* A channel whose batch could not be allocated stays queued: mark it
+     * dirty again so the next flush retries. */
+    for (uint32_t n = 0; n < AX_CTL_NODES && nd; n++) {
+        wnode_t *wn = &cw->node[n];
+        for (uint32_t d = 0; wn->nonce && d < wn->nw; d++)
+            if (wn->out[d].q.count && !wn->out[d].dirty && cw->ndirty < cw->dirty_cap) {
+                wn->out[d].dirty = true;
+                cw->dirty[cw->ndirty++] = n << 16 | d;
+            }
+    }
+}
+
+/* ---- receiving ------------------------------------------------------------------------------ */
+
+/* What may cross the wire: user and library types, the failure messages
+ * (ids and reasons: plain values), and the registry's.  Never anything
+ * that carries a pointer (spawn requests, revokes, I/O). */
+static bool type_ok(uint32_t type)
+{
+    return type < AX_TYPE_SYSTEM || (type >= AX_SYS_MONITOR && type <= AX_SYS_KILL) ||
+           type == AX_SYS_NAME_REG || type == AX_SYS_NAME_UNREG || type == AX_SYS_RSPAWN;
+}
+
+/* Queue one arrived message for dispatch (blob already local, or NULL). */
+static void deliver_one(ax_clw_t *cw, const ax_msg_t *rec, void *blob)
+{
+    ax_worker_t *w = cw->w;
+    ax_msg_t *m;
+    if (ax__ref_dest(w->home, rec->to) != w->id) {
+        /* Made by an earlier incarnation of this node (or malformed). */
+        if (blob)
+            ax__blob_free(w, blob);
+        count_dead(cw, 1, &cw->st.dead_stale);
+        return;
+    }
+    if (!(m = ax_mq_push(&cw->inq, w->arena))) {
+        if (blob)
+            ax__blob_free(w, blob);
+        count_dead(cw, 1, &cw->st.dead_nomem);
+        return;
+    }
+    *m = *rec;
+    m->seq = 0;
+    m->flags &= AX_MSG_F_BLOB | AX_MSG_F_REQUEST | AX_MSG_F_REPLY;
+    if (blob)
+        m->payload.blob.ptr = blob;
+    w->sent++; /* balanced by the drain's handled (quiescence counts) */
+    AX_STAT_INC(cw->st.msgs_received);
+}
+
+static void deliver_batch(ax_clw_t *cw, uint32_t count, const unsigned char *p, size_t len)
+{
+    ax_worker_t *w = cw->w;
+    const unsigned char *end = p + len;
+    for (uint32_t k = 0; k < count; k++) {
+        ax_msg_t rec;
+        if ((size_t)(end - p) < sizeof rec) {
+            AX_STAT_INC(cw->st.wire_errors);
+            return;
+        }
+        memcpy(&rec, p, sizeof rec);
+        p += sizeof rec;
+        void *blob = NULL;
+        if (!type_ok(rec.type)) {
+            AX_STAT_INC(cw->st.wire_errors);
+            if (rec.flags & AX_MSG_F_BLOB)
+                p += pad8((size_t)rec.payload.blob.len);
+            continue;
+        }
+        if (rec.flags & AX_MSG_F_BLOB) {
+            size_t bl = (size_t)rec.payload.blob.len;
+            if (bl > EAGER_BLOB_MAX || !bl || (size_t)(end - p) < pad8(bl)) {
+                AX_STAT_INC(cw->st.wire_errors);
+                return;
+            }
+            blob = ax_blob_alloc(w, bl);
+            if (!blob) {
+                count_dead(cw, 1, &cw->st.dead_nomem);
+                p += pad8(bl);
+                continue;
+            }
+            memcpy(blob, p, bl);
+            p += pad8(bl);
+        } else if (rec.len > AX_INLINE_MAX) {
+            AX_STAT_INC(cw->st.wire_errors);
+            continue;
+        }
+        deliver_one(cw, &rec, blob);
+    }
+}
+
+static void arrival_deliver(ax_clw_t *cw, arrival_t *a)
+{
+    AX_STAT_INC(cw->st.batches_received);
+    AX_STAT_ADD(cw->st.bytes_received, a->len);
+    if (a->failed) {
+        count_dead(cw, a->count, &cw->st.dead_unreachable);
+        if (a->is_blob)
+            ax__blob_free(cw->w, a->buf);
+        else
+            free(a->buf);
+        return;
+    }
+    if (a->kind == KIND_BLOB) {
+        deliver_one(cw, &a->rec, a->buf);
+    } else {
+        deliver_batch(cw, a->count, a->buf, a->len);
+        free(a->buf);
+    }
+}
+
+static void ich_drain(ax_clw_t *cw, ich_t *ch)
+{
+    arrival_t *a;
+    while ((a = ch->pend) && a->seq == ch->expect && a->done) {
+        ch->pend = a->next;
+        ch->expect++;
+        arrival_deliver(cw, a);
+        free(a);
+    }
+}
+
+static void on_rndv_done(void *req, ucs_status_t st, size_t length, void *user)
+{
+    (void)length;
+    arrival_t *a = user;
+    ucp_request_free(req);
+    a->done = true;
+    a->failed = st != UCS_OK;
+    if (a->orphan) {
+        if (a->is_blob)
+            ax__blob_free(a->cw->w, a->buf);
+        else
+            free(a->buf);
+        free(a);
+        return;
+    }
+    wnode_t *wn = &a->cw->node[a->node];
+    ich_drain(a->cw, &wn->in[a->src]);
+}
+
+static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data, size_t len,
+                          const ucp_am_recv_param_t *param)
+{
+    ax_worker_t *w = arg;
+    ax_clw_t *cw = CW(w);
+    wire_hdr_t h;
+    bool rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+    if (hlen < sizeof h)
+        goto bad;
+    memcpy(&h, header, sizeof h);
+    if (h.magic != WIRE_MAGIC || h.version != AX_WIRE_VERSION || h.src_node >= AX_CTL_NODES ||
+        h.dst_worker != w->id || (h.kind != KIND_BATCH && h.kind != KIND_BLOB) ||
+        (h.kind == KIND_BLOB && (hlen != sizeof h + sizeof(ax_msg_t) || h.count != 1)) ||
+        (h.kind == KIND_BATCH && hlen != sizeof h))
+        goto bad;
+    const pinc_t *pi = peer_get(cw->cl, h.src_node, 1);
+    if (!pi || pi->nonce != h.nonce) {
+        /* From a node we do not know (yet) or an incarnation that is gone. */
+        count_dead(cw, h.count, pi ? &cw->st.dead_stale : &cw->st.dead_unreachable);
+        return UCS_OK;
+    }
+    wnode_t *wn = &cw->node[h.src_node];
+    if (wn->nonce != pi->nonce && !wnode_init(cw, h.src_node, pi)) {
+        count_dead(cw, h.count, &cw->st.dead_nomem);
+        return UCS_OK;
+    }
+    if (h.src_worker >= wn->nw)
+        goto bad;
+    ich_t *ch = &wn->in[h.src_worker];
+    if (h.seq < ch->expect)
+        goto bad; /* a duplicate: UCX never sends one, so it is forged */
+    ax_msg_t rec;
+    if (h.kind == KIND_BLOB) {
+        memcpy(&rec, (const char *)header + sizeof h, sizeof rec);
+        if (!type_ok(rec.type) || !(rec.flags & AX_MSG_F_BLOB) || rec.payload.blob.len != len ||
+            !len)
+            goto bad;
+    }
+    if (!rndv && h.seq == ch->expect) {
+        /* In turn and in hand: no copy for a batch. */
+        ch->expect++;
+        AX_STAT_INC(cw->st.batches_received);
+        AX_STAT_ADD(cw->st.bytes_received, len);
+        if (h.kind == KIND_BATCH) {
+            deliver_batch(cw, h.count, data, len);
+        } else {
+            void *blob = ax_blob_alloc(w, len);
+            if (!blob)
+                count_dead(cw, 1, &cw->st.dead_nomem);
+            else {
+                memcpy(blob, data, len);
+                deliver_one(cw, &rec, blob);
+            }
+        }
+        ich_drain(cw, ch);
+        return UCS_OK;
+    }
+    /* Early, or its data is still to come: park it in sequence order. */
+    arrival_t *a = calloc(1, sizeof *a);
+    if (!a)
+        goto nomem;
+    a->cw = cw;
+    a->seq = h.seq;
+    a->nonce = h.nonce;
+    a->node = h.src_node;
+    a->src = h.src_worker;
+    a->kind = h.kind;
+    a->count = h.count;
+    a->len = len;
+    a->rec = rec;
+    a->is_blob = h.kind == KIND_BLOB;
+    a->buf = a->is_blob ? ax_blob_alloc(w, len) : malloc(len ? len : 1);
+    if (!a->buf) {
+        free(a);
+        goto nomem;
+    }
+    if (h.seq != ch->expect)
+        AX_STAT_INC(cw->st.reordered);
+    arrival_t **pp = &ch->pend;
+    while (*pp && (*pp)->seq < h.seq)
+        pp = &(*pp)->next;
+    if (*pp && (*pp)->seq == h.seq) {
+        if (a->is_blob)
+            ax__blob_free(w, a->buf);
+        else
+            free(a->buf);
+        free(a);
+        goto bad;
+    }
+    a->next = *pp;
+    *pp = a;
+    if (!rndv) {
+        memcpy(a->buf, data, len);
+        a->done = true;
+        ich_drain(cw, ch);
+        return UCS_OK;
+    }
+    ucp_request_param_t prm = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA,
+        .cb.recv_am = on_rndv_done,
+        .user_data = a,
+    };
+    ucs_status_ptr_t r = ucp_am_recv_data_nbx(cw->uw, data, a->buf, len, &prm);
+    if (r == NULL) {
+        a->done = true;
+        ich_drain(cw, ch);
+    } else if (UCS_PTR_IS_ERR(r)) {
+        a->done = true;
+        a->failed = true;
+        ich_drain(cw, ch);
+    }
+    return UCS_OK;
+nomem:
+    /* The arrival cannot be kept: its messages are dead letters.  In turn,
+     * the channel moves past it; early, the channel waits for memory to
+     * keep a later retransmission... there is none, so it stalls: counted
+     * in dead_nomem, the one case that does (docs/cluster.md). */
+    count_dead(cw, h.count, &cw->st.dead_nomem);
+    if (h.seq == ch->expect) {
+        ch->expect++;
+        ich_drain(cw, ch);
+    }
+    return UCS_OK;
+bad:
+    AX_STAT_INC(cw->st.wire_errors);
+    return UCS_OK;
+}
+
+/* ---- the worker loop's calls ------------------------------------------------------------------ */
+
+uint32_t ax__cluster_progress(ax_worker_t *w)
+{
+    ax_clw_t *cw = CW(w);
+    uint32_t n = 0;
+    for (int i = 0; i < 64 && ucp_worker_progress(cw->uw); i++)
+        n++;
+    return n;
+}
+
+ax_mq_t *ax__cluster_inq(ax_worker_t *w) { return &CW(w)->inq; }
+
+bool ax__cluster_pending(ax_worker_t *w)
+{
+    ax_clw_t *cw = CW(w);
+    return cw->inq.count || cw->ndirty || cw->dead.count;
+}
+
+bool ax__cluster_arm(ax_worker_t *w)
+{
+    ax_clw_t *cw = CW(w);
+    if (ucp_worker_progress(cw->uw))
+        return false;
+    ucs_status_t st = ucp_worker_arm(cw->uw);
+    if (st == UCS_ERR_BUSY)
+        return false;
+    if (st == UCS_OK && w->io && !cw->poll_armed) {
+        struct io_uring_sqe *sqe = ax_io_get_sqe(w->io);
+        if (sqe) {
+            io_uring_prep_poll_add(sqe, cw->efd, POLLIN);
+            ax_io_sqe_token(sqe, CL_TOKEN);
+            cw->poll_armed = true;
+        }
+    }
+    return true;
+}
+
+void ax__cluster_efd_fired(ax_worker_t *w) { CW(w)->poll_armed = false; }
+bool ax__cluster_efd_armed(ax_worker_t *w) { return w->cl && CW(w)->poll_armed; }
+
+/* Send a registry message to node n's worker 0 (if it is up). */
+static void name_send(ax_clw_t *cw, uint32_t n, uint32_t type, ax_ref_t ref, const char *name)
+{
+    const pinc_t *pi = peer_get(cw->cl, n, 2);
+    if (!pi)
+        return;
+    int err;
+    ax_msg_t *m = ax__cluster_slot(cw->w, ax__ref_make(ax__ref_home(n, pi->inc_tag), 0, 0, 0), &err);
+    if (!m)
+        return; /* the node went down meanwhile, or no memory: it resyncs on rejoin */
+    m->from = AX_REF_NONE;
+    m->payload.u64[0] = ref;
+    memset(m->payload.data + 8, 0, AX_NAME_MAX);
+    snprintf((char *)m->payload.data + 8, AX_NAME_MAX, "%s", name);
+    ax_msg_commit(m, type, AX_INLINE_MAX, 0, 0);
+}
+
+/* Spawn registered behaviour `name` here; answer `asker` with reply_type. */
+static void rspawn_run(ax_worker_t *w, ax_ref_t asker, const char *name, uint32_t reply_type,
+                       const void *arg, size_t arg_len)
+{
+    struct ax_cl *cl = w->eng->cl;
+    const bhv_t *b = NULL;
+    for (uint32_t i = 0; i < cl->nbhv; i++)
+        if (strcmp(cl->bhv[i].name, name) == 0)
+            b = &cl->bhv[i];
+    ax_ref_t ref = AX_REF_NONE;
+    int64_t rc = -ENOENT;
+    if (b) {
+        ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_ANY, .init = b->init,
+                             .fini = b->fini, .arg = arg, .arg_len = arg_len};
+        rc = ax_spawn(w, b->fn, b->state_size, &o, &ref);
+        if (rc)
+            ref = AX_REF_NONE;
+    }
+    if (asker == AX_REF_NONE)
+        return;
+    int err;
+    uint8_t stamp;
+    ax_msg_t *m = ax__msg_slot_fast(w, asker, &err, &stamp);
+    if (!m)
+        return; /* the asker's node went down meanwhile: nobody to answer */
+    m->from = ref;
+    memset(m->payload.data, 0, AX_INLINE_MAX);
+    m->payload.u64[0] = ref;
+    memcpy(&m->payload.u64[1], &rc, 8);
+    snprintf((char *)m->payload.data + 16, AX_INLINE_MAX - 16, "%s", name);
+    ax_msg_commit(m, reply_type, AX_INLINE_MAX, 0, stamp);
+}
+
+void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
+{
+    ax_clw_t *cw = CW(w);
+    if (!cw)
+        return;
+    struct ax_cl *cl = cw->cl;
+    char name[AX_NAME_MAX];
+    memcpy(name, m->payload.data + 8, AX_NAME_MAX);
+    name[AX_NAME_MAX - 1] = 0;
+    ax_ref_t ref = m->payload.u64[0];
+    switch (m->type) {
+    case AX_SYS_NODE_DOWN: {
+        uint32_t n = (uint32_t)m->payload.u64[0];
+        if (n < AX_CTL_NODES && cw->node[n].nonce == m->payload.u64[1])
+            wnode_clear(cw, n);
+        if (n < AX_CTL_NODES)
+            ax__fault_node_down(w, n);
+        return;
+    }
+    case AX_SYS_NAME_BCAST: { /* the name changed here: tell every node its state */
+        pthread_mutex_lock(&cl->names_mu);
+        int i = names_find(cl, name);
+        bool present = i >= 0 && cl->names[i].ref == ref;
+        pthread_mutex_unlock(&cl->names_mu);
+        for (uint32_t n = 0; n < AX_CTL_NODES; n++)
+            if (n != cl->node)
+                name_send(cw, n, present ? AX_SYS_NAME_REG : AX_SYS_NAME_UNREG, ref, name);
+        return;
+    }
+    case AX_SYS_NAME_SYNC: { /* node n joined: send it every name of ours */
+        uint32_t n = (uint32_t)m->payload.u64[0];
+        pthread_mutex_lock(&cl->names_mu);
+        uint32_t cnt = cl->nnames;
+        name_ent_t *copy = cnt ? malloc(cnt * sizeof *copy) : NULL;
+        if (copy)
+            memcpy(copy, cl->names, cnt * sizeof *copy);
+        pthread_mutex_unlock(&cl->names_mu);
+        for (uint32_t i = 0; copy && i < cnt; i++)
+            if (ax_ref_node(copy[i].ref) == cl->node)
+                name_send(cw, n, AX_SYS_NAME_REG, copy[i].ref, copy[i].name);
+        free(copy);
+        return;
+    }
+    case AX_SYS_NAME_REG:
+        if (name[0] && ax_ref_node(ref) != cl->node)
+            names_put(cl, name, ref); /* -EEXIST: ours (or an earlier) stays */
+        return;
+    case AX_SYS_NAME_UNREG:
+        if (name[0])
+            names_del(cl, name, ax_ref_node(ref));
+        return;
+    case AX_SYS_RSPAWN: {
+        if (!(m->flags & AX_MSG_F_BLOB))
+            return;
+        const rspawn_t *rq = m->payload.blob.ptr;
+        size_t len = (size_t)m->payload.blob.len;
+        if (len >= sizeof *rq && rq->arg_len <= AX_SPAWN_ARG_MAX &&
+            len - sizeof *rq >= rq->arg_len && rq->reply_type < AX_TYPE_SYSTEM) {
+            char bn[AX_NAME_MAX];
+            memcpy(bn, rq->name, AX_NAME_MAX);
+            bn[AX_NAME_MAX - 1] = 0;
+            rspawn_run(w, m->from, bn, rq->reply_type, rq + 1, rq->arg_len);
+        } else {
+            AX_STAT_INC(cw->st.wire_errors);
+        }
+        ax__blob_free(w, m->payload.blob.ptr);
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+void ax__cluster_worker_stop(ax_worker_t *w)
+{
+    ax_clw_t *cw = CW(w);
+    if (!cw)
+        return;
+    ax_msg_t *m;
+    while ((m = ax_mq_peek(&cw->inq))) {
+        atomic_fetch_add_explicit(&w->st.dropped_at_stop, 1, memory_order_relaxed);
+        w->handled++;
+        ax__free_payload(w, m);
+        ax_mq_pop(&cw->inq, w->arena);
+    }
+    ax_mq_fini(&cw->inq, w->arena);
+    while ((m = ax_mq_peek(&cw->dead))) {
+        ax__dead_letter(w, m);
+        w->handled++;
+        ax_mq_pop(&cw->dead, w->arena);
+    }
+    ax_mq_fini(&cw->dead, w->arena);
+    /* Let sends in flight finish (bounded: a dead peer fails them). */
+    uint64_t t0 = ax__now_ns();
+    while (cw->inflight && ax__now_ns() - t0 < 2000000000ull)
+        ucp_worker_progress(cw->uw);
+    for (uint32_t n = 0; n < AX_CTL_NODES; n++) {
+        wnode_t *wn = &cw->node[n];
+        for (uint32_t d = 0; wn->nonce && d < wn->nw; d++) {
+            uint64_t left = wn->out[d].q.count;
+            atomic_fetch_add_explicit(&w->st.dropped_at_stop, left, memory_order_relaxed);
+            while ((m = ax_mq_peek(&wn->out[d].q))) {
+                w->handled++;
+                ax__free_payload(w, m);
+                ax_mq_pop(&wn->out[d].q, w->arena);
+            }
+        }
+        wnode_clear(cw, n);
+    }
+    /* Rendezvous receives still open are cancelled by the destroy; their
+     * arrivals (orphans) are freed by their completion, which it runs. */
+    ucp_worker_destroy(cw->uw);
+    cw->uw = NULL;
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
+
+static bool name_ok(const char *name)
+{
+    return name && name[0] && strnlen(name, AX_NAME_MAX) < AX_NAME_MAX;
+}
+
+int ax_cluster_behaviour_register(ax_engine_t *eng, const char *name, ax_behaviour_fn fn,
+                                  size_t state_size, ax_init_fn init, ax_fini_fn fini)
+{
+    if (!eng || !eng->cl || !name_ok(name) || !fn)
+        return -EINVAL;
+    if (atomic_load_explicit(&eng->started, memory_order_acquire))
+        return -EALREADY;
+    struct ax_cl *cl = eng->cl;
+    for (uint32_t i = 0; i < cl->nbhv; i++)
+        if (strcmp(cl->bhv[i].name, name) == 0)
+            return -EEXIST;
+    if (cl->nbhv == AX_BEHAVIOURS_MAX)
+        return -ENOSPC;
+    bhv_t *b = &cl->bhv[cl->nbhv++];
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->fn = fn;
+    b->state_size = state_size;
+    b->init = init;
+    b->fini = fini;
+    return 0;
+}
+
+int ax_cluster_spawn(ax_ctx_t *ctx, uint32_t node, const char *name, const void *arg,
+                     size_t arg_len, uint32_t reply_type)
+{
+    if (!ctx || !ctx->eng->cl || !name_ok(name) || arg_len > AX_SPAWN_ARG_MAX ||
+        (arg_len && !arg) || reply_type >= AX_TYPE_SYSTEM || node >= AX_CTL_NODES)
+        return -EINVAL;
+    struct ax_cl *cl = ctx->eng->cl;
+    if (node == cl->node) {
+        rspawn_run(ctx, ax_self(ctx), name, reply_type, arg, arg_len);
+        return 0;
+    }
+    const pinc_t *pi = peer_get(cl, node, 2);
+    if (!pi)
+        return -EHOSTUNREACH;
+    rspawn_t *rq = ax_blob_alloc(ctx, sizeof *rq + arg_len);
+    if (!rq)
+        return -ENOMEM;
+    memset(rq, 0, sizeof *rq);
+    snprintf(rq->name, sizeof rq->name, "%s", name);
+    rq->reply_type = reply_type;
+    rq->arg_len = (uint32_t)arg_len;
+    if (arg_len)
+        memcpy(rq + 1, arg, arg_len);
+    int err;
+    ax_msg_t *m = ax__cluster_slot(ctx, ax__ref_make(ax__ref_home(node, pi->inc_tag), 0, 0, 0), &err);
+    if (!m) {
+        ax_blob_free(ctx, rq);
+        return err;
+    }
+    m->payload.blob.ptr = rq;
+    m->payload.blob.len = sizeof *rq + arg_len;
+    ax_msg_commit(m, AX_SYS_RSPAWN, 0, AX_MSG_F_BLOB, 0);
+    return 0;
+}
+
+int ax_cluster_register(ax_engine_t *eng, const char *name, ax_ref_t ref)
+{
+    if (!eng || !eng->cl || !name_ok(name) || ax__ref_dest(eng->home, ref) >= eng->n)
+        return -EINVAL;
+    int rc = names_put(eng->cl, name, ref);
+    if (rc == 0)
+        post_worker0(eng, AX_SYS_NAME_BCAST, ref, name);
+    return rc;
+}
+
+int ax_cluster_unregister(ax_engine_t *eng, const char *name)
+{
+    if (!eng || !eng->cl || !name_ok(name))
+        return -EINVAL;
+    ax_ref_t ref = ax_cluster_whereis(eng, name);
+    int rc = names_del(eng->cl, name, eng->cl->node);
+    if (rc == 0)
+        post_worker0(eng, AX_SYS_NAME_BCAST, ref, name);
+    return rc;
+}
+
+ax_ref_t ax_cluster_whereis(const ax_engine_t *eng, const char *name)
+{
+    if (!eng || !eng->cl || !name_ok(name))
+        return AX_REF_NONE;
+    struct ax_cl *cl = eng->cl;
+    pthread_mutex_lock(&cl->names_mu);
+    int i = names_find(cl, name);
+    ax_ref_t r = i >= 0 ? cl->names[i].ref : AX_REF_NONE;
+    pthread_mutex_unlock(&cl->names_mu);
+    return r;
+}
+
+int ax_cluster_lookup(ax_ctx_t *ctx, const char *name, uint32_t type)
+{
+    if (!ctx || !ctx->eng->cl || !name_ok(name) || type >= AX_TYPE_SYSTEM)
+        return -EINVAL;
+    unsigned char buf[AX_INLINE_MAX];
+    memset(buf, 0, sizeof buf);
+    ax_ref_t r = ax_cluster_whereis(ctx->eng, name);
+    memcpy(buf, &r, 8);
+    memcpy(buf + 8, name, strlen(name));
+    return ax_send(ctx, ax_self(ctx), type, buf, sizeof buf);
+}
+
+bool ax_cluster_enabled(const ax_engine_t *eng) { return eng && eng->cl; }
+uint32_t ax_cluster_node_id(const ax_engine_t *eng) { return eng && eng->cl ? eng->cl->node : 0; }
+
+int ax_cluster_listen_address(const ax_engine_t *eng, char *buf, size_t len)
+{
+    if (!eng || !eng->cl || !buf)
+        return -EINVAL;
+    char a[AX_CTL_LISTEN_MAX];
+    ax_ctl_listen_addr(eng->cl->ctl, a, sizeof a);
+    if (!a[0])
+        return -ENOTCONN;
+    if (strlen(a) >= len)
+        return -ENOSPC;
+    memcpy(buf, a, strlen(a) + 1);
+    return 0;
+}
+
+int ax_cluster_add_peer(ax_engine_t *eng, const char *addr)
+{
+    if (!eng || !eng->cl)
+        return -EINVAL;
+    return ax_ctl_add_peer(eng->cl->ctl, addr);
+}
+
+bool ax_cluster_node_up(const ax_engine_t *eng, uint32_t node)
+{
+    if (!eng || !eng->cl || node >= AX_CTL_NODES)
+        return false;
+    return atomic_load_explicit(&eng->cl->peers[node].state, memory_order_acquire) == 2;
+}
+
+int ax_cluster_wait_nodes(ax_engine_t *eng, uint32_t nodes, uint32_t timeout_ms)
+{
+    if (!eng || !eng->cl)
+        return -EINVAL;
+    uint64_t t0 = ax__now_ns();
+    for (;;) {
+        uint32_t up = 0;
+        for (uint32_t n = 0; n < AX_CTL_NODES; n++)
+            up += ax_cluster_node_up(eng, n);
+        if (up >= nodes)
+            return 0;
+        if (ax__now_ns() - t0 >= (uint64_t)timeout_ms * 1000000ull)
+            return -ETIMEDOUT;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    if (!eng || !eng->cl)
+        return;
+    ax_ctl_stats_t cs;
+    ax_ctl_get_stats(eng->cl->ctl, &cs);
+    for (uint32_t n = 0; n < AX_CTL_NODES; n++)
+        o->nodes_up += ax_cluster_node_up(eng, n);
+    o->joins = cs.joins;
+    o->node_downs = cs.downs;
+    o->refused_version = cs.refused_version;
+    o->refused_cookie = cs.refused_cookie;
+    o->refused_garbage = cs.refused_garbage;
+    o->refused_incarnation = cs.refused_incarnation;
+    o->heartbeats_sent = cs.heartbeats_sent;
+    o->heartbeats_received = cs.heartbeats_received;
+    for (uint32_t i = 0; i < eng->n; i++) {
+        ax_clw_t *cw = eng->w[i] ? CW(eng->w[i]) : NULL;
+        if (!cw)
+            continue;
+#define SUM(f) o->f += atomic_load_explicit(&cw->st.f, memory_order_relaxed)
+        SUM(msgs_sent);
+        SUM(msgs_received);
+        SUM(batches_sent);
+        SUM(batches_received);
+        SUM(bytes_sent);
+        SUM(bytes_received);
+        SUM(reordered);
+        SUM(dead_unreachable);
+        SUM(dead_stale);
+        SUM(dead_nomem);
+        SUM(wire_errors);
+#undef SUM
+    }
+}
