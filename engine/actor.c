@@ -601,6 +601,8 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
         *err = -EDQUOT;
         return NULL;
     }
+    if (__builtin_expect(w->out[d] == w->no_ring, 0))
+        ax__ring_open(w, d); /* first message to d (doorbell on): engine.c */
     if (d == w->id) {
         m = ax__lq_push(w);
         if (!m)
@@ -893,8 +895,9 @@ __attribute__((noinline)) static uint32_t spread_pick(ax_worker_t *w)
 {
     ax_engine_t *eng = w->eng;
     uint32_t n = eng->n;
-    if (n == 1 || !atomic_load_explicit(&eng->idle_workers, memory_order_relaxed) ||
-        !(w->spread_tick++ & 1))
+    /* No engine-wide idle count any more (parks are per-worker, issue
+     * 14): the scan below finds a parked worker or none. */
+    if (n == 1 || !(w->spread_tick++ & 1))
         return w->id;
     uint32_t start = (w->spread_tick >> 1) % (n - 1); /* rotate among the parked */
     for (uint32_t k = 0; k < n - 1; k++) {
@@ -1052,7 +1055,7 @@ static void ext_leave(ax_engine_t *eng)
  * that ran while we were in flight refused (ext_inflight != 0), and no
  * worker will wake to check again, so check here: the seq_cst decrement in
  * ext_leave, then this seq_cst load, pair with the checker's store of
- * stop_when_idle (or the last parker's increment of idle_workers) and its
+ * stop_when_idle (or a parker's seq_cst store of its idle_seq) and its
  * later seq_cst load of ext_inflight: either it saw us gone, or we see the
  * flag and run the check. */
 static void ext_abort(ax_engine_t *eng)
@@ -1481,7 +1484,10 @@ static void stop_inbound(ax_worker_t *w)
     for (uint32_t s = 0; s < w->nworkers; s++) {
         if (s == w->id)
             continue;
-        ax_ring_t *r = w->in[s];
+        /* A ring opened but not rung yet: its sender published it (R8),
+         * and the shutdown barrier orders that before this load. */
+        ax_ring_t *r = w->in[s] ? w->in[s]
+                                : atomic_load_explicit(&w->ring_pub[s], memory_order_acquire);
         if (r) {
             while ((m = ax_ring_peek(r))) {
                 stop_msg(w, m);

@@ -25,23 +25,47 @@
  *   The fence is paid once per loop turn that published to another worker
  *   (one per batch), never per message: ax_send itself has no fence.
  *
- * ---- Doorbell (which rings to visit) ----------------------------------------------
- *   With many workers, a receiver visits only the rings whose bit is set in
- *   its bell words (set by senders with fetch_or(release) after publishing,
- *   cleared by the receiver with exchange(acquire)), plus the rings it left
- *   non-empty after a batch.  The bell is a hint: a bit a sender saw already
- *   set may be cleared by the receiver just before the sender's slot becomes
- *   visible, so every 64th turn and before every park the receiver scans all
- *   inbound rings (the park path is the F1/F2 proof above).  A message is
- *   therefore never stranded; at worst it waits 64 turns.
+ * ---- Doorbell (which rings to visit; scheduler.doorbell) ---------------------------
+ *   With many workers a receiver polls only its awake inbound rings (the
+ *   active list); the others are asleep (ring->asleep == 1) and their
+ *   sender rings the receiver's bell (bit s of its bell words) when it
+ *   publishes to one.  So the bell is written on a transition from asleep
+ *   to awake, not per turn: under steady traffic no sender touches it, and
+ *   a message costs its slot's line and nothing else (issue 14; before,
+ *   every sender's fetch_or moved the receiver's bell line every turn, 2.2
+ *   lines per message at 64 workers all-to-all, now ~1.0).
+ *
+ *   Receiver R, ring s goes to sleep       Sender S, flush after publishing
+ *   (after AX_RING_AWAKE_TURNS empty       (commits R1 before)
+ *   polls, or at park):                    F2: fence(seq_cst)
+ *     store s.asleep = 1 (release, R7)      if load s.asleep (acquire, A7):
+ *     F4: fence(seq_cst) (F1 at park)         if bit s of R.bell is clear:
+ *     peek ring s: a message?                   fetch_or(bit) (release, R3)
+ *       yes: store s.asleep = 0, poll on        F2b: fence(seq_cst)
+ *       no: drop s from the active list         wake R if parked (as above)
+ *   F4 and F2 are in S.  If F4 precedes F2, S's load after F2 sees 1 (or a
+ *   later 0: R took ring s up again and polls it), so S rings; if F2
+ *   precedes F4, R's peek after F4 sees S's slot and keeps polling.  Either
+ *   way a slot on a sleeping ring comes with a bell bit.  R takes bits with
+ *   exchange(acquire, A3, pairing with R3: the slots committed before are
+ *   visible), stores asleep = 0 (relaxed: S may ring once more, harmlessly)
+ *   and puts the ring on its active list.  A7 pairs with R7 so that S, having
+ *   seen asleep = 1, also sees R's exchange that cleared the bit before: its
+ *   "bit already set" test then only skips bits R has not taken yet.
+ *   A rung receiver may be parked: F2b and F1 are the park/wake pair for
+ *   the bell (R parks: parked = 1, F1, then reads its bell words), as F2 is
+ *   for awake rings (R re-peeks them after F1, having put them to sleep
+ *   first; see ax__park).  The fence pair is paid per transition, never
+ *   per message; a flush to awake rings pays F2 only, as without a bell.
  *
  * ---- Quiescence (ax_engine_stop_when_idle) ------------------------------------------
  *   Each worker counts messages it enqueued (sent) and consumed (handled) and
  *   publishes both before parking; external sends count in ext_sent before
- *   they are pushed.  The engine is quiet when, between two reads of the
- *   `activity` counter (bumped by every worker leaving a park) that agree,
- *   every worker is parked, no io operation is pending, and the sums of sent
- *   and handled agree (a message in flight is sent but not handled).
+ *   they are pushed.  Each worker's idle_seq (its own line) is odd while it
+ *   is parked past its re-check and grows by one at each change.  The
+ *   engine is quiet when, between two reads of every idle_seq that agree
+ *   and are all odd, no io operation is pending and the sums of sent and
+ *   handled agree (a message in flight is sent but not handled).
  */
 #include <errno.h>
 #include <limits.h>
@@ -59,6 +83,12 @@
 #include "engine/cluster_glue.h"
 #include "engine/engine_internal.h"
 #include "topology/bind.h"
+
+/* Doorbell: a ring stays on its receiver's active list (polled every turn,
+ * no bell needed) until this many polls in a row found it empty.  An empty
+ * poll is a load of a line the receiver already holds; going to sleep and
+ * waking again costs about three line transfers and two fences. */
+#define AX_RING_AWAKE_TURNS 64u
 
 static _Thread_local char last_error[512];
 
@@ -113,9 +143,13 @@ void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t)
     AX_TRACE_WAKE(from ? from->id : UINT32_MAX, t);
     if (from)
         atomic_fetch_add_explicit(&from->st.wakes_sent, 1, memory_order_relaxed);
+    /* One syscall per wake: a worker with an io ring sleeps in its io
+     * wait (ax__io_park), never on the futex, so it needs only the io
+     * signal (MSG_RING from our ring, or its eventfd). */
     if (tw->io)
         ax__io_wake(from ? from->io : NULL, tw->io);
-    futex_wake(&tw->parked);
+    else
+        futex_wake(&tw->parked);
 }
 
 /* ---- flush: publish rings, ring doorbells, wake parked receivers ----------------- */
@@ -126,26 +160,40 @@ void ax__flush(ax_worker_t *w)
     if (!nd)
         return;
     ax_engine_t *eng = w->eng;
-    bool any = false;
+    for (uint32_t i = 0; i < nd; i++)
+        w->is_dirty[w->dirty[i]] = 0; /* each slot was published by its own commit (R1) */
+    w->ndirty = 0;
+    /* F2: pairs with F1 in ax__park and F4 in sleep_rings; see the file
+     * comment. */
+    AX_FENCE_SEQ_CST(eng);
+    if (!w->use_bell) {
+        for (uint32_t i = 0; i < nd; i++)
+            ax__wake(eng, w, w->dirty[i]);
+        return;
+    }
+    /* Doorbell: only rings their receiver does not poll need a bell, and
+     * only a rung receiver can be parked (an awake ring is re-checked by
+     * its receiver after F1 before it parks).  The rung destinations are
+     * gathered at the front of `dirty`, which is free again. */
+    uint32_t rung = 0;
+    uint64_t bit = 1ull << (w->id % 64);
     for (uint32_t i = 0; i < nd; i++) {
         uint32_t d = w->dirty[i];
-        w->is_dirty[d] = 0;
-        any = true; /* each slot was published by its own commit (R1) */
-        if (w->use_bell) {
-            _Atomic uint64_t *word = &eng->w[d]->bell[w->id / 64];
-            uint64_t bit = 1ull << (w->id % 64);
-            /* R3: the slot commits (R1) are visible to a receiver whose
-             * exchange (A3 in drain_rings) reads this bit. */
-            if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
-                atomic_fetch_or_explicit(word, bit, memory_order_release);
-        }
+        /* A7: pairs with R7 in sleep_rings. */
+        if (!atomic_load_explicit(&w->out[d]->asleep, memory_order_acquire))
+            continue;
+        _Atomic uint64_t *word = &eng->w[d]->bell[w->id / 64];
+        /* R3: the slot commits (R1) are visible to a receiver whose
+         * exchange (A3 in take_bells) reads this bit. */
+        if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
+            atomic_fetch_or_explicit(word, bit, memory_order_release);
+        w->dirty[rung++] = d;
     }
-    w->ndirty = 0;
-    if (!any)
+    if (!rung)
         return;
-    /* F2: pairs with F1 in park(); see the file comment. */
+    /* F2b: the bell bits before this fence pair with F1 in ax__park. */
     AX_FENCE_SEQ_CST(eng);
-    for (uint32_t i = 0; i < nd; i++)
+    for (uint32_t i = 0; i < rung; i++)
         ax__wake(eng, w, w->dirty[i]);
 }
 
@@ -211,33 +259,102 @@ static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
     return n;
 }
 
+/* Doorbell: put ring s on the active list (it was asleep, its sender rang). */
+static void wake_ring(ax_worker_t *w, uint32_t s)
+{
+    w->ring_idle[s] = 0;
+    if (w->awake[s])
+        return; /* rung again before we took the first bell */
+    w->awake[s] = 1;
+    if (__builtin_expect(!w->in[s], 0)) /* its first bell: the ring is new */
+        /* A8: pairs with R8 in ax__ring_open (A3 already orders it). */
+        w->in[s] = atomic_load_explicit(&w->ring_pub[s], memory_order_acquire);
+    /* Relaxed: a sender that still reads 1 rings once more, harmlessly. */
+    atomic_store_explicit(&w->in[s]->asleep, 0, memory_order_relaxed);
+    w->active[w->nactive++] = s;
+}
+
+/* Doorbell: take every bit set in the bell words.  True if any. */
+static bool take_bells(ax_worker_t *w)
+{
+    bool any = false;
+    for (uint32_t k = 0; k < w->nwords; k++) {
+        if (!atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+            continue;
+        /* A3: pairs with R3 in ax__flush: the slots committed before the
+         * bits we take are visible. */
+        uint64_t bits = atomic_exchange_explicit(&w->bell[k], 0, memory_order_acquire);
+        while (bits) {
+            wake_ring(w, k * 64 + (uint32_t)__builtin_ctzll(bits));
+            bits &= bits - 1;
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* Doorbell: put the active rings whose ring_idle reached `idle` to sleep (R7, F4; file comment), keeping any that turns
+ * out to hold a message.  True if one did.  One fence per call, paid only
+ * when a ring goes to sleep. */
+static bool sleep_rings(ax_worker_t *w, uint32_t idle)
+{
+    uint32_t k, sleeping = 0;
+    for (k = 0; k < w->nactive; k++) {
+        uint32_t s = w->active[k];
+        if (w->ring_idle[s] >= idle) {
+            /* R7: pairs with A7 in ax__flush. */
+            atomic_store_explicit(&w->in[s]->asleep, 1, memory_order_release);
+            sleeping++;
+        }
+    }
+    if (!sleeping)
+        return false;
+    /* F4: pairs with F2 in ax__flush; see the file comment. */
+    AX_FENCE_SEQ_CST(w->eng);
+    bool found = false;
+    uint32_t kept = 0;
+    for (k = 0; k < w->nactive; k++) {
+        uint32_t s = w->active[k];
+        if (w->ring_idle[s] >= idle) {
+            if (ax_ring_c_nonempty(w->in[s])) {
+                atomic_store_explicit(&w->in[s]->asleep, 0, memory_order_relaxed);
+                w->ring_idle[s] = 0;
+                found = true;
+            } else {
+                w->awake[s] = 0;
+                continue;
+            }
+        }
+        w->active[kept++] = s;
+    }
+    w->nactive = kept;
+    return found;
+}
+
 static uint32_t drain_rings(ax_worker_t *w)
 {
     uint32_t n = 0, N = w->nworkers;
     if (N == 1)
         return 0;
-    if (!w->use_bell || (w->turn & 63) == 0) {
+    if (!w->use_bell) {
         for (uint32_t s = 0; s < N; s++)
             if (s != w->id)
                 n += drain_ring(w, s);
         return n;
     }
-    for (uint32_t k = 0; k < w->nwords; k++) {
-        uint64_t bits = w->pending[k];
-        if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
-            /* A3: pairs with R3 in ax__flush: the slots committed before
-             * the bits we take are visible. */
-            bits |= atomic_exchange_explicit(&w->bell[k], 0, memory_order_acquire);
-        w->pending[k] = 0;
-        while (bits) {
-            uint32_t s = k * 64 + (uint32_t)__builtin_ctzll(bits);
-            bits &= bits - 1;
-            uint32_t got = drain_ring(w, s);
-            n += got;
-            if (got == w->batch)
-                w->pending[k] |= 1ull << (s % 64);
-        }
+    take_bells(w);
+    bool idle = false;
+    for (uint32_t k = 0; k < w->nactive; k++) {
+        uint32_t s = w->active[k];
+        uint32_t got = drain_ring(w, s);
+        n += got;
+        if (got)
+            w->ring_idle[s] = 0;
+        else if (++w->ring_idle[s] >= AX_RING_AWAKE_TURNS)
+            idle = true;
     }
+    if (__builtin_expect(idle, 0))
+        sleep_rings(w, AX_RING_AWAKE_TURNS);
     return n;
 }
 
@@ -348,14 +465,23 @@ uint32_t ax__run_turn(ax_worker_t *w)
     return n;
 }
 
-/* Anything to do?  Looks at every source, not only the doorbell hints. */
-static bool has_work(ax_worker_t *w)
+/* Anything to do?  After F1 in ax__park.  With the doorbell, the rings
+ * still awake were put to sleep before F1 (ax__park), so the bell words
+ * cover every ring; a ring that was awake and held a message is awake
+ * again (sleep_rings) and counts as work. */
+static bool has_work(ax_worker_t *w, bool ring_found)
 {
-    if (ax__lq_count(w) || ax__inbox_nonempty(w))
+    if (ring_found || ax__lq_count(w) || ax__inbox_nonempty(w))
         return true;
-    for (uint32_t s = 0; s < w->nworkers; s++)
-        if (s != w->id && ax_ring_c_nonempty(w->in[s]))
-            return true;
+    if (w->use_bell) {
+        for (uint32_t k = 0; k < w->nwords; k++)
+            if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+                return true;
+    } else {
+        for (uint32_t s = 0; s < w->nworkers; s++)
+            if (s != w->id && ax_ring_c_nonempty(w->in[s]))
+                return true;
+    }
     /* A cluster node arms its UCP worker's event fd here (in the io_uring
      * wait); false from the arm means events are waiting. */
     if (w->cl && (ax__cluster_pending(w) || !ax__cluster_arm(w)))
@@ -373,7 +499,10 @@ static bool quick_check(ax_worker_t *w)
         return true;
     if (w->use_bell) {
         for (uint32_t k = 0; k < w->nwords; k++)
-            if (w->pending[k] | atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+            if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
+                return true;
+        for (uint32_t k = 0; k < w->nactive; k++)
+            if (ax_ring_peek(w->in[w->active[k]]))
                 return true;
     } else {
         for (uint32_t s = 0; s < w->nworkers; s++)
@@ -406,10 +535,25 @@ static void publish_counters(ax_worker_t *w)
     publish_load(w);
 }
 
+/* Sum of every worker's idle_seq, or 0 if one is not idle (even). */
+static uint64_t idle_sum(ax_engine_t *eng)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < eng->n; i++) {
+        uint64_t v = atomic_load_explicit(&eng->w[i]->idle_seq, memory_order_seq_cst);
+        if (!(v & 1))
+            return 0;
+        sum += v;
+    }
+    return sum;
+}
+
 bool ax__try_quiesce(ax_engine_t *eng)
 {
-    uint64_t e1 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
-    if (atomic_load_explicit(&eng->idle_workers, memory_order_seq_cst) != eng->n)
+    /* Every worker idle, and (e2 == e1) none left its park in between:
+     * idle_seq only grows, so equal sums mean equal words. */
+    uint64_t e1 = idle_sum(eng);
+    if (!e1)
         return false;
     uint64_t sent = atomic_load_explicit(&eng->ext_sent, memory_order_acquire), handled = 0;
     for (uint32_t i = 0; i < eng->n; i++) {
@@ -425,7 +569,7 @@ bool ax__try_quiesce(ax_engine_t *eng)
      * the store of stop_when_idle and this seq_cst load). */
     if (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         return false;
-    uint64_t e2 = atomic_load_explicit(&eng->activity, memory_order_seq_cst);
+    uint64_t e2 = idle_sum(eng);
     if (e1 != e2 || sent != handled)
         return false;
     ax_engine_stop(eng);
@@ -470,19 +614,31 @@ int ax_engine_add_worker_hooks(ax_engine_t *eng, const ax_worker_hooks_t *hooks)
     return 0;
 }
 
-static void park(ax_worker_t *w, int64_t timeout_ns)
+void ax__park(ax_worker_t *w, int64_t timeout_ns)
 {
     ax_engine_t *eng = w->eng;
     publish_counters(w);
+    /* Doorbell: every awake ring goes to sleep first (R7), so that after
+     * F1 a sender either sees it asleep and rings (F2/F2b), or we see its
+     * message.  sleep_rings' own fence is F1's twin; it wakes any ring
+     * that already holds mail. */
+    bool ring_found = w->use_bell && sleep_rings(w, 0);
     atomic_store_explicit(&w->parked, 1, memory_order_relaxed);
-    /* F1: pairs with F2 in ax__flush and F3 in ax_engine_send; see top. */
+    /* F1: pairs with F2/F2b in ax__flush and F3 in ax_engine_send; see top. */
     AX_FENCE_SEQ_CST(eng);
-    if (has_work(w) || atomic_load_explicit(&eng->stopping, memory_order_relaxed)) {
+    if (has_work(w, ring_found) || atomic_load_explicit(&eng->stopping, memory_order_relaxed)) {
         atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
         return;
     }
-    uint32_t idle = atomic_fetch_add_explicit(&eng->idle_workers, 1, memory_order_seq_cst) + 1;
-    if (idle == eng->n && atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst))
+    /* Idle, on this worker's own line (no engine-wide word: at 64
+     * workers three seq_cst RMWs per park on two shared lines were the
+     * park's contended cost).  seq_cst store, then seq_cst loads of
+     * stop_when_idle and (in ax__try_quiesce) of the others' idle_seq:
+     * of two workers parking at once, at least one sees the other idle,
+     * so the last to park runs the full check. */
+    uint64_t seq = w->idle_seq_own + 1; /* odd: idle */
+    atomic_store_explicit(&w->idle_seq, seq, memory_order_seq_cst);
+    if (atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst))
         ax__try_quiesce(eng);
 
     AX_TRACE_PARK(w->id);
@@ -498,8 +654,10 @@ static void park(ax_worker_t *w, int64_t timeout_ns)
     RUN_HOOKS(w, HOOK_UNPARK);
     atomic_fetch_add_explicit(&w->st.parked_ns, ax__now_ns() - t0, memory_order_relaxed);
 
-    atomic_fetch_sub_explicit(&eng->idle_workers, 1, memory_order_seq_cst);
-    atomic_fetch_add_explicit(&eng->activity, 1, memory_order_seq_cst);
+    /* Even again and larger: a quiescence check that saw us idle sees
+     * the change (seq_cst, as the store that made us idle). */
+    w->idle_seq_own = seq + 1;
+    atomic_store_explicit(&w->idle_seq, seq + 1, memory_order_seq_cst);
     atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
 }
 
@@ -551,7 +709,7 @@ static void worker_loop(ax_worker_t *w)
         /* Overflow waiting for ring space: nobody will wake us for that, so
          * sleep briefly instead of indefinitely. */
         int64_t timeout = w->novf ? 50000 : ax__next_timeout(w);
-        park(w, timeout);
+        ax__park(w, timeout);
     }
 }
 
@@ -596,14 +754,49 @@ static void *worker_main(void *arg)
 
 /* ---- create ------------------------------------------------------------------------- */
 
+/* Ring memory: one mapping per receiver, bound to the receiver's node (the
+ * receiver polls its rings every turn, a sender writes each slot line once
+ * per lap), reserved for all N-1 inbound rings but touched only by the
+ * rings that are opened: the control blocks (3 lines each) packed at the
+ * front in the order the rings are opened, then each ring's slots, page
+ * aligned.  So a receiver that hears from k senders has k rings' slots and
+ * one page of control blocks per 21 of them resident, whatever N is.
+ *
+ * Without the doorbell every ring is opened here at create (index = the
+ * sender's rank).  With it a ring is opened by its sender on its first
+ * message to that receiver (ax__ring_open, from the send's cold path): the
+ * sender's out[d] points at its `no_ring` until then, a ring that is always
+ * full, so the fast path sends nothing there and the cold path opens the
+ * real one.  The receiver learns of the ring through its first bell (a new
+ * ring starts asleep) and reads it from ring_pub (R8/A8).  So ring memory
+ * follows the communication graph (issue 14). */
+ax_ring_t *ax__ring_open(ax_worker_t *w, uint32_t d)
+{
+    ax_engine_t *eng = w->eng;
+    ax_worker_t *rw = eng->w[d];
+    /* Relaxed: only the index's uniqueness matters; the ring itself is
+     * published by R8.  At most N-1 senders open a ring to d, once each. */
+    uint32_t k = atomic_fetch_add_explicit(&rw->rings_open, 1, memory_order_relaxed);
+    char *base = (char *)eng->ring_mem + eng->ring_recv_bytes * d;
+    ax_ring_t *r = (ax_ring_t *)(base + (size_t)k * sizeof(ax_ring_t));
+    ax_ring_init(r, (ax_msg_t *)(base + eng->ring_ctl_bytes + (size_t)k * eng->ring_slot_bytes),
+                 eng->plan->ring_slots);
+    w->out[d] = r;
+    /* R8: the ring's initialisation is visible to a receiver that loads
+     * this pointer (A8 in wake_ring, and stop_inbound after a barrier). */
+    atomic_store_explicit(&rw->ring_pub[w->id], r, memory_order_release);
+    return r;
+}
+
 static int alloc_rings(ax_engine_t *eng)
 {
     uint32_t N = eng->n, cap = eng->plan->ring_slots;
     if (N < 2)
         return 0;
-    size_t per_ring = sizeof(ax_ring_t) + (size_t)cap * sizeof(ax_msg_t);
-    size_t per_recv = ((per_ring * (N - 1)) + 4095) & ~(size_t)4095;
-    eng->ring_mem_len = per_recv * N;
+    eng->ring_ctl_bytes = ((size_t)(N - 1) * sizeof(ax_ring_t) + 4095) & ~(size_t)4095;
+    eng->ring_slot_bytes = (size_t)cap * sizeof(ax_msg_t); /* whole pages from 64 slots up */
+    eng->ring_recv_bytes = eng->ring_ctl_bytes + (size_t)(N - 1) * eng->ring_slot_bytes;
+    eng->ring_mem_len = eng->ring_recv_bytes * N;
     void *mem = mmap(NULL, eng->ring_mem_len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED) {
@@ -614,26 +807,23 @@ static int alloc_rings(ax_engine_t *eng)
     }
     eng->ring_mem = mem;
     for (uint32_t r = 0; r < N; r++) {
-        char *base = (char *)mem + per_recv * r;
+        char *base = (char *)mem + eng->ring_recv_bytes * r;
         if (eng->plan->pinned) {
             char err[256];
-            /* Rings live on the receiver's node: the receiver polls them on
-             * every turn, the sender writes each line once per lap. */
-            int rc = ax_topo_bind_memory(eng->topo, base, per_recv, eng->plan->workers[r].numa, err,
-                                         sizeof err);
+            int rc = ax_topo_bind_memory(eng->topo, base, eng->ring_recv_bytes,
+                                         eng->plan->workers[r].numa, err, sizeof err);
             if (rc < 0) {
                 set_error("engine: binding worker %u's rings: %s", r, err);
                 return rc;
             }
         }
-        uint32_t k = 0;
         for (uint32_t s = 0; s < N; s++) {
             if (s == r)
                 continue;
-            ax_ring_t *ring = (ax_ring_t *)(base + per_ring * k++);
-            ax_ring_init(ring, (ax_msg_t *)(ring + 1), cap);
-            eng->w[r]->in[s] = ring;
-            eng->w[s]->out[r] = ring;
+            if (eng->use_bell)
+                eng->w[s]->out[r] = eng->w[s]->no_ring; /* opened on first use */
+            else
+                eng->w[r]->in[s] = ax__ring_open(eng->w[s], r);
         }
     }
     return 0;
@@ -675,12 +865,19 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->dirty = xcalloc_aligned(N, sizeof *w->dirty);
     w->is_dirty = xcalloc_aligned(N, 1);
     w->ovf_list = xcalloc_aligned(N, sizeof *w->ovf_list);
-    w->pending = xcalloc_aligned(w->nwords, sizeof *w->pending);
+    w->active = xcalloc_aligned(N, sizeof *w->active);
+    w->awake = xcalloc_aligned(N, 1);
+    w->ring_idle = xcalloc_aligned(N, 1);
     w->bell = xcalloc_aligned(w->nwords, sizeof *w->bell);
+    w->ring_pub = xcalloc_aligned(N, sizeof *w->ring_pub);
+    w->no_ring = xcalloc_aligned(1, sizeof *w->no_ring);
     w->st.from = xcalloc_aligned(N, sizeof *w->st.from);
-    if (!w->out || !w->in || !w->ovf || !w->dirty || !w->is_dirty || !w->ovf_list || !w->pending ||
-        !w->bell || !w->st.from)
+    if (!w->out || !w->in || !w->ovf || !w->dirty || !w->is_dirty || !w->ovf_list || !w->active ||
+        !w->awake || !w->ring_idle || !w->bell || !w->ring_pub || !w->no_ring || !w->st.from)
         return -ENOMEM;
+    /* Always full (one slot, taken; head never moves): a send to a
+     * worker we have no ring to yet takes the cold path, which opens it. */
+    w->no_ring->p_tail = 1;
     for (uint32_t d = 0; d < N; d++)
         ax_mq_init(&w->ovf[d]);
     /* The local FIFO exists from the start (64 messages, grows on demand),
@@ -723,8 +920,12 @@ static void worker_destroy(ax_worker_t *w)
     free(w->dirty);
     free(w->is_dirty);
     free(w->ovf_list);
-    free(w->pending);
+    free(w->active);
+    free(w->awake);
+    free(w->ring_idle);
     free(w->bell);
+    free(w->ring_pub);
+    free(w->no_ring);
     free(w->st.from);
     free(w);
 }

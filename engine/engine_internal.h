@@ -84,6 +84,13 @@ void ax__flush(ax_worker_t *w);
  * drives a worker of an engine that was created but not started. */
 uint32_t ax__run_turn(ax_worker_t *w);
 void ax__wake(ax_engine_t *eng, ax_worker_t *from, uint32_t t);
+/* Open the ring w -> d (w's thread; the send's cold path, once per pair,
+ * when the doorbell is on): its memory on d's node, published to d. */
+ax_ring_t *ax__ring_open(ax_worker_t *w, uint32_t d);
+/* Park the calling worker until a wake, a completion or timeout_ns (-1:
+ * none); returns at once if it has work.  Exposed for perf/mesh_sim.c,
+ * which parks the workers of an engine it never started (timeout 0). */
+void ax__park(ax_worker_t *w, int64_t timeout_ns);
 /* stop_when_idle's check: stops the engine and returns true if it is quiet. */
 bool ax__try_quiesce(ax_engine_t *eng);
 

@@ -53,14 +53,24 @@ typedef struct ax_ring {
     uint32_t p_mask;
     uint32_t p_shift;
     ax_msg_t *p_slots;
+
+    /* consumer's doorbell line, read by the producer (only with
+     * scheduler.doorbell on): 1 while the consumer does not poll this ring,
+     * so a producer that publishes to it must ring the consumer's bell.
+     * The consumer writes it only when it starts or stops polling the ring
+     * (protocol and proof: engine.c, "Doorbell"), so the producer's load of
+     * it at each flush is a hit in its own cache, not a line transfer. */
+    alignas(AX_CACHELINE) _Atomic uint32_t asleep;
 } ax_ring_t;
 
-_Static_assert(sizeof(ax_ring_t) == 2 * AX_CACHELINE, "ring control is two lines, one per side");
+_Static_assert(sizeof(ax_ring_t) == 3 * AX_CACHELINE,
+               "ring control is three lines: consumer, producer, doorbell state");
 
 static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity)
 {
     uint32_t shift = (uint32_t)__builtin_ctz(capacity);
     atomic_init(&r->head, 0);
+    atomic_init(&r->asleep, 1); /* not polled until its first bell */
     r->c_head = r->p_tail = r->p_head_seen = 0;
     r->c_mask = r->p_mask = capacity - 1;
     r->c_shift = r->p_shift = shift;

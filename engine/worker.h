@@ -152,15 +152,23 @@ struct ax_ctx {
     ax_msg_t *lq_old;
     uint32_t lq_old_cap;
     ax_ring_t **out;      /* out[d]: ring self -> d (NULL for d == self) */
-    ax_ring_t **in;       /* in[s]: ring s -> self */
+    ax_ring_t **in;       /* in[s]: ring s -> self (NULL: not opened, or not rung yet) */
+    ax_ring_t *no_ring;   /* out[d] until ring self -> d is opened: always full */
     ax_mq_t *ovf;         /* ovf[d]: ordered overflow behind out[d] */
     uint32_t *dirty;      /* destinations with unpublished slots */
     uint32_t ndirty;
     uint8_t *is_dirty;
     uint32_t *ovf_list;   /* destinations with a non-empty overflow */
     uint32_t novf;
-    uint64_t *pending;    /* inbound rings left non-empty after a batch */
-    uint32_t nwords;      /* words in pending / bell */
+    /* Doorbell (use_bell; engine.c "Doorbell"): the inbound rings polled
+     * every turn (awake: their `asleep` word is 0), unordered; every other
+     * ring is asleep and its sender rings the bell.  ring_idle[s]: empty
+     * polls of ring s in a row; at AX_RING_AWAKE_TURNS it goes to sleep. */
+    uint32_t *active;
+    uint32_t nactive;
+    uint8_t *awake;
+    uint8_t *ring_idle;
+    uint32_t nwords;      /* words in bell */
     uint32_t batch;
     uint32_t turn;
     /* The turn, stored once per turn for the watchdog thread (relaxed: it
@@ -204,12 +212,19 @@ struct ax_ctx {
     } st;
     uint64_t sent;    /* messages this worker enqueued (any destination) */
     uint64_t handled; /* messages this worker consumed (dispatched or dead) */
+    uint64_t idle_seq_own; /* the owner's copy of idle_seq (even: running) */
 
     /* ---- shared: written by other threads ---- */
-    /* Doorbell: bit s set by worker s when it published to ring s->self. */
+    /* Doorbell: bit s set by worker s when it published to ring s->self
+     * while that ring was asleep. */
     alignas(64) _Atomic uint64_t *bell;
     /* Park state: 0 running, 1 parked, 2 wake sent.  See engine.c F1/F2. */
     alignas(64) _Atomic uint32_t parked;
+    /* Rings to this worker: how many senders opened one (each takes the
+     * next index for its ring's memory), and each one's ring, published
+     * by its sender (engine.c ax__ring_open, R8). */
+    alignas(64) _Atomic uint32_t rings_open;
+    ax_ring_t *_Atomic *ring_pub;
     /* Fresh (never used) slots are claimed by advancing this counter. */
     alignas(64) _Atomic uint32_t fresh;
     /* Every freed slot, for any spawner: a Treiber stack whose head packs
@@ -228,6 +243,9 @@ struct ax_ctx {
     /* Published counters for quiescence detection (release at park). */
     alignas(64) _Atomic uint64_t pub_sent, pub_handled;
     _Atomic uint32_t pub_io_pending;
+    /* Odd while parked (after the re-check), +1 at every park and unpark;
+     * only the owner writes it (engine.c "Quiescence"). */
+    _Atomic uint64_t idle_seq;
 
     /* The alternate signal stack the fault report runs on (engine/fault.c),
      * and the one it replaced (restored when the worker exits). */
@@ -252,6 +270,7 @@ struct ax_engine {
     ax_arena_group_t *arenas;
     void *ring_mem;       /* one mapping per receiver; see engine.c */
     size_t ring_mem_len;
+    size_t ring_recv_bytes, ring_ctl_bytes, ring_slot_bytes; /* its layout (alloc_rings) */
     ax_dead_letter_fn dl_fn;
     void *dl_user;
     /* Worker hooks (ax_engine_add_worker_hooks): written before start,
@@ -278,8 +297,6 @@ struct ax_engine {
     _Atomic uint32_t ext_closed;                 /* external sends refused */
     alignas(64) _Atomic uint64_t ext_inflight;   /* external sends in progress */
     _Atomic uint64_t ext_sent;
-    alignas(64) _Atomic uint32_t idle_workers;   /* parked workers */
-    _Atomic uint64_t activity;                   /* bumped on every unpark */
     alignas(64) _Atomic uint64_t tsan_fence;     /* AX_FENCE_SEQ_CST under TSan only */
 
     /* Watchdog (engine/watchdog.c): its thread, started with the workers

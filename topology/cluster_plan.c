@@ -261,7 +261,7 @@ int ax_cluster_plan_create(const ax_hostfile_t *hf, const ax_config_t *cfg_in,
             const ax_plan_t *np = n->plan;
             p->workers += np->nworkers;
             p->arena_total_bytes += np->arena_total_bytes;
-            p->ring_mesh_bytes += np->ring_mesh_bytes;
+            p->ring_mesh_bytes += np->ring_budget_bytes; /* what total_bytes counts */
             p->total_bytes += np->total_bytes;
             ch->total_bytes += np->total_bytes;
         }
@@ -388,7 +388,7 @@ void ax_cluster_plan_print(const ax_cluster_plan_t *p, bool node_plans, FILE *ou
         const ax_cluster_node_t *n = &p->nodes[i];
         const ax_plan_t *np = n->plan;
         fmt_bytes(np->arena_total_bytes, a, sizeof a);
-        fmt_bytes(np->ring_mesh_bytes, r, sizeof r);
+        fmt_bytes(np->ring_budget_bytes, r, sizeof r);
         fmt_bytes(np->total_bytes, t, sizeof t);
         numa_list(np, nl, sizeof nl);
         fprintf(out, "  %4u  %-16s  %5u  %7u  %-9s  %8s  %10s  %10s  %10s\n", n->node,
@@ -415,7 +415,7 @@ void ax_cluster_plan_print(const ax_cluster_plan_t *p, bool node_plans, FILE *ou
     fmt_bytes(p->ring_mesh_bytes, r, sizeof r);
     fmt_bytes(p->total_bytes, t, sizeof t);
     fprintf(out, "\ntotals:\n  nodes    %12u\n  workers  %12" PRIu64 "\n  arenas   %12s  (%"
-            PRIu64 " bytes)\n  rings    %12s  (%" PRIu64 " bytes, each node's own mesh)\n"
+            PRIu64 " bytes)\n  rings    %12s  (%" PRIu64 " bytes, each node's ring budget)\n"
             "  total    %12s  (%" PRIu64 " bytes)\n", p->nnodes, p->workers, a,
             p->arena_total_bytes, r, p->ring_mesh_bytes, t, p->total_bytes);
     uint32_t nw = p->nwarnings;

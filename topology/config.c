@@ -88,6 +88,8 @@ static const key_t_ KEYS[] = {
       "1048576" },
     { "scheduler", "doorbell", K_DOORBELL, OFF(doorbell), 0, 2, 0,
       "auto (on above 8 workers), on or off" },
+    { "scheduler", "ring_peers", K_U32, OFF(ring_peers), 1, AX_WORKERS_MAX, 0,
+      "a number of workers from 1 to 4096, or 0 for all (a planning hint for the ring budget)" },
     { "scheduler", "watchdog_ms", K_WD_MS, OFF(watchdog_ms), 1, 3600000, 0,
       "milliseconds from 1 to 3600000, or 0 or off to turn the watchdog off" },
     { "scheduler", "watchdog_action", K_WD_ACTION, OFF(watchdog_action), 0, 1, 0,

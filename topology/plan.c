@@ -291,14 +291,14 @@ static int add_warnings(ax_plan_t *p, const ax_topo_t *t, uint32_t nslots)
     free(count);
     free(first);
 
-    /* Rings: each worker receives on N-1 rings, placed on its own node. */
-    uint64_t inbound = p->nworkers > 1 ? (uint64_t)(p->nworkers - 1) * p->ring_bytes : 0;
+    /* Rings: each worker receives on ring_peers rings, placed on its own node. */
+    uint64_t inbound = p->nworkers ? p->ring_budget_bytes / p->nworkers : 0;
     if (inbound > p->arena_bytes) {
         fmt_bytes(inbound, a, sizeof a);
         fmt_bytes(p->arena_bytes, b, sizeof b);
         rc |= warn(p, "rings will not fit the arenas: each worker's %u inbound rings take %s, "
                    "more than its %s arena; lower scheduler.ring_slots or raise "
-                   "memory.arena_bytes", p->nworkers - 1, a, b);
+                   "memory.arena_bytes", p->ring_peers, a, b);
     }
     for (uint32_t n = 0; n < t->nnodes; n++) {
         uint64_t cap = t->nodes[n].memory_bytes;
@@ -410,7 +410,19 @@ int ax__plan_create_share(const ax_topo_t *topo, const ax_config_t *cfg_in, uint
      * far below 2^64. */
     p->ring_mesh_bytes = (uint64_t)want * (want - 1) * p->ring_bytes;
     p->arena_total_bytes = (uint64_t)want * p->arena_bytes;
-    p->total_bytes = p->arena_total_bytes + p->ring_mesh_bytes;
+    /* The engine's layout (engine.c alloc_rings): per receiver, the
+     * control blocks of the rings opened to it packed in whole pages,
+     * then each ring's slots.  Without the doorbell every ring is made at
+     * create; with it only the rings of pairs that talk. */
+    p->rings_lazy = cfg->doorbell == AX_DOORBELL_ON ||
+                    (cfg->doorbell == AX_DOORBELL_AUTO && want > AX_DOORBELL_AUTO_MIN);
+    p->ring_peers = want > 1 ? want - 1 : 0;
+    if (p->rings_lazy && cfg->ring_peers && cfg->ring_peers < p->ring_peers)
+        p->ring_peers = cfg->ring_peers;
+    uint64_t ctl = ((uint64_t)p->ring_peers * RING_CONTROL_LINES * CACHELINE + 4095) & ~4095ull;
+    p->ring_budget_bytes =
+        (uint64_t)want * ((uint64_t)p->ring_peers * p->ring_slots * CACHELINE + ctl);
+    p->total_bytes = p->arena_total_bytes + p->ring_budget_bytes;
     (void)ncores;
     rc = add_warnings(p, topo, nslots);
     free(slots);
@@ -470,8 +482,17 @@ void ax_plan_print(const ax_plan_t *p, FILE *out)
             p->arena_total_bytes, p->nworkers);
     fprintf(out, "  one ring          %12s  (%u slots x 64 B + %u control lines)\n", c,
             p->ring_slots, RING_CONTROL_LINES);
-    fprintf(out, "  ring mesh         %12s  (%" PRIu64 " bytes, %" PRIu64 " rings = N*(N-1))\n",
-            d, p->ring_mesh_bytes, rings);
+    fprintf(out, "  ring mesh         %12s  (%" PRIu64 " bytes, %" PRIu64 " rings = N*(N-1)%s)\n",
+            d, p->ring_mesh_bytes, rings, p->rings_lazy ? ", reserved, not touched" : "");
+    char f[32];
+    fmt_bytes(p->ring_budget_bytes, f, sizeof f);
+    if (p->rings_lazy)
+        fprintf(out, "  rings in use      %12s  (%" PRIu64 " bytes: made on first use; %u peers per "
+                     "worker%s)\n", f, p->ring_budget_bytes, p->ring_peers,
+                p->config.ring_peers ? ", scheduler.ring_peers" : ", all: set scheduler.ring_peers");
+    else
+        fprintf(out, "  rings in use      %12s  (%" PRIu64 " bytes: all made at create, doorbell "
+                     "off)\n", f, p->ring_budget_bytes);
     fprintf(out, "  total             %12s  (%" PRIu64 " bytes)\n", e, p->total_bytes);
     fprintf(out, "\nwarnings:%s\n", p->nwarnings ? "" : " none");
     for (uint32_t i = 0; i < p->nwarnings; i++)
@@ -515,8 +536,10 @@ void ax_plan_print_json(const ax_plan_t *p, FILE *out)
     }
     fprintf(out, "],\n\"memory\":{\"arena_bytes\":%" PRIu64 ",\"arena_total_bytes\":%" PRIu64
             ",\"ring_slots\":%u,\"ring_bytes\":%" PRIu64 ",\"ring_mesh_bytes\":%" PRIu64
+            ",\"rings_lazy\":%s,\"ring_peers\":%u,\"ring_budget_bytes\":%" PRIu64
             ",\"total_bytes\":%" PRIu64 "},\n", p->arena_bytes, p->arena_total_bytes,
-            p->ring_slots, p->ring_bytes, p->ring_mesh_bytes, p->total_bytes);
+            p->ring_slots, p->ring_bytes, p->ring_mesh_bytes, p->rings_lazy ? "true" : "false",
+            p->ring_peers, p->ring_budget_bytes, p->total_bytes);
     fprintf(out, "\"smt\":\"%s\",\"pinned\":%s,\"oversubscribed\":%s,\"this_system\":%s,"
             "\"warnings\":[", p->config.smt == AX_SMT_ALL ? "all" : "core",
             p->pinned ? "true" : "false", p->oversubscribed ? "true" : "false",

@@ -106,6 +106,9 @@ typedef struct ax_config {
     int32_t spin_us;     /* idle spin before parking; 0: 50 us; <0: never spin */
     uint32_t max_actors; /* actor slots per worker; 0: 1048576 (1 Mi); at most AX_ACTORS_MAX */
     uint32_t doorbell;   /* enum ax_doorbell: which inbound rings a worker visits */
+    uint32_t ring_peers; /* planning hint: other workers each worker sends to, for the
+                            ring budget when rings are made on first use (doorbell on);
+                            0: all of them.  The engine does not enforce it. */
     int32_t watchdog_ms;      /* report a behaviour running longer; 0: 100 ms;
                                  <0 (AX_WATCHDOG_OFF): off; at most 3600000 */
     uint32_t watchdog_action; /* enum ax_watchdog_action */

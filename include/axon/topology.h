@@ -64,9 +64,16 @@ typedef struct ax_plan {
     uint64_t arena_bytes;      /* per worker */
     uint32_t ring_slots;       /* per ordered pair */
     uint64_t ring_bytes;       /* one ring: slots * 64 + control lines */
-    uint64_t ring_mesh_bytes;  /* all N*(N-1) rings */
+    uint64_t ring_mesh_bytes;  /* all N*(N-1) rings (what is reserved) */
     uint64_t arena_total_bytes;
-    uint64_t total_bytes;      /* arenas + ring mesh */
+    uint64_t total_bytes;      /* arenas + ring budget */
+    /* Rings are made on first use when the doorbell is on (more than 8
+     * workers by default): then the budget counts ring_peers rings per
+     * receiver (scheduler.ring_peers; all N-1 when 0 or without the
+     * doorbell), each receiver's control blocks packed in whole pages. */
+    bool rings_lazy;
+    uint32_t ring_peers;
+    uint64_t ring_budget_bytes;
     uint32_t nwarnings;
     char **warnings;           /* sentences, e.g. "workers 0 and 1 share core 0" */
     ax_config_t config;        /* the config the plan was made from */
@@ -156,7 +163,8 @@ typedef struct ax_cluster_plan {
     ax_cluster_node_t *nodes;
     uint64_t workers;           /* all nodes */
     uint64_t arena_total_bytes; /* all nodes */
-    uint64_t ring_mesh_bytes;   /* all nodes' local ring meshes */
+    uint64_t ring_mesh_bytes;   /* all nodes' ring budgets (ax_plan_t.ring_budget_bytes:
+                                   rings of pairs that talk, made on first use) */
     uint64_t total_bytes;       /* arenas + rings; not the transport's buffers */
     uint32_t nwarnings;
     char **warnings;            /* cluster-wide; per-node ones are in each plan */

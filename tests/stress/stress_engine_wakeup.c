@@ -8,6 +8,9 @@
  *      window between "spin ended" and "asleep" is hit often)
  *   3. 8 unpinned workers on a synthetic topology (oversubscribed: they
  *      must park, never spin)
+ *   4. the same with the doorbell on (scheduler.doorbell: rings go to
+ *      sleep, senders ring on the transition, rings are made on first use)
+ *   5. 64 unpinned workers (doorbell on by default at that count)
  * Each round is either a burst of external sends from this thread to
  * random actors, or a few cross-worker ping-pong chains started from
  * outside, each hop going to an actor on another worker.  Between rounds
@@ -34,7 +37,7 @@
 
 enum { T_EXT = 1, T_HOP = 2 };
 #define PER_WORKER   4
-#define MAX_ACTORS   (8 * PER_WORKER)
+#define MAX_ACTORS   (64 * PER_WORKER)
 #define ROUND_WAIT_S 20u /* a healthy round takes milliseconds */
 
 static uint64_t g_seed;
@@ -116,7 +119,7 @@ static void print_stats(ax_engine_t *e)
 
 /* Returns 0 or 1 (failed; reported). */
 static int run_phase(const char *name, uint32_t workers, const char *synthetic, int32_t spin_us,
-                     double seconds, uint64_t *rng)
+                     uint32_t doorbell, double seconds, uint64_t *rng)
 {
     g_phase = name;
     atomic_store(&g_handled, 0);
@@ -126,7 +129,8 @@ static int run_phase(const char *name, uint32_t workers, const char *synthetic, 
     ax_config_init(&cfg);
     test_cfg_workers(&cfg, workers); /* unpinned when the process has fewer cores */
     cfg.spin_us = spin_us;
-    cfg.arena_bytes = 8u << 20;
+    cfg.doorbell = doorbell;
+    cfg.arena_bytes = (workers > 8 ? 2u : 8u) << 20;
     cfg.max_actors = 1024;
     if (synthetic) {
         snprintf(cfg.topology_synthetic, sizeof cfg.topology_synthetic, "%s", synthetic);
@@ -258,20 +262,27 @@ int main(int argc, char **argv)
              (unsigned long long)g_seed, g_seconds);
     printf("stress_engine_wakeup: seed %llu (%s)\n", (unsigned long long)g_seed, g_rerun);
     signal(SIGALRM, watchdog);
-    alarm(g_seconds + 3 * ROUND_WAIT_S + 60);
+    alarm(g_seconds + 5 * ROUND_WAIT_S + 60);
     uint64_t rng = mix(g_seed);
-    double third = (double)g_seconds / 3.0;
+    double fifth = (double)g_seconds / 5.0;
     /* With one core the two workers run unpinned, and unpinned workers never
      * spin: both phases then park at once, still across two workers. */
     bool pinned = test_pinnable_workers() >= 2;
     int bad = run_phase(pinned ? "2 pinned workers, no spin" : "2 unpinned workers (1 core), no spin",
-                        2, NULL, -1, third, &rng);
+                        2, NULL, -1, AX_DOORBELL_AUTO, fifth, &rng);
     if (!bad)
         bad = run_phase(pinned ? "2 pinned workers, 3 us spin"
                                : "2 unpinned workers (1 core), 3 us spin asked",
-                        2, NULL, 3, third, &rng);
+                        2, NULL, 3, AX_DOORBELL_AUTO, fifth, &rng);
     if (!bad)
-        bad = run_phase("8 oversubscribed workers", 8, "pack:2 numa:2 l3:2 core:8 pu:2", 0, third, &rng);
+        bad = run_phase("8 oversubscribed workers", 8, "pack:2 numa:2 l3:2 core:8 pu:2", 0,
+                        AX_DOORBELL_OFF, fifth, &rng);
+    if (!bad)
+        bad = run_phase("8 oversubscribed workers, doorbell on", 8,
+                        "pack:2 numa:2 l3:2 core:8 pu:2", 0, AX_DOORBELL_ON, fifth, &rng);
+    if (!bad)
+        bad = run_phase("64 oversubscribed workers (doorbell)", 64,
+                        "pack:2 numa:2 l3:2 core:8 pu:2", 0, AX_DOORBELL_AUTO, fifth, &rng);
     if (bad)
         return 1;
     printf("stress_engine_wakeup: PASS\n");

@@ -28,7 +28,7 @@ assert all(nodes.count(n) == 16 for n in range(4)), nodes
 m = p["memory"]
 for k in ("arena_bytes", "ring_bytes", "ring_mesh_bytes", "arena_total_bytes", "total_bytes"):
     assert isinstance(m[k], int) and m[k] > 0, k
-assert m["total_bytes"] == m["arena_total_bytes"] + m["ring_mesh_bytes"]
+assert m["total_bytes"] == m["arena_total_bytes"] + m["ring_budget_bytes"]
 assert p["pinned"] is False and p["this_system"] is False
 PY
     then ok "--json on the 64-core server parses with 64 workers, 16 per node"

@@ -242,6 +242,35 @@ static void reserved_cores_are_taken_from_the_end(void **state)
     assert_non_null(strstr(err, "reserve_cores = 64"));
 }
 
+/* Issue 14: 256 workers that each talk to 16 others need 64 MiB of ring
+ * slots (+ one control page per worker), not the 1 GiB of the full mesh. */
+static void the_ring_budget_follows_ring_peers(void **state)
+{
+    (void)state;
+    ax_topo_t *t;
+    char err[256];
+    assert_int_equal(ax_topo_load_synthetic("pack:4 numa:2 l3:2 core:16 pu:2", &t, err, sizeof err), 0);
+    ax_config_t c;
+    ax_config_init(&c);
+    c.ring_peers = 16;
+    ax_plan_t *p = plan_ok(t, &c);
+    assert_int_equal(p->nworkers, 256);
+    assert_int_equal(p->ring_slots, 256);
+    assert_true(p->rings_lazy);
+    assert_int_equal(p->ring_peers, 16);
+    assert_int_equal(p->ring_budget_bytes, 256ull * (16 * 256 * 64 + 4096));
+    assert_true(p->ring_budget_bytes - 256ull * 4096 <= 64ull << 20);
+    assert_int_equal(p->ring_mesh_bytes, 256ull * 255 * (256 * 64 + 192));
+    ax_plan_destroy(p);
+    /* Without the doorbell every ring is made at create: the hint is moot. */
+    c.doorbell = AX_DOORBELL_OFF;
+    p = plan_ok(t, &c);
+    assert_false(p->rings_lazy);
+    assert_int_equal(p->ring_peers, 255);
+    ax_plan_destroy(p);
+    ax_topo_destroy(t);
+}
+
 static void the_memory_budget_adds_arenas_and_the_ring_mesh(void **state)
 {
     ax_plan_t *p = plan_ok(*state, NULL);
@@ -250,7 +279,13 @@ static void the_memory_budget_adds_arenas_and_the_ring_mesh(void **state)
     assert_int_equal(p->ring_bytes, 256 * 64 + 3 * 64);
     assert_int_equal(p->ring_mesh_bytes, 64ull * 63 * (256 * 64 + 3 * 64));
     assert_int_equal(p->arena_total_bytes, 64ull * (64ull << 20));
-    assert_int_equal(p->total_bytes, p->arena_total_bytes + p->ring_mesh_bytes);
+    /* 64 workers: the doorbell is on, rings are made on first use; with
+     * no ring_peers hint the budget counts every pair: 63 rings' slots and
+     * their control blocks (63 x 192 B, in 3 pages) per receiver. */
+    assert_true(p->rings_lazy);
+    assert_int_equal(p->ring_peers, 63);
+    assert_int_equal(p->ring_budget_bytes, 64ull * (63 * 256 * 64 + 3 * 4096));
+    assert_int_equal(p->total_bytes, p->arena_total_bytes + p->ring_budget_bytes);
     ax_plan_destroy(p);
 
     ax_config_t c;
@@ -456,6 +491,7 @@ int main(void)
         cmocka_unit_test(a_smaller_count_packs_workers_onto_the_first_l3_and_node),
         cmocka_unit_test(reserved_cores_are_taken_from_the_end),
         cmocka_unit_test(the_memory_budget_adds_arenas_and_the_ring_mesh),
+        cmocka_unit_test(the_ring_budget_follows_ring_peers),
         cmocka_unit_test(a_bad_config_is_refused_with_its_reason),
         cmocka_unit_test(a_plan_outlives_its_topology_and_prints_as_text_and_json),
         cmocka_unit_test(automatic_ring_size_gives_each_worker_about_a_mebibyte),
