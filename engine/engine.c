@@ -163,9 +163,25 @@ static inline uint64_t batch_count(ax_worker_t *w, uint32_t n)
     return c;
 }
 
-static uint32_t drain_local(ax_worker_t *w)
+/* The drain loops are written once, always inlined with `traced` constant,
+ * and called through a branch on the dispatch probes' semaphores, read once
+ * per batch (see ax__dispatch_batch). */
+__attribute__((always_inline)) static inline uint32_t drain_local_loop(ax_worker_t *w, const bool tr)
 {
     uint32_t n = 0;
+    while (n < w->batch && w->lq_head != w->lq_tail) {
+        ax__dispatch_batch(w, &w->lq[w->lq_head & w->lq_mask], tr);
+        w->lq_head++;
+        if (__builtin_expect(w->lq_old != NULL, 0))
+            ax__lq_release_old(w); /* the behaviour grew the FIFO */
+        n++;
+    }
+    return n;
+}
+
+static uint32_t drain_local(ax_worker_t *w)
+{
+    uint32_t n;
     w->cur_src = w->batch_src = AX_SRC_LOCAL;
     /* A growth while dispatching from a ring or the inbox (or posting an io
      * completion) left the old buffer here; nothing points into it.  It
@@ -173,14 +189,10 @@ static uint32_t drain_local(ax_worker_t *w)
      * our dispatches keeps exactly the buffer that dispatch reads from. */
     if (__builtin_expect(w->lq_old != NULL, 0))
         ax__lq_release_old(w);
-    while (n < w->batch && w->lq_head != w->lq_tail) {
-        ax__dispatch(w, &w->lq[w->lq_head & w->lq_mask]);
-        w->lq_head++;
-        if (__builtin_expect(w->lq_old != NULL, 0))
-            ax__lq_release_old(w); /* the behaviour grew the FIFO */
-        n++;
-    }
+    n = __builtin_expect(ax__trace_dispatch_on(), 0) ? drain_local_loop(w, true)
+                                                     : drain_local_loop(w, false);
     if (n) { /* counted per batch, not per message */
+        ax__run_clear(w);
         w->handled += n;
         AX_STAT_ADD(w->st.msgs_local, batch_count(w, n));
     }
@@ -188,18 +200,28 @@ static uint32_t drain_local(ax_worker_t *w)
     return n;
 }
 
-static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
+__attribute__((always_inline)) static inline uint32_t drain_ring_loop(ax_worker_t *w, ax_ring_t *r,
+                                                                      const bool tr)
 {
-    ax_ring_t *r = w->in[s];
     uint32_t n = 0;
     ax_msg_t *m;
-    w->cur_src = w->batch_src = s;
     while (n < w->batch && (m = ax_ring_peek(r))) {
-        ax__dispatch(w, m);
+        ax__dispatch_batch(w, m, tr);
         ax_ring_advance(r);
         n++;
     }
+    return n;
+}
+
+static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
+{
+    ax_ring_t *r = w->in[s];
+    uint32_t n;
+    w->cur_src = w->batch_src = s;
+    n = __builtin_expect(ax__trace_dispatch_on(), 0) ? drain_ring_loop(w, r, true)
+                                                     : drain_ring_loop(w, r, false);
     if (n) {
+        ax__run_clear(w);
         ax_ring_release(r); /* R2 inside */
         w->handled += n;
         uint64_t c = batch_count(w, n);
@@ -246,7 +268,7 @@ static uint32_t drain_inbox(ax_worker_t *w)
     ax_inbox_node_t *node;
     w->cur_src = w->batch_src = AX_SRC_EXTERNAL;
     while (n < w->batch && (node = ax__inbox_pop(w))) {
-        ax__dispatch(w, &node->msg);
+        ax__dispatch(w, &node->msg); /* rare: the out-of-line dispatch will do */
         ax__inbox_node_free(node);
         n++;
     }
