@@ -1393,6 +1393,7 @@ void ax__worker_shutdown(ax_worker_t *w)
     ax__flush(w);
     pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
     w->closing = true;                        /* sends from init and fini: -ESHUTDOWN */
+    w->send_nw = 0;                           /* ... and none takes the fast path */
     stop_inbound(w);                          /* reads the others' overflow to us */
     pthread_barrier_wait(&eng->stop_barrier); /* ... and is done with it */
     stop_free_queues(w);
@@ -1410,6 +1411,7 @@ void ax__worker_discard(ax_worker_t *w)
      * A worker whose create failed half way may have no inbox yet (its
      * stub is what ax__inbox_init sets last): nothing can be queued then. */
     w->closing = true;
+    w->send_nw = 0;
     if (!w->inbox_stub)
         return;
     ax_inbox_node_t *node;

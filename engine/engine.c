@@ -140,6 +140,9 @@ void ax__flush(ax_worker_t *w)
         }
     }
     w->ndirty = 0;
+    /* Counted here, once per turn, not per send (ax__msg_slot_try). */
+    AX_STAT_ADD(w->st.msgs_sent_remote, w->sent_remote);
+    w->sent_remote = 0;
     if (!any)
         return;
     /* F2: pairs with F1 in park(); see the file comment. */
@@ -645,6 +648,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->eng = eng;
     w->id = i;
     w->nworkers = N;
+    w->send_nw = N;
     w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);

@@ -146,26 +146,27 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worke
     ax_actor_t *ca = w->cur;
     ax_sp_local_t *sp = ca ? ca->sp : NULL;
     *stamp = 0;
-    if (__builtin_expect(w->closing, 0))
+    /* send_nw: nworkers, 0 once closing (shutdown): one test for both. */
+    if (__builtin_expect(d >= w->send_nw, 0))
         return NULL;
     if (__builtin_expect(sp != NULL, 0) &&
         !atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed))
         return NULL; /* lease empty: the slow path refills or refuses */
     if (d == w->id) {
-        m = ax__lq_push(w);
-        if (__builtin_expect(!m, 0))
-            return NULL;
+        uint32_t tail = w->lq_tail;
+        if (__builtin_expect(tail - w->lq_head > w->lq_mask, 0))
+            return NULL; /* full: the slow path grows it */
+        m = &w->lq[tail & w->lq_mask];
+        w->lq_tail = tail + 1;
     } else {
-        if (__builtin_expect(d >= w->nworkers || w->ovf[d].count != 0, 0))
-            return NULL;
-        m = ax_ring_reserve(w->out[d], stamp);
-        if (__builtin_expect(!m, 0))
+        if (__builtin_expect(w->ovf[d].count != 0, 0) ||
+            __builtin_expect(!ax_ring_try_reserve(w->out[d], &m, stamp), 0))
             return NULL;
         if (!w->is_dirty[d]) {
             w->is_dirty[d] = 1;
             w->dirty[w->ndirty++] = d;
         }
-        AX_STAT_INC(w->st.msgs_sent_remote);
+        w->sent_remote++; /* into st.msgs_sent_remote at the flush */
     }
     if (__builtin_expect(sp != NULL, 0)) /* owner-only lease, relaxed for stats readers */
         atomic_store_explicit(&sp->left[AX_RES_MSGS],
