@@ -15,6 +15,10 @@
  *                 sender + receiver, per message
  *   pingpong      N round trips between an actor on worker 0 and one on
  *                 worker 1: both hops, per round trip
+ *   pingpong_hop  the same, counting only the critical path of one hop:
+ *                 from the start of worker 1's turn to the return of the
+ *                 send of its reply (callgrind --collect-atstart=no; the
+ *                 client requests turn collection on and off)
  *   spawn         N times: spawn an actor, send it one message, it stops;
  *                 per actor
  *   dispatch2     the bare-C floor of local_send (perf/limits.c), per dispatch
@@ -41,6 +45,27 @@
 
 #include "engine/engine_internal.h"
 #include "limits.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define MC_HAVE_CALLGRIND 1
+#endif
+#endif
+#ifndef MC_HAVE_CALLGRIND
+#define CALLGRIND_TOGGLE_COLLECT ((void)0)
+#endif
+
+/* pingpong_hop: collection is on from the start of worker 1's turn until
+ * pp_pong's send returned (or the turn ended without one). */
+static bool mc_hop, mc_collecting;
+static void mc_collect(bool on)
+{
+    if (mc_hop && on != mc_collecting) {
+        CALLGRIND_TOGGLE_COLLECT;
+        mc_collecting = on;
+    }
+}
 
 enum { T_START = 1, T_MSG, T_ACK, T_CONT };
 
@@ -146,7 +171,9 @@ static void rs_producer(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
 static void pp_pong(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
 {
     mc_state_t *s = st;
-    if (ax_send_u64(ctx, ax_sender(ctx), T_MSG, m->payload.u64[0]))
+    int rc = ax_send_u64(ctx, ax_sender(ctx), T_MSG, m->payload.u64[0]);
+    mc_collect(false); /* pingpong_hop: the reply is stored */
+    if (rc)
         s->r->failed = 1;
 }
 
@@ -231,7 +258,9 @@ static int mc_drive(ax_engine_t *e, mc_run_t *r, ax_ref_t start, int order)
                 while ((got = ax__run_turn(e->w[1])) != 0)
                     did += got;
             } else {
+                mc_collect(true);
                 did += ax__run_turn(e->w[1]);
+                mc_collect(false);
             }
         }
         idle = did ? 0 : idle + 1;
@@ -244,6 +273,9 @@ static int run_engine(const char *wl, uint64_t n, uint64_t *ring_full)
     mc_run_t r = {.n = n};
     ax_ref_t a = 0;
     int rc = -EINVAL, order = 1;
+    mc_hop = strcmp(wl, "pingpong_hop") == 0;
+    if (mc_hop)
+        wl = "pingpong";
     uint32_t workers = strcmp(wl, "remote_send") == 0 || strcmp(wl, "pingpong") == 0 ? 2 : 1;
     ax_engine_t *e = mc_engine(workers);
     if (!e)
@@ -274,8 +306,8 @@ static int run_engine(const char *wl, uint64_t n, uint64_t *ring_full)
 
 int main(int argc, char **argv)
 {
-    static const char *const wls[] = {"local_send", "remote_send", "pingpong", "spawn",
-                                      "dispatch2", "create"};
+    static const char *const wls[] = {"local_send", "remote_send", "pingpong", "pingpong_hop",
+                                      "spawn", "dispatch2", "create"};
     const char *wl = argc > 1 ? argv[1] : "";
     bool known = false;
     for (size_t i = 0; i < sizeof wls / sizeof wls[0]; i++)
@@ -283,7 +315,7 @@ int main(int argc, char **argv)
     char *end = NULL;
     unsigned long long n = argc > 2 ? strtoull(argv[2], &end, 10) : 0;
     if (argc != 3 || !known || !end || *end || n == 0 || n > (1ull << 40)) {
-        fprintf(stderr, "usage: %s local_send|remote_send|pingpong|spawn|dispatch2|create N\n"
+        fprintf(stderr, "usage: %s local_send|remote_send|pingpong|pingpong_hop|spawn|dispatch2|create N\n"
                         "  N: messages (round trips, actors) to run, 1..2^40\n", argv[0]);
         return 2;
     }

@@ -8,8 +8,8 @@
 #   --bin PATH     axon-msg-count binary (default: $AXON_MSG_COUNT or the newest
 #                  build*/bin/axon-msg-count)
 #   --n N          units in the larger run (default 200000; the smaller is N/10)
-#   --only LIST    comma-separated workloads (default: all of
-#                  local_send,remote_send,pingpong,spawn,dispatch2,create)
+#   --only LIST    comma-separated workloads (default: all of local_send,
+#                  remote_send,pingpong,pingpong_hop,spawn,dispatch2,create)
 #   --timeout SEC  kill a valgrind run after SEC seconds (default 300)
 #   --out DIR      where the callgrind outputs go (default perf/out/instr-<time>)
 #
@@ -17,7 +17,10 @@
 #   valgrind --tool=callgrind axon-msg-count WORKLOAD N/10   and   ... WORKLOAD N
 # and prints (Ir(N) - Ir(N/10)) / (N - N/10): instructions per message
 # (per round trip for pingpong, per actor for spawn and create), with engine
-# creation, start-up and exit cancelled out.  axon-msg-count (perf/msg_count.c)
+# creation, start-up and exit cancelled out.  pingpong_hop counts only the
+# critical path of a hop: from the start of the receiving worker's turn to
+# the return of the send of its reply (the rest of the turn overlaps the
+# reply's flight).  axon-msg-count (perf/msg_count.c)
 # runs each worker's whole loop turn on one thread in a fixed order, so the
 # count is exact and the same on every run of the same binary; only the
 # workers' idle spin between turns is left out.  The engine figures are
@@ -28,7 +31,7 @@ set -uo pipefail
 
 BIN=""
 N=200000
-ONLY="local_send,remote_send,pingpong,spawn,dispatch2,create"
+ONLY="local_send,remote_send,pingpong,pingpong_hop,spawn,dispatch2,create"
 TIMEOUT=300
 OUTDIR=""
 while [ $# -gt 0 ]; do
@@ -59,8 +62,10 @@ N0=$((N / 10))
 
 # total NAME WORKLOAD COUNT: run under callgrind, print the program's Ir total
 total() {
-  local name=$1 wl=$2 n=$3 rc
-  timeout -k 5 "$TIMEOUT" valgrind --tool=callgrind --callgrind-out-file="$OUTDIR/$name.cg" \
+  local name=$1 wl=$2 n=$3 rc at=yes
+  [ "$wl" = pingpong_hop ] && at=no # the binary turns collection on and off
+  timeout -k 5 "$TIMEOUT" valgrind --tool=callgrind --collect-atstart=$at \
+    --callgrind-out-file="$OUTDIR/$name.cg" \
     "$BIN" "$wl" "$n" > "$OUTDIR/$name.txt" 2> "$OUTDIR/$name.valgrind.txt"
   rc=$?
   if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
@@ -82,6 +87,7 @@ for wl in "${WLS[@]}"; do
   case "$wl" in
     local_send|remote_send|dispatch2) unit=message ;;
     pingpong) unit="round trip" ;;
+    pingpong_hop) unit="hop, turn start to reply stored" ;;
     spawn|create) unit=actor ;;
     *) axon_die "--only: unknown workload $wl" ;;
   esac
@@ -101,7 +107,7 @@ ratio local_send dispatch2
 ratio spawn create
 echo
 for wl in "${WLS[@]}"; do
-  case "$wl" in dispatch2|create) continue ;; esac
+  case "$wl" in dispatch2|create|pingpong_hop) continue ;; esac
   echo "== $wl: top functions by instructions, self (larger run; callgrind_annotate $OUTDIR/$wl-large.cg)"
   callgrind_annotate "$OUTDIR/$wl-large.cg" 2>/dev/null |
     awk '/file:function/ { on = 1; next } on && NF { print } ' | head -8 | cut -c1-160
