@@ -319,22 +319,31 @@ static void publish_load(ax_worker_t *w)
     atomic_store_explicit(&w->load, live + ax__lq_count(w), memory_order_relaxed);
 }
 
+/* One turn.  The inbound rings come first and the housekeeping last, so
+ * that in a cross-worker exchange the path from noticing a message to
+ * storing its reply (which is visible at its commit, R1) holds only the
+ * turn counter, the ring drain and the dispatch: the local FIFO, the inbox,
+ * io, the flush and the arena's remote-free reclaim follow while the reply
+ * travels.  (The order of sources within a turn promises nothing: each
+ * pair of actors uses one channel.  A reclaim at the end of a turn serves
+ * the next one; an allocation that finds its class empty reclaims itself,
+ * alloc/arena.c.) */
 uint32_t ax__run_turn(ax_worker_t *w)
 {
     uint32_t n;
     w->turn++;
     /* The watchdog's one store per turn (engine/watchdog.c). */
     atomic_store_explicit(&w->wd_turn, w->turn, memory_order_relaxed);
-    ax_arena_reclaim(w->arena);
-    if (w->novf)
+    if (__builtin_expect(w->novf != 0, 0))
         drain_overflow(w); /* before anything new is sent this turn */
-    n = drain_local(w);
-    n += drain_rings(w);
+    n = drain_rings(w);
+    n += drain_local(w);
     n += drain_inbox(w);
     n += ax__io_poll(w); /* io completions and due timers become local messages */
     if (w->novf)
         drain_overflow(w);
     ax__flush(w);
+    ax_arena_reclaim(w->arena);
     ax_arena_flush(w->arena);
     if (__builtin_expect((w->turn & 255) == 0, 0)) {
         publish_load(w);
