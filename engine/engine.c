@@ -216,7 +216,7 @@ __attribute__((always_inline)) static inline uint32_t drain_ring_loop(ax_worker_
     return n;
 }
 
-static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
+__attribute__((always_inline)) static inline uint32_t drain_ring(ax_worker_t *w, uint32_t s)
 {
     ax_ring_t *r = w->in[s];
     uint32_t n;
