@@ -13,6 +13,9 @@
  *   remote_send   an actor on worker 0 sends N messages to one on worker 1,
  *                 1024 per dispatch, 2048 in flight, an ack every 512:
  *                 sender + receiver, per message
+ *   remote_full   the same with 16384 in flight: the ring fills and most
+ *                 sends take the overflow path (and later the copy into the
+ *                 ring)
  *   pingpong      N round trips between an actor on worker 0 and one on
  *                 worker 1: both hops, per round trip
  *   pingpong_hop  the same, counting only the critical path of one hop:
@@ -83,7 +86,10 @@ typedef struct mc_state {
     bool cont_pending;
 } mc_state_t;
 
-#define MC_WINDOW 2048u /* below the 4096-slot ring of 2 workers: no overflow */
+/* In flight: below the 4096-slot ring of 2 workers (no overflow), except
+ * for remote_full, which keeps 4 rings' worth in flight. */
+static uint64_t mc_window = 2048;
+#define MC_WINDOW mc_window
 #define MC_CHUNK 1024u
 
 static void mc_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
@@ -276,6 +282,10 @@ static int run_engine(const char *wl, uint64_t n, uint64_t *ring_full)
     mc_hop = strcmp(wl, "pingpong_hop") == 0;
     if (mc_hop)
         wl = "pingpong";
+    if (strcmp(wl, "remote_full") == 0) {
+        wl = "remote_send";
+        mc_window = 16384;
+    }
     uint32_t workers = strcmp(wl, "remote_send") == 0 || strcmp(wl, "pingpong") == 0 ? 2 : 1;
     ax_engine_t *e = mc_engine(workers);
     if (!e)
@@ -306,7 +316,7 @@ static int run_engine(const char *wl, uint64_t n, uint64_t *ring_full)
 
 int main(int argc, char **argv)
 {
-    static const char *const wls[] = {"local_send", "remote_send", "pingpong", "pingpong_hop",
+    static const char *const wls[] = {"local_send", "remote_send", "remote_full", "pingpong", "pingpong_hop",
                                       "spawn", "dispatch2", "create"};
     const char *wl = argc > 1 ? argv[1] : "";
     bool known = false;
@@ -315,7 +325,7 @@ int main(int argc, char **argv)
     char *end = NULL;
     unsigned long long n = argc > 2 ? strtoull(argv[2], &end, 10) : 0;
     if (argc != 3 || !known || !end || *end || n == 0 || n > (1ull << 40)) {
-        fprintf(stderr, "usage: %s local_send|remote_send|pingpong|pingpong_hop|spawn|dispatch2|create N\n"
+        fprintf(stderr, "usage: %s local_send|remote_send|remote_full|pingpong|pingpong_hop|spawn|dispatch2|create N\n"
                         "  N: messages (round trips, actors) to run, 1..2^40\n", argv[0]);
         return 2;
     }
