@@ -322,9 +322,9 @@ static void publish_load(ax_worker_t *w)
 /* One turn.  The inbound rings come first and the housekeeping last, so
  * that in a cross-worker exchange the path from noticing a message to
  * storing its reply (which is visible at its commit, R1) holds only the
- * turn counter, the ring drain and the dispatch: the local FIFO, the inbox,
- * io, the flush and the arena's remote-free reclaim follow while the reply
- * travels.  (The order of sources within a turn promises nothing: each
+ * turn counter, the ring drain and the dispatch: the local FIFO, the flush
+ * (which rings the doorbell, when doorbells are on), the inbox, io and the
+ * arena's remote-free reclaim follow while the reply travels.  (The order of sources within a turn promises nothing: each
  * pair of actors uses one channel.  A reclaim at the end of a turn serves
  * the next one; an allocation that finds its class empty reclaims itself,
  * alloc/arena.c.) */
@@ -338,11 +338,16 @@ uint32_t ax__run_turn(ax_worker_t *w)
         drain_overflow(w); /* before anything new is sent this turn */
     n = drain_rings(w);
     n += drain_local(w);
+    /* Publish what the behaviours sent (doorbells, wakes) before the
+     * inbox and io: with doorbells on, a reply is seen only from here. */
+    if (w->ndirty)
+        ax__flush(w);
     n += drain_inbox(w);
     n += ax__io_poll(w); /* io completions and due timers become local messages */
     if (w->novf)
         drain_overflow(w);
-    ax__flush(w);
+    if (w->ndirty) /* what the inbox's behaviours, io and the overflow put in rings */
+        ax__flush(w);
     ax_arena_reclaim(w->arena);
     ax_arena_flush(w->arena);
     if (__builtin_expect((w->turn & 255) == 0, 0)) {
