@@ -25,7 +25,8 @@ PKGS=(cmake make gcc g++ pkg-config python3
       redis-tools redis-server                 # axon-kv tests and comparison
       gnuplot-nox                              # axon-bench --plot
       linux-perf valgrind                      # perf/scripts
-      erlang-base)                             # perf/scripts/restart-vs-erlang.sh
+      erlang-base                              # perf/scripts/restart-vs-erlang.sh, erlang-dist.sh
+      iproute2 ucx-utils)                      # tests/cluster/netns.sh, perf/scripts/ucx-limits.sh
 JOBS=${JOBS:-$(nproc)}
 WERROR=OFF
 [ "${CI:-}" = "true" ] && WERROR=ON

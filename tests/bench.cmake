@@ -25,4 +25,12 @@ if(TARGET axon-bench)
                      ${PROJECT_SOURCE_DIR}/perf/scripts $<TARGET_FILE:axon-msg-count> instr)
     set_tests_properties(instr_count_script PROPERTIES LABELS tool TIMEOUT 300 SKIP_RETURN_CODE 77)
   endif()
+  # Limits and peer of the cluster benchmarks (issue 15), in quick mode.
+  foreach(mode ucx erlang)
+    add_test(NAME perf_script_${mode}
+             COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_perf_scripts.sh
+                     ${PROJECT_SOURCE_DIR}/perf/scripts $<TARGET_FILE:axon-bench> ${mode})
+    set_tests_properties(perf_script_${mode} PROPERTIES LABELS tool TIMEOUT 180
+                         SKIP_RETURN_CODE 77)
+  endforeach()
 endif()

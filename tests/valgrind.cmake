@@ -6,7 +6,8 @@
 # which valgrind's own mappings change.
 find_program(AXON_VALGRIND valgrind)
 if(AXON_VALGRIND AND NOT AXON_SANITIZE)
-  foreach(t test_config test_plan test_topology test_timer test_kv_resp test_kv_store)
+  foreach(t test_config test_plan test_cluster_plan test_topology test_timer test_kv_resp
+            test_kv_store)
     if(TARGET ${t})
       add_test(NAME valgrind_${t}
                COMMAND ${AXON_VALGRIND} -q --error-exitcode=99 --leak-check=full

@@ -125,8 +125,14 @@ static int check_ids(const ax_config_t *cfg, const uint64_t *want, const uint64_
     return 0;
 }
 
-static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out,
-                        uint32_t *nslots, uint32_t *ncores_sel, char *err, size_t errlen)
+/* share/nshares: a cluster host running nshares nodes gives node `share`
+ * its contiguous slice of the selected cores (after reserve_cores), so the
+ * nodes of one host split it along NUMA and L3 boundaries where counts
+ * allow; with more nodes than cores, node k gets core k mod ncores (the
+ * caller allows that only when oversubscription is). */
+static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, uint32_t share,
+                        uint32_t nshares, slot_t **out, uint32_t *nslots, uint32_t *ncores_sel,
+                        char *err, size_t errlen)
 {
     const size_t words = AX_IDLIST_LIMIT / 64;
     uint64_t *cpus = NULL, *nodes = NULL, *have = calloc(words, sizeof *have);
@@ -142,6 +148,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
     rc = -EINVAL;
     if (cfg->cpus[0]) {
         if (!(cpus = calloc(words, sizeof *cpus))) {
+            ax__seterr(err, errlen, "out of memory planning %u cores", t->ncores);
             rc = -ENOMEM;
             goto out;
         }
@@ -158,6 +165,7 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
     }
     if (cfg->numa_nodes[0]) {
         if (!(nodes = calloc(words, sizeof *nodes))) {
+            ax__seterr(err, errlen, "out of memory planning %u cores", t->ncores);
             rc = -ENOMEM;
             goto out;
         }
@@ -211,6 +219,18 @@ static int select_slots(const ax_topo_t *t, const ax_config_t *cfg, slot_t **out
         goto out;
     }
     ncore -= cfg->reserve_cores;
+    if (nshares > 1) {
+        /* ncore <= 2^32 / AX_HOST_SLOTS_MAX is not guaranteed: 64-bit products. */
+        uint32_t from = nshares <= ncore ? (uint32_t)((uint64_t)ncore * share / nshares)
+                                         : share % ncore;
+        uint32_t to = nshares <= ncore ? (uint32_t)((uint64_t)ncore * (share + 1) / nshares)
+                                       : from + 1;
+        uint32_t first = core_first[from];
+        memmove(slots, slots + first, (core_first[to] - first) * sizeof *slots);
+        for (uint32_t i = from; i <= to; i++)
+            core_first[i - from] = core_first[i] - first;
+        ncore = to - from;
+    }
     *nslots = core_first[ncore];
     *ncores_sel = ncore;
     *out = slots;
@@ -305,6 +325,16 @@ static int add_warnings(ax_plan_t *p, const ax_topo_t *t, uint32_t nslots)
 int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t **out,
                    char *err, size_t errlen)
 {
+    return ax__plan_create_share(topo, cfg_in, 0, 1, out, err, errlen);
+}
+
+int ax__plan_create_share(const ax_topo_t *topo, const ax_config_t *cfg_in, uint32_t share,
+                          uint32_t nshares, ax_plan_t **out, char *err, size_t errlen)
+{
+    if (nshares == 0 || share >= nshares) {
+        ax__seterr(err, errlen, "ax__plan_create_share: share %u of %u", share, nshares);
+        return -EINVAL;
+    }
     if (!topo || !out) {
         ax__seterr(err, errlen, "ax_plan_create: topology or out is NULL; load a topology first");
         return -EINVAL;
@@ -321,7 +351,7 @@ int ax_plan_create(const ax_topo_t *topo, const ax_config_t *cfg_in, ax_plan_t *
 
     slot_t *slots = NULL;
     uint32_t nslots = 0, ncores = 0;
-    int rc = select_slots(topo, cfg, &slots, &nslots, &ncores, err, errlen);
+    int rc = select_slots(topo, cfg, share, nshares, &slots, &nslots, &ncores, err, errlen);
     if (rc < 0)
         return rc;
     const char *unit = cfg->smt == AX_SMT_ALL ? "PUs" : "cores";

@@ -71,6 +71,11 @@ int ax__topo_load_synthetic_bound(const char *desc, const char *cpus, ax_topo_t 
  * it was set in C or never set.  Lives in config.c. */
 void ax__config_where(const ax_config_t *cfg, const char *key, char *buf, size_t len);
 
+/* ax_plan_create for node `share` (0..nshares-1) of nshares sharing one
+ * host: it gets a contiguous slice of the selected cores (plan.c). */
+int ax__plan_create_share(const ax_topo_t *topo, const ax_config_t *cfg, uint32_t share,
+                          uint32_t nshares, ax_plan_t **out, char *err, size_t errlen);
+
 /* Format a sentence into err (errlen bytes; err may be NULL). */
 void ax__seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
