@@ -510,6 +510,24 @@ int ax_tcp_recv_start(ax_ctx_t *w, ax_conn_t c, uint64_t user)
     return rc;
 }
 
+int ax_tcp_recv_pause(ax_ctx_t *w, ax_conn_t c)
+{
+    uint32_t id;
+    int rc = enter(w);
+    if (rc < 0 || (rc = io_id(w, c, &id)) < 0)
+        return rc;
+    return ax_io_tcp_recv_pause(w->io, id);
+}
+
+int ax_tcp_recv_resume(ax_ctx_t *w, ax_conn_t c)
+{
+    uint32_t id;
+    int rc = enter(w);
+    if (rc < 0 || (rc = io_id(w, c, &id)) < 0)
+        return rc;
+    return ax_io_tcp_recv_resume(w->io, id);
+}
+
 int ax_tcp_send(ax_ctx_t *w, ax_conn_t c, const void *buf, size_t len, uint64_t user)
 {
     if (len == 0 || len > AX_IO_MAX_BYTES || !buf)

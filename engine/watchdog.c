@@ -30,10 +30,23 @@
  * still running after the read, so what was read belonged to it.  Changed:
  * the behaviour returned meanwhile, and nothing is reported.
  *
+ * Reports from layers (ax_watchdog_report).  Each worker has a box of
+ * AX_WATCHDOG_POSTS entries: a single-producer (the worker, from a
+ * behaviour), single-consumer (this thread) ring.  The producer fills an
+ * entry and publishes it with a release store of tail (R1; the consumer's
+ * acquire load of tail is A1); the consumer reports the entries, then hands
+ * them back with a release store of head (R2; the producer's acquire load
+ * of head is A2).  A full box refuses the report (-EAGAIN): a worker never
+ * waits for this thread.  The thread empties the boxes at every scan and
+ * once more when it stops (after the workers have been joined, so nothing
+ * posted is lost).
+ *
  * Memory: the per-worker "seen" table is allocated by the thread and freed
- * when it exits.
+ * when it exits; the boxes by ax__watchdog_start (before the gate lets any
+ * behaviour run) and freed by ax__watchdog_stop (after the join).
  */
 #include <errno.h>
+#include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +66,21 @@ typedef struct wd_seen {
     uint64_t since;   /* when this tuple was first seen */
     bool reported;    /* this overrun was reported already */
 } wd_seen_t;
+
+#define WD_WHAT_LEN 192u
+
+typedef struct wd_post {
+    ax_ref_t actor;
+    const void *code;
+    uint64_t ran_ns;
+    char what[WD_WHAT_LEN];
+} wd_post_t;
+
+struct ax_wd_box {
+    alignas(64) _Atomic uint32_t tail; /* the worker writes */
+    alignas(64) _Atomic uint32_t head; /* the watchdog thread writes */
+    wd_post_t post[AX_WATCHDOG_POSTS];
+};
 
 void ax_engine_set_watchdog_hook(ax_engine_t *eng, ax_watchdog_fn fn, void *user)
 {
@@ -161,8 +189,89 @@ static bool report(ax_engine_t *eng, ax_worker_t *w, const wd_seen_t *s, uint64_
     return true;
 }
 
+int ax_watchdog_report(ax_ctx_t *ctx, const void *code, const char *what, uint64_t ran_ns)
+{
+    if (!ctx || !what)
+        return -EINVAL;
+    ax_worker_t *w = ctx;
+    if (!w->eng->wd_boxes)
+        return -ENOTSUP;
+    struct ax_wd_box *b = &w->eng->wd_boxes[w->id];
+    uint32_t t = atomic_load_explicit(&b->tail, memory_order_relaxed);
+    /* A2: pairs with R2 in drain_posts: the entry we reuse was read. */
+    if (t - atomic_load_explicit(&b->head, memory_order_acquire) >= AX_WATCHDOG_POSTS)
+        return -EAGAIN;
+    wd_post_t *e = &b->post[t % AX_WATCHDOG_POSTS];
+    e->actor = ax_self(ctx);
+    e->code = code;
+    e->ran_ns = ran_ns;
+    snprintf(e->what, sizeof e->what, "%s", what);
+    /* R1: pairs with A1 in drain_posts: the entry is written. */
+    atomic_store_explicit(&b->tail, t + 1, memory_order_release);
+    return 0;
+}
+
+/* Report what worker w's layers posted: the same outlets as report(),
+ * without the abort (the work is over; see ax_watchdog_report). */
+static void drain_posts(ax_engine_t *eng, ax_worker_t *w, struct ax_wd_box *b)
+{
+    uint32_t h = atomic_load_explicit(&b->head, memory_order_relaxed);
+    /* A1: pairs with R1 in ax_watchdog_report. */
+    uint32_t t = atomic_load_explicit(&b->tail, memory_order_acquire);
+    for (; h != t; h++) {
+        const wd_post_t *e = &b->post[h % AX_WATCHDOG_POSTS];
+        ax_watchdog_report_t r;
+        memset(&r, 0, sizeof r);
+        r.worker = w->id;
+        r.actor = e->actor;
+        r.type = AX_WATCHDOG_NO_MSG;
+        r.behaviour = e->code;
+        r.running_ns = e->ran_ns;
+        r.what = e->what;
+        char sym[256], text[768];
+        if (e->code)
+            ax__symbolize(e->code, sym, sizeof sym);
+        else
+            snprintf(sym, sizeof sym, "?");
+        r.symbol = sym;
+        ax_sbuf_t sb;
+        ax__sb_init(&sb, text, sizeof text);
+        ax__sb_str(&sb, "axon: watchdog: worker ");
+        ax__sb_dec(&sb, r.worker);
+        ax__sb_str(&sb, ": actor ");
+        ax__sb_ref(&sb, r.actor);
+        ax__sb_str(&sb, ": ");
+        ax__sb_str(&sb, e->what);
+        ax__sb_str(&sb, " (ran ");
+        ax__sb_str(&sb, sym);
+        if (e->code) {
+            ax__sb_str(&sb, " at ");
+            ax__sb_hex(&sb, (uint64_t)(uintptr_t)e->code);
+        }
+        ax__sb_str(&sb, " for ");
+        ax__sb_dec(&sb, r.running_ns / 1000);
+        ax__sb_str(&sb, " us)");
+        r.text = text;
+        /* The counter's only writer is this thread (relaxed: a statistic). */
+        atomic_fetch_add_explicit(&w->st.watchdog, 1, memory_order_relaxed);
+        AX_TRACE_WATCHDOG(r.worker, r.actor, r.type, r.running_ns / 1000000);
+        fprintf(stderr, "%s\n", text);
+        if (eng->wd_fn)
+            eng->wd_fn(eng->wd_user, &r);
+    }
+    /* R2: pairs with A2 in ax_watchdog_report: the entries are free again. */
+    atomic_store_explicit(&b->head, h, memory_order_release);
+}
+
+static void drain_all_posts(ax_engine_t *eng)
+{
+    for (uint32_t i = 0; i < eng->n; i++)
+        drain_posts(eng, eng->w[i], &eng->wd_boxes[i]);
+}
+
 static void scan(ax_engine_t *eng, wd_seen_t *seen)
 {
+    drain_all_posts(eng);
     uint64_t now = ax__now_ns();
     for (uint32_t i = 0; i < eng->n; i++) {
         ax_worker_t *w = eng->w[i];
@@ -209,6 +318,10 @@ static void *wd_main(void *arg)
     }
     pthread_mutex_unlock(&eng->wd_mu);
     free(seen);
+    /* Stopped after the workers were joined (ax_engine_wait), or after a
+     * start that never let a behaviour run: nothing posts any more, so
+     * this last look loses no report, and the hook still runs here. */
+    drain_all_posts(eng);
     return NULL;
 }
 
@@ -219,21 +332,33 @@ int ax__watchdog_start(ax_engine_t *eng)
     eng->wd_action = eng->cfg.watchdog_action;
     if (!eng->wd_ns || eng->wd_running)
         return 0;
+    struct ax_wd_box *boxes = aligned_alloc(64, sizeof *boxes * eng->n);
+    if (!boxes)
+        return -ENOMEM;
+    memset(boxes, 0, sizeof *boxes * eng->n);
     pthread_condattr_t ca;
     int rc = pthread_condattr_init(&ca);
-    if (rc)
+    if (rc) {
+        free(boxes);
         return -rc;
+    }
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     rc = pthread_cond_init(&eng->wd_cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (rc)
+    if (rc) {
+        free(boxes);
         return -rc;
+    }
     if ((rc = pthread_mutex_init(&eng->wd_mu, NULL))) {
         pthread_cond_destroy(&eng->wd_cv);
+        free(boxes);
         return -rc;
     }
     eng->wd_stop = false;
+    eng->wd_boxes = boxes; /* the gate orders this before any behaviour */
     if ((rc = pthread_create(&eng->wd_thread, NULL, wd_main, eng))) {
+        eng->wd_boxes = NULL;
+        free(boxes);
         pthread_mutex_destroy(&eng->wd_mu);
         pthread_cond_destroy(&eng->wd_cv);
         return -rc;
@@ -252,6 +377,8 @@ void ax__watchdog_stop(ax_engine_t *eng)
     pthread_cond_signal(&eng->wd_cv);
     pthread_mutex_unlock(&eng->wd_mu);
     pthread_join(eng->wd_thread, NULL);
+    free(eng->wd_boxes); /* emptied by the thread's last look (wd_main) */
+    eng->wd_boxes = NULL;
     pthread_mutex_destroy(&eng->wd_mu);
     pthread_cond_destroy(&eng->wd_cv);
     eng->wd_running = false;

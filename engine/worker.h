@@ -271,6 +271,8 @@ struct ax_engine {
     pthread_t wd_thread;
     pthread_mutex_t wd_mu;
     pthread_cond_t wd_cv;
+    struct ax_wd_box *wd_boxes; /* per worker: reports layers posted (watchdog.c);
+                                   NULL without a watchdog */
     bool fault_installed;      /* this engine holds a reference on the fault handlers */
 };
 

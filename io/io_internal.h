@@ -46,6 +46,7 @@ enum {
     AXIO_OP_SEND,
     AXIO_OP_CONNECT,
     AXIO_OP_SHUTDOWN,
+    AXIO_OP_RECV_END, /* NOP ending a receive left unarmed at close (tcp.c) */
 };
 
 typedef struct ax_io_op {

@@ -12,6 +12,16 @@
  * connection until released; when the ring runs dry the kernel ends the
  * multishot with -ENOBUFS and we park the connection on a "starved" list
  * that ax_io_tcp_buf_release drains as buffers come back.
+ *
+ * Pausing a receive cancels the armed multishot (by its user_data; the op
+ * record stays allocated until its terminal CQE is reaped, and a queued
+ * cancel is always submitted before the next reap, so it cannot hit a
+ * reused record).  Its terminal CQE (-ECANCELED, or -ENOBUFS if the ring ran
+ * dry first) then ends nothing: the stream stays on, unarmed, and resume
+ * re-arms it.  Data CQEs already posted before the cancel are still
+ * delivered.  A receive left unarmed (paused or starved) when the
+ * connection closes is ended by a NOP op (AXIO_OP_RECV_END), so its
+ * consumer always sees the end of the stream.
  */
 #include "io/io_internal.h"
 
@@ -34,6 +44,8 @@ struct ax_conn {
     uint32_t gen;
     uint8_t type;
     bool closing, recv_on, starved, close_notify;
+    bool recv_paused;     /* ax_io_tcp_recv_pause: no receive armed until resume */
+    bool recv_cancelling; /* our cancel of the armed multishot is in flight */
     int32_t close_reason; /* delivered to recv when we closed it ourselves */
     uint32_t ops;         /* outstanding op records */
     uint32_t next;        /* free chain or starved chain */
@@ -189,12 +201,33 @@ static void cancel_fd(ax_io_t *io, int fd)
     io_uring_sqe_set_data64(sqe, AXIO_UD(AXIO_K_IGNORE, 0));
 }
 
+/* A receive that is on but not armed (paused, or starved for buffers) has
+ * no CQE coming to end it: queue a NOP op that does (on_recv_end). */
+static void end_unarmed_recv(ax_io_t *io, uint32_t s)
+{
+    struct ax_conn *c = &io->conns[s];
+    if (!c->recv_on || c->recv_op != AXIO_NONE)
+        return;
+    uint32_t op;
+    struct io_uring_sqe *sqe;
+    if (op_start(io, s, AXIO_OP_RECV_END, c->recv_token, &op, &sqe) < 0) {
+        ax__io_logf(io, "close: no SQE or op record to end the paused receive of connection %u; "
+                    "its consumer will not see the end of the stream (raise io_entries)",
+                    conn_id(io, s));
+        return;
+    }
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, AXIO_UD(AXIO_K_OP, op));
+}
+
 static void start_close(ax_io_t *io, uint32_t s)
 {
     struct ax_conn *c = &io->conns[s];
     if (c->closing)
         return;
     c->closing = true;
+    if (c->type == C_CONN)
+        end_unarmed_recv(io, s);
     if (c->ops) {
         /* shutdown first: an in-flight send to a stalled peer fails at
          * once instead of waiting for the cancel to find it. */
@@ -462,6 +495,67 @@ int ax_io_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token)
     return rc;
 }
 
+int ax_io_tcp_recv_pause(ax_io_t *io, uint32_t conn)
+{
+    uint32_t s;
+    struct ax_conn *c = conn_get(io, conn, &s);
+    if (!c || c->type != C_CONN)
+        return -EBADF;
+    if (c->closing)
+        return -EPIPE;
+    if (!c->recv_on)
+        return -EINVAL;
+    if (c->recv_paused)
+        return 0;
+    if (c->recv_op != AXIO_NONE && !c->recv_cancelling) {
+        struct io_uring_sqe *sqe = ax__io_sqe(io);
+        if (!sqe)
+            return -EBUSY;
+        io_uring_prep_cancel64(sqe, AXIO_UD(AXIO_K_OP, c->recv_op), 0);
+        io_uring_sqe_set_data64(sqe, AXIO_UD(AXIO_K_IGNORE, 0));
+        c->recv_cancelling = true;
+    }
+    if (c->starved) {
+        /* unarmed already: leave the starved chain, resume re-arms */
+        uint32_t *pp = &io->starved_head;
+        while (*pp != AXIO_NONE && *pp != s)
+            pp = &io->conns[*pp].next;
+        if (*pp == s)
+            *pp = c->next;
+        c->starved = false;
+        c->next = AXIO_NONE;
+    }
+    c->recv_paused = true;
+    return 0;
+}
+
+int ax_io_tcp_recv_resume(ax_io_t *io, uint32_t conn)
+{
+    uint32_t s;
+    struct ax_conn *c = conn_get(io, conn, &s);
+    if (!c || c->type != C_CONN)
+        return -EBADF;
+    if (c->closing)
+        return -EPIPE;
+    if (!c->recv_on)
+        return -EINVAL;
+    if (!c->recv_paused)
+        return 0;
+    /* Still armed (the cancel has not ended it yet): on_recv re-arms when
+     * the cancelled multishot ends, seeing the pause gone. */
+    if (c->recv_op == AXIO_NONE && io->buf_free == 0) {
+        c->starved = true; /* armed when a buffer comes back */
+        c->next = io->starved_head;
+        io->starved_head = s;
+    } else if (c->recv_op == AXIO_NONE) {
+        int rc = arm_recv(io, s);
+        if (rc < 0)
+            return rc; /* still paused: nothing changed */
+    }
+    io->conns[s].recv_paused = false;
+    return 0;
+}
+
 const void *ax_io_tcp_buf(const ax_io_t *io, uint32_t bid)
 {
     return bid < io->buf_count ? io->bufs + (size_t)bid * io->buf_size : NULL;
@@ -486,8 +580,23 @@ void ax_io_tcp_buf_release(ax_io_t *io, uint32_t bid)
         io->starved_head = sc->next;
         sc->starved = false;
         sc->next = AXIO_NONE;
-        if (!sc->closing && arm_recv(io, ss) < 0)
+        if (!sc->closing && !sc->recv_paused && arm_recv(io, ss) < 0)
             force_close(io, ss, "could not re-arm its receive");
+    }
+}
+
+/* Arm the receive of s again if the ring has buffers, else wait on the
+ * starved chain for ax_io_tcp_buf_release. */
+static void rearm_or_starve(ax_io_t *io, uint32_t s)
+{
+    struct ax_conn *c = &io->conns[s];
+    if (io->buf_free > 0) {
+        if (arm_recv(io, s) < 0)
+            force_close(io, s, "could not re-arm its receive");
+    } else if (!c->starved) {
+        c->starved = true;
+        c->next = io->starved_head;
+        io->starved_head = s;
     }
 }
 
@@ -503,6 +612,20 @@ static void on_recv(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
     }
     struct ax_conn *c = &io->conns[s];
     int32_t res = cqe->res;
+    if (!more && c->recv_cancelling) {
+        /* the multishot our pause cancelled has ended */
+        c->recv_cancelling = false;
+        if (!c->closing && (res == -ECANCELED || res == -ENOBUFS)) {
+            if (res == -ENOBUFS)
+                io->stats.enobufs++;
+            if (!c->recv_paused) /* resumed meanwhile */
+                rearm_or_starve(io, s);
+            maybe_finalize(io, s);
+            return;
+        }
+        /* data (handled below, not re-armed while paused), EOF, an error,
+         * or the cancel of a close: the stream ends as usual */
+    }
     if (res > 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
         uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         io->buf_free--;
@@ -520,20 +643,15 @@ static void on_recv(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
             }
         }
         c = &io->conns[s];
-        if (!more && !c->closing && arm_recv(io, s) < 0)
+        if (!more && !c->closing && !c->recv_paused && arm_recv(io, s) < 0)
             force_close(io, s, "could not re-arm its receive");
     } else if (res == -ENOBUFS && !c->closing) {
         /* The shared ring ran dry: the multishot is over.  Re-arm now if
-         * buffers came back meanwhile, else when one is released. */
+         * buffers came back meanwhile, else when one is released (or at
+         * resume, if paused). */
         io->stats.enobufs++;
-        if (io->buf_free > 0) {
-            if (arm_recv(io, s) < 0)
-                force_close(io, s, "could not re-arm its receive");
-        } else if (!c->starved) {
-            c->starved = true;
-            c->next = io->starved_head;
-            io->starved_head = s;
-        }
+        if (!c->recv_paused) /* paused: stays unarmed until ax_io_tcp_recv_resume */
+            rearm_or_starve(io, s);
     } else if (!more) {
         /* EOF (0) or an error ends the stream. */
         c->recv_on = false;
@@ -674,6 +792,20 @@ void ax__tcp_complete(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
     case AXIO_OP_CONNECT:
         on_connect(io, op, cqe, fn, arg);
         break;
+    case AXIO_OP_RECV_END: {
+        /* the NOP that ends a receive left unarmed at close (end_unarmed_recv) */
+        uint32_t s = io->ops[op].conn;
+        uint64_t token = io->ops[op].token;
+        op_done(io, op);
+        struct ax_conn *c = &io->conns[s];
+        if (c->recv_on && c->recv_op == AXIO_NONE) {
+            c->recv_on = false;
+            if (!io->destroying)
+                fn(arg, token, c->close_reason ? c->close_reason : -ECANCELED, 0);
+        }
+        maybe_finalize(io, s);
+        break;
+    }
     case AXIO_OP_SHUTDOWN: {
         uint32_t s = io->ops[op].conn;
         uint64_t token = io->ops[op].token;

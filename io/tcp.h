@@ -56,6 +56,16 @@ int ax_io_tcp_connect(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, u
 /* Start delivering received bytes (once per connection).  0, -EBADF,
  * -EALREADY, -ENOMEM. */
 int ax_io_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token);
+/* Stop reading the socket until resume, so the kernel's receive buffer
+ * fills and TCP flow control holds the peer back; the stream stays on (no
+ * end is reported).  Completions already posted may still deliver bytes
+ * after the call.  Paused or not, a close ends the stream as usual.
+ * Idempotent.  0, -EBADF, -EPIPE (closing), -EINVAL (no receive started),
+ * -EBUSY (submission queue full; nothing changed). */
+int ax_io_tcp_recv_pause(ax_io_t *io, uint32_t conn);
+/* Read again after a pause.  Idempotent.  0, -EBADF, -EPIPE, -EINVAL,
+ * -ENOMEM/-EBUSY (could not re-arm; still paused). */
+int ax_io_tcp_recv_resume(ax_io_t *io, uint32_t conn);
 /* Provided buffer `bid` (from a recv completion) and its return to the ring. */
 const void *ax_io_tcp_buf(const ax_io_t *io, uint32_t bid);
 void ax_io_tcp_buf_release(ax_io_t *io, uint32_t bid);

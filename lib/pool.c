@@ -53,6 +53,7 @@
 
 #include "axon/axon.h"
 #include "axon/pool.h"
+#include "axon/watchdog.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -64,8 +65,15 @@
 #endif
 
 #define CACHELINE 64
-#define MSG_RUN 1u
+#define MSG_RUN 1u  /* payload: one slot index (a submitter on another worker, or outside) */
 #define MSG_STOP 2u
+#define MSG_KICK 3u /* no payload: run what waits in the executor's local queue */
+#define LQ_NONE UINT32_MAX
+/* A drain of the local queue plans for about DRAIN_NS of items (by the
+ * executor's mean item time) and at most DRAIN_MAX of them, so one message
+ * never holds the worker much longer than one item did before batching. */
+#define DRAIN_NS 20000u
+#define DRAIN_MAX 64u
 
 enum { ST_FREE = 0, ST_QUEUED = 1, ST_RUNNING = 2, ST_CANCELLED = 3 };
 #define IDX_BITS 24u
@@ -83,6 +91,7 @@ typedef struct slot {
     struct future *fut;
     uint32_t reply_type;
     uint32_t in_mode;
+    uint32_t next; /* the local queue's link (see executor_t) */
 } slot_t;
 
 typedef struct future {
@@ -103,23 +112,37 @@ typedef struct executor {
     alignas(CACHELINE) struct ax_pool *pool;
     ax_ref_t ref;
     uint32_t worker; /* planned worker */
+    uint32_t ran_on; /* where init ran (== worker, or create fails) */
     int node;        /* NUMA node of its scratch, -1: unbound */
     unsigned char *scratch;
     size_t scratch_len; /* mapped bytes */
     _Atomic uint64_t completed, ok, failed, scratch_exhausted, cancelled, overflow, nomem,
-        over_budget, max_ns, lost, dropped;
+        over_budget, budget_reported, max_ns, lost, dropped;
     /* Mean item time (ns, EWMA over every 16th item), written by the
      * executor, read by submitters to price its queue (pick_executor). */
     _Atomic uint64_t avg_ns;
     uint32_t sample; /* executor-private: items since the last timed one */
-    /* Items sent to this executor (submitters add; its backlog is sent -
-     * completed).  A line of its own: every submitter writes it. */
+    uint64_t last_ns; /* executor-private: the last timed item's time */
+    /* The local queue: items submitted by behaviours on this executor's own
+     * worker, linked through slot.next, and one MSG_KICK for all of them
+     * rather than a message per item.  Only that worker's thread touches
+     * these four (the submitters and the executor are all behaviours
+     * there), so they need no atomics.  Invariant between behaviours: the
+     * queue is non-empty only while a MSG_KICK is on its way (lq_kicked). */
+    uint32_t lq_head, lq_tail;
+    bool lq_kicked;
+    /* Items the local queue took (single writer: this worker), so a local
+     * submit does no locked add.  Backlog = sent + sent_local - completed. */
+    _Atomic uint64_t sent_local;
+    /* Items sent to this executor from other workers and outside threads
+     * (fetch_add).  A line of its own: every such submitter writes it. */
     alignas(CACHELINE) _Atomic uint64_t sent;
 } executor_t;
 
 struct ax_pool {
     ax_engine_t *eng;
     ax_pool_config_t cfg;
+    char name[48];
     uint32_t nexec, queue_len;
     uint32_t nmapped; /* executors with scratch mapped (pool_free unmaps them) */
     executor_t *ex;
@@ -214,6 +237,39 @@ static void fq_push(ax_pool_t *p, uint32_t v)
     atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
 }
 
+/* Push v[0..n) with one claim of n consecutive cells (one CAS instead of
+ * n), in order.  Claiming pos..pos+n-1 at once is sound for the same reason
+ * a single claim is: a producer writes only cells below the tail it moved,
+ * and each cell's seq says its consumer is done with it.  If a cell ahead is
+ * not free yet (the stalled consumer of fq_push), push one at a time. */
+static void fq_push_n(ax_pool_t *p, const uint32_t *v, uint32_t n)
+{
+    uint64_t pos = atomic_load_explicit(&p->fq_tail, memory_order_relaxed);
+    for (uint32_t tries = 0; n > 1 && tries < 4; tries++) {
+        uint32_t i = 0;
+        /* A2: pairs with R2 in fq_pop, per cell. */
+        while (i < n && atomic_load_explicit(&p->cells[(pos + i) & p->fq_mask].seq,
+                                             memory_order_acquire) == pos + i)
+            i++;
+        if (i == n) {
+            if (atomic_compare_exchange_weak_explicit(&p->fq_tail, &pos, pos + n, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                for (i = 0; i < n; i++) {
+                    fq_cell_t *c = &p->cells[(pos + i) & p->fq_mask];
+                    c->val = v[i];
+                    /* R2: pairs with A2 in fq_pop: val is written. */
+                    atomic_store_explicit(&c->seq, pos + i + 1, memory_order_release);
+                }
+                return;
+            }
+        } else {
+            pos = atomic_load_explicit(&p->fq_tail, memory_order_relaxed);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++)
+        fq_push(p, v[i]);
+}
+
 static bool fq_pop(ax_pool_t *p, uint32_t *v)
 {
     uint64_t pos = atomic_load_explicit(&p->fq_head, memory_order_relaxed);
@@ -305,13 +361,19 @@ static void future_complete(future_t *f, const ax_pool_done_t *d)
         futex_wake_all(&f->state);
 }
 
-/* Give slot idx back: a new generation, so stale ids no longer match. */
-static void slot_free(ax_pool_t *p, uint32_t idx, uint64_t gen)
+/* A new generation for slot idx, so stale ids no longer match; the index
+ * goes back to the free queue next (slot_free, or a drain's batch). */
+static void slot_retire(ax_pool_t *p, uint32_t idx, uint64_t gen)
 {
     /* Release: the next submitter's fill happens after our reads (it pops
      * the index through the queue, R2/A2, which also orders this). */
     atomic_store_explicit(&p->slots[idx].state, (((gen + 1) & GEN_MASK) << 2) | ST_FREE,
                           memory_order_release);
+}
+
+static void slot_free(ax_pool_t *p, uint32_t idx, uint64_t gen)
+{
+    slot_retire(p, idx, gen);
     fq_push(p, idx);
 }
 
@@ -328,6 +390,7 @@ static void exec_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
     (void)len;
     memcpy(&s->ex, arg, sizeof s->ex);
     ax_pool_t *p = s->ex->pool;
+    s->ex->ran_on = ax_worker_id(ctx); /* checked by ax_pool_create: the local queue needs it */
     POISON(s->ex->scratch, s->ex->scratch_len); /* nothing is allocated yet */
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
     /* Release: pairs with the acquire in ax_pool_create's wait. */
@@ -370,13 +433,34 @@ static void exec_fini(ax_ctx_t *ctx, void *state)
     pool_release(p);
 }
 
-static void run_item(ax_ctx_t *ctx, executor_t *ex, uint32_t idx)
+/* An item ran dt ns, over the pool's budget: tell the engine's watchdog,
+ * if it has one (it reports on its own thread: stderr, hook, counter,
+ * probe); the stats count it either way. */
+static void report_over_budget(ax_ctx_t *ctx, executor_t *ex, ax_pool_fn fn, uint64_t id,
+                               uint64_t tag, uint64_t dt)
 {
+    ax_pool_t *p = ex->pool;
+    char what[160];
+    /* The watchdog adds the function's name and how long it ran. */
+    snprintf(what, sizeof what, "pool \"%s\" item 0x%llx (tag %llu) over its budget of %llu us",
+             p->name, (unsigned long long)id, (unsigned long long)tag,
+             (unsigned long long)(p->cfg.budget_ns / 1000));
+    if (ax_watchdog_report(ctx, (const void *)(uintptr_t)fn, what, dt) == 0)
+        stat_add(&ex->budget_reported, 1);
+}
+
+/* Run (or cancel) the item in slot idx and send its one completion.  The
+ * slot goes back to the free queue now, or, with freed, into freed[] for
+ * the caller to push in one batch (fq_push_n).  Returns how long fn ran if
+ * it was timed, else 0. */
+static uint64_t run_item(ax_ctx_t *ctx, executor_t *ex, uint32_t idx, uint32_t *freed)
+{
+    uint64_t ran_ns = 0;
     ax_pool_t *p = ex->pool;
     slot_t *s = &p->slots[idx];
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     uint64_t gen = st >> 2;
-    ax_pool_done_t d = {.id = (gen << IDX_BITS) | idx, .tag = s->tag, .worker = ax_worker_id(ctx)};
+    ax_pool_done_t d = {.id = (gen << IDX_BITS) | idx, .tag = s->tag, .worker = ex->worker};
     unsigned char *blob = NULL;
     uint64_t want = gen << 2 | ST_QUEUED;
     /* acq_rel: pairs with the CAS in ax_pool_cancel; exactly one wins. */
@@ -408,17 +492,24 @@ static void run_item(ax_ctx_t *ctx, executor_t *ex, uint32_t idx)
             uint64_t t0 = timed ? now_ns() : 0;
             int rc = s->fn(&job, in, s->in_len, out, s->out_cap, &out_len);
             if (timed) {
-                uint64_t dt = now_ns() - t0;
+                uint64_t dt = ran_ns = now_ns() - t0;
+                /* The mean takes the shorter of the last two timed items:
+                 * one item preempted by the kernel (ms on a loaded machine)
+                 * must not make tiny items look long for the next thousand
+                 * (one kick per item, items sent away); two long ones in a
+                 * row are a real change. */
+                uint64_t v = dt < ex->last_ns || !ex->last_ns ? dt : ex->last_ns;
+                ex->last_ns = dt;
                 uint64_t avg = atomic_load_explicit(&ex->avg_ns, memory_order_relaxed);
-                atomic_store_explicit(&ex->avg_ns, avg ? (avg * 7 + dt) / 8 : dt, memory_order_relaxed);
-            }
-            if (p->cfg.budget_ns) {
-                uint64_t dt = now_ns() - t0;
-                if (dt > atomic_load_explicit(&ex->max_ns, memory_order_relaxed))
-                    atomic_store_explicit(&ex->max_ns, dt, memory_order_relaxed);
-                if (dt > p->cfg.budget_ns) {
-                    d.flags |= AX_POOL_DONE_OVER_BUDGET;
-                    stat_add(&ex->over_budget, 1);
+                atomic_store_explicit(&ex->avg_ns, avg ? (avg * 7 + v) / 8 : v, memory_order_relaxed);
+                if (p->cfg.budget_ns) {
+                    if (dt > atomic_load_explicit(&ex->max_ns, memory_order_relaxed))
+                        atomic_store_explicit(&ex->max_ns, dt, memory_order_relaxed);
+                    if (dt > p->cfg.budget_ns) {
+                        d.flags |= AX_POOL_DONE_OVER_BUDGET;
+                        stat_add(&ex->over_budget, 1);
+                        report_over_budget(ctx, ex, s->fn, d.id, s->tag, dt);
+                    }
                 }
             }
             /* Reset: the next item starts from an empty arena, and under
@@ -448,13 +539,18 @@ static void run_item(ax_ctx_t *ctx, executor_t *ex, uint32_t idx)
     uint32_t type = s->reply_type;
     if (s->in_mode == AX_POOL_IN_BLOB)
         ax_blob_free(ctx, (void *)(uintptr_t)s->in);
-    slot_free(p, idx, gen);
+    if (freed) {
+        slot_retire(p, idx, gen);
+        *freed = idx;
+    } else {
+        slot_free(p, idx, gen);
+    }
     stat_add(&ex->completed, 1);
     if (fut) {
         if (blob)
             ax_blob_free(ctx, blob);
         future_complete(fut, &d);
-        return;
+        return ran_ns;
     }
     int rc;
     if (blob) {
@@ -469,16 +565,65 @@ static void run_item(ax_ctx_t *ctx, executor_t *ex, uint32_t idx)
     }
     if (rc < 0)
         stat_add(&ex->lost, 1); /* counted, never silent: see ax_pool_stats */
+    return ran_ns;
+}
+
+/* Run items from the local queue: about DRAIN_NS worth by the mean item
+ * time (one while it is unknown), all of them when all is set.  If some
+ * remain, kick ourselves again, so other actors on this worker get their
+ * turn in between; if that send fails (arena exhausted, engine stopping),
+ * run the rest now rather than strand them without a message.  The freed
+ * slots go back to the free queue in one batch at the end (a few us later
+ * than one by one: a submitter on another thread meanwhile may see -EAGAIN,
+ * as with any slot on its way back; those on this worker cannot run). */
+static void drain_local(ax_ctx_t *ctx, executor_t *ex, bool all)
+{
+    ax_pool_t *p = ex->pool;
+    uint32_t freed[DRAIN_MAX], nfreed = 0;
+    uint64_t avg = atomic_load_explicit(&ex->avg_ns, memory_order_relaxed);
+    uint64_t max = all ? UINT64_MAX : avg ? DRAIN_NS / avg : 1;
+    if (max < 1)
+        max = 1;
+    else if (max > DRAIN_MAX && !all)
+        max = DRAIN_MAX;
+    for (uint64_t n = 0; ex->lq_head != LQ_NONE; n++) {
+        if (n == max) {
+            if (ax_send(ctx, ex->ref, MSG_KICK, NULL, 0) == 0) {
+                ex->lq_kicked = true;
+                break;
+            }
+            max = UINT64_MAX;
+        }
+        if (nfreed == DRAIN_MAX) { /* all, or a failed kick */
+            fq_push_n(p, freed, nfreed);
+            nfreed = 0;
+        }
+        uint32_t idx = ex->lq_head;
+        ex->lq_head = p->slots[idx].next;
+        if (ex->lq_head == LQ_NONE)
+            ex->lq_tail = LQ_NONE;
+        /* An item that ran long ends the drain: the mean is stale. */
+        if (run_item(ctx, ex, idx, &freed[nfreed++]) > DRAIN_NS && !all)
+            max = n + 1;
+    }
+    if (nfreed)
+        fq_push_n(p, freed, nfreed);
 }
 
 static void exec_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
     exec_state_t *s = state;
-    if (m->type == MSG_RUN && m->len == sizeof(uint64_t)) {
+    if (m->type == MSG_KICK) {
+        s->ex->lq_kicked = false; /* this was the kick on its way */
+        drain_local(ctx, s->ex, false);
+    } else if (m->type == MSG_RUN && m->len == sizeof(uint64_t)) {
         uint64_t idx = m->payload.u64[0];
         if (idx < s->ex->pool->queue_len)
-            run_item(ctx, s->ex, (uint32_t)idx);
+            run_item(ctx, s->ex, (uint32_t)idx, NULL);
     } else if (m->type == MSG_STOP) {
+        /* The items already queued still run (ax_pool_destroy's promise):
+         * the local queue's kick may be behind this message. */
+        drain_local(ctx, s->ex, true);
         ax_stop_self(ctx);
     }
 }
@@ -589,6 +734,11 @@ int ax_pool_create(ax_engine_t *eng, const ax_pool_config_t *cfg, ax_pool_t **ou
     p->eng = eng;
     p->cfg = c;
     p->cfg.workers = NULL; /* not kept: the caller's array */
+    p->cfg.name = NULL;    /* nor the caller's string: copied to name */
+    if (c.name)
+        snprintf(p->name, sizeof p->name, "%s", c.name);
+    else
+        snprintf(p->name, sizeof p->name, "pool@%p", (void *)p);
     p->queue_len = c.queue_len;
     uint32_t *ws = calloc(plan->nworkers, sizeof *ws);
     int rc = ws ? pick_workers(&c, plan, ws, &p->nexec) : -ENOMEM;
@@ -621,6 +771,7 @@ int ax_pool_create(ax_engine_t *eng, const ax_pool_config_t *cfg, ax_pool_t **ou
     for (uint32_t i = 0; i < p->nexec; i++) {
         p->ex[i].pool = p;
         p->ex[i].worker = ws[i];
+        p->ex[i].lq_head = p->ex[i].lq_tail = LQ_NONE;
         if ((rc = map_scratch(&p->ex[i], (size_t)c.scratch_bytes, plan)) < 0) {
             set_error("ax_pool_create: cannot map %llu bytes of scratch for executor %u",
                       (unsigned long long)c.scratch_bytes, i);
@@ -661,6 +812,19 @@ int ax_pool_create(ax_engine_t *eng, const ax_pool_config_t *cfg, ax_pool_t **ou
         struct timespec ts = {0, 10 * 1000 * 1000};
         futex_wait(&p->inited, got, &ts);
     }
+    if (spawned == p->nexec)
+        for (uint32_t i = 0; i < p->nexec; i++)
+            if (p->ex[i].ran_on != p->ex[i].worker) {
+                /* The local queue is touched without atomics by the
+                 * executor and the submitters on its worker: they must
+                 * share one thread.  An engine that placed the actor
+                 * elsewhere breaks that, so refuse rather than race. */
+                set_error("ax_pool_create: executor %u was spawned on worker %u but runs on "
+                          "worker %u",
+                          i, p->ex[i].worker, p->ex[i].ran_on);
+                ax_pool_destroy(p);
+                return -EIO;
+            }
     if (spawned < p->nexec) { /* stop those that did start, then give up */
         set_error("ax_pool_create: spawning executor %u on worker %u failed: %s", spawned,
                   p->ex[spawned].worker, strerror(-rc));
@@ -695,7 +859,8 @@ void ax_pool_destroy(ax_pool_t *p)
  * relaxed: a hint, a stale value only makes the choice less good). */
 static uint64_t backlog(const executor_t *e)
 {
-    return atomic_load_explicit(&e->sent, memory_order_relaxed) -
+    return atomic_load_explicit(&e->sent, memory_order_relaxed) +
+           atomic_load_explicit(&e->sent_local, memory_order_relaxed) -
            atomic_load_explicit(&e->completed, memory_order_relaxed);
 }
 
@@ -707,17 +872,15 @@ static uint64_t backlog(const executor_t *e)
  * in pool/submit_complete).  Keeping tiny items on the submitting worker
  * saves a cross-worker hop and its wake-up each way; the backlog comparison
  * spreads work as soon as the local executor lags. */
-static uint32_t pick_executor(ax_ctx_t *ctx, ax_pool_t *p, uint32_t idx)
+static uint32_t pick_executor(ax_ctx_t *ctx, ax_pool_t *p, uint32_t idx, bool *local)
 {
     uint32_t n = p->nexec;
-    uint32_t a = idx % n, b;
+    int32_t l = -1;
     if (ctx) {
         uint32_t w = ax_worker_id(ctx);
-        int32_t l = w < p->nworkers ? p->local[w] : -1;
-        b = l >= 0 ? (uint32_t)l : (idx + 1) % n;
-    } else {
-        b = (idx + 1) % n;
+        l = w < p->nworkers ? p->local[w] : -1;
     }
+    uint32_t b = l >= 0 ? (uint32_t)l : (idx + 1) % n;
     /* The local executor takes the item while the wait in its queue
      * (backlog x mean item time) is below what moving the item costs (a
      * cross-worker hop there and back, a wake-up: about 2 us), without a
@@ -728,11 +891,17 @@ static uint32_t pick_executor(ax_ctx_t *ctx, ax_pool_t *p, uint32_t idx)
     uint64_t lb = backlog(&p->ex[b]);
     uint64_t avg = atomic_load_explicit(&p->ex[b].avg_ns, memory_order_relaxed);
     uint32_t e;
-    if (ctx && b != a && avg && lb * avg <= 2000) /* avg 0: not measured yet */
-        e = b;
+    if (ctx && avg && avg <= 2000 && lb * avg <= 2000) { /* avg 0: not measured yet */
+        e = b; /* the common case for tiny items: no division, no second look */
+    } else {
+        uint32_t a = idx % n;
+        e = a == b || lb <= backlog(&p->ex[a]) ? b : a;
+    }
+    *local = l >= 0 && e == (uint32_t)l;
+    if (*local) /* single writer: this worker (see executor_t) */
+        stat_add(&p->ex[e].sent_local, 1);
     else
-        e = lb <= backlog(&p->ex[a]) ? b : a;
-    atomic_fetch_add_explicit(&p->ex[e].sent, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->ex[e].sent, 1, memory_order_relaxed);
     return e;
 }
 
@@ -773,13 +942,38 @@ static int submit(ax_ctx_t *ctx, ax_pool_t *p, const ax_pool_item_t *it, ax_ref_
     s->fut = fut;
     /* Release: a cancel that reads QUEUED reads this generation's id. */
     atomic_store_explicit(&s->state, gen << 2 | ST_QUEUED, memory_order_release);
-    uint32_t e = pick_executor(ctx, p, idx);
-    uint64_t v = idx;
-    /* The send orders the fill above before the executor's reads. */
-    int rc = ctx ? ax_send(ctx, p->ex[e].ref, MSG_RUN, &v, sizeof v)
-                 : ax_engine_send(p->eng, p->ex[e].ref, MSG_RUN, &v, sizeof v);
+    bool local;
+    uint32_t e = pick_executor(ctx, p, idx, &local);
+    executor_t *ex = &p->ex[e];
+    int rc = 0;
+    if (local) {
+        /* Same thread as the executor: append to its local queue, and send
+         * one kick for the queue, not a message per item. */
+        s->next = LQ_NONE;
+        if (!ex->lq_kicked) {
+            /* The queue is empty (invariant, executor_t), so a failed kick
+             * leaves nothing behind. */
+            rc = ax_send(ctx, ex->ref, MSG_KICK, NULL, 0);
+            ex->lq_kicked = rc == 0;
+        }
+        if (rc == 0) {
+            if (ex->lq_tail == LQ_NONE)
+                ex->lq_head = idx;
+            else
+                p->slots[ex->lq_tail].next = idx;
+            ex->lq_tail = idx;
+        } else {
+            stat_add(&ex->sent_local, (uint64_t)-1);
+        }
+    } else {
+        uint64_t v = idx;
+        /* The send orders the fill above before the executor's reads. */
+        rc = ctx ? ax_send(ctx, ex->ref, MSG_RUN, &v, sizeof v)
+                 : ax_engine_send(p->eng, ex->ref, MSG_RUN, &v, sizeof v);
+        if (rc < 0)
+            atomic_fetch_sub_explicit(&ex->sent, 1, memory_order_relaxed);
+    }
     if (rc < 0) {
-        atomic_fetch_sub_explicit(&p->ex[e].sent, 1, memory_order_relaxed);
         /* Not sent: nobody else knows the id yet (we have not returned it),
          * but a cancel guessing it may have flipped QUEUED: either way the
          * slot is ours to free. */
@@ -874,6 +1068,7 @@ int ax_pool_stats(const ax_pool_t *p, ax_pool_stats_t *o)
         o->overflow += LD(ex->overflow);
         o->nomem += LD(ex->nomem);
         o->over_budget += LD(ex->over_budget);
+        o->over_budget_reported += LD(ex->budget_reported);
         o->completion_lost += LD(ex->lost);
         o->dropped_at_stop += LD(ex->dropped);
         if (LD(ex->max_ns) > o->max_item_ns)

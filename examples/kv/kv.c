@@ -49,14 +49,30 @@
 #include "server.h"
 
 #define KV_MSG_SWEEP 4u           /* shard's periodic timer */
+#define KV_MSG_RX_RETRY 5u        /* conn's timer: pause/resume the socket again */
 #define KV_BIG_REPLY (64u * 1024) /* GET values this long are sent from the blob */
+/* A GET of a value this long is answered by reference (the shard takes a
+ * reference to the value's blob instead of copying it into the batch): the
+ * connection copies it once into its output, or queues the reference when
+ * the output must wait anyway (see kv_seg_t).  Below it a copy costs less
+ * than the two atomic refcount updates on a line other workers may share. */
+#define KV_REF_REPLY (16u * 1024)
 #define KV_FLUSH_BYTES (64u * 1024)
 /* Output flow control.  The io layer copies what it is given and closes a
  * connection holding more than io_conn_max_bytes (64 MiB by default), so a
  * large reply goes out in chunks with a bounded window in flight; the rest
- * waits in a segment queue (owned bytes, or a reference to a value blob). */
-#define KV_SEND_CHUNK (1u << 20)
-#define KV_SEND_WINDOW (4u << 20)
+ * waits in a segment queue (owned bytes, or a reference to a value blob).
+ * The io layer sends one chunk of a connection at a time and starts the
+ * next itself, so two chunks keep the kernel fed; a larger window only
+ * copied more (4 MiB per client that does not read, into fresh pages: the
+ * bulk of a single worker's stall when such clients connect) for the same
+ * throughput (2.5-2.8 GB/s to a reading client either way, 5 MB and 60 KB
+ * values). */
+#define KV_SEND_CHUNK (512u << 10)
+#define KV_SEND_WINDOW (1u << 20)
+/* Queued pieces shorter than this are gathered into one send of up to
+ * KV_SEND_CHUNK; a longer one is handed to the io layer straight. */
+#define KV_GATHER_MAX (64u * 1024)
 #define KV_BACKLOG_CLOSE (512ull << 20) /* copied bytes queued past max-output-bytes: closed */
 /* Output is bounded in bytes (max-output-bytes), not only in commands:
  * before a command is parsed, what the connection holds for its client
@@ -76,6 +92,10 @@
  * worker's other connections get their turn between rounds instead of
  * waiting behind a whole pipeline of copies (messages run in FIFO order). */
 #define KV_ROUND_BYTES (1ull << 20)
+/* Unparsed input at which a connection whose parsing is paused stops reading
+ * its socket, and below which it reads again (conn_rx_update). */
+#define KV_RX_HIGH (256u << 10)
+#define KV_RX_LOW (64u << 10)
 
 static int64_t now_ms(void)
 {
@@ -244,8 +264,8 @@ static void shard_run(kv_shard_t *sh, kv_batch_t *b)
         } else if (op->argc == 2 && kv_arg_is(&sh->argv[0], "GET")) { /* the hot path, one lookup */
             if (kv_store_get(&sh->store, sh->argv[1].ptr, sh->argv[1].len, now, &v) < 0)
                 rc = kv_reply_null(&b->out);
-            else if (v->len >= KV_BIG_REPLY)
-                op->rep_blob = kv_blob_ref(v); /* sent from the blob: no copy here */
+            else if (v->len >= KV_REF_REPLY)
+                op->rep_blob = kv_blob_ref(v); /* copied (once) by the conn, or queued as is */
             else
                 rc = kv_reply_bulk(&b->out, v->data, v->len);
         } else {
@@ -304,10 +324,15 @@ typedef struct kv_pend {
     int64_t info[KV_INFO_FIELDS]; /* K_INFO: sums over shards */
 } kv_pend_t;
 
+/* A piece of output waiting for the send window: owned bytes, or a value
+ * referenced (not copied) and sent as a bulk reply: hdr ("$<len>\r\n"),
+ * the blob's bytes, "\r\n".  len counts every byte the client gets. */
 typedef struct kv_seg {
     char *buf;       /* owned bytes, or NULL */
     kv_blob_t *blob; /* or a value, referenced */
     size_t len;
+    uint8_t hlen;
+    char hdr[23];    /* '$', at most 20 digits, CRLF */
 } kv_seg_t;
 
 typedef struct kv_conn {
@@ -324,6 +349,7 @@ typedef struct kv_conn {
     uint32_t batches_out, sends_pending;
     uint64_t inflight;  /* bytes handed to ax_tcp_send, not yet reported sent */
     kv_seg_t *segs;     /* output waiting for the window, a ring */
+    kv_out_t gather;    /* small queued pieces copied together for one send */
     uint32_t seg_cap, seg_head, seg_n;
     size_t seg_off;     /* bytes of the head segment already handed over */
     uint64_t seg_bytes, seg_owned_bytes; /* queued: all, and copies only */
@@ -332,6 +358,7 @@ typedef struct kv_conn {
     uint8_t closing;     /* parse no more */
     uint8_t drain_close; /* close once every reply so far is sent */
     uint8_t peer_eof, close_sent, closed, paused;
+    uint8_t rx_paused;   /* the socket is not read (ax_tcp_recv_pause) */
 } kv_conn_t;
 
 typedef struct kv_conn_arg {
@@ -348,6 +375,8 @@ static void conn_start_close(ax_ctx_t *ctx, kv_conn_t *k, const char *why)
     if (ax_tcp_close(ctx, k->c, 0) < 0) k->closed = 1; /* already gone: no AX_IO_CLOSED will come */
 }
 
+/* Queue owned bytes (buf, len) or a reference to a value (blob, sent as a
+ * bulk reply; len is ignored). */
 static int seg_push(kv_conn_t *k, char *buf, kv_blob_t *blob, size_t len)
 {
     if (k->seg_n == k->seg_cap) {
@@ -360,7 +389,16 @@ static int seg_push(kv_conn_t *k, char *buf, kv_blob_t *blob, size_t len)
         k->seg_cap = nc;
         k->seg_head = 0;
     }
-    k->segs[(k->seg_head + k->seg_n++) & (k->seg_cap - 1)] = (kv_seg_t){buf, blob, len};
+    kv_seg_t *sg = &k->segs[(k->seg_head + k->seg_n++) & (k->seg_cap - 1)];
+    *sg = (kv_seg_t){.buf = buf, .blob = blob, .len = len};
+    if (blob) {
+        sg->hdr[0] = '$';
+        size_t n = 1 + kv_fmt_i64(sg->hdr + 1, (int64_t)blob->len);
+        sg->hdr[n++] = '\r';
+        sg->hdr[n++] = '\n';
+        sg->hlen = (uint8_t)n;
+        sg->len = len = n + blob->len + 2;
+    }
     k->seg_bytes += len;
     if (buf) k->seg_owned_bytes += len;
     return 0;
@@ -391,24 +429,74 @@ static void pend_account(kv_conn_t *k, kv_pend_t *p, uint64_t bytes)
     p->bytes = bytes;
 }
 
-/* Hand queued output to the io layer while the window has room. */
+/* The contiguous bytes of the head segment at seg_off: a piece of owned
+ * bytes, or of a referenced value's header, bytes or CRLF. */
+static const char *seg_piece(const kv_conn_t *k, size_t *n)
+{
+    const kv_seg_t *sg = &k->segs[k->seg_head];
+    size_t off = k->seg_off;
+    if (!sg->blob) {
+        *n = sg->len - off;
+        return sg->buf + off;
+    }
+    if (off < sg->hlen) {
+        *n = sg->hlen - off;
+        return sg->hdr + off;
+    }
+    off -= sg->hlen;
+    if (off < sg->blob->len) {
+        *n = sg->blob->len - off;
+        return sg->blob->data + off;
+    }
+    off -= sg->blob->len;
+    *n = 2 - off;
+    return "\r\n" + off;
+}
+
+static void seg_advance(kv_conn_t *k, size_t n)
+{
+    k->seg_off += n;
+    if (k->seg_off == k->segs[k->seg_head].len) seg_pop(k);
+}
+
+/* Hand queued output to the io layer while the window has room, in sends of
+ * up to KV_SEND_CHUNK: a long piece straight from its buffer or value,
+ * short ones (headers, replies, values under KV_GATHER_MAX) gathered. */
 static void conn_pump(ax_ctx_t *ctx, kv_conn_t *k)
 {
     while (k->seg_n && k->inflight < KV_SEND_WINDOW && !k->close_sent) {
-        kv_seg_t *sg = &k->segs[k->seg_head];
-        const char *base = sg->blob ? sg->blob->data : sg->buf;
-        size_t n = sg->len - k->seg_off;
-        if (n > KV_SEND_CHUNK) n = KV_SEND_CHUNK;
-        int rc = ax_tcp_send(ctx, k->c, base + k->seg_off, n, 0); /* copies */
+        size_t n, direct = 0;
+        const char *src = seg_piece(k, &n);
+        if (n >= KV_GATHER_MAX) {
+            if (n > KV_SEND_CHUNK) n = KV_SEND_CHUNK;
+            direct = n; /* the segment is popped after the call: it owns src */
+        } else {
+            k->gather.len = 0;
+            if (kv_out_reserve(&k->gather, KV_SEND_CHUNK) < 0) {
+                conn_start_close(ctx, k, "out of memory sending output");
+                return;
+            }
+            while (k->seg_n && k->gather.len < KV_SEND_CHUNK) {
+                const char *p = seg_piece(k, &n);
+                if (n >= KV_GATHER_MAX && k->gather.len) break; /* goes out by itself next */
+                if (n > KV_SEND_CHUNK - k->gather.len) n = KV_SEND_CHUNK - k->gather.len;
+                memcpy(k->gather.buf + k->gather.len, p, n);
+                k->gather.len += n;
+                seg_advance(k, n);
+            }
+            src = k->gather.buf;
+            n = k->gather.len;
+        }
+        int rc = ax_tcp_send(ctx, k->c, src, n, 0); /* copies */
         if (rc < 0) {
             conn_start_close(ctx, k, "send failed");
             return;
         }
+        if (direct) seg_advance(k, direct);
         k->inflight += n;
         k->sends_pending++;
-        k->seg_off += n;
-        if (k->seg_off == sg->len) seg_pop(k);
     }
+    if (!k->seg_n) kv_out_fini(&k->gather); /* 1 MiB: only while output waits */
 }
 
 static void conn_flush(ax_ctx_t *ctx, kv_conn_t *k)
@@ -444,6 +532,36 @@ static void conn_flush(ax_ctx_t *ctx, kv_conn_t *k)
         return;
     }
     conn_pump(ctx, k);
+}
+
+/* A connection whose parsing is paused (at a bound, or for a round of
+ * batches out) stops reading its socket once KV_RX_HIGH bytes wait
+ * unparsed, and reads again below KV_RX_LOW: the kernel's buffers fill and
+ * TCP flow control holds the client back, instead of its whole pipeline
+ * piling up in the parser.  Paused parsing resumes on replies coming back
+ * or being sent, never on input, so this cannot deadlock the server; a
+ * client that writes its whole pipeline before reading any reply blocks in
+ * its write once its replies pass max-output-bytes (see docs/kv.md). */
+static void conn_rx_update(ax_ctx_t *ctx, kv_conn_t *k)
+{
+    if (k->close_sent) return;
+    uint64_t unparsed = kv_resp_pending_bytes(&k->parser);
+    bool bound = !k->closing && k->paused && unparsed >= (k->rx_paused ? KV_RX_LOW : KV_RX_HIGH);
+    if (bound && !k->rx_paused) {
+        int rc = ax_tcp_recv_pause(ctx, k->c);
+        if (rc == 0) k->rx_paused = 1;
+        /* -EBUSY: tried again at the next message; others: the read is over anyway */
+    } else if (!bound && k->rx_paused) {
+        int rc = ax_tcp_recv_resume(ctx, k->c);
+        if (rc == 0) {
+            k->rx_paused = 0;
+        } else if (rc != -EBUSY && rc != -ENOMEM) {
+            conn_start_close(ctx, k, "could not resume reading");
+        } else if (ax_timer_after(ctx, 1, KV_MSG_RX_RETRY, NULL, 0, NULL) < 0) {
+            /* no message may come to retry at: without a timer, give up */
+            conn_start_close(ctx, k, "could not resume reading (no memory)");
+        }
+    }
 }
 
 static void conn_check_done(ax_ctx_t *ctx, kv_conn_t *k)
@@ -766,22 +884,21 @@ static void conn_emit(ax_ctx_t *ctx, kv_conn_t *k)
         kv_pend_t *p = &k->ring[k->next_emit & (k->ring_cap - 1)];
         if (p->state != P_READY) break;
         int rc = 0;
-        if (p->kind == K_SINGLE && p->blob) {
-            /* header, then the value straight from its blob, then CRLF */
-            char h[32];
-            h[0] = '$';
-            size_t n = 1 + kv_fmt_i64(h + 1, (int64_t)p->blob->len);
-            h[n++] = '\r';
-            h[n++] = '\n';
-            rc = kv_out_append(&k->out, h, n);
+        if (p->kind == K_SINGLE && p->blob && p->blob->len < KV_BIG_REPLY && k->seg_n == 0 &&
+            k->inflight < KV_SEND_WINDOW) {
+            rc = kv_reply_bulk(&k->out, p->blob->data, p->blob->len); /* the one copy */
+        } else if (p->kind == K_SINGLE && p->blob) {
+            /* Sent from the value's blob, never copied here: a big value
+             * always (in window-sized pieces), a smaller one when output
+             * waits for the window anyway, so a client that does not read
+             * costs a reference per reply, not a copy.  What is in the
+             * output before it goes first. */
             conn_flush(ctx, k);
             if (!k->close_sent) {
-                /* the value goes out from its blob, in window-sized chunks */
-                if (seg_push(k, NULL, p->blob, p->blob->len) < 0) conn_start_close(ctx, k, "out of memory");
+                if (seg_push(k, NULL, p->blob, 0) < 0) conn_start_close(ctx, k, "out of memory");
                 else p->blob = NULL; /* the queue holds the reference now */
                 conn_pump(ctx, k);
             }
-            if (rc == 0) rc = kv_out_append(&k->out, "\r\n", 2);
         } else if (p->kind == K_SINGLE) {
             rc = kv_out_append(&k->out, p->batch->out.buf + p->off, p->len);
         } else {
@@ -870,20 +987,21 @@ static void conn_absorb(kv_conn_t *k, kv_batch_t *b)
             pend_account(k, p, p->len + (p->blob ? p->blob->len + 32 : 0)); /* the estimate, made exact */
             continue;
         }
-        if (op->rep_blob) { /* a big value inside MGET: copied, MGET is not the big-value path */
-            char h[32];
-            h[0] = '$';
-            size_t n = 1 + kv_fmt_i64(h + 1, (int64_t)op->rep_blob->len);
-            kv_out_t tmp;
-            kv_out_init(&tmp);
-            h[n++] = '\r';
-            h[n++] = '\n';
-            if (kv_out_append(&tmp, h, n) == 0 && kv_out_append(&tmp, op->rep_blob->data, op->rep_blob->len) == 0 &&
-                kv_out_append(&tmp, "\r\n", 2) == 0)
-                absorb_part(p, op->part, tmp.buf, tmp.len);
-            else
+        if (op->rep_blob && p->kind == K_ARRAY && op->part < p->nparts) {
+            /* a value of MGET, by reference: copied once, into the reply */
+            p->frag[2 * op->part] = p->own.len;
+            p->frag[2 * op->part + 1] = 0;
+            size_t before = p->own.len;
+            if (kv_reply_bulk(&p->own, op->rep_blob->data, op->rep_blob->len) == 0) {
+                p->frag[2 * op->part + 1] = p->own.len - before;
+            } else {
+                p->own.len = before;
                 absorb_part(p, op->part, "-ERR out of memory\r\n", 20);
-            kv_out_fini(&tmp);
+            }
+            kv_blob_unref(op->rep_blob);
+            op->rep_blob = NULL;
+        } else if (op->rep_blob) { /* not expected: a GET answer in another kind of reply */
+            absorb_part(p, op->part, "-ERR internal: unexpected value\r\n", 33);
             kv_blob_unref(op->rep_blob);
             op->rep_blob = NULL;
         } else {
@@ -941,6 +1059,7 @@ static void conn_fini(ax_ctx_t *ctx, void *state)
         batch_free(b);
     }
     kv_out_fini(&k->out);
+    kv_out_fini(&k->gather);
 }
 
 static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
@@ -1005,6 +1124,7 @@ static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
     default:
         break;
     }
+    conn_rx_update(ctx, k);
     conn_check_done(ctx, k);
 }
 

@@ -120,8 +120,13 @@ int kv_resp_feed(kv_resp_parser_t *p, const void *data, size_t len)
     if (!len) return 0;
 
     if (p->wpos + len > p->cap || p->wpos + len < p->wpos) {
-        if (p->base > 0) { /* compact: offsets are relative to base */
-            size_t live = p->wpos - p->base;
+        /* Compact (offsets are relative to base) only when the parsed
+         * prefix is at least as long as what stays, else grow: a consumer
+         * that parses a little at a time (a connection at its bound takes a
+         * round of commands per reply) while input keeps arriving would
+         * otherwise move the whole buffer for every few bytes freed. */
+        size_t live = p->wpos - p->base;
+        if (p->base > 0 && (p->base >= live || p->wpos + len - p->base <= p->cap / 2)) {
             memmove(p->buf, p->buf + p->base, live);
             p->pos -= p->base;
             p->scan -= p->base;

@@ -338,7 +338,8 @@ typedef struct ax_worker_stats {
                                    actors + queued local messages, published when the
                                    worker goes idle (and every 256 busy turns), plus
                                    one per spawn placed since */
-    uint64_t watchdog_overruns; /* behaviours the watchdog reported (axon/watchdog.h) */
+    uint64_t watchdog_overruns; /* behaviours the watchdog reported, and layers' reports
+                                   (ax_watchdog_report; axon/watchdog.h) */
 } ax_worker_stats_t;
 
 /* Per-worker counters, with msgs_from[i] (messages handled from worker i) if

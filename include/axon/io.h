@@ -107,6 +107,17 @@ AX_API int ax_tcp_connect(ax_ctx_t *ctx, const char *addr, uint16_t port, uint64
 /* Deliver received bytes to the calling actor as AX_IO_DATA, until
  * AX_IO_RECV_END.  Once per connection (-EALREADY). */
 AX_API int ax_tcp_recv_start(ax_ctx_t *ctx, ax_conn_t c, uint64_t user);
+/* Stop reading c until ax_tcp_recv_resume: the kernel's receive buffer
+ * fills and TCP flow control then holds the peer back (a consumer that
+ * cannot keep up pauses instead of buffering without bound).  The stream
+ * stays on: no AX_IO_RECV_END, but AX_IO_DATA already on its way may still
+ * arrive after the call.  The end of the stream (peer close) is seen after
+ * resume; a close ends it as usual.  Both are idempotent.  0, -EINVAL (no
+ * receive started on c), -EBADF, -EXDEV, -EPIPE (closing), -EBUSY
+ * (submission queue full: nothing changed, try again later); resume also
+ * -ENOMEM (still paused). */
+AX_API int ax_tcp_recv_pause(ax_ctx_t *ctx, ax_conn_t c);
+AX_API int ax_tcp_recv_resume(ax_ctx_t *ctx, ax_conn_t c);
 /* Copy len bytes (1..AX_IO_MAX_BYTES) and send them after any earlier send
  * on c; AX_IO_SENT follows.  -ENOBUFS: io_conn_max_bytes would be exceeded: the connection
  * is being closed (logged). */

@@ -72,9 +72,13 @@ typedef struct ax_pool_config {
     uint32_t pad_;
     uint64_t budget_ns;      /* per-item time budget; 0: none.  An item that
                                 overruns it completes normally, flagged
-                                AX_POOL_DONE_OVER_BUDGET, and counts in stats */
+                                AX_POOL_DONE_OVER_BUDGET, counts in stats, and
+                                is reported through the engine's watchdog when
+                                the engine has one (ax_watchdog_report) */
+    const char *name;        /* names the pool in watchdog reports (copied, up
+                                to 47 bytes); NULL: "pool@<address>" */
 } ax_pool_config_t;
-#define AX_POOL_CONFIG_INIT {sizeof(ax_pool_config_t), 0, NULL, 0, 0, 0, 0, 0, 0}
+#define AX_POOL_CONFIG_INIT {sizeof(ax_pool_config_t), 0, NULL, 0, 0, 0, 0, 0, 0, NULL}
 
 /* How an item's input travels (ax_pool_item_t.in_mode). */
 enum ax_pool_in_mode {
@@ -206,6 +210,9 @@ typedef struct ax_pool_stats {
     uint64_t ok, failed, scratch_exhausted, cancelled, overflow, nomem;
     uint64_t rejected_full;      /* submits answered -EAGAIN */
     uint64_t over_budget;        /* items that ran longer than budget_ns */
+    uint64_t over_budget_reported; /* of those, reported through the engine's
+                                    watchdog (0 when it has none; fewer when
+                                    its per-worker box was full) */
     uint64_t max_item_ns;        /* longest item seen (only timed with a budget) */
     uint64_t completion_lost;    /* a completion message could not be sent
                                     (ax_send failed: arena exhausted or the

@@ -18,6 +18,13 @@
                                         and never read; the server's RSS must stay
                                         under MB and another client's PINGs must be
                                         answered (latency printed)
+  kv_clients.py rxpause PORT           a client pipelines GETs of a 60 KB value
+                                        and never reads: once its parsing is
+                                        paused the server must stop reading its
+                                        socket (bounded bytes accepted)
+  kv_clients.py slowmixed PORT          pipelined GETs and MGETs of values from
+                                        10 B to 100 KB past max-output-bytes,
+                                        read late: every reply intact, in order
   kv_clients.py noread PORT [--seconds S]
                                         pipelines GETs of 60 KB and 3 MB values,
                                         never reads, prints 'noread: ready' and
@@ -92,6 +99,8 @@ class Reader:
             while len(self.buf) - self.pos < n + 2:
                 self._fill()
             v = bytes(self.buf[self.pos:self.pos + n])
+            if self.buf[self.pos + n:self.pos + n + 2] != b"\r\n":
+                raise ValueError("bulk reply of %d bytes not followed by CRLF" % n)
             self.pos += n + 2
             return v
         if t == b"*":
@@ -394,6 +403,97 @@ def hogs(port, pid, nhogs, gets, rss_mb, seconds):
     return 0
 
 
+def rxpause(port):
+    """A client that pipelines GETs of a 60 KB value as fast as its socket
+    takes them and never reads.  The server stops parsing at its output
+    bound; it must then stop reading the socket too (ax_tcp_recv_pause), so
+    TCP flow control holds the client back: the bytes the client gets to
+    write stay bounded by the server's unparsed-input limit (256 KiB) plus the
+    kernel's socket buffers, far below the 256 MB it tries.  Before, the
+    server read on into its parser (up to max-cmd-bytes + 64 MiB) and the
+    client wrote everything.  Not a timing test: the client stops when its
+    writes have made no progress for 2 s (or all went out)."""
+    s = connect(port)
+    r = Reader(s)
+    s.sendall(enc("SET", "rx:val", bytes(60 * 1000)))
+    if r.reply() != ("ok", "OK"):
+        print("rxpause: SET failed")
+        return 1
+    h = socket.create_connection(("127.0.0.1", port), timeout=10)
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # reads nothing anyway
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
+    h.setblocking(False)
+    one = enc("GET", "rx:val")
+    chunk = one * ((1 << 20) // len(one))
+    want = 256 << 20
+    sent, last, t0 = 0, time.time(), time.time()
+    while sent < want and time.time() - last < 2.0 and time.time() - t0 < 60:
+        try:
+            off = sent % len(chunk)
+            n = h.send(chunk[off:off + min(len(chunk) - off, want - sent)])
+            if n > 0:
+                sent += n
+                last = time.time()
+        except (BlockingIOError, InterruptedError):
+            time.sleep(0.01)
+    limit = 64 << 20  # 256 KiB unparsed + socket buffers (tcp_rmem's max is 32 MiB here)
+    print("rxpause: a client that never reads got %.1f MB of GETs written of %d MB (limit %d MB)"
+          % (sent / 1e6, want >> 20, limit >> 20))
+    h.close()
+    s.sendall(enc("PING"))
+    if r.reply() != ("ok", "PONG"):
+        print("rxpause: PING after the client left failed")
+        return 1
+    if sent > limit:
+        print("rxpause: the server kept reading a connection whose parsing was paused")
+        return 1
+    s.sendall(enc("DEL", "rx:val"))
+    r.reply()
+    return 0
+
+
+def slowmixed(port):
+    """Pipelined GETs of values from 10 B to 100 KB, and MGETs of them, far
+    past max-output-bytes, read only after a pause: the replies wait as
+    references to the values and go out gathered into large sends (issue
+    10 item 17); each must arrive intact and in order."""
+    s = connect(port)
+    r = Reader(s)
+    sizes = [10, 1024, 16 * 1024 + 7, 60 * 1000, 100 * 1024]
+    vals = {}
+    for i, n in enumerate(sizes):
+        v = bytes((j * (i + 3) + i) % 251 for j in range(n))
+        vals["mix:%d" % n] = v
+        s.sendall(enc("SET", "mix:%d" % n, v))
+        if r.reply() != ("ok", "OK"):
+            print("slowmixed: SET failed")
+            return 1
+    keys = list(vals)
+    reqs, want = [], []
+    for i in range(2500):  # about 90 MB of replies, past max-output-bytes
+        if i % 97 == 0:
+            reqs.append(enc("MGET", *keys))
+            want.append([vals[k] for k in keys])
+        elif i % 101 == 0:
+            reqs.append(enc("PING"))
+            want.append(("ok", "PONG"))
+        else:
+            k = keys[i % len(keys)]
+            reqs.append(enc("GET", k))
+            want.append(vals[k])
+    s.sendall(b"".join(reqs))
+    time.sleep(1.0)  # the server fills its window, queues, pauses
+    for i, w in enumerate(want):
+        got = r.reply()
+        if got != w:
+            print("slowmixed: reply %d wrong: %r" % (i, got[:40] if isinstance(got, bytes) else got))
+            return 1
+    s.sendall(enc("DEL", *keys))
+    r.reply()
+    print("slowmixed: %d pipelined replies of 10 B to 100 KB values, read late, intact" % len(want))
+    return 0
+
+
 def noread(port, seconds):
     """A client with replies in flight that it never reads, held open while
     the test stops the server (issue 10, item 19: SIGTERM then leaked the
@@ -509,6 +609,10 @@ def main():
         return bigarg(port)
     if mode == "manyargs":
         return manyargs(port)
+    if mode == "rxpause":
+        return rxpause(port)
+    if mode == "slowmixed":
+        return slowmixed(port)
     if mode == "noread":
         return noread(port, float(a[a.index("--seconds") + 1]) if "--seconds" in a else 20.0)
     if mode == "hogs":

@@ -104,6 +104,7 @@ echo "ok: redis-cli --pipe, 20003 pipelined commands"
 python3 "$HERE/kv_clients.py" order "$PORT" --seed 7 || fail "pipelined order"
 python3 "$HERE/kv_clients.py" proto "$PORT" || fail "protocol errors"
 python3 "$HERE/kv_clients.py" slowreader "$PORT" || fail "output backpressure"
+python3 "$HERE/kv_clients.py" slowmixed "$PORT" || fail "replies queued by reference, read late"
 python3 "$HERE/kv_clients.py" bigarg "$PORT" || fail "big arguments arriving after their header"
 python3 "$HERE/kv_clients.py" manyargs "$PORT" || fail "commands of more than 1,048,576 arguments"
 kv_alive

@@ -95,6 +95,36 @@ static void overflow_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     g_sink = recurse(0);
 }
 
+/* Posts POSTS layer reports in one message (ax_watchdog_report), far more
+ * than a box holds between two scans; counts what each call answered. */
+#define POSTS 1000u
+static _Atomic uint64_t g_posted, g_refused, g_other;
+static void post_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    for (uint32_t i = 0; i < POSTS; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "layer report %u", i);
+        int rc = ax_watchdog_report(ctx, (const void *)(uintptr_t)post_behaviour, what,
+                                    1000000ull * (i + 1));
+        atomic_fetch_add(rc == 0 ? &g_posted : rc == -EAGAIN ? &g_refused : &g_other, 1);
+    }
+    if (ax_watchdog_report(ctx, NULL, NULL, 0) != -EINVAL)
+        atomic_fetch_add(&g_other, 1);
+    atomic_fetch_add(&g_done, 1);
+}
+
+/* With the watchdog off, a layer is told to keep its own account. */
+static void post_off_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    if (ax_watchdog_report(ctx, NULL, "nobody listens", 1) == -ENOTSUP)
+        atomic_fetch_add(&g_refused, 1);
+    atomic_fetch_add(&g_done, 1);
+}
+
 /* ---- hook ---------------------------------------------------------------------- */
 
 typedef struct seen {
@@ -103,7 +133,7 @@ typedef struct seen {
     ax_ref_t actor, from;
     uint64_t running_ns, done_at_report;
     const void *behaviour;
-    char symbol[256], text[768];
+    char symbol[256], text[768], what[256];
 } seen_t;
 
 static void hook(void *user, const ax_watchdog_report_t *r)
@@ -119,6 +149,7 @@ static void hook(void *user, const ax_watchdog_report_t *r)
         s->behaviour = r->behaviour;
         snprintf(s->symbol, sizeof s->symbol, "%s", r->symbol);
         snprintf(s->text, sizeof s->text, "%s", r->text);
+        snprintf(s->what, sizeof s->what, "%s", r->what ? r->what : "(null)");
     }
     atomic_fetch_add(&s->calls, 1); /* seq_cst: the fields above are read after */
 }
@@ -292,6 +323,64 @@ static void slow_path_after_a_behaviour_is_not_reported(void **state)
         fail_msg("the watchdog reported %s", seen.text);
     assert_int_equal(st.watchdog_overruns, 0);
     assert_int_equal(st.dead_letters, 1);
+}
+
+/* A layer's reports reach every outlet once each, in order, at the
+ * watchdog's scans; a full box refuses at once; abort mode does not abort
+ * for them (the work they report is over). */
+static void layer_reports_are_reported_once_each_and_never_abort(void **state)
+{
+    (void)state;
+    ax_config_t cfg;
+    one_worker(&cfg);
+    cfg.watchdog_ms = 10000; /* scans every 250 ms: the loop fills the box */
+    cfg.watchdog_action = AX_WATCHDOG_ABORT;
+    seen_t seen;
+    memset(&seen, 0, sizeof seen);
+    atomic_store(&g_posted, 0);
+    atomic_store(&g_refused, 0);
+    atomic_store(&g_other, 0);
+    ax_ref_t ref;
+    ax_worker_stats_t st;
+    int saved;
+    FILE *tmp;
+    capture_begin(&saved, &tmp);
+    run_one(&cfg, post_behaviour, T_QUICK, 0, false, &seen, &ref, &st); /* waits for the join */
+    capture_end(saved, tmp);
+    uint64_t posted = atomic_load(&g_posted);
+    assert_int_equal(atomic_load(&g_other), 0);
+    assert_int_equal(posted + atomic_load(&g_refused), POSTS);
+    assert_true(posted >= AX_WATCHDOG_POSTS);
+    assert_true(atomic_load(&g_refused) > 0);
+    /* Every accepted report came out once, also those left at stop. */
+    assert_int_equal(atomic_load(&seen.calls), posted);
+    assert_int_equal(st.watchdog_overruns, posted);
+    assert_string_equal(seen.what, "layer report 0");
+    assert_int_equal(seen.type, AX_WATCHDOG_NO_MSG);
+    assert_int_equal(seen.actor, ref);
+    assert_int_equal(seen.running_ns, 1000000);
+    assert_true(seen.behaviour == (const void *)(uintptr_t)post_behaviour);
+    assert_non_null(strstr(seen.symbol, "post_behaviour"));
+    char want[128];
+    snprintf(want, sizeof want, "axon: watchdog: worker 0: actor 0x%016llx: layer report 0",
+             (unsigned long long)ref);
+    assert_non_null(strstr(g_err, want));
+    assert_non_null(strstr(g_err, ": layer report 0 (ran post_behaviour at 0x"));
+    assert_non_null(strstr(g_err, " for 1000 us)"));
+}
+
+static void layer_reports_without_a_watchdog_are_refused(void **state)
+{
+    (void)state;
+    ax_config_t cfg;
+    one_worker(&cfg);
+    cfg.watchdog_ms = AX_WATCHDOG_OFF;
+    atomic_store(&g_refused, 0);
+    ax_ref_t ref;
+    ax_worker_stats_t st;
+    run_one(&cfg, post_off_behaviour, T_QUICK, 0, false, NULL, &ref, &st);
+    assert_int_equal(atomic_load(&g_refused), 1);
+    assert_int_equal(st.watchdog_overruns, 0);
 }
 
 /* An init that spins is reported as init or fini, naming the behaviour. */
@@ -486,6 +575,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(watchdog_off_reports_nothing, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(slow_path_after_a_behaviour_is_not_reported, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(spinning_init_is_reported_as_init_or_fini, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(layer_reports_are_reported_once_each_and_never_abort, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(layer_reports_without_a_watchdog_are_refused, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(abort_mode_aborts_with_the_report, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(segfault_in_behaviour_is_reported_then_kills, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(stack_overflow_in_behaviour_is_reported, test_setup, test_teardown),

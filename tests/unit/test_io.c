@@ -576,6 +576,153 @@ static void connection_over_its_memory_bound_is_closed_with_a_reason(void **stat
     free(t);
 }
 
+/* A listener on loopback and one accepted connection from a plain client
+ * socket (non-blocking, small send buffer so that a stalled peer shows up as
+ * EAGAIN quickly).  Returns the server side's id; *client gets the fd. */
+static uint32_t accept_one(tcp_t *t, int *client, uint32_t *lid)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    assert_int_equal(ax_sockaddr_parse("127.0.0.1", 0, &ss, &sl), 0);
+    assert_int_equal(ax_io_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, lid), 0);
+    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ax_io_tcp_local_port(t->io, *lid));
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    int sz = 64 * 1024;
+    setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    assert_int_equal(connect(c, (struct sockaddr *)&ss, sl), 0);
+    assert_int_equal(fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK), 0);
+    int ia = drive_until(t->io, &t->rec, T_LISTEN, 0);
+    assert_true(ia >= 0);
+    *client = c;
+    return (uint32_t)t->rec.ev[ia].res;
+}
+
+static int count_token(const rec_t *r, uint64_t token)
+{
+    int n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += r->ev[i].token == token;
+    return n;
+}
+
+static char pattern_at(size_t i) { return (char)(i * 13 + i / 4096); }
+
+/* Write the pattern from *off until the socket pushes back (EAGAIN) or
+ * `limit` bytes went, driving the ring meanwhile.  Returns true on EAGAIN. */
+static bool write_until_blocked(tcp_t *t, int c, size_t *off, size_t limit)
+{
+    static char buf[16384];
+    uint64_t t0 = ax_now_ns();
+    while (*off < limit && ms_since(t0) < 10000) {
+        size_t len = limit - *off < sizeof buf ? limit - *off : sizeof buf;
+        for (size_t i = 0; i < len; i++)
+            buf[i] = pattern_at(*off + i);
+        ssize_t n = write(c, buf, len);
+        if (n < 0 && errno == EAGAIN) {
+            /* give the server every chance to read on (it must not) */
+            for (int i = 0; i < 5; i++)
+                ax_io_wait(t->io, 2 * 1000 * 1000, tcp_cb, t);
+            if ((n = write(c, buf, len)) < 0 && errno == EAGAIN)
+                return true;
+        }
+        assert_true(n > 0);
+        *off += (size_t)n;
+        ax_io_poll(t->io, tcp_cb, t);
+    }
+    return false;
+}
+
+/* A paused receive leaves the socket unread, so the peer's writes block
+ * (TCP flow control) instead of the bytes piling up in the consumer; the
+ * stream does not end; resume delivers everything, in order, and the
+ * peer's close after it. */
+static void paused_receive_leaves_the_socket_unread_until_resumed(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    tcp_t *t = calloc(1, sizeof *t);
+    assert_int_equal(ax_io_create(NULL, &t->io), 0);
+    int c;
+    uint32_t lid;
+    uint32_t server = accept_one(t, &c, &lid);
+    assert_int_equal(ax_io_tcp_recv_pause(t->io, server), -EINVAL); /* not started */
+    assert_int_equal(ax_io_tcp_recv_resume(t->io, server), -EINVAL);
+    assert_int_equal(ax_io_tcp_recv_pause(t->io, lid), -EBADF);      /* a listener */
+    assert_int_equal(ax_io_tcp_recv_pause(t->io, server + (1u << 20)), -EBADF); /* stale */
+    assert_int_equal(ax_io_tcp_recv_start(t->io, server, T_RECV_S), 0);
+    assert_int_equal(ax_io_tcp_recv_resume(t->io, server), 0); /* not paused: nothing to do */
+
+    size_t sent = 0;
+    assert_false(write_until_blocked(t, c, &sent, 1000));
+    want_len = 1000;
+    tcp_drive(t, have_want_len);
+    assert_int_equal(t->got_len, 1000);
+
+    assert_int_equal(ax_io_tcp_recv_pause(t->io, server), 0);
+    assert_int_equal(ax_io_tcp_recv_pause(t->io, server), 0); /* idempotent */
+    for (int i = 0; i < 5; i++)
+        ax_io_wait(t->io, 2 * 1000 * 1000, tcp_cb, t);
+    /* 256 MiB is far beyond any socket buffer: unread, the peer blocks */
+    assert_true(write_until_blocked(t, c, &sent, (size_t)256 << 20));
+    assert_int_equal(t->got_len, 1000);
+    assert_int_equal(count_token(&t->rec, T_RECV_S), 0); /* the stream did not end */
+
+    assert_int_equal(ax_io_tcp_recv_resume(t->io, server), 0);
+    assert_int_equal(ax_io_tcp_recv_resume(t->io, server), 0);
+    /* drain: the peer writes the rest as the server reads */
+    uint64_t t0 = ax_now_ns();
+    while (t->got_len < sent && ms_since(t0) < 5000)
+        ax_io_wait(t->io, 2 * 1000 * 1000, tcp_cb, t);
+    assert_int_equal(t->got_len, sent);
+    /* tcp_cb keeps a 64 KiB prefix, give or take the chunk that overflows it */
+    for (size_t i = 0; i < sizeof t->got / 2; i++)
+        if (t->got[i] != pattern_at(i))
+            fail_msg("byte %zu out of order", i);
+    close(c);
+    tcp_drive(t, have_recv_end);
+    assert_int_equal(t->eof, 1);
+    ax_io_destroy(t->io);
+    assert_int_equal(count_fds(), before);
+    free(t);
+}
+
+/* A close ends a paused stream exactly once, whether the pause's cancel is
+ * still in flight or the receive is already unarmed; pause and resume on a
+ * closing connection are refused. */
+static void close_ends_a_paused_stream_once(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    for (int settle = 0; settle < 2; settle++) {
+        tcp_t *t = calloc(1, sizeof *t);
+        assert_int_equal(ax_io_create(NULL, &t->io), 0);
+        int c;
+        uint32_t lid;
+        uint32_t server = accept_one(t, &c, &lid);
+        assert_int_equal(ax_io_tcp_recv_start(t->io, server, T_RECV_S), 0);
+        ax_io_poll(t->io, tcp_cb, t);
+        assert_int_equal(ax_io_tcp_recv_pause(t->io, server), 0);
+        if (settle) /* let the cancel complete: the receive is unarmed */
+            for (int i = 0; i < 5; i++)
+                ax_io_wait(t->io, 2 * 1000 * 1000, tcp_cb, t);
+        assert_int_equal(count_token(&t->rec, T_RECV_S), 0);
+        assert_int_equal(ax_io_tcp_close(t->io, server, T_CLOSE), 0);
+        assert_int_equal(ax_io_tcp_recv_pause(t->io, server), -EPIPE);
+        assert_int_equal(ax_io_tcp_recv_resume(t->io, server), -EPIPE);
+        tcp_drive(t, have_close);
+        for (int i = 0; i < 5; i++)
+            ax_io_wait(t->io, 2 * 1000 * 1000, tcp_cb, t);
+        assert_int_equal(count_token(&t->rec, T_RECV_S), 1);
+        int ir = find(&t->rec, T_RECV_S, 0);
+        assert_int_equal(t->rec.ev[ir].res, -ECANCELED);
+        assert_int_equal(count_token(&t->rec, T_CLOSE), 1);
+        close(c);
+        ax_io_destroy(t->io);
+        free(t);
+    }
+    assert_int_equal(count_fds(), before);
+}
+
 static void destroy_cancels_pending_ops_without_leaking(void **state)
 {
     (void)state;
@@ -634,6 +781,8 @@ int main(void)
         cmocka_unit_test(connect_to_closed_port_reports_refused),
         cmocka_unit_test(exhausted_buffer_ring_rearms_when_buffers_return),
         cmocka_unit_test(connection_over_its_memory_bound_is_closed_with_a_reason),
+        cmocka_unit_test(paused_receive_leaves_the_socket_unread_until_resumed),
+        cmocka_unit_test(close_ends_a_paused_stream_once),
         cmocka_unit_test(destroy_cancels_pending_ops_without_leaking),
     };
     return cmocka_run_group_tests_name("io/uring+tcp+file", tests, NULL, NULL);

@@ -69,6 +69,14 @@ static void actor(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         assert_int_equal(ax_file_write(ctx, g.fd, text, sizeof text, 100, 7), 0);
         assert_int_equal(ax_tcp_connect(ctx, "127.0.0.1", 1, 9), 0); /* port 1: refused */
         assert_int_equal(ax_tcp_send(ctx, 0, "x", 1, 0), -EBADF);
+        /* receive pause/resume: checked handles (io/tcp.c tests the rest) */
+        assert_int_equal(ax_tcp_recv_pause(ctx, 0), -EBADF);
+        assert_int_equal(ax_tcp_recv_resume(ctx, ((ax_conn_t)5 << 32) | 1), -EXDEV);
+        ax_conn_t l;
+        assert_int_equal(ax_tcp_listen(ctx, "127.0.0.1", 0, 0, 0, &l), 0);
+        assert_int_equal(ax_tcp_recv_pause(ctx, l), -EBADF); /* a listener */
+        assert_int_equal(ax_tcp_recv_resume(ctx, l), -EBADF);
+        assert_int_equal(ax_tcp_close(ctx, l, 0), 0);
         s->pending = 4; /* oneshot, 5 ticks, write+read, connect */
         break;
     }

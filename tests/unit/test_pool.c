@@ -20,6 +20,7 @@
 
 #include "axon/axon.h"
 #include "axon/pool.h"
+#include "axon/watchdog.h"
 
 #define ENGINE_TEST_NAME "test_pool"
 #define ENGINE_TEST_HANG "a completion was lost or an executor is stuck"
@@ -467,6 +468,132 @@ static void over_budget_item_is_flagged_and_counted(void **state)
     ax_engine_destroy(eng);
 }
 
+/* What the watchdog hook saw of pool reports (layer reports: what != NULL). */
+typedef struct wd_seen {
+    pthread_mutex_t mu;
+    _Atomic uint64_t reports, behaviour_reports;
+    uint32_t worker;
+    const void *code;
+    uint64_t running_ns;
+    char what[256], symbol[256], text[768];
+} wd_seen_t;
+
+static void wd_hook(void *user, const ax_watchdog_report_t *r)
+{
+    wd_seen_t *s = user;
+    if (!r->what) { /* the watchdog caught a behaviour itself: not ours */
+        atomic_fetch_add(&s->behaviour_reports, 1);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->worker = r->worker;
+    s->code = r->behaviour;
+    s->running_ns = r->running_ns;
+    snprintf(s->what, sizeof s->what, "%s", r->what);
+    snprintf(s->symbol, sizeof s->symbol, "%s", r->symbol);
+    snprintf(s->text, sizeof s->text, "%s", r->text);
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&s->reports, 1); /* seq_cst, after the fields */
+}
+
+/* Two workers; watchdog_ms: 0 default, < 0 off; hook may be NULL. */
+static ax_engine_t *start_engine_wd(int32_t watchdog_ms, wd_seen_t *seen)
+{
+    ax_config_t cfg;
+    ax_engine_t *eng;
+    ax_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.oversubscribe = true;
+    cfg.arena_bytes = 8u << 20;
+    cfg.watchdog_ms = watchdog_ms;
+    assert_int_equal(ax_engine_create(&cfg, &eng), 0);
+    if (seen)
+        ax_engine_set_watchdog_hook(eng, wd_hook, seen);
+    assert_int_equal(ax_engine_start(eng), 0);
+    return eng;
+}
+
+static void over_budget_item_is_reported_through_the_watchdog(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    static wd_seen_t seen;
+    memset(&seen, 0, sizeof seen);
+    pthread_mutex_init(&seen.mu, NULL);
+    /* A 10 s watchdog never catches the 5 ms item itself (its scans come
+     * every 250 ms), so each report the hook sees is the pool's. */
+    ax_engine_t *eng = start_engine_wd(10000, &seen);
+    static const uint32_t w0[] = {0};
+    ax_pool_config_t pc = AX_POOL_CONFIG_INIT;
+    pc.place = AX_POOL_ON_WORKERS;
+    pc.workers = w0;
+    pc.nworkers = 1;
+    pc.budget_ns = 1000000; /* 1 ms; the item sleeps 5 */
+    pc.name = "resize";
+    ax_pool_t *pool;
+    assert_int_equal(ax_pool_create(eng, &pc, &pool), 0);
+    ax_pool_future_t f;
+    uint64_t id;
+    ax_pool_item_t it = {.fn = item_slow, .tag = 77};
+    assert_int_equal(ax_pool_submit_future(pool, &it, &f, &id), 0);
+    ax_pool_done_t d;
+    assert_int_equal(ax_pool_future_wait(&f, 30ll * 1000000000ll, &d), 0);
+    assert_int_equal(d.status, 0);
+    assert_true(d.flags & AX_POOL_DONE_OVER_BUDGET);
+    WAIT_FOR(seen.reports, 1); /* at the watchdog's next scan */
+    pthread_mutex_lock(&seen.mu);
+    char want[64];
+    snprintf(want, sizeof want, "pool \"resize\" item 0x%llx (tag 77)", (unsigned long long)id);
+    assert_non_null(strstr(seen.what, want));
+    assert_non_null(strstr(seen.what, "budget of 1000 us"));
+    assert_non_null(strstr(seen.text, want)); /* the stderr line names it too */
+    assert_true(seen.code == (const void *)(uintptr_t)item_slow);
+    assert_non_null(strstr(seen.symbol, "item_slow"));
+    assert_int_equal(seen.worker, 0);
+    assert_true(seen.running_ns >= 5000000);
+    pthread_mutex_unlock(&seen.mu);
+    ax_pool_stats_t ps;
+    ax_pool_stats(pool, &ps);
+    assert_int_equal(ps.over_budget, 1);
+    assert_int_equal(ps.over_budget_reported, 1);
+    ax_pool_destroy(pool);
+    ax_engine_stop(eng);
+    assert_int_equal(ax_engine_wait(eng), 0);
+    ax_worker_stats_t st;
+    assert_int_equal(ax_engine_worker_stats(eng, 0, &st, NULL), 0);
+    assert_int_equal(st.watchdog_overruns, 1); /* the engine's counter took it */
+    assert_int_equal(atomic_load(&seen.reports), 1); /* once */
+    assert_int_equal(atomic_load(&seen.behaviour_reports), 0);
+    ax_engine_destroy(eng);
+    pthread_mutex_destroy(&seen.mu);
+}
+
+static void over_budget_item_without_a_watchdog_is_counted_in_stats(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    ax_engine_t *eng = start_engine_wd(-1, NULL); /* no watchdog */
+    ax_pool_t *pool = one_executor_pool(eng, 8, 0, 1000000);
+    ax_pool_future_t f;
+    ax_pool_item_t it = {.fn = item_slow};
+    assert_int_equal(ax_pool_submit_future(pool, &it, &f, NULL), 0);
+    ax_pool_done_t d;
+    assert_int_equal(ax_pool_future_wait(&f, 30ll * 1000000000ll, &d), 0);
+    assert_true(d.flags & AX_POOL_DONE_OVER_BUDGET);
+    ax_pool_stats_t ps;
+    ax_pool_stats(pool, &ps);
+    assert_int_equal(ps.over_budget, 1);
+    assert_int_equal(ps.over_budget_reported, 0);
+    assert_true(ps.max_item_ns >= 5000000);
+    ax_pool_destroy(pool);
+    ax_engine_stop(eng);
+    assert_int_equal(ax_engine_wait(eng), 0);
+    ax_worker_stats_t st;
+    assert_int_equal(ax_engine_worker_stats(eng, 0, &st, NULL), 0);
+    assert_int_equal(st.watchdog_overruns, 0);
+    ax_engine_destroy(eng);
+}
+
 /* ---- blobs ------------------------------------------------------------------------------- */
 
 typedef struct blob_shared {
@@ -657,6 +784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancelled_items_complete_once_and_never_run, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(scratch_exhaustion_fails_the_item_and_the_next_starts_empty, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(over_budget_item_is_flagged_and_counted, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(over_budget_item_is_reported_through_the_watchdog, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(over_budget_item_without_a_watchdog_is_counted_in_stats, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(blob_input_and_blob_result_travel_with_ownership, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(bad_configs_and_items_are_refused_with_a_reason, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(engine_stop_completes_queued_futures_with_eshutdown, test_setup, test_teardown),
