@@ -612,7 +612,7 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
             w->is_dirty[d] = 1;
             w->dirty[w->ndirty++] = d;
         }
-        atomic_fetch_add_explicit(&w->st.msgs_sent_remote, 1, memory_order_relaxed);
+        w->sent_remote++; /* into st.msgs_sent_remote at the flush */
     } else {
         /* Ring full (or older messages already waiting): keep order by
          * queueing behind them; drained before anything newer. */
@@ -633,7 +633,9 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
                 w->ovf_list[w->novf++] = d;
             if (w->ovf[d].count > atomic_load_explicit(&w->st.overflow_hwm, memory_order_relaxed))
                 atomic_store_explicit(&w->st.overflow_hwm, w->ovf[d].count, memory_order_relaxed);
-            atomic_fetch_add_explicit(&w->st.msgs_sent_remote, 1, memory_order_relaxed);
+            /* Owner-only counter: a plain add, not a locked one (the
+             * ring's sends are counted at the flush; these are not dirty). */
+            AX_STAT_INC(w->st.msgs_sent_remote);
         }
     }
     if (__builtin_expect(!m, 0)) {
@@ -689,9 +691,17 @@ int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len
 __attribute__((noinline, cold)) static int send_u64_slow(ax_worker_t *w, ax_ref_t to,
                                                          uint32_t type, uint64_t v)
 {
+    int err;
+    uint8_t stamp;
     if (!w || type >= AX_TYPE_SYSTEM)
         return -EINVAL;
-    return send_slow(w, to, type, &v, sizeof v);
+    ax_msg_t *m = ax__msg_slot_slow(w, to, &err, &stamp);
+    if (!m)
+        return err;
+    m->payload.u64[0] = v; /* not send_slow's memcpy of a run-time length */
+    ax_msg_commit(m, type, sizeof v, 0, stamp);
+    AX_TRACE_SEND(w->id, to, type);
+    return 0;
 }
 
 int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
@@ -1552,6 +1562,7 @@ void ax__worker_shutdown(ax_worker_t *w)
         ax__cluster_flush(w); /* what behaviours sent to other nodes leaves now */
     pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
     w->closing = true;                        /* sends from init and fini: -ESHUTDOWN */
+    w->send_nw = 0;                           /* ... and none takes the fast path */
     stop_inbound(w);                          /* reads the others' overflow to us */
     pthread_barrier_wait(&eng->stop_barrier); /* ... and is done with it */
     stop_free_queues(w);
@@ -1570,6 +1581,7 @@ void ax__worker_discard(ax_worker_t *w)
      * A worker whose create failed half way may have no inbox yet (its
      * stub is what ax__inbox_init sets last): nothing can be queued then. */
     w->closing = true;
+    w->send_nw = 0;
     if (!w->inbox_stub)
         return;
     ax_inbox_node_t *node;

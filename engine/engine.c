@@ -163,6 +163,9 @@ void ax__flush(ax_worker_t *w)
     for (uint32_t i = 0; i < nd; i++)
         w->is_dirty[w->dirty[i]] = 0; /* each slot was published by its own commit (R1) */
     w->ndirty = 0;
+    /* Counted here, once per turn, not per send (ax__msg_slot_try). */
+    AX_STAT_ADD(w->st.msgs_sent_remote, w->sent_remote);
+    w->sent_remote = 0;
     /* F2: pairs with F1 in ax__park and F4 in sleep_rings; see the file
      * comment. */
     AX_FENCE_SEQ_CST(eng);
@@ -212,9 +215,25 @@ static inline uint64_t batch_count(ax_worker_t *w, uint32_t n)
     return c;
 }
 
-static uint32_t drain_local(ax_worker_t *w)
+/* The drain loops are written once, always inlined with `traced` constant,
+ * and called through a branch on the dispatch probes' semaphores, read once
+ * per batch (see ax__dispatch_batch). */
+__attribute__((always_inline)) static inline uint32_t drain_local_loop(ax_worker_t *w, const bool tr)
 {
     uint32_t n = 0;
+    while (n < w->batch && w->lq_head != w->lq_tail) {
+        ax__dispatch_batch(w, &w->lq[w->lq_head & w->lq_mask], tr);
+        w->lq_head++;
+        if (__builtin_expect(w->lq_old != NULL, 0))
+            ax__lq_release_old(w); /* the behaviour grew the FIFO */
+        n++;
+    }
+    return n;
+}
+
+static uint32_t drain_local(ax_worker_t *w)
+{
+    uint32_t n;
     w->cur_src = w->batch_src = AX_SRC_LOCAL;
     /* A growth while dispatching from a ring or the inbox (or posting an io
      * completion) left the old buffer here; nothing points into it.  It
@@ -222,14 +241,10 @@ static uint32_t drain_local(ax_worker_t *w)
      * our dispatches keeps exactly the buffer that dispatch reads from. */
     if (__builtin_expect(w->lq_old != NULL, 0))
         ax__lq_release_old(w);
-    while (n < w->batch && w->lq_head != w->lq_tail) {
-        ax__dispatch(w, &w->lq[w->lq_head & w->lq_mask]);
-        w->lq_head++;
-        if (__builtin_expect(w->lq_old != NULL, 0))
-            ax__lq_release_old(w); /* the behaviour grew the FIFO */
-        n++;
-    }
+    n = __builtin_expect(ax__trace_dispatch_on(), 0) ? drain_local_loop(w, true)
+                                                     : drain_local_loop(w, false);
     if (n) { /* counted per batch, not per message */
+        ax__run_clear(w);
         w->handled += n;
         AX_STAT_ADD(w->st.msgs_local, batch_count(w, n));
     }
@@ -237,18 +252,28 @@ static uint32_t drain_local(ax_worker_t *w)
     return n;
 }
 
-static uint32_t drain_ring(ax_worker_t *w, uint32_t s)
+__attribute__((always_inline)) static inline uint32_t drain_ring_loop(ax_worker_t *w, ax_ring_t *r,
+                                                                      const bool tr)
 {
-    ax_ring_t *r = w->in[s];
     uint32_t n = 0;
     ax_msg_t *m;
-    w->cur_src = w->batch_src = s;
     while (n < w->batch && (m = ax_ring_peek(r))) {
-        ax__dispatch(w, m);
+        ax__dispatch_batch(w, m, tr);
         ax_ring_advance(r);
         n++;
     }
+    return n;
+}
+
+__attribute__((always_inline)) static inline uint32_t drain_ring(ax_worker_t *w, uint32_t s)
+{
+    ax_ring_t *r = w->in[s];
+    uint32_t n;
+    w->cur_src = w->batch_src = s;
+    n = __builtin_expect(ax__trace_dispatch_on(), 0) ? drain_ring_loop(w, r, true)
+                                                     : drain_ring_loop(w, r, false);
     if (n) {
+        ax__run_clear(w);
         ax_ring_release(r); /* R2 inside */
         w->handled += n;
         uint64_t c = batch_count(w, n);
@@ -385,7 +410,7 @@ static uint32_t drain_inbox(ax_worker_t *w)
     ax_inbox_node_t *node;
     w->cur_src = w->batch_src = AX_SRC_EXTERNAL;
     while (n < w->batch && (node = ax__inbox_pop(w))) {
-        ax__dispatch(w, &node->msg);
+        ax__dispatch(w, &node->msg); /* rare: the out-of-line dispatch will do */
         ax__inbox_node_free(node);
         n++;
     }
@@ -433,17 +458,29 @@ static void publish_load(ax_worker_t *w)
     atomic_store_explicit(&w->load, live + ax__lq_count(w), memory_order_relaxed);
 }
 
+/* One turn.  The inbound rings come first and the housekeeping last, so
+ * that in a cross-worker exchange the path from noticing a message to
+ * storing its reply (which is visible at its commit, R1) holds only the
+ * turn counter, the ring drain and the dispatch: the local FIFO, the flush
+ * (which rings the doorbell, when doorbells are on), the inbox, io and the
+ * arena's remote-free reclaim follow while the reply travels.  (The order of sources within a turn promises nothing: each
+ * pair of actors uses one channel.  A reclaim at the end of a turn serves
+ * the next one; an allocation that finds its class empty reclaims itself,
+ * alloc/arena.c.) */
 uint32_t ax__run_turn(ax_worker_t *w)
 {
     uint32_t n;
     w->turn++;
     /* The watchdog's one store per turn (engine/watchdog.c). */
     atomic_store_explicit(&w->wd_turn, w->turn, memory_order_relaxed);
-    ax_arena_reclaim(w->arena);
-    if (w->novf)
+    if (__builtin_expect(w->novf != 0, 0))
         drain_overflow(w); /* before anything new is sent this turn */
-    n = drain_local(w);
-    n += drain_rings(w);
+    n = drain_rings(w);
+    n += drain_local(w);
+    /* Publish what the behaviours sent (doorbells, wakes) before the
+     * inbox and io: with doorbells on, a reply is seen only from here. */
+    if (w->ndirty)
+        ax__flush(w);
     n += drain_inbox(w);
     n += ax__io_poll(w); /* io completions and due timers become local messages */
     if (w->cl) { /* a cluster node: UCP progress queues arrivals; they run like ring slots */
@@ -453,9 +490,11 @@ uint32_t ax__run_turn(ax_worker_t *w)
     if (w->novf)
         drain_overflow(w);
     ax__slots_publish(w); /* before the flush wakes anyone who may spawn here */
-    ax__flush(w);
+    if (w->ndirty) /* what the inbox's behaviours, io and the overflow put in rings */
+        ax__flush(w);
     if (w->cl)
         ax__cluster_flush(w); /* one active message per remote channel written this turn */
+    ax_arena_reclaim(w->arena);
     ax_arena_flush(w->arena);
     if (__builtin_expect((w->turn & 255) == 0, 0)) {
         publish_load(w);
@@ -849,6 +888,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->id = i;
     w->nworkers = N;
     w->home = eng->home;
+    w->send_nw = N;
     w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);

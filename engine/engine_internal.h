@@ -163,26 +163,27 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worke
     ax_actor_t *ca = w->cur;
     ax_sp_local_t *sp = ca ? ca->sp : NULL;
     *stamp = 0;
-    if (__builtin_expect(w->closing, 0))
+    /* send_nw: nworkers, 0 once closing (shutdown): one test for both. */
+    if (__builtin_expect(d >= w->send_nw, 0))
         return NULL;
     if (__builtin_expect(sp != NULL, 0) &&
         !atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed))
         return NULL; /* lease empty: the slow path refills or refuses */
     if (d == w->id) {
-        m = ax__lq_push(w);
-        if (__builtin_expect(!m, 0))
-            return NULL;
+        uint32_t tail = w->lq_tail;
+        if (__builtin_expect(tail - w->lq_head > w->lq_mask, 0))
+            return NULL; /* full: the slow path grows it */
+        m = &w->lq[tail & w->lq_mask];
+        w->lq_tail = tail + 1;
     } else {
-        if (__builtin_expect(d >= w->nworkers || w->ovf[d].count != 0, 0))
-            return NULL;
-        m = ax_ring_reserve(w->out[d], stamp);
-        if (__builtin_expect(!m, 0))
+        if (__builtin_expect(w->ovf[d].count != 0, 0) ||
+            __builtin_expect(!ax_ring_try_reserve(w->out[d], &m, stamp), 0))
             return NULL;
         if (!w->is_dirty[d]) {
             w->is_dirty[d] = 1;
             w->dirty[w->ndirty++] = d;
         }
-        AX_STAT_INC(w->st.msgs_sent_remote);
+        w->sent_remote++; /* into st.msgs_sent_remote at the flush */
     }
     if (__builtin_expect(sp != NULL, 0)) /* owner-only lease, relaxed for stats readers */
         atomic_store_explicit(&sp->left[AX_RES_MSGS],
@@ -256,6 +257,72 @@ static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m)
         ax__actor_after(w, a, m->to);
     return;
 slow:
+    ax__dispatch_slow(w, m);
+}
+
+/* ---- the drain loops' dispatch (engine.c) ----------------------------------------
+ * ax__dispatch with the per-message costs a batch can share moved out:
+ *  - inlined whole into the loop (ax__run was an out-of-line call);
+ *  - the dispatch probes' semaphores are read once per batch
+ *    (ax__trace_dispatch_on) and the loop is compiled twice, traced and
+ *    untraced, so an untraced dispatch tests nothing; a probe attached
+ *    mid-batch fires from the next batch on;
+ *  - the watchdog's fields (w->cur, head.self, head.msg) are set for each
+ *    behaviour but cleared once per batch (ax__run_clear), not after each:
+ *    the next message's stores overwrite them, and they are cleared before
+ *    anything that runs outside a behaviour (the slow path, a stop or an
+ *    unstash, the end of the batch), so sends from those never see a stale
+ *    w->cur or self.  Only the loop's own bookkeeping runs between two
+ *    behaviours with the fields still set;
+ *  - one comparison finds every type that is not a plain user message. */
+static inline bool ax__trace_dispatch_on(void)
+{
+    return AX__TRACE_ON(dispatch_begin) || AX__TRACE_ON(dispatch_end);
+}
+
+static inline void ax__run_clear(ax_worker_t *w)
+{
+    AX_WD_SET(w->cur, NULL);
+    AX_WD_SET(w->head.self, AX_REF_NONE);
+    AX_WD_SET(w->head.msg, NULL);
+}
+
+__attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t *w, ax_msg_t *m,
+                                                                     const bool traced)
+{
+    ax_ref_t to = m->to;
+    uint32_t slot = ax__ref_slot(to);
+    ax_slot_t *e;
+    ax_actor_t *a;
+    if (__builtin_expect(slot >= w->max_slots || m->type >= AX_TYPE_SYSTEM ||
+                             (m->flags & AX_MSG_F_REPLY), 0))
+        goto check;
+run:
+    e = &w->table[slot];
+    a = e->actor;
+    if (__builtin_expect(!a || e->gen != ax__ref_gen(to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
+        goto slow;
+    AX_WD_SET(w->cur, a);
+    AX_WD_SET(w->head.self, to);
+    AX_WD_SET(w->head.msg, m);
+    if (traced)
+        AX_TRACE_DISPATCH_BEGIN(w->id, to, m->type);
+    a->fn(w, a->state, m);
+    if (traced)
+        AX_TRACE_DISPATCH_END(w->id, to);
+    if (__builtin_expect((m->flags & AX_MSG_F_BLOB) != 0, 0))
+        ax__blob_release(w, m);
+    /* Stop and unstash share one test (request.c). */
+    if (__builtin_expect((a->flags & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH)) != 0, 0)) {
+        ax__run_clear(w);
+        ax__actor_after(w, a, to);
+    }
+    return;
+check: /* I/O completions (types at and above AX_TYPE_IO) run like user messages */
+    if (slot < w->max_slots && m->type >= AX_TYPE_IO && !(m->flags & AX_MSG_F_REPLY))
+        goto run;
+slow:
+    ax__run_clear(w);
     ax__dispatch_slow(w, m);
 }
 void ax__worker_shutdown(ax_worker_t *w); /* on the worker thread, after its loop */

@@ -157,9 +157,9 @@ static void notify(ax_worker_t *w, ax_ref_t from, ax_ref_t to, uint32_t type, ui
 {
     if (to == AX_REF_NONE && type == AX_SYS_DOWN) {
         /* The watcher is a thread outside the engine: its no-timeout
-         * request's future (request.c), id = the future's id. */
-        /* Counted first: completing the future releases it to its waiter,
-         * who may read the count at once (test_conv_request). */
+         * request's future (request.c), id = the future's id.  Counted
+         * first: the completion releases the waiting thread, which may
+         * read the stats at once. */
         AX_STAT_INC(w->st.downs_sent);
         ax__calls_down(w->eng, id, why ? why->kind : AX_REASON_NORMAL);
         return;

@@ -82,19 +82,31 @@ static inline uint8_t ax__ring_stamp(uint32_t index, uint32_t shift)
     return (uint8_t)((index >> shift) + 1u);
 }
 
+/* Producer: false when the ring is full; else *m is the slot to fill and
+ * *stamp the stamp to commit it with.  (A bool, not a NULL slot pointer,
+ * so that an inlined caller branches once, on fullness.) */
+static inline bool ax_ring_try_reserve(ax_ring_t *r, ax_msg_t **m, uint8_t *stamp)
+{
+    uint32_t tail = r->p_tail;
+    if (__builtin_expect(tail - r->p_head_seen > r->p_mask, 0)) {
+        /* A2: pairs with R2 in ax_ring_release: the consumer is done with
+         * every slot below head, so we may overwrite them. */
+        r->p_head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (tail - r->p_head_seen > r->p_mask)
+            return false;
+    }
+    *stamp = ax__ring_stamp(tail, r->p_shift);
+    *m = &r->p_slots[tail & r->p_mask];
+    r->p_tail = tail + 1;
+    return true;
+}
+
 /* Producer: a slot to fill, or NULL when the ring is full.  *stamp gets the
  * stamp to commit the slot with. */
 static inline ax_msg_t *ax_ring_reserve(ax_ring_t *r, uint8_t *stamp)
 {
-    if (__builtin_expect(r->p_tail - r->p_head_seen > r->p_mask, 0)) {
-        /* A2: pairs with R2 in ax_ring_release: the consumer is done with
-         * every slot below head, so we may overwrite them. */
-        r->p_head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (r->p_tail - r->p_head_seen > r->p_mask)
-            return 0;
-    }
-    *stamp = ax__ring_stamp(r->p_tail, r->p_shift);
-    return &r->p_slots[r->p_tail++ & r->p_mask];
+    ax_msg_t *m;
+    return ax_ring_try_reserve(r, &m, stamp) ? m : 0;
 }
 
 /* Producer (or anyone filling a message, stamp 0 for non-ring slots): store

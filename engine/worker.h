@@ -143,6 +143,12 @@ struct ax_ctx {
     uint32_t batch_src;   /* source whose drained count is not yet added (AX_SRC_NONE) */
     uint32_t batch_unc;   /* messages of that batch taken back (system, dead letters) */
     bool closing;         /* shutdown phase: sends fail with -ESHUTDOWN */
+    /* nworkers while sends may take the fast path, 0 once closing: the
+     * send's one test for a bad destination and for shutdown. */
+    uint32_t send_nw;
+    /* Ring sends not yet added to st.msgs_sent_remote (ax__flush adds them,
+     * once per turn: every such send left its ring dirty). */
+    uint32_t sent_remote;
     /* Same-worker FIFO: a power-of-two ring of messages that doubles when
      * full (arena up to 4 KiB, jemalloc on the worker's node beyond).  A
      * behaviour dispatched in place may push enough to grow it, so the

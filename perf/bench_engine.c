@@ -3,6 +3,10 @@
  *
  *   limits/cacheline_rtt    ns per round trip of one cache line, 2 pinned threads
  *   limits/spsc_ring        bare SPSC ring of 64-byte slots, items/s
+ *   limits/dispatch2        bare same-thread FIFO + indirect call between 2
+ *                           actors, ns per dispatch (floor of local_send)
+ *   limits/create           bare malloc + queue + dispatch + free, actors/s
+ *                           (floor of spawn)
  *   engine/local_send       same-worker send + dispatch, ns per message
  *   fault/sponsored_send    the same under a bounded sponsor (message budget)
  *   engine/remote_send      2 pinned workers, one-way, items/s
@@ -224,6 +228,31 @@ static void bm_spsc_ring(axon_bench_state *st, uint64_t iters, void *arg)
     axon_bench_set_iteration_time(st, ns / 1e9);
     axon_bench_items(st, (int64_t)iters);
     eb_place(st, p);
+}
+
+/* The same-thread floors axon-bench also measures (perf/limits.c), so that
+ * engine/local_send and engine/spawn have theirs in the same run. */
+static void bm_dispatch2(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    double ns;
+    if (ax_limits_dispatch(2, iters, &ns) < 0) {
+        axon_bench_skip(st, "bare dispatch failed (out of memory?)");
+        return;
+    }
+    axon_bench_set_iteration_time(st, ns / 1e9);
+}
+
+static void bm_create(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    double ns;
+    if (ax_limits_create(iters, &ns) < 0) {
+        axon_bench_skip(st, "bare create failed (out of memory?)");
+        return;
+    }
+    axon_bench_set_iteration_time(st, ns / 1e9);
+    axon_bench_items(st, (int64_t)iters);
 }
 
 /* ---- engine/local_send: an actor sends itself n messages, one per turn ----------- */
@@ -741,6 +770,8 @@ AXON_BENCHMARK(register_engine_benchmarks)
 {
     register_timed("limits/cacheline_rtt", bm_cacheline_rtt);
     register_timed("limits/spsc_ring", bm_spsc_ring);
+    register_timed("limits/dispatch2", bm_dispatch2);
+    register_timed("limits/create", bm_create);
     register_timed("engine/local_send", bm_local_send);
     register_timed("fault/sponsored_send", bm_sponsored_send);
     register_timed("engine/local_send_blob", bm_local_send_blob);

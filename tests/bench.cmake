@@ -19,6 +19,12 @@ if(TARGET axon-bench)
            COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_perf_scripts.sh
                    ${PROJECT_SOURCE_DIR}/perf/scripts $<TARGET_FILE:axon-bench> stat)
   set_tests_properties(perf_stat_script PROPERTIES LABELS tool TIMEOUT 120 SKIP_RETURN_CODE 77)
+  if(TARGET axon-msg-count)
+    add_test(NAME instr_count_script
+             COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_perf_scripts.sh
+                     ${PROJECT_SOURCE_DIR}/perf/scripts $<TARGET_FILE:axon-msg-count> instr)
+    set_tests_properties(instr_count_script PROPERTIES LABELS tool TIMEOUT 300 SKIP_RETURN_CODE 77)
+  endif()
   # Limits and peer of the cluster benchmarks (issue 15), in quick mode.
   foreach(mode ucx erlang)
     add_test(NAME perf_script_${mode}

@@ -399,8 +399,17 @@ int main(int argc, char **argv)
         bad |= fail_check("restarted leaves with a new reference", atomic_load(&g_err_ref), 0);
     if (atomic_load(&g_escalated))
         bad |= fail_check("escalations", atomic_load(&g_escalated), 0);
+    /* A supervisor reports RESTARTED when it sends the restart request; the
+     * engine counts the restart when the leaf's worker handles it, a moment
+     * later: wait (bounded) for the last requests to land. */
     ax_worker_stats_t st;
-    ax_engine_stats(g_eng, &st);
+    uint64_t settle = now_ns() + 30000000000ull;
+    for (;;) {
+        ax_engine_stats(g_eng, &st);
+        if (st.actors_restarted >= fails || now_ns() > settle)
+            break;
+        sleep_us(1000);
+    }
     if (st.downs_sent != fails)
         bad |= fail_check("DOWNs sent", st.downs_sent, fails);
     if (st.actors_restarted != fails)

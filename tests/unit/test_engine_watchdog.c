@@ -267,6 +267,64 @@ static void watchdog_off_reports_nothing(void **state)
     assert_int_equal(st.watchdog_overruns, 0);
 }
 
+/* Work the worker does between two behaviours of one batch is not a
+ * behaviour: a dead letter whose hook takes 300 ms, right after a message
+ * dispatched in the same batch of the local FIFO, is not reported.  (The
+ * drain loops clear the fields the watchdog samples once per batch, and
+ * before any slow path: without that clear this reports the actor that
+ * ran before.) */
+static void dl_slow_hook(void *user, const ax_msg_t *m)
+{
+    (void)user;
+    (void)m;
+    uint64_t end = now_ns() + 300000000ull;
+    while (now_ns() < end)
+        ;
+    atomic_fetch_add(&g_done, 1);
+}
+
+static void quick_then_dead(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    if (m->type != T_SPIN) { /* T_QUICK, from itself */
+        atomic_fetch_add(&g_done, 1);
+        return;
+    }
+    /* Both land in the local FIFO, in order, drained in one batch. */
+    ax_ref_t stale = ax_self(ctx) ^ ((ax_ref_t)1 << 24); /* same slot, another generation */
+    if (ax_send(ctx, ax_self(ctx), T_QUICK, NULL, 0) || ax_send(ctx, stale, T_QUICK, NULL, 0))
+        atomic_fetch_add(&g_done, 100); /* checked by the test: a send failed */
+}
+
+static void slow_path_after_a_behaviour_is_not_reported(void **state)
+{
+    (void)state;
+    ax_config_t cfg;
+    one_worker(&cfg); /* watchdog 100 ms */
+    seen_t seen;
+    memset(&seen, 0, sizeof seen);
+    ax_engine_t *eng;
+    ax_ref_t ref;
+    atomic_store(&g_done, 0);
+    assert_int_equal(ax_engine_create(&cfg, &eng), 0);
+    ax_engine_set_watchdog_hook(eng, hook, &seen);
+    ax_engine_set_dead_letter_hook(eng, dl_slow_hook, NULL);
+    assert_int_equal(ax_engine_spawn(eng, quick_then_dead, 0, NULL, &ref), 0);
+    assert_int_equal(ax_engine_start(eng), 0);
+    assert_int_equal(ax_engine_send(eng, ref, T_SPIN, NULL, 0), 0);
+    assert_true(wait_at_least(&g_done, 2)); /* the quick message and the dead letter */
+    assert_true(atomic_load(&g_done) < 100);
+    ax_engine_stop(eng);
+    assert_int_equal(ax_engine_wait(eng), 0);
+    ax_worker_stats_t st;
+    ax_engine_stats(eng, &st);
+    ax_engine_destroy(eng);
+    if (atomic_load(&seen.calls))
+        fail_msg("the watchdog reported %s", seen.text);
+    assert_int_equal(st.watchdog_overruns, 0);
+    assert_int_equal(st.dead_letters, 1);
+}
+
 /* A layer's reports reach every outlet once each, in order, at the
  * watchdog's scans; a full box refuses at once; abort mode does not abort
  * for them (the work they report is over). */
@@ -515,6 +573,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(spinning_behaviour_is_reported_while_it_runs, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(short_behaviours_are_not_reported, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(watchdog_off_reports_nothing, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(slow_path_after_a_behaviour_is_not_reported, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(spinning_init_is_reported_as_init_or_fini, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(layer_reports_are_reported_once_each_and_never_abort, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(layer_reports_without_a_watchdog_are_refused, test_setup, test_teardown),
