@@ -434,26 +434,12 @@ void ax_cluster_plan_print(const ax_cluster_plan_t *p, bool node_plans, FILE *ou
         }
 }
 
-static void json_str(const char *s, FILE *out)
-{
-    fputc('"', out);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            fprintf(out, "\\%c", *c);
-        else if (*c < 0x20)
-            fprintf(out, "\\u%04x", *c);
-        else
-            fputc(*c, out);
-    }
-    fputc('"', out);
-}
-
 void ax_cluster_plan_print_json(const ax_cluster_plan_t *p, FILE *out)
 {
     if (!p || !out)
         return;
     fprintf(out, "{\"cluster\":{\"source\":");
-    json_str(p->source, out);
+    ax__json_str(p->source, out);
     fprintf(out, ",\"nodes\":%u,\"hosts\":%u,\"workers\":%" PRIu64 ",\"arena_total_bytes\":%"
             PRIu64 ",\"ring_mesh_bytes\":%" PRIu64 ",\"total_bytes\":%" PRIu64 "},\n\"hosts\":[",
             p->nnodes, p->nhosts, p->workers, p->arena_total_bytes, p->ring_mesh_bytes,
@@ -461,10 +447,10 @@ void ax_cluster_plan_print_json(const ax_cluster_plan_t *p, FILE *out)
     for (uint32_t i = 0; i < p->nhosts; i++) {
         const ax_cluster_host_t *h = &p->hosts[i];
         fprintf(out, "%s\n {\"name\":", i ? "," : "");
-        json_str(h->name, out);
+        ax__json_str(h->name, out);
         fprintf(out, ",\"line\":%u,\"first_node\":%u,\"nodes\":%u,\"total_bytes\":%" PRIu64
                 ",\"topology\":{\"source\":", h->line, h->first_node, h->nodes, h->total_bytes);
-        json_str(h->topo.source, out);
+        ax__json_str(h->topo.source, out);
         fprintf(out, ",\"packages\":%u,\"numa_nodes\":%u,\"l3_groups\":%u,\"cores\":%u,"
                 "\"pus\":%u,\"memory_bytes\":%" PRIu64 "}}", h->topo.packages,
                 h->topo.numa_nodes, h->topo.l3_groups, h->topo.cores, h->topo.pus,
@@ -475,7 +461,7 @@ void ax_cluster_plan_print_json(const ax_cluster_plan_t *p, FILE *out)
         const ax_cluster_node_t *n = &p->nodes[i];
         const ax_plan_t *np = n->plan;
         fprintf(out, "%s\n {\"node\":%u,\"host\":", i ? "," : "", n->node);
-        json_str(p->hosts[n->host].name, out);
+        ax__json_str(p->hosts[n->host].name, out);
         fprintf(out, ",\"local\":%u,\"workers\":%u,\"cores\":%u,\"numa_nodes\":[", n->local,
                 np->nworkers, plan_cores(np));
         uint32_t printed = 0;
@@ -498,7 +484,7 @@ void ax_cluster_plan_print_json(const ax_cluster_plan_t *p, FILE *out)
         for (uint32_t w = 0; w < np->nwarnings; w++) {
             if (w)
                 fputc(',', out);
-            json_str(np->warnings[w], out);
+            ax__json_str(np->warnings[w], out);
         }
         fprintf(out, "]}");
     }
@@ -507,7 +493,7 @@ void ax_cluster_plan_print_json(const ax_cluster_plan_t *p, FILE *out)
         if (i)
             fputc(',', out);
         fputs("\n ", out);
-        json_str(p->warnings[i], out);
+        ax__json_str(p->warnings[i], out);
     }
     fprintf(out, "]}\n");
 }

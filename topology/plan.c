@@ -499,7 +499,8 @@ void ax_plan_print(const ax_plan_t *p, FILE *out)
         fprintf(out, "  - %s\n", p->warnings[i]);
 }
 
-static void json_str(const char *s, FILE *out)
+/* s as a JSON string (also the cluster plan's, cluster_plan.c). */
+void ax__json_str(const char *s, FILE *out)
 {
     fputc('"', out);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
@@ -519,7 +520,7 @@ void ax_plan_print_json(const ax_plan_t *p, FILE *out)
         return;
     const ax_topo_summary_t *s = &p->topo;
     fprintf(out, "{\"topology\":{\"source\":");
-    json_str(s->source, out);
+    ax__json_str(s->source, out);
     fprintf(out, ",\"packages\":%u,\"numa_nodes\":%u,\"l3_groups\":%u,\"cores\":%u,\"pus\":%u,"
             "\"memory_bytes\":%" PRIu64 "},\n\"workers\":[", s->packages, s->numa_nodes,
             s->l3_groups, s->cores, s->pus, s->memory_bytes);
@@ -548,7 +549,7 @@ void ax_plan_print_json(const ax_plan_t *p, FILE *out)
         if (i)
             fputc(',', out);
         fputs("\n ", out);
-        json_str(p->warnings[i], out);
+        ax__json_str(p->warnings[i], out);
     }
     fprintf(out, "]}\n");
 }

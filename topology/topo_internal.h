@@ -14,6 +14,7 @@
 #include <hwloc.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "axon/topology.h"
@@ -78,5 +79,8 @@ int ax__plan_create_share(const ax_topo_t *topo, const ax_config_t *cfg, uint32_
 
 /* Format a sentence into err (errlen bytes; err may be NULL). */
 void ax__seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Write s to out as a JSON string literal (quotes, escapes). */
+void ax__json_str(const char *s, FILE *out);
 
 #endif /* AXON_TOPOLOGY_TOPO_INTERNAL_H */

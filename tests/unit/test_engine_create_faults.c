@@ -41,95 +41,25 @@
 
 /* ---- injection and accounting -------------------------------------------- */
 
-static _Atomic int armed;   /* count and track only while create runs */
-static _Atomic long calls;  /* wrapped calls since arming */
-static _Atomic long fail_at = -1;
+#include "alloc_inject.h"
 
-#define MAX_LIVE 65536
-static void *live[MAX_LIVE]; /* blocks allocated while armed, not yet freed */
-static size_t nlive;
 static long maps_live;       /* mappings made while armed minus unmapped */
 static size_t map_len[64];
 static void *map_addr[64];
 
-static bool inject(void)
-{
-    if (!atomic_load(&armed))
-        return false;
-    return atomic_fetch_add(&calls, 1) + 1 == atomic_load(&fail_at);
-}
-
-static void track(void *p)
-{
-    if (p && atomic_load(&armed) && nlive < MAX_LIVE)
-        live[nlive++] = p;
-}
-
-static void untrack(void *p)
-{
-    for (size_t i = nlive; i-- > 0;)
-        if (live[i] == p) {
-            live[i] = live[--nlive];
-            return;
-        }
-}
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t s);
-void *__real_realloc(void *p, size_t n);
 void *__real_aligned_alloc(size_t a, size_t n);
-void __real_free(void *p);
 void *__real_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off);
 int __real_munmap(void *a, size_t n);
 int __real_mprotect(void *a, size_t n, int prot);
 long __real_mbind(void *a, unsigned long n, int mode, const unsigned long *mask,
                   unsigned long maxnode, unsigned flags);
 
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t s);
-void *__wrap_realloc(void *p, size_t n);
 void *__wrap_aligned_alloc(size_t a, size_t n);
-void __wrap_free(void *p);
 void *__wrap_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off);
 int __wrap_munmap(void *a, size_t n);
 int __wrap_mprotect(void *a, size_t n, int prot);
 long __wrap_mbind(void *a, unsigned long n, int mode, const unsigned long *mask,
                   unsigned long maxnode, unsigned flags);
-
-void *__wrap_malloc(size_t n)
-{
-    if (inject()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    void *p = __real_malloc(n);
-    track(p);
-    return p;
-}
-
-void *__wrap_calloc(size_t n, size_t s)
-{
-    if (inject()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    void *p = __real_calloc(n, s);
-    track(p);
-    return p;
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    if (inject()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    void *q = __real_realloc(p, n);
-    if (q && p)
-        untrack(p);
-    track(q);
-    return q;
-}
 
 void *__wrap_aligned_alloc(size_t a, size_t n)
 {
@@ -140,13 +70,6 @@ void *__wrap_aligned_alloc(size_t a, size_t n)
     void *p = __real_aligned_alloc(a, n);
     track(p);
     return p;
-}
-
-void __wrap_free(void *p)
-{
-    if (p)
-        untrack(p);
-    __real_free(p);
 }
 
 void *__wrap_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
