@@ -141,6 +141,12 @@ typedef struct och {
 typedef struct ich {
     uint64_t expect;
     arrival_t *pend; /* sorted by seq */
+    /* An arrival on this channel was lost (its rendezvous failed: the
+     * sender died or the transport broke, or it could not be kept): nothing
+     * later on the channel may be delivered, or a pair would see a gap
+     * (per-pair order).  Later arrivals are dead letters until the node's
+     * incarnation is forgotten (wnode_clear). */
+    bool broken;
 } ich_t;
 
 typedef struct wnode {
@@ -992,6 +998,14 @@ static void ich_drain(ax_clw_t *cw, ich_t *ch)
     while ((a = ch->pend) && a->seq == ch->expect && a->done) {
         ch->pend = a->next;
         ch->expect++;
+        if (a->failed && !ch->broken) {
+            ch->broken = true;
+            /* The node is gone or its path is broken: have the control
+             * plane declare it down (monitors get DOWN, it rejoins anew). */
+            ax_ctl_report_error(cw->cl->ctl, a->node, a->nonce);
+        }
+        if (ch->broken)
+            a->failed = true; /* after a lost arrival: a dead letter */
         arrival_deliver(cw, a);
         free(a);
     }
@@ -1053,6 +1067,12 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         if (!type_ok(rec.type) || !(rec.flags & AX_MSG_F_BLOB) || rec.payload.blob.len != len ||
             !len)
             goto bad;
+    }
+    if (ch->broken) {
+        /* After a lost arrival on this channel: see ich_t. */
+        ch->expect = h.seq + 1 > ch->expect ? h.seq + 1 : ch->expect;
+        count_dead(cw, h.count, &cw->st.dead_unreachable);
+        return UCS_OK;
     }
     if (!rndv && h.seq == ch->expect) {
         /* In turn and in hand: no copy for a batch. */
@@ -1136,6 +1156,8 @@ nomem:
     count_dead(cw, h.count, &cw->st.dead_nomem);
     if (h.seq == ch->expect) {
         ch->expect++;
+        ch->broken = true; /* a gap now: nothing later may be delivered (ich_t) */
+        ax_ctl_report_error(cw->cl->ctl, h.src_node, h.nonce);
         ich_drain(cw, ch);
     }
     return UCS_OK;
