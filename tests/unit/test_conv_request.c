@@ -585,12 +585,24 @@ static void answered_requests_without_timeout_leave_no_monitor_and_no_down(void 
         ask(e, a, T_ADD, 1, srv, 10000);
         WAIT_FOR(g.replies, round * 101 + 101);
         uint64_t used = arena_used(e);
+        /* Blocks freed by the other worker return to their arena at its
+         * owner's next reclaim, so a round's figure can include a few not
+         * yet back (about a hundred bytes seen under TSan).  A leak of this
+         * round's request monitors (101 of them, kilobytes) never goes
+         * back: wait up to 10 s for the level to come down to the first
+         * round's. */
         if (round == 0)
             base = used;
-        else if (used != base)
-            fail_msg("%s: arena used %llu bytes after a second round of 101 answered "
-                     "requests, %llu after the first: request monitors leaked",
-                     g_test, (unsigned long long)used, (unsigned long long)base);
+        else {
+            for (int i = 0; i < 1000 && used > base; i++) {
+                usleep(10000);
+                used = arena_used(e);
+            }
+            if (used > base)
+                fail_msg("%s: arena used %llu bytes after a second round of 101 answered "
+                         "requests, %llu after the first: request monitors leaked",
+                         g_test, (unsigned long long)used, (unsigned long long)base);
+        }
     }
     assert_int_equal(ax_engine_send(e, srv, T_STOP, NULL, 0), 0);
     finish(e);
