@@ -495,16 +495,28 @@ int ax_io_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token)
     return rc;
 }
 
-int ax_io_tcp_recv_pause(ax_io_t *io, uint32_t conn)
+/* The checks pause and resume share: conn is an open connection whose
+ * receive was started.  0 and *out, *slot set; or the error to return. */
+static int recv_conn(ax_io_t *io, uint32_t conn, struct ax_conn **out, uint32_t *slot)
 {
-    uint32_t s;
-    struct ax_conn *c = conn_get(io, conn, &s);
+    struct ax_conn *c = conn_get(io, conn, slot);
     if (!c || c->type != C_CONN)
         return -EBADF;
     if (c->closing)
         return -EPIPE;
     if (!c->recv_on)
         return -EINVAL;
+    *out = c;
+    return 0;
+}
+
+int ax_io_tcp_recv_pause(ax_io_t *io, uint32_t conn)
+{
+    uint32_t s;
+    struct ax_conn *c;
+    int rc = recv_conn(io, conn, &c, &s);
+    if (rc < 0)
+        return rc;
     if (c->recv_paused)
         return 0;
     if (c->recv_op != AXIO_NONE && !c->recv_cancelling) {
@@ -532,13 +544,10 @@ int ax_io_tcp_recv_pause(ax_io_t *io, uint32_t conn)
 int ax_io_tcp_recv_resume(ax_io_t *io, uint32_t conn)
 {
     uint32_t s;
-    struct ax_conn *c = conn_get(io, conn, &s);
-    if (!c || c->type != C_CONN)
-        return -EBADF;
-    if (c->closing)
-        return -EPIPE;
-    if (!c->recv_on)
-        return -EINVAL;
+    struct ax_conn *c;
+    int rc = recv_conn(io, conn, &c, &s);
+    if (rc < 0)
+        return rc;
     if (!c->recv_paused)
         return 0;
     /* Still armed (the cancel has not ended it yet): on_recv re-arms when
@@ -548,7 +557,7 @@ int ax_io_tcp_recv_resume(ax_io_t *io, uint32_t conn)
         c->next = io->starved_head;
         io->starved_head = s;
     } else if (c->recv_op == AXIO_NONE) {
-        int rc = arm_recv(io, s);
+        rc = arm_recv(io, s);
         if (rc < 0)
             return rc; /* still paused: nothing changed */
     }

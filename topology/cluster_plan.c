@@ -24,35 +24,11 @@
 static int cwarn(ax_cluster_plan_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int cwarn(ax_cluster_plan_t *p, const char *fmt, ...)
 {
-    char buf[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int rc = ax__warn_append(&p->warnings, &p->nwarnings, fmt, ap);
     va_end(ap);
-    char **w = realloc(p->warnings, (p->nwarnings + 1) * sizeof *w);
-    if (!w)
-        return -ENOMEM;
-    p->warnings = w;
-    size_t n = strlen(buf) + 1;
-    if (!(w[p->nwarnings] = malloc(n))) /* not strdup: tests inject malloc failures */
-        return -ENOMEM;
-    memcpy(w[p->nwarnings++], buf, n);
-    return 0;
-}
-
-static void fmt_bytes(uint64_t b, char *buf, size_t len)
-{
-    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-    double v = (double)b;
-    unsigned u = 0;
-    while (v >= 1024.0 && u < 6) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, len, "%" PRIu64 " B", b);
-    else
-        snprintf(buf, len, "%.1f %s", v, unit[u]);
+    return rc;
 }
 
 void ax_cluster_plan_destroy(ax_cluster_plan_t *p)
@@ -267,8 +243,8 @@ int ax_cluster_plan_create(const ax_hostfile_t *hf, const ax_config_t *cfg_in,
         }
         ax_topo_destroy(topo);
         if (rc == 0 && ch->topo.memory_bytes && ch->total_bytes > ch->topo.memory_bytes) {
-            fmt_bytes(ch->total_bytes, a, sizeof a);
-            fmt_bytes(ch->topo.memory_bytes, b, sizeof b);
+            ax__fmt_bytes(ch->total_bytes, a, sizeof a);
+            ax__fmt_bytes(ch->topo.memory_bytes, b, sizeof b);
             if (cwarn(p, "host %s: its %u node%s need%s %s (arenas + rings) but it has %s; "
                       "lower memory.arena_bytes, scheduler.ring_slots, the worker count or "
                       "slots", h->name, h->slots, h->slots == 1 ? "" : "s",
@@ -378,7 +354,7 @@ void ax_cluster_plan_print(const ax_cluster_plan_t *p, bool node_plans, FILE *ou
     if (!p || !out)
         return;
     char t[32], a[32], r[32], m[32], nl[64];
-    fmt_bytes(p->total_bytes, t, sizeof t);
+    ax__fmt_bytes(p->total_bytes, t, sizeof t);
     fprintf(out, "cluster plan: %s\n  %u node%s on %u host%s, %" PRIu64 " workers, %s planned "
             "(arenas + rings; the transport's buffers are not counted)\n", p->source, p->nnodes,
             p->nnodes == 1 ? "" : "s", p->nhosts, p->nhosts == 1 ? "" : "s", p->workers, t);
@@ -387,9 +363,9 @@ void ax_cluster_plan_print(const ax_cluster_plan_t *p, bool node_plans, FILE *ou
     for (uint32_t i = 0; i < p->nnodes; i++) {
         const ax_cluster_node_t *n = &p->nodes[i];
         const ax_plan_t *np = n->plan;
-        fmt_bytes(np->arena_total_bytes, a, sizeof a);
-        fmt_bytes(np->ring_budget_bytes, r, sizeof r);
-        fmt_bytes(np->total_bytes, t, sizeof t);
+        ax__fmt_bytes(np->arena_total_bytes, a, sizeof a);
+        ax__fmt_bytes(np->ring_budget_bytes, r, sizeof r);
+        ax__fmt_bytes(np->total_bytes, t, sizeof t);
         numa_list(np, nl, sizeof nl);
         fprintf(out, "  %4u  %-16s  %5u  %7u  %-9s  %8s  %10s  %10s  %10s\n", n->node,
                 p->hosts[n->host].name, n->local, np->nworkers, nl, np->pinned ? "yes" : "no",
@@ -398,8 +374,8 @@ void ax_cluster_plan_print(const ax_cluster_plan_t *p, bool node_plans, FILE *ou
     fprintf(out, "\nhosts:\n");
     for (uint32_t i = 0; i < p->nhosts; i++) {
         const ax_cluster_host_t *h = &p->hosts[i];
-        fmt_bytes(h->topo.memory_bytes, m, sizeof m);
-        fmt_bytes(h->total_bytes, t, sizeof t);
+        ax__fmt_bytes(h->topo.memory_bytes, m, sizeof m);
+        ax__fmt_bytes(h->total_bytes, t, sizeof t);
         char range[32];
         if (h->nodes == 1)
             snprintf(range, sizeof range, "%u", h->first_node);
@@ -411,9 +387,9 @@ void ax_cluster_plan_print(const ax_cluster_plan_t *p, bool node_plans, FILE *ou
                 h->topo.cores == 1 ? "" : "s", h->topo.pus, h->topo.pus == 1 ? "" : "s",
                 h->topo.numa_nodes, h->topo.numa_nodes == 1 ? "" : "s", m, t, h->topo.source);
     }
-    fmt_bytes(p->arena_total_bytes, a, sizeof a);
-    fmt_bytes(p->ring_mesh_bytes, r, sizeof r);
-    fmt_bytes(p->total_bytes, t, sizeof t);
+    ax__fmt_bytes(p->arena_total_bytes, a, sizeof a);
+    ax__fmt_bytes(p->ring_mesh_bytes, r, sizeof r);
+    ax__fmt_bytes(p->total_bytes, t, sizeof t);
     fprintf(out, "\ntotals:\n  nodes    %12u\n  workers  %12" PRIu64 "\n  arenas   %12s  (%"
             PRIu64 " bytes)\n  rings    %12s  (%" PRIu64 " bytes, each node's ring budget)\n"
             "  total    %12s  (%" PRIu64 " bytes)\n", p->nnodes, p->workers, a,

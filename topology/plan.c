@@ -25,31 +25,41 @@
 #define CACHELINE 64u
 
 
-static int warn(ax_plan_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int warn(ax_plan_t *p, const char *fmt, ...)
+/* Append a formatted warning to a warnings array (the plan's and the
+ * cluster plan's): -ENOMEM if it cannot be kept.  malloc, not strdup, so the
+ * tests' allocation-failure injection reaches it. */
+int ax__warn_append(char ***warnings, uint32_t *nwarnings, const char *fmt, va_list ap)
 {
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
+    char buf[600];
     vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    char **w = realloc(p->warnings, (p->nwarnings + 1) * sizeof *w);
+    char **w = realloc(*warnings, (*nwarnings + 1) * sizeof *w);
     if (!w)
         return -ENOMEM;
-    p->warnings = w;
+    *warnings = w;
     size_t n = strlen(buf) + 1;
-    if (!(w[p->nwarnings] = malloc(n)))
+    if (!(w[*nwarnings] = malloc(n)))
         return -ENOMEM;
-    memcpy(w[p->nwarnings++], buf, n);
+    memcpy(w[(*nwarnings)++], buf, n);
     return 0;
 }
 
-static void fmt_bytes(uint64_t b, char *buf, size_t len)
+static int warn(ax_plan_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int warn(ax_plan_t *p, const char *fmt, ...)
 {
-    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = ax__warn_append(&p->warnings, &p->nwarnings, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* b bytes as "N B" or "x.y KiB".."EiB" (also the cluster plan's). */
+void ax__fmt_bytes(uint64_t b, char *buf, size_t len)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
     double v = (double)b;
     unsigned u = 0;
-    while (v >= 1024.0 && u < 5) {
+    while (v >= 1024.0 && u < 6) {
         v /= 1024.0;
         u++;
     }
@@ -294,8 +304,8 @@ static int add_warnings(ax_plan_t *p, const ax_topo_t *t, uint32_t nslots)
     /* Rings: each worker receives on ring_peers rings, placed on its own node. */
     uint64_t inbound = p->nworkers ? p->ring_budget_bytes / p->nworkers : 0;
     if (inbound > p->arena_bytes) {
-        fmt_bytes(inbound, a, sizeof a);
-        fmt_bytes(p->arena_bytes, b, sizeof b);
+        ax__fmt_bytes(inbound, a, sizeof a);
+        ax__fmt_bytes(p->arena_bytes, b, sizeof b);
         rc |= warn(p, "rings will not fit the arenas: each worker's %u inbound rings take %s, "
                    "more than its %s arena; lower scheduler.ring_slots or raise "
                    "memory.arena_bytes", p->ring_peers, a, b);
@@ -308,9 +318,9 @@ static int add_warnings(ax_plan_t *p, const ax_topo_t *t, uint32_t nslots)
         if (!on || !cap)
             continue;
         uint64_t rings = on * inbound, need = rings + on * p->arena_bytes;
-        fmt_bytes(need, a, sizeof a);
-        fmt_bytes(cap, b, sizeof b);
-        fmt_bytes(rings, c, sizeof c);
+        ax__fmt_bytes(need, a, sizeof a);
+        ax__fmt_bytes(cap, b, sizeof b);
+        ax__fmt_bytes(rings, c, sizeof c);
         if (need > cap)
             rc |= warn(p, "NUMA node %u: its %u workers need %s (arenas + inbound rings) but "
                        "the node has %s; lower memory.arena_bytes, scheduler.ring_slots or the "
@@ -440,7 +450,7 @@ int ax__plan_create_share(const ax_topo_t *topo, const ax_config_t *cfg_in, uint
 static void print_summary(const ax_topo_summary_t *s, FILE *out)
 {
     char m[32];
-    fmt_bytes(s->memory_bytes, m, sizeof m);
+    ax__fmt_bytes(s->memory_bytes, m, sizeof m);
     fprintf(out, "topology: %s\n", s->source);
     fprintf(out, "  %u package%s, %u NUMA node%s, %u L3 group%s, %u core%s, %u PU%s, %s memory\n",
             s->packages, s->packages == 1 ? "" : "s", s->numa_nodes,
@@ -470,11 +480,11 @@ void ax_plan_print(const ax_plan_t *p, FILE *out)
                 w->package);
     }
     char a[32], b[32], c[32], d[32], e[32];
-    fmt_bytes(p->arena_bytes, a, sizeof a);
-    fmt_bytes(p->arena_total_bytes, b, sizeof b);
-    fmt_bytes(p->ring_bytes, c, sizeof c);
-    fmt_bytes(p->ring_mesh_bytes, d, sizeof d);
-    fmt_bytes(p->total_bytes, e, sizeof e);
+    ax__fmt_bytes(p->arena_bytes, a, sizeof a);
+    ax__fmt_bytes(p->arena_total_bytes, b, sizeof b);
+    ax__fmt_bytes(p->ring_bytes, c, sizeof c);
+    ax__fmt_bytes(p->ring_mesh_bytes, d, sizeof d);
+    ax__fmt_bytes(p->total_bytes, e, sizeof e);
     uint64_t rings = p->nworkers > 1 ? (uint64_t)p->nworkers * (p->nworkers - 1) : 0;
     fprintf(out, "\nmemory budget:\n");
     fprintf(out, "  arena per worker  %12s  (%" PRIu64 " bytes)\n", a, p->arena_bytes);
@@ -485,7 +495,7 @@ void ax_plan_print(const ax_plan_t *p, FILE *out)
     fprintf(out, "  ring mesh         %12s  (%" PRIu64 " bytes, %" PRIu64 " rings = N*(N-1)%s)\n",
             d, p->ring_mesh_bytes, rings, p->rings_lazy ? ", reserved, not touched" : "");
     char f[32];
-    fmt_bytes(p->ring_budget_bytes, f, sizeof f);
+    ax__fmt_bytes(p->ring_budget_bytes, f, sizeof f);
     if (p->rings_lazy)
         fprintf(out, "  rings in use      %12s  (%" PRIu64 " bytes: made on first use; %u peers per "
                      "worker%s)\n", f, p->ring_budget_bytes, p->ring_peers,

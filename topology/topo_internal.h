@@ -12,6 +12,7 @@
 #define AXON_TOPOLOGY_TOPO_INTERNAL_H
 
 #include <hwloc.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -79,6 +80,13 @@ int ax__plan_create_share(const ax_topo_t *topo, const ax_config_t *cfg, uint32_
 
 /* Format a sentence into err (errlen bytes; err may be NULL). */
 void ax__seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Append a formatted warning to (*warnings, *nwarnings): 0 or -ENOMEM. */
+int ax__warn_append(char ***warnings, uint32_t *nwarnings, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+/* b bytes, human readable ("N B", "x.y KiB" .. "EiB"), into buf. */
+void ax__fmt_bytes(uint64_t b, char *buf, size_t len);
 
 /* Write s to out as a JSON string literal (quotes, escapes). */
 void ax__json_str(const char *s, FILE *out);

@@ -207,8 +207,8 @@ if command -v mpirun >/dev/null 2>&1; then
 else
     echo "skip mpirun check: openmpi-bin not installed"
 fi
-# More nodes than a reference can name (AX_REF_NODES_MAX in axon/axon.h,
-# once the cluster layer defines it) is refused; below it, planned.
+# More nodes than a reference can name (AX_REF_NODES_MAX in axon/axon.h)
+# is refused; below it, planned.
 axon_h=$(cd "$(dirname "$0")/../.." && pwd)/include/axon/axon.h
 max=$(sed -n 's/^#define AX_REF_NODES_MAX \([0-9]*\)u\{0,1\}.*/\1/p' "$axon_h" 2>/dev/null)
 if [ -n "$max" ]; then
@@ -223,7 +223,7 @@ if [ -n "$max" ]; then
         ok "$max nodes plan"
     else bad "$max nodes: $(cat "$tmp/err")"; fi
 else
-    echo "skip node limit: AX_REF_NODES_MAX is not in $axon_h yet"
+    bad "node limit: no AX_REF_NODES_MAX in $axon_h (the reference's node field)"
 fi
 for args in "--topology-dir /tmp" "--node-plans" "--hostfile" "--node-xml"; do
     # shellcheck disable=SC2086
