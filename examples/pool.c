@@ -196,14 +196,15 @@ int main(int argc, char **argv)
     ax_ref_t c;
     ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 0};
     const coord_t *initp = &init; /* stays valid: main waits for the engine */
-    if (ax_engine_spawn(eng, coordinator, sizeof init, &o, &c) < 0 ||
-        ax_engine_send(eng, c, T_START, &initp, sizeof initp) < 0) {
+    if (ax_engine_spawn(eng, coordinator, sizeof init, &o, &c) < 0) {
         fprintf(stderr, "pool: starting the coordinator failed\n");
         return 1;
     }
 
-    /* Meanwhile, from this outside thread: row 0 again, into its own buffer,
-     * as one more item waited on with a future. */
+    /* First, from this outside thread: row 0 again, into its own buffer, as
+     * one item waited on with a future.  Before the coordinator starts: its
+     * last chunk calls ax_engine_stop_when_idle, and an engine that is idle
+     * cannot know that an outside thread is about to submit. */
     uint8_t *row0 = calloc(j.w, 1);
     if (!row0)
         return 1;
@@ -219,7 +220,11 @@ int main(int argc, char **argv)
     while ((rc = ax_pool_submit_future(pool, &it, &f, NULL)) == -EAGAIN)
         ;
     if (rc || ax_pool_future_wait(&f, 10ll * 1000000000ll, &d) || d.status) {
-        fprintf(stderr, "pool: the outside item failed\n");
+        fprintf(stderr, "pool: the outside item failed (submit %d, status %d)\n", rc, d.status);
+        return 1;
+    }
+    if (ax_engine_send(eng, c, T_START, &initp, sizeof initp) < 0) {
+        fprintf(stderr, "pool: starting the coordinator failed\n");
         return 1;
     }
     ax_engine_wait(eng);
