@@ -36,6 +36,17 @@ enum ax_doorbell {
 };
 #define AX_DOORBELL_AUTO_MIN 8u
 
+/* How a cluster node's workers notice remote traffic (cluster.progress;
+ * docs/cluster.md "Progress").  Requesting UCX's wakeup support makes UCX
+ * 1.13 use TCP even between the processes of one host, so the choice is
+ * between sleeping on UCP's event fd and keeping shared memory. */
+enum ax_cluster_progress {
+    AX_CLUSTER_PROGRESS_AUTO = 0,   /* spin when the workers spin (pinned, spin_us >= 0), else wakeup */
+    AX_CLUSTER_PROGRESS_WAKEUP = 1, /* UCP event fd in the park: sleeps, but UCX picks TCP on one host */
+    AX_CLUSTER_PROGRESS_SPIN = 2,   /* no UCX wakeup (shared memory stays); UCP polled while
+                                       spinning, and every cluster.poll_us while parked */
+};
+
 /* Watchdog (scheduler.watchdog_ms): in the struct 0 means the default
  * (100 ms) and a negative value turns it off; in a file or AXON_* variable,
  * 0 or `off` turns it off. */
@@ -133,6 +144,9 @@ typedef struct ax_config {
     uint32_t cluster_heartbeat_ms;              /* 0: 200 ms; 10..60000 */
     uint32_t cluster_timeout_ms;                /* silence before a node is unreachable;
                                                    0: 10 x heartbeat; 50..600000 */
+    uint32_t cluster_progress;                  /* enum ax_cluster_progress */
+    uint32_t cluster_poll_us;                   /* progress = spin: a parked worker polls UCP
+                                                   this often; 0: 1000; 10..1000000 */
 
     ax_config_origin_t origin; /* private: where each key was set (see above) */
 } ax_config_t;

@@ -21,6 +21,7 @@
  *
  * Options: --workers W (2) --actors A (4) --msgs K (200) --seconds S (60)
  *          --scenario mesh|kill|refuse  --cookie C --wire-version V (refuse)
+ *          --progress auto|wakeup|spin (cluster.progress; spin keeps UCX shm)
  * Exit 0 on success; the launcher exits 0 when every node did.
  */
 #ifndef _GNU_SOURCE
@@ -55,6 +56,7 @@ static const size_t BLOB_SIZES[] = { 1, 7, 100, 4095, 4096, 4097, 8192, 65536, 1
 
 static uint32_t g_node, g_nodes = 2, g_workers = 2, g_actors = 4, g_msgs = 200, g_seconds = 60;
 static const char *g_scenario = "mesh";
+static uint32_t g_progress = AX_CLUSTER_PROGRESS_AUTO;
 static ax_ref_t g_all[MAXA]; /* every actor of every node, by global index: published before START */
 static uint32_t g_total;
 static ax_engine_t *g_eng;
@@ -365,6 +367,7 @@ static int run_node(uint32_t node, const char *listen, const char *peers, const 
     snprintf(c.cluster_cookie, sizeof c.cluster_cookie, "%s", cookie);
     c.cluster_heartbeat_ms = 100;
     c.cluster_timeout_ms = 2000;
+    c.cluster_progress = g_progress;
     int rc = ax_engine_create(&c, &g_eng);
     if (rc) {
         fprintf(stderr, "node %u: ax_engine_create: %s\n", node, ax_engine_last_error());
@@ -661,6 +664,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--nodes")) g_nodes = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--listen")) listen = v, i++;
         else if (!strcmp(a, "--peers")) peers = v, i++;
+        else if (!strcmp(a, "--progress")) {
+            g_progress = !strcmp(v, "spin") ? AX_CLUSTER_PROGRESS_SPIN
+                         : !strcmp(v, "wakeup") ? AX_CLUSTER_PROGRESS_WAKEUP
+                                                : AX_CLUSTER_PROGRESS_AUTO;
+            i++;
+        }
         else {
             fprintf(stderr, "unknown option %s\n", a);
             return 2;
