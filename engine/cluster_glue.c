@@ -118,8 +118,8 @@ struct ax_cl {
     ax_ctl_t *ctl;
     uint32_t node, inc_tag;
     uint64_t nonce;
-    /* cluster.progress resolved: true = spin (no UCP wakeup feature, so UCX
-     * keeps shared memory; polled in the spin, and every poll_ns parked). */
+    /* cluster.progress resolved: true = spin (no UCP wakeup feature; UCP is
+     * polled in the idle spin, and every poll_ns while parked). */
     bool spin;
     int64_t poll_ns;
     peer_t peers[AX_CTL_NODES];
@@ -371,12 +371,12 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
     cl->inc_tag = inc_tag;
     if (getrandom(&cl->nonce, sizeof cl->nonce, 0) != sizeof cl->nonce || !cl->nonce)
         cl->nonce = ax__now_ns() ^ ((uint64_t)getpid() << 40) ^ 1;
-    /* Progress (docs/cluster.md "Progress"): UCP_FEATURE_WAKEUP makes UCX
-     * 1.13 drop its shared-memory transports (no event support there), so
-     * spin mode does not ask for it and polls instead.  auto: spin when the
-     * workers spin anyway (pinned, spin_us >= 0; eng->spin_ns is set). */
-    cl->spin = cfg->cluster_progress == AX_CLUSTER_PROGRESS_SPIN ||
-               (cfg->cluster_progress == AX_CLUSTER_PROGRESS_AUTO && eng->spin_ns > 0);
+    /* Progress (docs/cluster.md "Shared memory and progress"): spin mode
+     * does not ask for UCX's wakeup support and polls instead (parked: every
+     * poll_ns).  auto is wakeup: measured as fast while busy and far better
+     * when a peer is late (a park ends at the sender's signal, not at the
+     * next poll). */
+    cl->spin = cfg->cluster_progress == AX_CLUSTER_PROGRESS_SPIN;
     cl->poll_ns = (int64_t)(cfg->cluster_poll_us ? cfg->cluster_poll_us : 1000) * 1000;
     ucp_params_t params = {
         .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED,
@@ -387,7 +387,8 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
      * peer-failure handling (UCP_ERR_HANDLING_MODE_PEER), and UCX 1.13's
      * sysv and posix transports offer it only with
      * UCX_{SYSV,POSIX}_ERROR_HANDLING=y (off by default), so without it UCX
-     * falls back to TCP over lo (docs/cluster.md "Progress").  Turned on
+     * falls back to TCP over lo (docs/cluster.md "Shared memory and
+     * progress").  Turned on
      * unless the user set them.  Through the environment: ucp_config_modify
      * accepts the key but 1.13 does not apply it to the shared-memory
      * interfaces (tried).  setenv is not safe against a concurrent getenv in

@@ -119,8 +119,8 @@ static const key_t_ KEYS[] = {
       "milliseconds of silence before a node is unreachable, from 50 to 600000, or 0 for 10 "
       "heartbeats" },
     { "cluster", "progress", K_CLPROG, OFF(cluster_progress), 0, 2, 0,
-      "auto (spin when the workers spin, else wakeup), wakeup (sleep on UCP's event fd; UCX "
-      "then uses TCP even on one host) or spin (keep shared memory; poll UCP)" },
+      "auto (the default: wakeup), wakeup (an idle worker sleeps on UCP's event fd) or spin "
+      "(no UCX wakeup; an idle worker polls UCP every poll_us)" },
     { "cluster", "poll_us", K_U32, OFF(cluster_poll_us), 10, 1000000, 0,
       "microseconds between UCP polls of a parked worker with progress = spin, from 10 to "
       "1000000, or 0 for 1000" },

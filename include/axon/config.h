@@ -36,15 +36,14 @@ enum ax_doorbell {
 };
 #define AX_DOORBELL_AUTO_MIN 8u
 
-/* How a cluster node's workers notice remote traffic (cluster.progress;
- * docs/cluster.md "Progress").  Requesting UCX's wakeup support makes UCX
- * 1.13 use TCP even between the processes of one host, so the choice is
- * between sleeping on UCP's event fd and keeping shared memory. */
+/* How an idle cluster worker notices remote traffic (cluster.progress;
+ * docs/cluster.md "Shared memory and progress"): sleeping on UCP's event fd,
+ * or polling UCP on a timer.  A spinning worker polls UCP in every mode. */
 enum ax_cluster_progress {
-    AX_CLUSTER_PROGRESS_AUTO = 0,   /* spin when the workers spin (pinned, spin_us >= 0), else wakeup */
-    AX_CLUSTER_PROGRESS_WAKEUP = 1, /* UCP event fd in the park: sleeps, but UCX picks TCP on one host */
-    AX_CLUSTER_PROGRESS_SPIN = 2,   /* no UCX wakeup (shared memory stays); UCP polled while
-                                       spinning, and every cluster.poll_us while parked */
+    AX_CLUSTER_PROGRESS_AUTO = 0,   /* the default: wakeup (docs/cluster.md has the figures) */
+    AX_CLUSTER_PROGRESS_WAKEUP = 1, /* UCP event fd in the park: an idle worker sleeps */
+    AX_CLUSTER_PROGRESS_SPIN = 2,   /* no UCX wakeup support; a parked worker polls UCP every
+                                       cluster.poll_us */
 };
 
 /* Watchdog (scheduler.watchdog_ms): in the struct 0 means the default

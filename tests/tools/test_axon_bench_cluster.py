@@ -6,7 +6,8 @@ usage: test_axon_bench_cluster.py AXON_BENCH WORKDIR
 
 Runs `axon-bench --cluster 4 --quick` on small counts with --json and --csv
 and checks: exit 0; every axon cluster result (ping-pong and one-way over
-shm and tcp, ping-pong with cluster.progress = wakeup, Savina big and the
+shm (cluster.progress auto and spin) and tcp, ping-pong with wakeup and no
+spin, Savina big and the
 random mesh on 2 and 4 nodes) verified its own answer and has a nonzero
 median with min <= median <= max; when ucx_perftest is installed, its limits
 have nonzero figures and each ping-pong / one-way shows a ratio to them;
@@ -68,7 +69,8 @@ def main():
         fail("--json output does not parse: %s" % e)
     by = {r["name"]: r for r in doc["results"]}
     axon = ["cluster/pingpong/shm", "cluster/oneway/shm", "cluster/pingpong/tcp",
-            "cluster/oneway/tcp", "cluster/pingpong/wakeup", "cluster/big/2n",
+            "cluster/oneway/tcp", "cluster/pingpong/shm-spin", "cluster/oneway/shm-spin",
+            "cluster/pingpong/nospin", "cluster/big/2n",
             "cluster/mesh/2n", "cluster/big/4n", "cluster/mesh/4n"]
     for n in axon:
         r = by.get(n)

@@ -901,7 +901,7 @@ static void job_base(const bench_cl_opts_t *op, cl_job_t *j, uint32_t nodes)
 static const char *progress_name(uint32_t p)
 {
     return p == AX_CLUSTER_PROGRESS_SPIN ? "spin" : p == AX_CLUSTER_PROGRESS_WAKEUP ? "wakeup"
-                                                                                   : "auto";
+                                                                                   : "auto-wakeup";
 }
 
 static void emit_axon(const bench_cl_opts_t *op, const cl_job_t *j, const job_out_t *o, int w,
@@ -975,19 +975,26 @@ int bench_cluster_run(const bench_cl_opts_t *op)
         }
     }
     /* Two nodes, one transport at a time: the limit, then axon. */
-    const char *tls[2] = { "shm", "tcp" };
-    for (int t = 0; t < (op->tcp ? 2 : 1) && !*op->interrupted; t++) {
+    /* shm twice: cluster.progress as configured (auto: wakeup), then spin
+     * (both spin while busy; they differ in how an idle worker waits: on
+     * UCP's event fd, or parked with a timer poll) */
+    const char *tls[3] = { "shm", "shm", "tcp" };
+    for (int t = 0; t < (op->tcp ? 3 : 2) && !*op->interrupted; t++) {
         cl_job_t j;
         job_base(op, &j, 2);
         j.tls = tls[t];
-        j.progress = AX_CLUSTER_PROGRESS_SPIN; /* wakeup would make UCX leave shm */
+        if (t == 1)
+            j.progress = AX_CLUSTER_PROGRESS_SPIN;
         j.run[W_PP] = j.run[W_OW] = true;
-        if (t == 1) { /* TCP: a tenth of the messages, as ucx-limits.sh does */
+        if (t == 2) { /* TCP: a tenth of the messages, as ucx-limits.sh does */
             j.pp_n = j.pp_n / 10 > 1000 ? j.pp_n / 10 : (j.pp_n < 1000 ? j.pp_n : 1000);
             j.ow_n = j.ow_n / 10 > 1000 ? j.ow_n / 10 : (j.ow_n < 1000 ? j.ow_n : 1000);
         }
         char lat[64] = "", bw[64] = "";
-        if (op->ucx) {
+        if (t == 1 && op->ucx) { /* the limits just measured for shm */
+            snprintf(lat, sizeof lat, "cluster/ucx/am_lat/shm");
+            snprintf(bw, sizeof bw, "cluster/ucx/am_bw/shm");
+        } else if (op->ucx) {
             ucx_limits(op, tls[t], op->pp_n, j.pin ? pcpus : "none", &ref[0], &ref[1]);
             for (int i = 0; i < 2; i++) {
                 if (!scripts && !ref[i].skipped) {
@@ -1001,18 +1008,20 @@ int bench_cluster_run(const bench_cl_opts_t *op)
             snprintf(bw, sizeof bw, "%s", ref[1].name);
         }
         char what[64];
-        snprintf(what, sizeof what, "cluster 2 nodes %s", tls[t]);
+        const char *sfx = t == 1 ? "shm-spin" : tls[t];
+        snprintf(what, sizeof what, "cluster 2 nodes %s", sfx);
         op->progress(what, 1, 1);
         job_out_t o;
         run_job(&j, &o);
         char nm[64];
-        snprintf(nm, sizeof nm, "cluster/pingpong/%s", tls[t]);
+        snprintf(nm, sizeof nm, "cluster/pingpong/%s", sfx);
         emit_axon(op, &j, &o, W_PP, nm, lat, op->erlang ? "cluster/erlang/pingpong" : NULL);
-        snprintf(nm, sizeof nm, "cluster/oneway/%s", tls[t]);
+        snprintf(nm, sizeof nm, "cluster/oneway/%s", sfx);
         emit_axon(op, &j, &o, W_OW, nm, bw, op->erlang ? "cluster/erlang/oneway" : NULL);
     }
-    /* The trade-off: cluster.progress = wakeup (UCX's transport choice, the
-     * worker sleeps on UCP's event fd between messages: no spin). */
+    /* The other end of the trade-off: cluster.progress = wakeup and no spin
+     * (scheduler.spin_us < 0): the worker sleeps on UCP's event fd between
+     * messages; UCX's own transport choice (shared memory here). */
     if (op->wakeup && !*op->interrupted) {
         cl_job_t j;
         job_base(op, &j, 2);
@@ -1020,10 +1029,10 @@ int bench_cluster_run(const bench_cl_opts_t *op)
         j.spin_us = -1;
         j.pp_n = j.pp_n / 10 > 1000 ? j.pp_n / 10 : (j.pp_n < 1000 ? j.pp_n : 1000);
         j.run[W_PP] = true;
-        op->progress("cluster 2 nodes wakeup", 1, 1);
+        op->progress("cluster 2 nodes nospin", 1, 1);
         job_out_t o;
         run_job(&j, &o);
-        emit_axon(op, &j, &o, W_PP, "cluster/pingpong/wakeup", op->ucx ? "cluster/ucx/am_lat/shm" : NULL,
+        emit_axon(op, &j, &o, W_PP, "cluster/pingpong/nospin", op->ucx ? "cluster/ucx/am_lat/shm" : NULL,
                   op->erlang ? "cluster/erlang/pingpong" : NULL);
     }
     /* Savina big and the random mesh on 2 and nodes_max nodes. */

@@ -1795,7 +1795,7 @@ int main(int argc, char **argv)
     bool cluster = g_opt.only && only_selected("cluster", NULL);
     bool cluster_only = cluster && !strchr(g_opt.only, ',');
     if (cluster)
-        g_progress_total += 17; /* its results, limits and peers included */
+        g_progress_total += 20; /* its results, limits and peers included */
     if (!g_gp[G_LIMITS] || cluster_only)
         g_progress_total -= reps;
     print_header();
