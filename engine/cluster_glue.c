@@ -22,6 +22,7 @@
  * only by their worker, and destroyed by it at shutdown.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
@@ -62,15 +63,16 @@ typedef struct wire_hdr {
     uint16_t src_node, src_worker, dst_worker, pad;
     uint32_t count; /* messages in the batch (1 for a blob) */
     uint32_t pad2;
-    uint64_t nonce; /* the sender's incarnation */
-    uint64_t seq;   /* on the channel (src node, src worker) -> (this node, dst worker) */
+    uint64_t session; /* the control connection's session (control.h) */
+    uint64_t seq;     /* on the channel (src node, src worker) -> (this node, dst worker) */
 } wire_hdr_t;
 _Static_assert(sizeof(wire_hdr_t) == 40, "the wire header is 40 bytes");
 
-/* One incarnation of a peer node, as the control plane learnt it.  Never
- * freed before the engine (a worker may still read an old one). */
+/* One session with a peer node (an incarnation, as one control connection
+ * carried it: control.h), as the control plane learnt it.  Never freed
+ * before the engine (a worker may still read an old one). */
 typedef struct pinc {
-    uint64_t nonce;
+    uint64_t session;
     uint32_t nw, inc_tag;
     void **addr;
     size_t *alen;
@@ -117,14 +119,14 @@ struct ax_cl {
     ucp_context_h ctx;
     ax_ctl_t *ctl;
     uint32_t node, inc_tag;
-    uint64_t nonce;
+    uint64_t nonce; /* this incarnation (HELLO) */
     peer_t peers[AX_CTL_NODES];
 };
 
 typedef struct arrival {
     struct arrival *next;
     struct ax_clw *cw;
-    uint64_t seq, nonce;
+    uint64_t seq, session;
     uint32_t node, src, kind, count;
     ax_msg_t rec; /* KIND_BLOB: the message */
     void *buf;    /* batch bytes (malloc) or the blob (arena) */
@@ -150,7 +152,7 @@ typedef struct ich {
 } ich_t;
 
 typedef struct wnode {
-    uint64_t nonce; /* incarnation the arrays below belong to; 0: none */
+    uint64_t session; /* session the arrays below belong to; 0: none */
     uint32_t nw;
     ucp_ep_h *ep;
     och_t *out;
@@ -160,7 +162,7 @@ typedef struct wnode {
 typedef struct sendreq {
     struct ax_clw *cw;
     uint32_t node, count;
-    uint64_t nonce;
+    uint64_t session;
     void *blob; /* KIND_BLOB: the sender's blob, freed at completion */
     size_t bytes;
     wire_hdr_t hdr;
@@ -172,7 +174,7 @@ typedef struct ep_err_arg {
     struct ep_err_arg *next;
     struct ax_cl *cl;
     uint32_t node;
-    uint64_t nonce;
+    uint64_t session;
 } ep_err_arg_t;
 
 typedef struct ax_clw {
@@ -187,6 +189,12 @@ typedef struct ax_clw {
     uint32_t ndirty, dirty_cap;
     uint64_t inflight;
     ep_err_arg_t *eargs; /* endpoint error-handler arguments, freed at destroy */
+    /* Endpoints of a session that is over, closed from ax__cluster_progress
+     * (never from inside a UCX callback or a send: see ep_retire), then
+     * their close requests until UCX completes them. */
+    ucp_ep_h *retired;
+    void **closing;
+    uint32_t nretired, retired_cap, nclosing, closing_cap;
     wnode_t node[AX_CTL_NODES];
     struct {
         _Atomic uint64_t msgs_sent, msgs_received, batches_sent, batches_received, bytes_sent,
@@ -203,14 +211,88 @@ bool ax__cluster_wanted(const ax_config_t *cfg)
     return cfg->cluster_listen[0] || cfg->cluster_peers[0];
 }
 
-/* The incarnation tag: 1..15 from the clock's seconds, so a node restarted
- * a second or more later gets another tag than its previous life (the
- * control plane refuses a rejoin with the same tag: docs/cluster.md). */
-uint32_t ax__cluster_pick_tag(void)
+/* The incarnation tag (docs/cluster.md "References").  It is part of every
+ * reference the node makes, including those made before it joins (actors
+ * spawned and names registered before ax_engine_start), so it is chosen
+ * here, from what this machine knows: with cluster.state_file, the tag
+ * after the one the file holds (1..15, so never the last one), written back
+ * (temporary file, fsync, rename, fsync of the directory) before the engine
+ * exists; without it, 1 + seconds mod 15 from the clock, which collides on
+ * a restart within a second (the control plane refuses that rejoin:
+ * refused_incarnation). */
+#define STATE_MAGIC "axon-incarnation"
+int ax__cluster_pick_tag(const ax_config_t *cfg, uint32_t *tag, char *err, size_t errlen)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return 1u + (uint32_t)(ts.tv_sec % 15);
+    const char *path = cfg->cluster_state_file;
+    if (!path[0]) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *tag = 1u + (uint32_t)(ts.tv_sec % 15);
+        return 0;
+    }
+    uint32_t last = 0;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        char line[64] = "";
+        unsigned v = 0;
+        char extra;
+        bool ok = fgets(line, sizeof line, f) &&
+                  sscanf(line, STATE_MAGIC " %u %c", &v, &extra) == 1 && v >= 1 && v <= 15;
+        bool empty = !line[0];
+        fclose(f);
+        if (!ok && !empty) {
+            snprintf(err, errlen, "cluster.state_file = %s: not an axon incarnation state file "
+                     "(expected \"" STATE_MAGIC " N\", N from 1 to 15); remove it or point "
+                     "cluster.state_file at another file", path);
+            return -EINVAL;
+        }
+        last = ok ? v : 0;
+    } else if (errno != ENOENT) {
+        int e = errno;
+        snprintf(err, errlen, "cluster.state_file = %s: cannot read it: %s", path, strerror(e));
+        return -e;
+    }
+    uint32_t t = last % 15u + 1u;
+    char tmp[AX_CONFIG_STR_MAX + 16];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        snprintf(err, errlen, "cluster.state_file = %s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -errno : 0;
+    if (!rc) {
+        char buf[64];
+        int n = snprintf(buf, sizeof buf, STATE_MAGIC " %u\n", t);
+        if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
+            rc = errno ? -errno : -EIO;
+        if (close(fd) < 0 && !rc)
+            rc = -errno;
+    }
+    if (!rc && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc) {
+        unlink(tmp);
+        snprintf(err, errlen, "cluster.state_file = %s: cannot write it: %s; the node must "
+                 "record its incarnation to rejoin safely after a restart", path, strerror(-rc));
+        return rc;
+    }
+    /* The rename itself survives a crash once the directory is synced. */
+    char dir[AX_CONFIG_STR_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    *tag = t;
+    return 0;
 }
 
 /* ---- the name registry's table ------------------------------------------------------------ */
@@ -287,7 +369,7 @@ static void post_worker0(ax_engine_t *eng, uint32_t type, uint64_t u0, const cha
     ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nobody left to tell */
 }
 
-static void node_known(void *user, uint32_t node, uint64_t nonce, uint32_t inc_tag, uint32_t nw,
+static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc_tag, uint32_t nw,
                        void *const *addr, const size_t *alen)
 {
     struct ax_cl *cl = user;
@@ -295,7 +377,7 @@ static void node_known(void *user, uint32_t node, uint64_t nonce, uint32_t inc_t
     pinc_t *pi = calloc(1, sizeof *pi);
     if (!pi)
         return;
-    pi->nonce = nonce;
+    pi->session = session;
     pi->nw = nw;
     pi->inc_tag = inc_tag;
     pi->addr = calloc(nw, sizeof *pi->addr);
@@ -311,25 +393,25 @@ static void node_known(void *user, uint32_t node, uint64_t nonce, uint32_t inc_t
     atomic_store_explicit(&p->state, 1, memory_order_release); /* P1 */
 }
 
-static void node_up(void *user, uint32_t node, uint64_t nonce)
+static void node_up(void *user, uint32_t node, uint64_t session)
 {
     struct ax_cl *cl = user;
     peer_t *p = &cl->peers[node];
     pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
-    if (pi && pi->nonce == nonce) {
+    if (pi && pi->session == session) {
         atomic_store_explicit(&p->state, 2, memory_order_release); /* P1 */
         post_worker0(cl->eng, AX_SYS_NAME_SYNC, node, NULL); /* tell it our names */
     }
 }
 
-static void node_down(void *user, uint32_t node, uint64_t nonce, const char *why)
+static void node_down(void *user, uint32_t node, uint64_t session, const char *why)
 {
     (void)why;
     struct ax_cl *cl = user;
     ax_engine_t *eng = cl->eng;
     peer_t *p = &cl->peers[node];
     pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
-    if (!pi || pi->nonce != nonce)
+    if (!pi || pi->session != session)
         return;
     atomic_store_explicit(&p->state, 3, memory_order_release);
     names_drop_node(cl, node);
@@ -341,7 +423,7 @@ static void node_down(void *user, uint32_t node, uint64_t nonce, const char *why
         m.type = AX_SYS_NODE_DOWN;
         m.len = 16;
         m.payload.u64[0] = node;
-        m.payload.u64[1] = nonce;
+        m.payload.u64[1] = session;
         ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nothing left to fail */
     }
 }
@@ -519,40 +601,80 @@ static void count_dead(ax_clw_t *cw, uint64_t n, _Atomic uint64_t *why)
     atomic_fetch_add_explicit(&cw->w->st.dead_letters, n, memory_order_relaxed);
 }
 
-static void ep_close(ax_clw_t *cw, ucp_ep_h ep)
+/* Put an endpoint of a finished session aside; ep_close_retired closes it
+ * at the next progress.  wnode_clear runs inside UCX callbacks (an arrival
+ * of a new session, on_am) and inside sends (ax__cluster_slot): closing
+ * there, and progressing the worker until the close completed, re-entered
+ * UCX from its own callbacks, with the endpoint's pending queue being
+ * dispatched.  0 or -ENOMEM (then it is closed at once, as before). */
+static int ep_retire(ax_clw_t *cw, ucp_ep_h ep)
 {
-    ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                              .flags = UCP_EP_CLOSE_FLAG_FORCE};
-    ucs_status_ptr_t r = ucp_ep_close_nbx(ep, &cp);
-    if (r && !UCS_PTR_IS_ERR(r)) {
-        /* A forced close completes locally: progress until it has. */
-        while (ucp_request_check_status(r) == UCS_INPROGRESS)
-            ucp_worker_progress(cw->uw);
-        ucp_request_free(r);
+    if (cw->nretired == cw->retired_cap) {
+        uint32_t cap = cw->retired_cap ? cw->retired_cap * 2 : 16;
+        ucp_ep_h *r = realloc(cw->retired, cap * sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        cw->retired = r;
+        cw->retired_cap = cap;
+    }
+    cw->retired[cw->nretired++] = ep;
+    return 0;
+}
+
+/* Close the retired endpoints (forced: the session is over, what is in
+ * flight on them fails and is counted) and collect close requests that
+ * completed.  Outside any UCX callback: from the worker loop, or at stop. */
+static void ep_close_retired(ax_clw_t *cw)
+{
+    while (cw->nretired) {
+        if (cw->nclosing == cw->closing_cap) {
+            uint32_t cap = cw->closing_cap ? cw->closing_cap * 2 : 16;
+            void **c = realloc(cw->closing, cap * sizeof *c);
+            if (!c)
+                break; /* retried at the next progress */
+            cw->closing = c;
+            cw->closing_cap = cap;
+        }
+        ucp_ep_h ep = cw->retired[--cw->nretired];
+        ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                                  .flags = UCP_EP_CLOSE_FLAG_FORCE};
+        ucs_status_ptr_t r = ucp_ep_close_nbx(ep, &cp);
+        if (r && !UCS_PTR_IS_ERR(r))
+            cw->closing[cw->nclosing++] = r;
+    }
+    for (uint32_t i = 0; i < cw->nclosing;) {
+        if (ucp_request_check_status(cw->closing[i]) == UCS_INPROGRESS) {
+            i++;
+            continue;
+        }
+        ucp_request_free(cw->closing[i]);
+        cw->closing[i] = cw->closing[--cw->nclosing];
     }
 }
 
-/* Forget node n's incarnation on this worker: queued sends become dead
+/* Forget node n's session on this worker: queued sends become dead
  * letters (reason: unreachable), early arrivals are dropped, endpoints
- * closed. */
+ * retired.  The node's record is detached first, so nothing run from here
+ * (a dead-letter hook, a callback) can reach the old arrays through it. */
 static void wnode_clear(ax_clw_t *cw, uint32_t n)
 {
     ax_worker_t *w = cw->w;
-    wnode_t *wn = &cw->node[n];
-    if (!wn->nonce)
+    wnode_t old = cw->node[n];
+    if (!old.session)
         return;
-    for (uint32_t d = 0; d < wn->nw; d++) {
+    memset(&cw->node[n], 0, sizeof cw->node[n]);
+    for (uint32_t d = 0; d < old.nw; d++) {
         ax_msg_t *m;
         uint64_t lost = 0;
-        while ((m = ax_mq_peek(&wn->out[d].q))) {
+        while ((m = ax_mq_peek(&old.out[d].q))) {
             ax__dead_letter(w, m); /* counted, hooked, blob freed */
             w->handled++;
             lost++;
-            ax_mq_pop(&wn->out[d].q, w->arena);
+            ax_mq_pop(&old.out[d].q, w->arena);
         }
         AX_STAT_ADD(cw->st.dead_unreachable, lost);
-        ax_mq_fini(&wn->out[d].q, w->arena);
-        arrival_t *a = wn->in[d].pend;
+        ax_mq_fini(&old.out[d].q, w->arena);
+        arrival_t *a = old.in[d].pend;
         while (a) {
             arrival_t *nx = a->next;
             if (!a->done) {
@@ -566,13 +688,17 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n)
             }
             a = nx;
         }
-        if (wn->ep[d])
-            ep_close(cw, wn->ep[d]);
+        if (old.ep[d] && ep_retire(cw, old.ep[d]) < 0) {
+            ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                                      .flags = UCP_EP_CLOSE_FLAG_FORCE};
+            ucs_status_ptr_t r = ucp_ep_close_nbx(old.ep[d], &cp);
+            if (r && !UCS_PTR_IS_ERR(r))
+                ucp_request_free(r); /* UCX frees it when it completes */
+        }
     }
-    free(wn->ep);
-    free(wn->out);
-    free(wn->in);
-    memset(wn, 0, sizeof *wn);
+    free(old.ep);
+    free(old.out);
+    free(old.in);
 }
 
 static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
@@ -592,7 +718,7 @@ static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
     for (uint32_t d = 0; d < pi->nw; d++)
         ax_mq_init(&wn->out[d].q);
     wn->nw = pi->nw;
-    wn->nonce = pi->nonce;
+    wn->session = pi->session;
     return true;
 }
 
@@ -633,7 +759,7 @@ ax_msg_t *ax__cluster_slot(ax_worker_t *w, ax_ref_t to, int *err)
             return NULL;
         }
         wnode_t *wn = &cw->node[n];
-        if (wn->nonce != pi->nonce && !wnode_init(cw, n, pi)) {
+        if (wn->session != pi->session && !wnode_init(cw, n, pi)) {
             *err = -ENOMEM;
             return NULL;
         }
@@ -682,7 +808,7 @@ static void send_done(sendreq_t *sr, ucs_status_t st)
     ax_clw_t *cw = sr->cw;
     if (st != UCS_OK) {
         count_dead(cw, sr->count, &cw->st.dead_unreachable);
-        ax_ctl_report_error(cw->cl->ctl, sr->node, sr->nonce);
+        ax_ctl_report_error(cw->cl->ctl, sr->node, sr->session);
     } else {
         AX_STAT_ADD(cw->st.msgs_sent, sr->count);
         AX_STAT_INC(cw->st.batches_sent);
@@ -705,7 +831,7 @@ static void ep_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
 {
     (void)ep, (void)status;
     ep_err_arg_t *ea = arg;
-    ax_ctl_report_error(ea->cl->ctl, ea->node, ea->nonce);
+    ax_ctl_report_error(ea->cl->ctl, ea->node, ea->session);
 }
 
 static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
@@ -714,7 +840,7 @@ static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
     if (wn->ep[d])
         return wn->ep[d];
     const pinc_t *pi = atomic_load_explicit(&cw->cl->peers[n].cur, memory_order_acquire);
-    if (!pi || pi->nonce != wn->nonce || !pi->addr[d])
+    if (!pi || pi->session != wn->session || !pi->addr[d])
         return NULL;
     /* The error handler's argument outlives the endpoint: freed at destroy. */
     ep_err_arg_t *ea = malloc(sizeof *ea);
@@ -722,7 +848,7 @@ static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
         return NULL;
     ea->cl = cw->cl;
     ea->node = n;
-    ea->nonce = wn->nonce;
+    ea->session = wn->session;
     ucp_ep_params_t ep_p = {
         .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                       UCP_EP_PARAM_FIELD_ERR_HANDLER,
@@ -764,8 +890,8 @@ static void am_send(ax_clw_t *cw, ucp_ep_h ep, sendreq_t *sr, size_t hlen, const
         cw->inflight++;
 }
 
-static void hdr_fill(ax_clw_t *cw, wire_hdr_t *h, uint32_t kind, uint32_t d, uint32_t count,
-                     uint64_t seq)
+static void hdr_fill(ax_clw_t *cw, wire_hdr_t *h, uint32_t kind, uint32_t n, uint32_t d,
+                     uint32_t count, uint64_t seq)
 {
     memset(h, 0, sizeof *h);
     h->magic = WIRE_MAGIC;
@@ -775,7 +901,7 @@ static void hdr_fill(ax_clw_t *cw, wire_hdr_t *h, uint32_t kind, uint32_t d, uin
     h->src_worker = (uint16_t)cw->w->id;
     h->dst_worker = (uint16_t)d;
     h->count = count;
-    h->nonce = cw->cl->nonce;
+    h->session = cw->node[n].session;
     h->seq = seq;
 }
 
@@ -799,11 +925,11 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
                 return; /* retried at the next flush (still dirty below) */
             sr->cw = cw;
             sr->node = n;
-            sr->nonce = wn->nonce;
+            sr->session = wn->session;
             sr->count = 1;
             sr->blob = m->payload.blob.ptr;
             size_t blen = (size_t)m->payload.blob.len;
-            hdr_fill(cw, &sr->hdr, KIND_BLOB, d, 1, o->seq++);
+            hdr_fill(cw, &sr->hdr, KIND_BLOB, n, d, 1, o->seq++);
             sr->rec = *m;
             sr->rec.seq = 0;
             sr->rec.payload.blob.ptr = NULL;
@@ -837,10 +963,10 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
             return;
         sr->cw = cw;
         sr->node = n;
-        sr->nonce = wn->nonce;
+        sr->session = wn->session;
         sr->count = cnt;
         sr->blob = NULL;
-        hdr_fill(cw, &sr->hdr, KIND_BATCH, d, cnt, o->seq++);
+        hdr_fill(cw, &sr->hdr, KIND_BATCH, n, d, cnt, o->seq++);
         unsigned char *p = sr->data;
         for (uint32_t k = 0; k < cnt; k++) {
             m = ax_mq_peek(&o->q);
@@ -878,14 +1004,14 @@ void ax__cluster_flush(ax_worker_t *w)
     cw->ndirty = 0;
     for (uint32_t i = 0; i < nd; i++) {
         uint32_t n = cw->dirty[i] >> 16, d = cw->dirty[i] & 0xFFFF;
-        if (cw->node[n].nonce && d < cw->node[n].nw)
+        if (cw->node[n].session && d < cw->node[n].nw)
             send_channel(cw, n, d);
     }
     /* A channel whose batch could not be allocated stays queued: mark it
      * dirty again so the next flush retries. */
     for (uint32_t n = 0; n < AX_CTL_NODES && nd; n++) {
         wnode_t *wn = &cw->node[n];
-        for (uint32_t d = 0; wn->nonce && d < wn->nw; d++)
+        for (uint32_t d = 0; wn->session && d < wn->nw; d++)
             if (wn->out[d].q.count && !wn->out[d].dirty && cw->ndirty < cw->dirty_cap) {
                 wn->out[d].dirty = true;
                 cw->dirty[cw->ndirty++] = n << 16 | d;
@@ -1002,7 +1128,7 @@ static void ich_drain(ax_clw_t *cw, ich_t *ch)
             ch->broken = true;
             /* The node is gone or its path is broken: have the control
              * plane declare it down (monitors get DOWN, it rejoins anew). */
-            ax_ctl_report_error(cw->cl->ctl, a->node, a->nonce);
+            ax_ctl_report_error(cw->cl->ctl, a->node, a->session);
         }
         if (ch->broken)
             a->failed = true; /* after a lost arrival: a dead letter */
@@ -1046,13 +1172,13 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         (h.kind == KIND_BATCH && hlen != sizeof h))
         goto bad;
     const pinc_t *pi = peer_get(cw->cl, h.src_node, 1);
-    if (!pi || pi->nonce != h.nonce) {
+    if (!pi || pi->session != h.session) {
         /* From a node we do not know (yet) or an incarnation that is gone. */
         count_dead(cw, h.count, pi ? &cw->st.dead_stale : &cw->st.dead_unreachable);
         return UCS_OK;
     }
     wnode_t *wn = &cw->node[h.src_node];
-    if (wn->nonce != pi->nonce && !wnode_init(cw, h.src_node, pi)) {
+    if (wn->session != pi->session && !wnode_init(cw, h.src_node, pi)) {
         count_dead(cw, h.count, &cw->st.dead_nomem);
         return UCS_OK;
     }
@@ -1099,7 +1225,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         goto nomem;
     a->cw = cw;
     a->seq = h.seq;
-    a->nonce = h.nonce;
+    a->session = h.session;
     a->node = h.src_node;
     a->src = h.src_worker;
     a->kind = h.kind;
@@ -1157,7 +1283,7 @@ nomem:
     if (h.seq == ch->expect) {
         ch->expect++;
         ch->broken = true; /* a gap now: nothing later may be delivered (ich_t) */
-        ax_ctl_report_error(cw->cl->ctl, h.src_node, h.nonce);
+        ax_ctl_report_error(cw->cl->ctl, h.src_node, h.session);
         ich_drain(cw, ch);
     }
     return UCS_OK;
@@ -1174,6 +1300,10 @@ uint32_t ax__cluster_progress(ax_worker_t *w)
     uint32_t n = 0;
     for (int i = 0; i < 64 && ucp_worker_progress(cw->uw); i++)
         n++;
+    if (cw->nretired || cw->nclosing) {
+        ep_close_retired(cw);
+        n++;
+    }
     return n;
 }
 
@@ -1182,7 +1312,7 @@ ax_mq_t *ax__cluster_inq(ax_worker_t *w) { return &CW(w)->inq; }
 bool ax__cluster_pending(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
-    return cw->inq.count || cw->ndirty || cw->dead.count;
+    return cw->inq.count || cw->ndirty || cw->dead.count || cw->nretired;
 }
 
 bool ax__cluster_arm(ax_worker_t *w)
@@ -1270,7 +1400,7 @@ void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
     switch (m->type) {
     case AX_SYS_NODE_DOWN: {
         uint32_t n = (uint32_t)m->payload.u64[0];
-        if (n < AX_CTL_NODES && cw->node[n].nonce == m->payload.u64[1])
+        if (n < AX_CTL_NODES && cw->node[n].session == m->payload.u64[1])
             wnode_clear(cw, n);
         if (n < AX_CTL_NODES)
             ax__fault_node_down(w, n);
@@ -1355,7 +1485,7 @@ void ax__cluster_worker_stop(ax_worker_t *w)
         ucp_worker_progress(cw->uw);
     for (uint32_t n = 0; n < AX_CTL_NODES; n++) {
         wnode_t *wn = &cw->node[n];
-        for (uint32_t d = 0; wn->nonce && d < wn->nw; d++) {
+        for (uint32_t d = 0; wn->session && d < wn->nw; d++) {
             uint64_t left = wn->out[d].q.count;
             atomic_fetch_add_explicit(&w->st.dropped_at_stop, left, memory_order_relaxed);
             while ((m = ax_mq_peek(&wn->out[d].q))) {
@@ -1366,6 +1496,21 @@ void ax__cluster_worker_stop(ax_worker_t *w)
         }
         wnode_clear(cw, n);
     }
+    /* Close every endpoint (bounded, as above: forced closes complete
+     * locally). */
+    t0 = ax__now_ns();
+    do {
+        ep_close_retired(cw);
+        if (cw->nclosing)
+            ucp_worker_progress(cw->uw);
+    } while ((cw->nretired || cw->nclosing) && ax__now_ns() - t0 < 2000000000ull);
+    for (uint32_t i = 0; i < cw->nclosing; i++)
+        ucp_request_free(cw->closing[i]);
+    cw->nclosing = 0;
+    free(cw->retired);
+    free(cw->closing);
+    cw->retired = NULL;
+    cw->closing = NULL;
     /* Rendezvous receives still open are cancelled by the destroy; their
      * arrivals (orphans) are freed by their completion, which it runs. */
     ucp_worker_destroy(cw->uw);
