@@ -45,6 +45,10 @@
 #define WIRE_MAGIC 0x31575841u /* "AXW1" little-endian */
 #define KIND_BATCH 1u
 #define KIND_BLOB 2u
+/* The wiring round trip (see wire_start): header only, outside the
+ * channels' sequence numbers. */
+#define KIND_PROBE 3u
+#define KIND_PROBE_ACK 4u
 /* Blobs up to this size travel inside their batch (copied); larger ones as
  * an active message of their own, sent from the blob itself (zero-copy on
  * the sender; UCX uses rendezvous above ~8 KiB, PLAYBOOK 8). */
@@ -84,6 +88,13 @@ typedef struct peer {
      * state (acquire) then cur. */
     _Atomic(pinc_t *) cur;
     _Atomic uint32_t state; /* 0 unknown, 1 known (accept its data), 2 up (send), 3 down */
+    /* Workers whose endpoints to the node's current session are wired
+     * (wire_start): low 32 bits the count, high 32 bits the session's low
+     * bits, so a late count for an old session never counts for a new one.
+     * Reset by node_known (control thread, before P1's release); counted
+     * by workers with a CAS (relaxed: read only as a readiness hint by
+     * ax_cluster_node_up, after its acquire of state). */
+    _Atomic uint64_t wired;
     pinc_t *all;            /* every incarnation seen (control thread only) */
 } peer_t;
 
@@ -157,11 +168,15 @@ typedef struct wnode {
     ucp_ep_h *ep;
     och_t *out;
     ich_t *in;
+    uint8_t *acked;   /* wiring: the node's worker d answered our probe */
+    uint8_t *ack_due; /* wiring: its worker d probed us; answer at the flush */
+    uint32_t acks_left;
+    bool wiring;      /* probes sent, acks_left still to come */
 } wnode_t;
 
 typedef struct sendreq {
     struct ax_clw *cw;
-    uint32_t node, count;
+    uint32_t node, count, kind;
     uint64_t session;
     void *blob; /* KIND_BLOB: the sender's blob, freed at completion */
     size_t bytes;
@@ -188,6 +203,7 @@ typedef struct ax_clw {
     uint32_t *dirty;
     uint32_t ndirty, dirty_cap;
     uint64_t inflight;
+    uint32_t acks_due; /* nodes with an ack_due set (wiring answers to send) */
     ep_err_arg_t *eargs; /* endpoint error-handler arguments, freed at destroy */
     /* Endpoints of a session that is over, closed from ax__cluster_progress
      * (never from inside a UCX callback or a send: see ep_retire), then
@@ -389,6 +405,7 @@ static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc
     }
     pi->older = p->all;
     p->all = pi;
+    atomic_store_explicit(&p->wired, (uint64_t)(uint32_t)session << 32, memory_order_relaxed);
     atomic_store_explicit(&p->cur, pi, memory_order_relaxed);
     atomic_store_explicit(&p->state, 1, memory_order_release); /* P1 */
 }
@@ -401,6 +418,17 @@ static void node_up(void *user, uint32_t node, uint64_t session)
     if (pi && pi->session == session) {
         atomic_store_explicit(&p->state, 2, memory_order_release); /* P1 */
         post_worker0(cl->eng, AX_SYS_NAME_SYNC, node, NULL); /* tell it our names */
+        /* Every worker wires its endpoints to the node now (wire_start). */
+        for (uint32_t t = 0; t < cl->eng->n; t++) {
+            ax_msg_t m;
+            memset(&m, 0, sizeof m);
+            m.to = ax__ref_make(cl->eng->home, t, 0, 0);
+            m.type = AX_SYS_NODE_WIRE;
+            m.len = 16;
+            m.payload.u64[0] = node;
+            m.payload.u64[1] = session;
+            ax__ext_post(cl->eng, &m); /* -ESHUTDOWN at stop: nothing to wire */
+        }
     }
 }
 
@@ -696,9 +724,15 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n)
                 ucp_request_free(r); /* UCX frees it when it completes */
         }
     }
+    if (old.ack_due)
+        for (uint32_t d = 0; d < old.nw; d++)
+            if (old.ack_due[d] && cw->acks_due)
+                cw->acks_due--;
     free(old.ep);
     free(old.out);
     free(old.in);
+    free(old.acked);
+    free(old.ack_due);
 }
 
 static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
@@ -708,10 +742,14 @@ static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
     wn->ep = calloc(pi->nw, sizeof *wn->ep);
     wn->out = calloc(pi->nw, sizeof *wn->out);
     wn->in = calloc(pi->nw, sizeof *wn->in);
-    if (!wn->ep || !wn->out || !wn->in) {
+    wn->acked = calloc(pi->nw, 1);
+    wn->ack_due = calloc(pi->nw, 1);
+    if (!wn->ep || !wn->out || !wn->in || !wn->acked || !wn->ack_due) {
         free(wn->ep);
         free(wn->out);
         free(wn->in);
+        free(wn->acked);
+        free(wn->ack_due);
         memset(wn, 0, sizeof *wn);
         return false;
     }
@@ -806,6 +844,13 @@ ax_msg_t *ax__cluster_slot(ax_worker_t *w, ax_ref_t to, int *err)
 static void send_done(sendreq_t *sr, ucs_status_t st)
 {
     ax_clw_t *cw = sr->cw;
+    if (sr->kind == KIND_PROBE || sr->kind == KIND_PROBE_ACK) {
+        /* Answered by a PROBE_ACK (on_am), not by this completion. */
+        if (st != UCS_OK)
+            ax_ctl_report_error(cw->cl->ctl, sr->node, sr->session);
+        free(sr);
+        return;
+    }
     if (st != UCS_OK) {
         count_dead(cw, sr->count, &cw->st.dead_unreachable);
         ax_ctl_report_error(cw->cl->ctl, sr->node, sr->session);
@@ -907,6 +952,68 @@ static void hdr_fill(ax_clw_t *cw, wire_hdr_t *h, uint32_t kind, uint32_t n, uin
 
 static inline size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
+/* ---- wiring -------------------------------------------------------------------------------
+ * UCX 1.13 aborts (assertions in ucp_request_send_state_ff, "got REP
+ * message", and in the wireup endpoint's purge) when a TCP connection fails
+ * while wireup messages are still queued on it: a node killed while
+ * endpoints to or from it were being wired.  Endpoints used to be created at
+ * the first send, so a node killed in the middle of traffic was often in
+ * the middle of wireups too (cluster_kill9_3's UCX assertion).  Now, when a
+ * node comes up, every worker creates its endpoint to each of the node's
+ * workers and sends a probe on it, and each of those answers with a probe
+ * ack on its own endpoint back: a round trip on the very endpoints the data
+ * travels on, so when the last ack is in, the wireup messages of both
+ * directions have left both nodes.  ax_cluster_node_up (and so
+ * ax_cluster_wait_nodes) reports the node only when every worker has its
+ * acks.  A node that dies while it joins can still meet the UCX bug (fixed
+ * upstream after 1.13: openucx/ucx PR 8175). */
+static void wire_send(ax_clw_t *cw, uint32_t n, uint32_t d, uint32_t kind)
+{
+    wnode_t *wn = &cw->node[n];
+    sendreq_t *sr = malloc(sizeof *sr);
+    if (!sr) {
+        ax_ctl_report_error(cw->cl->ctl, n, wn->session); /* cannot wire: start again */
+        return;
+    }
+    sr->cw = cw;
+    sr->node = n;
+    sr->kind = kind;
+    sr->session = wn->session;
+    sr->count = 0;
+    sr->blob = NULL;
+    hdr_fill(cw, &sr->hdr, kind, n, d, 0, 0);
+    am_send(cw, ep_get(cw, n, d), sr, sizeof sr->hdr, sr->data, 0);
+}
+
+static void wire_done(ax_clw_t *cw, uint32_t n)
+{
+    peer_t *p = &cw->cl->peers[n];
+    uint64_t tag = (uint64_t)(uint32_t)cw->node[n].session << 32;
+    uint64_t v = atomic_load_explicit(&p->wired, memory_order_relaxed);
+    while ((v & ~0xffffffffull) == tag &&
+           !atomic_compare_exchange_weak_explicit(&p->wired, &v, v + 1, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+static void wire_start(ax_clw_t *cw, uint32_t n, uint64_t session)
+{
+    const pinc_t *pi = peer_get(cw->cl, n, 2);
+    if (!pi || pi->session != session)
+        return; /* that session is already over */
+    wnode_t *wn = &cw->node[n];
+    if (wn->session != pi->session && !wnode_init(cw, n, pi)) {
+        ax_ctl_report_error(cw->cl->ctl, n, session);
+        return;
+    }
+    if (wn->wiring || wn->acks_left)
+        return;
+    wn->wiring = true;
+    wn->acks_left = wn->nw;
+    for (uint32_t d = 0; d < wn->nw && wn->session == session; d++)
+        wire_send(cw, n, d, KIND_PROBE);
+}
+
 /* Send channel (n, d): batches of small messages, each large blob on its
  * own, in queue order, each with the channel's next sequence number. */
 static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
@@ -925,6 +1032,7 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
                 return; /* retried at the next flush (still dirty below) */
             sr->cw = cw;
             sr->node = n;
+            sr->kind = KIND_BLOB;
             sr->session = wn->session;
             sr->count = 1;
             sr->blob = m->payload.blob.ptr;
@@ -963,6 +1071,7 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
             return;
         sr->cw = cw;
         sr->node = n;
+        sr->kind = KIND_BATCH;
         sr->session = wn->session;
         sr->count = cnt;
         sr->blob = NULL;
@@ -991,10 +1100,21 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
     }
 }
 
+static void wire_send(ax_clw_t *cw, uint32_t n, uint32_t d, uint32_t kind);
+
 void ax__cluster_flush(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
     ax_msg_t *m;
+    for (uint32_t n = 0; n < AX_CTL_NODES && cw->acks_due; n++) {
+        wnode_t *wn = &cw->node[n];
+        for (uint32_t d = 0; wn->session && d < wn->nw; d++)
+            if (wn->ack_due[d]) {
+                wn->ack_due[d] = 0;
+                cw->acks_due--;
+                wire_send(cw, n, d, KIND_PROBE_ACK);
+            }
+    }
     while ((m = ax_mq_peek(&cw->dead))) {
         ax__dead_letter(w, m);
         w->handled++;
@@ -1167,9 +1287,10 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         goto bad;
     memcpy(&h, header, sizeof h);
     if (h.magic != WIRE_MAGIC || h.version != AX_WIRE_VERSION || h.src_node >= AX_CTL_NODES ||
-        h.dst_worker != w->id || (h.kind != KIND_BATCH && h.kind != KIND_BLOB) ||
+        h.dst_worker != w->id || h.kind < KIND_BATCH || h.kind > KIND_PROBE_ACK ||
         (h.kind == KIND_BLOB && (hlen != sizeof h + sizeof(ax_msg_t) || h.count != 1)) ||
-        (h.kind == KIND_BATCH && hlen != sizeof h))
+        (h.kind != KIND_BLOB && hlen != sizeof h) ||
+        (h.kind >= KIND_PROBE && (h.count || len)))
         goto bad;
     const pinc_t *pi = peer_get(cw->cl, h.src_node, 1);
     if (!pi || pi->session != h.session) {
@@ -1184,6 +1305,23 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
     }
     if (h.src_worker >= wn->nw)
         goto bad;
+    if (h.kind == KIND_PROBE) { /* answered at the flush, outside this callback */
+        if (!wn->ack_due[h.src_worker]) {
+            wn->ack_due[h.src_worker] = 1;
+            cw->acks_due++;
+        }
+        return UCS_OK;
+    }
+    if (h.kind == KIND_PROBE_ACK) {
+        if (wn->wiring && !wn->acked[h.src_worker]) {
+            wn->acked[h.src_worker] = 1;
+            if (--wn->acks_left == 0) {
+                wn->wiring = false;
+                wire_done(cw, h.src_node);
+            }
+        }
+        return UCS_OK;
+    }
     ich_t *ch = &wn->in[h.src_worker];
     if (h.seq < ch->expect)
         goto bad; /* a duplicate: UCX never sends one, so it is forged */
@@ -1312,7 +1450,7 @@ ax_mq_t *ax__cluster_inq(ax_worker_t *w) { return &CW(w)->inq; }
 bool ax__cluster_pending(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
-    return cw->inq.count || cw->ndirty || cw->dead.count || cw->nretired;
+    return cw->inq.count || cw->ndirty || cw->dead.count || cw->nretired || cw->acks_due;
 }
 
 bool ax__cluster_arm(ax_worker_t *w)
@@ -1404,6 +1542,12 @@ void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
             wnode_clear(cw, n);
         if (n < AX_CTL_NODES)
             ax__fault_node_down(w, n);
+        return;
+    }
+    case AX_SYS_NODE_WIRE: {
+        uint32_t n = (uint32_t)m->payload.u64[0];
+        if (n < AX_CTL_NODES)
+            wire_start(cw, n, m->payload.u64[1]);
         return;
     }
     case AX_SYS_NAME_BCAST: { /* the name changed here: tell every node its state */
@@ -1654,7 +1798,12 @@ bool ax_cluster_node_up(const ax_engine_t *eng, uint32_t node)
 {
     if (!eng || !eng->cl || node >= AX_CTL_NODES)
         return false;
-    return atomic_load_explicit(&eng->cl->peers[node].state, memory_order_acquire) == 2;
+    const peer_t *p = &eng->cl->peers[node];
+    if (atomic_load_explicit(&p->state, memory_order_acquire) != 2)
+        return false;
+    /* Up for the program once every worker's endpoints to it are wired. */
+    uint64_t v = atomic_load_explicit(&p->wired, memory_order_relaxed);
+    return (uint32_t)v >= eng->n;
 }
 
 int ax_cluster_wait_nodes(ax_engine_t *eng, uint32_t nodes, uint32_t timeout_ms)

@@ -32,12 +32,6 @@ add_test(NAME cluster_refuse_version COMMAND cluster_node --fork 2 --scenario re
 set_tests_properties(cluster_standalone_3 cluster_kill9_3 cluster_rejoin_2 cluster_stopped_node_3 cluster_garbage
                      cluster_refuse_cookie cluster_refuse_version
                      PROPERTIES LABELS cluster TIMEOUT 180)
-# cluster_kill9_3 still fails about 1 run in 13 (kill -9 mid-traffic: a
-# blob with a wrong sender after a spurious node-down, duplicated blobs, and
-# a UCX 1.13 assertion in ucp_ep_close_nbx; docs/cluster.md "Tests").  It is
-# kept in the suite, labelled known_failing, and `./run.sh test` leaves that
-# label out until those are fixed: run it with ctest -R cluster_kill9_3.
-set_tests_properties(cluster_kill9_3 PROPERTIES LABELS "cluster;known_failing")
 if(TARGET axon_cluster_mpi)
   foreach(n 2 4)
     add_test(NAME cluster_mpirun_${n}

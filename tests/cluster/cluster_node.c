@@ -449,6 +449,11 @@ static int mesh(FILE *addr_out)
     for (uint32_t i = 0; i < g_total; i++)
         if (ax_ref_node(g_all[i]) != i / per)
             ERR("name a%u names node %u", i, ax_ref_node(g_all[i]));
+    {
+        char up[32]; /* every other node is up here (kill: the victim waits for these) */
+        snprintf(up, sizeof up, "up%u", g_node);
+        ax_cluster_register(e, up, mine[0]);
+    }
     if (!strcmp(g_scenario, "pingpong")) {
         if (g_node == 0 && ax_engine_send(e, mine[0], T_START, NULL, 0))
             ERR("start");
@@ -471,7 +476,15 @@ static int mesh(FILE *addr_out)
         if (ax_engine_send(e, mine[i], T_START, &(uint64_t){ gidx(g_node, i) }, 8))
             ERR("start send");
     if (kill && g_node == 1) {
-        /* The victim: traffic is flowing; the launcher kills (or stops) us. */
+        /* The victim: traffic is flowing; the launcher kills (or stops) us
+         * once every survivor has it up (wired: cluster_glue.c "wiring";
+         * a node that dies while it joins meets a UCX 1.13 bug). */
+        for (uint32_t n = 0; n < g_nodes; n++) {
+            char up[32];
+            snprintf(up, sizeof up, "up%u", n);
+            while (n != 1 && ax_cluster_whereis(e, up) == AX_REF_NONE && now_s() - t0 < g_seconds)
+                usleep(2000);
+        }
         usleep(100000);
         if (write(g_ready_fd, "r", 1) != 1)
             return 1;
