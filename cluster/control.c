@@ -455,7 +455,9 @@ static void on_hello(ax_ctl_t *c, conn_t *k, const uint8_t *p, uint32_t len)
         atomic_fetch_add_explicit(&c->st.refused_incarnation, 1, memory_order_relaxed);
         snprintf(msg, sizeof msg, "node %u rejoined with incarnation tag %u, the tag of its "
                  "previous incarnation: references to its old actors would look valid; "
-                 "restart it a second later (the tag comes from the clock)", h.node, h.inc_tag);
+                 "give it a cluster.state_file (each start then takes a new tag) or "
+                 "restart it a second later (without one the tag comes from the clock)",
+                 h.node, h.inc_tag);
         refuse(c, k, msg);
         return;
     }
