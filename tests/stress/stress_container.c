@@ -44,6 +44,13 @@ static uint64_t g_seed;
 static _Atomic int g_stop;
 static _Atomic uint64_t g_errors, g_writes, g_reads, g_active, g_churn_hits, g_churn_ops;
 static ax_cont_t *g_c;
+/* A second container, sized for 2 keys, where the churn actor puts key n
+ * and deletes key n - 8 at every step: about 8 keys live among tombstones,
+ * so its index is rebuilt every few dozen puts, and readers walking a
+ * table that was just replaced must still find it allocated (freed after
+ * the grace period, not at once: ASan checks). */
+static ax_cont_t *g_small;
+static _Atomic uint32_t g_small_step;
 
 #define FAIL(...) \
     do { \
@@ -122,6 +129,22 @@ static void read_section(ax_ctx_t *ctx, uint64_t *rng, uint64_t *last)
         atomic_fetch_add_explicit(&g_churn_hits, 1, memory_order_relaxed);
     }
     ax_cont_read_leave(&rd);
+    /* The small container: keys step - 15 .. step, present or not. */
+    if (ax_cont_read_enter(ctx, g_small, &rd) != 0) {
+        FAIL("read_enter (small) failed");
+        return;
+    }
+    uint32_t n = atomic_load_explicit(&g_small_step, memory_order_relaxed);
+    for (uint32_t i = 0; i < 4; i++) {
+        *rng = mix(*rng);
+        uint32_t k = n - (uint32_t)(*rng % 16);
+        int rc = ax_cont_get(&rd, &k, sizeof k, &cp, &cl);
+        if (rc == 0 && !val_ok(cp, cl, k))
+            FAIL("small key %u: torn or foreign value", k);
+        else if (rc != 0 && rc != -ENOENT)
+            FAIL("small key %u: get returned %d", k, rc);
+    }
+    ax_cont_read_leave(&rd);
     atomic_fetch_add_explicit(&g_reads, 1, memory_order_relaxed);
 }
 
@@ -192,6 +215,25 @@ static void churn_section(ax_ctx_t *ctx, uint64_t *step)
     atomic_fetch_add_explicit(&g_churn_ops, 1, memory_order_relaxed);
 }
 
+static void small_section(ax_ctx_t *ctx)
+{
+    uint32_t n = atomic_load_explicit(&g_small_step, memory_order_relaxed) + 1;
+    uint32_t old = n - 8;
+    ax_cont_wr_t wr;
+    if (ax_cont_write_enter(ctx, g_small, &wr) != 0) {
+        FAIL("small: write_enter failed");
+        return;
+    }
+    val_t v;
+    make_val(&v, n, n);
+    if (ax_cont_put(&wr, &n, sizeof n, &v, sizeof v) != 0)
+        FAIL("small: put of key %u failed", n);
+    if (n > 8 && ax_cont_del(&wr, &old, sizeof old) != 0)
+        FAIL("small: delete of key %u failed", old);
+    ax_cont_write_leave(&wr, 0, NULL);
+    atomic_store_explicit(&g_small_step, n, memory_order_relaxed);
+}
+
 /* ---- actors ---------------------------------------------------------------------- */
 
 typedef struct act {
@@ -216,6 +258,7 @@ static void actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     if (a->churn) {
         for (int i = 0; i < 8; i++)
             churn_section(ctx, &a->step);
+        small_section(ctx);
     } else if (a->writer)
         write_section(ctx, &a->rng);
     else
@@ -279,6 +322,9 @@ int main(int argc, char **argv)
     ax_cont_config_t cc = AX_CONT_CONFIG_INIT;
     cc.buckets = 16; /* small: the table resizes while readers run */
     if (ax_cont_open(reg, "stress", &cc, &g_c) != 0)
+        return 1;
+    cc.buckets = 2;
+    if (ax_cont_open(reg, "small", &cc, &g_small) != 0)
         return 1;
     ax_cont_wr_t wr;
     ax_cont_write_enter(NULL, g_c, &wr);
@@ -365,6 +411,7 @@ int main(int argc, char **argv)
            atomic_load(&g_reads), atomic_load(&g_writes), steps, steps / CHURN,
            atomic_load(&g_churn_hits), atomic_load(&g_errors));
     ax_cont_close(g_c);
+    ax_cont_close(g_small);
     ax_cont_thread_unregister();
     ax_engine_stop(eng);
     ax_engine_wait(eng);
