@@ -1056,21 +1056,19 @@ static bool ext_enter(ax_engine_t *eng)
     return false;
 }
 
+/* Leave after ext_enter, whether or not a message was delivered.  A
+ * quiescence check that ran while we were in flight refused
+ * (ext_inflight != 0), and may have been the last one: a delivered message
+ * can be handled, and its worker parked again (its check refused because of
+ * us), before we get here, and a failed call wakes nobody.  So check here:
+ * the seq_cst decrement, then this seq_cst load, pair with the checker's
+ * store of stop_when_idle (or a parker's seq_cst store of its idle_seq) and
+ * its later seq_cst load of ext_inflight: either it saw us gone, or we see
+ * the flag and run the check.  Costs one load of a read-mostly line per
+ * outside call. */
 static void ext_leave(ax_engine_t *eng)
 {
     atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
-}
-
-/* Leave after ext_enter without delivering anything.  A quiescence check
- * that ran while we were in flight refused (ext_inflight != 0), and no
- * worker will wake to check again, so check here: the seq_cst decrement in
- * ext_leave, then this seq_cst load, pair with the checker's store of
- * stop_when_idle (or a parker's seq_cst store of its idle_seq) and its
- * later seq_cst load of ext_inflight: either it saw us gone, or we see the
- * flag and run the check. */
-static void ext_abort(ax_engine_t *eng)
-{
-    ext_leave(eng);
     if (atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst) &&
         atomic_load_explicit(&eng->started, memory_order_acquire))
         ax__try_quiesce(eng);
@@ -1118,14 +1116,14 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         return -ESHUTDOWN;
     }
     if ((rc = ax__fault_spawn_charge(NULL, sp, state_size)) < 0) {
-        ext_abort(eng);
+        ext_leave(eng);
         free(req);
         ax__inbox_node_free(node);
         return rc;
     }
     uint32_t gen;
     if ((rc = ax__claim_slot(eng->w[t], &slot, &gen)) < 0) {
-        ext_abort(eng);
+        ext_leave(eng);
         ax__fault_spawn_undo(sp);
         free(req);
         ax__inbox_node_free(node);

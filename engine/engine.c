@@ -602,10 +602,11 @@ bool ax__try_quiesce(ax_engine_t *eng)
         if (atomic_load_explicit(&w->pub_io_pending, memory_order_acquire))
             return false;
     }
-    /* An outside call in flight may still push a message: refuse.  If it
-     * fails instead, it runs this check again itself (ext_abort in
-     * actor.c: its seq_cst decrement then load of stop_when_idle pairs with
-     * the store of stop_when_idle and this seq_cst load). */
+    /* An outside call in flight may still push a message: refuse.  It
+     * runs this check again itself when it leaves, delivered or not
+     * (ext_leave in actor.c: its seq_cst decrement then load of
+     * stop_when_idle pairs with the store of stop_when_idle and this
+     * seq_cst load). */
     if (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         return false;
     uint64_t e2 = idle_sum(eng);
