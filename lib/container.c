@@ -31,6 +31,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,7 @@ static _Thread_local uint32_t t_worker_id;
 static _Thread_local struct mnode *t_retired;
 static _Thread_local uint32_t t_nretired;
 static _Thread_local uint64_t t_retired_since; /* when t_retired got its first node */
-static _Thread_local struct mnode *t_limbo_head, *t_limbo_tail; /* chains in grace periods */
+static _Thread_local struct mchain *t_limbo_head, *t_limbo_tail; /* chains in grace periods */
 static _Thread_local struct mnode *t_free[NCLASSES];
 static _Thread_local size_t t_free_bytes;
 
@@ -119,20 +120,28 @@ struct ax_cont_registry {
 
 /* A key and its value, never changed once published (a put publishes a
  * new node).  64-byte aligned (node_alloc): the index keeps a tag from the
- * hash in a slot's low 6 bits.  What a lookup reads (klen, hash, the key,
- * the value) comes first or is data[]; the reclamation fields are the
- * writer's. */
+ * hash in a slot's low 6 bits.  The header is 32 bytes, so a lookup of a
+ * small key reads one line: the header, the key and the value's start.
+ * The chain record a retired node may need (mchain_t) is at its tail,
+ * after the value (node_chain), where no reader looks. */
 typedef struct mnode {
     uint64_t hash;
     uint32_t klen, vlen;
     uint32_t voff;             /* the value's offset in data (16-aligned) */
     uint32_t cls;              /* size class (node_alloc), or NO_CLASS */
     struct mnode *retire_next; /* the thread's retire list, then its chain */
-    struct mnode *limbo_next;  /* chain head: the worker's next chain in limbo */
-    struct rcu_head rcu;
-    _Atomic uint32_t gp;       /* chain head: GP_* (see retire_flush) */
     alignas(16) unsigned char data[]; /* key, then the value at voff */
 } mnode_t;
+_Static_assert(offsetof(mnode_t, data) == 32, "a node's header is 32 bytes");
+
+/* A chain of retired nodes handed to call_rcu: the record lives in the
+ * tail of the chain's first node (every node has room for one). */
+typedef struct mchain {
+    struct rcu_head rcu;
+    struct mchain *limbo_next; /* the worker's next chain in limbo */
+    mnode_t *head;             /* the chain's first node (which holds this) */
+    _Atomic uint32_t gp;       /* GP_* (see retire_flush) */
+} mchain_t;
 
 /* The index: open addressing, linear probing, 2^k slots of node pointers
  * with a 6-bit tag from the hash in the low bits (SLOT_TAG), 0 for an
@@ -441,9 +450,19 @@ enum { GP_PENDING = 0, GP_DONE = 1, GP_ABANDONED = 2 };
 #define FREE_CAP_BYTES (4u << 20) /* per worker thread; more goes back to malloc */
 
 
+static size_t chain_off(size_t voff, size_t vlen)
+{
+    return (offsetof(mnode_t, data) + voff + vlen + 7) & ~(size_t)7;
+}
+
 static size_t node_size(size_t voff, size_t vlen)
 {
-    return sizeof(mnode_t) + voff + vlen;
+    return chain_off(voff, vlen) + sizeof(mchain_t);
+}
+
+static mchain_t *node_chain(mnode_t *m)
+{
+    return (mchain_t *)(void *)((char *)m + chain_off(m->voff, m->vlen));
 }
 
 static mnode_t *node_alloc(size_t voff, size_t vlen)
@@ -505,7 +524,7 @@ static void chain_recycle(mnode_t *m)
 static void chain_free_cb(struct rcu_head *head)
 {
     TSAN_ACQ(&tsan_grace_token); /* every reader passed a quiescent point */
-    chain_free(caa_container_of(head, mnode_t, rcu));
+    chain_free(caa_container_of(head, mchain_t, rcu)->head);
 }
 
 /* Workers' chains: only marked.  R1: the release half of the exchange makes
@@ -515,9 +534,9 @@ static void chain_free_cb(struct rcu_head *head)
 static void gp_done_cb(struct rcu_head *head)
 {
     TSAN_ACQ(&tsan_grace_token);
-    mnode_t *m = caa_container_of(head, mnode_t, rcu);
-    if (atomic_exchange_explicit(&m->gp, GP_DONE, memory_order_acq_rel) == GP_ABANDONED)
-        chain_free(m);
+    mchain_t *ch = caa_container_of(head, mchain_t, rcu);
+    if (atomic_exchange_explicit(&ch->gp, GP_DONE, memory_order_acq_rel) == GP_ABANDONED)
+        chain_free(ch->head);
 }
 
 /* Worker, each turn: recycle the chains whose grace period has elapsed
@@ -528,11 +547,11 @@ static void limbo_poll(void)
     while (t_limbo_head &&
            /* A1: pairs with R1 in gp_done_cb */
            atomic_load_explicit(&t_limbo_head->gp, memory_order_acquire) == GP_DONE) {
-        mnode_t *m = t_limbo_head;
-        t_limbo_head = m->limbo_next;
+        mchain_t *ch = t_limbo_head;
+        t_limbo_head = ch->limbo_next;
         if (!t_limbo_head)
             t_limbo_tail = NULL;
-        chain_recycle(m);
+        chain_recycle(ch->head); /* ch lives in that head: not touched after */
     }
 }
 
@@ -540,11 +559,11 @@ static void limbo_poll(void)
  * handed to their callbacks; the free lists go back to malloc. */
 static void limbo_drain(void)
 {
-    for (mnode_t *m = t_limbo_head, *nx; m; m = nx) {
-        nx = m->limbo_next; /* read before the exchange: after it the chain may be freed */
+    for (mchain_t *ch = t_limbo_head, *nx; ch; ch = nx) {
+        nx = ch->limbo_next; /* read before the exchange: after it the chain may be freed */
         /* acq_rel: pairs with the callback's exchange (R1), either way round */
-        if (atomic_exchange_explicit(&m->gp, GP_ABANDONED, memory_order_acq_rel) == GP_DONE)
-            chain_free(m);
+        if (atomic_exchange_explicit(&ch->gp, GP_ABANDONED, memory_order_acq_rel) == GP_DONE)
+            chain_free(ch->head);
     }
     t_limbo_head = t_limbo_tail = NULL;
     for (uint32_t i = 0; i < NCLASSES; i++)
@@ -564,18 +583,20 @@ static void retire_flush(void)
     mnode_t *m = t_retired;
     t_retired = NULL;
     t_nretired = 0;
+    mchain_t *ch = node_chain(m);
+    ch->head = m;
     if (t_role != T_WORKER) {
-        urcu_qsbr_call_rcu(&m->rcu, chain_free_cb);
+        urcu_qsbr_call_rcu(&ch->rcu, chain_free_cb);
         return;
     }
-    atomic_store_explicit(&m->gp, GP_PENDING, memory_order_relaxed); /* published by call_rcu */
-    m->limbo_next = NULL;
+    atomic_store_explicit(&ch->gp, GP_PENDING, memory_order_relaxed); /* published by call_rcu */
+    ch->limbo_next = NULL;
     if (t_limbo_tail)
-        t_limbo_tail->limbo_next = m;
+        t_limbo_tail->limbo_next = ch;
     else
-        t_limbo_head = m;
-    t_limbo_tail = m;
-    urcu_qsbr_call_rcu(&m->rcu, gp_done_cb);
+        t_limbo_head = ch;
+    t_limbo_tail = ch;
+    urcu_qsbr_call_rcu(&ch->rcu, gp_done_cb);
 }
 
 static uint64_t mono_ns(void)
