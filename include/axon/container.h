@@ -122,8 +122,9 @@ typedef struct ax_cont_wr {
     void *opaque_[6];
 } ax_cont_wr_t;
 
-/* Enter a write section (waits for another writer of this container to
- * leave).  [behaviour or outside]  0, -EINVAL, -ENOMEM. */
+/* Enter a write section.  Memory kind: sections exclude each other from
+ * their first wget, put or del on (that call waits for another writer of
+ * this container to leave).  [behaviour or outside]  0, -EINVAL, -ENOMEM. */
 AX_API int ax_cont_write_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_wr_t *wr);
 /* Read inside a write section: the memory kind sees this section's own
  * puts; LMDB sees the last committed state.  Pointers valid until leave. */
