@@ -587,11 +587,31 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
     *stamp = 0;
     if (__builtin_expect(d >= w->nworkers, 0)) {
         /* Another node (or another incarnation of this one) on a cluster
-         * node: its transport queues it (engine/cluster_glue.c). */
-        if (w->cl && !w->closing)
-            return ax__cluster_slot(w, to, err);
-        *err = w->closing ? -ESHUTDOWN : -EINVAL;
-        return NULL;
+         * node: its transport queues it (engine/cluster_glue.c).  Its
+         * sponsor pays as for a ring send (a message) that overflowed (the
+         * channel's queue entry is arena memory until the turn's flush),
+         * and is refunded if the send fails. */
+        if (!w->cl || w->closing) {
+            *err = w->closing ? -ESHUTDOWN : -EINVAL;
+            return NULL;
+        }
+        if (sponsored) {
+            if (ax__sp_take(w, ca, AX_RES_MSGS, 1) < 0) {
+                *err = -EDQUOT;
+                return NULL;
+            }
+            if (ax__sp_take(w, ca, AX_RES_BYTES, sizeof(ax_msg_t)) < 0) {
+                ax__sp_refund(ca, AX_RES_MSGS, 1);
+                *err = -EDQUOT;
+                return NULL;
+            }
+        }
+        m = ax__cluster_slot(w, to, err);
+        if (!m && sponsored) {
+            ax__sp_refund(ca, AX_RES_MSGS, 1);
+            ax__sp_refund(ca, AX_RES_BYTES, sizeof(ax_msg_t));
+        }
+        return m;
     }
     if (__builtin_expect(w->closing, 0)) {
         *err = -ESHUTDOWN;
@@ -1161,8 +1181,14 @@ int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf
     if (!eng || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf))
         return -EINVAL;
     uint32_t t = ax__ref_dest(eng->home, to);
-    if (t >= eng->n)
-        return -EINVAL;
+    if (t >= eng->n) {
+        /* Another node's actor (a cluster node): through the inbox of the
+         * local worker its reference maps to, which forwards it on its
+         * channel (ax__dispatch_slow); -EHOSTUNREACH if the node is not up. */
+        int rc = eng->cl ? ax__cluster_ext_route(eng, to, &t) : -EINVAL;
+        if (rc < 0)
+            return rc;
+    }
     ax_inbox_node_t *node = ax__inbox_node_alloc();
     if (!node)
         return -ENOMEM;
@@ -1356,8 +1382,17 @@ static void uncount_source(ax_worker_t *w)
 /* Everything ax__dispatch does not handle inline. */
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
 {
-    uint32_t slot = ax__ref_slot(m->to);
-    if (ax__ref_dest(w->home, m->to) != w->id || slot >= w->max_slots) {
+    uint32_t slot = ax__ref_slot(m->to), dest = ax__ref_dest(w->home, m->to);
+    if (dest != w->id || slot >= w->max_slots) {
+        if (dest >= w->nworkers && w->cl && w->cur_src == AX_SRC_EXTERNAL) {
+            /* An outside thread's ax_engine_send to another node's actor,
+             * routed through this worker's inbox (cluster_glue.c): onto
+             * this worker's channel, in the order the thread sent.  Not a
+             * message an actor handled here. */
+            uncount_source(w);
+            ax__cluster_forward(w, m);
+            return;
+        }
         dead_letter(w, m);
         return;
     }

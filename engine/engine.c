@@ -410,7 +410,10 @@ static uint32_t drain_inbox(ax_worker_t *w)
     ax_inbox_node_t *node;
     w->cur_src = w->batch_src = AX_SRC_EXTERNAL;
     while (n < w->batch && (node = ax__inbox_pop(w))) {
-        ax__dispatch(w, &node->msg); /* rare: the out-of-line dispatch will do */
+        if (__builtin_expect(ax__ref_dest(w->home, node->msg.to) >= w->nworkers, 0))
+            ax__dispatch_slow(w, &node->msg); /* another node's actor: forwarded */
+        else
+            ax__dispatch(w, &node->msg); /* rare: the out-of-line dispatch will do */
         ax__inbox_node_free(node);
         n++;
     }
