@@ -70,9 +70,10 @@
  * values). */
 #define KV_SEND_CHUNK (512u << 10)
 #define KV_SEND_WINDOW (1u << 20)
-/* A connection starts with this window and doubles it on every send the
- * kernel completes, up to KV_SEND_WINDOW (sends are at most half the
- * window): a client that reads reaches 1 MiB after three sends, one that
+/* A connection starts with this window and doubles it each time the kernel
+ * has taken a whole window's worth of its sends, up to KV_SEND_WINDOW
+ * (sends are at most half the window; TCP's slow start, counting bytes
+ * completed): a client that reads reaches 1 MiB after 896 KiB, one that
  * never reads stops completing sends once its socket buffers are full and
  * keeps a small window.  Each byte in the window is a copy into memory the
  * io layer holds until the kernel takes it, so with a 1 MiB window from the
@@ -398,6 +399,7 @@ typedef struct kv_conn {
     uint8_t peer_eof, close_sent, closed, paused;
     uint8_t rx_paused;   /* the socket is not read (ax_tcp_recv_pause) */
     uint32_t window;     /* send window, KV_SEND_WINDOW_MIN..KV_SEND_WINDOW */
+    uint64_t win_sent;   /* bytes the kernel took since the window last grew */
     /* Received chunks kept as they came (the io layer's blobs) while parsing
      * is paused with KV_RX_HIGH bytes already in the parser: fed to it as
      * parsing consumes its input.  Copying them into the parser instead grew
@@ -1223,7 +1225,11 @@ static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
         if (e.res < 0 && !k->close_sent) conn_start_close(ctx, k, "send failed (peer gone)");
         if (e.res > 0) {
             k->inflight -= (uint64_t)e.res <= k->inflight ? (uint64_t)e.res : k->inflight;
-            if (k->window < KV_SEND_WINDOW) k->window *= 2; /* the kernel took it all: open up */
+            k->win_sent += (uint64_t)e.res;
+            if (k->window < KV_SEND_WINDOW && k->win_sent >= k->window) { /* a window went out: open up */
+                k->window *= 2;
+                k->win_sent = 0;
+            }
         }
         if (k->sends_pending == 0) k->inflight = 0; /* errors report no count */
         conn_pump(ctx, k);
@@ -1563,6 +1569,17 @@ int main(int argc, char **argv)
      * request instead of 980-1000 and got 7-9 % more requests through.
      * engine-spin-us, or the engine's own config file or environment,
      * overrides this. */
+    /* Receive buffers of 4 KiB, not the engine's 16 KiB: a received chunk
+     * is copied into a blob, and up to AX_ARENA_MAX_CLASS (4 KiB) that blob
+     * comes from the worker's arena, whose blocks are reused and stay
+     * resident; a 16 KiB one is a fresh jemalloc block.  Four clients
+     * pipelining GETs and never reading made the one worker fault in ~4 MiB
+     * of such blocks from the first receive burst (the whole 4 MiB ring at
+     * once) while another client's PING waited: worker faults before that
+     * PING's answer ~1,650 -> ~790, its latency 33-47 ms -> 14-25 ms (chrt
+     * -f 10, loaded VM; issue 10 item 17).  The ring shrinks to 1 MiB (256
+     * x 4 KiB).  io.buf_size in engine-config or AXON_IO_BUF_SIZE wins. */
+    if (cfg.io_buf_size == 0) cfg.io_buf_size = 4096;
     if (srv.opt.spin_set) cfg.spin_us = srv.opt.spin_us;
     else if (cfg.spin_us == 0 && !spare_cpu(cfg.workers)) cfg.spin_us = -1;
     int rc = ax_engine_create(&cfg, &srv.eng);
