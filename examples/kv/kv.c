@@ -107,6 +107,15 @@
  * its socket, and below which it reads again (conn_rx_update). */
 #define KV_RX_HIGH (256u << 10)
 #define KV_RX_LOW (64u << 10)
+/* Unparsed input a paused connection copies into its parser; what arrives
+ * beyond it is kept as received (kv_conn_t.inq).  64 KiB is 2,000 pipelined
+ * GETs, far more than a round takes. */
+#define KV_PARSE_AHEAD (64u << 10)
+/* The receive buffer size axon-kv gives the engine (io.buf_size), and how
+ * many blocks of it each shard carves from its worker's arena at start:
+ * one per buffer of the engine's default ring (256). */
+#define KV_RECV_BUF 4096u
+#define KV_RECV_WARM 256u
 
 static int64_t now_ms(void)
 {
@@ -241,6 +250,16 @@ static void shard_init(ax_ctx_t *ctx, void *state, const void *arg, size_t arg_l
             free(g);
         }
     }
+    /* The blobs received chunks are copied into (KV_RECV_BUF, an arena
+     * class) come from this worker's arena, which reuses its blocks and
+     * never returns them: carve and touch a ring's worth now (1 MiB), so
+     * the first burst of clients does not fault them in while other
+     * clients' requests wait behind it (issue 10 item 17). */
+    void *warm[KV_RECV_WARM];
+    uint32_t nwarm = 0;
+    while (nwarm < KV_RECV_WARM && (warm[nwarm] = ax_blob_alloc(ctx, KV_RECV_BUF)) != NULL)
+        memset(warm[nwarm++], 0, KV_RECV_BUF);
+    while (nwarm) ax_blob_free(ctx, warm[--nwarm]);
     kv_store_init(&sh->store, a.srv->opt.maxmemory, 0x5bd1e9955bd1e995ull * (a.index + 1));
     int rc = ax_timer_every(ctx, a.srv->opt.sweep_ms, KV_MSG_SWEEP, NULL, 0, &sh->timer);
     if (rc < 0)
@@ -1178,7 +1197,7 @@ static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
         if (k->closing) break;
         /* Paused with enough to parse already: keep the chunk as it is
          * (no copy, no parser growth); in order behind any kept before. */
-        if (k->inq_n || (k->paused && kv_resp_pending_bytes(&k->parser) >= KV_RX_HIGH)) {
+        if (k->inq_n || (k->paused && kv_resp_pending_bytes(&k->parser) >= KV_PARSE_AHEAD)) {
             if (inq_push(ctx, k, msg) < 0) {
                 conn_start_close(ctx, k, "out of memory buffering a request");
                 break;
@@ -1579,7 +1598,7 @@ int main(int argc, char **argv)
      * PING's answer ~1,650 -> ~790, its latency 33-47 ms -> 14-25 ms (chrt
      * -f 10, loaded VM; issue 10 item 17).  The ring shrinks to 1 MiB (256
      * x 4 KiB).  io.buf_size in engine-config or AXON_IO_BUF_SIZE wins. */
-    if (cfg.io_buf_size == 0) cfg.io_buf_size = 4096;
+    if (cfg.io_buf_size == 0) cfg.io_buf_size = KV_RECV_BUF;
     if (srv.opt.spin_set) cfg.spin_us = srv.opt.spin_us;
     else if (cfg.spin_us == 0 && !spare_cpu(cfg.workers)) cfg.spin_us = -1;
     int rc = ax_engine_create(&cfg, &srv.eng);
