@@ -124,6 +124,8 @@ static const key_t_ KEYS[] = {
     { "cluster", "poll_us", K_U32, OFF(cluster_poll_us), 10, 1000000, 0,
       "microseconds between UCP polls of a parked worker with progress = spin, from 10 to "
       "1000000, or 0 for 1000" },
+    { "cluster", "state_file", K_STR, OFF(cluster_state_file), 0, 0, 0,
+      "the path of a file this node may create and rewrite (its last incarnation tag)" },
 };
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 _Static_assert(NKEYS <= AX_CONFIG_ORIGIN_KEYS, "ax_config_origin_t has a place per key");

@@ -146,6 +146,9 @@ typedef struct ax_config {
     uint32_t cluster_progress;                  /* enum ax_cluster_progress */
     uint32_t cluster_poll_us;                   /* progress = spin: a parked worker polls UCP
                                                    this often; 0: 1000; 10..1000000 */
+    char cluster_state_file[AX_CONFIG_STR_MAX]; /* file keeping this node's last incarnation
+                                                   tag, so a restart takes the next one;
+                                                   "": the tag comes from the clock */
 
     ax_config_origin_t origin; /* private: where each key was set (see above) */
 } ax_config_t;
