@@ -978,7 +978,7 @@ static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
     }
     ea->next = cw->eargs;
     cw->eargs = ea;
-    if (getenv("AXON_CLUSTER_DEBUG"))
+    if (getenv("AXON_DEBUG_CLUSTER"))
         ucp_ep_print_info(wn->ep[d], stderr);
     return wn->ep[d];
 }

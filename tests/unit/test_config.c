@@ -358,7 +358,8 @@ static void unrelated_axon_variables_are_left_to_their_owners(void **state)
     ax_config_init(&c);
     ax_config_error_t e;
     char *others[] = { "AXON_PREFIX=/usr/local", "AXON_TEST_FILTER=fifo*", "AXON_HOME=/x",
-                       "AXON_=1", "AXON_KV_PORT=6379", "AXON_WORKERS_COUNT=3", NULL };
+                       "AXON_=1", "AXON_KV_PORT=6379", "AXON_DEBUG_CLUSTER=1",
+                       "AXON_WORKERS_COUNT=3", NULL };
     assert_int_equal(ax_config_apply_env(&c, others, &e), 0);
     assert_int_equal(c.workers, 3);
 
