@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "seed_pipe.h"
 #include "axon/cluster.h"
 #include "axon/failure.h"
 #ifdef AXON_HAVE_MPI
@@ -781,14 +782,8 @@ static int launch_rejoin(const char *cookie)
     }
     close(pfd[1]);
     char seed[64] = "";
-    FILE *in = fdopen(pfd[0], "r");
-    if (!in || !fgets(seed, sizeof seed, in)) {
-        fprintf(stderr, "node 0 did not report its address\n");
-        kill(p0, SIGKILL);
+    if (seed_read(pfd[0], p0, seed, sizeof seed))
         return 1;
-    }
-    fclose(in);
-    seed[strcspn(seed, "\n")] = 0;
     int bad = 0, st, st0 = 0;
     bool reaped0 = false;
     pid_t p1 = -1;
@@ -1034,14 +1029,8 @@ int main(int argc, char **argv)
         pids[n] = p;
         if (n == 0) {
             close(pfd[1]);
-            FILE *in = fdopen(pfd[0], "r");
-            if (!in || !fgets(seed, sizeof seed, in)) {
-                fprintf(stderr, "node 0 did not report its address\n");
-                kill(p, SIGKILL);
+            if (seed_read(pfd[0], p, seed, sizeof seed))
                 return 1;
-            }
-            seed[strcspn(seed, "\n")] = 0;
-            fclose(in);
             if (g_garbage && send_garbage(seed) != 0)
                 return 1;
         }

@@ -25,15 +25,11 @@ import subprocess
 import sys
 
 
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
+from benchtest import fail, run as run_bounded
 
 
 def run(args, timeout=170):
-    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
+    return run_bounded(args, timeout)
 
 
 def left_running(marker):
