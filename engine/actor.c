@@ -612,11 +612,31 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
     *stamp = 0;
     if (__builtin_expect(d >= w->nworkers, 0)) {
         /* Another node (or another incarnation of this one) on a cluster
-         * node: its transport queues it (engine/cluster_glue.c). */
-        if (w->cl && !w->closing)
-            return ax__cluster_slot(w, to, err);
-        *err = w->closing ? -ESHUTDOWN : -EINVAL;
-        return NULL;
+         * node: its transport queues it (engine/cluster_glue.c).  Its
+         * sponsor pays as for a ring send (a message) that overflowed (the
+         * channel's queue entry is arena memory until the turn's flush),
+         * and is refunded if the send fails. */
+        if (!w->cl || w->closing) {
+            *err = w->closing ? -ESHUTDOWN : -EINVAL;
+            return NULL;
+        }
+        if (sponsored) {
+            if (ax__sp_take(w, ca, AX_RES_MSGS, 1) < 0) {
+                *err = -EDQUOT;
+                return NULL;
+            }
+            if (ax__sp_take(w, ca, AX_RES_BYTES, sizeof(ax_msg_t)) < 0) {
+                ax__sp_refund(ca, AX_RES_MSGS, 1);
+                *err = -EDQUOT;
+                return NULL;
+            }
+        }
+        m = ax__cluster_slot(w, to, err);
+        if (!m && sponsored) {
+            ax__sp_refund(ca, AX_RES_MSGS, 1);
+            ax__sp_refund(ca, AX_RES_BYTES, sizeof(ax_msg_t));
+        }
+        return m;
     }
     if (__builtin_expect(w->closing, 0)) {
         *err = -ESHUTDOWN;
@@ -1081,21 +1101,19 @@ static bool ext_enter(ax_engine_t *eng)
     return false;
 }
 
+/* Leave after ext_enter, whether or not a message was delivered.  A
+ * quiescence check that ran while we were in flight refused
+ * (ext_inflight != 0), and may have been the last one: a delivered message
+ * can be handled, and its worker parked again (its check refused because of
+ * us), before we get here, and a failed call wakes nobody.  So check here:
+ * the seq_cst decrement, then this seq_cst load, pair with the checker's
+ * store of stop_when_idle (or a parker's seq_cst store of its idle_seq) and
+ * its later seq_cst load of ext_inflight: either it saw us gone, or we see
+ * the flag and run the check.  Costs one load of a read-mostly line per
+ * outside call. */
 static void ext_leave(ax_engine_t *eng)
 {
     atomic_fetch_sub_explicit(&eng->ext_inflight, 1, memory_order_seq_cst);
-}
-
-/* Leave after ext_enter without delivering anything.  A quiescence check
- * that ran while we were in flight refused (ext_inflight != 0), and no
- * worker will wake to check again, so check here: the seq_cst decrement in
- * ext_leave, then this seq_cst load, pair with the checker's store of
- * stop_when_idle (or a parker's seq_cst store of its idle_seq) and its
- * later seq_cst load of ext_inflight: either it saw us gone, or we see the
- * flag and run the check. */
-static void ext_abort(ax_engine_t *eng)
-{
-    ext_leave(eng);
     if (atomic_load_explicit(&eng->stop_when_idle, memory_order_seq_cst) &&
         atomic_load_explicit(&eng->started, memory_order_acquire))
         ax__try_quiesce(eng);
@@ -1143,14 +1161,14 @@ int ax_engine_spawn(ax_engine_t *eng, ax_behaviour_fn fn, size_t state_size,
         return -ESHUTDOWN;
     }
     if ((rc = ax__fault_spawn_charge(NULL, sp, state_size)) < 0) {
-        ext_abort(eng);
+        ext_leave(eng);
         free(req);
         ax__inbox_node_free(node);
         return rc;
     }
     uint32_t gen;
     if ((rc = ax__claim_slot(eng->w[t], &slot, &gen)) < 0) {
-        ext_abort(eng);
+        ext_leave(eng);
         ax__fault_spawn_undo(sp);
         free(req);
         ax__inbox_node_free(node);
@@ -1188,8 +1206,14 @@ int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf
     if (!eng || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf))
         return -EINVAL;
     uint32_t t = ax__ref_dest(eng->home, to);
-    if (t >= eng->n)
-        return -EINVAL;
+    if (t >= eng->n) {
+        /* Another node's actor (a cluster node): through the inbox of the
+         * local worker its reference maps to, which forwards it on its
+         * channel (ax__dispatch_slow); -EHOSTUNREACH if the node is not up. */
+        int rc = eng->cl ? ax__cluster_ext_route(eng, to, &t) : -EINVAL;
+        if (rc < 0)
+            return rc;
+    }
     ax_inbox_node_t *node = ax__inbox_node_alloc();
     if (!node)
         return -ENOMEM;
@@ -1383,8 +1407,17 @@ static void uncount_source(ax_worker_t *w)
 /* Everything ax__dispatch does not handle inline. */
 void ax__dispatch_slow(ax_worker_t *w, ax_msg_t *m)
 {
-    uint32_t slot = ax__ref_slot(m->to);
-    if (ax__ref_dest(w->home, m->to) != w->id || slot >= w->max_slots) {
+    uint32_t slot = ax__ref_slot(m->to), dest = ax__ref_dest(w->home, m->to);
+    if (dest != w->id || slot >= w->max_slots) {
+        if (dest >= w->nworkers && w->cl && w->cur_src == AX_SRC_EXTERNAL) {
+            /* An outside thread's ax_engine_send to another node's actor,
+             * routed through this worker's inbox (cluster_glue.c): onto
+             * this worker's channel, in the order the thread sent.  Not a
+             * message an actor handled here. */
+            uncount_source(w);
+            ax__cluster_forward(w, m);
+            return;
+        }
         dead_letter(w, m);
         return;
     }

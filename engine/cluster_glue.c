@@ -608,6 +608,46 @@ static const pinc_t *peer_get(struct ax_cl *cl, uint32_t n, uint32_t min_state)
 
 /* ---- sending ------------------------------------------------------------------------------- */
 
+int ax__cluster_ext_route(ax_engine_t *eng, ax_ref_t to, uint32_t *worker)
+{
+    struct ax_cl *cl = eng->cl;
+    if (!cl || to == AX_REF_NONE)
+        return -EINVAL;
+    uint32_t n = ax_ref_node(to);
+    /* The same peer table the workers read: this acquire load of the
+     * node's state pairs with the control thread's release stores in
+     * node_up / node_down (P1).  A node that goes down after this check
+     * makes the message a counted dead letter at the forward. */
+    if (n != cl->node && !peer_get(cl, n, 2))
+        return -EHOSTUNREACH;
+    /* Same destination, same worker: that worker's inbox is FIFO for one
+     * producer and its channel to the destination's worker is ordered, so
+     * one thread's messages to one actor arrive in the order sent.  A hash
+     * of the whole reference spreads destinations over the workers. */
+    *worker = (uint32_t)(((to * 0x9E3779B97F4A7C15ull) >> 32) % eng->n);
+    return 0;
+}
+
+void ax__cluster_forward(ax_worker_t *w, const ax_msg_t *m)
+{
+    ax_clw_t *cw = CW(w);
+    int err = -EINVAL;
+    ax_msg_t *s = cw && m->type < AX_TYPE_SYSTEM ? ax__cluster_slot(w, m->to, &err) : NULL;
+    if (!s) {
+        /* Its node went down after ax_engine_send checked it (or no
+         * memory): a dead letter, counted with its cause. */
+        if (cw && err == -ENOMEM)
+            AX_STAT_INC(cw->st.dead_nomem);
+        else if (cw)
+            AX_STAT_INC(cw->st.dead_unreachable);
+        ax__dead_letter(w, m); /* counted in dead_letters, hooked, payload freed */
+        return;
+    }
+    s->payload = m->payload;
+    s->from = AX_REF_NONE; /* from outside the engine, as for a local ax_engine_send */
+    ax_msg_commit(s, m->type, m->len, m->flags, 0);
+}
+
 ax_msg_t *ax__cluster_slot(ax_worker_t *w, ax_ref_t to, int *err)
 {
     ax_clw_t *cw = CW(w);
@@ -896,12 +936,23 @@ void ax__cluster_flush(ax_worker_t *w)
 /* ---- receiving ------------------------------------------------------------------------------ */
 
 /* What may cross the wire: user and library types, the failure messages
- * (ids and reasons: plain values), and the registry's.  Never anything
- * that carries a pointer (spawn requests, revokes, I/O). */
-static bool type_ok(uint32_t type)
+ * (ids and reasons: plain values), the registry's, and an error reply
+ * (AX_SYS_REQ_FAIL with AX_MSG_F_REPLY: a status and the request's id).
+ * Never anything that carries a pointer (spawn requests, revokes, I/O).
+ * And nothing that names a thread outside the engine (from AX_REF_NONE) as
+ * the one to answer: a request, a monitor or a demonitor with no sender
+ * would complete or unwatch a future of this node's outside callers (its
+ * id means nothing here); no correct node sends one (ax_engine_request and
+ * ax_forward refuse other nodes' references with -EXDEV). */
+static bool rec_ok(const ax_msg_t *rec)
 {
+    uint32_t type = rec->type;
+    if (rec->from == AX_REF_NONE &&
+        ((rec->flags & AX_MSG_F_REQUEST) || type == AX_SYS_MONITOR || type == AX_SYS_DEMONITOR))
+        return false;
     return type < AX_TYPE_SYSTEM || (type >= AX_SYS_MONITOR && type <= AX_SYS_KILL) ||
-           type == AX_SYS_NAME_REG || type == AX_SYS_NAME_UNREG || type == AX_SYS_RSPAWN;
+           type == AX_SYS_NAME_REG || type == AX_SYS_NAME_UNREG || type == AX_SYS_RSPAWN ||
+           (type == AX_SYS_REQ_FAIL && (rec->flags & AX_MSG_F_REPLY) && !(rec->flags & AX_MSG_F_BLOB));
 }
 
 /* Queue one arrived message for dispatch (blob already local, or NULL). */
@@ -944,7 +995,7 @@ static void deliver_batch(ax_clw_t *cw, uint32_t count, const unsigned char *p, 
         memcpy(&rec, p, sizeof rec);
         p += sizeof rec;
         void *blob = NULL;
-        if (!type_ok(rec.type)) {
+        if (!rec_ok(&rec)) {
             AX_STAT_INC(cw->st.wire_errors);
             if (rec.flags & AX_MSG_F_BLOB)
                 p += pad8((size_t)rec.payload.blob.len);
@@ -1064,7 +1115,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
     ax_msg_t rec;
     if (h.kind == KIND_BLOB) {
         memcpy(&rec, (const char *)header + sizeof h, sizeof rec);
-        if (!type_ok(rec.type) || !(rec.flags & AX_MSG_F_BLOB) || rec.payload.blob.len != len ||
+        if (!rec_ok(&rec) || !(rec.flags & AX_MSG_F_BLOB) || rec.payload.blob.len != len ||
             !len)
             goto bad;
     }

@@ -46,6 +46,16 @@ ax_mq_t *ax__cluster_inq(struct ax_ctx *w);     /* delivered messages, in order 
  * reference, which becomes a dead letter at the flush); NULL with *err. */
 ax_msg_t *ax__cluster_slot(struct ax_ctx *w, ax_ref_t to, int *err);
 void ax__cluster_dispatch(struct ax_ctx *w, const ax_msg_t *m); /* AX_SYS_CLUSTER_* */
+/* An outside thread's message (ax_engine_send) for a reference on another
+ * node (or a stale one of this node), popped from this worker's inbox:
+ * queued on this worker's channel to it, or a counted dead letter. */
+void ax__cluster_forward(struct ax_ctx *w, const ax_msg_t *m);
+
+/* [any thread] ax_engine_send to `to`, not a worker of this engine: the
+ * local worker whose inbox carries it (always the same one for one `to`,
+ * so one thread's messages to one actor keep their order).  0,
+ * -EHOSTUNREACH (its node is not up), -EINVAL (AX_REF_NONE). */
+int ax__cluster_ext_route(struct ax_engine *eng, ax_ref_t to, uint32_t *worker);
 bool ax__cluster_arm(struct ax_ctx *w);          /* before parking: false if events wait */
 bool ax__cluster_pending(struct ax_ctx *w);      /* queued inbound or outbound work */
 void ax__cluster_efd_fired(struct ax_ctx *w);    /* the io_uring poll of the UCP fd completed */

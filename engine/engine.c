@@ -410,7 +410,10 @@ static uint32_t drain_inbox(ax_worker_t *w)
     ax_inbox_node_t *node;
     w->cur_src = w->batch_src = AX_SRC_EXTERNAL;
     while (n < w->batch && (node = ax__inbox_pop(w))) {
-        ax__dispatch(w, &node->msg); /* rare: the out-of-line dispatch will do */
+        if (__builtin_expect(ax__ref_dest(w->home, node->msg.to) >= w->nworkers, 0))
+            ax__dispatch_slow(w, &node->msg); /* another node's actor: forwarded */
+        else
+            ax__dispatch(w, &node->msg); /* rare: the out-of-line dispatch will do */
         ax__inbox_node_free(node);
         n++;
     }
@@ -602,10 +605,11 @@ bool ax__try_quiesce(ax_engine_t *eng)
         if (atomic_load_explicit(&w->pub_io_pending, memory_order_acquire))
             return false;
     }
-    /* An outside call in flight may still push a message: refuse.  If it
-     * fails instead, it runs this check again itself (ext_abort in
-     * actor.c: its seq_cst decrement then load of stop_when_idle pairs with
-     * the store of stop_when_idle and this seq_cst load). */
+    /* An outside call in flight may still push a message: refuse.  It
+     * runs this check again itself when it leaves, delivered or not
+     * (ext_leave in actor.c: its seq_cst decrement then load of
+     * stop_when_idle pairs with the store of stop_when_idle and this
+     * seq_cst load). */
     if (atomic_load_explicit(&eng->ext_inflight, memory_order_seq_cst))
         return false;
     uint64_t e2 = idle_sum(eng);

@@ -269,8 +269,12 @@ bool ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
     }
     if (m->type == AX_SYS_REQ_FAIL) {
         /* -ESRCH comes from the engine (undeliverable); others from
-         * ax_reply_error (a reply). */
+         * ax_reply_error (a reply), maybe on another node: a status that
+         * is not negative cannot come from there, so it is a protocol
+         * error, never a success without a reply. */
         int st = (int)(int64_t)m->payload.u64[0];
+        if (st >= 0)
+            st = -EPROTO;
         complete(w, r, st, NULL, st == -ESRCH ? &c->st.gone : &c->st.replies, false);
     } else {
         complete(w, r, 0, m, &c->st.replies, false);
@@ -520,10 +524,21 @@ int ax_reply_error(ax_ctx_t *w, ax_req_t req, int status)
     return send_reply(w, req, AX_SYS_REQ_FAIL, &v, sizeof v, NULL, true);
 }
 
+/* A reference on another cluster node (not a stale one of this node). */
+static bool other_node(const ax_engine_t *eng, ax_ref_t to)
+{
+    return eng->cl && to != AX_REF_NONE && ax_ref_node(to) != eng->home >> 14 &&
+           ax__ref_dest(eng->home, to) >= eng->n;
+}
+
 int ax_forward(ax_ctx_t *w, ax_ref_t to, ax_req_t req, uint32_t type, const void *buf, size_t len)
 {
     if (!w || !req.id || type >= AX_TYPE_SYSTEM || len > AX_REQUEST_INLINE_MAX || (len && !buf))
         return -EINVAL;
+    /* An outside caller's request (asker AX_REF_NONE) answered on another
+     * node would complete a future of that node's engine, not ours. */
+    if (req.asker == AX_REF_NONE && other_node(w->eng, to))
+        return -EXDEV;
     int err;
     uint8_t stamp;
     ax_msg_t *m = ax__msg_slot_fast(w, to, &err, &stamp);
@@ -872,7 +887,14 @@ int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *
                       uint64_t timeout_ms, ax_future_t **out)
 {
     if (!eng || !out || type >= AX_TYPE_SYSTEM || len > AX_REQUEST_INLINE_MAX || (len && !buf) ||
-        timeout_ms > AX_TIMEOUT_MAX_MS || ax__ref_dest(eng->home, to) >= eng->n || !eng->calls)
+        timeout_ms > AX_TIMEOUT_MAX_MS || !eng->calls)
+        return -EINVAL;
+    /* A future lives in this engine's registry: a replier on another node
+     * could only complete one of its own engine's.  Ask through a local
+     * actor (ax_request) instead; docs/cluster.md. */
+    if (other_node(eng, to))
+        return -EXDEV;
+    if (ax__ref_dest(eng->home, to) >= eng->n)
         return -EINVAL;
     *out = NULL;
     struct ax_calls *k = eng->calls;

@@ -193,6 +193,7 @@ static int spawn_child(ax_ctx_t *ctx, sup_t *s, uint32_t i)
     o.monitor = &s->c[i].mon;
     if (c->sup) {
         o.init = ax_sup_init;
+        o.fini = ax_sup_fini;
         o.arg = &c->sup; /* the field of the caller's spec: a pointer to the child's spec */
         o.arg_len = sizeof c->sup;
         return ax_spawn(ctx, ax_sup_behaviour, ax_sup_state_size(c->sup), &o, &s->c[i].ref);
@@ -427,6 +428,29 @@ void ax_sup_init(ax_ctx_t *ctx, void *state, const void *arg, size_t arg_len)
     }
 }
 
+/* The supervisor stops (killed, failed, shut down, or the engine stops):
+ * nobody is left to restart its children, so every child not yet released
+ * is released now.  Sent before the stop's EXITs go out on the same links
+ * (fini runs first; one sender, so per-pair order): a running child is no
+ * longer restartable when its link stops it, so it ends for good instead
+ * of going dormant forever with its slot and its mail held; a child
+ * already dormant ends now (its held mail becomes dead letters).  After a
+ * shutdown every child is released already and this sends nothing; when
+ * the engine is stopping the sends fail and the engine's own stop runs
+ * each fini. */
+void ax_sup_fini(ax_ctx_t *ctx, void *state)
+{
+    sup_t *s = state;
+    if (!s->spec)
+        return; /* init refused its argument */
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->c[i].ref != AX_REF_NONE && !s->c[i].released) {
+            (void)ax_release(ctx, s->c[i].ref); /* -ESHUTDOWN: the engine ends them */
+            s->c[i].released = 1;
+        }
+    }
+}
+
 void ax_sup_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
 {
     sup_t *s = state;
@@ -465,6 +489,7 @@ static int sup_opts(const ax_sup_spec_t *spec, const ax_spawn_opts_t *placement,
     }
     o->size = sizeof *o;
     o->init = ax_sup_init;
+    o->fini = ax_sup_fini;
     o->arg = specp;
     o->arg_len = sizeof *specp;
     *size = ax_sup_state_size(spec);

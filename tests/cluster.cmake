@@ -48,3 +48,8 @@ add_test(NAME cluster_netns_2
                  --b "sleep 1; UCX_TLS=tcp UCX_NET_DEVICES=\$AXON_NETNS_IF $<TARGET_FILE:cluster_node> --node 0 --nodes 2 --listen \$AXON_NETNS_B:7400 --actors 2 --msgs 100 --seconds 120"
                  --a "sleep 1.5; UCX_TLS=tcp UCX_NET_DEVICES=\$AXON_NETNS_IF $<TARGET_FILE:cluster_node> --node 1 --nodes 2 --listen \$AXON_NETNS_A:7401 --peers \$AXON_NETNS_B:7400 --actors 2 --msgs 100 --seconds 120")
 set_tests_properties(cluster_netns_2 PROPERTIES LABELS cluster TIMEOUT 200 SKIP_RETURN_CODE 77)
+# Sends from outside threads, requests (replies, errors, timeouts, DOWN,
+# node death) and sponsors across two nodes (tests/cluster/cluster_req.c).
+axon_test(cluster_req SOURCES cluster/cluster_req.c LIBS axon_engine LABELS cluster TIMEOUT 300
+          ARGS --seconds 120)
+set_tests_properties(cluster_req PROPERTIES LABELS "cluster;unit")

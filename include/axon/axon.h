@@ -323,7 +323,11 @@ AX_API void *ax_msg_keep_blob(ax_ctx_t *ctx, const ax_msg_t *msg);
 
 /* Send from a thread outside the engine (or from a behaviour of another
  * engine).  Safe from any thread; a cold path through a per-worker MPSC
- * inbox.  from is AX_REF_NONE.  [any] 0, -EINVAL, -ENOMEM, -ESHUTDOWN. */
+ * inbox.  from is AX_REF_NONE.  On a cluster node `to` may be an actor of
+ * another node (docs/cluster.md): one thread's messages to one actor keep
+ * their order; a node that goes down before the message leaves makes it a
+ * counted dead letter.  [any] 0, -EINVAL, -ENOMEM, -ESHUTDOWN,
+ * -EHOSTUNREACH (to's node is not up). */
 AX_API int ax_engine_send(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf, size_t len);
 
 /* ---- stats ------------------------------------------------------------------- */

@@ -118,7 +118,8 @@ AX_API int ax_reply_blob_to(ax_ctx_t *ctx, ax_req_t req, uint32_t type, void *bl
  * continuation sees that status; an outside caller gets it returned). */
 AX_API int ax_reply_error(ax_ctx_t *ctx, ax_req_t req, int status);
 /* Pass a request on: `to` receives a request whose reply (from ax_reply
- * there) goes straight to the original asker. */
+ * there) goes straight to the original asker.  -EXDEV: the asker is a
+ * thread outside the engine and `to` an actor of another cluster node. */
 AX_API int ax_forward(ax_ctx_t *ctx, ax_ref_t to, ax_req_t req, uint32_t type, const void *buf,
                       size_t len);
 
@@ -149,7 +150,9 @@ typedef struct ax_future ax_future_t;
  * for ax_request (0: none; the request then monitors its target, so a
  * target that stops, fails or is killed while holding it completes the
  * future with -ESRCH: one more message before the request and one after
- * the reply or ax_future_free).  0, -EINVAL, -ENOMEM, -ESHUTDOWN.  [any] */
+ * the reply or ax_future_free).  0, -EINVAL, -ENOMEM, -ESHUTDOWN, -EXDEV
+ * (to is an actor of another cluster node: ask it through a local actor's
+ * ax_request; docs/cluster.md).  [any] */
 AX_API int ax_engine_request(ax_engine_t *eng, ax_ref_t to, uint32_t type, const void *buf,
                              size_t len, uint64_t timeout_ms, ax_future_t **out);
 /* 0 when complete, -EAGAIN while pending.  [any] */

@@ -150,12 +150,16 @@ AX_API int ax_engine_sup_spawn(ax_engine_t *eng, const ax_sup_spec_t *spec,
 AX_API int ax_sup_shutdown(ax_ctx_t *ctx, ax_ref_t sup);
 AX_API int ax_engine_sup_shutdown(ax_engine_t *eng, ax_ref_t sup);
 
-/* The behaviour, init and state size a supervisor of spec runs with (what
- * ax_sup_spawn uses; exposed for programs that spawn with their own
+/* The behaviour, init, fini and state size a supervisor of spec runs with
+ * (what ax_sup_spawn uses; exposed for programs that spawn with their own
  * options).  The init's argument is the spec pointer itself:
- * arg = &spec, arg_len = sizeof spec. */
+ * arg = &spec, arg_len = sizeof spec.  The fini releases every child not
+ * yet released (ax_release), so a supervisor that is killed or fails takes
+ * its children with it for good: its links stop them, and none is left
+ * dormant waiting for a restart nobody can ask for. */
 AX_API void ax_sup_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg);
 AX_API void ax_sup_init(ax_ctx_t *ctx, void *state, const void *arg, size_t arg_len);
+AX_API void ax_sup_fini(ax_ctx_t *ctx, void *state);
 AX_API size_t ax_sup_state_size(const ax_sup_spec_t *spec);
 
 #ifdef __cplusplus

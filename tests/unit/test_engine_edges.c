@@ -715,6 +715,105 @@ static void stop_when_idle_returns_while_an_outside_spawn_keeps_failing(void **s
     }
 }
 
+/* ---- 2b: stop_when_idle when an outside send outlives its own delivery ----------------
+ * The outside sender is still counted in flight when its message has been
+ * handled and the worker has parked again: that park's check refuses, and
+ * it may be the last one.  Made deterministic: the worker and the sender
+ * share one CPU and the sender runs SCHED_IDLE, so the wake inside
+ * ax_engine_send hands the CPU to the worker, which handles the message
+ * (its behaviour asks for stop_when_idle) and parks before the sender
+ * leaves the call. */
+
+#define LEAVE_ROUNDS 10u
+
+static ax_engine_t *g_leave_eng;
+static int g_leave_cpu;
+static _Atomic uint64_t g_leave_parks, g_leave_got;
+
+static void leave_pin(void *user, uint32_t worker)
+{
+    (void)user, (void)worker;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(g_leave_cpu, &one);
+    (void)sched_setaffinity(0, sizeof one, &one); /* a failure shows as no hang either way */
+}
+
+static void leave_parked(void *user, uint32_t worker)
+{
+    (void)user, (void)worker;
+    atomic_fetch_add(&g_leave_parks, 1);
+}
+
+static void leave_stopper(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx, (void)state, (void)m;
+    atomic_fetch_add(&g_leave_got, 1);
+    ax_engine_stop_when_idle(g_leave_eng);
+}
+
+typedef struct leave_arg {
+    ax_ref_t to;
+    _Atomic int rc, sched_rc;
+} leave_arg_t;
+
+static void *leave_sender(void *arg)
+{
+    leave_arg_t *a = arg;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(g_leave_cpu, &one);
+    struct sched_param sp = {0};
+    int r = sched_setaffinity(0, sizeof one, &one);
+    if (r == 0)
+        r = sched_setscheduler(0, SCHED_IDLE, &sp);
+    atomic_store(&a->sched_rc, r == 0 ? 0 : -errno);
+    atomic_store(&a->rc, ax_engine_send(g_leave_eng, a->to, T_GO, NULL, 0));
+    return NULL;
+}
+
+static void stop_when_idle_returns_when_the_outside_sender_leaves_last(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    cpu_set_t mine;
+    assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
+    for (g_leave_cpu = 0; !CPU_ISSET(g_leave_cpu, &mine); g_leave_cpu++)
+        ;
+    for (uint32_t round = 0; round < LEAVE_ROUNDS; round++) {
+        atomic_store(&g_leave_parks, 0);
+        atomic_store(&g_leave_got, 0);
+        ax_config_t c;
+        cfg_synth(&c, 1);
+        ax_engine_t *e = make_engine(&c);
+        g_leave_eng = e;
+        ax_worker_hooks_t h = {.size = sizeof h, .on_start = leave_pin, .on_park = leave_parked};
+        assert_int_equal(ax_engine_add_worker_hooks(e, &h), 0);
+        static leave_arg_t a;
+        atomic_store(&a.rc, 1);
+        assert_int_equal(ax_engine_spawn(e, leave_stopper, 0, NULL, &a.to), 0);
+        start(e);
+        WAIT_FOR(g_leave_parks, 1); /* the worker sleeps: the send must wake it */
+        sleep_us(2000);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, leave_sender, &a), 0);
+        bool stopped = wait_within(e, 10);
+        pthread_join(t, NULL);
+        if (atomic_load(&a.sched_rc))
+            fail_msg("%s: could not put the sender on CPU %d at SCHED_IDLE: %d", g_test,
+                     g_leave_cpu, atomic_load(&a.sched_rc));
+        if (!stopped)
+            fail_msg("%s: round %u: stop_when_idle did not stop an idle engine within 10 s "
+                     "(ax_engine_send returned %d, %llu message handled): the last "
+                     "quiescence check refused because the sender was still in its call",
+                     g_test, round, atomic_load(&a.rc),
+                     (unsigned long long)atomic_load(&g_leave_got));
+        assert_int_equal(atomic_load(&a.rc), 0);
+        assert_int_equal(atomic_load(&g_leave_got), 1);
+        ax_engine_destroy(e);
+    }
+}
+
 /* ---- 15: the arenas are empty after ax_engine_wait ------------------------------------ */
 
 typedef struct keep_st {
@@ -1012,6 +1111,7 @@ int main(void)
         T(remote_and_external_spawns_reuse_every_freed_slot),
         T(slots_freed_in_a_turn_reach_outside_spawners_when_it_ends),
         T(stop_when_idle_returns_while_an_outside_spawn_keeps_failing),
+        T(stop_when_idle_returns_when_the_outside_sender_leaves_last),
         T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
         T(a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter),
         T(early_mail_that_dies_is_uncounted_from_its_own_source),

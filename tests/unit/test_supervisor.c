@@ -512,6 +512,55 @@ static void engine_stop_under_a_tree_runs_each_fini_once(void **state)
         assert_int_equal(atomic_load(&g_finis[i]), 1);
 }
 
+/* A supervisor killed from outside (or by anyone) cannot restart its
+ * children any more: its links stop them, and they must end for good, not
+ * go dormant with their slots held and their mail kept for a restart that
+ * never comes.  Checked by the mail: a ping to each child afterwards is a
+ * counted dead letter, and the children are no longer live. */
+static void a_killed_supervisor_leaves_no_dormant_children(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    static const ax_child_spec_t kids[] = {KID(0, AX_CHILD_PERMANENT), KID(1, AX_CHILD_TRANSIENT),
+                                           KID(2, AX_CHILD_PERMANENT)};
+    static const ax_sup_spec_t spec = {.strategy = AX_SUP_ONE_FOR_ONE, .nchildren = 3,
+                                       .children = kids};
+    rig_t r;
+    rig_start(&r, &spec, 1);
+    WAIT_FOR(g_init_n, 3);
+    ax_worker_stats_t before;
+    ax_engine_stats(r.e, &before);
+    assert_int_equal(before.actors_live, 2 + 1 + 3); /* watcher, driver, supervisor, kids */
+    assert_int_equal(ax_engine_kill(r.e, atomic_load(&g_sup_ref)), 0);
+    WAIT_FOR(g_sup_downs, 1);
+    assert_int_equal(g_sup_reason.kind, AX_REASON_KILLED);
+    WAIT_FOR(g_fini_n, 3); /* the links stopped every child */
+    ax_engine_stats(r.e, &before);
+    for (uint32_t i = 0; i < 3; i++)
+        send_to(&r, i, T_PING);
+    ax_worker_stats_t now;
+    uint64_t end = now_ns() + WAIT_S * 1000000000ull;
+    do {
+        sleep_us(200);
+        ax_engine_stats(r.e, &now);
+    } while (now.dead_letters < before.dead_letters + 3 && now_ns() < end);
+    if (now.dead_letters != before.dead_letters + 3 || now.actors_live != 2)
+        fail_msg("%s: after the supervisor was killed, 3 pings to its children made %llu dead "
+                 "letters (want 3) and %llu actors are live (want 2: the children went dormant "
+                 "and nobody can restart or release them)",
+                 g_test, (unsigned long long)(now.dead_letters - before.dead_letters),
+                 (unsigned long long)now.actors_live);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&g_finis[i]), 1);
+        assert_int_equal(atomic_load(&g_pings[i]), 0);
+    }
+    ax_worker_stats_t st;
+    rig_stop(&r, &st);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(atomic_load(&g_finis[i]), 1); /* no second fini at engine stop */
+    assert_int_equal(st.actors_restarted, 0);
+}
+
 static void bad_specs_are_refused_with_a_reason(void **state)
 {
     (void)state;
@@ -557,6 +606,7 @@ int main(void)
         T(a_child_that_cannot_init_escalates),
         T(trees_restart_subtrees_and_shut_down_in_reverse_order),
         T(engine_stop_under_a_tree_runs_each_fini_once),
+        T(a_killed_supervisor_leaves_no_dormant_children),
         T(bad_specs_are_refused_with_a_reason),
     };
     return cmocka_run_group_tests_name("lib/supervisor", tests, NULL, NULL);
