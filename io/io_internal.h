@@ -82,6 +82,7 @@ struct ax_io {
     char *bufs;
     uint32_t buf_count, buf_size, buf_free;
     uint32_t *buf_owner; /* conn id holding each buffer, AXIO_BUF_IN_RING otherwise */
+    bool bufs_resident;  /* ax__io_bufs_populate ran (at the first listen or receive) */
 
     /* connections and listeners (tcp.c) */
     struct ax_conn *conns;
@@ -111,6 +112,9 @@ struct io_uring_sqe *ax__io_sqe(ax_io_t *io);
 void ax__io_logf(ax_io_t *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hand a buffer back to the kernel's ring. */
 void ax__io_buf_recycle(ax_io_t *io, uint32_t bid);
+/* Make the provided buffers resident, once: called at the first listen or
+ * receive of the ring, before any receive is armed (see uring.c). */
+void ax__io_bufs_populate(ax_io_t *io);
 
 /* tcp.c */
 void ax__tcp_complete(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,

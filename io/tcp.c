@@ -368,6 +368,9 @@ int ax_io_tcp_listen(ax_io_t *io, const struct sockaddr *sa, socklen_t salen, in
         conn_free(io, s);
         return rc;
     }
+    /* A listening worker will receive: pay for the buffers now, not while
+     * its first clients' requests wait. */
+    ax__io_bufs_populate(io);
     *out_id = conn_id(io, s);
     return 0;
 }
@@ -489,6 +492,7 @@ int ax_io_tcp_recv_start(ax_io_t *io, uint32_t conn, uint64_t token)
     if (c->recv_on)
         return -EALREADY;
     c->recv_token = token;
+    ax__io_bufs_populate(io); /* before the first receive can fill them */
     int rc = arm_recv(io, s);
     if (rc == 0)
         io->conns[s].recv_on = true;

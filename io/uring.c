@@ -201,6 +201,35 @@ static int setup_buffers(ax_io_t *io)
     return 0;
 }
 
+/* The ring's buffers are filled in ring order and recycled at its tail, so
+ * the first buf_count receives of a worker touch every one of them: a
+ * burst from a few clients that pipeline (4 x 1 MiB arriving in one poll)
+ * filled the whole ring at once, and the kernel took ~1,000 first-touch
+ * page faults of 4 KiB on the worker's thread, in its io_uring_enter,
+ * while every other client's request waited (axon-kv, issue 10 item 17:
+ * ~20 % of the ~3,700 faults before the first PING of another client was
+ * answered).  So the whole ring is made resident before the first receive
+ * can use it: buf_count x buf_size bytes (4 MiB by default) per worker that
+ * listens or receives; a worker that never does TCP pays nothing. */
+void ax__io_bufs_populate(ax_io_t *io)
+{
+    if (io->bufs_resident || !io->bufs)
+        return;
+    io->bufs_resident = true;
+    size_t bytes = (size_t)io->buf_count * io->buf_size;
+    int rc = -1;
+#ifdef MADV_POPULATE_WRITE
+    rc = madvise(io->bufs, bytes, MADV_POPULATE_WRITE);
+#endif
+    if (rc != 0) {
+        /* Before Linux 5.14 (EINVAL), or ENOMEM: touch the pages.  No
+         * receive is armed yet, so no buffer is the kernel's to write. */
+        long pg = sysconf(_SC_PAGESIZE);
+        for (size_t off = 0; off < bytes; off += (size_t)(pg > 0 ? pg : 4096))
+            ((volatile char *)io->bufs)[off] = 0;
+    }
+}
+
 static void teardown_buffers(ax_io_t *io)
 {
     if (!io->br)

@@ -1,5 +1,6 @@
 /* lib/container.c - shared containers (axon/container.h): an RCU hash table
- * in memory (liburcu QSBR + cds_lfht) and LMDB with an off-worker writer.
+ * in memory (liburcu QSBR + an open-addressing index of node pointers)
+ * and LMDB with an off-worker writer.
  * A layer above the engine: uses the public API (worker hooks, external
  * sends) only.
  *
@@ -15,7 +16,7 @@
  *
  * Write sections of one container exclude each other with a mutex (short,
  * no I/O inside: that is the documented contract).  The memory kind applies
- * each put/del at once with cds_lfht_add_replace / cds_lfht_del; LMDB
+ * each put/del at once in its index (one release store a put); LMDB
  * sections become batches for the container's writer thread, which commits
  * (synced) and sends each batch's acknowledgement with ax_engine_send.
  *
@@ -30,6 +31,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,6 @@
 #include <time.h>
 
 #include <urcu/urcu-qsbr.h>
-#include <urcu/rculfhash.h>
 
 #include "axon/axon.h"
 #include "axon/container.h"
@@ -75,13 +76,17 @@ static char tsan_grace_token;
 #endif
 
 static void retire_flush(void);
+static bool retire_due(void);
 static void limbo_poll(void);
 static void limbo_drain(void);
 
 /* Per-thread QSBR role.  Cached per thread, decided by the hooks and by
  * ax_cont_thread_register (the only places that change it). */
 enum { T_NONE = 0, T_WORKER = 1, T_OUTSIDE = 2 };
-static _Thread_local int t_role;
+/* initial-exec: read on every section; in libaxon.so the default model
+ * would make each read a __tls_get_addr call. */
+#define AX_TLS_IE __attribute__((tls_model("initial-exec")))
+static _Thread_local int t_role AX_TLS_IE;
 static _Thread_local uint32_t t_worker_regs; /* registries that registered this worker */
 static _Thread_local uint32_t t_online;      /* outside thread: open sections */
 static _Thread_local uint32_t t_worker_id;
@@ -89,7 +94,8 @@ static _Thread_local uint32_t t_worker_id;
 #define NCLASSES 16u /* node sizes 64, 128, ... 1024 bytes */
 static _Thread_local struct mnode *t_retired;
 static _Thread_local uint32_t t_nretired;
-static _Thread_local struct mnode *t_limbo_head, *t_limbo_tail; /* chains in grace periods */
+static _Thread_local uint64_t t_retired_since; /* when t_retired got its first node */
+static _Thread_local struct mchain *t_limbo_head, *t_limbo_tail; /* chains in grace periods */
 static _Thread_local struct mnode *t_free[NCLASSES];
 static _Thread_local size_t t_free_bytes;
 
@@ -112,37 +118,71 @@ struct ax_cont_registry {
     uint32_t writers; /* LMDB writer threads still running */
 };
 
+/* A key and its value, never changed once published (a put publishes a
+ * new node).  64-byte aligned (node_alloc): the index keeps a tag from the
+ * hash in a slot's low 6 bits.  The header is 32 bytes, so a lookup of a
+ * small key reads one line: the header, the key and the value's start.
+ * The chain record a retired node may need (mchain_t) is at its tail,
+ * after the value (node_chain), where no reader looks. */
 typedef struct mnode {
-    struct cds_lfht_node node;
-    struct rcu_head rcu;
-    struct mnode *retire_next; /* the thread's retire list, then its chain */
-    struct mnode *limbo_next;  /* chain head: the worker's next chain in limbo */
-    _Atomic uint32_t gp;       /* chain head: GP_* (see retire_flush) */
-    uint32_t cls;              /* size class (node_alloc), or NO_CLASS */
     uint64_t hash;
     uint32_t klen, vlen;
-    uint32_t voff, pad_;
-    alignas(16) unsigned char data[]; /* key, then the value at voff (16-aligned) */
+    uint32_t voff;             /* the value's offset in data (16-aligned) */
+    uint32_t cls;              /* size class (node_alloc), or NO_CLASS */
+    struct mnode *retire_next; /* the thread's retire list, then its chain */
+    alignas(16) unsigned char data[]; /* key, then the value at voff */
 } mnode_t;
+_Static_assert(offsetof(mnode_t, data) == 32, "a node's header is 32 bytes");
+
+/* A chain of retired nodes handed to call_rcu: the record lives in the
+ * tail of the chain's first node (every node has room for one). */
+typedef struct mchain {
+    struct rcu_head rcu;
+    struct mchain *limbo_next; /* the worker's next chain in limbo */
+    mnode_t *head;             /* the chain's first node (which holds this) */
+    _Atomic uint32_t gp;       /* GP_* (see retire_flush) */
+} mchain_t;
+
+/* The index: open addressing, linear probing, 2^k slots of node pointers
+ * with a 6-bit tag from the hash in the low bits (SLOT_TAG), 0 for an
+ * empty slot and SLOT_TOMB for a deleted one.  One writer at a time (the
+ * write-section mutex); readers take no lock and store nothing.  See
+ * "the index" below for the protocol. */
+typedef struct mtab {
+    uint64_t mask;     /* slots - 1 */
+    uint32_t shift;    /* 64 - log2(slots): a key's first slot is hash >> shift */
+    uint32_t pad_;
+    struct rcu_head rcu; /* retired after a rebuild */
+    alignas(64) _Atomic uintptr_t slot[];
+} mtab_t;
+#define SLOT_TAG ((uintptr_t)63)
+#define SLOT_TOMB ((uintptr_t)1) /* not a node (no pointer bits), not empty */
 
 typedef struct rtx { /* one worker's cached LMDB read transaction */
     alignas(64) MDB_txn *txn;
     uint32_t depth;
 } rtx_t;
 
-/* Laid out by writer: every read section reads the first line (kind, ht,
- * env, dbi, rtx, reg), which nothing writes while the container is open.
- * The write-section mutex and the statistics, which every put writes, are
- * on lines of their own: when they shared a line with ht, each put by one
- * worker cost every other worker's next read a cache miss. */
+/* Laid out by writer: every read section reads the first line (kind, tab,
+ * env, dbi, rtx, reg), which nothing writes while the container is open
+ * but an index rebuild (tab).  The write-section mutex, the writer's
+ * counts and the statistics, which every put writes, are on lines of
+ * their own: when they shared a line with the table pointer, each put by
+ * one worker cost every other worker's next read a cache miss. */
 struct ax_cont {
     alignas(64) uint32_t kind;
     MDB_dbi dbi;
-    struct cds_lfht *ht; /* memory */
+    _Atomic(mtab_t *) tab; /* memory: the index (changes only on a rebuild) */
     MDB_env *env;        /* lmdb */
     rtx_t *rtx;          /* nworkers entries, each touched only by its worker */
     ax_cont_registry_t *reg;
+    uint64_t min_slots;  /* memory: the index never shrinks below this */
     alignas(64) pthread_mutex_t wmu; /* write sections */
+    /* Memory kind, written under wmu only, so one line moves with the
+     * mutex from writer to writer, and no locked add per put (plain load
+     * and store; atomics because ax_cont_stats reads them unlocked). */
+    uint64_t used;              /* slots not empty: nodes + tombstones */
+    _Atomic uint64_t live, mputs; /* nodes in the index; puts applied */
     alignas(64) _Atomic uint64_t entries, puts, dels, commits, commit_failed, acks_lost;
     alignas(64) struct ax_cont *next; /* the registry's list, under reg->mu */
     char name[AX_CONT_NAME_MAX];
@@ -166,13 +206,16 @@ typedef struct rd_impl {
     uintptr_t worker;  /* LMDB: worker id + 1, or 0 outside */
     uintptr_t outside; /* an outside thread's section (ctx NULL) */
 } rd_impl_t;
+#define RD_WORKER_MEM ((uintptr_t)2) /* rd->outside: a worker's memory section (nothing to undo) */
 _Static_assert(sizeof(rd_impl_t) <= sizeof(ax_cont_rd_t), "read section fits");
+_Static_assert(sizeof(pthread_mutex_t) + 3 * sizeof(uint64_t) <= 64, "wmu and its counters share a line");
 typedef struct wr_impl {
     ax_cont_t *c;
     batch_t *b;
     MDB_txn *txn; /* LMDB wget: a read transaction, begun on first use */
     uintptr_t outside;
-    uintptr_t pad[2];
+    uintptr_t locked; /* memory: wmu taken (at the section's first operation) */
+    uintptr_t pad;
 } wr_impl_t;
 _Static_assert(sizeof(wr_impl_t) <= sizeof(ax_cont_wr_t), "write section fits");
 
@@ -208,7 +251,8 @@ static void hook_turn(void *user, uint32_t worker)
     (void)user, (void)worker;
     if (t_limbo_head)
         limbo_poll();
-    retire_flush();
+    if (t_retired && retire_due())
+        retire_flush();
     TSAN_QUIESCENT();
     urcu_qsbr_quiescent_state();
 }
@@ -320,9 +364,24 @@ static void section_end(bool outside)
 
 /* ---- memory kind: hashing and nodes ------------------------------------------------------ */
 
-static uint64_t hash_key(const void *key, size_t len)
+/* The index takes a key's first slot from the hash's top bits and its tag
+ * from bits 32..37.  4- and 8-byte keys (the common ones) get one
+ * multiply by a 64-bit odd constant (Fibonacci hashing: every key bit
+ * reaches the top bits; an 8-byte key's high half is folded in first);
+ * other lengths FNV-1a and a splitmix finaliser. */
+#define HASH_MUL 0x9E3779B97F4A7C15ull
+static inline uint64_t hash_key(const void *key, size_t len)
 {
-    /* FNV-1a over bytes, then a splitmix finaliser: keys are short. */
+    if (len == 4) {
+        uint32_t k;
+        memcpy(&k, key, 4);
+        return (uint64_t)k * HASH_MUL;
+    }
+    if (len == 8) {
+        uint64_t k;
+        memcpy(&k, key, 8);
+        return (k ^ (k >> 32)) * HASH_MUL;
+    }
     const unsigned char *p = key;
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < len; i++)
@@ -334,43 +393,41 @@ static uint64_t hash_key(const void *key, size_t len)
     return h ^ (h >> 31);
 }
 
-typedef struct mkey {
-    const void *key;
-    size_t len;
-} mkey_t;
-
-static int node_match(struct cds_lfht_node *n, const void *arg)
+static inline uintptr_t hash_tag(uint64_t h)
 {
-    const mnode_t *m = caa_container_of(n, mnode_t, node);
-    const mkey_t *k = arg;
-    TSAN_ACQ(m); /* pairs with TSAN_REL in mem_put */
-    if (m->klen != k->len)
-        return 0;
-    /* Word compares for the common small keys: a libc memcmp call was a
-     * tenth of containers/read/memory.  Constant sizes, so the copies are
-     * single loads (a variable-length memcpy was two libc calls). */
-    if (k->len == 4) {
+    return (uintptr_t)(h >> 32) & SLOT_TAG;
+}
+
+/* Does node m hold this key?  Word compares for the common small keys
+ * (constant sizes: single loads; a libc memcmp call was a tenth of a
+ * read), the stored hash first for the others. */
+static inline bool node_is(const mnode_t *m, uint64_t h, const void *key, size_t klen)
+{
+    if (m->klen != klen)
+        return false;
+    if (klen == 4) {
         uint32_t a, b;
         memcpy(&a, m->data, 4);
-        memcpy(&b, k->key, 4);
+        memcpy(&b, key, 4);
         return a == b;
     }
-    if (k->len == 8) {
+    if (klen == 8) {
         uint64_t a, b;
         memcpy(&a, m->data, 8);
-        memcpy(&b, k->key, 8);
+        memcpy(&b, key, 8);
         return a == b;
     }
-    return memcmp(m->data, k->key, k->len) == 0;
+    return m->hash == h && memcmp(m->data, key, klen) == 0;
 }
 
 /* ---- memory kind: node reclamation --------------------------------------------------------
  *
  * A replaced or deleted node may still be read by a reader on another
  * worker until that worker passes a quiescent point.  Nodes retired by a
- * thread wait on its retire list and go to call_rcu as one chain per loop
- * turn (or per 256 nodes, or when an outside thread leaves its section):
- * one call_rcu per node cost a futex wake of the call_rcu thread per write.
+ * thread wait on its retire list and go to call_rcu as one chain (see
+ * retire_due: at a loop turn once the list is 1 ms old, or at 1024 nodes,
+ * a park or a stop; an outside thread's when it leaves its section): one
+ * call_rcu per node cost a futex wake of the call_rcu thread per write.
  *
  * Workers recycle.  Freeing every chain on liburcu's call_rcu thread cost a
  * worker's allocator a remote free per write and a refill per malloc (and
@@ -393,9 +450,19 @@ enum { GP_PENDING = 0, GP_DONE = 1, GP_ABANDONED = 2 };
 #define FREE_CAP_BYTES (4u << 20) /* per worker thread; more goes back to malloc */
 
 
+static size_t chain_off(size_t voff, size_t vlen)
+{
+    return (offsetof(mnode_t, data) + voff + vlen + 7) & ~(size_t)7;
+}
+
 static size_t node_size(size_t voff, size_t vlen)
 {
-    return sizeof(mnode_t) + voff + vlen;
+    return chain_off(voff, vlen) + sizeof(mchain_t);
+}
+
+static mchain_t *node_chain(mnode_t *m)
+{
+    return (mchain_t *)(void *)((char *)m + chain_off(m->voff, m->vlen));
 }
 
 static mnode_t *node_alloc(size_t voff, size_t vlen)
@@ -408,7 +475,8 @@ static mnode_t *node_alloc(size_t voff, size_t vlen)
         t_free[cls] = m->retire_next;
         t_free_bytes -= (cls + 1) * 64u;
     } else {
-        m = malloc(cls != NO_CLASS ? (cls + 1) * 64u : sz);
+        /* 64-byte aligned: the index's tag takes a slot's low 6 bits */
+        m = aligned_alloc(64, cls != NO_CLASS ? (cls + 1) * 64u : (sz + 63) & ~(size_t)63);
         if (!m)
             return NULL;
     }
@@ -456,7 +524,7 @@ static void chain_recycle(mnode_t *m)
 static void chain_free_cb(struct rcu_head *head)
 {
     TSAN_ACQ(&tsan_grace_token); /* every reader passed a quiescent point */
-    chain_free(caa_container_of(head, mnode_t, rcu));
+    chain_free(caa_container_of(head, mchain_t, rcu)->head);
 }
 
 /* Workers' chains: only marked.  R1: the release half of the exchange makes
@@ -466,9 +534,9 @@ static void chain_free_cb(struct rcu_head *head)
 static void gp_done_cb(struct rcu_head *head)
 {
     TSAN_ACQ(&tsan_grace_token);
-    mnode_t *m = caa_container_of(head, mnode_t, rcu);
-    if (atomic_exchange_explicit(&m->gp, GP_DONE, memory_order_acq_rel) == GP_ABANDONED)
-        chain_free(m);
+    mchain_t *ch = caa_container_of(head, mchain_t, rcu);
+    if (atomic_exchange_explicit(&ch->gp, GP_DONE, memory_order_acq_rel) == GP_ABANDONED)
+        chain_free(ch->head);
 }
 
 /* Worker, each turn: recycle the chains whose grace period has elapsed
@@ -479,11 +547,11 @@ static void limbo_poll(void)
     while (t_limbo_head &&
            /* A1: pairs with R1 in gp_done_cb */
            atomic_load_explicit(&t_limbo_head->gp, memory_order_acquire) == GP_DONE) {
-        mnode_t *m = t_limbo_head;
-        t_limbo_head = m->limbo_next;
+        mchain_t *ch = t_limbo_head;
+        t_limbo_head = ch->limbo_next;
         if (!t_limbo_head)
             t_limbo_tail = NULL;
-        chain_recycle(m);
+        chain_recycle(ch->head); /* ch lives in that head: not touched after */
     }
 }
 
@@ -491,11 +559,11 @@ static void limbo_poll(void)
  * handed to their callbacks; the free lists go back to malloc. */
 static void limbo_drain(void)
 {
-    for (mnode_t *m = t_limbo_head, *nx; m; m = nx) {
-        nx = m->limbo_next; /* read before the exchange: after it the chain may be freed */
+    for (mchain_t *ch = t_limbo_head, *nx; ch; ch = nx) {
+        nx = ch->limbo_next; /* read before the exchange: after it the chain may be freed */
         /* acq_rel: pairs with the callback's exchange (R1), either way round */
-        if (atomic_exchange_explicit(&m->gp, GP_ABANDONED, memory_order_acq_rel) == GP_DONE)
-            chain_free(m);
+        if (atomic_exchange_explicit(&ch->gp, GP_ABANDONED, memory_order_acq_rel) == GP_DONE)
+            chain_free(ch->head);
     }
     t_limbo_head = t_limbo_tail = NULL;
     for (uint32_t i = 0; i < NCLASSES; i++)
@@ -515,104 +583,279 @@ static void retire_flush(void)
     mnode_t *m = t_retired;
     t_retired = NULL;
     t_nretired = 0;
+    mchain_t *ch = node_chain(m);
+    ch->head = m;
     if (t_role != T_WORKER) {
-        urcu_qsbr_call_rcu(&m->rcu, chain_free_cb);
+        urcu_qsbr_call_rcu(&ch->rcu, chain_free_cb);
         return;
     }
-    atomic_store_explicit(&m->gp, GP_PENDING, memory_order_relaxed); /* published by call_rcu */
-    m->limbo_next = NULL;
+    atomic_store_explicit(&ch->gp, GP_PENDING, memory_order_relaxed); /* published by call_rcu */
+    ch->limbo_next = NULL;
     if (t_limbo_tail)
-        t_limbo_tail->limbo_next = m;
+        t_limbo_tail->limbo_next = ch;
     else
-        t_limbo_head = m;
-    t_limbo_tail = m;
-    urcu_qsbr_call_rcu(&m->rcu, gp_done_cb);
+        t_limbo_head = ch;
+    t_limbo_tail = ch;
+    urcu_qsbr_call_rcu(&ch->rcu, gp_done_cb);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A worker hands its retire list to call_rcu once it is RETIRE_HOLD_NS
+ * old (or RETIRE_MAX nodes long: about 200 KiB of 64-byte values; or the
+ * worker parks or stops), not every
+ * turn: each call_rcu wakes liburcu's call_rcu thread, which then runs a
+ * grace period, spinning on the workers' counters; with a turn every ~256
+ * reads and 1% writes that was a grace period per turn, a third thread
+ * busy next to two workers on two CPUs.  A node waits at most this much
+ * longer before its grace period starts. */
+#define RETIRE_HOLD_NS 1000000u
+#define RETIRE_MAX 1024u
+static bool retire_due(void)
+{
+    return t_nretired >= RETIRE_MAX || mono_ns() - t_retired_since >= RETIRE_HOLD_NS;
 }
 
 static void retire(mnode_t *m)
 {
+    if (!t_retired && t_role == T_WORKER)
+        t_retired_since = mono_ns();
     m->retire_next = t_retired;
     t_retired = m;
-    if (++t_nretired >= 256)
+    if (++t_nretired >= RETIRE_MAX)
         retire_flush();
+}
+
+/* ---- memory kind: the index -------------------------------------------------------------
+ *
+ * Why not a library's table: docs/containers.md ("The index").  In short,
+ * on the same keys and nodes (perf/scripts/lookup_count.c, callgrind)
+ * liburcu's cds_lfht_lookup (split-ordered lists: bit-reversed hashes,
+ * dummy nodes, a match callback) costs 145 instructions a lookup and
+ * Concurrency Kit's ck_hs_get (SPMC) 168; this one 23, and the grace
+ * periods it needs are the container's QSBR ones.
+ *
+ * Protocol.  One writer at a time (the write-section mutex); readers take
+ * no lock and store nothing.  A slot goes empty -> node -> node ... ->
+ * SLOT_TOMB -> node ...; it never goes back to empty while the table is
+ * current, and no node ever moves within a table, so a reader walking a
+ * probe sequence from the key's first slot to an empty slot sees the
+ * key's node if it was there for the whole walk (and the old or the new
+ * one if a put replaced it meanwhile).  The writer keeps live + tombstones
+ * at most half the slots (a put that would pass that rebuilds first), so
+ * every walk ends at an empty slot.
+ *   P1  a put writes the whole node, then stores its pointer into the slot
+ *       with release; C1: the reader's acquire load of the slot pairs with
+ *       it, so the node's fields it then reads are the written ones.
+ *   P2  a rebuild fills a new table, then stores c->tab with release; C2:
+ *       the reader's acquire load of c->tab pairs with it.  Later puts go
+ *       to the new table only; a reader still walking the old one sees it
+ *       as it was at the rebuild (a consistent, older state).
+ * Replaced and deleted nodes and replaced tables are freed (or recycled)
+ * only after a grace period, so whatever a reader loaded stays readable
+ * until it leaves its section (and its worker passes a turn). */
+static inline const mnode_t *idx_find(const mtab_t *t, uint64_t h, const void *key, size_t klen)
+{
+    uintptr_t tag = hash_tag(h);
+    for (uint64_t i = h >> t->shift;; i = (i + 1) & t->mask) {
+        uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_acquire); /* C1 */
+        if (!s)
+            return NULL;
+        if (((s ^ tag) & SLOT_TAG) == 0 && s > SLOT_TAG) {
+            const mnode_t *m = (const mnode_t *)(s & ~SLOT_TAG);
+            if (node_is(m, h, key, klen))
+                return m;
+        }
+    }
+}
+
+/* Writer only.  The slot holding the key (or -1), and in *ins the first
+ * tombstone or the empty slot that ended the walk (where a put inserts). */
+static int64_t idx_probe(const mtab_t *t, uint64_t h, const void *key, size_t klen, uint64_t *ins)
+{
+    uintptr_t tag = hash_tag(h);
+    bool have_ins = false;
+    for (uint64_t i = h >> t->shift;; i = (i + 1) & t->mask) {
+        /* relaxed: only this thread (holding wmu) stores to the slots */
+        uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+        if (!s) {
+            if (!have_ins)
+                *ins = i;
+            return -1;
+        }
+        if (s == SLOT_TOMB) {
+            if (!have_ins)
+                *ins = i, have_ins = true;
+            continue;
+        }
+        if (((s ^ tag) & SLOT_TAG) == 0 && node_is((const mnode_t *)(s & ~SLOT_TAG), h, key, klen))
+            return (int64_t)i;
+    }
+}
+
+static uintptr_t slot_of(const mnode_t *m)
+{
+    return (uintptr_t)m | hash_tag(m->hash);
+}
+
+static mtab_t *tab_alloc(uint64_t slots)
+{
+    if (slots > ((uint64_t)1 << 40))
+        return NULL; /* 8 TiB of slots: treat as out of memory */
+    size_t bytes = sizeof(mtab_t) + (size_t)slots * sizeof(uintptr_t);
+    mtab_t *t = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!t)
+        return NULL;
+    memset(t, 0, bytes);
+    t->mask = slots - 1;
+    t->shift = 64u - (uint32_t)__builtin_ctzll(slots);
+    return t;
+}
+
+static void tab_free_cb(struct rcu_head *head)
+{
+    TSAN_ACQ(&tsan_grace_token); /* every reader passed a quiescent point */
+    free(caa_container_of(head, mtab_t, rcu));
+}
+
+/* Writer: a new table for `need` nodes (at most a quarter full, so it
+ * takes as many puts again before the next rebuild), the live nodes
+ * copied, no tombstones; published with P2, the old one freed after a
+ * grace period.  -ENOMEM: nothing changed. */
+static int idx_rebuild(ax_cont_t *c, uint64_t need)
+{
+    mtab_t *old = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    uint64_t slots = c->min_slots;
+    while (slots / 4 < need && slots < ((uint64_t)1 << 41))
+        slots *= 2;
+    mtab_t *t = tab_alloc(slots);
+    if (!t)
+        return -ENOMEM;
+    for (uint64_t i = 0; i <= old->mask; i++) {
+        uintptr_t s = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
+        if (s <= SLOT_TAG)
+            continue;
+        const mnode_t *m = (const mnode_t *)(s & ~SLOT_TAG);
+        uint64_t j = m->hash >> t->shift;
+        while (atomic_load_explicit(&t->slot[j], memory_order_relaxed))
+            j = (j + 1) & t->mask;
+        atomic_store_explicit(&t->slot[j], s, memory_order_relaxed); /* published by P2 */
+    }
+    atomic_store_explicit(&c->tab, t, memory_order_release); /* P2: pairs with C2 */
+    c->used = atomic_load_explicit(&c->live, memory_order_relaxed);
+    urcu_qsbr_call_rcu(&old->rcu, tab_free_cb); /* the caller is online: in a write section */
+    return 0;
+}
+
+/* A counter only the write-section holder changes: load and store, no
+ * locked instruction (the mutex orders the writers). */
+static void wmu_add(_Atomic uint64_t *x, uint64_t d)
+{
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d, memory_order_relaxed);
 }
 
 static int mem_get(ax_cont_t *c, const void *key, size_t klen, const void **val, size_t *vlen)
 {
-    struct cds_lfht_iter it;
-    mkey_t k = {key, klen};
-    cds_lfht_lookup(c->ht, (unsigned long)hash_key(key, klen), node_match, &k, &it);
-    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-    if (!n)
+    const mtab_t *t = atomic_load_explicit(&c->tab, memory_order_acquire); /* C2 */
+    const mnode_t *m = idx_find(t, hash_key(key, klen), key, klen);
+    if (!m)
         return -ENOENT;
-    const mnode_t *m = caa_container_of(n, mnode_t, node);
     *val = m->data + m->voff;
     *vlen = m->vlen;
     return 0;
 }
 
-static int mem_put(ax_cont_t *c, const void *key, size_t klen, const void *val, size_t vlen)
+/* A write section of a memory container takes the mutex at its first
+ * operation, not at enter: a put allocates, fills and hashes its node
+ * first (thread-local work), so the mutex covers only the index update.
+ * Sections still exclude each other from their first operation on, which
+ * is all that a section's atomicity needs (before it, it has done
+ * nothing).  With the whole put under the mutex, two workers at 1%
+ * writes collided on it often enough to cost a third of their time. */
+static void wr_lock(ax_cont_t *c, uintptr_t *locked)
+{
+    if (!*locked) {
+        pthread_mutex_lock(&c->wmu);
+        *locked = 1;
+    }
+}
+
+static int mem_put(ax_cont_t *c, uintptr_t *locked, const void *key, size_t klen, const void *val,
+                   size_t vlen)
 {
     size_t voff = (klen + 15) & ~(size_t)15;
     mnode_t *m = node_alloc(voff, vlen);
     if (!m)
         return -ENOMEM;
-    cds_lfht_node_init(&m->node);
     m->klen = (uint32_t)klen;
     m->vlen = (uint32_t)vlen;
     m->voff = (uint32_t)voff;
     memcpy(m->data, key, klen);
     if (vlen)
         memcpy(m->data + voff, val, vlen);
-    mkey_t k = {key, klen};
     m->hash = hash_key(key, klen);
-    TSAN_REL(m);
-    /* The node is fully written before it is published: add_replace's
-     * publication (rcu_assign_pointer, a release) pairs with the lookup's
-     * rcu_dereference in readers. */
-    struct cds_lfht_node *old = cds_lfht_add_replace(c->ht, (unsigned long)m->hash, node_match, &k,
-                                                     &m->node);
-    if (old)
-        retire(caa_container_of(old, mnode_t, node));
-    else
-        atomic_fetch_add_explicit(&c->entries, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->puts, 1, memory_order_relaxed);
+    wr_lock(c, locked);
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    uint64_t ins = 0;
+    int64_t at = idx_probe(t, m->hash, key, klen, &ins);
+    if (at >= 0) {
+        uintptr_t old = atomic_load_explicit(&t->slot[at], memory_order_relaxed);
+        atomic_store_explicit(&t->slot[at], slot_of(m), memory_order_release); /* P1 */
+        retire((mnode_t *)(old & ~SLOT_TAG));
+    } else {
+        bool fresh = atomic_load_explicit(&t->slot[ins], memory_order_relaxed) == 0;
+        if (fresh && (c->used + 1) * 2 > t->mask + 1) {
+            if (idx_rebuild(c, atomic_load_explicit(&c->live, memory_order_relaxed) + 1) < 0) {
+                free(m);
+                return -ENOMEM;
+            }
+            t = atomic_load_explicit(&c->tab, memory_order_relaxed);
+            idx_probe(t, m->hash, key, klen, &ins); /* no tombstones: the first empty slot */
+        }
+        c->used += fresh;
+        atomic_store_explicit(&t->slot[ins], slot_of(m), memory_order_release); /* P1 */
+        wmu_add(&c->live, 1);
+    }
+    wmu_add(&c->mputs, 1);
     return 0;
 }
 
 static int mem_del(ax_cont_t *c, const void *key, size_t klen)
 {
-    struct cds_lfht_iter it;
-    mkey_t k = {key, klen};
-    cds_lfht_lookup(c->ht, (unsigned long)hash_key(key, klen), node_match, &k, &it);
-    struct cds_lfht_node *n = cds_lfht_iter_get_node(&it);
-    if (!n || cds_lfht_del(c->ht, n) != 0)
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    uint64_t ins;
+    int64_t at = idx_probe(t, hash_key(key, klen), key, klen, &ins);
+    if (at < 0)
         return -ENOENT;
-    retire(caa_container_of(n, mnode_t, node));
-    atomic_fetch_sub_explicit(&c->entries, 1, memory_order_relaxed);
+    uintptr_t old = atomic_load_explicit(&t->slot[at], memory_order_relaxed);
+    /* relaxed: a reader does not follow a tombstone; the node it may still
+     * have loaded stays valid until the grace period (retire) */
+    atomic_store_explicit(&t->slot[at], SLOT_TOMB, memory_order_relaxed);
+    retire((mnode_t *)(old & ~SLOT_TAG));
+    wmu_add(&c->live, (uint64_t)-1);
     atomic_fetch_add_explicit(&c->dels, 1, memory_order_relaxed);
     return 0;
 }
 
-/* Last close: nobody holds the container any more.  Unlinks every node
- * (online: the retired chain goes to call_rcu), then destroys the table
- * offline: destroy waits for the table's resize worker, which may itself be
- * waiting in synchronize_rcu for this very thread to pass a quiescent state
- * (a worker is online until its turn ends). */
+/* Last close: nobody holds the container any more.  Every node is
+ * retired (the chain goes to call_rcu: a worker's chain may still be
+ * read by nobody, but its recycling waits for the grace period like any
+ * other); the index is freed at once. */
 static void mem_destroy(ax_cont_t *c)
 {
-    struct cds_lfht_iter it;
-    struct cds_lfht_node *n;
-    cds_lfht_for_each(c->ht, &it, n)
-    {
-        if (cds_lfht_del(c->ht, n) == 0)
-            retire(caa_container_of(n, mnode_t, node));
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed);
+    for (uint64_t i = 0; i <= t->mask; i++) {
+        uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+        if (s > SLOT_TAG)
+            retire((mnode_t *)(s & ~SLOT_TAG));
     }
     retire_flush();
-    TSAN_QUIESCENT();
-    urcu_qsbr_thread_offline();
-    cds_lfht_destroy(c->ht, NULL);
-    urcu_qsbr_thread_online();
+    free(t);
 }
 
 /* ---- LMDB kind: the writer thread ------------------------------------------------------------ */
@@ -842,15 +1085,27 @@ again:
     c->kind = cfg->kind;
     c->refs = 1;
     snprintf(c->name, sizeof c->name, "%s", name);
-    pthread_mutex_init(&c->wmu, NULL);
+    /* Adaptive: a writer finding the section taken spins a little before
+     * it sleeps.  Write sections are short (the contract), and a futex
+     * sleep and wake-up costs a worker microseconds, far longer than the
+     * section it waits for. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&c->wmu, &ma);
+    pthread_mutexattr_destroy(&ma);
     int rc = 0;
     if (c->kind == AX_CONT_MEMORY) {
         uint32_t b = cfg->buckets ? cfg->buckets : 1024;
         if (b & (b - 1))
             rc = -EINVAL;
-        else if (!(c->ht = cds_lfht_new_flavor(b, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                                               &urcu_qsbr_flavor, NULL)))
-            rc = -ENOMEM;
+        else {
+            c->min_slots = 2 * (uint64_t)b; /* b keys fit at half load before a rebuild */
+            mtab_t *t = tab_alloc(c->min_slots);
+            atomic_init(&c->tab, t); /* published with c (the registry mutex) */
+            if (!t)
+                rc = -ENOMEM;
+        }
     } else {
         rc = lmdb_open(c, cfg);
     }
@@ -911,7 +1166,26 @@ void ax_cont_close(ax_cont_t *c)
 
 /* ---- read sections -------------------------------------------------------------------------- */
 
+static int read_enter_slow(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_rd_t *prd);
+
+/* The read path (read_enter, get, read_leave) has a fast path for the
+ * common case, a memory section on a worker, and tail-calls an out-of-line
+ * function for the rest, so the fast path saves no registers: with the
+ * slow code inline, pushes and pops were a fifth of a read. */
 int ax_cont_read_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_rd_t *prd)
+{
+    /* A worker is online (QSBR), which is the whole guard (urcu's QSBR
+     * read lock is empty): nothing to do but remember the container. */
+    if (__builtin_expect(ctx && c && prd && t_role == T_WORKER && c->kind == AX_CONT_MEMORY, 1)) {
+        rd_impl_t *rd = (rd_impl_t *)(void *)prd;
+        rd->c = c;
+        rd->outside = RD_WORKER_MEM;
+        return 0;
+    }
+    return read_enter_slow(ctx, c, prd);
+}
+
+__attribute__((noinline)) static int read_enter_slow(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_rd_t *prd)
 {
     if (!c || !prd)
         return -EINVAL;
@@ -962,19 +1236,48 @@ static int lmdb_get(ax_cont_t *c, MDB_txn *txn, const void *key, size_t klen, co
     return 0;
 }
 
-int ax_cont_get(ax_cont_rd_t *prd, const void *key, size_t klen, const void **val, size_t *vlen)
+__attribute__((noinline)) static int get_slow(rd_impl_t *rd, const void *key, size_t klen,
+                                               const void **val, size_t *vlen)
 {
-    rd_impl_t *rd = (rd_impl_t *)(void *)prd;
-    if (!rd || !rd->c || !key || !klen || klen > AX_CONT_KEY_MAX || !val || !vlen)
-        return -EINVAL;
     if (rd->c->kind == AX_CONT_MEMORY)
         return mem_get(rd->c, key, klen, val, vlen);
     return lmdb_get(rd->c, rd->txn, key, klen, val, vlen);
 }
 
+int ax_cont_get(ax_cont_rd_t *prd, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    rd_impl_t *rd = (rd_impl_t *)(void *)prd;
+    if (!rd || !rd->c || !key || klen - 1 >= AX_CONT_KEY_MAX || !val || !vlen)
+        return -EINVAL; /* klen - 1 wraps for 0: one compare for 1..KEY_MAX */
+    /* Fast path: 4-byte keys in a memory container, with the key length a
+     * constant in the inlined lookup; everything else out of line. */
+    if (__builtin_expect(klen == 4 && rd->c->kind == AX_CONT_MEMORY, 1)) {
+        const mtab_t *t = atomic_load_explicit(&rd->c->tab, memory_order_acquire); /* C2 */
+        const mnode_t *m = idx_find(t, hash_key(key, 4), key, 4);
+        if (!m)
+            return -ENOENT;
+        *val = m->data + m->voff;
+        *vlen = m->vlen;
+        return 0;
+    }
+    return get_slow(rd, key, klen, val, vlen);
+}
+
+static void read_leave_slow(rd_impl_t *rd);
+
 void ax_cont_read_leave(ax_cont_rd_t *prd)
 {
     rd_impl_t *rd = (rd_impl_t *)(void *)prd;
+    if (__builtin_expect(rd && rd->outside == RD_WORKER_MEM, 1)) { /* see read_enter */
+        rd->c = NULL;
+        rd->outside = 0;
+        return;
+    }
+    read_leave_slow(rd);
+}
+
+__attribute__((noinline)) static void read_leave_slow(rd_impl_t *rd)
+{
     if (!rd || !rd->c)
         return;
     ax_cont_t *c = rd->c;
@@ -1013,8 +1316,7 @@ int ax_cont_write_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_wr_t *pwr)
         wr->b->reply_to = ctx ? ax_self(ctx) : AX_REF_NONE;
         return 0; /* LMDB sections do not exclude each other: see leave */
     }
-    pthread_mutex_lock(&c->wmu);
-    return 0;
+    return 0; /* memory: the mutex is taken at the first operation (wr_lock) */
 }
 
 int ax_cont_wget(ax_cont_wr_t *pwr, const void *key, size_t klen, const void **val, size_t *vlen)
@@ -1022,8 +1324,10 @@ int ax_cont_wget(ax_cont_wr_t *pwr, const void *key, size_t klen, const void **v
     wr_impl_t *wr = (wr_impl_t *)(void *)pwr;
     if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX || !val || !vlen)
         return -EINVAL;
-    if (wr->c->kind == AX_CONT_MEMORY)
+    if (wr->c->kind == AX_CONT_MEMORY) {
+        wr_lock(wr->c, &wr->locked);
         return mem_get(wr->c, key, klen, val, vlen);
+    }
     if (!wr->txn) {
         int rc = mdb_txn_begin(wr->c->env, NULL, MDB_RDONLY, &wr->txn);
         if (rc)
@@ -1065,7 +1369,7 @@ int ax_cont_put(ax_cont_wr_t *pwr, const void *key, size_t klen, const void *val
         (vlen && !val))
         return -EINVAL;
     if (wr->c->kind == AX_CONT_MEMORY)
-        return mem_put(wr->c, key, klen, val, vlen);
+        return mem_put(wr->c, &wr->locked, key, klen, val, vlen);
     return batch_add(wr->b, 'P', key, klen, val, vlen);
 }
 
@@ -1074,8 +1378,10 @@ int ax_cont_del(ax_cont_wr_t *pwr, const void *key, size_t klen)
     wr_impl_t *wr = (wr_impl_t *)(void *)pwr;
     if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX)
         return -EINVAL;
-    if (wr->c->kind == AX_CONT_MEMORY)
+    if (wr->c->kind == AX_CONT_MEMORY) {
+        wr_lock(wr->c, &wr->locked);
         return mem_del(wr->c, key, klen);
+    }
     return batch_add(wr->b, 'D', key, klen, NULL, 0);
 }
 
@@ -1088,7 +1394,8 @@ int ax_cont_write_leave(ax_cont_wr_t *pwr, uint32_t reply_type, uint64_t *seq)
     bool outside = wr->outside;
     int rc = 0;
     if (c->kind == AX_CONT_MEMORY) {
-        pthread_mutex_unlock(&c->wmu);
+        if (wr->locked)
+            pthread_mutex_unlock(&c->wmu);
     } else {
         if (wr->txn)
             mdb_txn_abort(wr->txn);
@@ -1158,8 +1465,9 @@ int ax_cont_stats(ax_cont_t *c, ax_cont_stats_t *o)
         return -EINVAL;
     memset(o, 0, sizeof *o);
 #define LD(x) atomic_load_explicit(&c->x, memory_order_relaxed)
-    o->entries = LD(entries);
-    o->puts = LD(puts);
+    bool mem = c->kind == AX_CONT_MEMORY;
+    o->entries = mem ? LD(live) : LD(entries);
+    o->puts = mem ? LD(mputs) : LD(puts);
     o->dels = LD(dels);
     o->commits = LD(commits);
     o->commit_failed = LD(commit_failed);

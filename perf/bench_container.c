@@ -18,14 +18,28 @@
  * 2 show whether reads scale with workers.  Keys: 1024 of 4 bytes; values 64
  * bytes.  Manual time stamped inside the actors/threads.
  *
- * Counters: cpu_ns_per_op (reads: the reader actors' thread CPU time per
- * operation; flat from 1 to 2 workers when they share nothing, whatever
- * else runs on the machine) and proc_cpu_ns_per_op (the whole process).
+ * Reads: the readers share one budget of operations, claimed CHUNK at a
+ * time, so they finish together; the time runs from the first reader's
+ * first operation to the last reader's finish.  (Before, each reader did
+ * a fixed half and the clock started at the outside thread's first send:
+ * a reader that got less CPU finished late while the other idled, and the
+ * clock counted the workers' wake-up.  AXON_BENCH_FIXED_SHARE=1 runs it
+ * that way, to compare.)
+ *
+ * Counters: cpu_ns_per_op (reads: the reader threads' CPU time over their
+ * active windows, per operation; flat from 1 to 2 workers when they share
+ * nothing, whatever else runs on the machine), proc_cpu_ns_per_op (the
+ * whole process), and, for reads, where the workers' time in the window
+ * went: idle_pct (not running, in % of workers x window), of which
+ * skew_pct before a reader's first or after its last operation, and the
+ * readers' voluntary (vol_csw: blocked, e.g. a futex wait or a park) and
+ * involuntary (invol_csw: preempted) context switches per run.
  * Environment, for profiling runs (docs/containers.md "Figures"):
  *   AXON_BENCH_OPS=N          N operations per run, whatever the iterations
  *   AXON_BENCH_TICK_MS=N      a timer per worker, so valgrind does not hang
  *                             on a worker parked in io_uring_enter
  *   AXON_BENCH_WRITE_EVERY=N  one write per N operations (0: none; 100)
+ *   AXON_BENCH_FIXED_SHARE=1  reads: the old fixed halves (see above)
  */
 #include <errno.h>
 #include <stdalign.h>
@@ -35,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,26 +92,41 @@ static void rw_teardown(void);
 /* The run, shared by its actors.  What every operation reads (c,
  * per_actor, kind) is on a line nothing writes during the run; what the
  * actors write (once per message or at the end) is on other lines. */
+#define MAX_ACT 64u
+typedef struct act_rec { /* one reader's window, written once by it at its end */
+    uint64_t ws, we;     /* wall clock: its first operation, its finish */
+    uint64_t cpu;        /* its thread's CPU time between the two */
+    uint64_t vcs, ivcs;  /* its thread's voluntary / involuntary context switches */
+    uint64_t ops;
+} act_rec_t;
 typedef struct cr {
     alignas(64) ax_cont_t *c;
-    uint64_t per_actor;
+    uint64_t per_actor;  /* writes, and reads with AXON_BENCH_FIXED_SHARE=1 */
+    uint64_t total;      /* reads: operations shared by the readers, CHUNK at a time */
     uint32_t kind;
+    bool fixed_share;
+    alignas(64) _Atomic uint64_t claimed; /* reads: operations claimed (one add per CHUNK) */
     alignas(64) sem_t done;
     _Atomic uint32_t left;
     _Atomic uint64_t t0, t1, cpu0, cpu1;
-    alignas(64) _Atomic uint64_t sink, bad, thread_cpu_ns;
+    alignas(64) _Atomic uint64_t sink, bad;
+    act_rec_t rec[MAX_ACT];
 } cr_t;
 
 typedef struct ca {
     cr_t *r;
-    uint64_t done, rng, acked, inflight, cpu_ns;
-    bool writer_only;
+    uint64_t done, rng, acked, inflight, until_write, quota;
+    uint32_t slot;
+    bool writer_only, started;
+    act_rec_t rec;
 } ca_t;
 
 /* CPU time, not wall time: on a machine shared with other work, how long a
  * worker waits for a CPU says nothing about what an operation costs; the
- * CPU time each reader spends per operation does, and it stays flat from
- * one worker to two exactly when the readers share nothing. */
+ * CPU time each reader's thread spends per operation does, and it stays
+ * flat from one worker to two exactly when the readers share nothing.
+ * Read once at an actor's start and once at its end (a thread CPU clock
+ * is a system call, ~0.3 us: per message it was 2-3 ns of every read). */
 static uint64_t cpu_now(clockid_t which)
 {
     struct timespec ts;
@@ -104,67 +134,134 @@ static uint64_t cpu_now(clockid_t which)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void csw_now(uint64_t *vcs, uint64_t *ivcs)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0) {
+        *vcs = (uint64_t)ru.ru_nvcsw;
+        *ivcs = (uint64_t)ru.ru_nivcsw;
+    } else {
+        *vcs = *ivcs = 0;
+    }
+}
+
 #define T_GO 1u
 #define T_ACK 2u
 
 static void ca_finish(cr_t *r, const ca_t *a)
 {
-    atomic_fetch_add(&r->thread_cpu_ns, a->cpu_ns);
     if (atomic_fetch_sub(&r->left, 1) == 1) {
         atomic_store(&r->cpu1, cpu_now(CLOCK_PROCESS_CPUTIME_ID));
         atomic_store(&r->t1, cb_now());
         sem_post(&r->done);
     }
+    (void)a;
+}
+
+static void reader_start(ax_ctx_t *ctx, ca_t *a, const ax_msg_t *m)
+{
+    memcpy(&a->r, m->payload.data, sizeof a->r);
+    a->slot = (uint32_t)m->payload.u64[2];
+    a->rng = (uint64_t)ax_worker_id(ctx) * 7919 + 1;
+    a->until_write = g_write_every;
+    a->started = true;
+    csw_now(&a->rec.vcs, &a->rec.ivcs);
+    a->rec.cpu = cpu_now(CLOCK_THREAD_CPUTIME_ID);
+    a->rec.ws = cb_now();
+}
+
+static void reader_end(cr_t *r, ca_t *a)
+{
+    act_rec_t *o = &r->rec[a->slot];
+    uint64_t v, iv;
+    o->we = cb_now();
+    o->ws = a->rec.ws;
+    o->cpu = cpu_now(CLOCK_THREAD_CPUTIME_ID) - a->rec.cpu;
+    csw_now(&v, &iv);
+    o->vcs = v - a->rec.vcs;
+    o->ivcs = iv - a->rec.ivcs;
+    o->ops = a->done;
+    ca_finish(r, a); /* its fetch_sub (seq_cst) publishes o to the last finisher */
+}
+
+/* How many operations this actor does next: reads share one budget, taken
+ * CHUNK at a time, so a worker that got less CPU (preempted, started
+ * late) does fewer and both finish within a chunk of each other; with
+ * AXON_BENCH_FIXED_SHARE=1 each reader does total/workers whatever the
+ * other does (the benchmark before: the first to finish then idled). */
+static uint32_t reader_claim(cr_t *r, ca_t *a)
+{
+    if (r->fixed_share) {
+        uint64_t left = r->per_actor - a->done;
+        return (uint32_t)(left < CHUNK ? left : CHUNK);
+    }
+    if (a->quota == 0) {
+        uint64_t base = atomic_fetch_add_explicit(&r->claimed, CHUNK, memory_order_relaxed);
+        if (base >= r->total)
+            return 0;
+        a->quota = r->total - base < CHUNK ? r->total - base : CHUNK;
+    }
+    return (uint32_t)a->quota;
 }
 
 static void reader_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
 {
     ca_t *a = st;
-    if (m->type == T_GO && !a->r) {
-        memcpy(&a->r, m->payload.data, sizeof a->r);
-        a->rng = (uint64_t)ax_worker_id(ctx) * 7919 + 1;
-    }
-    cr_t *r = a->r;
     if (m->type == T_ACK)
         return; /* LMDB commit of a 1% write: not waited for */
-    uint64_t sink = 0, c0 = cpu_now(CLOCK_THREAD_CPUTIME_ID);
+    if (m->type == T_GO && !a->started)
+        reader_start(ctx, a, m);
+    cr_t *r = a->r;
+    uint32_t n = reader_claim(r, a);
+    if (n == 0) {
+        reader_end(r, a);
+        return;
+    }
+    uint64_t sink = 0;
     unsigned char v[VLEN];
-    for (uint32_t i = 0; i < CHUNK && a->done < r->per_actor; i++, a->done++) {
-        a->rng = cb_mix(a->rng);
-        uint32_t key = (uint32_t)(a->rng % NKEYS);
-        if (r->kind == KIND_RWLOCK) {
-            if (g_write_every && a->done % g_write_every == g_write_every - 1) {
-                memset(v, (int)a->done, sizeof v);
+    ax_cont_t *c = r->c;
+    bool rw = r->kind == KIND_RWLOCK;
+    /* A countdown picks the 1% writes: `done % every` was a 64-bit
+     * division per operation (every is a run-time value), in both
+     * variants' loops. */
+    uint64_t until = a->until_write, done = a->done, rng = a->rng;
+    for (uint32_t i = 0; i < n; i++, done++) {
+        rng = cb_mix(rng);
+        uint32_t key = (uint32_t)(rng % NKEYS);
+        if (g_write_every && --until == 0) {
+            until = g_write_every;
+            memset(v, (int)done, sizeof v);
+            if (rw) {
                 rw_put(key, v);
             } else {
-                sink += rw_get(key);
+                ax_cont_wr_t wr;
+                ax_cont_write_enter(ctx, c, &wr);
+                ax_cont_put(&wr, &key, sizeof key, v, sizeof v);
+                ax_cont_write_leave(&wr, T_ACK, NULL);
             }
             continue;
         }
-        if (g_write_every && a->done % g_write_every == g_write_every - 1) {
-            ax_cont_wr_t wr;
-            memset(v, (int)a->done, sizeof v);
-            ax_cont_write_enter(ctx, r->c, &wr);
-            ax_cont_put(&wr, &key, sizeof key, v, sizeof v);
-            ax_cont_write_leave(&wr, T_ACK, NULL);
+        if (rw) {
+            sink += rw_get(key);
             continue;
         }
         ax_cont_rd_t rd;
         const void *p;
         size_t len;
-        ax_cont_read_enter(ctx, r->c, &rd);
+        ax_cont_read_enter(ctx, c, &rd);
         if (ax_cont_get(&rd, &key, sizeof key, &p, &len) == 0)
             sink += *(const unsigned char *)p;
         else
             atomic_fetch_add(&r->bad, 1);
         ax_cont_read_leave(&rd);
     }
-    a->cpu_ns += cpu_now(CLOCK_THREAD_CPUTIME_ID) - c0;
+    a->until_write = until;
+    a->done = done;
+    a->rng = rng;
+    if (!r->fixed_share)
+        a->quota -= n;
     atomic_fetch_add_explicit(&r->sink, sink, memory_order_relaxed);
-    if (a->done < r->per_actor)
-        ax_send_u64(ctx, ax_self(ctx), T_GO, 0);
-    else
-        ca_finish(r, a);
+    ax_send_u64(ctx, ax_self(ctx), T_GO, 0); /* the next message claims, or ends */
 }
 
 static void writer_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
@@ -254,6 +351,9 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
     r.kind = kind;
     if (!r.per_actor)
         r.per_actor = 1;
+    r.total = r.per_actor * (write ? 1 : workers);
+    const char *fs = getenv("AXON_BENCH_FIXED_SHARE");
+    r.fixed_share = fs && atoi(fs) > 0;
     sem_init(&r.done, 0, 0);
     const char *tick = getenv("AXON_BENCH_TICK_MS");
     const char *we = getenv("AXON_BENCH_WRITE_EVERY");
@@ -292,6 +392,10 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
         fill(r.c);
     }
     uint32_t nact = write ? 1 : workers;
+    if (nact > MAX_ACT) {
+        axon_bench_skip(st, "too many workers for the benchmark's records");
+        goto out;
+    }
     atomic_store(&r.left, nact);
     ax_ref_t refs[64];
     for (uint32_t i = 0; i < nact; i++) {
@@ -303,19 +407,50 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
     }
     atomic_store(&r.cpu0, cpu_now(CLOCK_PROCESS_CPUTIME_ID));
     atomic_store(&r.t0, cb_now());
-    uint64_t go[2] = {(uint64_t)(uintptr_t)&r, kind == AX_CONT_LMDB};
-    for (uint32_t i = 0; i < nact; i++)
+    for (uint32_t i = 0; i < nact; i++) {
+        uint64_t go[3] = {(uint64_t)(uintptr_t)&r, kind == AX_CONT_LMDB, i};
         ax_engine_send(e, refs[i], T_GO, go, sizeof go);
+    }
     sem_wait(&r.done);
-    axon_bench_set_iteration_time(st, (double)(atomic_load(&r.t1) - atomic_load(&r.t0)) / 1e9);
-    axon_bench_items(st, (int64_t)(r.per_actor * nact));
-    double ops = (double)(r.per_actor * nact);
-    /* Reads: CPU of the reader actors per operation (flat from 1 to 2
-     * workers when nothing is shared).  Both: CPU of the whole process per
-     * operation (workers, liburcu's call_rcu thread, LMDB's writer). */
-    if (!write)
-        axon_bench_counter(st, "cpu_ns_per_op", (double)atomic_load(&r.thread_cpu_ns) / ops,
-                           AXON_COUNTER_PLAIN);
+    uint64_t t0 = atomic_load(&r.t0), t1 = atomic_load(&r.t1);
+    double ops = (double)r.total;
+    if (!write) {
+        /* The window: from the first reader's first operation (what the
+         * workers need to wake up and take their first message is not a
+         * read's cost) to the last reader's finish.  With
+         * AXON_BENCH_FIXED_SHARE=1, as before: from the outside thread's
+         * first send. */
+        uint64_t first = UINT64_MAX;
+        for (uint32_t i = 0; i < nact; i++)
+            first = r.rec[i].ws < first ? r.rec[i].ws : first;
+        if (!r.fixed_share && first < t1)
+            t0 = first;
+        /* Where the workers' time in the window went, in % of nact x the
+         * window: running (their threads' CPU), waiting before their first
+         * operation or after their last (start and finish skew), or off
+         * their CPU in between (preempted: involuntary switches; blocked:
+         * voluntary ones, i.e. a futex wait or a park). */
+        double span = (double)nact * (double)(t1 - t0), busy = 0, before = 0, after = 0;
+        uint64_t vcs = 0, ivcs = 0;
+        for (uint32_t i = 0; i < nact; i++) {
+            busy += (double)r.rec[i].cpu;
+            before += r.rec[i].ws > t0 ? (double)(r.rec[i].ws - t0) : 0;
+            after += (double)(t1 - r.rec[i].we);
+            vcs += r.rec[i].vcs;
+            ivcs += r.rec[i].ivcs;
+        }
+        /* Reads: CPU of the readers' threads per operation, their whole
+         * active window (flat from 1 to 2 workers when nothing is shared). */
+        axon_bench_counter(st, "cpu_ns_per_op", busy / ops, AXON_COUNTER_PLAIN);
+        axon_bench_counter(st, "idle_pct", 100.0 * (1.0 - busy / span), AXON_COUNTER_PLAIN);
+        axon_bench_counter(st, "skew_pct", 100.0 * (before + after) / span, AXON_COUNTER_PLAIN);
+        axon_bench_counter(st, "vol_csw", (double)vcs, AXON_COUNTER_PLAIN);
+        axon_bench_counter(st, "invol_csw", (double)ivcs, AXON_COUNTER_PLAIN);
+    }
+    axon_bench_set_iteration_time(st, (double)(t1 - t0) / 1e9);
+    axon_bench_items(st, (int64_t)r.total);
+    /* Both: CPU of the whole process per operation (workers, liburcu's
+     * call_rcu thread, LMDB's writer), from the first send on. */
     axon_bench_counter(st, "proc_cpu_ns_per_op",
                        (double)(atomic_load(&r.cpu1) - atomic_load(&r.cpu0)) / ops, AXON_COUNTER_PLAIN);
     if (atomic_load(&r.bad))

@@ -70,6 +70,17 @@
  * values). */
 #define KV_SEND_CHUNK (512u << 10)
 #define KV_SEND_WINDOW (1u << 20)
+/* A connection starts with this window and doubles it each time the kernel
+ * has taken a whole window's worth of its sends, up to KV_SEND_WINDOW
+ * (sends are at most half the window; TCP's slow start, counting bytes
+ * completed): a client that reads reaches 1 MiB after 896 KiB, one that
+ * never reads stops completing sends once its socket buffers are full and
+ * keeps a small window.  Each byte in the window is a copy into memory the
+ * io layer holds until the kernel takes it, so with a 1 MiB window from the
+ * start four such clients made the one worker fault in 4 MiB of fresh
+ * pages (~1,000 faults, ~18 us each on the CI VM) while another client's
+ * PING waited (issue 10 item 17). */
+#define KV_SEND_WINDOW_MIN (128u << 10)
 /* Queued pieces shorter than this are gathered into one send of up to
  * KV_SEND_CHUNK; a longer one is handed to the io layer straight. */
 #define KV_GATHER_MAX (64u * 1024)
@@ -96,6 +107,15 @@
  * its socket, and below which it reads again (conn_rx_update). */
 #define KV_RX_HIGH (256u << 10)
 #define KV_RX_LOW (64u << 10)
+/* Unparsed input a paused connection copies into its parser; what arrives
+ * beyond it is kept as received (kv_conn_t.inq).  64 KiB is 2,000 pipelined
+ * GETs, far more than a round takes. */
+#define KV_PARSE_AHEAD (64u << 10)
+/* The receive buffer size axon-kv gives the engine (io.buf_size), and how
+ * many blocks of it each shard carves from its worker's arena at start:
+ * one per buffer of the engine's default ring (256). */
+#define KV_RECV_BUF 4096u
+#define KV_RECV_WARM 256u
 
 static int64_t now_ms(void)
 {
@@ -193,6 +213,14 @@ static int batch_add(kv_batch_t *b, uint64_t seq, uint32_t part, uint32_t argc, 
 
 /* ==== shard actor ======================================================== */
 
+/* The gather buffer of this worker's connections (conn_pump): filled and
+ * handed to ax_tcp_send, which copies it, within one behaviour, so one per
+ * worker serves them all.  Allocated and touched by the worker's shard at
+ * init (so the first clients do not fault it in), freed at its fini; a
+ * worker without a shard (more than KV_MAX_SHARDS workers) leaves it NULL
+ * and its connections use a buffer of their own. */
+static _Thread_local kv_out_t *kv_gather_scratch;
+
 typedef struct kv_shard {
     kv_server_t *srv;
     kv_store_t store;
@@ -212,6 +240,26 @@ static void shard_init(ax_ctx_t *ctx, void *state, const void *arg, size_t arg_l
     kv_shard_arg_t a;
     memcpy(&a, arg, arg_len < sizeof(a) ? arg_len : sizeof(a));
     sh->srv = a.srv;
+    kv_out_t *g = malloc(sizeof(*g));
+    if (g) {
+        kv_out_init(g);
+        if (kv_out_reserve(g, KV_SEND_CHUNK) == 0) {
+            memset(g->buf, 0, g->cap);
+            kv_gather_scratch = g;
+        } else {
+            free(g);
+        }
+    }
+    /* The blobs received chunks are copied into (KV_RECV_BUF, an arena
+     * class) come from this worker's arena, which reuses its blocks and
+     * never returns them: carve and touch a ring's worth now (1 MiB), so
+     * the first burst of clients does not fault them in while other
+     * clients' requests wait behind it (issue 10 item 17). */
+    void *warm[KV_RECV_WARM];
+    uint32_t nwarm = 0;
+    while (nwarm < KV_RECV_WARM && (warm[nwarm] = ax_blob_alloc(ctx, KV_RECV_BUF)) != NULL)
+        memset(warm[nwarm++], 0, KV_RECV_BUF);
+    while (nwarm) ax_blob_free(ctx, warm[--nwarm]);
     kv_store_init(&sh->store, a.srv->opt.maxmemory, 0x5bd1e9955bd1e995ull * (a.index + 1));
     int rc = ax_timer_every(ctx, a.srv->opt.sweep_ms, KV_MSG_SWEEP, NULL, 0, &sh->timer);
     if (rc < 0)
@@ -225,6 +273,11 @@ static void shard_fini(ax_ctx_t *ctx, void *state)
     if (sh->timer) ax_timer_cancel(ctx, sh->timer);
     kv_store_fini(&sh->store);
     free(sh->argv);
+    if (kv_gather_scratch) {
+        kv_out_fini(kv_gather_scratch);
+        free(kv_gather_scratch);
+        kv_gather_scratch = NULL;
+    }
 }
 
 static void shard_run(kv_shard_t *sh, kv_batch_t *b)
@@ -335,6 +388,11 @@ typedef struct kv_seg {
     char hdr[23];    /* '$', at most 20 digits, CRLF */
 } kv_seg_t;
 
+typedef struct kv_in {
+    void *blob; /* ax_blob_alloc'ed: the message's own, kept (ax_msg_keep_blob) */
+    size_t len;
+} kv_in_t;
+
 typedef struct kv_conn {
     kv_server_t *srv;
     ax_conn_t c;
@@ -359,6 +417,16 @@ typedef struct kv_conn {
     uint8_t drain_close; /* close once every reply so far is sent */
     uint8_t peer_eof, close_sent, closed, paused;
     uint8_t rx_paused;   /* the socket is not read (ax_tcp_recv_pause) */
+    uint32_t window;     /* send window, KV_SEND_WINDOW_MIN..KV_SEND_WINDOW */
+    uint64_t win_sent;   /* bytes the kernel took since the window last grew */
+    /* Received chunks kept as they came (the io layer's blobs) while parsing
+     * is paused with KV_RX_HIGH bytes already in the parser: fed to it as
+     * parsing consumes its input.  Copying them into the parser instead grew
+     * its buffer (doubling, into fresh pages) to hold everything received
+     * before the socket pause took effect, ~1 MiB per pipelining client. */
+    kv_in_t *inq;        /* a ring of inq_cap (a power of two) */
+    uint32_t inq_cap, inq_head, inq_n;
+    uint64_t inq_bytes;
 } kv_conn_t;
 
 typedef struct kv_conn_arg {
@@ -464,28 +532,32 @@ static void seg_advance(kv_conn_t *k, size_t n)
  * short ones (headers, replies, values under KV_GATHER_MAX) gathered. */
 static void conn_pump(ax_ctx_t *ctx, kv_conn_t *k)
 {
-    while (k->seg_n && k->inflight < KV_SEND_WINDOW && !k->close_sent) {
+    size_t chunk = k->window / 2 < KV_SEND_CHUNK ? k->window / 2 : KV_SEND_CHUNK;
+    while (k->seg_n && k->inflight < k->window && !k->close_sent) {
         size_t n, direct = 0;
         const char *src = seg_piece(k, &n);
         if (n >= KV_GATHER_MAX) {
-            if (n > KV_SEND_CHUNK) n = KV_SEND_CHUNK;
+            if (n > chunk) n = chunk;
             direct = n; /* the segment is popped after the call: it owns src */
         } else {
-            k->gather.len = 0;
-            if (kv_out_reserve(&k->gather, KV_SEND_CHUNK) < 0) {
+            /* The worker's scratch (ax_tcp_send copies it) when there is
+             * one, so a connection does not fault in a buffer of its own. */
+            kv_out_t *g = kv_gather_scratch ? kv_gather_scratch : &k->gather;
+            g->len = 0;
+            if (kv_out_reserve(g, chunk) < 0) {
                 conn_start_close(ctx, k, "out of memory sending output");
                 return;
             }
-            while (k->seg_n && k->gather.len < KV_SEND_CHUNK) {
+            while (k->seg_n && g->len < chunk) {
                 const char *p = seg_piece(k, &n);
-                if (n >= KV_GATHER_MAX && k->gather.len) break; /* goes out by itself next */
-                if (n > KV_SEND_CHUNK - k->gather.len) n = KV_SEND_CHUNK - k->gather.len;
-                memcpy(k->gather.buf + k->gather.len, p, n);
-                k->gather.len += n;
+                if (n >= KV_GATHER_MAX && g->len) break; /* goes out by itself next */
+                if (n > chunk - g->len) n = chunk - g->len;
+                memcpy(g->buf + g->len, p, n);
+                g->len += n;
                 seg_advance(k, n);
             }
-            src = k->gather.buf;
-            n = k->gather.len;
+            src = g->buf;
+            n = g->len;
         }
         int rc = ax_tcp_send(ctx, k->c, src, n, 0); /* copies */
         if (rc < 0) {
@@ -505,7 +577,7 @@ static void conn_flush(ax_ctx_t *ctx, kv_conn_t *k)
         k->out.len = 0;
         return;
     }
-    if (k->seg_n == 0 && k->inflight + k->out.len <= KV_SEND_WINDOW) {
+    if (k->seg_n == 0 && k->inflight + k->out.len <= k->window) {
         /* the common case: straight out, the io layer copies */
         int rc = ax_tcp_send(ctx, k->c, k->out.buf, k->out.len, 0);
         if (rc < 0) {
@@ -534,6 +606,51 @@ static void conn_flush(ax_ctx_t *ctx, kv_conn_t *k)
     conn_pump(ctx, k);
 }
 
+/* Keep a received chunk for later (see kv_conn_t.inq): the message's blob
+ * itself, or a copy if it came without one.  0 or -ENOMEM. */
+static int inq_push(ax_ctx_t *ctx, kv_conn_t *k, const ax_msg_t *msg)
+{
+    size_t len = ax_msg_len(msg);
+    if (!len) return 0;
+    if (k->inq_n == k->inq_cap) {
+        uint32_t nc = k->inq_cap ? k->inq_cap * 2 : 16;
+        kv_in_t *n = malloc(nc * sizeof(*n));
+        if (!n) return -ENOMEM;
+        for (uint32_t i = 0; i < k->inq_n; i++) n[i] = k->inq[(k->inq_head + i) & (k->inq_cap - 1)];
+        free(k->inq);
+        k->inq = n;
+        k->inq_cap = nc;
+        k->inq_head = 0;
+    }
+    void *b = ax_msg_keep_blob(ctx, msg);
+    if (!b) {
+        b = ax_blob_alloc(ctx, len);
+        if (!b) return -ENOMEM;
+        memcpy(b, ax_msg_data(msg), len);
+    }
+    k->inq[(k->inq_head + k->inq_n++) & (k->inq_cap - 1)] = (kv_in_t){b, len};
+    k->inq_bytes += len;
+    return 0;
+}
+
+/* Feed the oldest kept chunk to the parser.  0 or -ENOMEM (the chunk stays). */
+static int inq_feed(ax_ctx_t *ctx, kv_conn_t *k)
+{
+    kv_in_t *in = &k->inq[k->inq_head];
+    if (kv_resp_feed(&k->parser, in->blob, in->len) < 0) return -ENOMEM;
+    ax_blob_free(ctx, in->blob);
+    k->inq_bytes -= in->len;
+    k->inq_head = (k->inq_head + 1) & (k->inq_cap - 1);
+    k->inq_n--;
+    return 0;
+}
+
+/* Bytes received and not parsed yet: in the parser and kept. */
+static uint64_t conn_unparsed(const kv_conn_t *k)
+{
+    return kv_resp_pending_bytes(&k->parser) + k->inq_bytes;
+}
+
 /* A connection whose parsing is paused (at a bound, or for a round of
  * batches out) stops reading its socket once KV_RX_HIGH bytes wait
  * unparsed, and reads again below KV_RX_LOW: the kernel's buffers fill and
@@ -545,7 +662,7 @@ static void conn_flush(ax_ctx_t *ctx, kv_conn_t *k)
 static void conn_rx_update(ax_ctx_t *ctx, kv_conn_t *k)
 {
     if (k->close_sent) return;
-    uint64_t unparsed = kv_resp_pending_bytes(&k->parser);
+    uint64_t unparsed = conn_unparsed(k);
     bool bound = !k->closing && k->paused && unparsed >= (k->rx_paused ? KV_RX_LOW : KV_RX_HIGH);
     if (bound && !k->rx_paused) {
         int rc = ax_tcp_recv_pause(ctx, k->c);
@@ -837,6 +954,13 @@ static void conn_process(ax_ctx_t *ctx, kv_conn_t *k)
         uint32_t argc;
         kv_arg_t *argv;
         int rc = kv_resp_next(&k->parser, &argc, &argv);
+        if (rc == 0 && k->inq_n) { /* more input was kept aside: feed it */
+            if (inq_feed(ctx, k) < 0) {
+                conn_start_close(ctx, k, "out of memory buffering a request");
+                break;
+            }
+            continue;
+        }
         if (rc == 0) break;
         if (rc == 1) {
             /* Big arguments move from the parser into the batch. */
@@ -885,7 +1009,7 @@ static void conn_emit(ax_ctx_t *ctx, kv_conn_t *k)
         if (p->state != P_READY) break;
         int rc = 0;
         if (p->kind == K_SINGLE && p->blob && p->blob->len < KV_BIG_REPLY && k->seg_n == 0 &&
-            k->inflight < KV_SEND_WINDOW) {
+            k->inflight < k->window) {
             rc = kv_reply_bulk(&k->out, p->blob->data, p->blob->len); /* the one copy */
         } else if (p->kind == K_SINGLE && p->blob) {
             /* Sent from the value's blob, never copied here: a big value
@@ -1024,6 +1148,7 @@ static void conn_init(ax_ctx_t *ctx, void *state, const void *arg, size_t arg_le
     memcpy(&a, arg, arg_len < sizeof(a) ? arg_len : sizeof(a));
     k->srv = a.srv;
     k->c = a.c;
+    k->window = KV_SEND_WINDOW_MIN;
     kv_resp_init(&k->parser, a.srv->opt.max_cmd_bytes);
     k->cur = calloc(a.srv->nshards, sizeof(*k->cur));
     int rc = k->cur ? ax_tcp_recv_start(ctx, k->c, 0) : -ENOMEM;
@@ -1035,9 +1160,11 @@ static void conn_init(ax_ctx_t *ctx, void *state, const void *arg, size_t arg_le
 
 static void conn_fini(ax_ctx_t *ctx, void *state)
 {
-    (void)ctx;
     kv_conn_t *k = state;
     kv_resp_fini(&k->parser);
+    for (; k->inq_n; k->inq_n--, k->inq_head = (k->inq_head + 1) & (k->inq_cap - 1))
+        ax_blob_free(ctx, k->inq[k->inq_head].blob);
+    free(k->inq);
     if (k->ring) {
         for (uint64_t s = k->next_emit; s < k->next_seq; s++) slot_release(k, &k->ring[s & (k->ring_cap - 1)]);
         for (uint64_t i = 0; i < k->ring_cap; i++) kv_out_fini(&k->ring[i].own);
@@ -1068,11 +1195,18 @@ static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
     switch (msg->type) {
     case AX_IO_DATA:
         if (k->closing) break;
-        if (kv_resp_feed(&k->parser, ax_msg_data(msg), ax_msg_len(msg)) < 0) {
+        /* Paused with enough to parse already: keep the chunk as it is
+         * (no copy, no parser growth); in order behind any kept before. */
+        if (k->inq_n || (k->paused && kv_resp_pending_bytes(&k->parser) >= KV_PARSE_AHEAD)) {
+            if (inq_push(ctx, k, msg) < 0) {
+                conn_start_close(ctx, k, "out of memory buffering a request");
+                break;
+            }
+        } else if (kv_resp_feed(&k->parser, ax_msg_data(msg), ax_msg_len(msg)) < 0) {
             conn_start_close(ctx, k, "out of memory buffering a request");
             break;
         }
-        if (kv_resp_pending_bytes(&k->parser) > k->srv->opt.max_cmd_bytes + (64u << 20)) {
+        if (conn_unparsed(k) > k->srv->opt.max_cmd_bytes + (64u << 20)) {
             conn_start_close(ctx, k, "query buffer past max-cmd-bytes + 64 MiB");
             break;
         }
@@ -1108,7 +1242,14 @@ static void conn_behaviour(ax_ctx_t *ctx, void *state, const ax_msg_t *msg)
         ax_io_event_t e = ax_io_event(msg);
         if (k->sends_pending) k->sends_pending--;
         if (e.res < 0 && !k->close_sent) conn_start_close(ctx, k, "send failed (peer gone)");
-        if (e.res > 0) k->inflight -= (uint64_t)e.res <= k->inflight ? (uint64_t)e.res : k->inflight;
+        if (e.res > 0) {
+            k->inflight -= (uint64_t)e.res <= k->inflight ? (uint64_t)e.res : k->inflight;
+            k->win_sent += (uint64_t)e.res;
+            if (k->window < KV_SEND_WINDOW && k->win_sent >= k->window) { /* a window went out: open up */
+                k->window *= 2;
+                k->win_sent = 0;
+            }
+        }
         if (k->sends_pending == 0) k->inflight = 0; /* errors report no count */
         conn_pump(ctx, k);
         if (k->paused && !k->closing && conn_backlog(k) < k->srv->opt.max_out_bytes) {
@@ -1447,6 +1588,17 @@ int main(int argc, char **argv)
      * request instead of 980-1000 and got 7-9 % more requests through.
      * engine-spin-us, or the engine's own config file or environment,
      * overrides this. */
+    /* Receive buffers of 4 KiB, not the engine's 16 KiB: a received chunk
+     * is copied into a blob, and up to AX_ARENA_MAX_CLASS (4 KiB) that blob
+     * comes from the worker's arena, whose blocks are reused and stay
+     * resident; a 16 KiB one is a fresh jemalloc block.  Four clients
+     * pipelining GETs and never reading made the one worker fault in ~4 MiB
+     * of such blocks from the first receive burst (the whole 4 MiB ring at
+     * once) while another client's PING waited: worker faults before that
+     * PING's answer ~1,650 -> ~790, its latency 33-47 ms -> 14-25 ms (chrt
+     * -f 10, loaded VM; issue 10 item 17).  The ring shrinks to 1 MiB (256
+     * x 4 KiB).  io.buf_size in engine-config or AXON_IO_BUF_SIZE wins. */
+    if (cfg.io_buf_size == 0) cfg.io_buf_size = KV_RECV_BUF;
     if (srv.opt.spin_set) cfg.spin_us = srv.opt.spin_us;
     else if (cfg.spin_us == 0 && !spare_cpu(cfg.workers)) cfg.spin_us = -1;
     int rc = ax_engine_create(&cfg, &srv.eng);

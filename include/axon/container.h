@@ -2,9 +2,10 @@
  * some write, the one explicit exception to "nothing is shared".
  *
  * Two kinds behind one interface:
- *   AX_CONT_MEMORY  a lock-free hash table (liburcu's cds_lfht) whose old
- *                   values are reclaimed after an RCU grace period (QSBR:
- *                   each worker passes a quiescent point every loop turn).
+ *   AX_CONT_MEMORY  a hash index readers walk without locks or stores,
+ *                   whose old values are reclaimed after an RCU grace
+ *                   period (liburcu QSBR: each worker passes a quiescent
+ *                   point every loop turn).
  *   AX_CONT_LMDB    an LMDB environment: reads are LMDB read transactions
  *                   (reads of the mapped file); writes go to a writer thread
  *                   that batches them, commits with sync, and reports each
@@ -79,7 +80,8 @@ typedef struct ax_cont_config {
     uint32_t kind;     /* enum ax_cont_kind */
     const char *path;  /* AX_CONT_LMDB: a directory (created if missing) */
     uint64_t map_bytes; /* AX_CONT_LMDB: largest database size; 0: 1 GiB */
-    uint32_t buckets;  /* AX_CONT_MEMORY: initial buckets (power of two); 0: 1024 */
+    uint32_t buckets;  /* AX_CONT_MEMORY: keys the index holds before it first grows
+                        * (power of two); 0: 1024 */
     uint32_t pad_;
 } ax_cont_config_t;
 #define AX_CONT_CONFIG_INIT {sizeof(ax_cont_config_t), 0, NULL, 0, 0, 0}
@@ -120,8 +122,9 @@ typedef struct ax_cont_wr {
     void *opaque_[6];
 } ax_cont_wr_t;
 
-/* Enter a write section (waits for another writer of this container to
- * leave).  [behaviour or outside]  0, -EINVAL, -ENOMEM. */
+/* Enter a write section.  Memory kind: sections exclude each other from
+ * their first wget, put or del on (that call waits for another writer of
+ * this container to leave).  [behaviour or outside]  0, -EINVAL, -ENOMEM. */
 AX_API int ax_cont_write_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_wr_t *wr);
 /* Read inside a write section: the memory kind sees this section's own
  * puts; LMDB sees the last committed state.  Pointers valid until leave. */

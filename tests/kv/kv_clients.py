@@ -14,10 +14,12 @@
   kv_clients.py manyargs PORT           MSET and DEL of 1,048,579 arguments
                                         (Redis 7 accepts up to INT_MAX)
   kv_clients.py hogs PORT --pid PID [--hogs N] [--gets N] [--rss-mb MB] [--seconds S]
-                                        N clients pipeline GETs of a 60 KB value
+                    [--max-faults F]    N clients pipeline GETs of a 60 KB value
                                         and never read; the server's RSS must stay
                                         under MB and another client's PINGs must be
-                                        answered (latency printed)
+                                        answered (latency printed); with F, the
+                                        server's workers may take at most F page
+                                        faults meanwhile
   kv_clients.py rxpause PORT           a client pipelines GETs of a 60 KB value
                                         and never reads: once its parsing is
                                         paused the server must stop reading its
@@ -337,14 +339,41 @@ def rss_kb(pid):
     return 0
 
 
-def hogs(port, pid, nhogs, gets, rss_mb, seconds):
+def worker_faults(pid):
+    """Minor page faults taken so far by the server's engine workers (threads
+    named axon-w*): the faults a request waits behind."""
+    n = 0
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return 0
+    for t in tasks:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        if name.startswith("axon-w"):
+            n += int(st[st.rindex(")") + 2:].split()[7])  # field 10, minflt
+    return n
+
+
+def hogs(port, pid, nhogs, gets, rss_mb, seconds, max_faults=0):
     """Issue 10, item 17: clients that pipeline GETs of a 60 KB value and
     never read their replies.  Each may hold at most max-output-bytes of
     output; the server's RSS must stay under rss_mb (it reached 1.4 GB per
     such client when the bound counted commands), and a PING from another
     client must keep being answered (within 3 s here: on a shared 2-vCPU
     machine the probe, the server and the hogs compete for the same cores;
-    the latencies are printed, the issue's target is 10 ms)."""
+    the latencies are printed, the issue's target is 10 ms).
+
+    max_faults: the page faults the server's workers may take during the
+    run.  On a fresh server those are first touches of the memory the hogs
+    make it use (receive and send buffers, parsers, queues), and the first
+    PINGs wait behind them: at ~18 us a fault on the CI VM, 3,700 of them
+    before the first PONG made it 70 ms late.  A count, not a time, so it
+    holds on a loaded machine."""
     probe = connect(port)
     pr = Reader(probe)
     val = bytes((i * 13 + 5) % 251 for i in range(60 * 1000))
@@ -353,6 +382,8 @@ def hogs(port, pid, nhogs, gets, rss_mb, seconds):
         print("hogs: SET failed")
         return 1
     base = rss_kb(pid)
+    flt0 = worker_faults(pid)
+    flt_first = None
     req = b"".join(enc("GET", "hog:val") for _ in range(gets))
     socks = []
     for _ in range(nhogs):
@@ -384,19 +415,34 @@ def hogs(port, pid, nhogs, gets, rss_mb, seconds):
                 print("hogs: PING got a wrong reply")
                 return 1
             lat.append(time.time() - t)
+            if flt_first is None:
+                flt_first = worker_faults(pid) - flt0
             next_ping = time.time() + 0.01
         time.sleep(0.002)
     sent = sum(h[1] for h in socks)
+    flt_run = worker_faults(pid) - flt0
     for h in socks:
         h[0].close()
+    first = lat[0] if lat else 0.0
+    lat_by_index = list(lat)
+    worst = sorted(range(len(lat)), key=lambda i: -lat[i])[:5]
     lat.sort()
     p50, p99, mx = lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1]
     print("hogs: %d hogs sent %.1f of %.1f MB of GETs; server RSS %d MB at start, peak %d MB (limit %d); "
           "%d PINGs from another client: median %.2f ms, p99 %.2f ms, max %.2f ms"
           % (nhogs, sent / 1e6, nhogs * len(req) / 1e6, base // 1024, peak // 1024, rss_mb, len(lat),
              p50 * 1e3, p99 * 1e3, mx * 1e3))
+    print("hogs: first PING %.2f ms; slowest: %s; the server's workers took %d page faults "
+          "until the first PONG, %d in the run"
+          % (first * 1e3, ", ".join("#%d %.1f ms" % (i + 1, lat_by_index[i] * 1e3) for i in worst),
+             flt_first or 0, flt_run))
     if mx > 3.0:
         print("hogs: a PING took %.2f s (limit 3 s)" % mx)
+        return 1
+    if max_faults and flt_run > max_faults:
+        print("hogs: the server's workers took %d page faults during the run (limit %d): memory the hogs "
+              "make it touch for the first time, which other clients' requests wait behind"
+              % (flt_run, max_faults))
         return 1
     probe.sendall(enc("DEL", "hog:val"))
     pr.reply()
@@ -619,7 +665,7 @@ def main():
         def opt(name, default):
             return type(default)(a[a.index(name) + 1]) if name in a else default
         return hogs(port, opt("--pid", 0), opt("--hogs", 4), opt("--gets", 65536), opt("--rss-mb", 512),
-                    opt("--seconds", 4.0))
+                    opt("--seconds", 4.0), opt("--max-faults", 0))
     print("unknown mode %s" % mode)
     return 2
 

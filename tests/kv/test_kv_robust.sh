@@ -25,6 +25,25 @@ kv_alive
 python3 "$HERE/kv_clients.py" hogs "$PORT" --pid "$PID" --hogs 4 --gets 65536 --rss-mb 640 --seconds 4 ||
     fail "clients that do not read their replies"
 [ "$(redis-cli -p "$PORT" PING)" = PONG ] || fail "server does not answer PING after the hogs left"
+# The same on a fresh one-worker server, counting the page faults its worker
+# takes meanwhile: first touches of the memory the hogs make it use, which a
+# PING from another client waits behind (~18 us each on the CI VM).  Fresh
+# process, 4 x 65,536 GETs of 60 KB for 4 s: 4,460-4,730 faults when the
+# receive ring, the received chunks' blobs, each parser, each gather buffer
+# and each 1 MiB send window were faulted in on the first burst, 2,300-3,000
+# now (issue 10 item 17).  A count: load moves it little (and down).
+# A sanitizer build's allocator and shadow memory fault on their own
+# (7,600 under ASan): the bound is for the plain build.
+MAX_FAULTS=3600
+if grep -q '^AXON_SANITIZE:STRING=.' "$1/CMakeCache.txt" 2>/dev/null; then
+    echo "test_kv_robust: sanitizer build: page faults printed, not bounded"
+    MAX_FAULTS=0
+fi
+SAVED_PORT=$PORT SAVED_PID=$PID SAVED_LOG=$KV_LOG
+kv_start hogs1 --workers 1
+python3 "$HERE/kv_clients.py" hogs "$PORT" --pid "$PID" --hogs 4 --gets 65536 --rss-mb 640 --seconds 4 \
+    --max-faults $MAX_FAULTS || fail "first touches while clients that do not read connect (one worker)"
+PORT=$SAVED_PORT PID=$SAVED_PID KV_LOG=$SAVED_LOG
 # Such a client's socket must stop being read once its parsing is paused:
 # TCP flow control then holds it back (it gets a few MB written, not 256).
 python3 "$HERE/kv_clients.py" rxpause "$PORT" || fail "a paused connection's socket is still read"

@@ -8,7 +8,12 @@
  *   - no lost write: writers increment a key's seq inside a write section
  *     (read-modify-write); at the end the seqs sum to the increments made.
  * Writers replace values all the time, so old ones are reclaimed through
- * call_rcu constantly (the reclaim stress).
+ * call_rcu constantly (the reclaim stress).  A churn actor inserts CHURN
+ * more keys and deletes them again, over and over, each fill-and-empty
+ * pair of passes on the next of RANGES key ranges, so the index grows,
+ * fills with tombstones and is rebuilt (larger and smaller) under the
+ * readers; readers look churn keys up too (one found must be whole), and
+ * a stable key must never be missing, whatever the index is doing.
  *
  *   stress_container [--seconds S] [--seed N] [--workers W]
  */
@@ -24,7 +29,9 @@
 #include "axon/container.h"
 #include "test_util.h"
 
-#define NKEYS 64u
+#define NKEYS 64u   /* stable keys: always present */
+#define CHURN 512u  /* keys per churn pass (see churn_key) */
+#define RANGES 3u   /* churn key ranges, taken in turn */
 #define PER_SECTION 8u
 #define T_GO 1u
 
@@ -35,8 +42,15 @@ typedef struct val {
 
 static uint64_t g_seed;
 static _Atomic int g_stop;
-static _Atomic uint64_t g_errors, g_writes, g_reads, g_active;
+static _Atomic uint64_t g_errors, g_writes, g_reads, g_active, g_churn_hits, g_churn_ops;
 static ax_cont_t *g_c;
+/* A second container, sized for 2 keys, where the churn actor puts key n
+ * and deletes key n - 8 at every step: about 8 keys live among tombstones,
+ * so its index is rebuilt every few dozen puts, and readers walking a
+ * table that was just replaced must still find it allocated (freed after
+ * the grace period, not at once: ASan checks). */
+static ax_cont_t *g_small;
+static _Atomic uint32_t g_small_step;
 
 #define FAIL(...) \
     do { \
@@ -95,9 +109,41 @@ static void read_section(ax_ctx_t *ctx, uint64_t *rng, uint64_t *last)
             FAIL("key %u went back from seq %" PRIu64 " to %" PRIu64, keys[i], last[keys[i]], seq);
         last[keys[i]] = seq;
     }
+    /* A churn key: present or not, but whole if present, and still whole
+     * at the end of the section even if it was deleted meanwhile. */
+    *rng = mix(*rng);
+    uint32_t ck = NKEYS + (uint32_t)(*rng % (RANGES * CHURN));
+    const void *cp = NULL;
+    size_t cl = 0;
+    int crc = ax_cont_get(&rd, &ck, sizeof ck, &cp, &cl);
+    if (crc == 0 && !val_ok(cp, cl, ck))
+        FAIL("churn key %u: torn or foreign value", ck);
+    else if (crc != 0 && crc != -ENOENT)
+        FAIL("churn key %u: get returned %d", ck, crc);
     for (uint32_t i = 0; i < PER_SECTION; i++)
         if (vp[i] && !val_ok(vp[i], vl[i], keys[i]))
             FAIL("key %u: a value changed under a reader (reclaimed too early?)", keys[i]);
+    if (crc == 0) {
+        if (!val_ok(cp, cl, ck))
+            FAIL("churn key %u: a value changed under a reader (reclaimed too early?)", ck);
+        atomic_fetch_add_explicit(&g_churn_hits, 1, memory_order_relaxed);
+    }
+    ax_cont_read_leave(&rd);
+    /* The small container: keys step - 15 .. step, present or not. */
+    if (ax_cont_read_enter(ctx, g_small, &rd) != 0) {
+        FAIL("read_enter (small) failed");
+        return;
+    }
+    uint32_t n = atomic_load_explicit(&g_small_step, memory_order_relaxed);
+    for (uint32_t i = 0; i < 4; i++) {
+        *rng = mix(*rng);
+        uint32_t k = n - (uint32_t)(*rng % 16);
+        int rc = ax_cont_get(&rd, &k, sizeof k, &cp, &cl);
+        if (rc == 0 && !val_ok(cp, cl, k))
+            FAIL("small key %u: torn or foreign value", k);
+        else if (rc != 0 && rc != -ENOENT)
+            FAIL("small key %u: get returned %d", k, rc);
+    }
     ax_cont_read_leave(&rd);
     atomic_fetch_add_explicit(&g_reads, 1, memory_order_relaxed);
 }
@@ -128,12 +174,72 @@ static void write_section(ax_ctx_t *ctx, uint64_t *rng)
     ax_cont_write_leave(&wr, 0, NULL);
 }
 
+/* Key i of churn pass `pass`: passes 2n (fill) and 2n+1 (empty) use
+ * range n % RANGES. */
+static uint32_t churn_key(uint64_t pass, uint64_t i)
+{
+    return NKEYS + (uint32_t)((pass / 2) % RANGES) * CHURN + (uint32_t)i;
+}
+
+/* One churn write section: the next key of the current pass is put (in
+ * a filling pass) or deleted (in an emptying pass); a pass covers all
+ * CHURN keys, so the index sees every load from 64 to 64 + CHURN keys and
+ * back, with tombstones in between. */
+static void churn_section(ax_ctx_t *ctx, uint64_t *step)
+{
+    uint64_t pass = *step / CHURN;
+    uint32_t key = churn_key(pass, *step % CHURN);
+    (*step)++;
+    ax_cont_wr_t wr;
+    if (ax_cont_write_enter(ctx, g_c, &wr) != 0) {
+        FAIL("churn: write_enter failed");
+        return;
+    }
+    const void *p;
+    size_t len;
+    int got = ax_cont_wget(&wr, &key, sizeof key, &p, &len);
+    if (pass % 2 == 0) {
+        val_t v;
+        make_val(&v, key, *step);
+        if (got != -ENOENT)
+            FAIL("churn: key %u present before its put (got %d)", key, got);
+        if (ax_cont_put(&wr, &key, sizeof key, &v, sizeof v) != 0)
+            FAIL("churn: put of key %u failed", key);
+    } else {
+        if (got != 0 || !val_ok(p, len, key))
+            FAIL("churn: key %u missing or torn before its delete", key);
+        if (ax_cont_del(&wr, &key, sizeof key) != 0)
+            FAIL("churn: delete of key %u failed", key);
+    }
+    ax_cont_write_leave(&wr, 0, NULL);
+    atomic_fetch_add_explicit(&g_churn_ops, 1, memory_order_relaxed);
+}
+
+static void small_section(ax_ctx_t *ctx)
+{
+    uint32_t n = atomic_load_explicit(&g_small_step, memory_order_relaxed) + 1;
+    uint32_t old = n - 8;
+    ax_cont_wr_t wr;
+    if (ax_cont_write_enter(ctx, g_small, &wr) != 0) {
+        FAIL("small: write_enter failed");
+        return;
+    }
+    val_t v;
+    make_val(&v, n, n);
+    if (ax_cont_put(&wr, &n, sizeof n, &v, sizeof v) != 0)
+        FAIL("small: put of key %u failed", n);
+    if (n > 8 && ax_cont_del(&wr, &old, sizeof old) != 0)
+        FAIL("small: delete of key %u failed", old);
+    ax_cont_write_leave(&wr, 0, NULL);
+    atomic_store_explicit(&g_small_step, n, memory_order_relaxed);
+}
+
 /* ---- actors ---------------------------------------------------------------------- */
 
 typedef struct act {
-    uint64_t rng;
+    uint64_t rng, step;
     uint64_t last[NKEYS];
-    bool writer, started;
+    bool writer, churn, started;
 } act_t;
 
 static void actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
@@ -142,13 +248,18 @@ static void actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     if (!a->started) {
         a->started = true;
         a->writer = m->payload.u64[0] & 1;
+        a->churn = m->payload.u64[0] == UINT64_MAX;
         a->rng = g_seed ^ m->payload.u64[0];
     }
     if (atomic_load_explicit(&g_stop, memory_order_relaxed)) {
         atomic_fetch_sub(&g_active, 1);
         return;
     }
-    if (a->writer)
+    if (a->churn) {
+        for (int i = 0; i < 8; i++)
+            churn_section(ctx, &a->step);
+        small_section(ctx);
+    } else if (a->writer)
         write_section(ctx, &a->rng);
     else
         read_section(ctx, &a->rng, a->last);
@@ -212,6 +323,9 @@ int main(int argc, char **argv)
     cc.buckets = 16; /* small: the table resizes while readers run */
     if (ax_cont_open(reg, "stress", &cc, &g_c) != 0)
         return 1;
+    cc.buckets = 2;
+    if (ax_cont_open(reg, "small", &cc, &g_small) != 0)
+        return 1;
     ax_cont_wr_t wr;
     ax_cont_write_enter(NULL, g_c, &wr);
     for (uint32_t k = 0; k < NKEYS; k++) {
@@ -221,12 +335,15 @@ int main(int argc, char **argv)
     }
     ax_cont_write_leave(&wr, 0, NULL);
     /* A reader and a writer actor on every worker, plus one more reader. */
-    uint32_t nact = 2 * workers + 1;
+    /* ... and the churn actor, last. */
+    uint32_t nact = 2 * workers + 2;
     atomic_store(&g_active, nact);
     for (uint32_t i = 0; i < nact; i++) {
         ax_ref_t a;
         ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = i % workers};
         uint64_t kind = (uint64_t)i << 1 | (i < 2 * workers ? (i / workers) & 1 : 0);
+        if (i == nact - 1)
+            kind = UINT64_MAX;
         if (ax_engine_spawn(eng, actor, sizeof(act_t), &o, &a) ||
             ax_engine_send(eng, a, T_GO, &kind, sizeof kind)) {
             fprintf(stderr, "stress_container: spawn failed\n");
@@ -263,13 +380,38 @@ int main(int argc, char **argv)
     if (sum != atomic_load(&g_writes))
         FAIL("lost writes: the seqs sum to %" PRIu64 ", %" PRIu64 " increments were made", sum,
              atomic_load(&g_writes));
+    /* The churn keys: exactly those the churn actor's last pass left. */
+    uint64_t steps = atomic_load(&g_churn_ops), churn_left = 0;
+    ax_cont_read_enter(NULL, g_c, &rd);
+    for (uint32_t k = NKEYS; k < NKEYS + RANGES * CHURN; k++) {
+        const void *p;
+        size_t len;
+        uint64_t pass = steps / CHURN, done_in_pass = steps % CHURN;
+        /* present iff in this pass's range and put in this (filling) pass
+         * or not yet deleted in this (emptying) one */
+        uint32_t base = churn_key(pass, 0);
+        bool mine = k >= base && k < base + CHURN;
+        uint64_t i = k - base;
+        bool want = mine && (pass % 2 == 0 ? i < done_in_pass : i >= done_in_pass);
+        int rc = ax_cont_get(&rd, &k, sizeof k, &p, &len);
+        if (want != (rc == 0) || (rc == 0 && !val_ok(p, len, k)))
+            FAIL("final: churn key %u %s (pass %" PRIu64 ", step %" PRIu64 ")", k,
+                 rc == 0 ? "present or torn" : "missing", pass, done_in_pass);
+        churn_left += rc == 0;
+    }
+    ax_cont_read_leave(&rd);
     ax_cont_stats_t cs;
     ax_cont_stats(g_c, &cs);
-    if (cs.entries != NKEYS)
-        FAIL("stats: %" PRIu64 " entries, expected %u", cs.entries, NKEYS);
-    printf("stress_container: %" PRIu64 " read sections, %" PRIu64 " writes, errors %" PRIu64 "\n",
-           atomic_load(&g_reads), atomic_load(&g_writes), atomic_load(&g_errors));
+    if (cs.entries != NKEYS + churn_left)
+        FAIL("stats: %" PRIu64 " entries, expected %" PRIu64, cs.entries, NKEYS + churn_left);
+    if (steps < 2 * RANGES * CHURN)
+        FAIL("churn: only %" PRIu64 " churn sections (want every range filled and emptied)", steps);
+    printf("stress_container: %" PRIu64 " read sections, %" PRIu64 " writes, %" PRIu64
+           " churn sections (%" PRIu64 " passes), %" PRIu64 " churn keys read, errors %" PRIu64 "\n",
+           atomic_load(&g_reads), atomic_load(&g_writes), steps, steps / CHURN,
+           atomic_load(&g_churn_hits), atomic_load(&g_errors));
     ax_cont_close(g_c);
+    ax_cont_close(g_small);
     ax_cont_thread_unregister();
     ax_engine_stop(eng);
     ax_engine_wait(eng);

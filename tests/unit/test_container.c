@@ -15,7 +15,9 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +134,102 @@ static void names_open_the_same_container_and_refuse_bad_input(void **state)
     assert_int_equal(ax_cont_open(reg, "t", &(ax_cont_config_t)AX_CONT_CONFIG_INIT, &a), 0);
     assert_int_equal(ax_cont_read_enter(NULL, a, &rd), -EINVAL);
     ax_cont_close(a);
+    stop_engine(eng, reg);
+}
+
+/* ---- the memory kind's index: growth, tombstones, rebuilds, key lengths ------------------ */
+
+/* Key i: 4 to 43 bytes (so 4 and 8, which hash differently, and long
+ * ones), the first four bytes i itself (so all keys differ). */
+static size_t idx_key(uint32_t i, unsigned char *k)
+{
+    size_t len = 4 + i % 40;
+    for (size_t j = 4; j < len; j++)
+        k[j] = (unsigned char)(i * 7 + j * 31);
+    memcpy(k, &i, 4);
+    return len;
+}
+
+static void idx_check(ax_cont_t *c, uint32_t n, uint32_t mod, uint32_t present_rem, const char *when)
+{
+    ax_cont_rd_t rd;
+    assert_int_equal(ax_cont_read_enter(NULL, c, &rd), 0);
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char k[44];
+        size_t kl = idx_key(i, k);
+        const void *v;
+        size_t vl;
+        int rc = ax_cont_get(&rd, k, kl, &v, &vl);
+        bool want = mod == 0 || i % mod == present_rem;
+        if (want != (rc == 0))
+            fail_msg("%s: key %u (len %zu) %s", when, i, kl, rc == 0 ? "present" : "missing");
+        if (rc == 0) {
+            assert_int_equal(vl, sizeof i);
+            uint32_t got;
+            memcpy(&got, v, sizeof got);
+            assert_int_equal(got, i);
+        }
+    }
+    ax_cont_read_leave(&rd);
+}
+
+static void memory_index_grows_shrinks_and_keeps_every_key(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    ax_cont_registry_t *reg;
+    ax_engine_t *eng = make_engine(&reg);
+    assert_int_equal(ax_cont_thread_register(), 0);
+    ax_cont_t *c;
+    ax_cont_config_t cc = AX_CONT_CONFIG_INIT;
+    cc.buckets = 2; /* 4 slots: every few puts rebuild */
+    assert_int_equal(ax_cont_open(reg, "idx", &cc, &c), 0);
+    enum { N = 20000 };
+    ax_cont_wr_t wr;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(ax_cont_write_enter(NULL, c, &wr), 0);
+        for (uint32_t i = 0; i < N; i++) {
+            unsigned char k[44];
+            size_t kl = idx_key(i, k);
+            assert_int_equal(ax_cont_put(&wr, k, kl, &i, sizeof i), 0);
+        }
+        assert_int_equal(ax_cont_write_leave(&wr, 0, NULL), 0);
+        idx_check(c, N, 0, 0, "after the puts");
+        /* Delete two thirds: tombstones everywhere, then reinsert some
+         * (they reuse tombstones) and delete them again. */
+        assert_int_equal(ax_cont_write_enter(NULL, c, &wr), 0);
+        for (uint32_t i = 0; i < N; i++) {
+            unsigned char k[44];
+            size_t kl = idx_key(i, k);
+            if (i % 3 != 1)
+                assert_int_equal(ax_cont_del(&wr, k, kl), 0);
+        }
+        for (uint32_t i = 0; i < N; i += 3) {
+            unsigned char k[44];
+            size_t kl = idx_key(i, k);
+            assert_int_equal(ax_cont_put(&wr, k, kl, &i, sizeof i), 0);
+            assert_int_equal(ax_cont_del(&wr, k, kl), 0);
+            assert_int_equal(ax_cont_del(&wr, k, kl), -ENOENT);
+        }
+        assert_int_equal(ax_cont_write_leave(&wr, 0, NULL), 0);
+        idx_check(c, N, 3, 1, "after the deletes");
+        ax_cont_stats_t st;
+        assert_int_equal(ax_cont_stats(c, &st), 0);
+        assert_int_equal(st.entries, (N + 1) / 3);
+        /* Empty it: the next round's puts rebuild from a table of tombstones. */
+        assert_int_equal(ax_cont_write_enter(NULL, c, &wr), 0);
+        for (uint32_t i = 1; i < N; i += 3) {
+            unsigned char k[44];
+            size_t kl = idx_key(i, k);
+            assert_int_equal(ax_cont_del(&wr, k, kl), 0);
+        }
+        assert_int_equal(ax_cont_write_leave(&wr, 0, NULL), 0);
+        idx_check(c, N, 1, 1, "emptied"); /* mod 1, rem 1: nothing present */
+        assert_int_equal(ax_cont_stats(c, &st), 0);
+        assert_int_equal(st.entries, 0);
+    }
+    ax_cont_close(c);
+    ax_cont_thread_unregister();
     stop_engine(eng, reg);
 }
 
@@ -561,6 +659,7 @@ int main(void)
          * no lock some other thread held (liburcu's, the engine's). */
         cmocka_unit_test_setup_teardown(lmdb_keeps_every_acknowledged_write_across_kill_9, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(names_open_the_same_container_and_refuse_bad_input, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(memory_index_grows_shrinks_and_keeps_every_key, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(lmdb_commit_is_acknowledged_to_the_writing_actor, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(open_close_churn_from_every_worker_frees_every_container, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(lmdb_section_that_does_not_fit_fails_alone, test_setup, test_teardown),
