@@ -14,10 +14,23 @@
  *   then HB frames every heartbeat; silence for timeout_ms, EOF or a data
  *   path error on an up connection -> node_down.
  *
- * Two nodes that dial each other at once end with two connections; each
- * side keeps the one dialled by the lower node id and drops the other
- * before it was used (a connection that never got up never reports a node
- * down).
+ * Two nodes that dial each other at once end with two connections.  Only
+ * the node with the lower id decides which one stays: the first whose HELLO
+ * it read; it closes any later one to the same incarnation at its HELLO,
+ * before sending AUTH on it.  The higher node never drops a duplicate
+ * itself: the connection the lower node dropped never receives AUTH, so it
+ * never gets past C_AUTH there and closes without a node down.  (Both
+ * sides deciding from their own view of the connections' states once let
+ * them keep different connections: each closed the one the other had up,
+ * and a live node was declared down.)
+ *
+ * Sessions.  Every connection that gets up is a new session, numbered by
+ * both sides' HELLO challenges (my_chal ^ peer_chal: the same number on
+ * both ends, different for every connection).  The data path keys its
+ * channels and sequence numbers by session, so a node that goes down and
+ * comes back (even the same incarnation, after a spurious down) restarts
+ * every channel at 0 on both sides, and nothing of the old session can be
+ * taken for the new one.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -57,7 +70,7 @@ typedef struct conn {
     bool initiator, dup;
     int want;               /* index in wanted[] for a dialled connection, else -1 */
     uint32_t node;          /* peer, known after HELLO */
-    uint64_t nonce, my_chal, peer_chal;
+    uint64_t nonce, my_chal, peer_chal, session;
     uint32_t inc_tag, nworkers;
     bool got_addrs, got_ready;
     uint64_t since, last_rx, last_tx;
@@ -68,7 +81,7 @@ typedef struct conn {
 
 typedef struct node_rec {
     int state; /* 0 none, 1 known, 2 up, 3 down */
-    uint64_t nonce;
+    uint64_t nonce, session; /* incarnation; session of its up connection */
     uint32_t inc_tag, last_tag;
     conn_t *conn;
 } node_rec_t;
@@ -88,7 +101,7 @@ struct ax_ctl {
     uint64_t want_next[WANT_MAX];
     bool want_busy[WANT_MAX];
     uint32_t nwanted;
-    uint64_t err_nonce[AX_CTL_NODES];
+    uint64_t err_session[AX_CTL_NODES];
     bool err_pending;
     conn_t *conns[CONNS_MAX];
     uint32_t nconns;
@@ -226,12 +239,12 @@ int ax_ctl_add_peer(ax_ctl_t *c, const char *addr)
     return rc;
 }
 
-void ax_ctl_report_error(ax_ctl_t *c, uint32_t node, uint64_t nonce)
+void ax_ctl_report_error(ax_ctl_t *c, uint32_t node, uint64_t session)
 {
     if (!c || node >= AX_CTL_NODES)
         return;
     pthread_mutex_lock(&c->mu);
-    c->err_nonce[node] = nonce;
+    c->err_session[node] = session;
     c->err_pending = true;
     pthread_mutex_unlock(&c->mu);
     poke(c);
@@ -351,7 +364,7 @@ static void conn_close(ax_ctl_t *c, conn_t *k, const char *why)
             atomic_fetch_sub_explicit(&c->up_count, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&c->st.downs, 1, memory_order_relaxed);
             logf_(c, "node %u is unreachable: %s", k->node, why);
-            c->o.node_down(c->o.user, k->node, n->nonce, why);
+            c->o.node_down(c->o.user, k->node, n->session, why);
         }
     }
     if (k->want >= 0 && (uint32_t)k->want < c->nwanted)
@@ -418,23 +431,21 @@ static void on_hello(ax_ctl_t *c, conn_t *k, const uint8_t *p, uint32_t len)
     k->inc_tag = h.inc_tag;
     k->nworkers = h.nworkers;
     k->peer_chal = h.challenge;
+    /* Both ends compute the same number; 0 is never a session. */
+    k->session = (k->my_chal ^ k->peer_chal) ? (k->my_chal ^ k->peer_chal) : 1;
     memcpy(k->peer_listen, h.listen, sizeof k->peer_listen);
-    /* A second connection to the same incarnation: keep the one dialled
-     * by the lower node id (both sides decide alike). */
-    for (uint32_t i = 0; i < c->nconns; i++) {
-        conn_t *e = c->conns[i];
-        if (e == k || e->node != h.node || e->nonce != h.nonce || e->state < C_AUTH)
-            continue;
-        uint32_t ie = e->initiator ? c->o.node : h.node, ik = k->initiator ? c->o.node : h.node;
-        if (ik < ie && e->state != C_UP) {
-            e->dup = true;
-            conn_close(c, e, "duplicate connection");
-            break;
+    /* A second connection to the same incarnation: the lower node id keeps
+     * the first whose HELLO it read and drops this one before AUTH; the
+     * higher one waits for that decision (see the top of the file). */
+    if (c->o.node < h.node)
+        for (uint32_t i = 0; i < c->nconns; i++) {
+            conn_t *e = c->conns[i];
+            if (e == k || e->node != h.node || e->nonce != h.nonce || e->state < C_AUTH)
+                continue;
+            k->dup = true;
+            conn_close(c, k, "duplicate connection");
+            return;
         }
-        k->dup = true;
-        conn_close(c, k, "duplicate connection");
-        return;
-    }
     node_rec_t *n = &c->nodes[h.node];
     if ((n->state == 1 || n->state == 2) && n->nonce != h.nonce && n->conn) {
         /* It restarted before we noticed: the old incarnation is gone. */
@@ -444,7 +455,9 @@ static void on_hello(ax_ctl_t *c, conn_t *k, const uint8_t *p, uint32_t len)
         atomic_fetch_add_explicit(&c->st.refused_incarnation, 1, memory_order_relaxed);
         snprintf(msg, sizeof msg, "node %u rejoined with incarnation tag %u, the tag of its "
                  "previous incarnation: references to its old actors would look valid; "
-                 "restart it a second later (the tag comes from the clock)", h.node, h.inc_tag);
+                 "give it a cluster.state_file (each start then takes a new tag) or "
+                 "restart it a second later (without one the tag comes from the clock)",
+                 h.node, h.inc_tag);
         refuse(c, k, msg);
         return;
     }
@@ -549,14 +562,19 @@ static void on_addrs(ax_ctl_t *c, conn_t *k, const uint8_t *p, uint32_t len)
         return;
     }
     node_rec_t *nr = &c->nodes[k->node];
+    /* Another connection still carries the node's previous session: that
+     * session is over (its channels die with it) before this one starts. */
+    if (nr->conn && nr->conn != k)
+        conn_close(c, nr->conn, "a new connection replaced it");
     bool was = nr->state == 1 || nr->state == 2;
     nr->state = 1;
     nr->nonce = k->nonce;
+    nr->session = k->session;
     nr->inc_tag = k->inc_tag;
     nr->conn = k;
     if (!was)
         atomic_fetch_add_explicit(&c->up_count, 1, memory_order_relaxed);
-    c->o.node_known(c->o.user, k->node, k->nonce, k->inc_tag, n, addr, alen);
+    c->o.node_known(c->o.user, k->node, k->session, k->inc_tag, n, addr, alen);
     free(addr);
     free(alen);
     k->got_addrs = true;
@@ -577,7 +595,7 @@ static void on_ready(ax_ctl_t *c, conn_t *k)
         c->want_busy[k->want] = false;
     atomic_store_explicit(&c->up[k->node], 1, memory_order_release);
     atomic_fetch_add_explicit(&c->st.joins, 1, memory_order_relaxed);
-    c->o.node_up(c->o.user, k->node, k->nonce);
+    c->o.node_up(c->o.user, k->node, k->session);
 }
 
 /* One complete frame.  Order is enforced: anything out of turn is garbage. */
@@ -758,16 +776,16 @@ static void *ctl_main(void *arg)
                 dial(c, i);
             }
         bool errs = c->err_pending;
-        uint64_t err_nonce[AX_CTL_NODES];
+        uint64_t err_session[AX_CTL_NODES];
         if (errs) {
-            memcpy(err_nonce, c->err_nonce, sizeof err_nonce);
-            memset(c->err_nonce, 0, sizeof c->err_nonce);
+            memcpy(err_session, c->err_session, sizeof err_session);
+            memset(c->err_session, 0, sizeof c->err_session);
             c->err_pending = false;
         }
         pthread_mutex_unlock(&c->mu);
         if (errs)
             for (uint32_t n = 0; n < AX_CTL_NODES; n++)
-                if (err_nonce[n] && c->nodes[n].conn && c->nodes[n].nonce == err_nonce[n])
+                if (err_session[n] && c->nodes[n].conn && c->nodes[n].session == err_session[n])
                     conn_close(c, c->nodes[n].conn, "the data path reported an error");
         /* heartbeats and timeouts */
         for (uint32_t i = 0; i < c->nconns;) {

@@ -21,7 +21,7 @@
 /* The control protocol's version: a peer that speaks another is refused
  * with a message naming both.  Bump on any change to docs/cluster.md's
  * frames or the data path's wire header. */
-#define AX_WIRE_VERSION 1u
+#define AX_WIRE_VERSION 2u
 #define AX_CTL_NODES 256u
 #define AX_CTL_LISTEN_MAX 64u
 
@@ -41,13 +41,17 @@ typedef struct ax_ctl_opts {
     const size_t *alen;
     void *user;
     /* A node's card arrived and it was authenticated: accept its data
-     * (addresses valid during the call). */
-    void (*node_known)(void *user, uint32_t node, uint64_t nonce, uint32_t inc_tag,
+     * (addresses valid during the call).  `session` names this connection
+     * to it (the same number on both ends, never 0, new for every
+     * connection): the data path keys its channels by it, so a node that
+     * went down and came back starts afresh on both sides. */
+    void (*node_known)(void *user, uint32_t node, uint64_t session, uint32_t inc_tag,
                        uint32_t nworkers, void *const *addr, const size_t *alen);
     /* The node knows us too: sends to it may start. */
-    void (*node_up)(void *user, uint32_t node, uint64_t nonce);
-    /* The node (that incarnation) is gone: `why` says how. */
-    void (*node_down)(void *user, uint32_t node, uint64_t nonce, const char *why);
+    void (*node_up)(void *user, uint32_t node, uint64_t session);
+    /* The node's session is over (the node died, restarted or was
+     * unreachable): `why` says how. */
+    void (*node_down)(void *user, uint32_t node, uint64_t session, const char *why);
 } ax_ctl_opts_t;
 
 typedef struct ax_ctl_stats {
@@ -63,9 +67,9 @@ void ax_ctl_destroy(ax_ctl_t *c);  /* stops the thread, closes everything; NULL 
 void ax_ctl_listen_addr(const ax_ctl_t *c, char *buf, size_t len);
 /* Dial another node (kept dialling until it is up).  0, -EINVAL, -ENOSPC. */
 int ax_ctl_add_peer(ax_ctl_t *c, const char *addr);
-/* The data path saw an error on `node`'s incarnation `nonce`: declare it
- * down now rather than at the heartbeat timeout. */
-void ax_ctl_report_error(ax_ctl_t *c, uint32_t node, uint64_t nonce);
+/* The data path saw an error on `node`'s session `session`: declare it
+ * down now rather than at the heartbeat timeout (an older session: nothing). */
+void ax_ctl_report_error(ax_ctl_t *c, uint32_t node, uint64_t session);
 uint32_t ax_ctl_nodes_up(const ax_ctl_t *c); /* up peers, self excluded */
 bool ax_ctl_node_is_up(const ax_ctl_t *c, uint32_t node);
 void ax_ctl_get_stats(const ax_ctl_t *c, ax_ctl_stats_t *out);

@@ -22,6 +22,7 @@
  * only by their worker, and destroyed by it at shutdown.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
@@ -44,6 +45,10 @@
 #define WIRE_MAGIC 0x31575841u /* "AXW1" little-endian */
 #define KIND_BATCH 1u
 #define KIND_BLOB 2u
+/* The wiring round trip (see wire_start): header only, outside the
+ * channels' sequence numbers. */
+#define KIND_PROBE 3u
+#define KIND_PROBE_ACK 4u
 /* Blobs up to this size travel inside their batch (copied); larger ones as
  * an active message of their own, sent from the blob itself (zero-copy on
  * the sender; UCX uses rendezvous above ~8 KiB, PLAYBOOK 8). */
@@ -62,15 +67,16 @@ typedef struct wire_hdr {
     uint16_t src_node, src_worker, dst_worker, pad;
     uint32_t count; /* messages in the batch (1 for a blob) */
     uint32_t pad2;
-    uint64_t nonce; /* the sender's incarnation */
-    uint64_t seq;   /* on the channel (src node, src worker) -> (this node, dst worker) */
+    uint64_t session; /* the control connection's session (control.h) */
+    uint64_t seq;     /* on the channel (src node, src worker) -> (this node, dst worker) */
 } wire_hdr_t;
 _Static_assert(sizeof(wire_hdr_t) == 40, "the wire header is 40 bytes");
 
-/* One incarnation of a peer node, as the control plane learnt it.  Never
- * freed before the engine (a worker may still read an old one). */
+/* One session with a peer node (an incarnation, as one control connection
+ * carried it: control.h), as the control plane learnt it.  Never freed
+ * before the engine (a worker may still read an old one). */
 typedef struct pinc {
-    uint64_t nonce;
+    uint64_t session;
     uint32_t nw, inc_tag;
     void **addr;
     size_t *alen;
@@ -82,6 +88,13 @@ typedef struct peer {
      * state (acquire) then cur. */
     _Atomic(pinc_t *) cur;
     _Atomic uint32_t state; /* 0 unknown, 1 known (accept its data), 2 up (send), 3 down */
+    /* Workers whose endpoints to the node's current session are wired
+     * (wire_start): low 32 bits the count, high 32 bits the session's low
+     * bits, so a late count for an old session never counts for a new one.
+     * Reset by node_known (control thread, before P1's release); counted
+     * by workers with a CAS (relaxed: read only as a readiness hint by
+     * ax_cluster_node_up, after its acquire of state). */
+    _Atomic uint64_t wired;
     pinc_t *all;            /* every incarnation seen (control thread only) */
 } peer_t;
 
@@ -117,14 +130,14 @@ struct ax_cl {
     ucp_context_h ctx;
     ax_ctl_t *ctl;
     uint32_t node, inc_tag;
-    uint64_t nonce;
+    uint64_t nonce; /* this incarnation (HELLO) */
     peer_t peers[AX_CTL_NODES];
 };
 
 typedef struct arrival {
     struct arrival *next;
     struct ax_clw *cw;
-    uint64_t seq, nonce;
+    uint64_t seq, session;
     uint32_t node, src, kind, count;
     ax_msg_t rec; /* KIND_BLOB: the message */
     void *buf;    /* batch bytes (malloc) or the blob (arena) */
@@ -150,17 +163,21 @@ typedef struct ich {
 } ich_t;
 
 typedef struct wnode {
-    uint64_t nonce; /* incarnation the arrays below belong to; 0: none */
+    uint64_t session; /* session the arrays below belong to; 0: none */
     uint32_t nw;
     ucp_ep_h *ep;
     och_t *out;
     ich_t *in;
+    uint8_t *acked;   /* wiring: the node's worker d answered our probe */
+    uint8_t *ack_due; /* wiring: its worker d probed us; answer at the flush */
+    uint32_t acks_left;
+    bool wiring;      /* probes sent, acks_left still to come */
 } wnode_t;
 
 typedef struct sendreq {
     struct ax_clw *cw;
-    uint32_t node, count;
-    uint64_t nonce;
+    uint32_t node, count, kind;
+    uint64_t session;
     void *blob; /* KIND_BLOB: the sender's blob, freed at completion */
     size_t bytes;
     wire_hdr_t hdr;
@@ -172,7 +189,7 @@ typedef struct ep_err_arg {
     struct ep_err_arg *next;
     struct ax_cl *cl;
     uint32_t node;
-    uint64_t nonce;
+    uint64_t session;
 } ep_err_arg_t;
 
 typedef struct ax_clw {
@@ -186,7 +203,14 @@ typedef struct ax_clw {
     uint32_t *dirty;
     uint32_t ndirty, dirty_cap;
     uint64_t inflight;
+    uint32_t acks_due; /* nodes with an ack_due set (wiring answers to send) */
     ep_err_arg_t *eargs; /* endpoint error-handler arguments, freed at destroy */
+    /* Endpoints of a session that is over, closed from ax__cluster_progress
+     * (never from inside a UCX callback or a send: see ep_retire), then
+     * their close requests until UCX completes them. */
+    ucp_ep_h *retired;
+    void **closing;
+    uint32_t nretired, retired_cap, nclosing, closing_cap;
     wnode_t node[AX_CTL_NODES];
     struct {
         _Atomic uint64_t msgs_sent, msgs_received, batches_sent, batches_received, bytes_sent,
@@ -203,14 +227,88 @@ bool ax__cluster_wanted(const ax_config_t *cfg)
     return cfg->cluster_listen[0] || cfg->cluster_peers[0];
 }
 
-/* The incarnation tag: 1..15 from the clock's seconds, so a node restarted
- * a second or more later gets another tag than its previous life (the
- * control plane refuses a rejoin with the same tag: docs/cluster.md). */
-uint32_t ax__cluster_pick_tag(void)
+/* The incarnation tag (docs/cluster.md "References").  It is part of every
+ * reference the node makes, including those made before it joins (actors
+ * spawned and names registered before ax_engine_start), so it is chosen
+ * here, from what this machine knows: with cluster.state_file, the tag
+ * after the one the file holds (1..15, so never the last one), written back
+ * (temporary file, fsync, rename, fsync of the directory) before the engine
+ * exists; without it, 1 + seconds mod 15 from the clock, which collides on
+ * a restart within a second (the control plane refuses that rejoin:
+ * refused_incarnation). */
+#define STATE_MAGIC "axon-incarnation"
+int ax__cluster_pick_tag(const ax_config_t *cfg, uint32_t *tag, char *err, size_t errlen)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return 1u + (uint32_t)(ts.tv_sec % 15);
+    const char *path = cfg->cluster_state_file;
+    if (!path[0]) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *tag = 1u + (uint32_t)(ts.tv_sec % 15);
+        return 0;
+    }
+    uint32_t last = 0;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        char line[64] = "";
+        unsigned v = 0;
+        char extra;
+        bool ok = fgets(line, sizeof line, f) &&
+                  sscanf(line, STATE_MAGIC " %u %c", &v, &extra) == 1 && v >= 1 && v <= 15;
+        bool empty = !line[0];
+        fclose(f);
+        if (!ok && !empty) {
+            snprintf(err, errlen, "cluster.state_file = %s: not an axon incarnation state file "
+                     "(expected \"" STATE_MAGIC " N\", N from 1 to 15); remove it or point "
+                     "cluster.state_file at another file", path);
+            return -EINVAL;
+        }
+        last = ok ? v : 0;
+    } else if (errno != ENOENT) {
+        int e = errno;
+        snprintf(err, errlen, "cluster.state_file = %s: cannot read it: %s", path, strerror(e));
+        return -e;
+    }
+    uint32_t t = last % 15u + 1u;
+    char tmp[AX_CONFIG_STR_MAX + 16];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        snprintf(err, errlen, "cluster.state_file = %s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -errno : 0;
+    if (!rc) {
+        char buf[64];
+        int n = snprintf(buf, sizeof buf, STATE_MAGIC " %u\n", t);
+        if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
+            rc = errno ? -errno : -EIO;
+        if (close(fd) < 0 && !rc)
+            rc = -errno;
+    }
+    if (!rc && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc) {
+        unlink(tmp);
+        snprintf(err, errlen, "cluster.state_file = %s: cannot write it: %s; the node must "
+                 "record its incarnation to rejoin safely after a restart", path, strerror(-rc));
+        return rc;
+    }
+    /* The rename itself survives a crash once the directory is synced. */
+    char dir[AX_CONFIG_STR_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    *tag = t;
+    return 0;
 }
 
 /* ---- the name registry's table ------------------------------------------------------------ */
@@ -287,7 +385,7 @@ static void post_worker0(ax_engine_t *eng, uint32_t type, uint64_t u0, const cha
     ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nobody left to tell */
 }
 
-static void node_known(void *user, uint32_t node, uint64_t nonce, uint32_t inc_tag, uint32_t nw,
+static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc_tag, uint32_t nw,
                        void *const *addr, const size_t *alen)
 {
     struct ax_cl *cl = user;
@@ -295,7 +393,7 @@ static void node_known(void *user, uint32_t node, uint64_t nonce, uint32_t inc_t
     pinc_t *pi = calloc(1, sizeof *pi);
     if (!pi)
         return;
-    pi->nonce = nonce;
+    pi->session = session;
     pi->nw = nw;
     pi->inc_tag = inc_tag;
     pi->addr = calloc(nw, sizeof *pi->addr);
@@ -307,29 +405,41 @@ static void node_known(void *user, uint32_t node, uint64_t nonce, uint32_t inc_t
     }
     pi->older = p->all;
     p->all = pi;
+    atomic_store_explicit(&p->wired, (uint64_t)(uint32_t)session << 32, memory_order_relaxed);
     atomic_store_explicit(&p->cur, pi, memory_order_relaxed);
     atomic_store_explicit(&p->state, 1, memory_order_release); /* P1 */
 }
 
-static void node_up(void *user, uint32_t node, uint64_t nonce)
+static void node_up(void *user, uint32_t node, uint64_t session)
 {
     struct ax_cl *cl = user;
     peer_t *p = &cl->peers[node];
     pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
-    if (pi && pi->nonce == nonce) {
+    if (pi && pi->session == session) {
         atomic_store_explicit(&p->state, 2, memory_order_release); /* P1 */
         post_worker0(cl->eng, AX_SYS_NAME_SYNC, node, NULL); /* tell it our names */
+        /* Every worker wires its endpoints to the node now (wire_start). */
+        for (uint32_t t = 0; t < cl->eng->n; t++) {
+            ax_msg_t m;
+            memset(&m, 0, sizeof m);
+            m.to = ax__ref_make(cl->eng->home, t, 0, 0);
+            m.type = AX_SYS_NODE_WIRE;
+            m.len = 16;
+            m.payload.u64[0] = node;
+            m.payload.u64[1] = session;
+            ax__ext_post(cl->eng, &m); /* -ESHUTDOWN at stop: nothing to wire */
+        }
     }
 }
 
-static void node_down(void *user, uint32_t node, uint64_t nonce, const char *why)
+static void node_down(void *user, uint32_t node, uint64_t session, const char *why)
 {
     (void)why;
     struct ax_cl *cl = user;
     ax_engine_t *eng = cl->eng;
     peer_t *p = &cl->peers[node];
     pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
-    if (!pi || pi->nonce != nonce)
+    if (!pi || pi->session != session)
         return;
     atomic_store_explicit(&p->state, 3, memory_order_release);
     names_drop_node(cl, node);
@@ -341,7 +451,7 @@ static void node_down(void *user, uint32_t node, uint64_t nonce, const char *why
         m.type = AX_SYS_NODE_DOWN;
         m.len = 16;
         m.payload.u64[0] = node;
-        m.payload.u64[1] = nonce;
+        m.payload.u64[1] = session;
         ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nothing left to fail */
     }
 }
@@ -519,40 +629,80 @@ static void count_dead(ax_clw_t *cw, uint64_t n, _Atomic uint64_t *why)
     atomic_fetch_add_explicit(&cw->w->st.dead_letters, n, memory_order_relaxed);
 }
 
-static void ep_close(ax_clw_t *cw, ucp_ep_h ep)
+/* Put an endpoint of a finished session aside; ep_close_retired closes it
+ * at the next progress.  wnode_clear runs inside UCX callbacks (an arrival
+ * of a new session, on_am) and inside sends (ax__cluster_slot): closing
+ * there, and progressing the worker until the close completed, re-entered
+ * UCX from its own callbacks, with the endpoint's pending queue being
+ * dispatched.  0 or -ENOMEM (then it is closed at once, as before). */
+static int ep_retire(ax_clw_t *cw, ucp_ep_h ep)
 {
-    ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                              .flags = UCP_EP_CLOSE_FLAG_FORCE};
-    ucs_status_ptr_t r = ucp_ep_close_nbx(ep, &cp);
-    if (r && !UCS_PTR_IS_ERR(r)) {
-        /* A forced close completes locally: progress until it has. */
-        while (ucp_request_check_status(r) == UCS_INPROGRESS)
-            ucp_worker_progress(cw->uw);
-        ucp_request_free(r);
+    if (cw->nretired == cw->retired_cap) {
+        uint32_t cap = cw->retired_cap ? cw->retired_cap * 2 : 16;
+        ucp_ep_h *r = realloc(cw->retired, cap * sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        cw->retired = r;
+        cw->retired_cap = cap;
+    }
+    cw->retired[cw->nretired++] = ep;
+    return 0;
+}
+
+/* Close the retired endpoints (forced: the session is over, what is in
+ * flight on them fails and is counted) and collect close requests that
+ * completed.  Outside any UCX callback: from the worker loop, or at stop. */
+static void ep_close_retired(ax_clw_t *cw)
+{
+    while (cw->nretired) {
+        if (cw->nclosing == cw->closing_cap) {
+            uint32_t cap = cw->closing_cap ? cw->closing_cap * 2 : 16;
+            void **c = realloc(cw->closing, cap * sizeof *c);
+            if (!c)
+                break; /* retried at the next progress */
+            cw->closing = c;
+            cw->closing_cap = cap;
+        }
+        ucp_ep_h ep = cw->retired[--cw->nretired];
+        ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                                  .flags = UCP_EP_CLOSE_FLAG_FORCE};
+        ucs_status_ptr_t r = ucp_ep_close_nbx(ep, &cp);
+        if (r && !UCS_PTR_IS_ERR(r))
+            cw->closing[cw->nclosing++] = r;
+    }
+    for (uint32_t i = 0; i < cw->nclosing;) {
+        if (ucp_request_check_status(cw->closing[i]) == UCS_INPROGRESS) {
+            i++;
+            continue;
+        }
+        ucp_request_free(cw->closing[i]);
+        cw->closing[i] = cw->closing[--cw->nclosing];
     }
 }
 
-/* Forget node n's incarnation on this worker: queued sends become dead
+/* Forget node n's session on this worker: queued sends become dead
  * letters (reason: unreachable), early arrivals are dropped, endpoints
- * closed. */
+ * retired.  The node's record is detached first, so nothing run from here
+ * (a dead-letter hook, a callback) can reach the old arrays through it. */
 static void wnode_clear(ax_clw_t *cw, uint32_t n)
 {
     ax_worker_t *w = cw->w;
-    wnode_t *wn = &cw->node[n];
-    if (!wn->nonce)
+    wnode_t old = cw->node[n];
+    if (!old.session)
         return;
-    for (uint32_t d = 0; d < wn->nw; d++) {
+    memset(&cw->node[n], 0, sizeof cw->node[n]);
+    for (uint32_t d = 0; d < old.nw; d++) {
         ax_msg_t *m;
         uint64_t lost = 0;
-        while ((m = ax_mq_peek(&wn->out[d].q))) {
+        while ((m = ax_mq_peek(&old.out[d].q))) {
             ax__dead_letter(w, m); /* counted, hooked, blob freed */
             w->handled++;
             lost++;
-            ax_mq_pop(&wn->out[d].q, w->arena);
+            ax_mq_pop(&old.out[d].q, w->arena);
         }
         AX_STAT_ADD(cw->st.dead_unreachable, lost);
-        ax_mq_fini(&wn->out[d].q, w->arena);
-        arrival_t *a = wn->in[d].pend;
+        ax_mq_fini(&old.out[d].q, w->arena);
+        arrival_t *a = old.in[d].pend;
         while (a) {
             arrival_t *nx = a->next;
             if (!a->done) {
@@ -566,13 +716,23 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n)
             }
             a = nx;
         }
-        if (wn->ep[d])
-            ep_close(cw, wn->ep[d]);
+        if (old.ep[d] && ep_retire(cw, old.ep[d]) < 0) {
+            ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                                      .flags = UCP_EP_CLOSE_FLAG_FORCE};
+            ucs_status_ptr_t r = ucp_ep_close_nbx(old.ep[d], &cp);
+            if (r && !UCS_PTR_IS_ERR(r))
+                ucp_request_free(r); /* UCX frees it when it completes */
+        }
     }
-    free(wn->ep);
-    free(wn->out);
-    free(wn->in);
-    memset(wn, 0, sizeof *wn);
+    if (old.ack_due)
+        for (uint32_t d = 0; d < old.nw; d++)
+            if (old.ack_due[d] && cw->acks_due)
+                cw->acks_due--;
+    free(old.ep);
+    free(old.out);
+    free(old.in);
+    free(old.acked);
+    free(old.ack_due);
 }
 
 static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
@@ -582,17 +742,21 @@ static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
     wn->ep = calloc(pi->nw, sizeof *wn->ep);
     wn->out = calloc(pi->nw, sizeof *wn->out);
     wn->in = calloc(pi->nw, sizeof *wn->in);
-    if (!wn->ep || !wn->out || !wn->in) {
+    wn->acked = calloc(pi->nw, 1);
+    wn->ack_due = calloc(pi->nw, 1);
+    if (!wn->ep || !wn->out || !wn->in || !wn->acked || !wn->ack_due) {
         free(wn->ep);
         free(wn->out);
         free(wn->in);
+        free(wn->acked);
+        free(wn->ack_due);
         memset(wn, 0, sizeof *wn);
         return false;
     }
     for (uint32_t d = 0; d < pi->nw; d++)
         ax_mq_init(&wn->out[d].q);
     wn->nw = pi->nw;
-    wn->nonce = pi->nonce;
+    wn->session = pi->session;
     return true;
 }
 
@@ -673,7 +837,7 @@ ax_msg_t *ax__cluster_slot(ax_worker_t *w, ax_ref_t to, int *err)
             return NULL;
         }
         wnode_t *wn = &cw->node[n];
-        if (wn->nonce != pi->nonce && !wnode_init(cw, n, pi)) {
+        if (wn->session != pi->session && !wnode_init(cw, n, pi)) {
             *err = -ENOMEM;
             return NULL;
         }
@@ -720,9 +884,16 @@ ax_msg_t *ax__cluster_slot(ax_worker_t *w, ax_ref_t to, int *err)
 static void send_done(sendreq_t *sr, ucs_status_t st)
 {
     ax_clw_t *cw = sr->cw;
+    if (sr->kind == KIND_PROBE || sr->kind == KIND_PROBE_ACK) {
+        /* Answered by a PROBE_ACK (on_am), not by this completion. */
+        if (st != UCS_OK)
+            ax_ctl_report_error(cw->cl->ctl, sr->node, sr->session);
+        free(sr);
+        return;
+    }
     if (st != UCS_OK) {
         count_dead(cw, sr->count, &cw->st.dead_unreachable);
-        ax_ctl_report_error(cw->cl->ctl, sr->node, sr->nonce);
+        ax_ctl_report_error(cw->cl->ctl, sr->node, sr->session);
     } else {
         AX_STAT_ADD(cw->st.msgs_sent, sr->count);
         AX_STAT_INC(cw->st.batches_sent);
@@ -745,7 +916,7 @@ static void ep_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
 {
     (void)ep, (void)status;
     ep_err_arg_t *ea = arg;
-    ax_ctl_report_error(ea->cl->ctl, ea->node, ea->nonce);
+    ax_ctl_report_error(ea->cl->ctl, ea->node, ea->session);
 }
 
 static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
@@ -754,7 +925,7 @@ static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
     if (wn->ep[d])
         return wn->ep[d];
     const pinc_t *pi = atomic_load_explicit(&cw->cl->peers[n].cur, memory_order_acquire);
-    if (!pi || pi->nonce != wn->nonce || !pi->addr[d])
+    if (!pi || pi->session != wn->session || !pi->addr[d])
         return NULL;
     /* The error handler's argument outlives the endpoint: freed at destroy. */
     ep_err_arg_t *ea = malloc(sizeof *ea);
@@ -762,7 +933,7 @@ static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
         return NULL;
     ea->cl = cw->cl;
     ea->node = n;
-    ea->nonce = wn->nonce;
+    ea->session = wn->session;
     ucp_ep_params_t ep_p = {
         .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                       UCP_EP_PARAM_FIELD_ERR_HANDLER,
@@ -804,8 +975,8 @@ static void am_send(ax_clw_t *cw, ucp_ep_h ep, sendreq_t *sr, size_t hlen, const
         cw->inflight++;
 }
 
-static void hdr_fill(ax_clw_t *cw, wire_hdr_t *h, uint32_t kind, uint32_t d, uint32_t count,
-                     uint64_t seq)
+static void hdr_fill(ax_clw_t *cw, wire_hdr_t *h, uint32_t kind, uint32_t n, uint32_t d,
+                     uint32_t count, uint64_t seq)
 {
     memset(h, 0, sizeof *h);
     h->magic = WIRE_MAGIC;
@@ -815,11 +986,73 @@ static void hdr_fill(ax_clw_t *cw, wire_hdr_t *h, uint32_t kind, uint32_t d, uin
     h->src_worker = (uint16_t)cw->w->id;
     h->dst_worker = (uint16_t)d;
     h->count = count;
-    h->nonce = cw->cl->nonce;
+    h->session = cw->node[n].session;
     h->seq = seq;
 }
 
 static inline size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* ---- wiring -------------------------------------------------------------------------------
+ * UCX 1.13 aborts (assertions in ucp_request_send_state_ff, "got REP
+ * message", and in the wireup endpoint's purge) when a TCP connection fails
+ * while wireup messages are still queued on it: a node killed while
+ * endpoints to or from it were being wired.  Endpoints used to be created at
+ * the first send, so a node killed in the middle of traffic was often in
+ * the middle of wireups too (cluster_kill9_3's UCX assertion).  Now, when a
+ * node comes up, every worker creates its endpoint to each of the node's
+ * workers and sends a probe on it, and each of those answers with a probe
+ * ack on its own endpoint back: a round trip on the very endpoints the data
+ * travels on, so when the last ack is in, the wireup messages of both
+ * directions have left both nodes.  ax_cluster_node_up (and so
+ * ax_cluster_wait_nodes) reports the node only when every worker has its
+ * acks.  A node that dies while it joins can still meet the UCX bug (fixed
+ * upstream after 1.13: openucx/ucx PR 8175). */
+static void wire_send(ax_clw_t *cw, uint32_t n, uint32_t d, uint32_t kind)
+{
+    wnode_t *wn = &cw->node[n];
+    sendreq_t *sr = malloc(sizeof *sr);
+    if (!sr) {
+        ax_ctl_report_error(cw->cl->ctl, n, wn->session); /* cannot wire: start again */
+        return;
+    }
+    sr->cw = cw;
+    sr->node = n;
+    sr->kind = kind;
+    sr->session = wn->session;
+    sr->count = 0;
+    sr->blob = NULL;
+    hdr_fill(cw, &sr->hdr, kind, n, d, 0, 0);
+    am_send(cw, ep_get(cw, n, d), sr, sizeof sr->hdr, sr->data, 0);
+}
+
+static void wire_done(ax_clw_t *cw, uint32_t n)
+{
+    peer_t *p = &cw->cl->peers[n];
+    uint64_t tag = (uint64_t)(uint32_t)cw->node[n].session << 32;
+    uint64_t v = atomic_load_explicit(&p->wired, memory_order_relaxed);
+    while ((v & ~0xffffffffull) == tag &&
+           !atomic_compare_exchange_weak_explicit(&p->wired, &v, v + 1, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+static void wire_start(ax_clw_t *cw, uint32_t n, uint64_t session)
+{
+    const pinc_t *pi = peer_get(cw->cl, n, 2);
+    if (!pi || pi->session != session)
+        return; /* that session is already over */
+    wnode_t *wn = &cw->node[n];
+    if (wn->session != pi->session && !wnode_init(cw, n, pi)) {
+        ax_ctl_report_error(cw->cl->ctl, n, session);
+        return;
+    }
+    if (wn->wiring || wn->acks_left)
+        return;
+    wn->wiring = true;
+    wn->acks_left = wn->nw;
+    for (uint32_t d = 0; d < wn->nw && wn->session == session; d++)
+        wire_send(cw, n, d, KIND_PROBE);
+}
 
 /* Send channel (n, d): batches of small messages, each large blob on its
  * own, in queue order, each with the channel's next sequence number. */
@@ -839,11 +1072,12 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
                 return; /* retried at the next flush (still dirty below) */
             sr->cw = cw;
             sr->node = n;
-            sr->nonce = wn->nonce;
+            sr->kind = KIND_BLOB;
+            sr->session = wn->session;
             sr->count = 1;
             sr->blob = m->payload.blob.ptr;
             size_t blen = (size_t)m->payload.blob.len;
-            hdr_fill(cw, &sr->hdr, KIND_BLOB, d, 1, o->seq++);
+            hdr_fill(cw, &sr->hdr, KIND_BLOB, n, d, 1, o->seq++);
             sr->rec = *m;
             sr->rec.seq = 0;
             sr->rec.payload.blob.ptr = NULL;
@@ -877,10 +1111,11 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
             return;
         sr->cw = cw;
         sr->node = n;
-        sr->nonce = wn->nonce;
+        sr->kind = KIND_BATCH;
+        sr->session = wn->session;
         sr->count = cnt;
         sr->blob = NULL;
-        hdr_fill(cw, &sr->hdr, KIND_BATCH, d, cnt, o->seq++);
+        hdr_fill(cw, &sr->hdr, KIND_BATCH, n, d, cnt, o->seq++);
         unsigned char *p = sr->data;
         for (uint32_t k = 0; k < cnt; k++) {
             m = ax_mq_peek(&o->q);
@@ -905,10 +1140,21 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
     }
 }
 
+static void wire_send(ax_clw_t *cw, uint32_t n, uint32_t d, uint32_t kind);
+
 void ax__cluster_flush(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
     ax_msg_t *m;
+    for (uint32_t n = 0; n < AX_CTL_NODES && cw->acks_due; n++) {
+        wnode_t *wn = &cw->node[n];
+        for (uint32_t d = 0; wn->session && d < wn->nw; d++)
+            if (wn->ack_due[d]) {
+                wn->ack_due[d] = 0;
+                cw->acks_due--;
+                wire_send(cw, n, d, KIND_PROBE_ACK);
+            }
+    }
     while ((m = ax_mq_peek(&cw->dead))) {
         ax__dead_letter(w, m);
         w->handled++;
@@ -918,14 +1164,14 @@ void ax__cluster_flush(ax_worker_t *w)
     cw->ndirty = 0;
     for (uint32_t i = 0; i < nd; i++) {
         uint32_t n = cw->dirty[i] >> 16, d = cw->dirty[i] & 0xFFFF;
-        if (cw->node[n].nonce && d < cw->node[n].nw)
+        if (cw->node[n].session && d < cw->node[n].nw)
             send_channel(cw, n, d);
     }
     /* A channel whose batch could not be allocated stays queued: mark it
      * dirty again so the next flush retries. */
     for (uint32_t n = 0; n < AX_CTL_NODES && nd; n++) {
         wnode_t *wn = &cw->node[n];
-        for (uint32_t d = 0; wn->nonce && d < wn->nw; d++)
+        for (uint32_t d = 0; wn->session && d < wn->nw; d++)
             if (wn->out[d].q.count && !wn->out[d].dirty && cw->ndirty < cw->dirty_cap) {
                 wn->out[d].dirty = true;
                 cw->dirty[cw->ndirty++] = n << 16 | d;
@@ -1053,7 +1299,7 @@ static void ich_drain(ax_clw_t *cw, ich_t *ch)
             ch->broken = true;
             /* The node is gone or its path is broken: have the control
              * plane declare it down (monitors get DOWN, it rejoins anew). */
-            ax_ctl_report_error(cw->cl->ctl, a->node, a->nonce);
+            ax_ctl_report_error(cw->cl->ctl, a->node, a->session);
         }
         if (ch->broken)
             a->failed = true; /* after a lost arrival: a dead letter */
@@ -1092,23 +1338,41 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         goto bad;
     memcpy(&h, header, sizeof h);
     if (h.magic != WIRE_MAGIC || h.version != AX_WIRE_VERSION || h.src_node >= AX_CTL_NODES ||
-        h.dst_worker != w->id || (h.kind != KIND_BATCH && h.kind != KIND_BLOB) ||
+        h.dst_worker != w->id || h.kind < KIND_BATCH || h.kind > KIND_PROBE_ACK ||
         (h.kind == KIND_BLOB && (hlen != sizeof h + sizeof(ax_msg_t) || h.count != 1)) ||
-        (h.kind == KIND_BATCH && hlen != sizeof h))
+        (h.kind != KIND_BLOB && hlen != sizeof h) ||
+        (h.kind >= KIND_PROBE && (h.count || len)))
         goto bad;
     const pinc_t *pi = peer_get(cw->cl, h.src_node, 1);
-    if (!pi || pi->nonce != h.nonce) {
+    if (!pi || pi->session != h.session) {
         /* From a node we do not know (yet) or an incarnation that is gone. */
         count_dead(cw, h.count, pi ? &cw->st.dead_stale : &cw->st.dead_unreachable);
         return UCS_OK;
     }
     wnode_t *wn = &cw->node[h.src_node];
-    if (wn->nonce != pi->nonce && !wnode_init(cw, h.src_node, pi)) {
+    if (wn->session != pi->session && !wnode_init(cw, h.src_node, pi)) {
         count_dead(cw, h.count, &cw->st.dead_nomem);
         return UCS_OK;
     }
     if (h.src_worker >= wn->nw)
         goto bad;
+    if (h.kind == KIND_PROBE) { /* answered at the flush, outside this callback */
+        if (!wn->ack_due[h.src_worker]) {
+            wn->ack_due[h.src_worker] = 1;
+            cw->acks_due++;
+        }
+        return UCS_OK;
+    }
+    if (h.kind == KIND_PROBE_ACK) {
+        if (wn->wiring && !wn->acked[h.src_worker]) {
+            wn->acked[h.src_worker] = 1;
+            if (--wn->acks_left == 0) {
+                wn->wiring = false;
+                wire_done(cw, h.src_node);
+            }
+        }
+        return UCS_OK;
+    }
     ich_t *ch = &wn->in[h.src_worker];
     if (h.seq < ch->expect)
         goto bad; /* a duplicate: UCX never sends one, so it is forged */
@@ -1150,7 +1414,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         goto nomem;
     a->cw = cw;
     a->seq = h.seq;
-    a->nonce = h.nonce;
+    a->session = h.session;
     a->node = h.src_node;
     a->src = h.src_worker;
     a->kind = h.kind;
@@ -1208,7 +1472,7 @@ nomem:
     if (h.seq == ch->expect) {
         ch->expect++;
         ch->broken = true; /* a gap now: nothing later may be delivered (ich_t) */
-        ax_ctl_report_error(cw->cl->ctl, h.src_node, h.nonce);
+        ax_ctl_report_error(cw->cl->ctl, h.src_node, h.session);
         ich_drain(cw, ch);
     }
     return UCS_OK;
@@ -1225,6 +1489,10 @@ uint32_t ax__cluster_progress(ax_worker_t *w)
     uint32_t n = 0;
     for (int i = 0; i < 64 && ucp_worker_progress(cw->uw); i++)
         n++;
+    if (cw->nretired || cw->nclosing) {
+        ep_close_retired(cw);
+        n++;
+    }
     return n;
 }
 
@@ -1233,7 +1501,7 @@ ax_mq_t *ax__cluster_inq(ax_worker_t *w) { return &CW(w)->inq; }
 bool ax__cluster_pending(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
-    return cw->inq.count || cw->ndirty || cw->dead.count;
+    return cw->inq.count || cw->ndirty || cw->dead.count || cw->nretired || cw->acks_due;
 }
 
 bool ax__cluster_arm(ax_worker_t *w)
@@ -1321,10 +1589,16 @@ void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
     switch (m->type) {
     case AX_SYS_NODE_DOWN: {
         uint32_t n = (uint32_t)m->payload.u64[0];
-        if (n < AX_CTL_NODES && cw->node[n].nonce == m->payload.u64[1])
+        if (n < AX_CTL_NODES && cw->node[n].session == m->payload.u64[1])
             wnode_clear(cw, n);
         if (n < AX_CTL_NODES)
             ax__fault_node_down(w, n);
+        return;
+    }
+    case AX_SYS_NODE_WIRE: {
+        uint32_t n = (uint32_t)m->payload.u64[0];
+        if (n < AX_CTL_NODES)
+            wire_start(cw, n, m->payload.u64[1]);
         return;
     }
     case AX_SYS_NAME_BCAST: { /* the name changed here: tell every node its state */
@@ -1406,7 +1680,7 @@ void ax__cluster_worker_stop(ax_worker_t *w)
         ucp_worker_progress(cw->uw);
     for (uint32_t n = 0; n < AX_CTL_NODES; n++) {
         wnode_t *wn = &cw->node[n];
-        for (uint32_t d = 0; wn->nonce && d < wn->nw; d++) {
+        for (uint32_t d = 0; wn->session && d < wn->nw; d++) {
             uint64_t left = wn->out[d].q.count;
             atomic_fetch_add_explicit(&w->st.dropped_at_stop, left, memory_order_relaxed);
             while ((m = ax_mq_peek(&wn->out[d].q))) {
@@ -1417,6 +1691,21 @@ void ax__cluster_worker_stop(ax_worker_t *w)
         }
         wnode_clear(cw, n);
     }
+    /* Close every endpoint (bounded, as above: forced closes complete
+     * locally). */
+    t0 = ax__now_ns();
+    do {
+        ep_close_retired(cw);
+        if (cw->nclosing)
+            ucp_worker_progress(cw->uw);
+    } while ((cw->nretired || cw->nclosing) && ax__now_ns() - t0 < 2000000000ull);
+    for (uint32_t i = 0; i < cw->nclosing; i++)
+        ucp_request_free(cw->closing[i]);
+    cw->nclosing = 0;
+    free(cw->retired);
+    free(cw->closing);
+    cw->retired = NULL;
+    cw->closing = NULL;
     /* Rendezvous receives still open are cancelled by the destroy; their
      * arrivals (orphans) are freed by their completion, which it runs. */
     ucp_worker_destroy(cw->uw);
@@ -1560,7 +1849,12 @@ bool ax_cluster_node_up(const ax_engine_t *eng, uint32_t node)
 {
     if (!eng || !eng->cl || node >= AX_CTL_NODES)
         return false;
-    return atomic_load_explicit(&eng->cl->peers[node].state, memory_order_acquire) == 2;
+    const peer_t *p = &eng->cl->peers[node];
+    if (atomic_load_explicit(&p->state, memory_order_acquire) != 2)
+        return false;
+    /* Up for the program once every worker's endpoints to it are wired. */
+    uint64_t v = atomic_load_explicit(&p->wired, memory_order_relaxed);
+    return (uint32_t)v >= eng->n;
 }
 
 int ax_cluster_wait_nodes(ax_engine_t *eng, uint32_t nodes, uint32_t timeout_ms)

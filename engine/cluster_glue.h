@@ -19,19 +19,22 @@ struct ax_clw;
 
 /* Worker-level system messages from the control thread (engine-internal
  * types between AX_TYPE_SYSTEM and AX_TYPE_IO). */
-#define AX_SYS_NODE_DOWN (AX_TYPE_SYSTEM + 0x40)  /* u64[0]: node, u64[1]: nonce */
+#define AX_SYS_NODE_DOWN (AX_TYPE_SYSTEM + 0x40)  /* u64[0]: node, u64[1]: session */
 #define AX_SYS_NAME_BCAST (AX_TYPE_SYSTEM + 0x41) /* to local worker 0: tell peers; data: name */
 #define AX_SYS_NAME_REG (AX_TYPE_SYSTEM + 0x42)   /* node to node: u64[0] ref, data+8: name */
 #define AX_SYS_NAME_SYNC (AX_TYPE_SYSTEM + 0x43)  /* to local worker 0: u64[0] node joined */
 #define AX_SYS_NAME_UNREG (AX_TYPE_SYSTEM + 0x44) /* node to node: data+8: name */
 #define AX_SYS_RSPAWN (AX_TYPE_SYSTEM + 0x45)     /* to a node's worker 0; blob: rspawn_t + arg */
+#define AX_SYS_NODE_WIRE (AX_TYPE_SYSTEM + 0x46)  /* u64[0]: node, u64[1]: session: wire it */
 #define AX_SYS_CLUSTER_FIRST AX_SYS_NODE_DOWN
-#define AX_SYS_CLUSTER_LAST AX_SYS_RSPAWN
+#define AX_SYS_CLUSTER_LAST AX_SYS_NODE_WIRE
 
 /* Engine create, after the config is validated and before workers exist:
  * true if the config makes this engine a cluster node; sets *home. */
 bool ax__cluster_wanted(const ax_config_t *cfg);
-uint32_t ax__cluster_pick_tag(void);
+/* This start's incarnation tag (1..15): the one after cluster.state_file's
+ * (which is rewritten), or from the clock without one.  0 or -errno. */
+int ax__cluster_pick_tag(const ax_config_t *cfg, uint32_t *tag, char *err, size_t errlen);
 /* After the workers are made: the UCP context, one UCP worker per axon
  * worker, the control plane (listener bound).  0 or -errno, err filled. */
 int ax__cluster_create(struct ax_engine *eng, uint32_t inc_tag, char *err, size_t errlen);

@@ -1016,7 +1016,12 @@ int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
     }
     eng->n = eng->plan->nworkers;
     /* Outside a cluster: node 0, incarnation tag 1 (axon.h). */
-    uint32_t inc_tag = ax__cluster_wanted(&eng->cfg) ? ax__cluster_pick_tag() : 1;
+    uint32_t inc_tag = 1;
+    if (ax__cluster_wanted(&eng->cfg) &&
+        (rc = ax__cluster_pick_tag(&eng->cfg, &inc_tag, err, sizeof err)) < 0) {
+        set_error("%s", err);
+        goto fail;
+    }
     eng->home = ax__ref_home(ax__cluster_wanted(&eng->cfg) ? eng->cfg.cluster_node_id : 0, inc_tag);
     if (eng->n > AX_MAX_WORKERS) {
         set_error("engine: %u workers planned, at most %u supported", eng->n, AX_MAX_WORKERS);

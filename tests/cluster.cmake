@@ -16,21 +16,22 @@ if(_cl_defs)
   target_compile_definitions(cluster_node PRIVATE ${_cl_defs})
 endif()
 set_tests_properties(cluster_node PROPERTIES LABELS "cluster;unit")
+# The control plane alone against a scripted peer: two connections dialled
+# at once must not cost a live node (no UCX: runs under ASan and TSan).
+axon_test(test_ctl_dup SOURCES cluster/test_ctl_dup.c LIBS axon_cluster LABELS cluster unit
+          TIMEOUT 60)
 add_test(NAME cluster_standalone_3 COMMAND cluster_node --fork 3 --workers 2 --actors 2 --msgs 100 --seconds 120)
 add_test(NAME cluster_kill9_3 COMMAND cluster_node --fork 3 --scenario kill --actors 2 --msgs 300 --seconds 120)
+# Kill -9 and restart with the same node id: a new incarnation, stale
+# references dead letters (dead_stale), new ones answered (docs/cluster.md).
+add_test(NAME cluster_rejoin_2 COMMAND cluster_node --fork 2 --scenario rejoin --seconds 120)
 add_test(NAME cluster_stopped_node_3 COMMAND cluster_node --fork 3 --scenario stop --actors 2 --msgs 300 --seconds 120)
 add_test(NAME cluster_garbage COMMAND cluster_node --fork 2 --garbage --actors 2 --msgs 100 --seconds 120)
 add_test(NAME cluster_refuse_cookie COMMAND cluster_node --fork 2 --scenario refuse --cookie1 wrong)
 add_test(NAME cluster_refuse_version COMMAND cluster_node --fork 2 --scenario refuse --wire1 99)
-set_tests_properties(cluster_standalone_3 cluster_kill9_3 cluster_stopped_node_3 cluster_garbage
+set_tests_properties(cluster_standalone_3 cluster_kill9_3 cluster_rejoin_2 cluster_stopped_node_3 cluster_garbage
                      cluster_refuse_cookie cluster_refuse_version
                      PROPERTIES LABELS cluster TIMEOUT 180)
-# cluster_kill9_3 still fails about 1 run in 13 (kill -9 mid-traffic: a
-# blob with a wrong sender after a spurious node-down, duplicated blobs, and
-# a UCX 1.13 assertion in ucp_ep_close_nbx; docs/cluster.md "Tests").  It is
-# kept in the suite, labelled known_failing, and `./run.sh test` leaves that
-# label out until those are fixed: run it with ctest -R cluster_kill9_3.
-set_tests_properties(cluster_kill9_3 PROPERTIES LABELS "cluster;known_failing")
 if(TARGET axon_cluster_mpi)
   foreach(n 2 4)
     add_test(NAME cluster_mpirun_${n}

@@ -118,6 +118,8 @@ static const key_t_ KEYS[] = {
     { "cluster", "timeout_ms", K_U32, OFF(cluster_timeout_ms), 50, 600000, 0,
       "milliseconds of silence before a node is unreachable, from 50 to 600000, or 0 for 10 "
       "heartbeats" },
+    { "cluster", "state_file", K_STR, OFF(cluster_state_file), 0, 0, 0,
+      "the path of a file this node may create and rewrite (its last incarnation tag)" },
 };
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 _Static_assert(NKEYS <= AX_CONFIG_ORIGIN_KEYS, "ax_config_origin_t has a place per key");

@@ -34,11 +34,12 @@ AX_API int ax_cluster_listen_address(const ax_engine_t *eng, char *buf, size_t l
  * it is up and whenever it is down.  0, -EINVAL (not a cluster node, bad
  * address), -ENOSPC (too many peers). [creator, or any] */
 AX_API int ax_cluster_add_peer(ax_engine_t *eng, const char *addr);
-/* Wait until `nodes` other nodes are up (sends to them may start), at most
+/* Wait until `nodes` other nodes are up (joined, and every worker's
+ * endpoints to them wired: docs/cluster.md "Failure"), at most
  * timeout_ms.  0, -ETIMEDOUT, -EINVAL (not a cluster node).  For the
  * embedding program (never a behaviour: behaviours do not wait). [creator] */
 AX_API int ax_cluster_wait_nodes(ax_engine_t *eng, uint32_t nodes, uint32_t timeout_ms);
-/* Is node `node` up right now? [any] */
+/* Is node `node` up right now (joined and wired, as above)? [any] */
 AX_API bool ax_cluster_node_up(const ax_engine_t *eng, uint32_t node);
 
 /* ---- names ----------------------------------------------------------------------

@@ -133,6 +133,9 @@ typedef struct ax_config {
     uint32_t cluster_heartbeat_ms;              /* 0: 200 ms; 10..60000 */
     uint32_t cluster_timeout_ms;                /* silence before a node is unreachable;
                                                    0: 10 x heartbeat; 50..600000 */
+    char cluster_state_file[AX_CONFIG_STR_MAX]; /* file keeping this node's last incarnation
+                                                   tag, so a restart takes the next one;
+                                                   "": the tag comes from the clock */
 
     ax_config_origin_t origin; /* private: where each key was set (see above) */
 } ax_config_t;

@@ -420,13 +420,15 @@ static void cluster_keys_parse_and_override(void **state)
     ax_config_init(&c);
     assert_int_equal(LOAD(&c, "[cluster]\nnode_id = 7\nlisten = 127.0.0.1:0\n"
                               "peers = 10.0.0.1:7400, node-b.example:7400\ncookie = s3cret\n"
-                              "heartbeat_ms = 50\ntimeout_ms = 500\n", &e), 0);
+                              "heartbeat_ms = 50\ntimeout_ms = 500\n"
+                              "state_file = /var/lib/app/node7.inc\n", &e), 0);
     assert_int_equal(c.cluster_node_id, 7);
     assert_string_equal(c.cluster_listen, "127.0.0.1:0");
     assert_string_equal(c.cluster_peers, "10.0.0.1:7400, node-b.example:7400");
     assert_string_equal(c.cluster_cookie, "s3cret");
     assert_int_equal(c.cluster_heartbeat_ms, 50);
     assert_int_equal(c.cluster_timeout_ms, 500);
+    assert_string_equal(c.cluster_state_file, "/var/lib/app/node7.inc");
     char *env[] = { "AXON_CLUSTER_NODE_ID=9", "AXON_CLUSTER_PEERS=h:1", NULL };
     assert_int_equal(ax_config_apply_env(&c, env, &e), 0);
     assert_int_equal(c.cluster_node_id, 9);
