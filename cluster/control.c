@@ -603,7 +603,7 @@ static void on_frame(ax_ctl_t *c, conn_t *k, uint32_t type, const uint8_t *p, ui
 {
     static int dbg = -1;
     if (dbg < 0)
-        dbg = getenv("AXON_CLUSTER_DEBUG") != NULL;
+        dbg = getenv("AXON_DEBUG_CLUSTER") != NULL;
     if (dbg)
         logf_(c, "conn fd %d (state %d, node %u): frame %u, %u bytes", k->fd, k->state, k->node,
               type, len);

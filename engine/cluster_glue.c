@@ -131,6 +131,10 @@ struct ax_cl {
     ax_ctl_t *ctl;
     uint32_t node, inc_tag;
     uint64_t nonce; /* this incarnation (HELLO) */
+    /* cluster.progress resolved: true = spin (no UCP wakeup feature; UCP is
+     * polled in the idle spin, and every poll_ns while parked). */
+    bool spin;
+    int64_t poll_ns;
     peer_t peers[AX_CTL_NODES];
 };
 
@@ -477,11 +481,36 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
     cl->inc_tag = inc_tag;
     if (getrandom(&cl->nonce, sizeof cl->nonce, 0) != sizeof cl->nonce || !cl->nonce)
         cl->nonce = ax__now_ns() ^ ((uint64_t)getpid() << 40) ^ 1;
+    /* Progress (docs/cluster.md "Shared memory and progress"): spin mode
+     * does not ask for UCX's wakeup support and polls instead (parked: every
+     * poll_ns).  auto is wakeup: measured as fast while busy and far better
+     * when a peer is late (a park ends at the sender's signal, not at the
+     * next poll). */
+    cl->spin = cfg->cluster_progress == AX_CLUSTER_PROGRESS_SPIN;
+    cl->poll_ns = (int64_t)(cfg->cluster_poll_us ? cfg->cluster_poll_us : 1000) * 1000;
     ucp_params_t params = {
         .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED,
-        .features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP,
+        .features = UCP_FEATURE_AM | (cl->spin ? 0 : UCP_FEATURE_WAKEUP),
         .mt_workers_shared = 0,
     };
+    /* Shared memory between the nodes of one host.  Our endpoints ask for
+     * peer-failure handling (UCP_ERR_HANDLING_MODE_PEER), and UCX 1.13's
+     * sysv and posix transports offer it only with
+     * UCX_{SYSV,POSIX}_ERROR_HANDLING=y (off by default), so without it UCX
+     * falls back to TCP over lo (docs/cluster.md "Shared memory and
+     * progress").  Turned on
+     * unless the user set them.  Through the environment: ucp_config_modify
+     * accepts the key but 1.13 does not apply it to the shared-memory
+     * interfaces (tried).  setenv is not safe against a concurrent getenv in
+     * another thread of the embedding program: ax_engine_create documents
+     * that a cluster node's create should not race with such calls. */
+    const char *tls = getenv("UCX_TLS");
+    if (!tls || strstr(tls, "sm") || strstr(tls, "shm") || strstr(tls, "sysv") ||
+        strstr(tls, "posix") || strstr(tls, "all") || tls[0] == '^') {
+        /* (not with UCX_TLS=tcp: UCX would warn of unused variables) */
+        setenv("UCX_SYSV_ERROR_HANDLING", "y", 0);
+        setenv("UCX_POSIX_ERROR_HANDLING", "y", 0);
+    }
     ucp_config_t *ucfg;
     ucs_status_t st = ucp_config_read(NULL, NULL, &ucfg);
     if (st == UCS_OK) {
@@ -515,7 +544,8 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
         ax_mq_init(&cw->inq);
         ax_mq_init(&cw->dead);
         ucp_worker_params_t wp = {
-            .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE | UCP_WORKER_PARAM_FIELD_EVENTS,
+            .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE |
+                          (cl->spin ? 0 : UCP_WORKER_PARAM_FIELD_EVENTS),
             .thread_mode = UCS_THREAD_MODE_SINGLE,
             .events = UCP_WAKEUP_RX | UCP_WAKEUP_TX,
         };
@@ -534,7 +564,7 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
             .arg = w,
         };
         if ((st = ucp_worker_set_am_recv_handler(cw->uw, &hp)) != UCS_OK ||
-            (st = ucp_worker_get_efd(cw->uw, &cw->efd)) != UCS_OK ||
+            (!cl->spin && (st = ucp_worker_get_efd(cw->uw, &cw->efd)) != UCS_OK) ||
             (st = ucp_worker_get_address(cw->uw, (ucp_address_t **)&addr[i], &alen[i])) != UCS_OK) {
             snprintf(err, errlen, "cluster: UCP worker %u setup: %s", i, ucs_status_string(st));
             rc = -EIO;
@@ -948,7 +978,7 @@ static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
     }
     ea->next = cw->eargs;
     cw->eargs = ea;
-    if (getenv("AXON_CLUSTER_DEBUG"))
+    if (getenv("AXON_DEBUG_CLUSTER"))
         ucp_ep_print_info(wn->ep[d], stderr);
     return wn->ep[d];
 }
@@ -1504,11 +1534,27 @@ bool ax__cluster_pending(ax_worker_t *w)
     return cw->inq.count || cw->ndirty || cw->dead.count || cw->nretired || cw->acks_due;
 }
 
+bool ax__cluster_poll(ax_worker_t *w)
+{
+    ax_clw_t *cw = CW(w);
+    return cw->inq.count || cw->ndirty || cw->dead.count || ucp_worker_progress(cw->uw);
+}
+
+int64_t ax__cluster_park_ns(ax_worker_t *w, int64_t timeout_ns)
+{
+    const struct ax_cl *cl = CW(w)->cl;
+    if (!cl->spin || (timeout_ns >= 0 && timeout_ns <= cl->poll_ns))
+        return timeout_ns;
+    return cl->poll_ns; /* spin mode: nothing wakes us for UCP traffic */
+}
+
 bool ax__cluster_arm(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
     if (ucp_worker_progress(cw->uw))
         return false;
+    if (cw->cl->spin)
+        return true; /* no event fd: the park's timeout polls (ax__cluster_park_ns) */
     ucs_status_t st = ucp_worker_arm(cw->uw);
     if (st == UCS_ERR_BUSY)
         return false;

@@ -61,6 +61,10 @@ void ax__cluster_forward(struct ax_ctx *w, const ax_msg_t *m);
 int ax__cluster_ext_route(struct ax_engine *eng, ax_ref_t to, uint32_t *worker);
 bool ax__cluster_arm(struct ax_ctx *w);          /* before parking: false if events wait */
 bool ax__cluster_pending(struct ax_ctx *w);      /* queued inbound or outbound work */
+bool ax__cluster_poll(struct ax_ctx *w);         /* pending, or one UCP progress found events */
+/* The park's timeout: with cluster.progress = spin at most cluster.poll_us
+ * (no event fd wakes the worker for remote traffic). */
+int64_t ax__cluster_park_ns(struct ax_ctx *w, int64_t timeout_ns);
 void ax__cluster_efd_fired(struct ax_ctx *w);    /* the io_uring poll of the UCP fd completed */
 bool ax__cluster_efd_armed(struct ax_ctx *w);
 void ax__cluster_worker_stop(struct ax_ctx *w);  /* shutdown: drop queues, close endpoints */

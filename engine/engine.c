@@ -533,8 +533,9 @@ static bool has_work(ax_worker_t *w, bool ring_found)
 
 /* Cheap "is anything waiting?" for the idle spin: the local FIFO, the
  * doorbell words (or, without bells, the head slot of every inbound ring),
- * the inbox and the io completion queue.  No side effects.  Due timers are
- * not looked at: the spin runs a full turn every 64 checks anyway. */
+ * the inbox and the io completion queue; on a cluster node one UCP progress
+ * call (its only side effect: arrivals queued for the next turn).  Due
+ * timers are not looked at: the spin runs a full turn every 64 checks. */
 static bool quick_check(ax_worker_t *w)
 {
     if (ax__lq_count(w))
@@ -551,7 +552,9 @@ static bool quick_check(ax_worker_t *w)
             if (s != w->id && ax_ring_peek(w->in[s]))
                 return true;
     }
-    return ax__inbox_nonempty(w) || ax__io_cq_ready(w) || (w->cl && ax__cluster_pending(w));
+    /* A cluster node polls UCP too (one progress call, tens of ns over
+     * shared memory): with cluster.progress = spin nothing else tells it. */
+    return ax__inbox_nonempty(w) || ax__io_cq_ready(w) || (w->cl && ax__cluster_poll(w));
 }
 
 static void publish_arena_stats(ax_worker_t *w)
@@ -752,6 +755,8 @@ static void worker_loop(ax_worker_t *w)
         /* Overflow waiting for ring space: nobody will wake us for that, so
          * sleep briefly instead of indefinitely. */
         int64_t timeout = w->novf ? 50000 : ax__next_timeout(w);
+        if (w->cl)
+            timeout = ax__cluster_park_ns(w, timeout);
         ax__park(w, timeout);
     }
 }

@@ -8,6 +8,12 @@ if(TARGET axon-bench)
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_axon_bench.py
                      $<TARGET_FILE:axon-bench> ${CMAKE_BINARY_DIR}/test-axon-bench)
     set_tests_properties(axon_bench_quick_json PROPERTIES LABELS tool TIMEOUT 180)
+    # The cluster mode (issue 15): forks nodes, runs ucx_perftest and Erlang
+    # beside them; checks the output is well-formed with nonzero figures.
+    add_test(NAME axon_bench_cluster
+             COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_axon_bench_cluster.py
+                     $<TARGET_FILE:axon-bench> ${CMAKE_BINARY_DIR}/test-axon-bench-cluster)
+    set_tests_properties(axon_bench_cluster PROPERTIES LABELS "tool;bench" TIMEOUT 180)
   else()
     message(STATUS "axon_bench_quick_json: python3 not found, test not added")
   endif()

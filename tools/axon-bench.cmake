@@ -10,6 +10,10 @@ if(TARGET axon_engine)
                              ${PROJECT_SOURCE_DIR}/perf)
   target_link_libraries(axon-bench PRIVATE axon_engine axon_topology axon_alloc axon_io
                         Threads::Threads m)
+  # the cluster mode runs perf/scripts/ucx-limits.sh and erlang-dist.sh from
+  # the source tree (AXON_PERF_SCRIPTS in the environment overrides it)
+  target_compile_definitions(axon-bench PRIVATE
+                             AXON_PERF_SCRIPTS="${PROJECT_SOURCE_DIR}/perf/scripts")
 else()
   message(STATUS "axon-bench: engine/ not built yet, skipping")
 endif()

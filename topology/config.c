@@ -42,7 +42,7 @@
 #define TIB (1024ull * GIB)
 
 enum kind { K_STR, K_LIST, K_ADDRS, K_U32, K_I32, K_SIZE, K_BOOL, K_SMT, K_DOORBELL, K_WD_MS, K_WD_ACTION,
-            K_ONOFF };
+            K_ONOFF, K_CLPROG };
 enum { F_POW2 = 1, /* non-zero values must be powers of two */
        F_ONE = 2 };  /* K_ADDRS: exactly one address */
 
@@ -118,6 +118,12 @@ static const key_t_ KEYS[] = {
     { "cluster", "timeout_ms", K_U32, OFF(cluster_timeout_ms), 50, 600000, 0,
       "milliseconds of silence before a node is unreachable, from 50 to 600000, or 0 for 10 "
       "heartbeats" },
+    { "cluster", "progress", K_CLPROG, OFF(cluster_progress), 0, 2, 0,
+      "auto (the default: wakeup), wakeup (an idle worker sleeps on UCP's event fd) or spin "
+      "(no UCX wakeup; an idle worker polls UCP every poll_us)" },
+    { "cluster", "poll_us", K_U32, OFF(cluster_poll_us), 10, 1000000, 0,
+      "microseconds between UCP polls of a parked worker with progress = spin, from 10 to "
+      "1000000, or 0 for 1000" },
     { "cluster", "state_file", K_STR, OFF(cluster_state_file), 0, 0, 0,
       "the path of a file this node may create and rewrite (its last incarnation tag)" },
 };
@@ -681,6 +687,21 @@ static int apply_value(ax_config_t *cfg, const key_t_ *k, const char *v, size_t 
         memcpy(field, &act, sizeof act);
         return 0;
     }
+    case K_CLPROG: {
+        uint32_t pm;
+        if (ieq(v, len, "auto"))
+            pm = AX_CLUSTER_PROGRESS_AUTO;
+        else if (ieq(v, len, "wakeup"))
+            pm = AX_CLUSTER_PROGRESS_WAKEUP;
+        else if (ieq(v, len, "spin"))
+            pm = AX_CLUSTER_PROGRESS_SPIN;
+        else {
+            snprintf(why, whylen, "expected %s; write auto, wakeup or spin", k->expect);
+            return -EINVAL;
+        }
+        memcpy(field, &pm, sizeof pm);
+        return 0;
+    }
     case K_ONOFF: {
         uint32_t on;
         if (ieq(v, len, "on") || ieq(v, len, "true") || ieq(v, len, "yes") || ieq(v, len, "1"))
@@ -1083,6 +1104,7 @@ int ax_config_validate(const ax_config_t *cfg, ax_config_error_t *err)
         case K_DOORBELL:
         case K_WD_ACTION:
         case K_ONOFF:
+        case K_CLPROG:
         case K_U32: {
             uint32_t u;
             memcpy(&u, field, sizeof u);

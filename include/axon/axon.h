@@ -146,7 +146,11 @@ typedef void (*ax_dead_letter_fn)(void *user, const ax_msg_t *msg);
  * applied; call ax_config_apply_env yourself).  Discovers the topology, makes
  * the plan, allocates arenas and rings; starts no thread.  [any]
  * Returns 0, -EINVAL (bad config or plan: the reason is logged to stderr and
- * available from ax_engine_last_error), -ENOMEM, or another -errno. */
+ * available from ax_engine_last_error), -ENOMEM, or another -errno.
+ * A cluster node (cluster.listen or cluster.peers set) sets the environment
+ * variables UCX_SYSV_ERROR_HANDLING and UCX_POSIX_ERROR_HANDLING to y unless
+ * they are set (docs/cluster.md "Shared memory and progress"): do not create
+ * one while another thread of the program reads or writes the environment. */
 AX_API int ax_engine_create(const ax_config_t *cfg, ax_engine_t **out);
 /* The reason for the last failed ax_engine_create in this thread. [any] */
 AX_API const char *ax_engine_last_error(void);

@@ -36,6 +36,16 @@ enum ax_doorbell {
 };
 #define AX_DOORBELL_AUTO_MIN 8u
 
+/* How an idle cluster worker notices remote traffic (cluster.progress;
+ * docs/cluster.md "Shared memory and progress"): sleeping on UCP's event fd,
+ * or polling UCP on a timer.  A spinning worker polls UCP in every mode. */
+enum ax_cluster_progress {
+    AX_CLUSTER_PROGRESS_AUTO = 0,   /* the default: wakeup (docs/cluster.md has the figures) */
+    AX_CLUSTER_PROGRESS_WAKEUP = 1, /* UCP event fd in the park: an idle worker sleeps */
+    AX_CLUSTER_PROGRESS_SPIN = 2,   /* no UCX wakeup support; a parked worker polls UCP every
+                                       cluster.poll_us */
+};
+
 /* Watchdog (scheduler.watchdog_ms): in the struct 0 means the default
  * (100 ms) and a negative value turns it off; in a file or AXON_* variable,
  * 0 or `off` turns it off. */
@@ -133,6 +143,9 @@ typedef struct ax_config {
     uint32_t cluster_heartbeat_ms;              /* 0: 200 ms; 10..60000 */
     uint32_t cluster_timeout_ms;                /* silence before a node is unreachable;
                                                    0: 10 x heartbeat; 50..600000 */
+    uint32_t cluster_progress;                  /* enum ax_cluster_progress */
+    uint32_t cluster_poll_us;                   /* progress = spin: a parked worker polls UCP
+                                                   this often; 0: 1000; 10..1000000 */
     char cluster_state_file[AX_CONFIG_STR_MAX]; /* file keeping this node's last incarnation
                                                    tag, so a restart takes the next one;
                                                    "": the tag comes from the clock */

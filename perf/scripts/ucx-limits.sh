@@ -5,6 +5,7 @@
 #
 # usage: perf/scripts/ucx-limits.sh [--tls "shm tcp"] [--size BYTES] [--iters N]
 #                                   [--reps R] [--cpus S,C|none] [--timeout SEC] [--quick]
+#                                   [--tests "am_lat am_bw"]
 #   --tls LIST     UCX_TLS values to measure, space-separated (default "shm tcp";
 #                  shm = every shared-memory transport: posix, sysv, cma)
 #   --size BYTES   message size (default 64)
@@ -14,6 +15,7 @@
 #                  process may use two CPUs, else none)
 #   --timeout SEC  a run longer than this is killed and reported as an error (default 60)
 #   --quick        2000 iterations, 1 rep: seconds, for CI
+#   --tests LIST   which of am_lat, am_bw to run (default both)
 # Measures, per transport: ucp_am_lat (ping-pong; ucx_perftest reports half
 # the round trip) and ucp_am_bw (one-way stream: message rate and bandwidth).
 # Prints one line per run and one median line per measure, e.g.
@@ -26,7 +28,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-tls_list="shm tcp" size=64 iters=200000 reps=3 cpus=auto tmo=60
+tls_list="shm tcp" size=64 iters=200000 reps=3 cpus=auto tmo=60 tests="am_lat am_bw"
 while [ $# -gt 0 ]; do
     case $1 in
         --tls) [ $# -ge 2 ] || axon_die "--tls needs a value"; tls_list=$2; shift 2 ;;
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
         --cpus) [ $# -ge 2 ] || axon_die "--cpus needs a value"; cpus=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || axon_die "--timeout needs a value"; tmo=$2; shift 2 ;;
         --quick) iters=2000 reps=1; shift ;;
+        --tests) [ $# -ge 2 ] || axon_die "--tests needs a value"; tests=$2; shift 2 ;;
         -h|--help) axon_usage "$0"; exit 0 ;;
         *) axon_die "unknown argument '$1' (see --help)" ;;
     esac
@@ -45,6 +48,10 @@ for v in size iters reps tmo; do
     [ "${!v}" -gt 0 ] || axon_die "--$v ${!v}: expected a positive whole number"
 done
 [ "$size" -le 67108864 ] || axon_die "--size $size: at most 64 MiB"
+for t in $tests; do
+    case $t in am_lat|am_bw) ;; *) axon_die "--tests: unknown test '$t' (am_lat, am_bw)" ;; esac
+done
+[ -n "$tests" ] || axon_die "--tests: empty (am_lat, am_bw)"
 command -v ucx_perftest >/dev/null || axon_die "ucx_perftest not found: apt-get install ucx-utils"
 for t in $tls_list; do
     case $t in *[!a-z0-9_,]*) axon_die "--tls '$t': expected UCX_TLS names such as shm, sm, posix, tcp" ;; esac
@@ -119,8 +126,8 @@ status=0
 for tls in $tls_list; do
     n=$iters
     case $tls in *tcp*) n=$((iters / 10 > 1000 ? iters / 10 : (iters < 1000 ? iters : 1000))) ;; esac
-    for test in ucp_am_lat ucp_am_bw; do
-        short=${test#ucp_}
+    for short in $tests; do
+        test=ucp_$short
         vals=()
         for rep in $(seq 1 "$reps"); do
             if ! run_one "$tls" "$test" "$n"; then status=1; continue; fi

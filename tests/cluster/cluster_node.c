@@ -29,6 +29,7 @@
  *
  * Options: --workers W (2) --actors A (4) --msgs K (200) --seconds S (60)
  *          --scenario mesh|kill|stop|refuse|rejoin  --cookie C --wire-version V (refuse)
+ *          --progress auto|wakeup|spin (cluster.progress; spin keeps UCX shm)
  * Exit 0 on success; the launcher exits 0 when every node did.
  */
 #ifndef _GNU_SOURCE
@@ -49,6 +50,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "seed_pipe.h"
 #include "axon/cluster.h"
 #include "axon/failure.h"
 #ifdef AXON_HAVE_MPI
@@ -63,6 +65,7 @@ static const size_t BLOB_SIZES[] = { 1, 7, 100, 4095, 4096, 4097, 8192, 65536, 1
 
 static uint32_t g_node, g_nodes = 2, g_workers = 2, g_actors = 4, g_msgs = 200, g_seconds = 60;
 static const char *g_scenario = "mesh";
+static uint32_t g_progress = AX_CLUSTER_PROGRESS_AUTO;
 static ax_ref_t g_all[MAXA]; /* every actor of every node, by global index: published before START */
 static uint32_t g_total;
 static ax_engine_t *g_eng;
@@ -379,6 +382,7 @@ static int run_node(uint32_t node, const char *listen, const char *peers, const 
     snprintf(c.cluster_cookie, sizeof c.cluster_cookie, "%s", cookie);
     c.cluster_heartbeat_ms = 100;
     c.cluster_timeout_ms = 2000;
+    c.cluster_progress = g_progress;
     snprintf(c.cluster_state_file, sizeof c.cluster_state_file, "%s", g_state_file);
     int rc = ax_engine_create(&c, &g_eng);
     if (rc) {
@@ -778,14 +782,8 @@ static int launch_rejoin(const char *cookie)
     }
     close(pfd[1]);
     char seed[64] = "";
-    FILE *in = fdopen(pfd[0], "r");
-    if (!in || !fgets(seed, sizeof seed, in)) {
-        fprintf(stderr, "node 0 did not report its address\n");
-        kill(p0, SIGKILL);
+    if (seed_read(pfd[0], p0, seed, sizeof seed))
         return 1;
-    }
-    fclose(in);
-    seed[strcspn(seed, "\n")] = 0;
     int bad = 0, st, st0 = 0;
     bool reaped0 = false;
     pid_t p1 = -1;
@@ -938,6 +936,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--nodes")) g_nodes = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--listen")) listen = v, i++;
         else if (!strcmp(a, "--peers")) peers = v, i++;
+        else if (!strcmp(a, "--progress")) {
+            g_progress = !strcmp(v, "spin") ? AX_CLUSTER_PROGRESS_SPIN
+                         : !strcmp(v, "wakeup") ? AX_CLUSTER_PROGRESS_WAKEUP
+                                                : AX_CLUSTER_PROGRESS_AUTO;
+            i++;
+        }
         else {
             fprintf(stderr, "unknown option %s\n", a);
             return 2;
@@ -1025,14 +1029,8 @@ int main(int argc, char **argv)
         pids[n] = p;
         if (n == 0) {
             close(pfd[1]);
-            FILE *in = fdopen(pfd[0], "r");
-            if (!in || !fgets(seed, sizeof seed, in)) {
-                fprintf(stderr, "node 0 did not report its address\n");
-                kill(p, SIGKILL);
+            if (seed_read(pfd[0], p, seed, sizeof seed))
                 return 1;
-            }
-            seed[strcspn(seed, "\n")] = 0;
-            fclose(in);
             if (g_garbage && send_garbage(seed) != 0)
                 return 1;
         }

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "seed_pipe.h"
 #include "axon/cluster.h"
 #include "axon/failure.h"
 #include "axon/request.h"
@@ -618,14 +619,8 @@ int main(int argc, char **argv)
     }
     close(pfd[1]);
     char seed[64] = "";
-    FILE *in = fdopen(pfd[0], "r");
-    if (!in || !fgets(seed, sizeof seed, in)) {
-        fprintf(stderr, "node 0 did not report its address\n");
-        kill(p0, SIGKILL);
+    if (seed_read(pfd[0], p0, seed, sizeof seed))
         return 1;
-    }
-    seed[strcspn(seed, "\n")] = 0;
-    fclose(in);
     fflush(stdout);
     pid_t p1 = fork();
     if (p1 == 0) {

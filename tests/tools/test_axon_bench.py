@@ -17,19 +17,14 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
+from benchtest import fail, run as run_bounded
 
 
 def run(args, timeout=120):
-    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
+    return run_bounded(args, timeout)
 
 
 def main():

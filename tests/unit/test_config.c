@@ -208,6 +208,9 @@ static const bad_case_t BAD[] = {
     { "cluster.heartbeat_ms = 5\n", 1, "cluster.heartbeat_ms", "from 10 to 60000" },
     { "cluster.timeout_ms = 700000\n", 1, "cluster.timeout_ms", "from 50 to 600000" },
     { "[cluster]\nheartbeat = 100\n", 2, "heartbeat", "did you mean heartbeat_ms?" },
+    { "\n\ncluster.progress = poll\n", 3, "cluster.progress", "write auto, wakeup or spin" },
+    { "cluster.poll_us = 5\n", 1, "cluster.poll_us", "from 10 to 1000000" },
+    { "[cluster]\npoll_ms = 5\n", 2, "poll_ms", "did you mean poll_us?" },
 };
 
 static void every_bad_line_reports_file_line_key_and_changes_nothing(void **state)
@@ -355,7 +358,8 @@ static void unrelated_axon_variables_are_left_to_their_owners(void **state)
     ax_config_init(&c);
     ax_config_error_t e;
     char *others[] = { "AXON_PREFIX=/usr/local", "AXON_TEST_FILTER=fifo*", "AXON_HOME=/x",
-                       "AXON_=1", "AXON_KV_PORT=6379", "AXON_WORKERS_COUNT=3", NULL };
+                       "AXON_=1", "AXON_KV_PORT=6379", "AXON_DEBUG_CLUSTER=1",
+                       "AXON_WORKERS_COUNT=3", NULL };
     assert_int_equal(ax_config_apply_env(&c, others, &e), 0);
     assert_int_equal(c.workers, 3);
 
@@ -439,6 +443,28 @@ static void cluster_keys_parse_and_override(void **state)
     snprintf(c.cluster_listen, sizeof c.cluster_listen, "x:1,y:2");
     assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
     assert_non_null(strstr(e.message, "cluster.listen"));
+    /* cluster.progress and cluster.poll_us (docs/cluster.md "Progress") */
+    ax_config_init(&c);
+    assert_int_equal(c.cluster_progress, AX_CLUSTER_PROGRESS_AUTO);
+    assert_int_equal(LOAD(&c, "[cluster]\nprogress = spin\npoll_us = 250\n", &e), 0);
+    assert_int_equal(c.cluster_progress, AX_CLUSTER_PROGRESS_SPIN);
+    assert_int_equal(c.cluster_poll_us, 250);
+    assert_int_equal(LOAD(&c, "cluster.progress = WakeUp\n", &e), 0);
+    assert_int_equal(c.cluster_progress, AX_CLUSTER_PROGRESS_WAKEUP);
+    char *penv[] = { "AXON_CLUSTER_PROGRESS=auto", "AXON_CLUSTER_POLL_US=0", NULL };
+    assert_int_equal(ax_config_apply_env(&c, penv, &e), 0);
+    assert_int_equal(c.cluster_progress, AX_CLUSTER_PROGRESS_AUTO);
+    assert_int_equal(c.cluster_poll_us, 0);
+    char *pbad[] = { "AXON_CLUSTER_PROGRESS=fast", NULL };
+    assert_int_equal(ax_config_apply_env(&c, pbad, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "AXON_CLUSTER_PROGRESS"));
+    c.cluster_progress = 3;
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "cluster.progress = 3"));
+    c.cluster_progress = AX_CLUSTER_PROGRESS_SPIN;
+    c.cluster_poll_us = 2000000;
+    assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
+    assert_non_null(strstr(e.message, "cluster.poll_us"));
 }
 
 static void validate_checks_values_set_in_the_struct(void **state)

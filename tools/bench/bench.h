@@ -29,6 +29,7 @@
 #define AXON_TOOLS_BENCH_H
 
 #include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -157,6 +158,40 @@ static inline uint64_t bench_rand(uint64_t *s)
     *s = x;
     return x * 0x2545F4914F6CDD1DULL;
 }
+
+/* ---- the cluster mode (cluster.c) --------------------------------------------------------- */
+
+/* One result of the cluster mode, handed to main.c's table/JSON/CSV. */
+typedef struct bench_cl_res {
+    char name[64];
+    const char *unit;
+    bool lower_better;
+    uint32_t nodes;
+    char params[320];
+    int nruns;
+    double runs[BENCH_MAX_REPEAT];
+    bool has_alt;                     /* pingpong: alt = mean round trip (runs: p50) */
+    double alt[BENCH_MAX_REPEAT];
+    double cpu_pct[BENCH_MAX_REPEAT]; /* node 0's CPU time / wall time, % (axon runs) */
+    char limit[64];                   /* the name of the limit's result, "" none */
+    char peer[64];                    /* the name of the peer's result (Erlang), "" none */
+    bool failed, skipped;
+    char why[400];
+} bench_cl_res_t;
+
+typedef struct bench_cl_opts {
+    const ax_config_t *cfg; /* the nodes' base config (--config, AXON_*) */
+    uint32_t reps, timeout_s, nodes_max;
+    uint64_t pp_n, ow_n, window, big_pings, mesh_n, erl_pp_n, erl_ow_n;
+    uint32_t big_actors, mesh_actors;
+    bool ucx, erlang, wakeup, tcp, multi;
+    volatile sig_atomic_t *interrupted;
+    void (*progress)(const char *what, int rep, int reps);
+    void (*emit)(const bench_cl_res_t *r);
+} bench_cl_opts_t;
+
+/* Launch the nodes, the limit and the peer; every result through emit. */
+int bench_cluster_run(const bench_cl_opts_t *o);
 
 /* ---- the workloads (wl_*.c) ------------------------------------------------------ */
 extern const bench_workload_t bench_wl_pingpong_local;

@@ -2,6 +2,7 @@
  *
  *   axon-bench [--workers N] [--config FILE] [--only a,b] [--quick] [--repeat K]
  *              [--json FILE] [--csv FILE] [--plot FILE] [--list] [--param name=value]
+ *              [--cluster N]
  *
  * Measures the machine's limits (perf/limits.c) and then every workload
  * (wl_*.c) in one process, so each result is shown beside the limit measured
@@ -9,6 +10,10 @@
  * is the median, min and max of K repeats; every repeat runs on a fresh
  * engine and verifies its own answer: a failed check fails the run (exit 1)
  * instead of reporting a speed.
+ *
+ * The cluster mode (--cluster N or --only cluster; cluster.c) forks axon
+ * nodes on this machine and runs ucx_perftest and Erlang distribution
+ * beside them; its results go through the same table, JSON and CSV.
  *
  * Exit: 0 all verified; 1 a workload failed (check, engine error, timeout);
  * 2 bad flags, parameters or config; 130 interrupted (results so far are
@@ -71,6 +76,27 @@ static const bench_param_def_t g_limit_params[] = {
     {"create_n", 5000000, 1000000, true, 1000, UINT64_MAX / 4, "malloc+dispatch+free actors"},
     {NULL, 0, 0, false, 0, 0, NULL},
 };
+enum { C_NODES_MAX, C_PP_N, C_OW_N, C_WINDOW, C_BIG_PINGS, C_BIG_ACTORS, C_MESH_N,
+       C_MESH_ACTORS, C_ERL_PP_N, C_ERL_OW_N, C_UCX, C_ERLANG, C_WAKEUP, C_TCP, C_MULTI, C_TIMEOUT, NC_ };
+static const bench_param_def_t g_cluster_params[] = {
+    {"nodes_max", 4, 4, false, 2, 8, "big and mesh run on 2 and on this many nodes"},
+    {"pp_n", 100000, 2000, true, 100, 100000000, "ping-pong round trips (tcp: a tenth)"},
+    {"ow_n", 1000000, 20000, true, 100, 1000000000, "one-way messages (tcp: a tenth)"},
+    {"window", 4096, 4096, false, 4, 1u << 20, "one-way: messages in flight (acks every 1/4)"},
+    {"big_pings", 2000, 20, true, 10, 100000000, "Savina big: pings per actor"},
+    {"big_actors", 64, 16, false, 2, 512, "Savina big: actors over all nodes"},
+    {"mesh_n", 5000, 100, true, 1, 100000000, "mesh: messages per actor"},
+    {"mesh_actors", 16, 4, false, 1, 64, "mesh: actors per node"},
+    {"erl_pp_n", 20000, 1000, true, 100, 100000000, "Erlang ping-pong round trips"},
+    {"erl_ow_n", 200000, 5000, true, 100, 1000000000, "Erlang one-way messages"},
+    {"ucx", 1, 1, false, 0, 1, "0: skip the ucx_perftest limits"},
+    {"erlang", 1, 1, false, 0, 1, "0: skip the Erlang distribution peer"},
+    {"wakeup", 1, 1, false, 0, 1, "0: skip the ping-pong with cluster.progress = wakeup"},
+    {"tcp", 1, 1, false, 0, 1, "0: skip the UCX_TLS=tcp runs"},
+    {"multi", 1, 1, false, 0, 1, "0: skip big and mesh (ping-pong and one-way only)"},
+    {"timeout_s", 60, 30, false, 5, 3600, "one repeat (or script) longer than this fails"},
+    {NULL, 0, 0, false, 0, 0, NULL},
+};
 enum { S_MAX_WORKERS, NS_ };
 static const bench_param_def_t g_scaling_params[] = {
     {"max_workers", 0, 0, false, 0, 4096, "largest worker count of the sweep; 0: --workers"},
@@ -98,13 +124,14 @@ static struct {
     int repeat;
     const char *json, *csv, *plot;
     bool tty;
+    uint32_t cluster; /* --cluster N: nodes_max; 0: not given */
 } g_opt;
 
 static ax_config_t g_cfg;
 static ax_plan_t *g_plan;
 static char g_cpu_model[128] = "unknown";
 static char g_kernel[256] = "unknown";
-static uint64_t g_gp[NG], g_lp[NL], g_sp[NS_];
+static uint64_t g_gp[NG], g_lp[NL], g_sp[NS_], g_cp[NC_];
 static int g_cpu_a = -1, g_cpu_b = -1;
 static double g_best_rtt; /* best placement sample, ns */
 static int g_place_samples, g_place_far;
@@ -134,7 +161,11 @@ typedef struct result {
     uint64_t ops;     /* messages (or actors) timed in one repeat */
     bool verified, failed, skipped;
     char why[400];
-    char note[96];
+    char note[160];
+    char limit_text[64]; /* cluster results: the limit's result name (limit is BL_NONE) */
+    char peer[64];       /* cluster results: the peer's result name, "" none */
+    double peer_value, x_peer; /* the peer's median; how many times better than it */
+    double cpu_pct;      /* cluster results: node 0's CPU time over wall time, % */
     double remote_share, idle_share;
     uint64_t ring_full, dead_letters, dropped;
     uint32_t nw;
@@ -184,8 +215,12 @@ static void usage(FILE *f)
             "  --plot FILE     SVG chart (needs gnuplot): scaling sweep and %% of limit\n"
             "  --list          workloads and their parameters, then exit\n"
             "  --param k=v     override a parameter: WORKLOAD.key=v, GROUP.key=v, key=v (every\n"
-            "                  workload with that key), bench.*, limits.*, scaling.*; counts\n"
-            "                  take k/M/G suffixes (x1000)\n",
+            "                  workload with that key), bench.*, limits.*, scaling.*,\n"
+            "                  cluster.*; counts take k/M/G suffixes (x1000)\n"
+            "  --cluster N     the cluster mode alone (same as --only cluster): axon nodes\n"
+            "                  forked on this machine, ping-pong and one-way over UCX shm and\n"
+            "                  tcp beside ucx_perftest, Savina big and a random mesh on 2 and N\n"
+            "                  nodes, Erlang distribution as the peer (docs/benchmarks.md)\n",
             BENCH_MAX_REPEAT);
 }
 
@@ -301,9 +336,10 @@ static void check_overrides(void)
     for (int k = 0; k < g_nov; k++) {
         override_t *o = &g_ov[k];
         bool found = false;
-        const bench_param_def_t *hv[3] = {g_bench_params, g_limit_params, g_scaling_params};
-        const char *hn[3] = {"bench", "limits", "scaling"};
-        for (int h = 0; h < 3; h++) {
+        const bench_param_def_t *hv[4] = {g_bench_params, g_limit_params, g_scaling_params,
+                                          g_cluster_params};
+        const char *hn[4] = {"bench", "limits", "scaling", "cluster"};
+        for (int h = 0; h < 4; h++) {
             if (strcmp(o->scope, hn[h]))
                 continue;
             for (int i = 0; hv[h][i].name; i++)
@@ -379,7 +415,7 @@ static void check_only(void)
     char buf[512];
     snprintf(buf, sizeof buf, "%s", g_opt.only);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        bool ok = !strcmp(t, "limits") || !strcmp(t, "scaling");
+        bool ok = !strcmp(t, "limits") || !strcmp(t, "scaling") || !strcmp(t, "cluster");
         for (size_t w = 0; w < NWLS && !ok; w++)
             ok = !strcmp(t, g_wls[w]->name) || !strcmp(t, g_wls[w]->group);
         if (!ok)
@@ -414,6 +450,11 @@ static void list_workloads(void)
     printf("  %-16s fjthrput, fjthrput_drivers, big and skynet at 1, 2, 4, ... workers, up to "
            "--workers\n", "scaling");
     print_defs("scaling", g_scaling_params);
+    printf("  %-16s axon nodes on this machine: ping-pong, one-way, Savina big, random mesh,\n"
+           "  %-16s beside ucx_perftest and Erlang distribution (only with --only cluster or\n"
+           "  %-16s --cluster N; needs ucx-utils and erlang-base for the references)\n",
+           "cluster", "", "");
+    print_defs("cluster", g_cluster_params);
     printf("  %-16s cache-line round trip, SPSC ring, local dispatch, create (always run)\n",
            "limits");
     print_defs("limits", g_limit_params);
@@ -472,6 +513,11 @@ static const char *limit_name(int bl)
     case BL_CREATE: return "limits/create";
     default: return "";
     }
+}
+
+static const char *res_limit(const result_t *r)
+{
+    return r->limit_text[0] ? r->limit_text : limit_name(r->limit);
 }
 
 static const result_t *find_result(const char *name)
@@ -1053,10 +1099,11 @@ static void print_row(const result_t *r)
         return;
     }
     char md[32], mn[32], mx[32], ns[32] = "-", pct[32] = "-";
-    if (r->lower_better) {
-        snprintf(md, sizeof md, "%.1f", r->median);
-        snprintf(mn, sizeof mn, "%.1f", r->min);
-        snprintf(mx, sizeof mx, "%.1f", r->max);
+    if (r->lower_better) { /* small figures (us per round trip) keep 3 digits */
+        bool small = r->median < 10;
+        snprintf(md, sizeof md, small ? "%.2f" : "%.1f", r->median);
+        snprintf(mn, sizeof mn, small ? "%.2f" : "%.1f", r->min);
+        snprintf(mx, sizeof mx, small ? "%.2f" : "%.1f", r->max);
     } else {
         fmt_si(md, sizeof md, r->median);
         fmt_si(mn, sizeof mn, r->min);
@@ -1073,7 +1120,7 @@ static void print_row(const result_t *r)
            place, other, r->params);
     if (r->note[0] || r->limit_rate > 0)
         printf("    %s%s%s%s\n", r->note, r->note[0] && r->limit_rate > 0 ? "; " : "",
-               r->limit_rate > 0 ? "limit: " : "", r->limit_rate > 0 ? limit_name(r->limit) : "");
+               r->limit_rate > 0 ? "limit: " : "", r->limit_rate > 0 ? res_limit(r) : "");
     if (r->wl && r->nw) {
         printf("    workers:");
         for (uint32_t w = 0; w < r->nw; w++)
@@ -1208,7 +1255,7 @@ static int write_json(const char *path, bool interrupted)
         json_num(f, r->nruns && !r->lower_better ? r->ns_per_op : NAN);
         fprintf(f, ",\n     \"limit\": ");
         if (r->limit_rate > 0) {
-            json_str(f, limit_name(r->limit));
+            json_str(f, res_limit(r));
             fprintf(f, ", \"limit_rate\": ");
             json_num(f, r->limit_rate);
             fprintf(f, ", \"pct_of_limit\": ");
@@ -1230,6 +1277,22 @@ static int write_json(const char *path, bool interrupted)
         json_str(f, r->why);
         fprintf(f, ", \"note\": ");
         json_str(f, r->note);
+        if (r->peer[0]) {
+            fprintf(f, ", \"peer\": ");
+            json_str(f, r->peer);
+            fprintf(f, ", \"peer_value\": ");
+            json_num(f, r->peer_value > 0 ? r->peer_value : NAN);
+            fprintf(f, ", \"x_peer\": ");
+            json_num(f, r->x_peer > 0 ? r->x_peer : NAN);
+        }
+        if (!strncmp(r->name, "cluster/", 8) && r->limit_rate > 0) {
+            fprintf(f, ", \"x_limit\": "); /* latency: how many times the limit's */
+            json_num(f, r->median / r->limit_rate);
+        }
+        if (r->cpu_pct > 0) {
+            fprintf(f, ", \"cpu_pct_node0\": ");
+            json_num(f, r->cpu_pct);
+        }
         if (r->wl) {
             fprintf(f, ",\n     \"stats\": {\"remote_share\": ");
             json_num(f, r->remote_share);
@@ -1269,7 +1332,8 @@ static int write_csv(const char *path)
         return -1;
     }
     fprintf(f, "name,unit,workers,median,min,max,runs,ns_per_op,limit,limit_rate,pct_of_limit,"
-               "placement,other_load_pct,remote_share,ring_full,idle_share,verified,params\n");
+               "placement,other_load_pct,remote_share,ring_full,idle_share,verified,params,peer,"
+               "peer_value,x_peer\n");
     for (size_t i = 0; i < g_nres; i++) {
         const result_t *r = &g_res[i];
         fprintf(f, "%s,%s,%u,", r->name, r->unit, r->workers);
@@ -1283,7 +1347,7 @@ static int write_csv(const char *path)
         fputs("\",", f);
         if (r->nruns && !r->lower_better)
             fprintf(f, "%.4g", r->ns_per_op);
-        fprintf(f, ",%s,", r->limit_rate > 0 ? limit_name(r->limit) : "");
+        fprintf(f, ",%s,", r->limit_rate > 0 ? res_limit(r) : "");
         if (r->limit_rate > 0)
             fprintf(f, "%.6g,%.2f", r->limit_rate, r->pct);
         else
@@ -1295,7 +1359,11 @@ static int write_csv(const char *path)
                     r->idle_share);
         else
             fputs(",,", f);
-        fprintf(f, ",%s,\"%s\"\n", r->verified ? "true" : "false", r->params);
+        fprintf(f, ",%s,\"%s\",%s,", r->verified ? "true" : "false", r->params, r->peer);
+        if (r->peer[0] && r->x_peer > 0)
+            fprintf(f, "%.6g,%.4g\n", r->peer_value, r->x_peer);
+        else
+            fputs(",\n", f);
     }
     if (fclose(f) != 0) {
         fprintf(stderr, "axon-bench: writing --csv %s failed: %s\n", path, strerror(errno));
@@ -1496,6 +1564,114 @@ static int finish(bool interrupted)
     return bad;
 }
 
+/* ---- the cluster mode (cluster.c) ------------------------------------------------------------- */
+
+static double median_of(const double *v, int n)
+{
+    double s[BENCH_MAX_REPEAT];
+    memcpy(s, v, (size_t)n * sizeof s[0]);
+    qsort(s, (size_t)n, sizeof s[0], cmp_d);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* A cluster result: the figure, its limit's ratio (found by name among the
+ * results so far: the limit runs just before), the peer's, node 0's CPU. */
+static void cluster_emit(const bench_cl_res_t *c)
+{
+    result_t *r = result_new();
+    snprintf(r->name, sizeof r->name, "%s", c->name);
+    r->unit = c->unit ? c->unit : "";
+    r->lower_better = c->lower_better;
+    r->workers = c->nodes;
+    r->placement = AX_PLACE_UNKNOWN;
+    snprintf(r->params, sizeof r->params, "%s", c->params);
+    snprintf(r->why, sizeof r->why, "%s", c->why);
+    r->nruns = c->nruns;
+    memcpy(r->runs, c->runs, sizeof r->runs);
+    r->failed = c->failed;
+    r->skipped = c->skipped;
+    g_progress_done++;
+    if (r->failed) {
+        g_failed++;
+        progress_clear();
+        fprintf(stderr, "axon-bench: FAILED %s: %s\n", r->name, r->why);
+    }
+    if (r->nruns && !r->failed) {
+        summarize(r);
+        r->verified = true;
+        size_t nl = 0;
+        if (c->has_alt) {
+            nl += (size_t)snprintf(r->note + nl, sizeof r->note - nl, "mean %.2f us",
+                                   median_of(c->alt, c->nruns));
+        }
+        double cpu = 0;
+        for (int i = 0; i < c->nruns; i++)
+            cpu += c->cpu_pct[i];
+        if (cpu > 0) {
+            r->cpu_pct = median_of(c->cpu_pct, c->nruns);
+            nl += (size_t)snprintf(r->note + nl, sizeof r->note - nl, "%snode0 cpu %.0f%%",
+                                   nl ? "; " : "", r->cpu_pct);
+        }
+        const result_t *l = c->limit[0] ? find_result(c->limit) : NULL;
+        if (l && l->median > 0 && !l->failed) {
+            snprintf(r->limit_text, sizeof r->limit_text, "%s", c->limit);
+            r->limit_rate = l->median;
+            /* %limit: speed as a share of the limit's (for a latency, limit / ours) */
+            r->pct = r->lower_better ? 100.0 * l->median / r->median
+                                     : 100.0 * r->median / l->median;
+            if (nl < sizeof r->note)
+                nl += (size_t)snprintf(r->note + nl, sizeof r->note - nl, "%s%s x%.2f",
+                                       nl ? "; " : "", r->lower_better ? "rtt" : "rate",
+                                       r->median / l->median);
+        }
+        const result_t *p = c->peer[0] ? find_result(c->peer) : NULL;
+        if (p && p->median > 0 && !p->failed) {
+            double mine = c->has_alt ? median_of(c->alt, c->nruns) : r->median;
+            snprintf(r->peer, sizeof r->peer, "%s", c->peer);
+            r->peer_value = p->median;
+            r->x_peer = r->lower_better ? p->median / mine : mine / p->median;
+            if (nl < sizeof r->note)
+                snprintf(r->note + nl, sizeof r->note - nl, "%s%.1fx erlang%s",
+                         nl ? "; " : "", r->x_peer, c->has_alt ? " (means)" : "");
+        }
+    }
+    print_row(r);
+}
+
+static void cluster_progress(const char *what, int rep, int reps) { progress(what, rep, reps); }
+
+static void run_cluster(int reps)
+{
+    printf("\ncluster mode: axon nodes forked on this machine, one worker each; the limit "
+           "(ucx_perftest, same UCX_TLS) and the peer (Erlang distribution) run in this "
+           "process's session, just before\n");
+    fflush(stdout);
+    bench_cl_opts_t o = {
+        .cfg = &g_cfg,
+        .reps = (uint32_t)reps,
+        .timeout_s = (uint32_t)g_cp[C_TIMEOUT],
+        .nodes_max = (uint32_t)g_cp[C_NODES_MAX],
+        .pp_n = g_cp[C_PP_N],
+        .ow_n = g_cp[C_OW_N],
+        .window = g_cp[C_WINDOW],
+        .big_pings = g_cp[C_BIG_PINGS],
+        .mesh_n = g_cp[C_MESH_N],
+        .erl_pp_n = g_cp[C_ERL_PP_N],
+        .erl_ow_n = g_cp[C_ERL_OW_N],
+        .big_actors = (uint32_t)g_cp[C_BIG_ACTORS],
+        .mesh_actors = (uint32_t)g_cp[C_MESH_ACTORS],
+        .ucx = g_cp[C_UCX] != 0,
+        .erlang = g_cp[C_ERLANG] != 0,
+        .wakeup = g_cp[C_WAKEUP] != 0,
+        .tcp = g_cp[C_TCP] != 0,
+        .multi = g_cp[C_MULTI] != 0,
+        .interrupted = &g_interrupted,
+        .progress = cluster_progress,
+        .emit = cluster_emit,
+    };
+    bench_cluster_run(&o);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -1504,13 +1680,14 @@ int main(int argc, char **argv)
         {"repeat", required_argument, 0, 'r'},  {"json", required_argument, 0, 'j'},
         {"csv", required_argument, 0, 'C'},     {"plot", required_argument, 0, 'p'},
         {"list", no_argument, 0, 'l'},          {"param", required_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},          {"cluster", required_argument, 0, 'N'},
+        {0, 0, 0, 0},
     };
     bool list = false;
     int c;
     uint64_t v;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "w:c:o:qr:j:C:p:lP:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "w:c:o:qr:j:C:p:lP:hN:", lo, NULL)) != -1) {
         switch (c) {
         case 'w':
             if (parse_u64(optarg, &v) < 0 || v == 0 || v > 4096)
@@ -1531,6 +1708,11 @@ int main(int argc, char **argv)
         case 'l': list = true; break;
         case 'P': add_override(optarg); break;
         case 'h': usage(stdout); return 0;
+        case 'N':
+            if (parse_u64(optarg, &v) < 0 || v < 2 || v > 8)
+                die_usage("--cluster %s: expected a node count from 2 to 8", optarg);
+            g_opt.cluster = (uint32_t)v;
+            break;
         default:
             if (optopt)
                 die_usage("option -%c: unknown, or its value is missing", optopt);
@@ -1539,6 +1721,8 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         die_usage("unexpected argument '%s'", argv[optind]);
+    if (g_opt.cluster && !g_opt.only)
+        g_opt.only = (char *)"cluster";
     check_overrides();
     check_only();
     if (list) {
@@ -1557,6 +1741,9 @@ int main(int argc, char **argv)
     resolve_params(g_bench_params, NULL, "bench", g_gp);
     resolve_params(g_limit_params, NULL, "limits", g_lp);
     resolve_params(g_scaling_params, NULL, "scaling", g_sp);
+    resolve_params(g_cluster_params, NULL, "cluster", g_cp);
+    if (g_opt.cluster)
+        g_cp[C_NODES_MAX] = g_opt.cluster;
     read_machine();
     load_config();
     g_opt.tty = isatty(2);
@@ -1603,10 +1790,18 @@ int main(int argc, char **argv)
     if (!limits_only && only_selected("scaling", NULL))
         g_progress_total += NSWEEP_WLS * nsweep * reps;
 
-    if (!g_gp[G_LIMITS])
+    /* the cluster mode: only when asked for (it forks nodes, needs ucx-utils
+     * and erlang-base for its references, and takes minutes) */
+    bool cluster = g_opt.only && only_selected("cluster", NULL);
+    bool cluster_only = cluster && !strchr(g_opt.only, ',');
+    if (cluster)
+        g_progress_total += 20; /* its results, limits and peers included */
+    if (!g_gp[G_LIMITS] || cluster_only)
         g_progress_total -= reps;
     print_header();
-    if (g_gp[G_LIMITS]) {
+    if (cluster_only) {
+        printf("(machine limits not run: the cluster mode measures its own, ucx_perftest)\n");
+    } else if (g_gp[G_LIMITS]) {
         run_limits(reps);
         for (size_t i = 0; i < g_nres; i++)
             print_row(&g_res[i]);
@@ -1634,6 +1829,8 @@ int main(int argc, char **argv)
         }
         g_sweep_base = 0;
     }
+    if (cluster && !g_interrupted)
+        run_cluster(reps);
     int rc = finish(g_interrupted != 0);
     ax_plan_destroy(g_plan);
     free(g_res);
