@@ -230,33 +230,58 @@ static bool slot_is_reserved(ax_worker_t *w, uint32_t slot, uint32_t gen)
 
 /* ---- actor blocks ---------------------------------------------------------------------- */
 
-static ax_actor_t *actor_alloc(ax_worker_t *w, size_t state_size)
+__attribute__((noinline, cold)) static ax_actor_t *actor_alloc_large(ax_worker_t *w, size_t bytes)
+{
+    int node = w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1;
+    ax_actor_t *a = ax_large_alloc(node, bytes);
+    if (a) {
+        memset(a, 0, bytes);
+        a->flags = AX_ACTOR_LARGE;
+    }
+    return a;
+}
+
+/* A zeroed actor block (header fields the caller sets are left to it:
+ * fn, fini, slot).  Inline in the spawn, and the state is zeroed with
+ * stores of 16 bytes, not a memset call: an arena block is a class size,
+ * a multiple of 16 at least sizeof(ax_actor_t) + state_size rounded up to
+ * 16, so the rounded-up state fits (and ASan unpoisoned the whole class). */
+static inline ax_actor_t *actor_alloc(ax_worker_t *w, size_t state_size)
 {
     size_t bytes = sizeof(ax_actor_t) + state_size;
     ax_actor_t *a;
-    uint32_t flags = 0;
-    if (bytes <= AX_ARENA_MAX_CLASS) {
-        a = ax_arena_alloc(w->arena, bytes);
+    if (__builtin_expect(bytes > AX_ARENA_MAX_CLASS, 0)) {
+        a = actor_alloc_large(w, bytes);
     } else {
-        int node = w->eng->plan->pinned ? (int)w->eng->plan->workers[w->id].numa : -1;
-        a = ax_large_alloc(node, bytes);
-        flags = AX_ACTOR_LARGE;
+        a = ax_arena_alloc(w->arena, bytes);
+        if (!a)
+            return NULL;
+        a->flags = 0;
+        unsigned char *p = a->state, *end = p + ((state_size + 15) & ~(size_t)15);
+        for (; p < end; p += 16) {
+            __builtin_memset(p, 0, 16);
+            /* opaque p: gcc would turn the loop back into a memset call */
+            __asm__("" : "+r"(p));
+        }
     }
     if (!a)
         return NULL;
-    memset(a, 0, bytes);
-    a->flags = flags;
+    a->sp = NULL;
+    a->recs = NULL;
+    a->pad_ = 0;
     a->state_size = (uint32_t)state_size;
     return a;
 }
 
-void ax__actor_free(ax_worker_t *w, ax_actor_t *a)
+static inline void actor_free(ax_worker_t *w, ax_actor_t *a)
 {
-    if (a->flags & AX_ACTOR_LARGE)
+    if (__builtin_expect((a->flags & AX_ACTOR_LARGE) != 0, 0))
         ax_large_free(a, sizeof(ax_actor_t) + a->state_size);
     else
         ax_arena_free(w->arena, a);
 }
+
+void ax__actor_free(ax_worker_t *w, ax_actor_t *a) { actor_free(w, a); }
 
 /* Run fn-like hook as actor a (init/fini), saving the running context
  * (including a stop reason the running actor has set: a nested init that
@@ -308,7 +333,7 @@ void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
     AX_TRACE_STOP(w->id, ax__ref_make(w->home, w->id, w->table[slot].gen, slot));
     AX_STAT_INC(w->st.stopped); /* owner-only: no locked add */
     slot_free(w, slot);
-    ax__actor_free(w, a);
+    actor_free(w, a);
 }
 
 /* Stop a with a reason: fini (told why), then, only if a has records or a

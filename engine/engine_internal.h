@@ -151,6 +151,16 @@ static inline ax_msg_t *ax__lq_push(ax_worker_t *w)
 
 static inline uint32_t ax__lq_count(const ax_worker_t *w) { return w->lq_tail - w->lq_head; }
 
+/* Give back the message the fast path charged to a lease (owner-only,
+ * relaxed for stats readers): no slot was found, the slow path charges
+ * again.  Out of line: it must not cost the fast path a register. */
+__attribute__((noinline, cold)) static void ax__sp_untake_fast(ax_sp_local_t *sp)
+{
+    atomic_store_explicit(&sp->left[AX_RES_MSGS],
+                          atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 /* Inlined into every send: the per-call overhead was a third of the send.
  * Sponsors: an actor under the root sponsor pays the a->sp test; one under
  * a bounded sponsor a test and a decrement of its worker's lease (the slow
@@ -166,33 +176,40 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worke
     /* send_nw: nworkers, 0 once closing (shutdown): one test for both. */
     if (__builtin_expect(d >= w->send_nw, 0))
         return NULL;
-    if (__builtin_expect(sp != NULL, 0) &&
-        !atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed))
-        return NULL; /* lease empty: the slow path refills or refuses */
+    /* The lease is charged here, before the slot is found, and given back
+     * if none is (ax__sp_untake_fast, cold), so that no register holds the
+     * sponsor across the rest: the fast path then needs no stack frame. */
+    if (__builtin_expect(sp != NULL, 0)) {
+        uint64_t left = atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed);
+        if (!left)
+            return NULL; /* lease empty: the slow path refills or refuses */
+        /* owner-only lease, relaxed for stats readers */
+        atomic_store_explicit(&sp->left[AX_RES_MSGS], left - 1, memory_order_relaxed);
+    }
     if (d == w->id) {
         uint32_t tail = w->lq_tail;
         if (__builtin_expect(tail - w->lq_head > w->lq_mask, 0))
-            return NULL; /* full: the slow path grows it */
+            goto none; /* full: the slow path grows it */
         m = &w->lq[tail & w->lq_mask];
         w->lq_tail = tail + 1;
     } else {
         if (__builtin_expect(w->ovf[d].count != 0, 0) ||
             __builtin_expect(!ax_ring_try_reserve(w->out[d], &m, stamp), 0))
-            return NULL;
+            goto none;
         if (!w->is_dirty[d]) {
             w->is_dirty[d] = 1;
             w->dirty[w->ndirty++] = d;
         }
         w->sent_remote++; /* into st.msgs_sent_remote at the flush */
     }
-    if (__builtin_expect(sp != NULL, 0)) /* owner-only lease, relaxed for stats readers */
-        atomic_store_explicit(&sp->left[AX_RES_MSGS],
-                              atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed) - 1,
-                              memory_order_relaxed);
     m->to = to;
     m->from = w->head.self;
     w->sent++;
     return m;
+none:
+    if (__builtin_expect(w->cur != NULL && w->cur->sp != NULL, 0))
+        ax__sp_untake_fast(w->cur->sp);
+    return NULL;
 }
 
 /* Every case, including errors (cold).  The caller fills the slot and
@@ -312,10 +329,15 @@ run:
         AX_TRACE_DISPATCH_END(w->id, to);
     if (__builtin_expect((m->flags & AX_MSG_F_BLOB) != 0, 0))
         ax__blob_release(w, m);
-    /* Stop and unstash share one test (request.c). */
-    if (__builtin_expect((a->flags & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH)) != 0, 0)) {
+    /* Stop and unstash share one test (request.c); a plain stop goes
+     * straight to ax__actor_stop. */
+    uint32_t af = a->flags;
+    if (__builtin_expect((af & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH)) != 0, 0)) {
         ax__run_clear(w);
-        ax__actor_after(w, a, to);
+        if (af & AX_ACTOR_UNSTASH)
+            ax__actor_after(w, a, to);
+        else
+            ax__actor_stop(w, a);
     }
     return;
 check: /* I/O completions (types at and above AX_TYPE_IO) run like user messages */

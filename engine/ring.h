@@ -51,7 +51,12 @@ typedef struct ax_ring {
     alignas(AX_CACHELINE) uint32_t p_tail; /* next slot to write */
     uint32_t p_head_seen;                  /* producer's copy of head */
     uint32_t p_mask;
-    uint32_t p_shift;
+    /* The stamp of p_tail's lap, (p_tail >> log2(capacity)) + 1, kept up
+     * to date at each wrap: the send needs no variable shift (and no
+     * register for one).  Equal to the consumer's mod 256 also when the
+     * indices wrap at 2^32, since 2^32 / capacity laps is a multiple of
+     * 256 for any capacity up to 2^24. */
+    uint32_t p_stamp;
     ax_msg_t *p_slots;
 
     /* consumer's doorbell line, read by the producer (only with
@@ -66,6 +71,11 @@ typedef struct ax_ring {
 _Static_assert(sizeof(ax_ring_t) == 3 * AX_CACHELINE,
                "ring control is three lines: consumer, producer, doorbell state");
 
+static inline uint8_t ax__ring_stamp(uint32_t index, uint32_t shift)
+{
+    return (uint8_t)((index >> shift) + 1u);
+}
+
 static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity)
 {
     uint32_t shift = (uint32_t)__builtin_ctz(capacity);
@@ -73,13 +83,9 @@ static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity
     atomic_init(&r->asleep, 1); /* not polled until its first bell */
     r->c_head = r->p_tail = r->p_head_seen = 0;
     r->c_mask = r->p_mask = capacity - 1;
-    r->c_shift = r->p_shift = shift;
+    r->c_shift = shift;
+    r->p_stamp = ax__ring_stamp(0, shift);
     r->c_slots = r->p_slots = slots;
-}
-
-static inline uint8_t ax__ring_stamp(uint32_t index, uint32_t shift)
-{
-    return (uint8_t)((index >> shift) + 1u);
 }
 
 /* Producer: false when the ring is full; else *m is the slot to fill and
@@ -95,9 +101,12 @@ static inline bool ax_ring_try_reserve(ax_ring_t *r, ax_msg_t **m, uint8_t *stam
         if (tail - r->p_head_seen > r->p_mask)
             return false;
     }
-    *stamp = ax__ring_stamp(tail, r->p_shift);
-    *m = &r->p_slots[tail & r->p_mask];
+    uint32_t i = tail & r->p_mask;
+    *stamp = (uint8_t)r->p_stamp;
+    *m = &r->p_slots[i];
     r->p_tail = tail + 1;
+    if (__builtin_expect(i == r->p_mask, 0)) /* the next slot starts a lap */
+        r->p_stamp++;
     return true;
 }
 

@@ -862,6 +862,32 @@ static void sponsor_message_budget_answers_edquot_and_counts(void **s)
     ax_sponsor_destroy(sp);
 }
 
+/* The send's fast path charges the lease before it looks for a slot and
+ * gives the charge back when it finds none (issue 14: here the local FIFO
+ * is full at 64 and grows in the slow path, which charges again).  A lost
+ * give-back would let fewer than the budget's 100 sends through. */
+static void sponsor_message_budget_is_exact_when_the_fifo_grows(void **s)
+{
+    (void)s;
+    g_test = __func__;
+    reset();
+    ax_engine_t *e = make(2, 0);
+    ax_sponsor_t *sp = sponsor(e, AX_RES_MSGS, 100, AX_SPONSOR_FAIL_CALL);
+    assert_int_equal(ax_engine_start(e), 0);
+    ax_ref_t a = spawn_on(e, 0, 0, sp);
+    g_sh.spawned_ref = spawn_on(e, 0, 0, NULL); /* same worker: through the local FIFO */
+    assert_int_equal(call(e, a, C_SEND_N, 120), 0);
+    assert_int_equal(atomic_load(&g_sh.ok_sends), 100);
+    assert_int_equal(atomic_load(&g_sh.edquot), 20);
+    assert_int_equal(atomic_load(&g_sh.other_err), 0);
+    ax_sponsor_stats_t ss;
+    assert_int_equal(ax_sponsor_stats(sp, &ss), 0);
+    assert_int_equal(ss.used[AX_RES_MSGS], 100);
+    assert_int_equal(ss.quota_failures, 20);
+    finish(e, NULL);
+    ax_sponsor_destroy(sp);
+}
+
 static void sponsor_fail_actor_policy_stops_the_actor_with_reason_quota(void **s)
 {
     (void)s;
@@ -1195,6 +1221,7 @@ int main(void)
         T(restart_in_place_can_count_and_drop_queued_messages),
         T(stale_refs_after_a_plain_stop_or_a_release_are_dead_letters),
         T(sponsor_message_budget_answers_edquot_and_counts),
+        T(sponsor_message_budget_is_exact_when_the_fifo_grows),
         T(sponsor_fail_actor_policy_stops_the_actor_with_reason_quota),
         T(sponsor_spawn_budget_is_inherited_by_children),
         T(sponsor_byte_budget_refuses_blobs),
