@@ -8,7 +8,8 @@
  * repeat of every workload and writes one line per repeat into a pipe the
  * harness reads; the other nodes serve until node 0 registers "end".  Each
  * node runs one worker, pinned to a CPU of its own when the process may use
- * as many CPUs as there are nodes (then the workers spin), else unpinned.
+ * as many CPUs as there are nodes (then the workers spin), else unpinned
+ * (then they park at once: scheduler.spin_us = -1).
  *
  * Workloads (every actor checks what it receives; a mismatch fails the run):
  *   pingpong  node 0's actor and node 1's bounce one message; per round
@@ -896,6 +897,12 @@ static void job_base(const bench_cl_opts_t *op, cl_job_t *j, uint32_t nodes)
     j->pin = nc >= (int)nodes;
     for (uint32_t i = 0; i < nodes && j->pin; i++)
         j->cpus[i] = cpus[i];
+    /* More nodes than CPUs: an idle worker's spin (scheduler.spin_us)
+     * takes the CPU a node with work is waiting for.  Measured quiet, 4
+     * nodes on 2 vCPUs: big/4n 290 k msgs/s spinning, 964 k never spinning
+     * (docs/benchmarks.md, "Cluster").  So unpinned nodes park at once. */
+    if (!j->pin)
+        j->spin_us = -1;
 }
 
 static const char *progress_name(uint32_t p)
