@@ -1285,7 +1285,8 @@ static void dead_letter(ax_worker_t *w, const ax_msg_t *m)
     ax__dead_letter(w, m);
 }
 
-/* Count, hook, answer a request with -ESRCH, free: also for stashed
+/* Count, hook, answer a request with -ESRCH (a monitor or link with DOWN
+ * or EXIT), free: also for stashed
  * messages of a stopping actor (request.c), which no drain loop counted. */
 void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m)
 {
@@ -1294,6 +1295,8 @@ void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m)
         w->eng->dl_fn(w->eng->dl_user, m);
     if (__builtin_expect((m->flags & AX_MSG_F_REQUEST) != 0, 0))
         ax__request_undeliverable(w, m, -ESRCH);
+    else if (m->type == AX_SYS_MONITOR || m->type == AX_SYS_LINK)
+        ax__fault_dead_request(w, m); /* the watcher hears DOWN, the linker EXIT */
     free_payload(w, m);
 }
 

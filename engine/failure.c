@@ -954,6 +954,14 @@ static void deliver(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m, uint32_t type)
         ax__actor_after(w, a, m->to);
 }
 
+void ax__fault_dead_request(ax_worker_t *w, const ax_msg_t *m)
+{
+    if (m->type == AX_SYS_MONITOR)
+        notify(w, m->to, m->from, AX_SYS_DOWN, m->payload.u64[0], &reason_no_actor);
+    else if (m->type == AX_SYS_LINK)
+        notify(w, m->to, m->from, AX_SYS_EXIT, 0, &reason_no_actor);
+}
+
 void ax__fault_dispatch(ax_worker_t *w, ax_msg_t *m)
 {
     if (m->type == AX_SYS_REVOKE) {

@@ -164,6 +164,11 @@ void ax__fault_discard(ax_worker_t *w, ax_actor_t *a);
 /* Free the payload of a failure-range system message that will not be
  * handled (shutdown, dead letter): drops the sponsor reference of a revoke. */
 void ax__fault_free_payload(ax_worker_t *w, const ax_msg_t *m);
+/* A MONITOR or LINK that became a dead letter (its target's reference is
+ * stale, forged, or of another incarnation of a node): answer the watcher
+ * with DOWN, the linker with EXIT, both AX_REASON_NO_ACTOR, as a target
+ * that is gone would.  Any other type: nothing. */
+void ax__fault_dead_request(ax_worker_t *w, const ax_msg_t *m);
 
 /* Internal stop with a reason; final: do not go dormant. */
 void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why, bool final);

@@ -69,7 +69,7 @@ static uint32_t g_progress = AX_CLUSTER_PROGRESS_AUTO;
 static ax_ref_t g_all[MAXA]; /* every actor of every node, by global index: published before START */
 static uint32_t g_total;
 static ax_engine_t *g_eng;
-static _Atomic uint64_t g_errors, g_received, g_downs, g_blobs_ok;
+static _Atomic uint64_t g_errors, g_received, g_downs, g_blobs_ok, g_stale_downs;
 static _Atomic uint32_t g_lookups_ok;
 static _Atomic uint64_t g_from_victim;
 static _Atomic uint32_t g_spawn_ok, g_spawn_enoent; /* remote spawn by behaviour name */ /* kill/stop: messages from node 1 (not counted) */
@@ -617,11 +617,14 @@ static void on_prober(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
             ERR("ax_monitor of node 1's v1 failed");
         if (ax_send_u64(ctx, m->payload.u64[0], T_PING, 0) != 0)
             ERR("ping of node 1's v1 refused");
-    } else if (m->type == T_AGAIN) { /* u64[0] old v1, u64[1] new v1: ping both */
+    } else if (m->type == T_AGAIN) { /* u64[0] old v1, u64[1] new v1: ping both, watch the old */
         int rc0 = ax_send_u64(ctx, m->payload.u64[0], T_PING, 0);
         int rc1 = ax_send_u64(ctx, m->payload.u64[1], T_PING, 0);
         if (rc0 || rc1)
             ERR("ping after the rejoin: old reference %d, new %d (expected 0 and 0)", rc0, rc1);
+        uint64_t id;
+        if (ax_monitor(ctx, m->payload.u64[0], &id) != 0) /* its node is up: a stale ref */
+            ERR("ax_monitor of the old v1 after the rejoin failed");
     } else if (m->type == T_PONG) {
         uint64_t life;
         memcpy(&life, m->payload.data, 8);
@@ -631,7 +634,10 @@ static void on_prober(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
             atomic_fetch_add(&g_pongs[life], 1);
     } else if (m->type == AX_TYPE_DOWN) {
         ax_down_t d;
-        if (ax_down_decode(m, &d) == 0) {
+        if (ax_down_decode(m, &d) == 0 && d.reason.kind == AX_REASON_NO_ACTOR &&
+            d.target == g_old_ref) {
+            atomic_fetch_add(&g_stale_downs, 1); /* the monitor set after the rejoin */
+        } else if (ax_down_decode(m, &d) == 0) {
             if (d.reason.kind != AX_REASON_UNREACHABLE || d.target != g_old_ref)
                 ERR("DOWN for %#llx with reason kind %u, expected node 1's old v1, unreachable",
                     (unsigned long long)d.target, d.reason.kind);
@@ -702,8 +708,10 @@ static int rejoin_survivor(FILE *addr_out)
     ax_cluster_get_stats(e, &cs0);
     uint64_t both[2] = { old, neu };
     ax_engine_send(e, prober, T_AGAIN, both, sizeof both);
-    WAIT_FOR(atomic_load(&g_pongs[2]) == 1 && atomic_load(&g_stale_hooked) == 1,
-             "the new v1's answer and the old one's dead letter");
+    WAIT_FOR(atomic_load(&g_pongs[2]) == 1 && atomic_load(&g_stale_hooked) == 1 &&
+                 atomic_load(&g_stale_downs) == 1,
+             "the new v1's answer, the old one's dead letter and DOWN (no actor) for a "
+             "monitor of the old one");
     usleep(200000); /* nothing more may come */
     ax_cluster_get_stats(e, &cs1);
     printf("node 0: rejoin: joins %llu downs %llu refused_incarnation %llu; the ping to the old "
@@ -714,11 +722,12 @@ static int rejoin_survivor(FILE *addr_out)
            (unsigned long long)atomic_load(&g_stale_hooked),
            (unsigned long long)atomic_load(&g_pongs[1]),
            (unsigned long long)atomic_load(&g_pongs[2]));
-    if (cs1.dead_stale - cs0.dead_stale != 1)
-        ERR("dead_stale grew by %llu for one send to a stale reference",
+    if (cs1.dead_stale - cs0.dead_stale != 2)
+        ERR("dead_stale grew by %llu for one send and one monitor to a stale reference",
             (unsigned long long)(cs1.dead_stale - cs0.dead_stale));
     if (atomic_load(&g_pongs[1]) != 1 || atomic_load(&g_pongs[2]) != 1 ||
-        atomic_load(&g_stale_hooked) != 1 || atomic_load(&g_downs) != 1)
+        atomic_load(&g_stale_hooked) != 1 || atomic_load(&g_downs) != 1 ||
+        atomic_load(&g_stale_downs) != 1)
         ERR("a stale message was delivered, or an answer or DOWN came twice");
     if (cs1.refused_incarnation || cs1.node_downs != 1 || cs1.joins != 2)
         ERR("membership: refused_incarnation %llu, downs %llu, joins %llu (expected 0, 1, 2)",
