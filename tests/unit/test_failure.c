@@ -831,32 +831,45 @@ static ax_sponsor_t *sponsor(ax_engine_t *e, uint32_t res, uint64_t limit, uint3
     return sp;
 }
 
-static void sponsor_message_budget_answers_edquot_and_counts(void **s)
+/* A sponsored actor on worker 0 sends `per_call` messages in each of
+ * `calls` commands to an actor on worker `to` under a 100-message budget
+ * (fail-call policy): exactly 100 go, the rest answer -EDQUOT and are
+ * counted, and the actor stays alive.  The engine is left running. */
+static ax_engine_t *budget_run(ax_sponsor_t **psp, uint32_t to, uint32_t calls, uint64_t per_call)
 {
-    (void)s;
-    g_test = __func__;
     reset();
     ax_engine_t *e = make(2, 0);
-    ax_sponsor_t *sp = sponsor(e, AX_RES_MSGS, 100, AX_SPONSOR_FAIL_CALL);
+    ax_sponsor_t *sp = *psp = sponsor(e, AX_RES_MSGS, 100, AX_SPONSOR_FAIL_CALL);
     assert_int_equal(ax_engine_start(e), 0);
     ax_ref_t a = spawn_on(e, 0, 0, sp);
-    g_sh.spawned_ref = spawn_on(e, 1, 0, NULL);
-    assert_int_equal(call(e, a, C_SEND_N, 60), 0);
-    assert_int_equal(call(e, a, C_SEND_N, 60), 0);
+    g_sh.spawned_ref = spawn_on(e, to, 0, NULL);
+    for (uint32_t i = 0; i < calls; i++)
+        assert_int_equal(call(e, a, C_SEND_N, per_call), 0);
+    uint64_t over = calls * per_call - 100;
     assert_int_equal(atomic_load(&g_sh.ok_sends), 100);
-    assert_int_equal(atomic_load(&g_sh.edquot), 20);
+    assert_int_equal(atomic_load(&g_sh.edquot), over);
     assert_int_equal(atomic_load(&g_sh.other_err), 0);
     ax_sponsor_stats_t ss;
     assert_int_equal(ax_sponsor_stats(sp, &ss), 0);
     assert_int_equal(ss.used[AX_RES_MSGS], 100);
     assert_int_equal(ss.limit[AX_RES_MSGS], 100);
-    assert_int_equal(ss.quota_failures, 20);
+    assert_int_equal(ss.quota_failures, over);
     assert_int_equal(ss.actors_live, 1);
     cmd(e, a, C_NOP, 0); /* the policy was fail-call: still alive */
     WAIT_FOR(g_sh.nops, 1);
+    return e;
+}
+
+static void sponsor_message_budget_answers_edquot_and_counts(void **s)
+{
+    (void)s;
+    g_test = __func__;
+    ax_sponsor_t *sp;
+    ax_engine_t *e = budget_run(&sp, 1, 2, 60); /* to the other worker, through its ring */
     ax_worker_stats_t st;
     finish(e, &st);
     assert_int_equal(st.quota_failures, 20);
+    ax_sponsor_stats_t ss;
     assert_int_equal(ax_sponsor_stats(sp, &ss), 0);
     assert_int_equal(ss.actors_live, 0);
     ax_sponsor_destroy(sp);
@@ -870,20 +883,8 @@ static void sponsor_message_budget_is_exact_when_the_fifo_grows(void **s)
 {
     (void)s;
     g_test = __func__;
-    reset();
-    ax_engine_t *e = make(2, 0);
-    ax_sponsor_t *sp = sponsor(e, AX_RES_MSGS, 100, AX_SPONSOR_FAIL_CALL);
-    assert_int_equal(ax_engine_start(e), 0);
-    ax_ref_t a = spawn_on(e, 0, 0, sp);
-    g_sh.spawned_ref = spawn_on(e, 0, 0, NULL); /* same worker: through the local FIFO */
-    assert_int_equal(call(e, a, C_SEND_N, 120), 0);
-    assert_int_equal(atomic_load(&g_sh.ok_sends), 100);
-    assert_int_equal(atomic_load(&g_sh.edquot), 20);
-    assert_int_equal(atomic_load(&g_sh.other_err), 0);
-    ax_sponsor_stats_t ss;
-    assert_int_equal(ax_sponsor_stats(sp, &ss), 0);
-    assert_int_equal(ss.used[AX_RES_MSGS], 100);
-    assert_int_equal(ss.quota_failures, 20);
+    ax_sponsor_t *sp;
+    ax_engine_t *e = budget_run(&sp, 0, 1, 120); /* same worker: through the local FIFO */
     finish(e, NULL);
     ax_sponsor_destroy(sp);
 }
