@@ -50,7 +50,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
-#include "seed_pipe.h"
+#include "cluster_test.h"
 #include "axon/cluster.h"
 #include "axon/failure.h"
 #ifdef AXON_HAVE_MPI
@@ -80,20 +80,7 @@ static bool g_garbage; /* the launcher sends garbage to node 0's listener first 
 static const char *g_state_file = ""; /* rejoin: node 1's cluster.state_file */
 static int g_ready_fd = -1; /* node 1 (kill/stop): tells the launcher traffic runs */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
-#define ERR(...) \
-    do { \
-        fprintf(stderr, "node %u: ", g_node); \
-        fprintf(stderr, __VA_ARGS__); \
-        fprintf(stderr, "\n"); \
-        atomic_fetch_add(&g_errors, 1); \
-    } while (0)
 
 static uint32_t gidx(uint32_t node, uint32_t local) { return node * g_workers * g_actors + local; }
 static bool victim_scenario(void) { return !strcmp(g_scenario, "kill") || !strcmp(g_scenario, "stop"); }

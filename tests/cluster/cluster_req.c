@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
-#include "seed_pipe.h"
+#include "cluster_test.h"
 #include "axon/cluster.h"
 #include "axon/failure.h"
 #include "axon/request.h"
@@ -82,20 +82,7 @@ static res_t g_res[NREQ];
 static _Atomic uint64_t g_ctr_recv = UINT64_MAX, g_ctr_errs, g_sink_recv = UINT64_MAX;
 static _Atomic int g_sp_ok, g_sp_quota, g_sp_other, g_sp_unreach, g_sp_done;
 
-#define ERR(...) \
-    do { \
-        fprintf(stderr, "node %u: ", g_node); \
-        fprintf(stderr, __VA_ARGS__); \
-        fprintf(stderr, "\n"); \
-        atomic_fetch_add(&g_errors, 1); \
-    } while (0)
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint8_t pat(size_t size, size_t i) { return (uint8_t)(size * 3u + i * 7u); }
 
