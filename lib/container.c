@@ -66,14 +66,7 @@ static char tsan_grace_token;
 /* AddressSanitizer: a recycled node waits on a free list, poisoned, so a
  * reader that kept a pointer past its section is reported as it would be
  * after free(). */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include "poison.h"
 
 static void retire_flush(void);
 static bool retire_due(void);

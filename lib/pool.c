@@ -55,14 +55,7 @@
 #include "axon/pool.h"
 #include "axon/watchdog.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include "poison.h"
 
 #define CACHELINE 64
 #define MSG_RUN 1u  /* payload: one slot index (a submitter on another worker, or outside) */

@@ -408,12 +408,7 @@ static int mesh(FILE *addr_out)
         fprintf(stderr, "start: %s\n", ax_engine_last_error());
         return 1;
     }
-    if (addr_out) {
-        char a[64];
-        ax_cluster_listen_address(e, a, sizeof a);
-        fprintf(addr_out, "%s\n", a);
-        fclose(addr_out);
-    }
+    seed_write(e, addr_out);
     double t0 = now_s();
     if (ax_cluster_wait_nodes(e, g_nodes - 1, g_seconds * 1000u) != 0) {
         fprintf(stderr, "node %u: only %llu of %u other nodes up after %u s\n", g_node,
@@ -666,10 +661,7 @@ static int rejoin_survivor(FILE *addr_out)
     ax_engine_set_dead_letter_hook(e, on_dead, NULL);
     if (ax_engine_start(e))
         return 1;
-    char a[64];
-    ax_cluster_listen_address(e, a, sizeof a);
-    fprintf(addr_out, "%s\n", a);
-    fclose(addr_out);
+    seed_write(e, addr_out);
     double t0 = now_s();
     ax_cluster_stats_t cs0, cs1;
     ax_ref_t old = wait_name("v1", AX_REF_NONE, t0), neu = AX_REF_NONE;
@@ -841,12 +833,7 @@ static int refuse(bool is_seed, FILE *addr_out)
     ax_engine_t *e = g_eng;
     if (ax_engine_start(e))
         return 1;
-    if (addr_out) {
-        char a[64];
-        ax_cluster_listen_address(e, a, sizeof a);
-        fprintf(addr_out, "%s\n", a);
-        fclose(addr_out);
-    }
+    seed_write(e, addr_out);
     double t0 = now_s();
     int rc = 1;
     while (now_s() - t0 < 10) {

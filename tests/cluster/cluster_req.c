@@ -453,10 +453,7 @@ static int node0(FILE *addr_out)
         fprintf(stderr, "node 0: start: %s\n", ax_engine_last_error());
         return 1;
     }
-    char a[64];
-    ax_cluster_listen_address(g_eng, a, sizeof a);
-    fprintf(addr_out, "%s\n", a);
-    fclose(addr_out);
+    seed_write(g_eng, addr_out);
     double t0 = now_s();
     if (ax_cluster_wait_nodes(g_eng, 1, g_seconds * 1000u) != 0) {
         fprintf(stderr, "node 0: node 1 not up after %u s\n", g_seconds);

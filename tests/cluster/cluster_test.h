@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "axon/cluster.h"
+
 #define ERR(...) \
     do { \
         fprintf(stderr, "node %u: ", g_node); \
@@ -27,6 +29,18 @@ static inline double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Node 0's side: write its join address as one line to out (NULL: not
+ * node 0, nothing to do) and close it. */
+static void seed_write(ax_engine_t *e, FILE *out)
+{
+    if (!out)
+        return;
+    char a[64];
+    ax_cluster_listen_address(e, a, sizeof a);
+    fprintf(out, "%s\n", a);
+    fclose(out);
 }
 
 /* Read node 0's address line from rfd (closed here) into seed, without its
