@@ -207,6 +207,7 @@ typedef struct ax_clw {
     uint32_t *dirty;
     uint32_t ndirty, dirty_cap;
     uint64_t inflight;
+    uint64_t traffic, traffic_parked; /* active messages sent or received; at the last arm */
     uint32_t acks_due; /* nodes with an ack_due set (wiring answers to send) */
     ep_err_arg_t *eargs; /* endpoint error-handler arguments, freed at destroy */
     /* Endpoints of a session that is over, closed from ax__cluster_progress
@@ -218,7 +219,8 @@ typedef struct ax_clw {
     wnode_t node[AX_CTL_NODES];
     struct {
         _Atomic uint64_t msgs_sent, msgs_received, batches_sent, batches_received, bytes_sent,
-            bytes_received, reordered, dead_unreachable, dead_stale, dead_nomem, wire_errors;
+            bytes_received, reordered, dead_unreachable, dead_stale, dead_nomem, wire_errors,
+            progress_calls, progress_busy, arms, fd_wakes, yields;
     } st;
 } ax_clw_t;
 
@@ -996,6 +998,7 @@ static void am_send(ax_clw_t *cw, ucp_ep_h ep, sendreq_t *sr, size_t hlen, const
         send_done(sr, UCS_ERR_UNREACHABLE);
         return;
     }
+    cw->traffic++;
     ucs_status_ptr_t r = ucp_am_send_nbx(ep, AM_ID, &sr->hdr, hlen, data, len, &prm);
     if (r == NULL)
         send_done(sr, UCS_OK);
@@ -1086,7 +1089,7 @@ static void wire_start(ax_clw_t *cw, uint32_t n, uint64_t session)
 
 /* Send channel (n, d): batches of small messages, each large blob on its
  * own, in queue order, each with the channel's next sequence number. */
-static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
+static bool send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
 {
     ax_worker_t *w = cw->w;
     wnode_t *wn = &cw->node[n];
@@ -1099,7 +1102,7 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
         if (big) {
             sendreq_t *sr = malloc(sizeof *sr);
             if (!sr)
-                return; /* retried at the next flush (still dirty below) */
+                return false; /* retried at the next flush (marked dirty again) */
             sr->cw = cw;
             sr->node = n;
             sr->kind = KIND_BLOB;
@@ -1138,7 +1141,7 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
         }
         sendreq_t *sr = malloc(sizeof *sr + bytes);
         if (!sr)
-            return;
+            return false;
         sr->cw = cw;
         sr->node = n;
         sr->kind = KIND_BATCH;
@@ -1168,6 +1171,7 @@ static void send_channel(ax_clw_t *cw, uint32_t n, uint32_t d)
         w->handled += cnt;
         am_send(cw, ep, sr, sizeof sr->hdr, sr->data, bytes);
     }
+    return true;
 }
 
 static void wire_send(ax_clw_t *cw, uint32_t n, uint32_t d, uint32_t kind);
@@ -1191,15 +1195,18 @@ void ax__cluster_flush(ax_worker_t *w)
         ax_mq_pop(&cw->dead, w->arena);
     }
     uint32_t nd = cw->ndirty;
+    bool short_of_memory = false;
     cw->ndirty = 0;
     for (uint32_t i = 0; i < nd; i++) {
         uint32_t n = cw->dirty[i] >> 16, d = cw->dirty[i] & 0xFFFF;
-        if (cw->node[n].session && d < cw->node[n].nw)
-            send_channel(cw, n, d);
+        if (cw->node[n].session && d < cw->node[n].nw && !send_channel(cw, n, d))
+            short_of_memory = true;
     }
     /* A channel whose batch could not be allocated stays queued: mark it
-     * dirty again so the next flush retries. */
-    for (uint32_t n = 0; n < AX_CTL_NODES && nd; n++) {
+     * dirty again so the next flush retries.  Only then: the scan covers
+     * every node id (256), which cost 40% of this function when it ran at
+     * every flush (docs/cluster.md, "Oversubscribed nodes"). */
+    for (uint32_t n = 0; n < AX_CTL_NODES && short_of_memory; n++) {
         wnode_t *wn = &cw->node[n];
         for (uint32_t d = 0; wn->session && d < wn->nw; d++)
             if (wn->out[d].q.count && !wn->out[d].dirty && cw->ndirty < cw->dirty_cap) {
@@ -1403,6 +1410,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         }
         return UCS_OK;
     }
+    cw->traffic++;
     ich_t *ch = &wn->in[h.src_worker];
     if (h.seq < ch->expect)
         goto bad; /* a duplicate: UCX never sends one, so it is forged */
@@ -1513,11 +1521,21 @@ bad:
 
 /* ---- the worker loop's calls ------------------------------------------------------------------ */
 
+/* One ucp_worker_progress call, counted (progress_calls, progress_busy). */
+static unsigned cw_progress(ax_clw_t *cw)
+{
+    unsigned r = ucp_worker_progress(cw->uw);
+    AX_STAT_INC(cw->st.progress_calls);
+    if (r)
+        AX_STAT_INC(cw->st.progress_busy);
+    return r;
+}
+
 uint32_t ax__cluster_progress(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
     uint32_t n = 0;
-    for (int i = 0; i < 64 && ucp_worker_progress(cw->uw); i++)
+    for (int i = 0; i < 64 && cw_progress(cw); i++)
         n++;
     if (cw->nretired || cw->nclosing) {
         ep_close_retired(cw);
@@ -1528,6 +1546,12 @@ uint32_t ax__cluster_progress(ax_worker_t *w)
 
 ax_mq_t *ax__cluster_inq(ax_worker_t *w) { return &CW(w)->inq; }
 
+/* Active messages sent or received since the worker last armed UCP to
+ * park: the yield before parking (engine.c) is for a worker in an exchange. */
+bool ax__cluster_traffic(ax_worker_t *w) { return CW(w)->traffic != CW(w)->traffic_parked; }
+
+void ax__cluster_yielded(ax_worker_t *w) { AX_STAT_INC(CW(w)->st.yields); }
+
 bool ax__cluster_pending(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
@@ -1537,7 +1561,7 @@ bool ax__cluster_pending(ax_worker_t *w)
 bool ax__cluster_poll(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
-    return cw->inq.count || cw->ndirty || cw->dead.count || ucp_worker_progress(cw->uw);
+    return cw->inq.count || cw->ndirty || cw->dead.count || cw_progress(cw);
 }
 
 int64_t ax__cluster_park_ns(ax_worker_t *w, int64_t timeout_ns)
@@ -1551,13 +1575,16 @@ int64_t ax__cluster_park_ns(ax_worker_t *w, int64_t timeout_ns)
 bool ax__cluster_arm(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
-    if (ucp_worker_progress(cw->uw))
+    cw->traffic_parked = cw->traffic;
+    if (cw_progress(cw))
         return false;
     if (cw->cl->spin)
         return true; /* no event fd: the park's timeout polls (ax__cluster_park_ns) */
     ucs_status_t st = ucp_worker_arm(cw->uw);
     if (st == UCS_ERR_BUSY)
         return false;
+    if (st == UCS_OK)
+        AX_STAT_INC(cw->st.arms);
     if (st == UCS_OK && w->io && !cw->poll_armed) {
         struct io_uring_sqe *sqe = ax_io_get_sqe(w->io);
         if (sqe) {
@@ -1569,7 +1596,11 @@ bool ax__cluster_arm(ax_worker_t *w)
     return true;
 }
 
-void ax__cluster_efd_fired(ax_worker_t *w) { CW(w)->poll_armed = false; }
+void ax__cluster_efd_fired(ax_worker_t *w)
+{
+    CW(w)->poll_armed = false;
+    AX_STAT_INC(CW(w)->st.fd_wakes);
+}
 bool ax__cluster_efd_armed(ax_worker_t *w) { return w->cl && CW(w)->poll_armed; }
 
 /* Send a registry message to node n's worker 0 (if it is up). */
@@ -1956,6 +1987,11 @@ void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *o)
         SUM(dead_stale);
         SUM(dead_nomem);
         SUM(wire_errors);
+        SUM(progress_calls);
+        SUM(progress_busy);
+        SUM(arms);
+        SUM(fd_wakes);
+        SUM(yields);
 #undef SUM
     }
 }

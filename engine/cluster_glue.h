@@ -62,6 +62,8 @@ int ax__cluster_ext_route(struct ax_engine *eng, ax_ref_t to, uint32_t *worker);
 bool ax__cluster_arm(struct ax_ctx *w);          /* before parking: false if events wait */
 bool ax__cluster_pending(struct ax_ctx *w);      /* queued inbound or outbound work */
 bool ax__cluster_poll(struct ax_ctx *w);         /* pending, or one UCP progress found events */
+bool ax__cluster_traffic(struct ax_ctx *w);      /* remote traffic since the last park */
+void ax__cluster_yielded(struct ax_ctx *w);      /* count one yield before parking (stats) */
 /* The park's timeout: with cluster.progress = spin at most cluster.poll_us
  * (no event fd wakes the worker for remote traffic). */
 int64_t ax__cluster_park_ns(struct ax_ctx *w, int64_t timeout_ns);

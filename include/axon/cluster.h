@@ -101,6 +101,14 @@ typedef struct ax_cluster_stats {
     uint64_t dead_stale;         /* messages to a reference of another incarnation */
     uint64_t dead_nomem;         /* arrivals that found no memory for their blob */
     uint64_t wire_errors;        /* malformed or unexpected active messages dropped */
+    /* The data path's own cost, per worker loop (docs/cluster.md, "Counting
+     * the data path"): */
+    uint64_t progress_calls;     /* ucp_worker_progress calls */
+    uint64_t progress_busy;      /* of those, calls that reported work */
+    uint64_t arms;               /* parks on UCP's event fd (ucp_worker_arm succeeded) */
+    uint64_t fd_wakes;           /* UCP event-fd polls that fired (a park it ended) */
+    uint64_t yields;             /* sched_yield calls of unpinned workers before parking
+                                    (cluster.yield_us) */
 } ax_cluster_stats_t;
 /* Counters summed over workers and the control plane. [any] */
 AX_API void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *out);
