@@ -32,10 +32,15 @@ add_test(NAME cluster_garbage COMMAND cluster_node --fork 2 --garbage --actors 2
 # "Progress"): the mesh, blobs to 4 MiB (rendezvous) included, over shm.
 add_test(NAME cluster_spin_shm_2 COMMAND cluster_node --fork 2 --progress spin --actors 2 --msgs 100 --seconds 120)
 set_tests_properties(cluster_spin_shm_2 PROPERTIES ENVIRONMENT "UCX_TLS=shm")
+# Four single-worker nodes not bound to CPUs (workers.unpinned), as
+# axon-bench's big/4n runs them: the mesh (order, exactly-once, blobs to
+# 4 MiB) while idle workers yield before parking (cluster.yield_us); fails
+# if they never yield.
+add_test(NAME cluster_unpinned_4 COMMAND cluster_node --fork 4 --workers 1 --unpinned --actors 4 --msgs 200 --seconds 120)
 add_test(NAME cluster_refuse_cookie COMMAND cluster_node --fork 2 --scenario refuse --cookie1 wrong)
 add_test(NAME cluster_refuse_version COMMAND cluster_node --fork 2 --scenario refuse --wire1 99)
 set_tests_properties(cluster_standalone_3 cluster_kill9_3 cluster_rejoin_2 cluster_stopped_node_3 cluster_garbage
-                     cluster_spin_shm_2
+                     cluster_spin_shm_2 cluster_unpinned_4
                      cluster_refuse_cookie cluster_refuse_version
                      PROPERTIES LABELS cluster TIMEOUT 180)
 if(TARGET axon_cluster_mpi)

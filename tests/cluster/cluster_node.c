@@ -30,6 +30,8 @@
  * Options: --workers W (2) --actors A (4) --msgs K (200) --seconds S (60)
  *          --scenario mesh|kill|stop|refuse|rejoin  --cookie C --wire-version V (refuse)
  *          --progress auto|wakeup|spin (cluster.progress; spin keeps UCX shm)
+ *          --unpinned (workers.unpinned: the mesh also checks that idle workers
+ *          yielded before parking, cluster.yield_us)
  * Exit 0 on success; the launcher exits 0 when every node did.
  */
 #ifndef _GNU_SOURCE
@@ -53,6 +55,7 @@
 #include "cluster_test.h"
 #include "axon/cluster.h"
 #include "axon/failure.h"
+#include "axon/topology.h"
 #ifdef AXON_HAVE_MPI
 #include "axon/cluster_mpi.h"
 #endif
@@ -77,6 +80,7 @@ static double g_last_down;
 /* Shared with the launcher (MAP_SHARED before fork): when it killed node 1. */
 static _Atomic double *g_kill_ts;
 static bool g_garbage; /* the launcher sends garbage to node 0's listener first */
+static bool g_unpinned; /* workers.unpinned: the workers yield before parking (cluster.yield_us) */
 static const char *g_state_file = ""; /* rejoin: node 1's cluster.state_file */
 static int g_ready_fd = -1; /* node 1 (kill/stop): tells the launcher traffic runs */
 
@@ -359,7 +363,8 @@ static int run_node(uint32_t node, const char *listen, const char *peers, const 
     ax_config_t c;
     ax_config_init(&c);
     c.workers = g_workers;
-    c.oversubscribe = true; /* unpinned: several nodes share this machine's CPUs */
+    c.oversubscribe = true; /* more workers than CPUs allowed (then unpinned) */
+    c.unpinned = g_unpinned;
     c.arena_bytes = 64u << 20;
     c.max_actors = 4096;
     c.watchdog_ms = AX_WATCHDOG_OFF; /* the START behaviour sends thousands: not a stall */
@@ -562,6 +567,15 @@ static int mesh(FILE *addr_out)
     }
     if (cs.wire_errors)
         ERR("%llu wire errors", (unsigned long long)cs.wire_errors);
+    /* Unpinned, every worker that went idle after remote traffic yielded
+     * first (engine.c); pinned ones never yield. */
+    printf("node %u: %llu yields before parking, %llu parks on UCP's fd (%llu fired)\n", g_node,
+           (unsigned long long)cs.yields, (unsigned long long)cs.arms,
+           (unsigned long long)cs.fd_wakes);
+    if (g_unpinned && !cs.yields)
+        ERR("unpinned workers never yielded before parking (cluster.yield_us)");
+    if (!g_unpinned && ax_engine_plan(e)->pinned && cs.yields)
+        ERR("%llu yields on pinned workers", (unsigned long long)cs.yields);
     if (!kill && ws0.dead_letters)
         ERR("dead letters without a failure");
     uint64_t blobs_expect = (uint64_t)(g_nodes - 1) * NBLOB;
@@ -915,6 +929,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--cookie1")) cookie1 = v, i++;  /* node 1's cookie (refuse) */
         else if (!strcmp(a, "--wire1")) wire1 = atoi(v), i++; /* node 1's wire version (refuse) */
         else if (!strcmp(a, "--garbage")) g_garbage = true;
+        else if (!strcmp(a, "--unpinned")) g_unpinned = true;
         else if (!strcmp(a, "--node")) single = atoi(v), i++;
         else if (!strcmp(a, "--nodes")) g_nodes = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--listen")) listen = v, i++;
