@@ -779,11 +779,14 @@ static void worker_loop(ax_worker_t *w)
              * syscall, and it switches only to a task that has work.
              * docs/cluster.md, "Oversubscribed nodes". */
             uint64_t t0 = ax__now_ns();
+            int64_t limit = eng->yield_ns, due = ax__next_timeout(w);
+            if (due >= 0 && due < limit)
+                limit = due; /* quick_check does not look at timers */
             bool found;
             do {
                 sched_yield();
                 ax__cluster_yielded(w);
-            } while (!(found = quick_check(w)) && (int64_t)(ax__now_ns() - t0) < eng->yield_ns);
+            } while (!(found = quick_check(w)) && (int64_t)(ax__now_ns() - t0) < limit);
             if (found)
                 continue;
         }
