@@ -60,9 +60,9 @@ static void cb_up(void *u, uint32_t node, uint64_t session)
     (void)u, (void)node, (void)session;
     atomic_fetch_add(&g_up, 1);
 }
-static void cb_down(void *u, uint32_t node, uint64_t session, const char *why)
+static void cb_down(void *u, uint32_t node, uint64_t session, bool left, const char *why)
 {
-    (void)u, (void)session;
+    (void)u, (void)session, (void)left;
     fprintf(stderr, "node_down(%u): %s\n", node, why);
     atomic_fetch_add(&g_down, 1);
 }
