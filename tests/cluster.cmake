@@ -20,6 +20,11 @@ set_tests_properties(cluster_node PROPERTIES LABELS "cluster;unit")
 # at once must not cost a live node (no UCX: runs under ASan and TSan).
 axon_test(test_ctl_dup SOURCES cluster/test_ctl_dup.c LIBS axon_cluster LABELS cluster unit
           TIMEOUT 60)
+# A scripted node 0 joins a real node and forges records with no sender (a
+# request, MONITOR, DEMONITOR): each refused on arrival (wire_errors), never
+# delivered; then it leaves with LEAVE (a leave, not a node down).
+axon_test(test_cluster_forge SOURCES cluster/test_cluster_forge.c LIBS axon_engine PkgConfig::UCX
+          LABELS cluster unit TIMEOUT 120)
 add_test(NAME cluster_standalone_3 COMMAND cluster_node --fork 3 --workers 2 --actors 2 --msgs 100 --seconds 120)
 add_test(NAME cluster_kill9_3 COMMAND cluster_node --fork 3 --scenario kill --actors 2 --msgs 300 --seconds 120)
 # Kill -9 and restart with the same node id: a new incarnation, stale
