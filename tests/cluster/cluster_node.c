@@ -35,7 +35,7 @@
  * a leave and no node down, and take node 1 back under a new tag.
  *
  * Options: --workers W (2) --actors A (4) --msgs K (200) --seconds S (60)
- *          --scenario mesh|kill|stop|refuse|rejoin|leave  --cookie C --wire-version V (refuse)
+ *          --scenario mesh|kill|stop|refuse|rejoin|leave|joinkill  --rounds R --kill-ms M  --cookie C --wire-version V (refuse)
  *          --progress auto|wakeup|spin (cluster.progress; spin keeps UCX shm)
  * Exit 0 on success; the launcher exits 0 when every node did.
  */
@@ -905,6 +905,114 @@ static int launch_rejoin(const char *cookie)
     return bad;
 }
 
+/* ---- scenario "joinkill" ------------------------------------------------------ */
+/* Node 0 runs; node 1 (a cluster.state_file: a new tag every start) is
+ * started --rounds times and killed with SIGKILL at a random point of its
+ * join, from before its engine exists to after it is up (0 .. --kill-ms
+ * after the fork).  Node 0 must survive every kill (UCX 1.13 could abort it
+ * when wireup messages were still queued to the dead node: docs/cluster.md,
+ * Failure), end with nobody up, have taken down every start that got up
+ * (downs == joins), and stop cleanly (leak-checked under ASan). */
+static uint32_t g_rounds = 20, g_kill_ms = 400;
+
+static int joinkill_survivor(FILE *addr_out)
+{
+    ax_engine_t *e = g_eng;
+    if (ax_engine_start(e))
+        return 1;
+    seed_write(e, addr_out);
+    while (atomic_load(g_phase) != 1) /* the launcher's rounds */
+        usleep(10000);
+    double t0 = now_s();
+    ax_cluster_stats_t cs;
+    /* The last victim may still be in its heartbeat timeout. */
+    do {
+        usleep(10000);
+        ax_cluster_get_stats(e, &cs);
+    } while ((cs.nodes_up || ax_cluster_node_up(e, 1)) && now_s() - t0 < g_seconds);
+    printf("node 0: %u starts of node 1 killed while joining: joins %llu downs %llu leaves %llu "
+           "nodes up %llu refused_incarnation %llu\n", g_rounds, (unsigned long long)cs.joins,
+           (unsigned long long)cs.node_downs, (unsigned long long)cs.node_leaves,
+           (unsigned long long)cs.nodes_up, (unsigned long long)cs.refused_incarnation);
+    if (cs.nodes_up || cs.joins != cs.node_downs || cs.node_leaves)
+        ERR("after the kills: %llu nodes up, %llu joins, %llu downs, %llu leaves (expected 0 up, "
+            "as many downs as joins, no leave)", (unsigned long long)cs.nodes_up,
+            (unsigned long long)cs.joins, (unsigned long long)cs.node_downs,
+            (unsigned long long)cs.node_leaves);
+    ax_engine_stop(e);
+    ax_engine_wait(e);
+    ax_engine_destroy(e);
+    return atomic_load(&g_errors) ? 1 : 0;
+}
+
+static int launch_joinkill(const char *cookie)
+{
+    char dir[] = "/tmp/axon-joinkill-XXXXXX", state[128];
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(state, sizeof state, "%s/node1.inc", dir);
+    g_phase = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (g_phase == MAP_FAILED)
+        return 1;
+    int pfd[2];
+    if (pipe(pfd))
+        return 1;
+    fflush(stdout);
+    pid_t p0 = fork();
+    if (p0 == 0) {
+        close(pfd[0]);
+        FILE *out = fdopen(pfd[1], "w");
+        if (run_node(0, "127.0.0.1:0", "", cookie))
+            exit(1);
+        exit(joinkill_survivor(out));
+    }
+    close(pfd[1]);
+    char seed[64] = "";
+    if (seed_read(pfd[0], p0, seed, sizeof seed))
+        return 1;
+    int bad = 0, st0 = 0;
+    uint64_t r = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull | 1;
+    for (uint32_t i = 0; i < g_rounds && !bad; i++) {
+        uint32_t ms = (uint32_t)(rng(&r) % (g_kill_ms + 1));
+        fflush(stdout);
+        pid_t p1 = fork();
+        if (p1 == 0) {
+            g_state_file = state;
+            if (run_node(1, "127.0.0.1:0", seed, cookie))
+                exit(1);
+            if (ax_engine_start(g_eng))
+                exit(1);
+            for (;;)
+                pause(); /* killed */
+        }
+        usleep(ms * 1000);
+        kill(p1, SIGKILL);
+        waitpid(p1, NULL, 0);
+        if (waitpid(p0, &st0, WNOHANG) == p0) {
+            fprintf(stderr, "launcher: node 0 died in round %u (node 1 killed %u ms after its "
+                            "fork): status %#x%s\n", i, ms, st0,
+                    WIFSIGNALED(st0) ? " (a signal: UCX aborted?)" : "");
+            bad = 2;
+        }
+    }
+    if (bad != 2) {
+        printf("launcher: %u starts of node 1 killed at random points of their join\n", g_rounds);
+        atomic_store(g_phase, 1);
+        waitpid(p0, &st0, 0);
+        if (!(WIFEXITED(st0) && WEXITSTATUS(st0) == 0)) {
+            fprintf(stderr, "launcher: node 0 failed (status %#x)\n", st0);
+            bad = 1;
+        }
+    }
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", state);
+    unlink(tmp);
+    unlink(state);
+    rmdir(dir);
+    printf("cluster_node joinkill x2: %s\n", bad ? "FAIL" : "PASS");
+    return bad ? 1 : 0;
+}
+
 /* Scenario "refuse": node 1 must not join node 0 (other cookie or wire
  * version); node 0 counts the refusal, node 1 sees nobody up. */
 static int refuse(bool is_seed, FILE *addr_out)
@@ -994,6 +1102,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--cookie1")) cookie1 = v, i++;  /* node 1's cookie (refuse) */
         else if (!strcmp(a, "--wire1")) wire1 = atoi(v), i++; /* node 1's wire version (refuse) */
         else if (!strcmp(a, "--garbage")) g_garbage = true;
+        else if (!strcmp(a, "--rounds")) g_rounds = (uint32_t)atoi(v), i++;   /* joinkill */
+        else if (!strcmp(a, "--kill-ms")) g_kill_ms = (uint32_t)atoi(v), i++; /* joinkill */
         else if (!strcmp(a, "--node")) single = atoi(v), i++;
         else if (!strcmp(a, "--nodes")) g_nodes = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--listen")) listen = v, i++;
@@ -1055,6 +1165,8 @@ int main(int argc, char **argv)
     g_leave = !strcmp(g_scenario, "leave");
     if (!strcmp(g_scenario, "rejoin") || g_leave)
         return launch_rejoin(cookie);
+    if (!strcmp(g_scenario, "joinkill"))
+        return launch_joinkill(cookie);
     int pfd[2], rfd[2];
     if (pipe(pfd) || pipe(rfd))
         return 1;
