@@ -912,7 +912,9 @@ static int launch_rejoin(const char *cookie)
  * after the fork).  Node 0 must survive every kill (UCX 1.13 could abort it
  * when wireup messages were still queued to the dead node: docs/cluster.md,
  * Failure), end with nobody up, have taken down every start that got up
- * (downs == joins), and stop cleanly (leak-checked under ASan). */
+ * (joins <= downs <= starts: a start killed after its ADDRS but before
+ * READY is known, never up, and goes down too), and stop cleanly
+ * (leak-checked under ASan). */
 static uint32_t g_rounds = 20, g_kill_ms = 400;
 
 static int joinkill_survivor(FILE *addr_out)
@@ -934,9 +936,11 @@ static int joinkill_survivor(FILE *addr_out)
            "nodes up %llu refused_incarnation %llu\n", g_rounds, (unsigned long long)cs.joins,
            (unsigned long long)cs.node_downs, (unsigned long long)cs.node_leaves,
            (unsigned long long)cs.nodes_up, (unsigned long long)cs.refused_incarnation);
-    if (cs.nodes_up || cs.joins != cs.node_downs || cs.node_leaves)
+    /* Every start that got up went down; one that was known (its ADDRS in)
+     * but not up yet goes down too without a join; none twice. */
+    if (cs.nodes_up || cs.node_downs < cs.joins || cs.node_downs > g_rounds || cs.node_leaves)
         ERR("after the kills: %llu nodes up, %llu joins, %llu downs, %llu leaves (expected 0 up, "
-            "as many downs as joins, no leave)", (unsigned long long)cs.nodes_up,
+            "joins <= downs <= starts, no leave)", (unsigned long long)cs.nodes_up,
             (unsigned long long)cs.joins, (unsigned long long)cs.node_downs,
             (unsigned long long)cs.node_leaves);
     ax_engine_stop(e);
