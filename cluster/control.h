@@ -1,11 +1,11 @@
 /* cluster/control.h - the cluster's control plane: node membership over one
  * TCP connection per pair of nodes (join handshake with wire version and
- * cookie check, UCP worker address exchange, heartbeats, node loss).
+ * cookie check, UCP worker address exchange, heartbeats, node loss, orderly leave).
  *
  * It knows nothing about actors: it moves node cards (id, incarnation,
  * per-worker UCP addresses) and reports nodes coming and going through
  * callbacks.  The data path (engine/cluster_glue.c) never touches it except
- * through ax_ctl_report_error.
+ * through ax_ctl_report_error and, at a clean stop, ax_ctl_leave.
  *
  * Threading: one control thread per engine runs every callback; the other
  * calls are [any] unless marked.  Memory: malloc; nothing is shared with the

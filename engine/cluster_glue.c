@@ -227,7 +227,8 @@ typedef struct ax_clw {
     wnode_t node[AX_CTL_NODES];
     struct {
         _Atomic uint64_t msgs_sent, msgs_received, batches_sent, batches_received, bytes_sent,
-            bytes_received, reordered, dead_unreachable, dead_stopped, dead_stale, dead_nomem, wire_errors;
+            bytes_received, reordered, dead_unreachable, dead_stopped, dead_stale, dead_nomem,
+            wire_errors;
     } st;
 } ax_clw_t;
 
@@ -748,8 +749,9 @@ static void ep_close_retired(ax_clw_t *cw)
 
 /* Forget node n's session on this worker: queued sends become dead
  * letters (counted in dead_stopped when the node left in order, else
- * dead_unreachable), early arrivals are dropped, endpoints retired.  The node's record is detached first, so nothing run from here
- * (a dead-letter hook, a callback) can reach the old arrays through it. */
+ * dead_unreachable), early arrivals are dropped, endpoints retired.  The
+ * node's record is detached first, so nothing run from here (a dead-letter
+ * hook, a callback) can reach the old arrays through it. */
 static void wnode_clear(ax_clw_t *cw, uint32_t n, bool left)
 {
     ax_worker_t *w = cw->w;
