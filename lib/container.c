@@ -115,14 +115,18 @@ struct ax_cont_registry {
  * new node).  64-byte aligned (node_alloc): the index keeps a tag from the
  * hash in a slot's low 6 bits.  The header is 32 bytes, so a lookup of a
  * small key reads one line: the header, the key and the value's start.
- * The chain record a retired node may need (mchain_t) is at its tail,
- * after the value (node_chain), where no reader looks. */
+ * What only the writing thread uses after publication (the retire and
+ * free list link, the chain record: mchain_t) is in the node's tail, on
+ * lines of its own after the value (node_chain), where no reader looks:
+ * retiring or recycling a node writes no line a reader on another worker
+ * holds (the link used to be in the header, so each put also took the
+ * replaced node's first line from the other worker's cache). */
 typedef struct mnode {
     uint64_t hash;
     uint32_t klen, vlen;
     uint32_t voff;             /* the value's offset in data (16-aligned) */
     uint32_t cls;              /* size class (node_alloc), or NO_CLASS */
-    struct mnode *retire_next; /* the thread's retire list, then its chain */
+    uint64_t pad_;
     alignas(16) unsigned char data[]; /* key, then the value at voff */
 } mnode_t;
 _Static_assert(offsetof(mnode_t, data) == 32, "a node's header is 32 bytes");
@@ -130,6 +134,7 @@ _Static_assert(offsetof(mnode_t, data) == 32, "a node's header is 32 bytes");
 /* A chain of retired nodes handed to call_rcu: the record lives in the
  * tail of the chain's first node (every node has room for one). */
 typedef struct mchain {
+    struct mnode *link;        /* the thread's retire list, its chain, its free list */
     struct rcu_head rcu;
     struct mchain *limbo_next; /* the worker's next chain in limbo */
     mnode_t *head;             /* the chain's first node (which holds this) */
@@ -443,9 +448,11 @@ enum { GP_PENDING = 0, GP_DONE = 1, GP_ABANDONED = 2 };
 #define FREE_CAP_BYTES (4u << 20) /* per worker thread; more goes back to malloc */
 
 
+/* The tail starts on a line of its own (a 64-byte value after a 4-byte
+ * key: 112 bytes of node, the tail at 128, 192 bytes in all as before). */
 static size_t chain_off(size_t voff, size_t vlen)
 {
-    return (offsetof(mnode_t, data) + voff + vlen + 7) & ~(size_t)7;
+    return (offsetof(mnode_t, data) + voff + vlen + 63) & ~(size_t)63;
 }
 
 static size_t node_size(size_t voff, size_t vlen)
@@ -458,6 +465,9 @@ static mchain_t *node_chain(mnode_t *m)
     return (mchain_t *)(void *)((char *)m + chain_off(m->voff, m->vlen));
 }
 
+/* The node's list link (in its tail: node_chain). */
+#define LINK(m) (node_chain(m)->link)
+
 static mnode_t *node_alloc(size_t voff, size_t vlen)
 {
     size_t sz = node_size(voff, vlen);
@@ -465,7 +475,7 @@ static mnode_t *node_alloc(size_t voff, size_t vlen)
     mnode_t *m = cls != NO_CLASS ? t_free[cls] : NULL;
     if (m) {
         UNPOISON(m, (cls + 1) * 64u);
-        t_free[cls] = m->retire_next;
+        t_free[cls] = LINK(m);
         t_free_bytes -= (cls + 1) * 64u;
     } else {
         /* 64-byte aligned: the index's tag takes a slot's low 6 bits */
@@ -489,7 +499,7 @@ static void node_poison(mnode_t *m)
 static void chain_free(mnode_t *m)
 {
     for (mnode_t *nx; m; m = nx) {
-        nx = m->retire_next;
+        nx = LINK(m);
         node_poison(m);
         free(m);
     }
@@ -499,14 +509,14 @@ static void chain_free(mnode_t *m)
 static void chain_recycle(mnode_t *m)
 {
     for (mnode_t *nx; m; m = nx) {
-        nx = m->retire_next;
+        nx = LINK(m);
         node_poison(m);
         size_t sz = (m->cls + 1) * 64u;
         if (m->cls == NO_CLASS || t_free_bytes + sz > FREE_CAP_BYTES) {
             free(m);
             continue;
         }
-        m->retire_next = t_free[m->cls];
+        LINK(m) = t_free[m->cls];
         t_free[m->cls] = m;
         t_free_bytes += sz;
         POISON(m, sz);
@@ -562,7 +572,7 @@ static void limbo_drain(void)
     for (uint32_t i = 0; i < NCLASSES; i++)
         for (mnode_t *m = t_free[i], *nx; m; m = nx) {
             UNPOISON(m, (i + 1) * 64u);
-            nx = m->retire_next;
+            nx = LINK(m);
             free(m);
         }
     memset(t_free, 0, sizeof t_free);
@@ -618,7 +628,7 @@ static void retire(mnode_t *m)
 {
     if (!t_retired && t_role == T_WORKER)
         t_retired_since = mono_ns();
-    m->retire_next = t_retired;
+    LINK(m) = t_retired;
     t_retired = m;
     if (++t_nretired >= RETIRE_MAX)
         retire_flush();

@@ -13,6 +13,14 @@
  *   containers/write/lmdb      one actor, 64 sections in flight, each
  *                              acknowledged after its synced commit
  *   containers/write/rwlock    one actor, wrlock + replace + unlock
+ *   limits/shared_table/T      the floor (perf/limits.c): T pinned bare
+ *                              threads, the same keys, value size and 1%
+ *                              writes of random keys, on a table with the
+ *                              least coherence traffic a design with atomic
+ *                              visibility and never-waiting readers can
+ *                              have (a pointer per key, a fresh value line
+ *                              per write).  Its 2/1 ratio is what the
+ *                              machine allows the read/memory 2/1 ratio.
  *
  * Items are operations (lookups or puts); items/s is the figure.  W = 1 and
  * 2 show whether reads scale with workers.  Keys: 1024 of 4 bytes; values 64
@@ -57,6 +65,7 @@
 #include "axon/container.h"
 #include "axon/io.h"
 #include "axon_bench.h"
+#include "limits.h"
 
 #define NKEYS 1024u
 #define VLEN 64u
@@ -548,6 +557,46 @@ static void rw_teardown(void)
     pthread_rwlock_destroy(&g_rw.lock);
 }
 
+/* ---- the floor: a bare shared table (perf/limits.c) ---------------------------------- */
+
+static double g_best_rtt;
+static void bm_shared_table(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    int a, b;
+    double ns = 0, cpu = 0, rtt = 0;
+    int threads = (int)axon_bench_range(st, 0);
+    if (ax_limits_pick_cpus(&a, &b) < 0) {
+        if (threads == 2) {
+            axon_bench_skip(st, "needs 2 CPUs");
+            return;
+        }
+        a = b = 0;
+    }
+    const char *we = getenv("AXON_BENCH_WRITE_EVERY");
+    uint32_t every = we ? (uint32_t)strtoul(we, NULL, 10) : WRITE_EVERY;
+    const char *fixed_ops = getenv("AXON_BENCH_OPS");
+    if (fixed_ops && strtoull(fixed_ops, NULL, 10) > 0)
+        iters = strtoull(fixed_ops, NULL, 10);
+    uint64_t per = iters / (uint64_t)threads ? iters / (uint64_t)threads : 1;
+    int rc = ax_limits_shared_table(threads, a, b, NKEYS, per, every, &ns, &cpu);
+    if (rc < 0) {
+        axon_bench_skip(st, rc == -EIO ? "shared table: a torn, wrong or lost value (a bug)"
+                                       : "shared table failed (pinning or memory)");
+        return;
+    }
+    axon_bench_set_iteration_time(st, ns / 1e9);
+    axon_bench_items(st, (int64_t)(per * (uint64_t)threads));
+    axon_bench_counter(st, "cpu_ns_per_op", cpu / (double)(per * (uint64_t)threads), AXON_COUNTER_PLAIN);
+    if (a != b) {
+        if (g_best_rtt <= 0)
+            for (int i = 0; i < 9; i++)
+                ax_limits_sample_placement(a, b, 2.5, &g_best_rtt, &rtt);
+        ax_limits_sample_placement(a, b, 2.5, &g_best_rtt, &rtt);
+        axon_bench_counter(st, "xcore_rtt_ns", rtt, AXON_COUNTER_PLAIN);
+    }
+}
+
 /* ---- registration ------------------------------------------------------------------- */
 
 static void bm_read_memory(axon_bench_state *st, uint64_t iters, void *arg)
@@ -604,4 +653,7 @@ AXON_BENCHMARK(register_container_benchmarks)
     b = reg_timed("containers/write/lmdb", bm_write_lmdb);
     axon_bench_min_time(b, 0.5);
     reg_timed("containers/write/rwlock", bm_write_rwlock);
+    b = reg_timed("limits/shared_table", bm_shared_table);
+    axon_bench_arg(b, 1);
+    axon_bench_arg(b, 2);
 }
