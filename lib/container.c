@@ -14,8 +14,10 @@
  * worker costs nothing (QSBR read lock is empty), and a value replaced by a
  * writer is freed by call_rcu only after every worker has passed a turn.
  *
- * Write sections of one container exclude each other with a mutex (short,
- * no I/O inside: that is the documented contract).  The memory kind applies
+ * Write sections of one container exclude each other (short, no I/O
+ * inside: that is the documented contract): a section whose only operation
+ * is one put takes its own worker's lock and swaps the slot atomically;
+ * any other takes every worker's lock ("write-section locks" below).  The memory kind applies
  * each put/del at once in its index (one release store a put); LMDB
  * sections become batches for the container's writer thread, which commits
  * (synced) and sends each batch's acknowledgement with ax_engine_send.
@@ -175,12 +177,12 @@ struct ax_cont {
     rtx_t *rtx;          /* nworkers entries, each touched only by its worker */
     ax_cont_registry_t *reg;
     uint64_t min_slots;  /* memory: the index never shrinks below this */
-    alignas(64) pthread_mutex_t wmu; /* write sections */
-    /* Memory kind, written under wmu only, so one line moves with the
-     * mutex from writer to writer, and no locked add per put (plain load
-     * and store; atomics because ax_cont_stats reads them unlocked). */
-    uint64_t used;              /* slots not empty: nodes + tombstones */
-    _Atomic uint64_t live, mputs; /* nodes in the index; puts applied */
+    struct wlock *wl;    /* memory: write-section locks, nwl of them */
+    uint32_t nwl;
+    /* Memory kind: slots used and nodes live, changed by inserts and
+     * deletes only (a put that replaces writes neither). */
+    alignas(64) _Atomic uint64_t used; /* slots not empty: nodes + tombstones */
+    _Atomic uint64_t live;
     alignas(64) _Atomic uint64_t entries, puts, dels, commits, commit_failed, acks_lost;
     alignas(64) struct ax_cont *next; /* the registry's list, under reg->mu */
     char name[AX_CONT_NAME_MAX];
@@ -206,14 +208,19 @@ typedef struct rd_impl {
 } rd_impl_t;
 #define RD_WORKER_MEM ((uintptr_t)2) /* rd->outside: a worker's memory section (nothing to undo) */
 _Static_assert(sizeof(rd_impl_t) <= sizeof(ax_cont_rd_t), "read section fits");
-_Static_assert(sizeof(pthread_mutex_t) + 3 * sizeof(uint64_t) <= 64, "wmu and its counters share a line");
+/* Memory kind: a write-section lock per worker and one for outside
+ * threads, each on its own line with the puts applied under it. */
+typedef struct wlock {
+    alignas(64) pthread_mutex_t mu;
+    _Atomic uint64_t puts; /* changed under mu only (plain load and store) */
+} wlock_t;
 typedef struct wr_impl {
     ax_cont_t *c;
     batch_t *b;
     MDB_txn *txn; /* LMDB wget: a read transaction, begun on first use */
     uintptr_t outside;
-    uintptr_t locked; /* memory: wmu taken (at the section's first operation) */
-    uintptr_t pad;
+    uintptr_t excl;   /* memory: every write-section lock taken */
+    struct mnode *pending; /* memory: the section's one put so far (applied at leave) */
 } wr_impl_t;
 _Static_assert(sizeof(wr_impl_t) <= sizeof(ax_cont_wr_t), "write section fits");
 
@@ -684,7 +691,7 @@ static int64_t idx_probe(const mtab_t *t, uint64_t h, const void *key, size_t kl
     uintptr_t tag = hash_tag(h);
     bool have_ins = false;
     for (uint64_t i = h >> t->shift;; i = (i + 1) & t->mask) {
-        /* relaxed: only this thread (holding wmu) stores to the slots */
+        /* relaxed: only this thread (holding every write-section lock) stores to the slots */
         uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
         if (!s) {
             if (!have_ins)
@@ -732,7 +739,7 @@ static void tab_free_cb(struct rcu_head *head)
  * grace period.  -ENOMEM: nothing changed. */
 static int idx_rebuild(ax_cont_t *c, uint64_t need)
 {
-    mtab_t *old = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    mtab_t *old = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (every write-section lock) */
     uint64_t slots = c->min_slots;
     while (slots / 4 < need && slots < ((uint64_t)1 << 41))
         slots *= 2;
@@ -750,13 +757,14 @@ static int idx_rebuild(ax_cont_t *c, uint64_t need)
         atomic_store_explicit(&t->slot[j], s, memory_order_relaxed); /* published by P2 */
     }
     atomic_store_explicit(&c->tab, t, memory_order_release); /* P2: pairs with C2 */
-    c->used = atomic_load_explicit(&c->live, memory_order_relaxed);
+    atomic_store_explicit(&c->used, atomic_load_explicit(&c->live, memory_order_relaxed),
+                          memory_order_relaxed);
     urcu_qsbr_call_rcu(&old->rcu, tab_free_cb); /* the caller is online: in a write section */
     return 0;
 }
 
-/* A counter only the write-section holder changes: load and store, no
- * locked instruction (the mutex orders the writers). */
+/* A counter only one lock's holder changes: load and store, no locked
+ * instruction (the lock orders its holders). */
 static void wmu_add(_Atomic uint64_t *x, uint64_t d)
 {
     atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d, memory_order_relaxed);
@@ -773,28 +781,57 @@ static int mem_get(ax_cont_t *c, const void *key, size_t klen, const void **val,
     return 0;
 }
 
-/* A write section of a memory container takes the mutex at its first
- * operation, not at enter: a put allocates, fills and hashes its node
- * first (thread-local work), so the mutex covers only the index update.
- * Sections still exclude each other from their first operation on, which
- * is all that a section's atomicity needs (before it, it has done
- * nothing).  With the whole put under the mutex, two workers at 1%
- * writes collided on it often enough to cost a third of their time. */
-static void wr_lock(ax_cont_t *c, uintptr_t *locked)
+/* ---- memory kind: write-section locks ------------------------------------------------------
+ *
+ * Write sections exclude each other, but the common one, a section whose
+ * only operation is one put, needs no more than the put's own atomicity:
+ * so it must not write a line every writer writes.  One mutex per
+ * container was such a line: with two workers writing 1% of their
+ * operations it moved between them on about every other write (and the
+ * lock's locked instruction waited for it), on top of the lines the put
+ * itself must move (the slot's and the new node's).
+ *
+ * So there is a lock per worker (and one for outside threads), each on its
+ * own line:
+ *   - a section's first put builds its node and keeps it (wr->pending);
+ *   - at leave, if that put was the section's only operation, the section
+ *     takes its own worker's lock only and applies it with put_shared:
+ *     the slot is swapped with an atomic exchange or claimed with a
+ *     compare-exchange, so such puts on other workers may run at the same
+ *     time (each is one atomic step: as if the sections ran one after the
+ *     other).  Its own lock stays on its own worker's cache;
+ *   - any other section (a second put, a wget or a del) takes every lock,
+ *     in index order (wr_excl), applies the kept put first and then runs
+ *     alone, as before: a read-modify-write stays atomic with respect to
+ *     every other writer, and wget sees the section's own puts.  Holding
+ *     every lock excludes the one-put sections too (they hold one);
+ *     deletes, tombstones and index rebuilds happen only then.
+ * A one-put section's put becomes visible at leave (it used to be at the
+ * put's return): before leave nobody but the section could tell. */
+static uint32_t wl_own(const ax_cont_t *c)
 {
-    if (!*locked) {
-        pthread_mutex_lock(&c->wmu);
-        *locked = 1;
-    }
+    uint32_t n = c->nwl - 1; /* the outside threads' lock */
+    return t_role == T_WORKER && t_worker_id < n ? t_worker_id : n;
 }
 
-static int mem_put(ax_cont_t *c, uintptr_t *locked, const void *key, size_t klen, const void *val,
-                   size_t vlen)
+static void wl_lock_all(ax_cont_t *c)
+{
+    for (uint32_t i = 0; i < c->nwl; i++) /* index order: two such sections cannot deadlock */
+        pthread_mutex_lock(&c->wl[i].mu);
+}
+
+static void wl_unlock_all(ax_cont_t *c)
+{
+    for (uint32_t i = c->nwl; i-- > 0;)
+        pthread_mutex_unlock(&c->wl[i].mu);
+}
+
+static mnode_t *node_build(const void *key, size_t klen, const void *val, size_t vlen)
 {
     size_t voff = (klen + 15) & ~(size_t)15;
     mnode_t *m = node_alloc(voff, vlen);
     if (!m)
-        return -ENOMEM;
+        return NULL;
     m->klen = (uint32_t)klen;
     m->vlen = (uint32_t)vlen;
     m->voff = (uint32_t)voff;
@@ -802,8 +839,15 @@ static int mem_put(ax_cont_t *c, uintptr_t *locked, const void *key, size_t klen
     if (vlen)
         memcpy(m->data + voff, val, vlen);
     m->hash = hash_key(key, klen);
-    wr_lock(c, locked);
-    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    return m;
+}
+
+/* Every lock held: nobody else changes the index.  Consumes m. */
+static int put_excl(ax_cont_t *c, mnode_t *m)
+{
+    const void *key = m->data;
+    size_t klen = m->klen;
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (every lock) */
     uint64_t ins = 0;
     int64_t at = idx_probe(t, m->hash, key, klen, &ins);
     if (at >= 0) {
@@ -812,25 +856,143 @@ static int mem_put(ax_cont_t *c, uintptr_t *locked, const void *key, size_t klen
         retire((mnode_t *)(old & ~SLOT_TAG));
     } else {
         bool fresh = atomic_load_explicit(&t->slot[ins], memory_order_relaxed) == 0;
-        if (fresh && (c->used + 1) * 2 > t->mask + 1) {
+        uint64_t used = atomic_load_explicit(&c->used, memory_order_relaxed);
+        if (fresh && (used + 1) * 2 > t->mask + 1) {
             if (idx_rebuild(c, atomic_load_explicit(&c->live, memory_order_relaxed) + 1) < 0) {
                 free(m);
                 return -ENOMEM;
             }
             t = atomic_load_explicit(&c->tab, memory_order_relaxed);
             idx_probe(t, m->hash, key, klen, &ins); /* no tombstones: the first empty slot */
+            used = atomic_load_explicit(&c->used, memory_order_relaxed);
         }
-        c->used += fresh;
+        atomic_store_explicit(&c->used, used + fresh, memory_order_relaxed);
         atomic_store_explicit(&t->slot[ins], slot_of(m), memory_order_release); /* P1 */
         wmu_add(&c->live, 1);
     }
-    wmu_add(&c->mputs, 1);
+    wmu_add(&c->wl[wl_own(c)].puts, 1);
     return 0;
+}
+
+/* Own lock held: other one-put sections may run at once (on their own
+ * locks), every-lock sections do not, so no slot becomes empty or a
+ * tombstone and the table does not change meanwhile; slots only go
+ * empty/tombstone -> node and node -> node.  A key has one slot: two puts
+ * inserting one key walk the same sequence and try the same first
+ * tombstone or empty slot (nothing before it can become one), one claims
+ * it, the other walks again and replaces.  Consumes m, or -EAGAIN (the
+ * insert would need a rebuild: take every lock and put_excl). */
+static int put_shared(ax_cont_t *c, mnode_t *m)
+{
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* changes under every lock only */
+    uintptr_t tag = hash_tag(m->hash), mine = slot_of(m);
+    for (;;) {
+        uint64_t ins = UINT64_MAX, i = m->hash >> t->shift;
+        uintptr_t s;
+        for (;; i = (i + 1) & t->mask) {
+            /* C1 (acquire): a node another one-put section published is
+             * read by node_is */
+            s = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+            if (!s)
+                break;
+            if (s == SLOT_TOMB) {
+                if (ins == UINT64_MAX)
+                    ins = i;
+                continue;
+            }
+            if (((s ^ tag) & SLOT_TAG) == 0 && node_is((const mnode_t *)(s & ~SLOT_TAG), m->hash, m->data, m->klen)) {
+                /* P1 (release: the node before its pointer) and acquire:
+                 * the exchange hands each replaced node to exactly one
+                 * writer, which retires it */
+                uintptr_t old = atomic_exchange_explicit(&t->slot[i], mine, memory_order_acq_rel);
+                retire((mnode_t *)(old & ~SLOT_TAG));
+                wmu_add(&c->wl[wl_own(c)].puts, 1);
+                return 0;
+            }
+        }
+        uintptr_t expect = SLOT_TOMB;
+        bool fresh = ins == UINT64_MAX;
+        if (fresh) { /* a fresh slot: count it first, within the half-load bound */
+            ins = i;
+            expect = 0;
+            uint64_t u = atomic_fetch_add_explicit(&c->used, 1, memory_order_relaxed);
+            if ((u + 1) * 2 > t->mask + 1) {
+                atomic_fetch_sub_explicit(&c->used, 1, memory_order_relaxed);
+                return -EAGAIN;
+            }
+        }
+        /* P1 (release) on success; acquire on failure: the slot's new node
+         * is read on the next walk */
+        if (atomic_compare_exchange_strong_explicit(&t->slot[ins], &expect, mine, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
+            wmu_add(&c->wl[wl_own(c)].puts, 1);
+            return 0;
+        }
+        if (fresh) /* lost the slot: its winner counted it */
+            atomic_fetch_sub_explicit(&c->used, 1, memory_order_relaxed);
+    }
+}
+
+/* The section goes exclusive (its second operation, a wget or a del):
+ * every lock, then the kept put.  0 or -ENOMEM (the kept put needed a
+ * rebuild that failed: it is dropped). */
+static int wr_excl(ax_cont_t *c, wr_impl_t *wr)
+{
+    if (wr->excl)
+        return 0;
+    wl_lock_all(c);
+    wr->excl = 1;
+    mnode_t *m = wr->pending;
+    wr->pending = NULL;
+    return m ? put_excl(c, m) : 0;
+}
+
+/* Leave: apply a one-put section's put. */
+static int wr_finish(ax_cont_t *c, wr_impl_t *wr)
+{
+    int rc = 0;
+    if (wr->excl) {
+        wl_unlock_all(c);
+        return 0;
+    }
+    mnode_t *m = wr->pending;
+    if (!m)
+        return 0;
+    wr->pending = NULL;
+    wlock_t *l = &c->wl[wl_own(c)];
+    pthread_mutex_lock(&l->mu);
+    rc = put_shared(c, m);
+    pthread_mutex_unlock(&l->mu);
+    if (rc == -EAGAIN) {
+        wl_lock_all(c);
+        rc = put_excl(c, m);
+        wl_unlock_all(c);
+    }
+    return rc;
+}
+
+static int mem_put(ax_cont_t *c, wr_impl_t *wr, const void *key, size_t klen, const void *val,
+                   size_t vlen)
+{
+    mnode_t *m = node_build(key, klen, val, vlen);
+    if (!m)
+        return -ENOMEM;
+    if (!wr->excl && !wr->pending) {
+        wr->pending = m; /* applied at leave, if it stays the only operation */
+        return 0;
+    }
+    int rc = wr_excl(c, wr);
+    if (rc < 0) {
+        free(m);
+        return rc;
+    }
+    return put_excl(c, m);
 }
 
 static int mem_del(ax_cont_t *c, const void *key, size_t klen)
 {
-    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (every write-section lock) */
     uint64_t ins;
     int64_t at = idx_probe(t, hash_key(key, klen), key, klen, &ins);
     if (at < 0)
@@ -912,7 +1074,9 @@ static void lmdb_close_env(ax_cont_t *c)
 
 static void cont_free(ax_cont_t *c)
 {
-    pthread_mutex_destroy(&c->wmu);
+    for (uint32_t i = 0; i < c->nwl; i++)
+        pthread_mutex_destroy(&c->wl[i].mu);
+    free(c->wl);
     if (c->kind == AX_CONT_LMDB) {
         pthread_mutex_destroy(&c->qmu);
         pthread_cond_destroy(&c->qcv);
@@ -1088,17 +1252,27 @@ again:
     c->kind = cfg->kind;
     c->refs = 1;
     snprintf(c->name, sizeof c->name, "%s", name);
-    /* Adaptive: a writer finding the section taken spins a little before
-     * it sleeps.  Write sections are short (the contract), and a futex
-     * sleep and wake-up costs a worker microseconds, far longer than the
-     * section it waits for. */
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&c->wmu, &ma);
-    pthread_mutexattr_destroy(&ma);
     int rc = 0;
     if (c->kind == AX_CONT_MEMORY) {
+        /* Adaptive: a writer finding a lock taken spins a little before
+         * it sleeps.  Write sections are short (the contract), and a futex
+         * sleep and wake-up costs a worker microseconds, far longer than
+         * the section it waits for. */
+        c->nwl = r->nworkers + 1;
+        c->wl = aligned_alloc(64, (size_t)c->nwl * sizeof *c->wl);
+        if (!c->wl) {
+            pthread_mutex_unlock(&r->mu);
+            free(c);
+            return -ENOMEM;
+        }
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+        for (uint32_t i = 0; i < c->nwl; i++) {
+            pthread_mutex_init(&c->wl[i].mu, &ma);
+            atomic_init(&c->wl[i].puts, 0);
+        }
+        pthread_mutexattr_destroy(&ma);
         uint32_t b = cfg->buckets ? cfg->buckets : 1024;
         if (b & (b - 1))
             rc = -EINVAL;
@@ -1114,8 +1288,9 @@ again:
     }
     if (rc < 0) {
         pthread_mutex_unlock(&r->mu);
-        pthread_mutex_destroy(&c->wmu);
-        free(c);
+        if (c->kind == AX_CONT_LMDB)
+            c->kind = AX_CONT_MEMORY; /* lmdb_open cleaned up after itself: free the rest only */
+        cont_free(c);
         return rc;
     }
     c->next = r->list;
@@ -1328,8 +1503,8 @@ int ax_cont_wget(ax_cont_wr_t *pwr, const void *key, size_t klen, const void **v
     if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX || !val || !vlen)
         return -EINVAL;
     if (wr->c->kind == AX_CONT_MEMORY) {
-        wr_lock(wr->c, &wr->locked);
-        return mem_get(wr->c, key, klen, val, vlen);
+        int rc = wr_excl(wr->c, wr);
+        return rc < 0 ? rc : mem_get(wr->c, key, klen, val, vlen);
     }
     if (!wr->txn) {
         int rc = mdb_txn_begin(wr->c->env, NULL, MDB_RDONLY, &wr->txn);
@@ -1372,7 +1547,7 @@ int ax_cont_put(ax_cont_wr_t *pwr, const void *key, size_t klen, const void *val
         (vlen && !val))
         return -EINVAL;
     if (wr->c->kind == AX_CONT_MEMORY)
-        return mem_put(wr->c, &wr->locked, key, klen, val, vlen);
+        return mem_put(wr->c, wr, key, klen, val, vlen);
     return batch_add(wr->b, 'P', key, klen, val, vlen);
 }
 
@@ -1382,8 +1557,8 @@ int ax_cont_del(ax_cont_wr_t *pwr, const void *key, size_t klen)
     if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX)
         return -EINVAL;
     if (wr->c->kind == AX_CONT_MEMORY) {
-        wr_lock(wr->c, &wr->locked);
-        return mem_del(wr->c, key, klen);
+        int rc = wr_excl(wr->c, wr);
+        return rc < 0 ? rc : mem_del(wr->c, key, klen);
     }
     return batch_add(wr->b, 'D', key, klen, NULL, 0);
 }
@@ -1397,8 +1572,7 @@ int ax_cont_write_leave(ax_cont_wr_t *pwr, uint32_t reply_type, uint64_t *seq)
     bool outside = wr->outside;
     int rc = 0;
     if (c->kind == AX_CONT_MEMORY) {
-        if (wr->locked)
-            pthread_mutex_unlock(&c->wmu);
+        rc = wr_finish(c, wr);
     } else {
         if (wr->txn)
             mdb_txn_abort(wr->txn);
@@ -1470,7 +1644,9 @@ int ax_cont_stats(ax_cont_t *c, ax_cont_stats_t *o)
 #define LD(x) atomic_load_explicit(&c->x, memory_order_relaxed)
     bool mem = c->kind == AX_CONT_MEMORY;
     o->entries = mem ? LD(live) : LD(entries);
-    o->puts = mem ? LD(mputs) : LD(puts);
+    o->puts = LD(puts);
+    for (uint32_t i = 0; mem && i < c->nwl; i++)
+        o->puts += atomic_load_explicit(&c->wl[i].puts, memory_order_relaxed);
     o->dels = LD(dels);
     o->commits = LD(commits);
     o->commit_failed = LD(commit_failed);
