@@ -10,6 +10,9 @@
 # write and come back for the other worker's next read of it: the count is
 # exact and the same every run (the timing is not).
 #
+# Each reader does a fixed half (AXON_BENCH_FIXED_SHARE=1): under valgrind
+# one thread would otherwise claim the whole shared budget.
+#
 # usage: cont-lines.sh [--bin PATH] [--ops N] [memory|limit]...  (default: both)
 #   AXON_BENCH_WRITE_EVERY is passed through (default 100: 1% writes)
 set -uo pipefail
@@ -38,7 +41,7 @@ addr() {
   printf '0x%x' $((0x$a + BASE))
 }
 run() { # filter ops-pc section-pc
-  AXON_BENCH_OPS=$OPS AXON_BENCH_TICK_MS=5 AXON_SCHEDULER_SPIN_US=1000000 \
+  AXON_BENCH_OPS=$OPS AXON_BENCH_FIXED_SHARE=1 AXON_BENCH_TICK_MS=5 AXON_SCHEDULER_SPIN_US=1000000 \
     valgrind --tool=lackey --trace-mem=yes --trace-sched=yes --log-fd=3 \
     "$BIN" --benchmark_filter="$1" --benchmark_min_time=0.001 3>&1 >/dev/null 2>/dev/null |
     python3 "$HERE/sharing.py" --ops-pc "$2" --section-pc "$3" --nm "$BIN" --nm-base $BASE
