@@ -145,9 +145,10 @@ typedef struct mchain {
 
 /* The index: open addressing, linear probing, 2^k slots of node pointers
  * with a 6-bit tag from the hash in the low bits (SLOT_TAG), 0 for an
- * empty slot and SLOT_TOMB for a deleted one.  One writer at a time (the
- * write-section mutex); readers take no lock and store nothing.  See
- * "the index" below for the protocol. */
+ * empty slot and SLOT_TOMB for a deleted one.  Writers: one-put sections
+ * at once (atomic exchange / compare-exchange of a slot), or one section
+ * holding every write-section lock; readers take no lock and store
+ * nothing.  See "the index" below for the protocol. */
 typedef struct mtab {
     uint64_t mask;     /* slots - 1 */
     uint32_t shift;    /* 64 - log2(slots): a key's first slot is hash >> shift */
@@ -165,10 +166,10 @@ typedef struct rtx { /* one worker's cached LMDB read transaction */
 
 /* Laid out by writer: every read section reads the first line (kind, tab,
  * env, dbi, rtx, reg), which nothing writes while the container is open
- * but an index rebuild (tab).  The write-section mutex, the writer's
- * counts and the statistics, which every put writes, are on lines of
- * their own: when they shared a line with the table pointer, each put by
- * one worker cost every other worker's next read a cache miss. */
+ * but an index rebuild (tab).  The write-section locks (wl, one line
+ * each), the writers' counts and the statistics are on lines of their
+ * own: when they shared a line with the table pointer, each put by one
+ * worker cost every other worker's next read a cache miss. */
 struct ax_cont {
     alignas(64) uint32_t kind;
     MDB_dbi dbi;
@@ -650,8 +651,10 @@ static void retire(mnode_t *m)
  * Concurrency Kit's ck_hs_get (SPMC) 168; this one 23, and the grace
  * periods it needs are the container's QSBR ones.
  *
- * Protocol.  One writer at a time (the write-section mutex); readers take
- * no lock and store nothing.  A slot goes empty -> node -> node ... ->
+ * Protocol.  One writer at a time holding every write-section lock, or
+ * one-put sections at once under their own locks (put_shared: slots only
+ * go empty/tombstone -> node and node -> node then, atomically); readers
+ * take no lock and store nothing.  A slot goes empty -> node -> node ... ->
  * SLOT_TOMB -> node ...; it never goes back to empty while the table is
  * current, and no node ever moves within a table, so a reader walking a
  * probe sequence from the key's first slot to an empty slot sees the
