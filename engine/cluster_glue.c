@@ -55,6 +55,9 @@
 #define EAGER_BLOB_MAX 4096u
 #define BATCH_BYTES_MAX (64u * 1024u)
 #define BATCH_MSGS_MAX 1024u
+/* How long a stopping node waits for its peers to close their control
+ * connections after its LEAVE (ax_ctl_leave). */
+#define LEAVE_WAIT_MS 1000u
 
 const char ax__cluster_token_tag = 0;
 #define CL_TOKEN ((uint64_t)(uintptr_t)&ax__cluster_token_tag)
@@ -95,6 +98,12 @@ typedef struct peer {
      * by workers with a CAS (relaxed: read only as a readiness hint by
      * ax_cluster_node_up, after its acquire of state). */
     _Atomic uint64_t wired;
+    /* The node's last down was an orderly leave (it stopped cleanly): set
+     * by node_down before P1's release of state 3, cleared by node_known
+     * before its release; read after an acquire of state.  Picks the
+     * reason (AX_REASON_NODE_STOPPED) and the counter (dead_stopped) of
+     * what is lost with the node. */
+    _Atomic bool left;
     pinc_t *all;            /* every incarnation seen (control thread only) */
 } peer_t;
 
@@ -218,7 +227,8 @@ typedef struct ax_clw {
     wnode_t node[AX_CTL_NODES];
     struct {
         _Atomic uint64_t msgs_sent, msgs_received, batches_sent, batches_received, bytes_sent,
-            bytes_received, reordered, dead_unreachable, dead_stale, dead_nomem, wire_errors;
+            bytes_received, reordered, dead_unreachable, dead_stopped, dead_stale, dead_nomem,
+            wire_errors;
     } st;
 } ax_clw_t;
 
@@ -411,6 +421,7 @@ static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc
     p->all = pi;
     atomic_store_explicit(&p->wired, (uint64_t)(uint32_t)session << 32, memory_order_relaxed);
     atomic_store_explicit(&p->cur, pi, memory_order_relaxed);
+    atomic_store_explicit(&p->left, false, memory_order_relaxed);
     atomic_store_explicit(&p->state, 1, memory_order_release); /* P1 */
 }
 
@@ -436,7 +447,7 @@ static void node_up(void *user, uint32_t node, uint64_t session)
     }
 }
 
-static void node_down(void *user, uint32_t node, uint64_t session, const char *why)
+static void node_down(void *user, uint32_t node, uint64_t session, bool left, const char *why)
 {
     (void)why;
     struct ax_cl *cl = user;
@@ -445,7 +456,8 @@ static void node_down(void *user, uint32_t node, uint64_t session, const char *w
     pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
     if (!pi || pi->session != session)
         return;
-    atomic_store_explicit(&p->state, 3, memory_order_release);
+    atomic_store_explicit(&p->left, left, memory_order_relaxed);
+    atomic_store_explicit(&p->state, 3, memory_order_release); /* P1 */
     names_drop_node(cl, node);
     /* Every worker drops what it queued for the node, fails its monitors. */
     for (uint32_t t = 0; t < eng->n; t++) {
@@ -453,9 +465,10 @@ static void node_down(void *user, uint32_t node, uint64_t session, const char *w
         memset(&m, 0, sizeof m);
         m.to = ax__ref_make(eng->home, t, 0, 0); /* a worker, not an actor */
         m.type = AX_SYS_NODE_DOWN;
-        m.len = 16;
+        m.len = 24;
         m.payload.u64[0] = node;
         m.payload.u64[1] = session;
+        m.payload.u64[2] = left;
         ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nothing left to fail */
     }
 }
@@ -659,6 +672,30 @@ static void count_dead(ax_clw_t *cw, uint64_t n, _Atomic uint64_t *why)
     atomic_fetch_add_explicit(&cw->w->st.dead_letters, n, memory_order_relaxed);
 }
 
+/* Did node n leave in order (its last down)?  The acquire pairs with
+ * node_down's release of state 3 (P1), which follows its store of left. */
+static bool peer_left(const struct ax_cl *cl, uint32_t n)
+{
+    const peer_t *p = &cl->peers[n];
+    return atomic_load_explicit(&p->state, memory_order_acquire) == 3 &&
+           atomic_load_explicit(&p->left, memory_order_relaxed);
+}
+
+/* The counter for messages lost with node n: it stopped, or it failed. */
+static _Atomic uint64_t *lost_ctr(ax_clw_t *cw, uint32_t n)
+{
+    return n < AX_CTL_NODES && peer_left(cw->cl, n) ? &cw->st.dead_stopped
+                                                    : &cw->st.dead_unreachable;
+}
+
+uint32_t ax__cluster_down_reason(const ax_worker_t *w, ax_ref_t ref)
+{
+    uint32_t n = ax_ref_node(ref);
+    const ax_clw_t *cw = CW(w);
+    return cw && n < AX_CTL_NODES && peer_left(cw->cl, n) ? AX_REASON_NODE_STOPPED
+                                                          : AX_REASON_UNREACHABLE;
+}
+
 /* Put an endpoint of a finished session aside; ep_close_retired closes it
  * at the next progress.  wnode_clear runs inside UCX callbacks (an arrival
  * of a new session, on_am) and inside sends (ax__cluster_slot): closing
@@ -711,10 +748,11 @@ static void ep_close_retired(ax_clw_t *cw)
 }
 
 /* Forget node n's session on this worker: queued sends become dead
- * letters (reason: unreachable), early arrivals are dropped, endpoints
- * retired.  The node's record is detached first, so nothing run from here
- * (a dead-letter hook, a callback) can reach the old arrays through it. */
-static void wnode_clear(ax_clw_t *cw, uint32_t n)
+ * letters (counted in dead_stopped when the node left in order, else
+ * dead_unreachable), early arrivals are dropped, endpoints retired.  The
+ * node's record is detached first, so nothing run from here (a dead-letter
+ * hook, a callback) can reach the old arrays through it. */
+static void wnode_clear(ax_clw_t *cw, uint32_t n, bool left)
 {
     ax_worker_t *w = cw->w;
     wnode_t old = cw->node[n];
@@ -730,7 +768,7 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n)
             lost++;
             ax_mq_pop(&old.out[d].q, w->arena);
         }
-        AX_STAT_ADD(cw->st.dead_unreachable, lost);
+        AX_STAT_ADD(*(left ? &cw->st.dead_stopped : &cw->st.dead_unreachable), lost);
         ax_mq_fini(&old.out[d].q, w->arena);
         arrival_t *a = old.in[d].pend;
         while (a) {
@@ -768,7 +806,7 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n)
 static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
 {
     wnode_t *wn = &cw->node[n];
-    wnode_clear(cw, n);
+    wnode_clear(cw, n, false);
     wn->ep = calloc(pi->nw, sizeof *wn->ep);
     wn->out = calloc(pi->nw, sizeof *wn->out);
     wn->in = calloc(pi->nw, sizeof *wn->in);
@@ -833,7 +871,7 @@ void ax__cluster_forward(ax_worker_t *w, const ax_msg_t *m)
         if (cw && err == -ENOMEM)
             AX_STAT_INC(cw->st.dead_nomem);
         else if (cw)
-            AX_STAT_INC(cw->st.dead_unreachable);
+            AX_STAT_INC(*lost_ctr(cw, ax_ref_node(m->to)));
         ax__dead_letter(w, m); /* counted in dead_letters, hooked, payload freed */
         return;
     }
@@ -922,7 +960,7 @@ static void send_done(sendreq_t *sr, ucs_status_t st)
         return;
     }
     if (st != UCS_OK) {
-        count_dead(cw, sr->count, &cw->st.dead_unreachable);
+        count_dead(cw, sr->count, lost_ctr(cw, sr->node));
         ax_ctl_report_error(cw->cl->ctl, sr->node, sr->session);
     } else {
         AX_STAT_ADD(cw->st.msgs_sent, sr->count);
@@ -1304,7 +1342,7 @@ static void arrival_deliver(ax_clw_t *cw, arrival_t *a)
     AX_STAT_INC(cw->st.batches_received);
     AX_STAT_ADD(cw->st.bytes_received, a->len);
     if (a->failed) {
-        count_dead(cw, a->count, &cw->st.dead_unreachable);
+        count_dead(cw, a->count, lost_ctr(cw, a->node));
         if (a->is_blob)
             ax__blob_free(cw->w, a->buf);
         else
@@ -1376,7 +1414,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
     const pinc_t *pi = peer_get(cw->cl, h.src_node, 1);
     if (!pi || pi->session != h.session) {
         /* From a node we do not know (yet) or an incarnation that is gone. */
-        count_dead(cw, h.count, pi ? &cw->st.dead_stale : &cw->st.dead_unreachable);
+        count_dead(cw, h.count, pi ? &cw->st.dead_stale : lost_ctr(cw, h.src_node));
         return UCS_OK;
     }
     wnode_t *wn = &cw->node[h.src_node];
@@ -1635,10 +1673,11 @@ void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
     switch (m->type) {
     case AX_SYS_NODE_DOWN: {
         uint32_t n = (uint32_t)m->payload.u64[0];
+        bool left = m->payload.u64[2] != 0;
         if (n < AX_CTL_NODES && cw->node[n].session == m->payload.u64[1])
-            wnode_clear(cw, n);
+            wnode_clear(cw, n, left);
         if (n < AX_CTL_NODES)
-            ax__fault_node_down(w, n);
+            ax__fault_node_down(w, n, left ? AX_REASON_NODE_STOPPED : AX_REASON_UNREACHABLE);
         return;
     }
     case AX_SYS_NODE_WIRE: {
@@ -1724,6 +1763,22 @@ void ax__cluster_worker_stop(ax_worker_t *w)
     uint64_t t0 = ax__now_ns();
     while (cw->inflight && ax__now_ns() - t0 < 2000000000ull)
         ucp_worker_progress(cw->uw);
+    /* A clean stop: leave the cluster before any endpoint closes.  Every
+     * worker's sends have completed (or failed) at the first barrier;
+     * worker 0 then sends LEAVE on the control connections and waits
+     * (bounded) until the peers have taken this node down as stopped; only
+     * after the second barrier does any worker close an endpoint, so the
+     * peers' endpoint errors name a session they already ended, and no
+     * peer takes the stop for a crash (docs/cluster.md, Failure).  Every
+     * worker of a cluster engine has its cw, so all of them get here. */
+    pthread_barrier_wait(&w->eng->stop_barrier);
+    if (w->id == 0 && ax_ctl_leave(cw->cl->ctl, LEAVE_WAIT_MS) < 0 &&
+        getenv("AXON_DEBUG_CLUSTER"))
+        fprintf(stderr, "axon: cluster node %u: a peer did not answer LEAVE in %u ms\n",
+                cw->cl->node, LEAVE_WAIT_MS);
+    pthread_barrier_wait(&w->eng->stop_barrier);
+    /* Keep the endpoints' pending work moving while others waited. */
+    ucp_worker_progress(cw->uw);
     for (uint32_t n = 0; n < AX_CTL_NODES; n++) {
         wnode_t *wn = &cw->node[n];
         for (uint32_t d = 0; wn->session && d < wn->nw; d++) {
@@ -1735,7 +1790,7 @@ void ax__cluster_worker_stop(ax_worker_t *w)
                 ax_mq_pop(&wn->out[d].q, w->arena);
             }
         }
-        wnode_clear(cw, n);
+        wnode_clear(cw, n, false);
     }
     /* Close every endpoint (bounded, as above: forced closes complete
      * locally). */
@@ -1934,6 +1989,7 @@ void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *o)
         o->nodes_up += ax_cluster_node_up(eng, n);
     o->joins = cs.joins;
     o->node_downs = cs.downs;
+    o->node_leaves = cs.leaves;
     o->refused_version = cs.refused_version;
     o->refused_cookie = cs.refused_cookie;
     o->refused_garbage = cs.refused_garbage;
@@ -1953,6 +2009,7 @@ void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *o)
         SUM(bytes_received);
         SUM(reordered);
         SUM(dead_unreachable);
+        SUM(dead_stopped);
         SUM(dead_stale);
         SUM(dead_nomem);
         SUM(wire_errors);

@@ -86,6 +86,7 @@ typedef struct ax_cluster_stats {
     uint64_t nodes_up;           /* other nodes up now */
     uint64_t joins;              /* node incarnations that joined */
     uint64_t node_downs;         /* node incarnations lost (unreachable, closed, restarted) */
+    uint64_t node_leaves;        /* node incarnations that left in order (stopped cleanly) */
     uint64_t refused_version;    /* peers refused: other wire version or byte order */
     uint64_t refused_cookie;     /* peers refused: wrong cookie */
     uint64_t refused_garbage;    /* control connections dropped for malformed input */
@@ -98,6 +99,8 @@ typedef struct ax_cluster_stats {
     uint64_t reordered;          /* active messages that arrived ahead of their turn */
     uint64_t dead_unreachable;   /* messages lost because their node went down (counted
                                     in dead_letters too) */
+    uint64_t dead_stopped;       /* messages lost because their node stopped cleanly
+                                    (queued or in flight when it left; in dead_letters too) */
     uint64_t dead_stale;         /* messages to a reference of another incarnation */
     uint64_t dead_nomem;         /* arrivals that found no memory for their blob */
     uint64_t wire_errors;        /* malformed or unexpected active messages dropped */
