@@ -121,9 +121,13 @@ static inline ax_msg_t *ax_ring_reserve(ax_ring_t *r, uint8_t *stamp)
 /* Producer (or anyone filling a message, stamp 0 for non-ring slots): store
  * the header word last.  R1: every other store to the slot is visible to a
  * consumer whose A1 load sees this word.  Pairs with A1 in ax_ring_peek. */
+/* AX_MSG_F_SYS (engine_internal.h): marks a system type. */
+#define AX__MSG_F_SYS 0x40u
 static inline void ax_msg_commit(ax_msg_t *m, uint32_t type, uint16_t len, uint8_t flags,
                                  uint8_t stamp)
 {
+    if (type - AX_TYPE_SYSTEM < AX_TYPE_IO - AX_TYPE_SYSTEM) /* folded away for user sends */
+        flags |= AX__MSG_F_SYS;
     uint64_t hdr = (uint64_t)type | ((uint64_t)len << 32) | ((uint64_t)flags << 48) |
                    ((uint64_t)stamp << 56);
     __atomic_store_n(&m->hdr, hdr, __ATOMIC_RELEASE);
