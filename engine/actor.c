@@ -201,9 +201,10 @@ static inline void slot_free(ax_worker_t *w, uint32_t slot)
     e->gen = (e->gen + 1) & AX_REF_GEN_MASK;
     if (!e->gen)
         e->gen = 1; /* generation 0 marks never-used (fresh) slots */
+    uint32_t head = w->pfree; /* read once: the atomic store below would reload it */
     /* Relaxed: a private link, published by ax__slots_spill's release. */
-    atomic_store_explicit(&e->next_free, w->pfree, memory_order_relaxed);
-    if (!w->pfree)
+    atomic_store_explicit(&e->next_free, head, memory_order_relaxed);
+    if (!head)
         w->pfree_tail = slot + 1;
     w->pfree = slot + 1;
     if (__builtin_expect(++w->pfree_n >= AX_PFREE_MAX, 0))
@@ -322,7 +323,7 @@ static const ax_reason_t *pending_reason(ax_worker_t *w, ax_actor_t *a)
 /* After a behaviour that called ax_stop_self.  The common stop (normal
  * reason, no fini, no records, sponsor or conversation) is inline here: it
  * only counts, frees the slot and frees the block. */
-void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
+__attribute__((always_inline)) static inline void actor_stop(ax_worker_t *w, ax_actor_t *a)
 {
     if (__builtin_expect(a->fini != NULL || (a->flags & (AX_ACTOR_CONV | AX_ACTOR_EXT)) != 0 ||
                              w->pend_actor == a, 0)) {
@@ -335,6 +336,8 @@ void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
     slot_free(w, slot);
     actor_free(w, a);
 }
+
+void ax__actor_stop(ax_worker_t *w, ax_actor_t *a) { actor_stop(w, a); }
 
 /* Stop a with a reason: fini (told why), then, only if a has records or a
  * sponsor (one flag test otherwise), DOWN/EXIT/cancellation and maybe
@@ -869,7 +872,7 @@ void ax__after_batch(ax_worker_t *w, ax_actor_t *a, ax_ref_t to)
         if (af & AX_ACTOR_UNSTASH)
             ax__actor_after(w, a, to);
         else
-            ax__actor_stop(w, a); /* a plain stop: no detour through ax__actor_after */
+            actor_stop(w, a); /* a plain stop: inline, no detour through ax__actor_after */
     }
     if (w->lq_old) /* the behaviour (or the stop) grew the FIFO */
         ax__lq_release_old(w);
@@ -1054,13 +1057,39 @@ static inline uint32_t default_worker(ax_worker_t *w)
     return spread_pick(w);
 }
 
-int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
-             ax_ref_t *out)
+/* ax_spawn's common case, taken from it by a tail call: on the calling
+ * worker, under the root sponsor (none named, the spawner has none), no
+ * AX_SPAWN_F_* flag, so no request is built and nothing can be undone but
+ * the slot.  The same steps as the general path's local branch, without
+ * its frame and tests. */
+__attribute__((noinline)) static int spawn_here(ax_worker_t *w, ax_behaviour_fn fn,
+                                                size_t state_size, const ax_spawn_opts_t *o,
+                                                ax_ref_t *out)
+{
+    uint32_t slot;
+    int rc;
+    if ((rc = slot_alloc(w, &slot)) < 0)
+        return rc;
+    /* = ax__ref_make(w->home, w->id, gen, slot): a slot's gen is stored
+     * masked (slot_free), so it needs no mask here. */
+    ax_ref_t ref = w->ref_base | (uint64_t)w->table[slot].gen << AX_REF_SLOT_BITS | slot;
+    *out = ref; /* set before init runs, so init may hand it out */
+    rc = actor_place(w, slot, ref, fn, o ? o->init : NULL, o ? o->fini : NULL, state_size, NULL,
+                     o ? o->arg : NULL, o ? o->arg_len : 0);
+    if (rc < 0) {
+        ax__slot_free(w, slot);
+        *out = AX_REF_NONE;
+    }
+    return rc;
+}
+
+/* Every other spawn (arguments checked by ax_spawn). */
+__attribute__((noinline)) static int spawn_general(ax_worker_t *w, ax_behaviour_fn fn,
+                                                   size_t state_size, const ax_spawn_opts_t *o,
+                                                   ax_ref_t *out)
 {
     uint32_t t, slot;
     int rc;
-    if (!w || !out || (rc = check_spawn(fn, state_size, o)) < 0)
-        return -EINVAL;
     uint32_t flags = o ? o->flags : 0;
     if ((flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) && !w->cur)
         return -EINVAL; /* nobody to monitor or link from */
@@ -1161,6 +1190,21 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         *o->monitor = mon;
     *out = ref;
     return 0;
+}
+
+int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
+             ax_ref_t *out)
+{
+    if (!w || !out || check_spawn(fn, state_size, o) < 0)
+        return -EINVAL;
+    /* The common case (spawn_here): default placement or AX_ON_SELF with
+     * no backlog to spread, no flags, no sponsor; not closing.  Both
+     * halves are reached by a tail call: neither pays the other's frame. */
+    if ((!o || ((o->where == AX_ON_DEFAULT || o->where == AX_ON_SELF) && !o->flags && !o->sponsor)) &&
+        !(w->cur && w->cur->sp) && !w->closing &&
+        (ax__lq_count(w) < w->batch || (o && o->where == AX_ON_SELF) || w->nworkers == 1))
+        return spawn_here(w, fn, state_size, o, out);
+    return spawn_general(w, fn, state_size, o, out);
 }
 
 /* Shutdown handshake for callers outside the engine: announce ourselves

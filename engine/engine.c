@@ -913,6 +913,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->id = i;
     w->nworkers = N;
     w->home = eng->home;
+    w->ref_base = ax__ref_make(eng->home, i, 0, 0);
     w->send_nw = N;
     w->send_self = i;
     w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */

@@ -140,6 +140,7 @@ struct ax_ctx {
     uint32_t id;
     uint32_t nworkers;
     uint32_t home;        /* ax__ref_home of this engine: local refs decode against it */
+    ax_ref_t ref_base;    /* ax__ref_make(home, id, 0, 0): this worker's refs' top bits */
     ax_arena_t *arena;
     ax_slot_t *table;
     ax_actor_t *cur;      /* running actor, NULL outside a behaviour */
