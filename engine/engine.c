@@ -438,7 +438,8 @@ static void drain_overflow(ax_worker_t *w)
             dst->to = src->to;
             dst->from = src->from;
             dst->payload = src->payload;
-            ax_msg_commit(dst, src->type, src->len, src->flags, stamp); /* R1 */
+            /* R1; src was committed to the overflow by ax_msg_commit */
+            ax_msg_commit_copy(dst, src->type, src->len, src->flags, stamp);
             ax_mq_pop(q, w->arena);
             if (!w->is_dirty[d]) {
                 w->is_dirty[d] = 1;
