@@ -9,6 +9,16 @@
  * bound to the worker's node when pinned) and its inbound rings (one mapping
  * per receiver, bound to the receiver's node); all freed at destroy.
  *
+ * ---- Ring slots (engine/ring.h has the proof) ---------------------------------------
+ *   Sender: fill the slot, store its header word last (R1, release).
+ *   Receiver (drain_ring_loop): ax_ring_ready loads the header words of the
+ *   next slots back to back (A1, acquire, one per slot, pairing with that
+ *   slot's R1) and counts the run whose stamps match; only then are they
+ *   dispatched, so the line transfers of a run overlap instead of one per
+ *   dispatch.  The slots are handed back once per batch (R2 in
+ *   ax_ring_release, pairing with A2 in the sender's reserve when the ring
+ *   looks full): until then the sender cannot rewrite a slot being run.
+ *
  * ---- Park / wake (no lost wakeup) -------------------------------------------------
  *   Parking worker W                    Sender S (flush, end of its turn)
  *     store W.parked = 1 (relaxed)        R1: commit ring slots (release)
@@ -255,12 +265,19 @@ static uint32_t drain_local(ax_worker_t *w)
 __attribute__((always_inline)) static inline uint32_t drain_ring_loop(ax_worker_t *w, ax_ring_t *r,
                                                                       const bool tr)
 {
-    uint32_t n = 0;
-    ax_msg_t *m;
-    while (n < w->batch && (m = ax_ring_peek(r))) {
-        ax__dispatch_batch(w, m, tr);
-        ax_ring_advance(r);
-        n++;
+    uint32_t n = 0, k;
+    /* Find the run of ready slots first (their header loads overlap), then
+     * dispatch it.  Scan again only when the run stopped at the end of the
+     * slot array: a run that ended at an empty slot ends the batch (what
+     * arrived since waits for the next turn, which follows at once). */
+    while ((k = ax_ring_ready(r, w->batch - n)) != 0) {
+        n += k;
+        do {
+            ax__dispatch_batch(w, ax_ring_head(r), tr);
+            ax_ring_advance(r);
+        } while (--k);
+        if ((r->c_head & r->c_mask) != 0 || n == w->batch)
+            break;
     }
     return n;
 }

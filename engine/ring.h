@@ -17,7 +17,10 @@
  * cores; a separate tail index would add a second transfer per batch and
  * delay visibility until the batch is published.  The consumer hands slots
  * back in batches with one release store of `head` (R2, ax_ring_release); the
- * producer re-reads head (A2) only when the ring looks full.
+ * producer re-reads head (A2) only when the ring looks full.  The drain
+ * finds the ready run of slots first (ax_ring_ready: one A1 load per slot,
+ * issued back to back so the slots' line transfers overlap) and then runs
+ * them: each slot is still taken only after its own A1 saw its stamp.
  *
  * Stamps: a slot holds the stamp of the lap that last wrote it; the consumer
  * expects lap L's stamp where the slot can only hold lap L's or lap L-1's,
@@ -160,6 +163,39 @@ static inline ax_msg_t *ax_ring_peek(ax_ring_t *r)
 
 /* Consumer: done with the peeked message (private; not yet visible). */
 static inline void ax_ring_advance(ax_ring_t *r) { r->c_head++; }
+
+/* Consumer: the slot at the head (valid only when ax_ring_ready said so). */
+static inline ax_msg_t *ax_ring_head(const ax_ring_t *r)
+{
+    return &r->c_slots[r->c_head & r->c_mask];
+}
+
+/* Consumer: how many messages are ready at the head, at most max and never
+ * past the end of the slot array, so they lie in order from ax_ring_head.
+ * Their header words are read back to back, independent loads whose line
+ * transfers overlap; a drain that peeked one slot per dispatch paid each
+ * transfer in full (issue 14).  The slots stay valid (and unwritten by the
+ * producer) until ax_ring_release; ax_ring_advance (one at a time) or
+ * ax_ring_advance_n takes them. */
+static inline uint32_t ax_ring_ready(const ax_ring_t *r, uint32_t max)
+{
+    uint32_t h = r->c_head, mask = r->c_mask, i0 = h & mask, room = mask + 1 - i0, i = 1;
+    const ax_msg_t *s = &r->c_slots[i0];
+    /* Every slot up to the end of the array belongs to the head's lap. */
+    uint8_t want = ax__ring_stamp(h, r->c_shift);
+    /* A1 (as in ax_ring_peek), per slot: pairs with that slot's R1.  The
+     * head slot first, alone: an empty ring costs what a peek costs. */
+    if ((uint8_t)(__atomic_load_n(&s[0].hdr, __ATOMIC_ACQUIRE) >> 56) != want || max == 0u)
+        return 0;
+    if (max > room)
+        max = room;
+    while (i < max && (uint8_t)(__atomic_load_n(&s[i].hdr, __ATOMIC_ACQUIRE) >> 56) == want)
+        i++;
+    return i;
+}
+
+/* Consumer: done with k messages from the head (private; not yet visible). */
+static inline void ax_ring_advance_n(ax_ring_t *r, uint32_t k) { r->c_head += k; }
 
 /* Consumer: hand every advanced slot back to the producer. */
 static inline void ax_ring_release(ax_ring_t *r)

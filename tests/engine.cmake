@@ -78,6 +78,10 @@ endif()
 axon_test(test_engine_start SOURCES unit/test_engine_start.c LIBS axon_engine
           WRAP ax_topo_bind_thread pthread_create)
 
+# The worker-to-worker ring as the drain uses it (issue 14: the run of
+# ready slots is counted first, then dispatched), one thread and two.
+axon_test(test_engine_ring SOURCES unit/test_engine_ring.c LIBS Threads::Threads LABELS unit)
+
 # The local FIFO grows under a behaviour that was dispatched from it.
 axon_test(test_engine_fifo SOURCES unit/test_engine_fifo.c LIBS axon_engine)
 
