@@ -14,6 +14,14 @@
  *   then HB frames every heartbeat; silence for timeout_ms, EOF or a data
  *   path error on an up connection -> node_down.
  *
+ * A clean stop (ax_ctl_leave, called by the engine before its UCP endpoints
+ * close) sends LEAVE on every connection; the peer takes the node down as
+ * left (node_down with left = true, no failure logged) and closes the
+ * connection, and the leaving node waits (bounded) for those closes.  So
+ * the peer has forgotten the node's session before any endpoint to it
+ * fails: the data path's errors that follow name an old session and are
+ * ignored, and nothing looks like a crash.
+ *
  * Two nodes that dial each other at once end with two connections.  Only
  * the node with the lower id decides which one stays: the first whose HELLO
  * it read; it closes any later one to the same incarnation at its HELLO,
@@ -55,7 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { F_HELLO = 1, F_AUTH, F_ADDRS, F_READY, F_HB, F_ERROR, F_MEMBERS };
+enum { F_HELLO = 1, F_AUTH, F_ADDRS, F_READY, F_HB, F_ERROR, F_MEMBERS, F_LEAVE };
 enum { C_DIAL, C_HELLO, C_AUTH, C_ADDRS, C_READY, C_UP };
 #define FRAME_MAX (1u << 20)
 #define CONNS_MAX 512u
@@ -73,6 +81,7 @@ typedef struct conn {
     uint64_t nonce, my_chal, peer_chal, session;
     uint32_t inc_tag, nworkers;
     bool got_addrs, got_ready;
+    bool left; /* the peer sent LEAVE: it stops cleanly */
     uint64_t since, last_rx, last_tx;
     uint8_t *rx;
     size_t rxlen, rxcap;
@@ -103,13 +112,17 @@ struct ax_ctl {
     uint32_t nwanted;
     uint64_t err_session[AX_CTL_NODES];
     bool err_pending;
+    bool leave_req;  /* ax_ctl_leave asked (under mu) */
+    bool leave_done; /* every connection closed after LEAVE (under mu) */
+    pthread_cond_t leave_cv; /* CLOCK_MONOTONIC; signalled with leave_done */
+    bool leaving;    /* control thread only: LEAVE sent, no dialling */
     conn_t *conns[CONNS_MAX];
     uint32_t nconns;
     node_rec_t nodes[AX_CTL_NODES];
     _Atomic uint32_t up_count;
     _Atomic uint8_t up[AX_CTL_NODES];
     struct {
-        _Atomic uint64_t joins, downs, refused_version, refused_cookie, refused_garbage,
+        _Atomic uint64_t joins, downs, leaves, refused_version, refused_cookie, refused_garbage,
             refused_incarnation, hb_sent, hb_recv;
     } st;
 };
@@ -362,9 +375,18 @@ static void conn_close(ax_ctl_t *c, conn_t *k, const char *why)
             n->last_tag = n->inc_tag;
             atomic_store_explicit(&c->up[k->node], 0, memory_order_relaxed);
             atomic_fetch_sub_explicit(&c->up_count, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&c->st.downs, 1, memory_order_relaxed);
-            logf_(c, "node %u is unreachable: %s", k->node, why);
-            c->o.node_down(c->o.user, k->node, n->session, why);
+            /* An orderly leave (it said LEAVE, or we are leaving and it
+             * closed in answer) is no failure: counted apart, not logged
+             * as one. */
+            bool left = k->left || c->leaving;
+            if (k->left) {
+                atomic_fetch_add_explicit(&c->st.leaves, 1, memory_order_relaxed);
+                logf_(c, "node %u left the cluster (it stopped)", k->node);
+            } else if (!c->leaving) {
+                atomic_fetch_add_explicit(&c->st.downs, 1, memory_order_relaxed);
+                logf_(c, "node %u is unreachable: %s", k->node, why);
+            }
+            c->o.node_down(c->o.user, k->node, n->session, left, why);
         }
     }
     if (k->want >= 0 && (uint32_t)k->want < c->nwanted)
@@ -619,6 +641,18 @@ static void on_frame(ax_ctl_t *c, conn_t *k, uint32_t type, const uint8_t *p, ui
         conn_close(c, k, msg);
         return;
     }
+    if (type == F_LEAVE) {
+        /* The peer stops cleanly: in any state after its HELLO (it leaves
+         * connections still in their handshake too).  Closing answers it. */
+        if (len != 0 || k->state == C_HELLO) {
+            atomic_fetch_add_explicit(&c->st.refused_garbage, 1, memory_order_relaxed);
+            conn_close(c, k, "protocol violation (malformed or early LEAVE)");
+            return;
+        }
+        k->left = true;
+        conn_close(c, k, "the node stopped (it left the cluster)");
+        return;
+    }
     switch (k->state) {
     case C_HELLO:
         if (type == F_HELLO) {
@@ -700,7 +734,7 @@ static void conn_read(ax_ctl_t *c, conn_t *k)
         uint32_t type, len;
         memcpy(&type, k->rx + off, 4);
         memcpy(&len, k->rx + off + 4, 4);
-        if (len > FRAME_MAX || type < F_HELLO || type > F_MEMBERS) {
+        if (len > FRAME_MAX || type < F_HELLO || type > F_LEAVE) {
             atomic_fetch_add_explicit(&c->st.refused_garbage, 1, memory_order_relaxed);
             conn_close(c, k, "garbage on the control connection");
             return;
@@ -758,6 +792,26 @@ static bool want_satisfied(const ax_ctl_t *c, const char *addr)
     return false;
 }
 
+/* Control thread, outside mu.  LEAVE on every
+ * connection past its dial; dialled ones not yet connected just close.  The
+ * listener closes: a peer's redial is refused from now on. */
+static void leave_start(ax_ctl_t *c)
+{
+    c->leaving = true;
+    for (uint32_t i = 0; i < c->nconns;) {
+        conn_t *k = c->conns[i];
+        if (k->state == C_DIAL || send_frame(k, F_LEAVE, NULL, 0) < 0) {
+            conn_close(c, k, "leaving");
+            continue;
+        }
+        i++;
+    }
+    if (c->lfd >= 0) {
+        close(c->lfd);
+        c->lfd = -1;
+    }
+}
+
 static void *ctl_main(void *arg)
 {
     ax_ctl_t *c = arg;
@@ -770,7 +824,16 @@ static void *ctl_main(void *arg)
         uint64_t now = now_ns();
         /* dial what we want and have no connection for */
         pthread_mutex_lock(&c->mu);
-        for (uint32_t i = 0; i < c->nwanted; i++)
+        bool leave_now = c->leave_req && !c->leaving;
+        pthread_mutex_unlock(&c->mu);
+        if (leave_now)
+            leave_start(c); /* outside mu: it may run node_down */
+        pthread_mutex_lock(&c->mu);
+        if (c->leaving && !c->leave_done && !c->nconns) {
+            c->leave_done = true;
+            pthread_cond_broadcast(&c->leave_cv);
+        }
+        for (uint32_t i = 0; !c->leaving && i < c->nwanted; i++)
             if (!c->want_busy[i] && now >= c->want_next[i] && !want_satisfied(c, c->wanted[i])) {
                 c->want_next[i] = now + REDIAL_NS;
                 dial(c, i);
@@ -865,6 +928,11 @@ int ax_ctl_create(const ax_ctl_opts_t *o, ax_ctl_t **out, char *err, size_t errl
     c->o = *o;
     c->lfd = c->pipe_r = c->pipe_w = -1;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->leave_cv, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(c->cookie, sizeof c->cookie, "%s", o->cookie);
     c->o.cookie = c->cookie;
     /* 128-bit key from the cookie: two SipHash passes under fixed keys. */
@@ -984,8 +1052,34 @@ void ax_ctl_destroy(ax_ctl_t *c)
         free(c->addr[i]);
     free(c->addr);
     free(c->alen);
+    pthread_cond_destroy(&c->leave_cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+int ax_ctl_leave(ax_ctl_t *c, uint32_t wait_ms)
+{
+    if (!c || !c->running)
+        return 0;
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += wait_ms / 1000u;
+    end.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->leave_req = true;
+    pthread_mutex_unlock(&c->mu);
+    poke(c);
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    while (!c->leave_done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&c->leave_cv, &c->mu, &end);
+    bool done = c->leave_done;
+    pthread_mutex_unlock(&c->mu);
+    return done ? 0 : -ETIMEDOUT;
 }
 
 void ax_ctl_listen_addr(const ax_ctl_t *c, char *buf, size_t len)
@@ -1013,6 +1107,7 @@ void ax_ctl_get_stats(const ax_ctl_t *c, ax_ctl_stats_t *o)
         return;
     o->joins = atomic_load_explicit(&c->st.joins, memory_order_relaxed);
     o->downs = atomic_load_explicit(&c->st.downs, memory_order_relaxed);
+    o->leaves = atomic_load_explicit(&c->st.leaves, memory_order_relaxed);
     o->refused_version = atomic_load_explicit(&c->st.refused_version, memory_order_relaxed);
     o->refused_cookie = atomic_load_explicit(&c->st.refused_cookie, memory_order_relaxed);
     o->refused_garbage = atomic_load_explicit(&c->st.refused_garbage, memory_order_relaxed);

@@ -1,11 +1,11 @@
 /* cluster/control.h - the cluster's control plane: node membership over one
  * TCP connection per pair of nodes (join handshake with wire version and
- * cookie check, UCP worker address exchange, heartbeats, node loss).
+ * cookie check, UCP worker address exchange, heartbeats, node loss, orderly leave).
  *
  * It knows nothing about actors: it moves node cards (id, incarnation,
  * per-worker UCP addresses) and reports nodes coming and going through
  * callbacks.  The data path (engine/cluster_glue.c) never touches it except
- * through ax_ctl_report_error.
+ * through ax_ctl_report_error and, at a clean stop, ax_ctl_leave.
  *
  * Threading: one control thread per engine runs every callback; the other
  * calls are [any] unless marked.  Memory: malloc; nothing is shared with the
@@ -21,7 +21,7 @@
 /* The control protocol's version: a peer that speaks another is refused
  * with a message naming both.  Bump on any change to docs/cluster.md's
  * frames or the data path's wire header. */
-#define AX_WIRE_VERSION 2u
+#define AX_WIRE_VERSION 3u
 #define AX_CTL_NODES 256u
 #define AX_CTL_LISTEN_MAX 64u
 
@@ -49,13 +49,15 @@ typedef struct ax_ctl_opts {
                        uint32_t nworkers, void *const *addr, const size_t *alen);
     /* The node knows us too: sends to it may start. */
     void (*node_up)(void *user, uint32_t node, uint64_t session);
-    /* The node's session is over (the node died, restarted or was
-     * unreachable): `why` says how. */
-    void (*node_down)(void *user, uint32_t node, uint64_t session, const char *why);
+    /* The node's session is over: `why` says how.  `left` is true for an
+     * orderly leave (the node sent LEAVE: it stopped cleanly; or this node
+     * is leaving itself, ax_ctl_leave), false when it died, restarted or
+     * was unreachable. */
+    void (*node_down)(void *user, uint32_t node, uint64_t session, bool left, const char *why);
 } ax_ctl_opts_t;
 
 typedef struct ax_ctl_stats {
-    uint64_t joins, downs, refused_version, refused_cookie, refused_garbage,
+    uint64_t joins, downs, leaves, refused_version, refused_cookie, refused_garbage,
         refused_incarnation, heartbeats_sent, heartbeats_received;
 } ax_ctl_stats_t;
 
@@ -70,6 +72,14 @@ int ax_ctl_add_peer(ax_ctl_t *c, const char *addr);
 /* The data path saw an error on `node`'s session `session`: declare it
  * down now rather than at the heartbeat timeout (an older session: nothing). */
 void ax_ctl_report_error(ax_ctl_t *c, uint32_t node, uint64_t session);
+/* Leave the cluster (a clean stop): send LEAVE on every control connection,
+ * stop dialling and close the listener, then wait up to wait_ms for the
+ * peers to close their connections (each does once it has taken the node
+ * down: after that, errors of the data path to this node are no news to
+ * it).  Call before the data path's endpoints close.  0, or -ETIMEDOUT when
+ * some peer had not closed in time (it still reads LEAVE before the
+ * connection's end).  [any, once] */
+int ax_ctl_leave(ax_ctl_t *c, uint32_t wait_ms);
 uint32_t ax_ctl_nodes_up(const ax_ctl_t *c); /* up peers, self excluded */
 bool ax_ctl_node_is_up(const ax_ctl_t *c, uint32_t node);
 void ax_ctl_get_stats(const ax_ctl_t *c, ax_ctl_stats_t *out);

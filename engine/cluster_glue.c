@@ -55,6 +55,9 @@
 #define EAGER_BLOB_MAX 4096u
 #define BATCH_BYTES_MAX (64u * 1024u)
 #define BATCH_MSGS_MAX 1024u
+/* How long a stopping node waits for its peers to close their control
+ * connections after its LEAVE (ax_ctl_leave). */
+#define LEAVE_WAIT_MS 1000u
 
 const char ax__cluster_token_tag = 0;
 #define CL_TOKEN ((uint64_t)(uintptr_t)&ax__cluster_token_tag)
@@ -95,6 +98,12 @@ typedef struct peer {
      * by workers with a CAS (relaxed: read only as a readiness hint by
      * ax_cluster_node_up, after its acquire of state). */
     _Atomic uint64_t wired;
+    /* The node's last down was an orderly leave (it stopped cleanly): set
+     * by node_down before P1's release of state 3, cleared by node_known
+     * before its release; read after an acquire of state.  Picks the
+     * reason (AX_REASON_NODE_STOPPED) and the counter (dead_stopped) of
+     * what is lost with the node. */
+    _Atomic bool left;
     pinc_t *all;            /* every incarnation seen (control thread only) */
 } peer_t;
 
@@ -207,6 +216,7 @@ typedef struct ax_clw {
     uint32_t *dirty;
     uint32_t ndirty, dirty_cap;
     uint64_t inflight;
+    uint64_t traffic, traffic_parked; /* active messages sent or received; at the last arm */
     uint32_t acks_due; /* nodes with an ack_due set (wiring answers to send) */
     ep_err_arg_t *eargs; /* endpoint error-handler arguments, freed at destroy */
     /* Endpoints of a session that is over, closed from ax__cluster_progress
@@ -218,7 +228,8 @@ typedef struct ax_clw {
     wnode_t node[AX_CTL_NODES];
     struct {
         _Atomic uint64_t msgs_sent, msgs_received, batches_sent, batches_received, bytes_sent,
-            bytes_received, reordered, dead_unreachable, dead_stale, dead_nomem, wire_errors;
+            bytes_received, reordered, dead_unreachable, dead_stopped, dead_stale, dead_nomem,
+            wire_errors, progress_calls, progress_busy, arms, fd_wakes, yields;
     } st;
 } ax_clw_t;
 
@@ -411,6 +422,7 @@ static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc
     p->all = pi;
     atomic_store_explicit(&p->wired, (uint64_t)(uint32_t)session << 32, memory_order_relaxed);
     atomic_store_explicit(&p->cur, pi, memory_order_relaxed);
+    atomic_store_explicit(&p->left, false, memory_order_relaxed);
     atomic_store_explicit(&p->state, 1, memory_order_release); /* P1 */
 }
 
@@ -436,7 +448,7 @@ static void node_up(void *user, uint32_t node, uint64_t session)
     }
 }
 
-static void node_down(void *user, uint32_t node, uint64_t session, const char *why)
+static void node_down(void *user, uint32_t node, uint64_t session, bool left, const char *why)
 {
     (void)why;
     struct ax_cl *cl = user;
@@ -445,7 +457,8 @@ static void node_down(void *user, uint32_t node, uint64_t session, const char *w
     pinc_t *pi = atomic_load_explicit(&p->cur, memory_order_relaxed);
     if (!pi || pi->session != session)
         return;
-    atomic_store_explicit(&p->state, 3, memory_order_release);
+    atomic_store_explicit(&p->left, left, memory_order_relaxed);
+    atomic_store_explicit(&p->state, 3, memory_order_release); /* P1 */
     names_drop_node(cl, node);
     /* Every worker drops what it queued for the node, fails its monitors. */
     for (uint32_t t = 0; t < eng->n; t++) {
@@ -453,9 +466,10 @@ static void node_down(void *user, uint32_t node, uint64_t session, const char *w
         memset(&m, 0, sizeof m);
         m.to = ax__ref_make(eng->home, t, 0, 0); /* a worker, not an actor */
         m.type = AX_SYS_NODE_DOWN;
-        m.len = 16;
+        m.len = 24;
         m.payload.u64[0] = node;
         m.payload.u64[1] = session;
+        m.payload.u64[2] = left;
         ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nothing left to fail */
     }
 }
@@ -659,6 +673,30 @@ static void count_dead(ax_clw_t *cw, uint64_t n, _Atomic uint64_t *why)
     atomic_fetch_add_explicit(&cw->w->st.dead_letters, n, memory_order_relaxed);
 }
 
+/* Did node n leave in order (its last down)?  The acquire pairs with
+ * node_down's release of state 3 (P1), which follows its store of left. */
+static bool peer_left(const struct ax_cl *cl, uint32_t n)
+{
+    const peer_t *p = &cl->peers[n];
+    return atomic_load_explicit(&p->state, memory_order_acquire) == 3 &&
+           atomic_load_explicit(&p->left, memory_order_relaxed);
+}
+
+/* The counter for messages lost with node n: it stopped, or it failed. */
+static _Atomic uint64_t *lost_ctr(ax_clw_t *cw, uint32_t n)
+{
+    return n < AX_CTL_NODES && peer_left(cw->cl, n) ? &cw->st.dead_stopped
+                                                    : &cw->st.dead_unreachable;
+}
+
+uint32_t ax__cluster_down_reason(const ax_worker_t *w, ax_ref_t ref)
+{
+    uint32_t n = ax_ref_node(ref);
+    const ax_clw_t *cw = CW(w);
+    return cw && n < AX_CTL_NODES && peer_left(cw->cl, n) ? AX_REASON_NODE_STOPPED
+                                                          : AX_REASON_UNREACHABLE;
+}
+
 /* Put an endpoint of a finished session aside; ep_close_retired closes it
  * at the next progress.  wnode_clear runs inside UCX callbacks (an arrival
  * of a new session, on_am) and inside sends (ax__cluster_slot): closing
@@ -711,10 +749,11 @@ static void ep_close_retired(ax_clw_t *cw)
 }
 
 /* Forget node n's session on this worker: queued sends become dead
- * letters (reason: unreachable), early arrivals are dropped, endpoints
- * retired.  The node's record is detached first, so nothing run from here
- * (a dead-letter hook, a callback) can reach the old arrays through it. */
-static void wnode_clear(ax_clw_t *cw, uint32_t n)
+ * letters (counted in dead_stopped when the node left in order, else
+ * dead_unreachable), early arrivals are dropped, endpoints retired.  The
+ * node's record is detached first, so nothing run from here (a dead-letter
+ * hook, a callback) can reach the old arrays through it. */
+static void wnode_clear(ax_clw_t *cw, uint32_t n, bool left)
 {
     ax_worker_t *w = cw->w;
     wnode_t old = cw->node[n];
@@ -730,7 +769,7 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n)
             lost++;
             ax_mq_pop(&old.out[d].q, w->arena);
         }
-        AX_STAT_ADD(cw->st.dead_unreachable, lost);
+        AX_STAT_ADD(*(left ? &cw->st.dead_stopped : &cw->st.dead_unreachable), lost);
         ax_mq_fini(&old.out[d].q, w->arena);
         arrival_t *a = old.in[d].pend;
         while (a) {
@@ -768,7 +807,7 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n)
 static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
 {
     wnode_t *wn = &cw->node[n];
-    wnode_clear(cw, n);
+    wnode_clear(cw, n, false);
     wn->ep = calloc(pi->nw, sizeof *wn->ep);
     wn->out = calloc(pi->nw, sizeof *wn->out);
     wn->in = calloc(pi->nw, sizeof *wn->in);
@@ -833,7 +872,7 @@ void ax__cluster_forward(ax_worker_t *w, const ax_msg_t *m)
         if (cw && err == -ENOMEM)
             AX_STAT_INC(cw->st.dead_nomem);
         else if (cw)
-            AX_STAT_INC(cw->st.dead_unreachable);
+            AX_STAT_INC(*lost_ctr(cw, ax_ref_node(m->to)));
         ax__dead_letter(w, m); /* counted in dead_letters, hooked, payload freed */
         return;
     }
@@ -922,7 +961,7 @@ static void send_done(sendreq_t *sr, ucs_status_t st)
         return;
     }
     if (st != UCS_OK) {
-        count_dead(cw, sr->count, &cw->st.dead_unreachable);
+        count_dead(cw, sr->count, lost_ctr(cw, sr->node));
         ax_ctl_report_error(cw->cl->ctl, sr->node, sr->session);
     } else {
         AX_STAT_ADD(cw->st.msgs_sent, sr->count);
@@ -996,6 +1035,7 @@ static void am_send(ax_clw_t *cw, ucp_ep_h ep, sendreq_t *sr, size_t hlen, const
         send_done(sr, UCS_ERR_UNREACHABLE);
         return;
     }
+    cw->traffic++;
     ucs_status_ptr_t r = ucp_am_send_nbx(ep, AM_ID, &sr->hdr, hlen, data, len, &prm);
     if (r == NULL)
         send_done(sr, UCS_OK);
@@ -1198,7 +1238,9 @@ void ax__cluster_flush(ax_worker_t *w)
             send_channel(cw, n, d);
     }
     /* A channel whose batch could not be allocated stays queued: mark it
-     * dirty again so the next flush retries. */
+     * dirty again so the next flush retries.  (This scan of every node id
+     * is 40% of this function in big/4n's profile, about 1.5% of the
+     * node's CPU: docs/cluster.md "Oversubscribed nodes".) */
     for (uint32_t n = 0; n < AX_CTL_NODES && nd; n++) {
         wnode_t *wn = &cw->node[n];
         for (uint32_t d = 0; wn->session && d < wn->nw; d++)
@@ -1304,7 +1346,7 @@ static void arrival_deliver(ax_clw_t *cw, arrival_t *a)
     AX_STAT_INC(cw->st.batches_received);
     AX_STAT_ADD(cw->st.bytes_received, a->len);
     if (a->failed) {
-        count_dead(cw, a->count, &cw->st.dead_unreachable);
+        count_dead(cw, a->count, lost_ctr(cw, a->node));
         if (a->is_blob)
             ax__blob_free(cw->w, a->buf);
         else
@@ -1376,7 +1418,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
     const pinc_t *pi = peer_get(cw->cl, h.src_node, 1);
     if (!pi || pi->session != h.session) {
         /* From a node we do not know (yet) or an incarnation that is gone. */
-        count_dead(cw, h.count, pi ? &cw->st.dead_stale : &cw->st.dead_unreachable);
+        count_dead(cw, h.count, pi ? &cw->st.dead_stale : lost_ctr(cw, h.src_node));
         return UCS_OK;
     }
     wnode_t *wn = &cw->node[h.src_node];
@@ -1403,6 +1445,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         }
         return UCS_OK;
     }
+    cw->traffic++;
     ich_t *ch = &wn->in[h.src_worker];
     if (h.seq < ch->expect)
         goto bad; /* a duplicate: UCX never sends one, so it is forged */
@@ -1513,11 +1556,21 @@ bad:
 
 /* ---- the worker loop's calls ------------------------------------------------------------------ */
 
+/* One ucp_worker_progress call, counted (progress_calls, progress_busy). */
+static unsigned cw_progress(ax_clw_t *cw)
+{
+    unsigned r = ucp_worker_progress(cw->uw);
+    AX_STAT_INC(cw->st.progress_calls);
+    if (r)
+        AX_STAT_INC(cw->st.progress_busy);
+    return r;
+}
+
 uint32_t ax__cluster_progress(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
     uint32_t n = 0;
-    for (int i = 0; i < 64 && ucp_worker_progress(cw->uw); i++)
+    for (int i = 0; i < 64 && cw_progress(cw); i++)
         n++;
     if (cw->nretired || cw->nclosing) {
         ep_close_retired(cw);
@@ -1528,6 +1581,12 @@ uint32_t ax__cluster_progress(ax_worker_t *w)
 
 ax_mq_t *ax__cluster_inq(ax_worker_t *w) { return &CW(w)->inq; }
 
+/* Active messages sent or received since the worker last armed UCP to
+ * park: the yield before parking (engine.c) is for a worker in an exchange. */
+bool ax__cluster_traffic(ax_worker_t *w) { return CW(w)->traffic != CW(w)->traffic_parked; }
+
+void ax__cluster_yielded(ax_worker_t *w) { AX_STAT_INC(CW(w)->st.yields); }
+
 bool ax__cluster_pending(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
@@ -1537,7 +1596,7 @@ bool ax__cluster_pending(ax_worker_t *w)
 bool ax__cluster_poll(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
-    return cw->inq.count || cw->ndirty || cw->dead.count || ucp_worker_progress(cw->uw);
+    return cw->inq.count || cw->ndirty || cw->dead.count || cw_progress(cw);
 }
 
 int64_t ax__cluster_park_ns(ax_worker_t *w, int64_t timeout_ns)
@@ -1551,13 +1610,16 @@ int64_t ax__cluster_park_ns(ax_worker_t *w, int64_t timeout_ns)
 bool ax__cluster_arm(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
-    if (ucp_worker_progress(cw->uw))
+    cw->traffic_parked = cw->traffic;
+    if (cw_progress(cw))
         return false;
     if (cw->cl->spin)
         return true; /* no event fd: the park's timeout polls (ax__cluster_park_ns) */
     ucs_status_t st = ucp_worker_arm(cw->uw);
     if (st == UCS_ERR_BUSY)
         return false;
+    if (st == UCS_OK)
+        AX_STAT_INC(cw->st.arms);
     if (st == UCS_OK && w->io && !cw->poll_armed) {
         struct io_uring_sqe *sqe = ax_io_get_sqe(w->io);
         if (sqe) {
@@ -1569,7 +1631,11 @@ bool ax__cluster_arm(ax_worker_t *w)
     return true;
 }
 
-void ax__cluster_efd_fired(ax_worker_t *w) { CW(w)->poll_armed = false; }
+void ax__cluster_efd_fired(ax_worker_t *w)
+{
+    CW(w)->poll_armed = false;
+    AX_STAT_INC(CW(w)->st.fd_wakes);
+}
 bool ax__cluster_efd_armed(ax_worker_t *w) { return w->cl && CW(w)->poll_armed; }
 
 /* Send a registry message to node n's worker 0 (if it is up). */
@@ -1635,10 +1701,11 @@ void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
     switch (m->type) {
     case AX_SYS_NODE_DOWN: {
         uint32_t n = (uint32_t)m->payload.u64[0];
+        bool left = m->payload.u64[2] != 0;
         if (n < AX_CTL_NODES && cw->node[n].session == m->payload.u64[1])
-            wnode_clear(cw, n);
+            wnode_clear(cw, n, left);
         if (n < AX_CTL_NODES)
-            ax__fault_node_down(w, n);
+            ax__fault_node_down(w, n, left ? AX_REASON_NODE_STOPPED : AX_REASON_UNREACHABLE);
         return;
     }
     case AX_SYS_NODE_WIRE: {
@@ -1724,6 +1791,22 @@ void ax__cluster_worker_stop(ax_worker_t *w)
     uint64_t t0 = ax__now_ns();
     while (cw->inflight && ax__now_ns() - t0 < 2000000000ull)
         ucp_worker_progress(cw->uw);
+    /* A clean stop: leave the cluster before any endpoint closes.  Every
+     * worker's sends have completed (or failed) at the first barrier;
+     * worker 0 then sends LEAVE on the control connections and waits
+     * (bounded) until the peers have taken this node down as stopped; only
+     * after the second barrier does any worker close an endpoint, so the
+     * peers' endpoint errors name a session they already ended, and no
+     * peer takes the stop for a crash (docs/cluster.md, Failure).  Every
+     * worker of a cluster engine has its cw, so all of them get here. */
+    pthread_barrier_wait(&w->eng->stop_barrier);
+    if (w->id == 0 && ax_ctl_leave(cw->cl->ctl, LEAVE_WAIT_MS) < 0 &&
+        getenv("AXON_DEBUG_CLUSTER"))
+        fprintf(stderr, "axon: cluster node %u: a peer did not answer LEAVE in %u ms\n",
+                cw->cl->node, LEAVE_WAIT_MS);
+    pthread_barrier_wait(&w->eng->stop_barrier);
+    /* Keep the endpoints' pending work moving while others waited. */
+    ucp_worker_progress(cw->uw);
     for (uint32_t n = 0; n < AX_CTL_NODES; n++) {
         wnode_t *wn = &cw->node[n];
         for (uint32_t d = 0; wn->session && d < wn->nw; d++) {
@@ -1735,7 +1818,7 @@ void ax__cluster_worker_stop(ax_worker_t *w)
                 ax_mq_pop(&wn->out[d].q, w->arena);
             }
         }
-        wnode_clear(cw, n);
+        wnode_clear(cw, n, false);
     }
     /* Close every endpoint (bounded, as above: forced closes complete
      * locally). */
@@ -1934,6 +2017,7 @@ void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *o)
         o->nodes_up += ax_cluster_node_up(eng, n);
     o->joins = cs.joins;
     o->node_downs = cs.downs;
+    o->node_leaves = cs.leaves;
     o->refused_version = cs.refused_version;
     o->refused_cookie = cs.refused_cookie;
     o->refused_garbage = cs.refused_garbage;
@@ -1953,9 +2037,15 @@ void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *o)
         SUM(bytes_received);
         SUM(reordered);
         SUM(dead_unreachable);
+        SUM(dead_stopped);
         SUM(dead_stale);
         SUM(dead_nomem);
         SUM(wire_errors);
+        SUM(progress_calls);
+        SUM(progress_busy);
+        SUM(arms);
+        SUM(fd_wakes);
+        SUM(yields);
 #undef SUM
     }
 }

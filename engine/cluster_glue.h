@@ -19,7 +19,7 @@ struct ax_clw;
 
 /* Worker-level system messages from the control thread (engine-internal
  * types between AX_TYPE_SYSTEM and AX_TYPE_IO). */
-#define AX_SYS_NODE_DOWN (AX_TYPE_SYSTEM + 0x40)  /* u64[0]: node, u64[1]: session */
+#define AX_SYS_NODE_DOWN (AX_TYPE_SYSTEM + 0x40)  /* u64[0]: node, u64[1]: session, u64[2]: left */
 #define AX_SYS_NAME_BCAST (AX_TYPE_SYSTEM + 0x41) /* to local worker 0: tell peers; data: name */
 #define AX_SYS_NAME_REG (AX_TYPE_SYSTEM + 0x42)   /* node to node: u64[0] ref, data+8: name */
 #define AX_SYS_NAME_SYNC (AX_TYPE_SYSTEM + 0x43)  /* to local worker 0: u64[0] node joined */
@@ -62,12 +62,18 @@ int ax__cluster_ext_route(struct ax_engine *eng, ax_ref_t to, uint32_t *worker);
 bool ax__cluster_arm(struct ax_ctx *w);          /* before parking: false if events wait */
 bool ax__cluster_pending(struct ax_ctx *w);      /* queued inbound or outbound work */
 bool ax__cluster_poll(struct ax_ctx *w);         /* pending, or one UCP progress found events */
+bool ax__cluster_traffic(struct ax_ctx *w);      /* remote traffic since the last park */
+void ax__cluster_yielded(struct ax_ctx *w);      /* count one yield before parking (stats) */
 /* The park's timeout: with cluster.progress = spin at most cluster.poll_us
  * (no event fd wakes the worker for remote traffic). */
 int64_t ax__cluster_park_ns(struct ax_ctx *w, int64_t timeout_ns);
 void ax__cluster_efd_fired(struct ax_ctx *w);    /* the io_uring poll of the UCP fd completed */
 bool ax__cluster_efd_armed(struct ax_ctx *w);
-void ax__cluster_worker_stop(struct ax_ctx *w);  /* shutdown: drop queues, close endpoints */
+void ax__cluster_worker_stop(struct ax_ctx *w);  /* shutdown: drop queues, leave, close endpoints */
+/* The reason a monitor of ref gets when ref's node is not up:
+ * AX_REASON_NODE_STOPPED if the node's last down was an orderly leave,
+ * else AX_REASON_UNREACHABLE. */
+uint32_t ax__cluster_down_reason(const struct ax_ctx *w, ax_ref_t ref);
 extern const char ax__cluster_token_tag;         /* &tag: the io_uring token of the UCP poll */
 
 #endif /* AXON_ENGINE_CLUSTER_GLUE_H */

@@ -785,6 +785,27 @@ static void worker_loop(ax_worker_t *w)
             idle_since = 0;
         } else if (did) {
             continue;
+        } else if (eng->yield_ns && w->cl && ax__cluster_traffic(w)) {
+            /* An unpinned cluster worker (no idle spin: it would take the
+             * CPU its peers need) that sent or received remote messages
+             * since it last parked: the reply is probably one peer's turn
+             * away.  Give the CPU to whoever is runnable and look again,
+             * up to cluster.yield_us, before parking.  A park costs the
+             * UCP arm (three syscalls), the io_uring wait, the sender's
+             * signal (sendto) and two context switches; a yield one
+             * syscall, and it switches only to a task that has work.
+             * docs/cluster.md, "Oversubscribed nodes". */
+            uint64_t t0 = ax__now_ns();
+            int64_t limit = eng->yield_ns, due = ax__next_timeout(w);
+            if (due >= 0 && due < limit)
+                limit = due; /* quick_check does not look at timers */
+            bool found;
+            do {
+                sched_yield();
+                ax__cluster_yielded(w);
+            } while (!(found = quick_check(w)) && (int64_t)(ax__now_ns() - t0) < limit);
+            if (found)
+                continue;
         }
         /* Overflow waiting for ring space: nobody will wake us for that, so
          * sleep briefly instead of indefinitely. */
@@ -1076,6 +1097,11 @@ int ax_engine_create(const ax_config_t *cfg_in, ax_engine_t **out)
     /* Spinning only makes sense with a core to ourselves. */
     int32_t spin_us = eng->cfg.spin_us ? eng->cfg.spin_us : 50;
     eng->spin_ns = (spin_us < 0 || !eng->plan->pinned) ? 0 : (int64_t)spin_us * 1000;
+    /* Yield instead: only where the spin is off for want of a CPU of
+     * one's own (unpinned), never where the user turned the spin off on
+     * pinned workers (they asked to sleep between messages). */
+    int32_t yield_us = eng->cfg.cluster_yield_us ? eng->cfg.cluster_yield_us : 50;
+    eng->yield_ns = (yield_us < 0 || eng->plan->pinned) ? 0 : (int64_t)yield_us * 1000;
     eng->use_bell = eng->cfg.doorbell == AX_DOORBELL_ON ||
                     (eng->cfg.doorbell == AX_DOORBELL_AUTO && eng->n > AX_DOORBELL_AUTO_MIN);
 

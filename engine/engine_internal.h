@@ -457,7 +457,7 @@ void ax__fault_worker_leave(ax_worker_t *w);
 
 /* failure.c: node `node` is down: DOWN / EXIT (unreachable) for what
  * watches or links to its actors (called by engine/cluster_glue.c). */
-void ax__fault_node_down(ax_worker_t *w, uint32_t node);
+void ax__fault_node_down(ax_worker_t *w, uint32_t node, uint32_t kind);
 
 /* inbox.c */
 int ax__inbox_init(ax_worker_t *w);

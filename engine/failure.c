@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/cluster_glue.h"
 #include "engine/engine_internal.h"
 
 static const ax_reason_t reason_no_actor = {.kind = AX_REASON_NO_ACTOR};
@@ -63,7 +64,8 @@ static const ax_reason_t reason_no_actor = {.kind = AX_REASON_NO_ACTOR};
 const char *ax_reason_name(uint32_t kind)
 {
     static const char *const names[] = {"normal", "failed", "quota", "killed",
-                                        "linked", "shutdown", "no-such-actor", "unreachable"};
+                                        "linked", "shutdown", "no-such-actor", "unreachable",
+                                        "node-stopped"};
     return kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
 }
 
@@ -224,7 +226,7 @@ int ax_monitor(ax_ctx_t *w, ax_ref_t target, uint64_t *id)
     int rc = sys_send(w, w->head.self, target, AX_SYS_MONITOR, mid, 0, NULL, true);
     if (rc == -EHOSTUNREACH) {
         /* Its node is down (or not up yet): the answer is DOWN at once. */
-        ax_reason_t why = {.kind = AX_REASON_UNREACHABLE};
+        ax_reason_t why = {.kind = ax__cluster_down_reason(w, target)};
         notify(w, target, w->head.self, AX_SYS_DOWN, mid, &why);
         rc = 0;
     }
@@ -237,13 +239,14 @@ int ax_monitor(ax_ctx_t *w, ax_ref_t target, uint64_t *id)
 }
 
 /* Node `node` is down (engine/cluster_glue.c, on each worker): every
- * monitor of one of its actors gets DOWN with AX_REASON_UNREACHABLE, every
+ * monitor of one of its actors gets DOWN with reason `kind`
+ * (AX_REASON_UNREACHABLE, or AX_REASON_NODE_STOPPED when it left), every
  * link to one an EXIT with it, and its watchers' records here go.  A scan
  * of the table: node loss is rare, and the fast paths keep no per-node
  * index this way. */
-void ax__fault_node_down(ax_worker_t *w, uint32_t node)
+void ax__fault_node_down(ax_worker_t *w, uint32_t node, uint32_t kind)
 {
-    ax_reason_t why = {.kind = AX_REASON_UNREACHABLE};
+    ax_reason_t why = {.kind = kind};
     uint32_t end = atomic_load_explicit(&w->fresh, memory_order_relaxed);
     if (end > w->max_slots)
         end = w->max_slots;

@@ -306,6 +306,7 @@ struct ax_engine {
      * senders that read it (acquire) during or after start see it. */
     _Atomic bool started;
     int64_t spin_ns;
+    int64_t yield_ns;
     pthread_barrier_t stop_barrier; /* workers: shutdown phases */
     /* Start gate (futexes, so a start that fails half way can still let
      * the threads it made go): workers count themselves in `ready` once

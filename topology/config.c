@@ -72,6 +72,8 @@ static const key_t_ KEYS[] = {
       "a number of cores from 0 to 4096" },
     { "workers", "oversubscribe", K_BOOL, OFF(oversubscribe), 0, 1, 0,
       "true or false (also yes/no, on/off, 1/0)" },
+    { "workers", "unpinned", K_BOOL, OFF(unpinned), 0, 1, 0,
+      "true or false (also yes/no, on/off, 1/0)" },
     { "memory", "arena_bytes", K_SIZE, OFF(arena_bytes), (int64_t)MIB, (int64_t)TIB, 0,
       "a size from 1MiB to 1TiB such as 64MiB (suffixes K, M, G, T, KiB, MiB, GiB, TiB), "
       "or 0 for 64MiB" },
@@ -124,6 +126,9 @@ static const key_t_ KEYS[] = {
     { "cluster", "poll_us", K_U32, OFF(cluster_poll_us), 10, 1000000, 0,
       "microseconds between UCP polls of a parked worker with progress = spin, from 10 to "
       "1000000, or 0 for 1000" },
+    { "cluster", "yield_us", K_I32, OFF(cluster_yield_us), INT32_MIN, 1000000, 0,
+      "microseconds from 1 to 1000000 that an unpinned worker with remote traffic yields "
+      "and re-checks before it parks, 0 for 50, or a negative number to never yield" },
     { "cluster", "state_file", K_STR, OFF(cluster_state_file), 0, 0, 0,
       "the path of a file this node may create and rewrite (its last incarnation tag)" },
 };

@@ -405,7 +405,11 @@ int ax__plan_create_share(const ax_topo_t *topo, const ax_config_t *cfg_in, uint
     p->topo = topo->summary;
     p->this_system = topo->this_system;
     p->oversubscribed = want > nslots;
-    p->pinned = p->this_system && !p->oversubscribed;
+    /* workers.unpinned: the kernel places the workers.  Without it a
+     * single-worker process is bound to the first CPU of its selection,
+     * and several such processes on one host (cluster nodes) all share
+     * that one CPU while the others stay idle. */
+    p->pinned = p->this_system && !p->oversubscribed && !cfg->unpinned;
     for (uint32_t i = 0; i < want; i++) {
         const slot_t *s = &slots[i % nslots]; /* round-robin only when oversubscribed */
         const ax_topo_core_t *c = &topo->cores[s->core];
@@ -465,9 +469,10 @@ void ax_plan_print(const ax_plan_t *p, FILE *out)
     print_summary(&p->topo, out);
     fprintf(out, "\nplan: %u worker%s, %s, %s\n", p->nworkers, p->nworkers == 1 ? "" : "s",
             p->config.smt == AX_SMT_ALL ? "one per PU (smt = all)" : "one per core (smt = core)",
-            p->pinned ? "pinned"
-                      : p->oversubscribed ? "UNPINNED (oversubscribed)"
-                                          : "UNPINNED (not this machine)");
+            p->pinned             ? "pinned"
+            : p->oversubscribed   ? "UNPINNED (oversubscribed)"
+            : !p->this_system     ? "UNPINNED (not this machine)"
+                                  : "UNPINNED (workers.unpinned)");
     fprintf(out, "  worker    pu  core    l3  numa  package\n");
     for (uint32_t i = 0; i < p->nworkers; i++) {
         const ax_plan_worker_t *w = &p->workers[i];

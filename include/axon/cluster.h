@@ -86,6 +86,7 @@ typedef struct ax_cluster_stats {
     uint64_t nodes_up;           /* other nodes up now */
     uint64_t joins;              /* node incarnations that joined */
     uint64_t node_downs;         /* node incarnations lost (unreachable, closed, restarted) */
+    uint64_t node_leaves;        /* node incarnations that left in order (stopped cleanly) */
     uint64_t refused_version;    /* peers refused: other wire version or byte order */
     uint64_t refused_cookie;     /* peers refused: wrong cookie */
     uint64_t refused_garbage;    /* control connections dropped for malformed input */
@@ -98,9 +99,18 @@ typedef struct ax_cluster_stats {
     uint64_t reordered;          /* active messages that arrived ahead of their turn */
     uint64_t dead_unreachable;   /* messages lost because their node went down (counted
                                     in dead_letters too) */
+    uint64_t dead_stopped;       /* messages lost because their node stopped cleanly
+                                    (queued or in flight when it left; in dead_letters too) */
     uint64_t dead_stale;         /* messages to a reference of another incarnation */
     uint64_t dead_nomem;         /* arrivals that found no memory for their blob */
     uint64_t wire_errors;        /* malformed or unexpected active messages dropped */
+    /* The data path's own cost (docs/cluster.md, "Oversubscribed nodes"): */
+    uint64_t progress_calls;     /* ucp_worker_progress calls */
+    uint64_t progress_busy;      /* of those, calls that reported work */
+    uint64_t arms;               /* parks on UCP's event fd (ucp_worker_arm succeeded) */
+    uint64_t fd_wakes;           /* UCP event-fd polls that fired (a park it ended) */
+    uint64_t yields;             /* sched_yield calls of unpinned workers before parking
+                                    (cluster.yield_us) */
 } ax_cluster_stats_t;
 /* Counters summed over workers and the control plane. [any] */
 AX_API void ax_cluster_get_stats(const ax_engine_t *eng, ax_cluster_stats_t *out);

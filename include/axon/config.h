@@ -149,6 +149,14 @@ typedef struct ax_config {
     char cluster_state_file[AX_CONFIG_STR_MAX]; /* file keeping this node's last incarnation
                                                    tag, so a restart takes the next one;
                                                    "": the tag comes from the clock */
+    int32_t cluster_yield_us;                   /* an unpinned worker with remote traffic
+                                                   since it last parked yields the CPU and
+                                                   re-checks this long before it parks;
+                                                   0: 50 us; <0: never (docs/cluster.md) */
+    /* [workers], appended after the cluster keys so earlier fields keep
+     * their offsets */
+    bool unpinned; /* never bind workers to CPUs (the kernel places them, as when
+                      oversubscribed): for several engine processes sharing CPUs */
 
     ax_config_origin_t origin; /* private: where each key was set (see above) */
 } ax_config_t;

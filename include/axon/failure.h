@@ -88,7 +88,10 @@ enum ax_reason_kind {
                                   code: its reason kind) */
     AX_REASON_SHUTDOWN = 5,    /* the engine is stopping */
     AX_REASON_NO_ACTOR = 6,    /* monitor/link target was already gone */
-    AX_REASON_UNREACHABLE = 7, /* reserved: the target's node is unreachable (cluster) */
+    AX_REASON_UNREACHABLE = 7, /* the target's node is unreachable: it died, or its
+                                  network or heartbeat failed (cluster) */
+    AX_REASON_NODE_STOPPED = 8, /* the target's node stopped cleanly: it left the
+                                   cluster (cluster) */
 };
 
 #define AX_REASON_TEXT_MAX 16u /* bytes of text kept, with its NUL */

@@ -27,9 +27,18 @@
  * a send to the old reference a dead letter counted in dead_stale (and seen
  * by the dead-letter hook); the new reference answering.
  *
+ * Scenario "leave" (2 nodes): "rejoin", but node 1's first start stops
+ * cleanly (ax_engine_stop, destroy) instead of being killed, with a 30 s
+ * heartbeat timeout.  Node 0 must get DOWN with AX_REASON_NODE_STOPPED
+ * within 5 s of the stop (without the LEAVE frame only the UCX endpoint
+ * error or the 30 s timeout could tell, with AX_REASON_UNREACHABLE), count
+ * a leave and no node down, and take node 1 back under a new tag.
+ *
  * Options: --workers W (2) --actors A (4) --msgs K (200) --seconds S (60)
- *          --scenario mesh|kill|stop|refuse|rejoin  --cookie C --wire-version V (refuse)
+ *          --scenario mesh|kill|stop|refuse|rejoin|leave|joinkill  --rounds R --kill-ms M  --cookie C --wire-version V (refuse)
  *          --progress auto|wakeup|spin (cluster.progress; spin keeps UCX shm)
+ *          --unpinned (workers.unpinned: the mesh also checks that idle workers
+ *          yielded before parking, cluster.yield_us)
  * Exit 0 on success; the launcher exits 0 when every node did.
  */
 #ifndef _GNU_SOURCE
@@ -53,18 +62,20 @@
 #include "cluster_test.h"
 #include "axon/cluster.h"
 #include "axon/failure.h"
+#include "axon/topology.h"
 #ifdef AXON_HAVE_MPI
 #include "axon/cluster_mpi.h"
 #endif
 
 enum { T_START = 1, T_SEQ, T_BLOB, T_LOOKUP, T_DOWN_SEEN, T_SPAWNED, T_PING, T_PONG, T_PP,
-       T_FLOOD, T_FLOOD_GO, T_WATCH, T_AGAIN };
+       T_FLOOD, T_FLOOD_GO, T_WATCH, T_AGAIN, T_WATCH2 };
 static const size_t BLOB_SIZES[] = { 1, 7, 100, 4095, 4096, 4097, 8192, 65536, 1u << 20, 4u << 20 };
 #define NBLOB (sizeof BLOB_SIZES / sizeof BLOB_SIZES[0])
 #define MAXA 1024
 
 static uint32_t g_node, g_nodes = 2, g_workers = 2, g_actors = 4, g_msgs = 200, g_seconds = 60;
 static const char *g_scenario = "mesh";
+static bool g_leave; /* scenario "leave": node 1's first start stops cleanly */
 static uint32_t g_progress = AX_CLUSTER_PROGRESS_AUTO;
 static ax_ref_t g_all[MAXA]; /* every actor of every node, by global index: published before START */
 static uint32_t g_total;
@@ -77,6 +88,7 @@ static double g_last_down;
 /* Shared with the launcher (MAP_SHARED before fork): when it killed node 1. */
 static _Atomic double *g_kill_ts;
 static bool g_garbage; /* the launcher sends garbage to node 0's listener first */
+static bool g_unpinned; /* workers.unpinned: the workers yield before parking (cluster.yield_us) */
 static const char *g_state_file = ""; /* rejoin: node 1's cluster.state_file */
 static int g_ready_fd = -1; /* node 1 (kill/stop): tells the launcher traffic runs */
 
@@ -359,7 +371,8 @@ static int run_node(uint32_t node, const char *listen, const char *peers, const 
     ax_config_t c;
     ax_config_init(&c);
     c.workers = g_workers;
-    c.oversubscribe = true; /* unpinned: several nodes share this machine's CPUs */
+    c.oversubscribe = true; /* more workers than CPUs allowed (then unpinned) */
+    c.unpinned = g_unpinned;
     c.arena_bytes = 64u << 20;
     c.max_actors = 4096;
     c.watchdog_ms = AX_WATCHDOG_OFF; /* the START behaviour sends thousands: not a stall */
@@ -368,7 +381,8 @@ static int run_node(uint32_t node, const char *listen, const char *peers, const 
     snprintf(c.cluster_peers, sizeof c.cluster_peers, "%s", peers);
     snprintf(c.cluster_cookie, sizeof c.cluster_cookie, "%s", cookie);
     c.cluster_heartbeat_ms = 100;
-    c.cluster_timeout_ms = 2000;
+    /* leave: only the LEAVE frame can tell node 0 in time */
+    c.cluster_timeout_ms = g_leave ? 30000 : 2000;
     c.cluster_progress = g_progress;
     snprintf(c.cluster_state_file, sizeof c.cluster_state_file, "%s", g_state_file);
     int rc = ax_engine_create(&c, &g_eng);
@@ -562,6 +576,15 @@ static int mesh(FILE *addr_out)
     }
     if (cs.wire_errors)
         ERR("%llu wire errors", (unsigned long long)cs.wire_errors);
+    /* Unpinned, every worker that went idle after remote traffic yielded
+     * first (engine.c); pinned ones never yield. */
+    printf("node %u: %llu yields before parking, %llu parks on UCP's fd (%llu fired)\n", g_node,
+           (unsigned long long)cs.yields, (unsigned long long)cs.arms,
+           (unsigned long long)cs.fd_wakes);
+    if (g_unpinned && !cs.yields)
+        ERR("unpinned workers never yielded before parking (cluster.yield_us)");
+    if (!g_unpinned && ax_engine_plan(e)->pinned && cs.yields)
+        ERR("%llu yields on pinned workers", (unsigned long long)cs.yields);
     if (!kill && ws0.dead_letters)
         ERR("dead letters without a failure");
     uint64_t blobs_expect = (uint64_t)(g_nodes - 1) * NBLOB;
@@ -580,6 +603,9 @@ static int mesh(FILE *addr_out)
 /* ---- scenario "rejoin" ------------------------------------------------------- */
 static _Atomic int *g_phase;   /* launcher <-> node 0 (shared page): 1 = kill node 1 now */
 static uint64_t g_life = 1;    /* node 1: which start of it this is (its echo answers it) */
+static double g_stop_t;        /* node 0: when it told node 1 to stop (leave) */
+static _Atomic double g_down_t; /* node 0: when the DOWN for the old v1 arrived */
+static _Atomic uint32_t g_down_kind; /* ... and its reason */
 static _Atomic uint64_t g_pongs[3], g_stale_hooked;
 static ax_ref_t g_old_ref;     /* node 0: node 1's "v1" before the kill */
 
@@ -599,6 +625,10 @@ static void on_prober(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
             ERR("ax_monitor of node 1's v1 failed");
         if (ax_send_u64(ctx, m->payload.u64[0], T_PING, 0) != 0)
             ERR("ping of node 1's v1 refused");
+    } else if (m->type == T_WATCH2) { /* leave: monitor the old v1, its node gone */
+        uint64_t id;
+        if (ax_monitor(ctx, m->payload.u64[0], &id) != 0)
+            ERR("ax_monitor of node 1's v1 after it left failed");
     } else if (m->type == T_AGAIN) { /* u64[0] old v1, u64[1] new v1: ping both, watch the old */
         int rc0 = ax_send_u64(ctx, m->payload.u64[0], T_PING, 0);
         int rc1 = ax_send_u64(ctx, m->payload.u64[1], T_PING, 0);
@@ -620,9 +650,13 @@ static void on_prober(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
             d.target == g_old_ref) {
             atomic_fetch_add(&g_stale_downs, 1); /* the monitor set after the rejoin */
         } else if (ax_down_decode(m, &d) == 0) {
-            if (d.reason.kind != AX_REASON_UNREACHABLE || d.target != g_old_ref)
-                ERR("DOWN for %#llx with reason kind %u, expected node 1's old v1, unreachable",
-                    (unsigned long long)d.target, d.reason.kind);
+            uint32_t want = g_leave ? AX_REASON_NODE_STOPPED : AX_REASON_UNREACHABLE;
+            if (d.reason.kind != want || d.target != g_old_ref)
+                ERR("DOWN for %#llx with reason %s, expected node 1's old v1, %s",
+                    (unsigned long long)d.target, ax_reason_name(d.reason.kind),
+                    ax_reason_name(want));
+            atomic_store(&g_down_t, now_s());
+            atomic_store(&g_down_kind, d.reason.kind);
             atomic_fetch_add(&g_downs, 1);
         }
     }
@@ -672,8 +706,34 @@ static int rejoin_survivor(FILE *addr_out)
     g_old_ref = old; /* before the messages that may make dead letters of it */
     ax_engine_send(e, prober, T_WATCH, &old, sizeof old);
     WAIT_FOR(atomic_load(&g_pongs[1]) == 1, "the first start of node 1 to answer");
-    atomic_store(g_phase, 1); /* the launcher kills node 1 and starts it again */
+    g_stop_t = now_s();
+    ax_cluster_get_stats(e, &cs0);
+    atomic_store(g_phase, 1); /* node 1 stops (leave) or the launcher kills it; then again */
     WAIT_FOR(atomic_load(&g_downs) == 1, "DOWN for the old v1");
+    if (g_leave) {
+        double dt = atomic_load(&g_down_t) - g_stop_t;
+        ax_cluster_get_stats(e, &cs1);
+        printf("node 0: node 1 stopped cleanly: DOWN (%s) %.3f s after it was told to stop "
+               "(heartbeat timeout 30 s); leaves %llu downs %llu, dead_stopped +%llu "
+               "dead_unreachable +%llu\n", ax_reason_name(atomic_load(&g_down_kind)), dt,
+               (unsigned long long)cs1.node_leaves, (unsigned long long)cs1.node_downs,
+               (unsigned long long)(cs1.dead_stopped - cs0.dead_stopped),
+               (unsigned long long)(cs1.dead_unreachable - cs0.dead_unreachable));
+        if (dt > 5.0)
+            ERR("DOWN came %.3f s after the clean stop, expected well before the 30 s heartbeat "
+                "timeout (within 5 s)", dt);
+        if (cs1.node_leaves != 1 || cs1.node_downs != 0 ||
+            cs1.dead_unreachable != cs0.dead_unreachable)
+            ERR("a clean stop counted as a failure: leaves %llu downs %llu, dead_unreachable "
+                "+%llu (expected 1, 0, +0)", (unsigned long long)cs1.node_leaves,
+                (unsigned long long)cs1.node_downs,
+                (unsigned long long)(cs1.dead_unreachable - cs0.dead_unreachable));
+        /* Its node is down and left: a new monitor answers at once, with
+         * the same reason (ax_monitor). */
+        ax_engine_send(e, prober, T_WATCH2, &old, sizeof old);
+        WAIT_FOR(atomic_load(&g_downs) == 2, "DOWN for a monitor set after the leave");
+        atomic_store(g_phase, 2); /* the launcher starts node 1 again */
+    }
     neu = wait_name("v1", old, t0);
     if (neu == AX_REF_NONE || ax_ref_node(neu) != 1) {
         ERR("node 1 did not come back (its v1 not registered again)");
@@ -705,13 +765,15 @@ static int rejoin_survivor(FILE *addr_out)
         ERR("dead_stale grew by %llu for one send and one monitor to a stale reference",
             (unsigned long long)(cs1.dead_stale - cs0.dead_stale));
     if (atomic_load(&g_pongs[1]) != 1 || atomic_load(&g_pongs[2]) != 1 ||
-        atomic_load(&g_stale_hooked) != 1 || atomic_load(&g_downs) != 1 ||
+        atomic_load(&g_stale_hooked) != 1 || atomic_load(&g_downs) != (g_leave ? 2u : 1u) ||
         atomic_load(&g_stale_downs) != 1)
         ERR("a stale message was delivered, or an answer or DOWN came twice");
-    if (cs1.refused_incarnation || cs1.node_downs != 1 || cs1.joins != 2)
-        ERR("membership: refused_incarnation %llu, downs %llu, joins %llu (expected 0, 1, 2)",
-            (unsigned long long)cs1.refused_incarnation, (unsigned long long)cs1.node_downs,
-            (unsigned long long)cs1.joins);
+    if (cs1.refused_incarnation || cs1.node_downs != (g_leave ? 0u : 1u) ||
+        cs1.node_leaves != (g_leave ? 1u : 0u) || cs1.joins != 2)
+        ERR("membership: refused_incarnation %llu, downs %llu, leaves %llu, joins %llu "
+            "(expected 0, %u, %u, 2)", (unsigned long long)cs1.refused_incarnation,
+            (unsigned long long)cs1.node_downs, (unsigned long long)cs1.node_leaves,
+            (unsigned long long)cs1.joins, g_leave ? 0u : 1u, g_leave ? 1u : 0u);
 out:
     ax_cluster_register(e, "done0", prober);
     usleep(500000); /* "done0" reaches node 1 before we leave */
@@ -734,10 +796,19 @@ static int rejoin_victim(void)
     printf("node 1 (start %llu): v1 is %#llx, incarnation tag %u\n", (unsigned long long)life,
            (unsigned long long)v, ax_ref_incarnation(v));
     fflush(stdout);
-    if (life == 1)
+    double t0 = now_s();
+    if (life == 1 && !g_leave)
         for (;;)
             pause(); /* the launcher kills us */
-    double t0 = now_s();
+    if (life == 1) { /* leave: stop cleanly when node 0 says so */
+        while (atomic_load(g_phase) == 0 && now_s() - t0 < g_seconds)
+            usleep(2000);
+        bool told = atomic_load(g_phase) != 0;
+        ax_engine_stop(e);
+        ax_engine_wait(e);
+        ax_engine_destroy(e);
+        return told ? 0 : 1;
+    }
     while (ax_cluster_whereis(e, "done0") == AX_REF_NONE && now_s() - t0 < g_seconds)
         usleep(2000);
     bool done = ax_cluster_whereis(e, "done0") != AX_REF_NONE;
@@ -798,9 +869,31 @@ static int launch_rejoin(const char *cookie)
             if (!reaped0)
                 kill(p0, SIGKILL);
         }
-        kill(p1, SIGKILL);
-        waitpid(p1, &st, 0);
-        printf("launcher: killed node 1 (pid %d), starting it again\n", (int)p1);
+        if (g_leave && !bad) {
+            waitpid(p1, &st, 0); /* it stops by itself */
+            if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+                fprintf(stderr, "launcher: node 1 (first start) did not stop cleanly (status "
+                                "%#x)\n", st);
+                bad = 1;
+            }
+            printf("launcher: node 1 (pid %d) stopped cleanly\n", (int)p1);
+            while (atomic_load(g_phase) != 2 && now_s() - t0 < g_seconds && !reaped0) {
+                reaped0 = waitpid(p0, &st0, WNOHANG) == p0;
+                usleep(2000);
+            }
+            if (atomic_load(g_phase) != 2) {
+                fprintf(stderr, "launcher: node 0 never saw node 1 leave\n");
+                bad = 1;
+                if (!reaped0)
+                    kill(p0, SIGKILL);
+                break;
+            }
+            printf("launcher: starting node 1 again\n");
+        } else {
+            kill(p1, SIGKILL);
+            waitpid(p1, &st, 0);
+            printf("launcher: killed node 1 (pid %d), starting it again\n", (int)p1);
+        }
         if (bad)
             break;
     }
@@ -822,8 +915,120 @@ static int launch_rejoin(const char *cookie)
     unlink(tmp);
     unlink(state);
     rmdir(dir);
-    printf("cluster_node rejoin x2: %s\n", bad ? "FAIL" : "PASS");
+    printf("cluster_node %s x2: %s\n", g_scenario, bad ? "FAIL" : "PASS");
     return bad;
+}
+
+/* ---- scenario "joinkill" ------------------------------------------------------ */
+/* Node 0 runs; node 1 (a cluster.state_file: a new tag every start) is
+ * started --rounds times and killed with SIGKILL at a random point of its
+ * join, from before its engine exists to after it is up (0 .. --kill-ms
+ * after the fork).  Node 0 must survive every kill (UCX 1.13 could abort it
+ * when wireup messages were still queued to the dead node: docs/cluster.md,
+ * Failure), end with nobody up, have taken down every start that got up
+ * (joins <= downs <= starts: a start killed after its ADDRS but before
+ * READY is known, never up, and goes down too), and stop cleanly
+ * (leak-checked under ASan). */
+static uint32_t g_rounds = 20, g_kill_ms = 400;
+
+static int joinkill_survivor(FILE *addr_out)
+{
+    ax_engine_t *e = g_eng;
+    if (ax_engine_start(e))
+        return 1;
+    seed_write(e, addr_out);
+    while (atomic_load(g_phase) != 1) /* the launcher's rounds */
+        usleep(10000);
+    double t0 = now_s();
+    ax_cluster_stats_t cs;
+    /* The last victim may still be in its heartbeat timeout. */
+    do {
+        usleep(10000);
+        ax_cluster_get_stats(e, &cs);
+    } while ((cs.nodes_up || ax_cluster_node_up(e, 1)) && now_s() - t0 < g_seconds);
+    printf("node 0: %u starts of node 1 killed while joining: joins %llu downs %llu leaves %llu "
+           "nodes up %llu refused_incarnation %llu\n", g_rounds, (unsigned long long)cs.joins,
+           (unsigned long long)cs.node_downs, (unsigned long long)cs.node_leaves,
+           (unsigned long long)cs.nodes_up, (unsigned long long)cs.refused_incarnation);
+    /* Every start that got up went down; one that was known (its ADDRS in)
+     * but not up yet goes down too without a join; none twice. */
+    if (cs.nodes_up || cs.node_downs < cs.joins || cs.node_downs > g_rounds || cs.node_leaves)
+        ERR("after the kills: %llu nodes up, %llu joins, %llu downs, %llu leaves (expected 0 up, "
+            "joins <= downs <= starts, no leave)", (unsigned long long)cs.nodes_up,
+            (unsigned long long)cs.joins, (unsigned long long)cs.node_downs,
+            (unsigned long long)cs.node_leaves);
+    ax_engine_stop(e);
+    ax_engine_wait(e);
+    ax_engine_destroy(e);
+    return atomic_load(&g_errors) ? 1 : 0;
+}
+
+static int launch_joinkill(const char *cookie)
+{
+    char dir[] = "/tmp/axon-joinkill-XXXXXX", state[128];
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(state, sizeof state, "%s/node1.inc", dir);
+    g_phase = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (g_phase == MAP_FAILED)
+        return 1;
+    int pfd[2];
+    if (pipe(pfd))
+        return 1;
+    fflush(stdout);
+    pid_t p0 = fork();
+    if (p0 == 0) {
+        close(pfd[0]);
+        FILE *out = fdopen(pfd[1], "w");
+        if (run_node(0, "127.0.0.1:0", "", cookie))
+            exit(1);
+        exit(joinkill_survivor(out));
+    }
+    close(pfd[1]);
+    char seed[64] = "";
+    if (seed_read(pfd[0], p0, seed, sizeof seed))
+        return 1;
+    int bad = 0, st0 = 0;
+    uint64_t r = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull | 1;
+    for (uint32_t i = 0; i < g_rounds && !bad; i++) {
+        uint32_t ms = (uint32_t)(rng(&r) % (g_kill_ms + 1));
+        fflush(stdout);
+        pid_t p1 = fork();
+        if (p1 == 0) {
+            g_state_file = state;
+            if (run_node(1, "127.0.0.1:0", seed, cookie))
+                exit(1);
+            if (ax_engine_start(g_eng))
+                exit(1);
+            for (;;)
+                pause(); /* killed */
+        }
+        usleep(ms * 1000);
+        kill(p1, SIGKILL);
+        waitpid(p1, NULL, 0);
+        if (waitpid(p0, &st0, WNOHANG) == p0) {
+            fprintf(stderr, "launcher: node 0 died in round %u (node 1 killed %u ms after its "
+                            "fork): status %#x%s\n", i, ms, st0,
+                    WIFSIGNALED(st0) ? " (a signal: UCX aborted?)" : "");
+            bad = 2;
+        }
+    }
+    if (bad != 2) {
+        printf("launcher: %u starts of node 1 killed at random points of their join\n", g_rounds);
+        atomic_store(g_phase, 1);
+        waitpid(p0, &st0, 0);
+        if (!(WIFEXITED(st0) && WEXITSTATUS(st0) == 0)) {
+            fprintf(stderr, "launcher: node 0 failed (status %#x)\n", st0);
+            bad = 1;
+        }
+    }
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", state);
+    unlink(tmp);
+    unlink(state);
+    rmdir(dir);
+    printf("cluster_node joinkill x2: %s\n", bad ? "FAIL" : "PASS");
+    return bad ? 1 : 0;
 }
 
 /* Scenario "refuse": node 1 must not join node 0 (other cookie or wire
@@ -915,6 +1120,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--cookie1")) cookie1 = v, i++;  /* node 1's cookie (refuse) */
         else if (!strcmp(a, "--wire1")) wire1 = atoi(v), i++; /* node 1's wire version (refuse) */
         else if (!strcmp(a, "--garbage")) g_garbage = true;
+        else if (!strcmp(a, "--unpinned")) g_unpinned = true;
+        else if (!strcmp(a, "--rounds")) g_rounds = (uint32_t)atoi(v), i++;   /* joinkill */
+        else if (!strcmp(a, "--kill-ms")) g_kill_ms = (uint32_t)atoi(v), i++; /* joinkill */
         else if (!strcmp(a, "--node")) single = atoi(v), i++;
         else if (!strcmp(a, "--nodes")) g_nodes = (uint32_t)atoi(v), i++;
         else if (!strcmp(a, "--listen")) listen = v, i++;
@@ -973,8 +1181,11 @@ int main(int argc, char **argv)
         return 2;
     }
     g_nodes = fork_n;
-    if (!strcmp(g_scenario, "rejoin"))
+    g_leave = !strcmp(g_scenario, "leave");
+    if (!strcmp(g_scenario, "rejoin") || g_leave)
         return launch_rejoin(cookie);
+    if (!strcmp(g_scenario, "joinkill"))
+        return launch_joinkill(cookie);
     int pfd[2], rfd[2];
     if (pipe(pfd) || pipe(rfd))
         return 1;

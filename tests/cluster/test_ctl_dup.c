@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -35,19 +36,11 @@
 #include <cmocka.h>
 
 #include "cluster/control.h"
+#include "ctl_script.h"
 
-enum { F_HELLO = 1, F_AUTH, F_ADDRS, F_READY, F_HB, F_ERROR, F_MEMBERS };
 static const char COOKIE[] = "dup-test-cookie";
 
-typedef struct __attribute__((packed)) hello {
-    char magic[8];
-    uint32_t version, order, node, inc_tag;
-    uint64_t nonce, challenge;
-    uint32_t nworkers, pad;
-    char listen[AX_CTL_LISTEN_MAX];
-} hello_t;
-
-static _Atomic int g_known, g_up, g_down;
+static _Atomic int g_known, g_up, g_down, g_left;
 
 static void cb_known(void *u, uint32_t node, uint64_t session, uint32_t tag, uint32_t nw,
                      void *const *addr, const size_t *alen)
@@ -60,100 +53,20 @@ static void cb_up(void *u, uint32_t node, uint64_t session)
     (void)u, (void)node, (void)session;
     atomic_fetch_add(&g_up, 1);
 }
-static void cb_down(void *u, uint32_t node, uint64_t session, const char *why)
+static void cb_down(void *u, uint32_t node, uint64_t session, bool left, const char *why)
 {
     (void)u, (void)session;
-    fprintf(stderr, "node_down(%u): %s\n", node, why);
+    fprintf(stderr, "node_down(%u, left %d): %s\n", node, (int)left, why);
     atomic_fetch_add(&g_down, 1);
+    atomic_fetch_add(&g_left, left);
 }
 
 /* ---- the scripted node 0 ---------------------------------------------------- */
-static int read_full(int fd, void *p, size_t n, int ms)
-{
-    uint8_t *b = p;
-    while (n) {
-        struct pollfd pf = { .fd = fd, .events = POLLIN };
-        if (poll(&pf, 1, ms) <= 0)
-            return -ETIMEDOUT;
-        ssize_t r = recv(fd, b, n, 0);
-        if (r == 0)
-            return -EPIPE; /* the peer closed the connection */
-        if (r < 0)
-            return -errno;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-/* The next frame of `want` type (heartbeats and MEMBERS skipped). */
-static int read_frame(int fd, uint32_t want, void *buf, uint32_t cap, uint32_t *len)
-{
-    for (;;) {
-        uint32_t h[2];
-        int rc = read_full(fd, h, sizeof h, 3000);
-        if (rc)
-            return rc;
-        uint8_t tmp[4096];
-        if (h[1] > sizeof tmp)
-            return -EMSGSIZE;
-        if ((rc = read_full(fd, tmp, h[1], 3000)))
-            return rc;
-        if (h[0] == F_HB || h[0] == F_MEMBERS)
-            continue;
-        if (h[0] != want)
-            return -EPROTO;
-        if (h[1] > cap)
-            return -EMSGSIZE;
-        memcpy(buf, tmp, h[1]);
-        if (len)
-            *len = h[1];
-        return 0;
-    }
-}
-
-static void send_frame(int fd, uint32_t type, const void *p, uint32_t len)
-{
-    uint32_t h[2] = { type, len };
-    assert_int_equal(send(fd, h, sizeof h, MSG_NOSIGNAL), (ssize_t)sizeof h);
-    if (len)
-        assert_int_equal(send(fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
-}
-
-static uint64_t mac_for(uint64_t chal, uint32_t prover)
-{
-    static const uint8_t k1[16] = "axon-cookie-key1", k2[16] = "axon-cookie-key2";
-    uint8_t key[16], buf[16];
-    uint64_t h1 = ax_siphash24(k1, COOKIE, strlen(COOKIE));
-    uint64_t h2 = ax_siphash24(k2, COOKIE, strlen(COOKIE));
-    memcpy(key, &h1, 8);
-    memcpy(key + 8, &h2, 8);
-    memcpy(buf, &chal, 8);
-    memcpy(buf + 8, &prover, 4);
-    memcpy(buf + 12, "AXA1", 4);
-    return ax_siphash24(key, buf, sizeof buf);
-}
-
 /* Node 0's HELLO on fd, after reading node 1's; returns node 1's challenge. */
 static uint64_t hello_exchange(int fd, const char *listen, uint64_t chal)
 {
-    hello_t peer, h;
-    uint32_t len;
-    assert_int_equal(read_frame(fd, F_HELLO, &peer, sizeof peer, &len), 0);
-    assert_int_equal(len, sizeof peer);
-    assert_int_equal(peer.node, 1);
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, "AXONCTL", 8);
-    h.version = AX_WIRE_VERSION;
-    h.order = 0x01020304u;
-    h.node = 0;
-    h.inc_tag = 1;
-    h.nonce = 0xA0A0A0A0A0A0A0A0ull; /* one incarnation on both connections */
-    h.challenge = chal;
-    h.nworkers = 1;
-    snprintf(h.listen, sizeof h.listen, "%s", listen);
-    send_frame(fd, F_HELLO, &h, sizeof h);
-    return peer.challenge;
+    /* one incarnation on both connections */
+    return hello_exchange_as(fd, 1, 0, 0xA0A0A0A0A0A0A0A0ull, 1, listen, chal);
 }
 
 static bool still_open(int fd, int ms)
@@ -213,8 +126,8 @@ static void simultaneous_dial_keeps_the_used_connection(void **state)
     uint64_t chal1 = hello_exchange(y, l0, 0x1111);
     uint64_t mac;
     assert_int_equal(read_frame(y, F_AUTH, &mac, sizeof mac, NULL), 0);
-    assert_true(mac == mac_for(0x1111, 1));
-    mac = mac_for(chal1, 0);
+    assert_true(mac == mac_for(COOKIE, 0x1111, 1));
+    mac = mac_for(COOKIE, chal1, 0);
     send_frame(y, F_AUTH, &mac, sizeof mac);
     uint8_t buf[256];
     assert_int_equal(read_frame(y, F_ADDRS, buf, sizeof buf, NULL), 0);
@@ -254,10 +167,85 @@ static void simultaneous_dial_keeps_the_used_connection(void **state)
     close(lfd);
 }
 
+/* ax_ctl_leave (a clean stop): node 1 sends LEAVE on its up connection and
+ * returns once node 0 closed it; its own node_down says left, and it
+ * counts no node down. */
+static ax_ctl_t *g_leaver;
+static _Atomic int g_leave_rc = 1;
+static void *leave_thread(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_leave_rc, ax_ctl_leave(g_leaver, 5000));
+    return NULL;
+}
+
+static void leave_sends_leave_and_waits_for_the_close(void **state)
+{
+    (void)state;
+    atomic_store(&g_known, 0);
+    atomic_store(&g_up, 0);
+    atomic_store(&g_down, 0);
+    atomic_store(&g_left, 0);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    char l0[AX_CTL_LISTEN_MAX];
+    snprintf(l0, sizeof l0, "127.0.0.1:%u", ntohs(sa.sin_port));
+    char a1 = 'w';
+    void *addr[1] = { &a1 };
+    size_t alen[1] = { 1 };
+    ax_ctl_opts_t o = { .node = 1, .inc_tag = 2, .nonce = 0xB2B2, .cookie = COOKIE,
+                        .listen = "127.0.0.1:0", .peers = l0, .heartbeat_ms = 100,
+                        .timeout_ms = 30000, .wire_version = AX_WIRE_VERSION, .nworkers = 1,
+                        .addr = addr, .alen = alen, .node_known = cb_known, .node_up = cb_up,
+                        .node_down = cb_down };
+    char err[256];
+    assert_int_equal(ax_ctl_create(&o, &g_leaver, err, sizeof err), 0);
+    assert_int_equal(ax_ctl_start(g_leaver), 0);
+    int y = accept(lfd, NULL, NULL);
+    assert_true(y >= 0);
+    uint64_t chal1 = hello_exchange(y, l0, 0x3333);
+    uint64_t mac;
+    assert_int_equal(read_frame(y, F_AUTH, &mac, sizeof mac, NULL), 0);
+    mac = mac_for(COOKIE, chal1, 0);
+    send_frame(y, F_AUTH, &mac, sizeof mac);
+    uint8_t buf[256];
+    assert_int_equal(read_frame(y, F_ADDRS, buf, sizeof buf, NULL), 0);
+    uint8_t addrs[4 + 4 + 1] = { 1, 0, 0, 0, 1, 0, 0, 0, 'z' };
+    send_frame(y, F_ADDRS, addrs, sizeof addrs);
+    assert_int_equal(read_frame(y, F_READY, buf, sizeof buf, NULL), 0);
+    send_frame(y, F_READY, NULL, 0);
+    for (int i = 0; i < 300 && !ax_ctl_node_is_up(g_leaver, 0); i++)
+        usleep(10000);
+    assert_true(ax_ctl_node_is_up(g_leaver, 0));
+
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, leave_thread, NULL), 0);
+    assert_int_equal(read_frame(y, F_LEAVE, buf, sizeof buf, NULL), 0);
+    assert_int_equal(atomic_load(&g_leave_rc), 1); /* still waiting for our close */
+    close(y);
+    pthread_join(t, NULL);
+    assert_int_equal(atomic_load(&g_leave_rc), 0);
+    assert_int_equal(atomic_load(&g_down), 1);
+    assert_int_equal(atomic_load(&g_left), 1);
+    ax_ctl_stats_t st;
+    ax_ctl_get_stats(g_leaver, &st);
+    assert_int_equal(st.downs, 0);
+    /* It no longer dials its peer, nor listens. */
+    struct pollfd pf = { .fd = lfd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, 500), 0);
+    ax_ctl_destroy(g_leaver);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(simultaneous_dial_keeps_the_used_connection),
+        cmocka_unit_test(leave_sends_leave_and_waits_for_the_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

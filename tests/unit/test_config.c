@@ -211,6 +211,8 @@ static const bad_case_t BAD[] = {
     { "\n\ncluster.progress = poll\n", 3, "cluster.progress", "write auto, wakeup or spin" },
     { "cluster.poll_us = 5\n", 1, "cluster.poll_us", "from 10 to 1000000" },
     { "[cluster]\npoll_ms = 5\n", 2, "poll_ms", "did you mean poll_us?" },
+    { "cluster.yield_us = 2000000\n", 1, "cluster.yield_us", "a negative number to never yield" },
+    { "workers.unpinned = sometimes\n", 1, "workers.unpinned", "true or false" },
 };
 
 static void every_bad_line_reports_file_line_key_and_changes_nothing(void **state)
@@ -465,6 +467,17 @@ static void cluster_keys_parse_and_override(void **state)
     c.cluster_poll_us = 2000000;
     assert_int_equal(ax_config_validate(&c, &e), -EINVAL);
     assert_non_null(strstr(e.message, "cluster.poll_us"));
+    /* cluster.yield_us and workers.unpinned (docs/cluster.md "Oversubscribed nodes") */
+    ax_config_init(&c);
+    assert_int_equal(c.cluster_yield_us, 0);
+    assert_false(c.unpinned);
+    assert_int_equal(LOAD(&c, "[cluster]\nyield_us = -1\n[workers]\nunpinned = yes\n", &e), 0);
+    assert_int_equal(c.cluster_yield_us, -1);
+    assert_true(c.unpinned);
+    char *yenv[] = { "AXON_CLUSTER_YIELD_US=200", "AXON_WORKERS_UNPINNED=false", NULL };
+    assert_int_equal(ax_config_apply_env(&c, yenv, &e), 0);
+    assert_int_equal(c.cluster_yield_us, 200);
+    assert_false(c.unpinned);
 }
 
 static void validate_checks_values_set_in_the_struct(void **state)

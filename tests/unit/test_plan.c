@@ -343,6 +343,30 @@ static void a_plan_outlives_its_topology_and_prints_as_text_and_json(void **stat
     ax_plan_destroy(p);
 }
 
+/* Several single-worker engine processes on one host (cluster nodes):
+ * pinned, each would take the first CPU of its selection, all the same one. */
+static void workers_unpinned_leaves_placement_to_the_kernel(void **state)
+{
+    (void)state;
+    ax_topo_t *t = NULL;
+    char err[512];
+    assert_int_equal(ax_topo_load_system(&t, err, sizeof err), 0);
+    ax_config_t c;
+    ax_config_init(&c);
+    c.workers = 1;
+    ax_plan_t *p = plan_ok(t, &c);
+    assert_true(p->pinned);
+    ax_plan_destroy(p);
+    assert_int_equal(ax_config_load_string(&c, "workers.unpinned = true\n", 24, "t", NULL), 0);
+    assert_true(c.unpinned);
+    p = plan_ok(t, &c);
+    assert_false(p->pinned);
+    assert_false(p->oversubscribed);
+    assert_true(p->this_system);
+    ax_plan_destroy(p);
+    ax_topo_destroy(t);
+}
+
 static void on_this_machine_the_default_plan_is_pinned_one_per_core(void **state)
 {
     (void)state;
@@ -496,6 +520,7 @@ int main(void)
         cmocka_unit_test(a_plan_outlives_its_topology_and_prints_as_text_and_json),
         cmocka_unit_test(automatic_ring_size_gives_each_worker_about_a_mebibyte),
         cmocka_unit_test(on_this_machine_the_default_plan_is_pinned_one_per_core),
+        cmocka_unit_test(workers_unpinned_leaves_placement_to_the_kernel),
         cmocka_unit_test(plan_errors_name_the_file_line_or_variable_that_set_the_key),
         cmocka_unit_test(worker_counts_above_the_engine_limit_are_refused_before_any_engine),
     };

@@ -175,6 +175,7 @@ typedef struct bench_cl_res {
     double cpu_pct[BENCH_MAX_REPEAT]; /* node 0's CPU time / wall time, % (axon runs) */
     char limit[64];                   /* the name of the limit's result, "" none */
     char peer[64];                    /* the name of the peer's result (Erlang), "" none */
+    char counts[200];                 /* node 0's data-path counts per message (medians) */
     bool failed, skipped;
     char why[400];
 } bench_cl_res_t;
@@ -184,7 +185,7 @@ typedef struct bench_cl_opts {
     uint32_t reps, timeout_s, nodes_max;
     uint64_t pp_n, ow_n, window, big_pings, mesh_n, erl_pp_n, erl_ow_n;
     uint32_t big_actors, mesh_actors;
-    bool ucx, erlang, wakeup, tcp, multi;
+    bool ucx, erlang, wakeup, tcp, multi, pairs, multi_2n;
     volatile sig_atomic_t *interrupted;
     void (*progress)(const char *what, int rep, int reps);
     void (*emit)(const bench_cl_res_t *r);

@@ -395,6 +395,35 @@ static double cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* Node 0's counts around a repeat: load-independent figures of the data
+ * path (messages per active message, wake-ups, UCP progress calls and
+ * context switches per message handled), printed as a CNT line. */
+typedef struct cl_cnt {
+    uint64_t handled, am_sent, msgs_sent, am_recv, msgs_recv, parks, prog, prog_busy, arms,
+        fd_wakes, csw;
+} cl_cnt_t;
+
+static void cnt_take(ax_engine_t *eng, cl_cnt_t *c)
+{
+    ax_worker_stats_t ws;
+    ax_engine_stats(eng, &ws);
+    ax_cluster_stats_t cs;
+    ax_cluster_get_stats(eng, &cs);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    c->handled = ws.msgs_local + ws.msgs_remote + ws.msgs_external;
+    c->parks = ws.parks;
+    c->am_sent = cs.batches_sent;
+    c->msgs_sent = cs.msgs_sent;
+    c->am_recv = cs.batches_received;
+    c->msgs_recv = cs.msgs_received;
+    c->prog = cs.progress_calls;
+    c->prog_busy = cs.progress_busy;
+    c->arms = cs.arms;
+    c->fd_wakes = cs.fd_wakes;
+    c->csw = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+}
+
 static int cmp_u64(const void *x, const void *y)
 {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
@@ -442,6 +471,8 @@ static int drive(ax_engine_t *eng, FILE *out)
                 ops = J->mesh_n * J->nodes * J->mesh_per;
                 break;
             }
+            cl_cnt_t k0, k1;
+            cnt_take(eng, &k0);
             double c0 = cpu_s();
             uint64_t t0 = bench_now_ns();
             uint64_t buf[AX_INLINE_MAX / 8] = { arg };
@@ -465,6 +496,19 @@ static int drive(ax_engine_t *eng, FILE *out)
                 return 1;
             }
             double cpu = cpu_s() - c0;
+            cnt_take(eng, &k1);
+            fprintf(out, "CNT %s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n", WNAME[w],
+                    (unsigned long long)(k1.handled - k0.handled),
+                    (unsigned long long)(k1.am_sent - k0.am_sent),
+                    (unsigned long long)(k1.msgs_sent - k0.msgs_sent),
+                    (unsigned long long)(k1.am_recv - k0.am_recv),
+                    (unsigned long long)(k1.msgs_recv - k0.msgs_recv),
+                    (unsigned long long)(k1.parks - k0.parks),
+                    (unsigned long long)(k1.prog - k0.prog),
+                    (unsigned long long)(k1.prog_busy - k0.prog_busy),
+                    (unsigned long long)(k1.arms - k0.arms),
+                    (unsigned long long)(k1.fd_wakes - k0.fd_wakes),
+                    (unsigned long long)(k1.csw - k0.csw));
             /* the driver's own t0 for streams; ours (the kick) is a few us
              * earlier and includes the start broadcast, as Erlang's does */
             double el = (double)(g_t1 - t0) / 1e9;
@@ -506,8 +550,12 @@ static int node_run(uint32_t node, const char *seed, FILE *out)
         snprintf(c.cpus, sizeof c.cpus, "%d", J->cpus[node]);
         c.oversubscribe = false;
     } else {
+        /* Unpinned for real: without workers.unpinned each node's one
+         * worker was bound to the first allowed CPU, so all the nodes ran
+         * on that one CPU (docs/benchmarks.md, "Cluster"). */
         c.cpus[0] = 0;
         c.oversubscribe = true;
+        c.unpinned = true;
     }
     c.cluster_node_id = node;
     snprintf(c.cluster_listen, sizeof c.cluster_listen, "127.0.0.1:0");
@@ -617,6 +665,8 @@ out:
 typedef struct job_out {
     int nruns[NW_];
     double v[NW_][BENCH_MAX_REPEAT], alt[NW_][BENCH_MAX_REPEAT], cpu[NW_][BENCH_MAX_REPEAT];
+    int ncnt[NW_];
+    uint64_t cnt[NW_][BENCH_MAX_REPEAT][11]; /* node 0's CNT lines (cl_cnt_t order) */
     bool failed;
     char why[400];
 } job_out_t;
@@ -721,6 +771,18 @@ static void run_job(const cl_job_t *j, job_out_t *o)
                         o->v[w][o->nruns[w]] = v;
                         o->alt[w][o->nruns[w]] = alt;
                         o->cpu[w][o->nruns[w]++] = cpu;
+                    }
+        } else if (!strncmp(line, "CNT ", 4)) {
+            char wl[32];
+            unsigned long long k[11];
+            if (sscanf(line + 4, "%31s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", wl,
+                       &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &k[6], &k[7], &k[8], &k[9],
+                       &k[10]) == 12)
+                for (int w = 0; w < NW_; w++)
+                    if (!strcmp(wl, WNAME[w]) && o->ncnt[w] < BENCH_MAX_REPEAT) {
+                        for (int i = 0; i < 11; i++)
+                            o->cnt[w][o->ncnt[w]][i] = k[i];
+                        o->ncnt[w]++;
                     }
         } else if (!strncmp(line, "FAIL ", 5)) {
             o->failed = true;
@@ -947,6 +1009,41 @@ static void emit_axon(const bench_cl_opts_t *op, const cl_job_t *j, const job_ou
         r.cpu_pct[i] = o->cpu[w][i];
     }
     r.has_alt = w == W_PP;
+    if (o->ncnt[w] > 0) {
+        /* Per repeat, then the median: msgs/AM out and in, and per message
+         * handled: parks, event-fd wake-ups, UCP progress calls (busy ones),
+         * context switches (every thread of node 0). */
+        double q[8][BENCH_MAX_REPEAT];
+        int nc = o->ncnt[w];
+        for (int i = 0; i < nc; i++) {
+            const uint64_t *k = o->cnt[w][i];
+            double h = k[0] ? (double)k[0] : 1;
+            q[0][i] = k[1] ? (double)k[2] / (double)k[1] : 0;
+            q[1][i] = k[3] ? (double)k[4] / (double)k[3] : 0;
+            q[2][i] = (double)k[5] / h;
+            q[3][i] = (double)k[9] / h;
+            q[4][i] = (double)k[6] / h;
+            q[5][i] = (double)k[7] / h;
+            q[6][i] = (double)k[10] / h;
+            q[7][i] = (double)k[0];
+        }
+        double md[8];
+        for (int x = 0; x < 8; x++) {
+            double t[BENCH_MAX_REPEAT];
+            memcpy(t, q[x], sizeof(double) * (size_t)nc);
+            for (int a = 1; a < nc; a++) /* insertion sort: a handful of repeats */
+                for (int b = a; b > 0 && t[b - 1] > t[b]; b--) {
+                    double y = t[b];
+                    t[b] = t[b - 1];
+                    t[b - 1] = y;
+                }
+            md[x] = nc % 2 ? t[nc / 2] : (t[nc / 2 - 1] + t[nc / 2]) / 2;
+        }
+        snprintf(r.counts, sizeof r.counts,
+                 "msgs/AM out %.2f in %.2f; parks %.3f; fd wakes %.3f; ucp progress %.2f (busy "
+                 "%.2f); csw %.3f; (%.0f msgs)",
+                 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7]);
+    }
     if (o->failed && r.nruns < (int)j->reps) {
         r.failed = true;
         snprintf(r.why, sizeof r.why, "%s", o->why);
@@ -969,7 +1066,7 @@ int bench_cluster_run(const bench_cl_opts_t *op)
     bench_cl_res_t ref[2];
 
     /* The peer first: Erlang distribution on the same work. */
-    if (op->erlang) {
+    if (op->erlang && op->pairs) {
         const char *ew[2] = { "pingpong", "oneway" };
         for (int i = 0; i < 2 && !*op->interrupted; i++) {
             erlang_peer(op, ew[i], 2, &ref[0]);
@@ -986,7 +1083,7 @@ int bench_cluster_run(const bench_cl_opts_t *op)
      * (both spin while busy; they differ in how an idle worker waits: on
      * UCP's event fd, or parked with a timer poll) */
     const char *tls[3] = { "shm", "shm", "tcp" };
-    for (int t = 0; t < (op->tcp ? 3 : 2) && !*op->interrupted; t++) {
+    for (int t = 0; t < (op->tcp ? 3 : 2) && op->pairs && !*op->interrupted; t++) {
         cl_job_t j;
         job_base(op, &j, 2);
         j.tls = tls[t];
@@ -1029,7 +1126,7 @@ int bench_cluster_run(const bench_cl_opts_t *op)
     /* The other end of the trade-off: cluster.progress = wakeup and no spin
      * (scheduler.spin_us < 0): the worker sleeps on UCP's event fd between
      * messages; UCX's own transport choice (shared memory here). */
-    if (op->wakeup && !*op->interrupted) {
+    if (op->wakeup && op->pairs && !*op->interrupted) {
         cl_job_t j;
         job_base(op, &j, 2);
         j.progress = AX_CLUSTER_PROGRESS_WAKEUP;
@@ -1044,7 +1141,8 @@ int bench_cluster_run(const bench_cl_opts_t *op)
     }
     /* Savina big and the random mesh on 2 and nodes_max nodes. */
     uint32_t ns[2] = { 2, op->nodes_max };
-    for (int i = 0; i < (op->nodes_max > 2 ? 2 : 1) && op->multi && !*op->interrupted; i++) {
+    for (int i = op->multi_2n || op->nodes_max == 2 ? 0 : 1;
+         i < (op->nodes_max > 2 ? 2 : 1) && op->multi && !*op->interrupted; i++) {
         char peer[64] = "";
         if (op->erlang) {
             erlang_peer(op, "big", ns[i], &ref[0]);

@@ -77,7 +77,8 @@ static const bench_param_def_t g_limit_params[] = {
     {NULL, 0, 0, false, 0, 0, NULL},
 };
 enum { C_NODES_MAX, C_PP_N, C_OW_N, C_WINDOW, C_BIG_PINGS, C_BIG_ACTORS, C_MESH_N,
-       C_MESH_ACTORS, C_ERL_PP_N, C_ERL_OW_N, C_UCX, C_ERLANG, C_WAKEUP, C_TCP, C_MULTI, C_TIMEOUT, NC_ };
+       C_MESH_ACTORS, C_ERL_PP_N, C_ERL_OW_N, C_UCX, C_ERLANG, C_WAKEUP, C_TCP, C_MULTI, C_PAIRS, C_MULTI2,
+       C_TIMEOUT, NC_ };
 static const bench_param_def_t g_cluster_params[] = {
     {"nodes_max", 4, 4, false, 2, 8, "big and mesh run on 2 and on this many nodes"},
     {"pp_n", 100000, 2000, true, 100, 100000000, "ping-pong round trips (tcp: a tenth)"},
@@ -94,6 +95,8 @@ static const bench_param_def_t g_cluster_params[] = {
     {"wakeup", 1, 1, false, 0, 1, "0: skip the ping-pong with cluster.progress = wakeup"},
     {"tcp", 1, 1, false, 0, 1, "0: skip the UCX_TLS=tcp runs"},
     {"multi", 1, 1, false, 0, 1, "0: skip big and mesh (ping-pong and one-way only)"},
+    {"pairs", 1, 1, false, 0, 1, "0: skip the 2-node ping-pong and one-way runs (big and mesh only)"},
+    {"multi_2n", 1, 1, false, 0, 1, "0: run big and mesh on nodes_max nodes only, not on 2"},
     {"timeout_s", 60, 30, false, 5, 3600, "one repeat (or script) longer than this fails"},
     {NULL, 0, 0, false, 0, 0, NULL},
 };
@@ -164,6 +167,7 @@ typedef struct result {
     char note[160];
     char limit_text[64]; /* cluster results: the limit's result name (limit is BL_NONE) */
     char peer[64];       /* cluster results: the peer's result name, "" none */
+    char counts[200];    /* cluster results: node 0's data-path counts, "" none */
     double peer_value, x_peer; /* the peer's median; how many times better than it */
     double cpu_pct;      /* cluster results: node 0's CPU time over wall time, % */
     double remote_share, idle_share;
@@ -1277,6 +1281,10 @@ static int write_json(const char *path, bool interrupted)
         json_str(f, r->why);
         fprintf(f, ", \"note\": ");
         json_str(f, r->note);
+        if (r->counts[0]) {
+            fprintf(f, ", \"counts\": ");
+            json_str(f, r->counts);
+        }
         if (r->peer[0]) {
             fprintf(f, ", \"peer\": ");
             json_str(f, r->peer);
@@ -1590,6 +1598,7 @@ static void cluster_emit(const bench_cl_res_t *c)
     memcpy(r->runs, c->runs, sizeof r->runs);
     r->failed = c->failed;
     r->skipped = c->skipped;
+    snprintf(r->counts, sizeof r->counts, "%s", c->counts);
     g_progress_done++;
     if (r->failed) {
         g_failed++;
@@ -1636,6 +1645,8 @@ static void cluster_emit(const bench_cl_res_t *c)
         }
     }
     print_row(r);
+    if (r->counts[0] && !r->failed)
+        printf("    %-34s node 0 per message handled: %s\n", "", r->counts);
 }
 
 static void cluster_progress(const char *what, int rep, int reps) { progress(what, rep, reps); }
@@ -1665,6 +1676,8 @@ static void run_cluster(int reps)
         .wakeup = g_cp[C_WAKEUP] != 0,
         .tcp = g_cp[C_TCP] != 0,
         .multi = g_cp[C_MULTI] != 0,
+        .pairs = g_cp[C_PAIRS] != 0,
+        .multi_2n = g_cp[C_MULTI2] != 0,
         .interrupted = &g_interrupted,
         .progress = cluster_progress,
         .emit = cluster_emit,
