@@ -499,9 +499,29 @@ static int mesh(FILE *addr_out)
                 expect += expected_from(s, gidx(g_node, t));
     uint64_t downs_expect = kill && g_node != 1 ? (uint64_t)per * per : 0;
     uint32_t spawns = kill ? 0 : 1;
+    /* A stall fails fast: every message is sent within the first second or
+     * so, so STALL_S without one arrival while some are missing is no slow
+     * run but traffic between live nodes that stopped (docs/cluster.md,
+     * Failure: "A node frozen in a shared-memory send").  It used to wait
+     * out --seconds (120 s in ctest) with no hint. */
+    const double STALL_S = 30.0;
+    uint64_t last_rx = atomic_load(&g_received);
+    double last_rx_t = now_s();
     while (atomic_load(&g_received) < expect || atomic_load(&g_downs) < downs_expect ||
            atomic_load(&g_lookups_ok) < per || atomic_load(&g_spawn_ok) < spawns ||
            atomic_load(&g_spawn_enoent) < spawns) {
+        uint64_t rx = atomic_load(&g_received);
+        if (rx != last_rx) {
+            last_rx = rx;
+            last_rx_t = now_s();
+        } else if (rx < expect && now_s() - last_rx_t > STALL_S) {
+            ERR("stalled: received %llu of %llu and nothing for %.0f s (DOWN %llu of %llu): "
+                "messages from a live node stopped coming (docs/cluster.md, Failure, \"A node "
+                "frozen in a shared-memory send\")",
+                (unsigned long long)rx, (unsigned long long)expect, STALL_S,
+                (unsigned long long)atomic_load(&g_downs), (unsigned long long)downs_expect);
+            break;
+        }
         if (now_s() - t0 > g_seconds) {
             ERR("timeout: received %llu of %llu, DOWN %llu of %llu, lookups %u of %u, remote "
                 "spawns %u+%u of %u+%u",
