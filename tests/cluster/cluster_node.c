@@ -505,6 +505,7 @@ static int mesh(FILE *addr_out)
      * Failure: "A node frozen in a shared-memory send").  It used to wait
      * out --seconds (120 s in ctest) with no hint. */
     const double STALL_S = 30.0;
+    bool stalled = false;
     uint64_t last_rx = atomic_load(&g_received);
     double last_rx_t = now_s();
     while (atomic_load(&g_received) < expect || atomic_load(&g_downs) < downs_expect ||
@@ -520,6 +521,7 @@ static int mesh(FILE *addr_out)
                 "frozen in a shared-memory send\")",
                 (unsigned long long)rx, (unsigned long long)expect, STALL_S,
                 (unsigned long long)atomic_load(&g_downs), (unsigned long long)downs_expect);
+            stalled = true;
             break;
         }
         if (now_s() - t0 > g_seconds) {
@@ -556,7 +558,8 @@ static int mesh(FILE *addr_out)
             snprintf(name, sizeof name, "done%u", n);
             done += ax_cluster_whereis(e, name) != AX_REF_NONE;
         }
-        if (done == want || now_s() - t0 > g_seconds)
+        /* Stalled: the others' "done" may be stuck behind the stall too. */
+        if (done == want || stalled || now_s() - t0 > g_seconds)
             break;
         usleep(2000);
     }
