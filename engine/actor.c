@@ -201,9 +201,10 @@ static inline void slot_free(ax_worker_t *w, uint32_t slot)
     e->gen = (e->gen + 1) & AX_REF_GEN_MASK;
     if (!e->gen)
         e->gen = 1; /* generation 0 marks never-used (fresh) slots */
+    uint32_t head = w->pfree; /* read once: the atomic store below would reload it */
     /* Relaxed: a private link, published by ax__slots_spill's release. */
-    atomic_store_explicit(&e->next_free, w->pfree, memory_order_relaxed);
-    if (!w->pfree)
+    atomic_store_explicit(&e->next_free, head, memory_order_relaxed);
+    if (!head)
         w->pfree_tail = slot + 1;
     w->pfree = slot + 1;
     if (__builtin_expect(++w->pfree_n >= AX_PFREE_MAX, 0))
@@ -322,7 +323,7 @@ static const ax_reason_t *pending_reason(ax_worker_t *w, ax_actor_t *a)
 /* After a behaviour that called ax_stop_self.  The common stop (normal
  * reason, no fini, no records, sponsor or conversation) is inline here: it
  * only counts, frees the slot and frees the block. */
-void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
+__attribute__((always_inline)) static inline void actor_stop(ax_worker_t *w, ax_actor_t *a)
 {
     if (__builtin_expect(a->fini != NULL || (a->flags & (AX_ACTOR_CONV | AX_ACTOR_EXT)) != 0 ||
                              w->pend_actor == a, 0)) {
@@ -335,6 +336,8 @@ void ax__actor_stop(ax_worker_t *w, ax_actor_t *a)
     slot_free(w, slot);
     actor_free(w, a);
 }
+
+void ax__actor_stop(ax_worker_t *w, ax_actor_t *a) { actor_stop(w, a); }
 
 /* Stop a with a reason: fini (told why), then, only if a has records or a
  * sponsor (one flag test otherwise), DOWN/EXIT/cancellation and maybe
@@ -556,6 +559,12 @@ static void lq_free(ax_worker_t *w, ax_msg_t *buf, uint32_t cap)
     size_t bytes = (size_t)cap * sizeof(ax_msg_t);
     if (!buf)
         return;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* Scribble: a behaviour still reading its message from a freed buffer
+     * (tests/unit/test_engine_fifo.c) then sees garbage even where the
+     * allocator below is not instrumented (large buffers). */
+    memset(buf, 0xa5, bytes);
+#endif
     if (bytes <= AX_ARENA_MAX_CLASS)
         ax_arena_free(w->arena, buf);
     else
@@ -579,6 +588,7 @@ ax_msg_t *ax__lq_grow(ax_worker_t *w)
     if (!w->lq_old) {
         w->lq_old = w->lq;
         w->lq_old_cap = cap;
+        w->after = 1; /* the drain loops' hint: free lq_old after the behaviour */
     } else {
         lq_free(w, w->lq, cap);
     }
@@ -721,15 +731,39 @@ __attribute__((noinline, cold)) static int send_slow(ax_worker_t *w, ax_ref_t to
     return 0;
 }
 
+/* ax_send to anything but this worker's inline path (another worker, or
+ * this one while closing or traced): out of line and reached by a tail
+ * call, so that the same-worker send needs no stack frame (the ring's
+ * reserve needs registers the local push does not). */
+__attribute__((noinline)) static int send_other(ax_worker_t *w, ax_ref_t to, uint32_t type,
+                                                const void *buf, size_t len, uint32_t d)
+{
+    uint8_t stamp;
+    if (type >= AX_TYPE_SYSTEM) /* checked by ax_send: lets ax_msg_commit fold its test */
+        __builtin_unreachable();
+    ax_msg_t *m = ax__msg_slot_try_d(w, to, d, &stamp);
+    if (__builtin_expect(!m, 0))
+        return send_slow(w, to, type, buf, len);
+    fill_inline(w, m, type, buf, len, stamp);
+    return 0;
+}
+
+/* The same-worker path fires no send probe: it is taken only while the
+ * probe's semaphore read 0 at the start of the turn (w->send_self); with
+ * the probe attached every send goes through send_other, which fires it. */
 int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len)
 {
     if (__builtin_expect(!w || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
         return -EINVAL;
-    uint8_t stamp;
-    ax_msg_t *m = ax__msg_slot_try(w, to, &stamp);
+    uint32_t d = ax__ref_dest(w->home, to);
+    if (d != w->send_self)
+        return send_other(w, to, type, buf, len, d);
+    ax_msg_t *m = ax__msg_slot_local(w, to);
     if (__builtin_expect(!m, 0))
         return send_slow(w, to, type, buf, len);
-    fill_inline(w, m, type, buf, len, stamp);
+    if (len) /* memcpy(p, NULL, 0) is undefined */
+        memcpy(m->payload.data, buf, len);
+    ax_msg_commit(m, type, (uint16_t)len, 0, 0);
     return 0;
 }
 
@@ -749,15 +783,34 @@ __attribute__((noinline, cold)) static int send_u64_slow(ax_worker_t *w, ax_ref_
     return 0;
 }
 
-int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
+/* As send_other, for ax_send_u64. */
+__attribute__((noinline)) static int send_u64_other(ax_worker_t *w, ax_ref_t to, uint32_t type,
+                                                    uint64_t v, uint32_t d)
 {
     ax_msg_t *m;
     uint8_t stamp;
-    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !w || !(m = ax__msg_slot_try(w, to, &stamp)), 0))
+    if (type >= AX_TYPE_SYSTEM) /* checked by ax_send_u64: lets ax_msg_commit fold its test */
+        __builtin_unreachable();
+    if (__builtin_expect(!(m = ax__msg_slot_try_d(w, to, d, &stamp)), 0))
         return send_u64_slow(w, to, type, v);
     m->payload.u64[0] = v;
     ax_msg_commit(m, type, sizeof v, 0, stamp);
     AX_TRACE_SEND(w->id, to, type);
+    return 0;
+}
+
+int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
+{
+    ax_msg_t *m;
+    if (__builtin_expect(type >= AX_TYPE_SYSTEM || !w, 0))
+        return send_u64_slow(w, to, type, v);
+    uint32_t d = ax__ref_dest(w->home, to);
+    if (d != w->send_self)
+        return send_u64_other(w, to, type, v, d);
+    if (__builtin_expect(!(m = ax__msg_slot_local(w, to)), 0))
+        return send_u64_slow(w, to, type, v);
+    m->payload.u64[0] = v;
+    ax_msg_commit(m, type, sizeof v, 0, 0); /* no probe: see ax_send */
     return 0;
 }
 
@@ -806,9 +859,41 @@ int ax__post_local(ax_worker_t *w, const ax_msg_t *src)
     if (!m && !(m = ax__lq_grow(w)))
         return -ENOMEM;
     *m = *src;
+    if (m->type - AX_TYPE_SYSTEM < AX_TYPE_IO - AX_TYPE_SYSTEM)
+        m->flags |= AX_MSG_F_SYS; /* as ax_msg_commit */
     w->sent++;
     return 0;
 }
+
+/* After a behaviour run by a drain loop (ax__batch_run) that left w->after
+ * set: a stop or an unstash of a (the running actor, ref `to`), and the
+ * FIFO buffer it ran from if a growth replaced it.  Anything that set the
+ * hint outside a drain loop only costs this call's look at the flags. */
+void ax__after_batch(ax_worker_t *w, ax_actor_t *a, ax_ref_t to)
+{
+    w->after = 0;
+    uint32_t af = a->flags;
+    if (af & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH)) {
+        ax__run_clear(w);
+        if (af & AX_ACTOR_UNSTASH)
+            ax__actor_after(w, a, to);
+        else
+            actor_stop(w, a); /* a plain stop: inline, no detour through ax__actor_after */
+    }
+    if (w->lq_old) /* the behaviour (or the stop) grew the FIFO */
+        ax__lq_release_old(w);
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+void ax__sys_flag_missing(const ax_msg_t *m)
+{
+    if (m->flags & AX_MSG_F_SYS)
+        return;
+    fprintf(stderr, "axon: internal error: system message type 0x%x without AX_MSG_F_SYS in a drain loop\n",
+            m->type);
+    abort();
+}
+#endif
 
 /* ---- spawning ---------------------------------------------------------------------------- */
 
@@ -978,13 +1063,39 @@ static inline uint32_t default_worker(ax_worker_t *w)
     return spread_pick(w);
 }
 
-int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
-             ax_ref_t *out)
+/* ax_spawn's common case, taken from it by a tail call: on the calling
+ * worker, under the root sponsor (none named, the spawner has none), no
+ * AX_SPAWN_F_* flag, so no request is built and nothing can be undone but
+ * the slot.  The same steps as the general path's local branch, without
+ * its frame and tests. */
+__attribute__((noinline)) static int spawn_here(ax_worker_t *w, ax_behaviour_fn fn,
+                                                size_t state_size, const ax_spawn_opts_t *o,
+                                                ax_ref_t *out)
+{
+    uint32_t slot;
+    int rc;
+    if ((rc = slot_alloc(w, &slot)) < 0)
+        return rc;
+    /* = ax__ref_make(w->home, w->id, gen, slot): a slot's gen is stored
+     * masked (slot_free), so it needs no mask here. */
+    ax_ref_t ref = w->ref_base | (uint64_t)w->table[slot].gen << AX_REF_SLOT_BITS | slot;
+    *out = ref; /* set before init runs, so init may hand it out */
+    rc = actor_place(w, slot, ref, fn, o ? o->init : NULL, o ? o->fini : NULL, state_size, NULL,
+                     o ? o->arg : NULL, o ? o->arg_len : 0);
+    if (rc < 0) {
+        ax__slot_free(w, slot);
+        *out = AX_REF_NONE;
+    }
+    return rc;
+}
+
+/* Every other spawn (arguments checked by ax_spawn). */
+__attribute__((noinline)) static int spawn_general(ax_worker_t *w, ax_behaviour_fn fn,
+                                                   size_t state_size, const ax_spawn_opts_t *o,
+                                                   ax_ref_t *out)
 {
     uint32_t t, slot;
     int rc;
-    if (!w || !out || (rc = check_spawn(fn, state_size, o)) < 0)
-        return -EINVAL;
     uint32_t flags = o ? o->flags : 0;
     if ((flags & (AX_SPAWN_F_MONITOR | AX_SPAWN_F_LINK)) && !w->cur)
         return -EINVAL; /* nobody to monitor or link from */
@@ -1085,6 +1196,21 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
         *o->monitor = mon;
     *out = ref;
     return 0;
+}
+
+int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
+             ax_ref_t *out)
+{
+    if (!w || !out || check_spawn(fn, state_size, o) < 0)
+        return -EINVAL;
+    /* The common case (spawn_here): default placement or AX_ON_SELF with
+     * no backlog to spread, no flags, no sponsor; not closing.  Both
+     * halves are reached by a tail call: neither pays the other's frame. */
+    if ((!o || ((o->where == AX_ON_DEFAULT || o->where == AX_ON_SELF) && !o->flags && !o->sponsor)) &&
+        !(w->cur && w->cur->sp) && !w->closing &&
+        (ax__lq_count(w) < w->batch || (o && o->where == AX_ON_SELF) || w->nworkers == 1))
+        return spawn_here(w, fn, state_size, o, out);
+    return spawn_general(w, fn, state_size, o, out);
 }
 
 /* Shutdown handshake for callers outside the engine: announce ourselves
@@ -1243,6 +1369,7 @@ void ax_stop_self(ax_ctx_t *w)
 {
     if (w && w->cur) {
         w->cur->flags |= AX_ACTOR_STOPPING;
+        w->after = 1;
         if (w->pend_actor == w->cur) /* the last of ax_fail / ax_stop_self wins */
             w->pend_actor = NULL;    /* no pending reason: normal */
     }
@@ -1624,6 +1751,7 @@ void ax__worker_shutdown(ax_worker_t *w)
     pthread_barrier_wait(&eng->stop_barrier); /* nobody dispatches any more */
     w->closing = true;                        /* sends from init and fini: -ESHUTDOWN */
     w->send_nw = 0;                           /* ... and none takes the fast path */
+    w->send_self = AX_SEND_SELF_OFF;
     stop_inbound(w);                          /* reads the others' overflow to us */
     pthread_barrier_wait(&eng->stop_barrier); /* ... and is done with it */
     stop_free_queues(w);
@@ -1643,6 +1771,7 @@ void ax__worker_discard(ax_worker_t *w)
      * stub is what ax__inbox_init sets last): nothing can be queued then. */
     w->closing = true;
     w->send_nw = 0;
+    w->send_self = AX_SEND_SELF_OFF;
     if (!w->inbox_stub)
         return;
     ax_inbox_node_t *node;

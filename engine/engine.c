@@ -232,10 +232,10 @@ __attribute__((always_inline)) static inline uint32_t drain_local_loop(ax_worker
 {
     uint32_t n = 0;
     while (n < w->batch && w->lq_head != w->lq_tail) {
+        /* A behaviour that grew the FIFO set w->after: the dispatch frees
+         * the buffer it ran from (lq_old) once it returned. */
         ax__dispatch_batch(w, &w->lq[w->lq_head & w->lq_mask], tr);
         w->lq_head++;
-        if (__builtin_expect(w->lq_old != NULL, 0))
-            ax__lq_release_old(w); /* the behaviour grew the FIFO */
         n++;
     }
     return n;
@@ -455,7 +455,8 @@ static void drain_overflow(ax_worker_t *w)
             dst->to = src->to;
             dst->from = src->from;
             dst->payload = src->payload;
-            ax_msg_commit(dst, src->type, src->len, src->flags, stamp); /* R1 */
+            /* R1; src was committed to the overflow by ax_msg_commit */
+            ax_msg_commit_copy(dst, src->type, src->len, src->flags, stamp);
             ax_mq_pop(q, w->arena);
             if (!w->is_dirty[d]) {
                 w->is_dirty[d] = 1;
@@ -478,6 +479,15 @@ static void publish_load(ax_worker_t *w)
     atomic_store_explicit(&w->load, live + ax__lq_count(w), memory_order_relaxed);
 }
 
+/* w->send_self from the send probe's semaphore (and `closing`): the turn
+ * turns the inline local send off as soon as the probe is attached; this
+ * turns it back on after it is detached (every 256 turns and at a park:
+ * until then local sends only take the slower, probed path). */
+static void send_self_sync(ax_worker_t *w)
+{
+    w->send_self = AX__TRACE_ON(send) || w->closing ? AX_SEND_SELF_OFF : w->id;
+}
+
 /* One turn.  The inbound rings come first and the housekeeping last, so
  * that in a cross-worker exchange the path from noticing a message to
  * storing its reply (which is visible at its commit, R1) holds only the
@@ -493,6 +503,11 @@ uint32_t ax__run_turn(ax_worker_t *w)
     w->turn++;
     /* The watchdog's one store per turn (engine/watchdog.c). */
     atomic_store_explicit(&w->wd_turn, w->turn, memory_order_relaxed);
+    /* The send probe's semaphore, once per turn: attached, every send takes
+     * the path that fires it, from this turn on (send_self_sync turns the
+     * inline path back on within 256 turns of its detaching, or at a park). */
+    if (__builtin_expect(AX__TRACE_ON(send), 0))
+        w->send_self = AX_SEND_SELF_OFF;
     if (__builtin_expect(w->novf != 0, 0))
         drain_overflow(w); /* before anything new is sent this turn */
     n = drain_rings(w);
@@ -517,6 +532,7 @@ uint32_t ax__run_turn(ax_worker_t *w)
     ax_arena_reclaim(w->arena);
     ax_arena_flush(w->arena);
     if (__builtin_expect((w->turn & 255) == 0, 0)) {
+        send_self_sync(w);
         publish_load(w);
         if ((w->turn & 4095) == 0)
             publish_arena_stats(w); /* a worker that never parks still reports */
@@ -681,6 +697,7 @@ void ax__park(ax_worker_t *w, int64_t timeout_ns)
 {
     ax_engine_t *eng = w->eng;
     publish_counters(w);
+    send_self_sync(w);
     /* Doorbell: every awake ring goes to sleep first (R7), so that after
      * F1 a sender either sees it asleep and rings (F2/F2b), or we see its
      * message.  sleep_rings' own fence is F1's twin; it wakes any ring
@@ -935,7 +952,9 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->id = i;
     w->nworkers = N;
     w->home = eng->home;
+    w->ref_base = ax__ref_make(eng->home, i, 0, 0);
     w->send_nw = N;
+    w->send_self = i;
     w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);

@@ -43,6 +43,10 @@
  * worker for a local actor (cancelled in the local FIFO when its actor
  * stops or restarts). */
 #define AX_MSG_F_IO 0x80u
+/* Engine-internal message flag: a system message (type in [AX_TYPE_SYSTEM,
+ * AX_TYPE_IO)), set by ax_msg_commit and ax__post_local, so that the drain
+ * loops find system messages, replies and blobs with one test. */
+#define AX_MSG_F_SYS AX__MSG_F_SYS
 
 typedef struct ax_spawn_req {
     ax_behaviour_fn fn;
@@ -165,10 +169,9 @@ __attribute__((noinline, cold)) static void ax__sp_untake_fast(ax_sp_local_t *sp
  * Sponsors: an actor under the root sponsor pays the a->sp test; one under
  * a bounded sponsor a test and a decrement of its worker's lease (the slow
  * path refills it or answers -EDQUOT). */
-__attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to,
-                                                                       uint8_t *stamp)
+__attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try_d(ax_worker_t *w, ax_ref_t to,
+                                                                         uint32_t d, uint8_t *stamp)
 {
-    uint32_t d = ax__ref_dest(w->home, to);
     ax_msg_t *m;
     ax_actor_t *ca = w->cur;
     ax_sp_local_t *sp = ca ? ca->sp : NULL;
@@ -210,6 +213,42 @@ none:
     if (__builtin_expect(w->cur != NULL && w->cur->sp != NULL, 0))
         ax__sp_untake_fast(w->cur->sp);
     return NULL;
+}
+
+/* The same, finding the destination worker d = ax__ref_dest(w->home, to). */
+__attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worker_t *w, ax_ref_t to,
+                                                                       uint8_t *stamp)
+{
+    return ax__msg_slot_try_d(w, to, ax__ref_dest(w->home, to), stamp);
+}
+
+/* The inline same-worker half of ax_send / ax_send_u64, for a destination
+ * the caller found equal to w->send_self (this worker, not closing, send
+ * probe off at the turn's start): the sponsor's lease and the FIFO's tail
+ * chunk, as in ax__msg_slot_try.  NULL: the caller takes its slow path
+ * (which handles every case).  Only local pushes: no lap stamp (0). */
+__attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_local(ax_worker_t *w, ax_ref_t to)
+{
+    uint32_t tail = w->lq_tail;
+    ax_actor_t *ca = w->cur;
+    ax_msg_t *m;
+    if (__builtin_expect(tail - w->lq_head > w->lq_mask, 0))
+        return NULL; /* full: the slow path grows it */
+    /* The room is found first, so a lease charged here is never given back. */
+    ax_sp_local_t *sp = ca ? ca->sp : NULL;
+    if (__builtin_expect(sp != NULL, 0)) {
+        uint64_t left = atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed);
+        if (!left)
+            return NULL; /* lease empty: the slow path refills or refuses */
+        /* owner-only lease, relaxed for stats readers */
+        atomic_store_explicit(&sp->left[AX_RES_MSGS], left - 1, memory_order_relaxed);
+    }
+    m = &w->lq[tail & w->lq_mask];
+    w->lq_tail = tail + 1;
+    m->to = to;
+    m->from = w->head.self;
+    w->sent++;
+    return m;
 }
 
 /* Every case, including errors (cold).  The caller fills the slot and
@@ -304,21 +343,28 @@ static inline void ax__run_clear(ax_worker_t *w)
     AX_WD_SET(w->head.msg, NULL);
 }
 
-__attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t *w, ax_msg_t *m,
-                                                                     const bool traced)
+/* After a behaviour the batch loop ran, when w->after was set (cold). */
+void ax__after_batch(ax_worker_t *w, ax_actor_t *a, ax_ref_t to);
+
+/* Sanitizer builds check that every system message carries AX_MSG_F_SYS
+ * (the batch loop's one flag test relies on it; ax_msg_commit sets it). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+void ax__sys_flag_missing(const ax_msg_t *m); /* aborts */
+#define AX__CHECK_SYS_FLAG(m)                                                                \
+    do {                                                                                   \
+        if ((m)->type - AX_TYPE_SYSTEM < AX_TYPE_IO - AX_TYPE_SYSTEM)                      \
+            ax__sys_flag_missing(m);                                                       \
+    } while (0)
+#else
+#define AX__CHECK_SYS_FLAG(m) ((void)0)
+#endif
+
+/* Run m as the live, fast-path actor a (ref `to`): the behaviour, the
+ * blob's release when `blob`, and the after-hint's one test. */
+__attribute__((always_inline)) static inline void ax__batch_run(ax_worker_t *w, ax_msg_t *m,
+                                                                ax_actor_t *a, ax_ref_t to,
+                                                                const bool traced, const bool blob)
 {
-    ax_ref_t to = m->to;
-    uint32_t slot = ax__ref_slot(to);
-    ax_slot_t *e;
-    ax_actor_t *a;
-    if (__builtin_expect(slot >= w->max_slots || m->type >= AX_TYPE_SYSTEM ||
-                             (m->flags & AX_MSG_F_REPLY), 0))
-        goto check;
-run:
-    e = &w->table[slot];
-    a = e->actor;
-    if (__builtin_expect(!a || e->gen != ax__ref_gen(to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
-        goto slow;
     AX_WD_SET(w->cur, a);
     AX_WD_SET(w->head.self, to);
     AX_WD_SET(w->head.msg, m);
@@ -327,25 +373,50 @@ run:
     a->fn(w, a->state, m);
     if (traced)
         AX_TRACE_DISPATCH_END(w->id, to);
-    if (__builtin_expect((m->flags & AX_MSG_F_BLOB) != 0, 0))
+    if (blob)
         ax__blob_release(w, m);
-    /* Stop and unstash share one test (request.c); a plain stop goes
-     * straight to ax__actor_stop. */
-    uint32_t af = a->flags;
-    if (__builtin_expect((af & (AX_ACTOR_STOPPING | AX_ACTOR_UNSTASH)) != 0, 0)) {
-        ax__run_clear(w);
-        if (af & AX_ACTOR_UNSTASH)
-            ax__actor_after(w, a, to);
-        else
-            ax__actor_stop(w, a);
-    }
+    /* Stop, unstash and a grown FIFO share one test (w->after). */
+    if (__builtin_expect(w->after != 0, 0))
+        ax__after_batch(w, a, to);
+}
+
+__attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t *w, ax_msg_t *m,
+                                                                     const bool traced)
+{
+    ax_ref_t to = m->to;
+    uint32_t slot = ax__ref_slot(to);
+    uint32_t fl = m->flags;
+    ax_slot_t *e;
+    ax_actor_t *a;
+    /* System messages (AX_MSG_F_SYS), replies and blobs: one test. */
+    if (__builtin_expect(slot >= w->max_slots ||
+                             (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY | AX_MSG_F_BLOB)), 0))
+        goto check;
+    AX__CHECK_SYS_FLAG(m);
+    e = &w->table[slot];
+    a = e->actor;
+    if (__builtin_expect(!a || e->gen != ax__ref_gen(to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
+        goto slow;
+    ax__batch_run(w, m, a, to, traced, false);
     return;
-check: /* I/O completions (types at and above AX_TYPE_IO) run like user messages */
-    if (slot < w->max_slots && m->type >= AX_TYPE_IO && !(m->flags & AX_MSG_F_REPLY))
-        goto run;
+check: /* a blob (user message or I/O completion) runs here, with its release */
+    if (slot >= w->max_slots || (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY)))
+        goto slow;
+    AX__CHECK_SYS_FLAG(m);
+    e = &w->table[slot];
+    a = e->actor;
+    if (__builtin_expect(!a || e->gen != ax__ref_gen(to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
+        goto slow;
+    ax__batch_run(w, m, a, to, traced, true);
+    return;
 slow:
     ax__run_clear(w);
     ax__dispatch_slow(w, m);
+    if (__builtin_expect(w->after != 0, 0)) { /* handled there, but for a grown FIFO */
+        w->after = 0;
+        if (w->lq_old)
+            ax__lq_release_old(w);
+    }
 }
 void ax__worker_shutdown(ax_worker_t *w); /* on the worker thread, after its loop */
 void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m);

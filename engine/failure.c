@@ -194,6 +194,7 @@ static bool ref_ok(const ax_worker_t *w, ax_ref_t r)
 static void set_pending(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why)
 {
     a->flags |= AX_ACTOR_STOPPING;
+    w->after = 1; /* the drain loops' hint (worker.h) */
     w->pend = *why;
     w->pend_actor = a;
 }
@@ -529,8 +530,10 @@ static void cancel_posted(ax_worker_t *w, ax_ref_t ref)
 {
     for (uint32_t i = w->lq_head; i != w->lq_tail; i++) {
         ax_msg_t *m = &w->lq[i & w->lq_mask];
-        if (m->to == ref && (m->flags & AX_MSG_F_IO) && m != w->head.msg)
+        if (m->to == ref && (m->flags & AX_MSG_F_IO) && m != w->head.msg) {
             m->type = AX_SYS_CANCELLED;
+            m->flags |= AX_MSG_F_SYS; /* as ax_msg_commit */
+        }
     }
 }
 

@@ -603,8 +603,10 @@ int ax_unstash_all(ax_ctx_t *w)
 {
     if (!w || !w->cur)
         return -EINVAL;
-    if ((w->cur->flags & AX_ACTOR_CONV) && conv_actor(w, w->cur->slot)->count)
+    if ((w->cur->flags & AX_ACTOR_CONV) && conv_actor(w, w->cur->slot)->count) {
         w->cur->flags |= AX_ACTOR_UNSTASH;
+        w->after = 1; /* the drain loops' hint (worker.h) */
+    }
     return 0;
 }
 

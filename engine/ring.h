@@ -121,11 +121,29 @@ static inline ax_msg_t *ax_ring_reserve(ax_ring_t *r, uint8_t *stamp)
     return ax_ring_try_reserve(r, &m, stamp) ? m : 0;
 }
 
+/* AX_MSG_F_SYS (engine_internal.h): marks a system type (in [AX_TYPE_SYSTEM,
+ * AX_TYPE_IO)), so that the drain loops need one flag test. */
+#define AX__MSG_F_SYS 0x40u
+
 /* Producer (or anyone filling a message, stamp 0 for non-ring slots): store
- * the header word last.  R1: every other store to the slot is visible to a
- * consumer whose A1 load sees this word.  Pairs with A1 in ax_ring_peek. */
+ * the header word last, with AX_MSG_F_SYS added for a system type (a test
+ * the compiler folds away where the type is known).  R1: every other store
+ * to the slot is visible to a consumer whose A1 load sees this word.  Pairs
+ * with A1 in ax_ring_peek. */
 static inline void ax_msg_commit(ax_msg_t *m, uint32_t type, uint16_t len, uint8_t flags,
                                  uint8_t stamp)
+{
+    if (type - AX_TYPE_SYSTEM < AX_TYPE_IO - AX_TYPE_SYSTEM)
+        flags |= AX__MSG_F_SYS;
+    uint64_t hdr = (uint64_t)type | ((uint64_t)len << 32) | ((uint64_t)flags << 48) |
+                   ((uint64_t)stamp << 56);
+    __atomic_store_n(&m->hdr, hdr, __ATOMIC_RELEASE);
+}
+
+/* As ax_msg_commit (R1), for a copy of a message that ax_msg_commit wrote
+ * before: its flags already carry AX_MSG_F_SYS where the type needs it. */
+static inline void ax_msg_commit_copy(ax_msg_t *m, uint32_t type, uint16_t len, uint8_t flags,
+                                      uint8_t stamp)
 {
     uint64_t hdr = (uint64_t)type | ((uint64_t)len << 32) | ((uint64_t)flags << 48) |
                    ((uint64_t)stamp << 56);

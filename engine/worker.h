@@ -125,6 +125,11 @@ typedef struct ax_slot {
 } ax_slot_t;
 
 /* ---- the worker (= ax_ctx_t) ------------------------------------------------------ */
+/* send_self's "no inline local send": never a value of ax__ref_dest, which
+ * is (ref >> 42) - home with both below 2^22, so below 2^22 or above
+ * 2^32 - 2^22. */
+#define AX_SEND_SELF_OFF 0x80000000u
+
 typedef struct ax_ctx ax_worker_t;
 
 struct ax_ctx {
@@ -135,9 +140,16 @@ struct ax_ctx {
     uint32_t id;
     uint32_t nworkers;
     uint32_t home;        /* ax__ref_home of this engine: local refs decode against it */
+    ax_ref_t ref_base;    /* ax__ref_make(home, id, 0, 0): this worker's refs' top bits */
     ax_arena_t *arena;
     ax_slot_t *table;
     ax_actor_t *cur;      /* running actor, NULL outside a behaviour */
+    /* Set by what a behaviour may ask for after it returns (ax_stop_self,
+     * ax_fail and quota stops, ax_unstash_all) and by a growth of the local
+     * FIFO (lq_old): the drain loops' one test after a behaviour.  A hint:
+     * ax__after_batch clears it and looks at the flags themselves, so it
+     * may be set spuriously (by code outside the drain loops), never missed. */
+    uint8_t after;
     bool cur_blob_kept;
     uint32_t cur_src;     /* source of the batch being drained (AX_SRC_*) */
     uint32_t batch_src;   /* source whose drained count is not yet added (AX_SRC_NONE) */
@@ -146,6 +158,11 @@ struct ax_ctx {
     /* nworkers while sends may take the fast path, 0 once closing: the
      * send's one test for a bad destination and for shutdown. */
     uint32_t send_nw;
+    /* This worker's index while a same-worker send may take ax_send's
+     * inline path, AX_SEND_SELF_OFF while closing or while the send probe
+     * is attached (read once per turn, ax__run_turn): the inline path's one
+     * test, which also spares it the probe's semaphore. */
+    uint32_t send_self;
     /* Ring sends not yet added to st.msgs_sent_remote (ax__flush adds them,
      * once per turn: every such send left its ring dirty). */
     uint32_t sent_remote;

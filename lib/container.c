@@ -14,8 +14,10 @@
  * worker costs nothing (QSBR read lock is empty), and a value replaced by a
  * writer is freed by call_rcu only after every worker has passed a turn.
  *
- * Write sections of one container exclude each other with a mutex (short,
- * no I/O inside: that is the documented contract).  The memory kind applies
+ * Write sections of one container exclude each other (short, no I/O
+ * inside: that is the documented contract): a section whose only operation
+ * is one put takes its own worker's lock and swaps the slot atomically;
+ * any other takes every worker's lock ("write-section locks" below).  The memory kind applies
  * each put/del at once in its index (one release store a put); LMDB
  * sections become batches for the container's writer thread, which commits
  * (synced) and sends each batch's acknowledgement with ax_engine_send.
@@ -115,14 +117,18 @@ struct ax_cont_registry {
  * new node).  64-byte aligned (node_alloc): the index keeps a tag from the
  * hash in a slot's low 6 bits.  The header is 32 bytes, so a lookup of a
  * small key reads one line: the header, the key and the value's start.
- * The chain record a retired node may need (mchain_t) is at its tail,
- * after the value (node_chain), where no reader looks. */
+ * What only the writing thread uses after publication (the retire and
+ * free list link, the chain record: mchain_t) is in the node's tail, on
+ * lines of its own after the value (node_chain), where no reader looks:
+ * retiring or recycling a node writes no line a reader on another worker
+ * holds (the link used to be in the header, so each put also took the
+ * replaced node's first line from the other worker's cache). */
 typedef struct mnode {
     uint64_t hash;
     uint32_t klen, vlen;
     uint32_t voff;             /* the value's offset in data (16-aligned) */
     uint32_t cls;              /* size class (node_alloc), or NO_CLASS */
-    struct mnode *retire_next; /* the thread's retire list, then its chain */
+    uint64_t pad_;
     alignas(16) unsigned char data[]; /* key, then the value at voff */
 } mnode_t;
 _Static_assert(offsetof(mnode_t, data) == 32, "a node's header is 32 bytes");
@@ -130,6 +136,7 @@ _Static_assert(offsetof(mnode_t, data) == 32, "a node's header is 32 bytes");
 /* A chain of retired nodes handed to call_rcu: the record lives in the
  * tail of the chain's first node (every node has room for one). */
 typedef struct mchain {
+    struct mnode *link;        /* the thread's retire list, its chain, its free list */
     struct rcu_head rcu;
     struct mchain *limbo_next; /* the worker's next chain in limbo */
     mnode_t *head;             /* the chain's first node (which holds this) */
@@ -138,9 +145,10 @@ typedef struct mchain {
 
 /* The index: open addressing, linear probing, 2^k slots of node pointers
  * with a 6-bit tag from the hash in the low bits (SLOT_TAG), 0 for an
- * empty slot and SLOT_TOMB for a deleted one.  One writer at a time (the
- * write-section mutex); readers take no lock and store nothing.  See
- * "the index" below for the protocol. */
+ * empty slot and SLOT_TOMB for a deleted one.  Writers: one-put sections
+ * at once (atomic exchange / compare-exchange of a slot), or one section
+ * holding every write-section lock; readers take no lock and store
+ * nothing.  See "the index" below for the protocol. */
 typedef struct mtab {
     uint64_t mask;     /* slots - 1 */
     uint32_t shift;    /* 64 - log2(slots): a key's first slot is hash >> shift */
@@ -158,10 +166,10 @@ typedef struct rtx { /* one worker's cached LMDB read transaction */
 
 /* Laid out by writer: every read section reads the first line (kind, tab,
  * env, dbi, rtx, reg), which nothing writes while the container is open
- * but an index rebuild (tab).  The write-section mutex, the writer's
- * counts and the statistics, which every put writes, are on lines of
- * their own: when they shared a line with the table pointer, each put by
- * one worker cost every other worker's next read a cache miss. */
+ * but an index rebuild (tab).  The write-section locks (wl, one line
+ * each), the writers' counts and the statistics are on lines of their
+ * own: when they shared a line with the table pointer, each put by one
+ * worker cost every other worker's next read a cache miss. */
 struct ax_cont {
     alignas(64) uint32_t kind;
     MDB_dbi dbi;
@@ -170,12 +178,12 @@ struct ax_cont {
     rtx_t *rtx;          /* nworkers entries, each touched only by its worker */
     ax_cont_registry_t *reg;
     uint64_t min_slots;  /* memory: the index never shrinks below this */
-    alignas(64) pthread_mutex_t wmu; /* write sections */
-    /* Memory kind, written under wmu only, so one line moves with the
-     * mutex from writer to writer, and no locked add per put (plain load
-     * and store; atomics because ax_cont_stats reads them unlocked). */
-    uint64_t used;              /* slots not empty: nodes + tombstones */
-    _Atomic uint64_t live, mputs; /* nodes in the index; puts applied */
+    struct wlock *wl;    /* memory: write-section locks, nwl of them */
+    uint32_t nwl;
+    /* Memory kind: slots used and nodes live, changed by inserts and
+     * deletes only (a put that replaces writes neither). */
+    alignas(64) _Atomic uint64_t used; /* slots not empty: nodes + tombstones */
+    _Atomic uint64_t live;
     alignas(64) _Atomic uint64_t entries, puts, dels, commits, commit_failed, acks_lost;
     alignas(64) struct ax_cont *next; /* the registry's list, under reg->mu */
     char name[AX_CONT_NAME_MAX];
@@ -201,14 +209,19 @@ typedef struct rd_impl {
 } rd_impl_t;
 #define RD_WORKER_MEM ((uintptr_t)2) /* rd->outside: a worker's memory section (nothing to undo) */
 _Static_assert(sizeof(rd_impl_t) <= sizeof(ax_cont_rd_t), "read section fits");
-_Static_assert(sizeof(pthread_mutex_t) + 3 * sizeof(uint64_t) <= 64, "wmu and its counters share a line");
+/* Memory kind: a write-section lock per worker and one for outside
+ * threads, each on its own line with the puts applied under it. */
+typedef struct wlock {
+    alignas(64) pthread_mutex_t mu;
+    _Atomic uint64_t puts; /* changed under mu only (plain load and store) */
+} wlock_t;
 typedef struct wr_impl {
     ax_cont_t *c;
     batch_t *b;
     MDB_txn *txn; /* LMDB wget: a read transaction, begun on first use */
     uintptr_t outside;
-    uintptr_t locked; /* memory: wmu taken (at the section's first operation) */
-    uintptr_t pad;
+    uintptr_t excl;   /* memory: every write-section lock taken */
+    struct mnode *pending; /* memory: the section's one put so far (applied at leave) */
 } wr_impl_t;
 _Static_assert(sizeof(wr_impl_t) <= sizeof(ax_cont_wr_t), "write section fits");
 
@@ -443,9 +456,11 @@ enum { GP_PENDING = 0, GP_DONE = 1, GP_ABANDONED = 2 };
 #define FREE_CAP_BYTES (4u << 20) /* per worker thread; more goes back to malloc */
 
 
+/* The tail starts on a line of its own (a 64-byte value after a 4-byte
+ * key: 112 bytes of node, the tail at 128, 192 bytes in all as before). */
 static size_t chain_off(size_t voff, size_t vlen)
 {
-    return (offsetof(mnode_t, data) + voff + vlen + 7) & ~(size_t)7;
+    return (offsetof(mnode_t, data) + voff + vlen + 63) & ~(size_t)63;
 }
 
 static size_t node_size(size_t voff, size_t vlen)
@@ -458,6 +473,9 @@ static mchain_t *node_chain(mnode_t *m)
     return (mchain_t *)(void *)((char *)m + chain_off(m->voff, m->vlen));
 }
 
+/* The node's list link (in its tail: node_chain). */
+#define LINK(m) (node_chain(m)->link)
+
 static mnode_t *node_alloc(size_t voff, size_t vlen)
 {
     size_t sz = node_size(voff, vlen);
@@ -465,7 +483,7 @@ static mnode_t *node_alloc(size_t voff, size_t vlen)
     mnode_t *m = cls != NO_CLASS ? t_free[cls] : NULL;
     if (m) {
         UNPOISON(m, (cls + 1) * 64u);
-        t_free[cls] = m->retire_next;
+        t_free[cls] = LINK(m);
         t_free_bytes -= (cls + 1) * 64u;
     } else {
         /* 64-byte aligned: the index's tag takes a slot's low 6 bits */
@@ -489,7 +507,7 @@ static void node_poison(mnode_t *m)
 static void chain_free(mnode_t *m)
 {
     for (mnode_t *nx; m; m = nx) {
-        nx = m->retire_next;
+        nx = LINK(m);
         node_poison(m);
         free(m);
     }
@@ -499,14 +517,14 @@ static void chain_free(mnode_t *m)
 static void chain_recycle(mnode_t *m)
 {
     for (mnode_t *nx; m; m = nx) {
-        nx = m->retire_next;
+        nx = LINK(m);
         node_poison(m);
         size_t sz = (m->cls + 1) * 64u;
         if (m->cls == NO_CLASS || t_free_bytes + sz > FREE_CAP_BYTES) {
             free(m);
             continue;
         }
-        m->retire_next = t_free[m->cls];
+        LINK(m) = t_free[m->cls];
         t_free[m->cls] = m;
         t_free_bytes += sz;
         POISON(m, sz);
@@ -562,7 +580,7 @@ static void limbo_drain(void)
     for (uint32_t i = 0; i < NCLASSES; i++)
         for (mnode_t *m = t_free[i], *nx; m; m = nx) {
             UNPOISON(m, (i + 1) * 64u);
-            nx = m->retire_next;
+            nx = LINK(m);
             free(m);
         }
     memset(t_free, 0, sizeof t_free);
@@ -618,7 +636,7 @@ static void retire(mnode_t *m)
 {
     if (!t_retired && t_role == T_WORKER)
         t_retired_since = mono_ns();
-    m->retire_next = t_retired;
+    LINK(m) = t_retired;
     t_retired = m;
     if (++t_nretired >= RETIRE_MAX)
         retire_flush();
@@ -633,8 +651,10 @@ static void retire(mnode_t *m)
  * Concurrency Kit's ck_hs_get (SPMC) 168; this one 23, and the grace
  * periods it needs are the container's QSBR ones.
  *
- * Protocol.  One writer at a time (the write-section mutex); readers take
- * no lock and store nothing.  A slot goes empty -> node -> node ... ->
+ * Protocol.  One writer at a time holding every write-section lock, or
+ * one-put sections at once under their own locks (put_shared: slots only
+ * go empty/tombstone -> node and node -> node then, atomically); readers
+ * take no lock and store nothing.  A slot goes empty -> node -> node ... ->
  * SLOT_TOMB -> node ...; it never goes back to empty while the table is
  * current, and no node ever moves within a table, so a reader walking a
  * probe sequence from the key's first slot to an empty slot sees the
@@ -674,7 +694,7 @@ static int64_t idx_probe(const mtab_t *t, uint64_t h, const void *key, size_t kl
     uintptr_t tag = hash_tag(h);
     bool have_ins = false;
     for (uint64_t i = h >> t->shift;; i = (i + 1) & t->mask) {
-        /* relaxed: only this thread (holding wmu) stores to the slots */
+        /* relaxed: only this thread (holding every write-section lock) stores to the slots */
         uintptr_t s = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
         if (!s) {
             if (!have_ins)
@@ -722,7 +742,7 @@ static void tab_free_cb(struct rcu_head *head)
  * grace period.  -ENOMEM: nothing changed. */
 static int idx_rebuild(ax_cont_t *c, uint64_t need)
 {
-    mtab_t *old = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    mtab_t *old = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (every write-section lock) */
     uint64_t slots = c->min_slots;
     while (slots / 4 < need && slots < ((uint64_t)1 << 41))
         slots *= 2;
@@ -740,13 +760,14 @@ static int idx_rebuild(ax_cont_t *c, uint64_t need)
         atomic_store_explicit(&t->slot[j], s, memory_order_relaxed); /* published by P2 */
     }
     atomic_store_explicit(&c->tab, t, memory_order_release); /* P2: pairs with C2 */
-    c->used = atomic_load_explicit(&c->live, memory_order_relaxed);
+    atomic_store_explicit(&c->used, atomic_load_explicit(&c->live, memory_order_relaxed),
+                          memory_order_relaxed);
     urcu_qsbr_call_rcu(&old->rcu, tab_free_cb); /* the caller is online: in a write section */
     return 0;
 }
 
-/* A counter only the write-section holder changes: load and store, no
- * locked instruction (the mutex orders the writers). */
+/* A counter only one lock's holder changes: load and store, no locked
+ * instruction (the lock orders its holders). */
 static void wmu_add(_Atomic uint64_t *x, uint64_t d)
 {
     atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + d, memory_order_relaxed);
@@ -763,28 +784,57 @@ static int mem_get(ax_cont_t *c, const void *key, size_t klen, const void **val,
     return 0;
 }
 
-/* A write section of a memory container takes the mutex at its first
- * operation, not at enter: a put allocates, fills and hashes its node
- * first (thread-local work), so the mutex covers only the index update.
- * Sections still exclude each other from their first operation on, which
- * is all that a section's atomicity needs (before it, it has done
- * nothing).  With the whole put under the mutex, two workers at 1%
- * writes collided on it often enough to cost a third of their time. */
-static void wr_lock(ax_cont_t *c, uintptr_t *locked)
+/* ---- memory kind: write-section locks ------------------------------------------------------
+ *
+ * Write sections exclude each other, but the common one, a section whose
+ * only operation is one put, needs no more than the put's own atomicity:
+ * so it must not write a line every writer writes.  One mutex per
+ * container was such a line: with two workers writing 1% of their
+ * operations it moved between them on about every other write (and the
+ * lock's locked instruction waited for it), on top of the lines the put
+ * itself must move (the slot's and the new node's).
+ *
+ * So there is a lock per worker (and one for outside threads), each on its
+ * own line:
+ *   - a section's first put builds its node and keeps it (wr->pending);
+ *   - at leave, if that put was the section's only operation, the section
+ *     takes its own worker's lock only and applies it with put_shared:
+ *     the slot is swapped with an atomic exchange or claimed with a
+ *     compare-exchange, so such puts on other workers may run at the same
+ *     time (each is one atomic step: as if the sections ran one after the
+ *     other).  Its own lock stays on its own worker's cache;
+ *   - any other section (a second put, a wget or a del) takes every lock,
+ *     in index order (wr_excl), applies the kept put first and then runs
+ *     alone, as before: a read-modify-write stays atomic with respect to
+ *     every other writer, and wget sees the section's own puts.  Holding
+ *     every lock excludes the one-put sections too (they hold one);
+ *     deletes, tombstones and index rebuilds happen only then.
+ * A one-put section's put becomes visible at leave (it used to be at the
+ * put's return): before leave nobody but the section could tell. */
+static uint32_t wl_own(const ax_cont_t *c)
 {
-    if (!*locked) {
-        pthread_mutex_lock(&c->wmu);
-        *locked = 1;
-    }
+    uint32_t n = c->nwl - 1; /* the outside threads' lock */
+    return t_role == T_WORKER && t_worker_id < n ? t_worker_id : n;
 }
 
-static int mem_put(ax_cont_t *c, uintptr_t *locked, const void *key, size_t klen, const void *val,
-                   size_t vlen)
+static void wl_lock_all(ax_cont_t *c)
+{
+    for (uint32_t i = 0; i < c->nwl; i++) /* index order: two such sections cannot deadlock */
+        pthread_mutex_lock(&c->wl[i].mu);
+}
+
+static void wl_unlock_all(ax_cont_t *c)
+{
+    for (uint32_t i = c->nwl; i-- > 0;)
+        pthread_mutex_unlock(&c->wl[i].mu);
+}
+
+static mnode_t *node_build(const void *key, size_t klen, const void *val, size_t vlen)
 {
     size_t voff = (klen + 15) & ~(size_t)15;
     mnode_t *m = node_alloc(voff, vlen);
     if (!m)
-        return -ENOMEM;
+        return NULL;
     m->klen = (uint32_t)klen;
     m->vlen = (uint32_t)vlen;
     m->voff = (uint32_t)voff;
@@ -792,8 +842,15 @@ static int mem_put(ax_cont_t *c, uintptr_t *locked, const void *key, size_t klen
     if (vlen)
         memcpy(m->data + voff, val, vlen);
     m->hash = hash_key(key, klen);
-    wr_lock(c, locked);
-    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    return m;
+}
+
+/* Every lock held: nobody else changes the index.  Consumes m. */
+static int put_excl(ax_cont_t *c, mnode_t *m)
+{
+    const void *key = m->data;
+    size_t klen = m->klen;
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (every lock) */
     uint64_t ins = 0;
     int64_t at = idx_probe(t, m->hash, key, klen, &ins);
     if (at >= 0) {
@@ -802,25 +859,143 @@ static int mem_put(ax_cont_t *c, uintptr_t *locked, const void *key, size_t klen
         retire((mnode_t *)(old & ~SLOT_TAG));
     } else {
         bool fresh = atomic_load_explicit(&t->slot[ins], memory_order_relaxed) == 0;
-        if (fresh && (c->used + 1) * 2 > t->mask + 1) {
+        uint64_t used = atomic_load_explicit(&c->used, memory_order_relaxed);
+        if (fresh && (used + 1) * 2 > t->mask + 1) {
             if (idx_rebuild(c, atomic_load_explicit(&c->live, memory_order_relaxed) + 1) < 0) {
                 free(m);
                 return -ENOMEM;
             }
             t = atomic_load_explicit(&c->tab, memory_order_relaxed);
             idx_probe(t, m->hash, key, klen, &ins); /* no tombstones: the first empty slot */
+            used = atomic_load_explicit(&c->used, memory_order_relaxed);
         }
-        c->used += fresh;
+        atomic_store_explicit(&c->used, used + fresh, memory_order_relaxed);
         atomic_store_explicit(&t->slot[ins], slot_of(m), memory_order_release); /* P1 */
         wmu_add(&c->live, 1);
     }
-    wmu_add(&c->mputs, 1);
+    wmu_add(&c->wl[wl_own(c)].puts, 1);
     return 0;
+}
+
+/* Own lock held: other one-put sections may run at once (on their own
+ * locks), every-lock sections do not, so no slot becomes empty or a
+ * tombstone and the table does not change meanwhile; slots only go
+ * empty/tombstone -> node and node -> node.  A key has one slot: two puts
+ * inserting one key walk the same sequence and try the same first
+ * tombstone or empty slot (nothing before it can become one), one claims
+ * it, the other walks again and replaces.  Consumes m, or -EAGAIN (the
+ * insert would need a rebuild: take every lock and put_excl). */
+static int put_shared(ax_cont_t *c, mnode_t *m)
+{
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* changes under every lock only */
+    uintptr_t tag = hash_tag(m->hash), mine = slot_of(m);
+    for (;;) {
+        uint64_t ins = UINT64_MAX, i = m->hash >> t->shift;
+        uintptr_t s;
+        for (;; i = (i + 1) & t->mask) {
+            /* C1 (acquire): a node another one-put section published is
+             * read by node_is */
+            s = atomic_load_explicit(&t->slot[i], memory_order_acquire);
+            if (!s)
+                break;
+            if (s == SLOT_TOMB) {
+                if (ins == UINT64_MAX)
+                    ins = i;
+                continue;
+            }
+            if (((s ^ tag) & SLOT_TAG) == 0 && node_is((const mnode_t *)(s & ~SLOT_TAG), m->hash, m->data, m->klen)) {
+                /* P1 (release: the node before its pointer) and acquire:
+                 * the exchange hands each replaced node to exactly one
+                 * writer, which retires it */
+                uintptr_t old = atomic_exchange_explicit(&t->slot[i], mine, memory_order_acq_rel);
+                retire((mnode_t *)(old & ~SLOT_TAG));
+                wmu_add(&c->wl[wl_own(c)].puts, 1);
+                return 0;
+            }
+        }
+        uintptr_t expect = SLOT_TOMB;
+        bool fresh = ins == UINT64_MAX;
+        if (fresh) { /* a fresh slot: count it first, within the half-load bound */
+            ins = i;
+            expect = 0;
+            uint64_t u = atomic_fetch_add_explicit(&c->used, 1, memory_order_relaxed);
+            if ((u + 1) * 2 > t->mask + 1) {
+                atomic_fetch_sub_explicit(&c->used, 1, memory_order_relaxed);
+                return -EAGAIN;
+            }
+        }
+        /* P1 (release) on success; acquire on failure: the slot's new node
+         * is read on the next walk */
+        if (atomic_compare_exchange_strong_explicit(&t->slot[ins], &expect, mine, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
+            wmu_add(&c->wl[wl_own(c)].puts, 1);
+            return 0;
+        }
+        if (fresh) /* lost the slot: its winner counted it */
+            atomic_fetch_sub_explicit(&c->used, 1, memory_order_relaxed);
+    }
+}
+
+/* The section goes exclusive (its second operation, a wget or a del):
+ * every lock, then the kept put.  0 or -ENOMEM (the kept put needed a
+ * rebuild that failed: it is dropped). */
+static int wr_excl(ax_cont_t *c, wr_impl_t *wr)
+{
+    if (wr->excl)
+        return 0;
+    wl_lock_all(c);
+    wr->excl = 1;
+    mnode_t *m = wr->pending;
+    wr->pending = NULL;
+    return m ? put_excl(c, m) : 0;
+}
+
+/* Leave: apply a one-put section's put. */
+static int wr_finish(ax_cont_t *c, wr_impl_t *wr)
+{
+    int rc = 0;
+    if (wr->excl) {
+        wl_unlock_all(c);
+        return 0;
+    }
+    mnode_t *m = wr->pending;
+    if (!m)
+        return 0;
+    wr->pending = NULL;
+    wlock_t *l = &c->wl[wl_own(c)];
+    pthread_mutex_lock(&l->mu);
+    rc = put_shared(c, m);
+    pthread_mutex_unlock(&l->mu);
+    if (rc == -EAGAIN) {
+        wl_lock_all(c);
+        rc = put_excl(c, m);
+        wl_unlock_all(c);
+    }
+    return rc;
+}
+
+static int mem_put(ax_cont_t *c, wr_impl_t *wr, const void *key, size_t klen, const void *val,
+                   size_t vlen)
+{
+    mnode_t *m = node_build(key, klen, val, vlen);
+    if (!m)
+        return -ENOMEM;
+    if (!wr->excl && !wr->pending) {
+        wr->pending = m; /* applied at leave, if it stays the only operation */
+        return 0;
+    }
+    int rc = wr_excl(c, wr);
+    if (rc < 0) {
+        free(m);
+        return rc;
+    }
+    return put_excl(c, m);
 }
 
 static int mem_del(ax_cont_t *c, const void *key, size_t klen)
 {
-    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (wmu) */
+    mtab_t *t = atomic_load_explicit(&c->tab, memory_order_relaxed); /* ours (every write-section lock) */
     uint64_t ins;
     int64_t at = idx_probe(t, hash_key(key, klen), key, klen, &ins);
     if (at < 0)
@@ -902,7 +1077,9 @@ static void lmdb_close_env(ax_cont_t *c)
 
 static void cont_free(ax_cont_t *c)
 {
-    pthread_mutex_destroy(&c->wmu);
+    for (uint32_t i = 0; i < c->nwl; i++)
+        pthread_mutex_destroy(&c->wl[i].mu);
+    free(c->wl);
     if (c->kind == AX_CONT_LMDB) {
         pthread_mutex_destroy(&c->qmu);
         pthread_cond_destroy(&c->qcv);
@@ -1078,17 +1255,27 @@ again:
     c->kind = cfg->kind;
     c->refs = 1;
     snprintf(c->name, sizeof c->name, "%s", name);
-    /* Adaptive: a writer finding the section taken spins a little before
-     * it sleeps.  Write sections are short (the contract), and a futex
-     * sleep and wake-up costs a worker microseconds, far longer than the
-     * section it waits for. */
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&c->wmu, &ma);
-    pthread_mutexattr_destroy(&ma);
     int rc = 0;
     if (c->kind == AX_CONT_MEMORY) {
+        /* Adaptive: a writer finding a lock taken spins a little before
+         * it sleeps.  Write sections are short (the contract), and a futex
+         * sleep and wake-up costs a worker microseconds, far longer than
+         * the section it waits for. */
+        c->nwl = r->nworkers + 1;
+        c->wl = aligned_alloc(64, (size_t)c->nwl * sizeof *c->wl);
+        if (!c->wl) {
+            pthread_mutex_unlock(&r->mu);
+            free(c);
+            return -ENOMEM;
+        }
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+        for (uint32_t i = 0; i < c->nwl; i++) {
+            pthread_mutex_init(&c->wl[i].mu, &ma);
+            atomic_init(&c->wl[i].puts, 0);
+        }
+        pthread_mutexattr_destroy(&ma);
         uint32_t b = cfg->buckets ? cfg->buckets : 1024;
         if (b & (b - 1))
             rc = -EINVAL;
@@ -1104,8 +1291,9 @@ again:
     }
     if (rc < 0) {
         pthread_mutex_unlock(&r->mu);
-        pthread_mutex_destroy(&c->wmu);
-        free(c);
+        if (c->kind == AX_CONT_LMDB)
+            c->kind = AX_CONT_MEMORY; /* lmdb_open cleaned up after itself: free the rest only */
+        cont_free(c);
         return rc;
     }
     c->next = r->list;
@@ -1318,8 +1506,8 @@ int ax_cont_wget(ax_cont_wr_t *pwr, const void *key, size_t klen, const void **v
     if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX || !val || !vlen)
         return -EINVAL;
     if (wr->c->kind == AX_CONT_MEMORY) {
-        wr_lock(wr->c, &wr->locked);
-        return mem_get(wr->c, key, klen, val, vlen);
+        int rc = wr_excl(wr->c, wr);
+        return rc < 0 ? rc : mem_get(wr->c, key, klen, val, vlen);
     }
     if (!wr->txn) {
         int rc = mdb_txn_begin(wr->c->env, NULL, MDB_RDONLY, &wr->txn);
@@ -1362,7 +1550,7 @@ int ax_cont_put(ax_cont_wr_t *pwr, const void *key, size_t klen, const void *val
         (vlen && !val))
         return -EINVAL;
     if (wr->c->kind == AX_CONT_MEMORY)
-        return mem_put(wr->c, &wr->locked, key, klen, val, vlen);
+        return mem_put(wr->c, wr, key, klen, val, vlen);
     return batch_add(wr->b, 'P', key, klen, val, vlen);
 }
 
@@ -1372,8 +1560,8 @@ int ax_cont_del(ax_cont_wr_t *pwr, const void *key, size_t klen)
     if (!wr || !wr->c || !key || !klen || klen > AX_CONT_KEY_MAX)
         return -EINVAL;
     if (wr->c->kind == AX_CONT_MEMORY) {
-        wr_lock(wr->c, &wr->locked);
-        return mem_del(wr->c, key, klen);
+        int rc = wr_excl(wr->c, wr);
+        return rc < 0 ? rc : mem_del(wr->c, key, klen);
     }
     return batch_add(wr->b, 'D', key, klen, NULL, 0);
 }
@@ -1387,8 +1575,7 @@ int ax_cont_write_leave(ax_cont_wr_t *pwr, uint32_t reply_type, uint64_t *seq)
     bool outside = wr->outside;
     int rc = 0;
     if (c->kind == AX_CONT_MEMORY) {
-        if (wr->locked)
-            pthread_mutex_unlock(&c->wmu);
+        rc = wr_finish(c, wr);
     } else {
         if (wr->txn)
             mdb_txn_abort(wr->txn);
@@ -1460,7 +1647,9 @@ int ax_cont_stats(ax_cont_t *c, ax_cont_stats_t *o)
 #define LD(x) atomic_load_explicit(&c->x, memory_order_relaxed)
     bool mem = c->kind == AX_CONT_MEMORY;
     o->entries = mem ? LD(live) : LD(entries);
-    o->puts = mem ? LD(mputs) : LD(puts);
+    o->puts = LD(puts);
+    for (uint32_t i = 0; mem && i < c->nwl; i++)
+        o->puts += atomic_load_explicit(&c->wl[i].puts, memory_order_relaxed);
     o->dels = LD(dels);
     o->commits = LD(commits);
     o->commit_failed = LD(commit_failed);

@@ -13,6 +13,14 @@
  *   containers/write/lmdb      one actor, 64 sections in flight, each
  *                              acknowledged after its synced commit
  *   containers/write/rwlock    one actor, wrlock + replace + unlock
+ *   limits/shared_table/T      the floor (perf/limits.c): T pinned bare
+ *                              threads, the same keys, value size and 1%
+ *                              writes of random keys, on a table with the
+ *                              least coherence traffic a design with atomic
+ *                              visibility and never-waiting readers can
+ *                              have (a pointer per key, a fresh value line
+ *                              per write).  Its 2/1 ratio is what the
+ *                              machine allows the read/memory 2/1 ratio.
  *
  * Items are operations (lookups or puts); items/s is the figure.  W = 1 and
  * 2 show whether reads scale with workers.  Keys: 1024 of 4 bytes; values 64
@@ -40,6 +48,8 @@
  *                             on a worker parked in io_uring_enter
  *   AXON_BENCH_WRITE_EVERY=N  one write per N operations (0: none; 100)
  *   AXON_BENCH_FIXED_SHARE=1  reads: the old fixed halves (see above)
+ *   AXON_BENCH_KEYS=N         N keys (power of two), memory kind and the
+ *                             floor only: a key space beyond the caches
  */
 #include <errno.h>
 #include <stdalign.h>
@@ -57,6 +67,7 @@
 #include "axon/container.h"
 #include "axon/io.h"
 #include "axon_bench.h"
+#include "limits.h"
 
 #define NKEYS 1024u
 #define VLEN 64u
@@ -65,6 +76,22 @@
 /* AXON_BENCH_WRITE_EVERY=N overrides it (0: no writes), to tell the cost of
  * the writes from the cost of the reads when scaling is in question. */
 static uint64_t g_write_every = WRITE_EVERY;
+/* AXON_BENCH_KEYS=N (a power of two): N keys instead of 1024, for the
+ * memory kind and the floor only (a key space larger than the caches, as
+ * extra information; the rwlock baseline keeps 1024). */
+static uint32_t g_keys = NKEYS;
+static int keys_from_env(void)
+{
+    const char *k = getenv("AXON_BENCH_KEYS");
+    g_keys = NKEYS;
+    if (!k)
+        return 0;
+    unsigned long n = strtoul(k, NULL, 10);
+    if (n < 1 || n > (1ul << 26) || (n & (n - 1)))
+        return -1;
+    g_keys = (uint32_t)n;
+    return 0;
+}
 
 static uint64_t cb_now(void)
 {
@@ -227,7 +254,7 @@ static void reader_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     uint64_t until = a->until_write, done = a->done, rng = a->rng;
     for (uint32_t i = 0; i < n; i++, done++) {
         rng = cb_mix(rng);
-        uint32_t key = (uint32_t)(rng % NKEYS);
+        uint32_t key = (uint32_t)rng & (g_keys - 1); /* was % NKEYS: the same and */
         if (g_write_every && --until == 0) {
             until = g_write_every;
             memset(v, (int)done, sizeof v);
@@ -285,7 +312,7 @@ static void writer_actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     for (uint32_t i = 0; i < CHUNK && a->done < r->per_actor; i++) {
         if (a->writer_only && a->inflight >= 64)
             break;
-        uint32_t key = (uint32_t)(a->done % NKEYS);
+        uint32_t key = (uint32_t)a->done & (g_keys - 1);
         memset(v, (int)a->done, sizeof v);
         if (r->kind == KIND_RWLOCK) {
             rw_put(key, v);
@@ -324,7 +351,7 @@ static void fill(ax_cont_t *c)
     ax_cont_wr_t wr;
     unsigned char v[VLEN] = {1};
     ax_cont_write_enter(NULL, c, &wr);
-    for (uint32_t k = 0; k < NKEYS; k++)
+    for (uint32_t k = 0; k < g_keys; k++)
         ax_cont_put(&wr, &k, sizeof k, v, sizeof v);
     uint64_t seq = 0;
     ax_cont_write_leave(&wr, 0, &seq);
@@ -358,6 +385,16 @@ static void run_axon(axon_bench_state *st, uint64_t iters, uint32_t workers, uin
     const char *tick = getenv("AXON_BENCH_TICK_MS");
     const char *we = getenv("AXON_BENCH_WRITE_EVERY");
     g_write_every = we ? strtoull(we, NULL, 10) : WRITE_EVERY;
+    if (keys_from_env() < 0) {
+        axon_bench_skip(st, "AXON_BENCH_KEYS: a power of two from 1 to 2^26, please");
+        sem_destroy(&r.done);
+        return;
+    }
+    if (g_keys != NKEYS && kind != AX_CONT_MEMORY) {
+        axon_bench_skip(st, "AXON_BENCH_KEYS: memory kind only (unset it for lmdb and rwlock)");
+        sem_destroy(&r.done);
+        return;
+    }
     if (ax_engine_create(&cfg, &e) < 0 || ax_cont_registry_create(e, &reg) < 0) {
         axon_bench_skip(st, "engine or registry setup failed");
         goto out;
@@ -548,6 +585,50 @@ static void rw_teardown(void)
     pthread_rwlock_destroy(&g_rw.lock);
 }
 
+/* ---- the floor: a bare shared table (perf/limits.c) ---------------------------------- */
+
+static double g_best_rtt;
+static void bm_shared_table(axon_bench_state *st, uint64_t iters, void *arg)
+{
+    (void)arg;
+    int a, b;
+    double ns = 0, cpu = 0, rtt = 0;
+    int threads = (int)axon_bench_range(st, 0);
+    if (ax_limits_pick_cpus(&a, &b) < 0) {
+        if (threads == 2) {
+            axon_bench_skip(st, "needs 2 CPUs");
+            return;
+        }
+        a = b = 0;
+    }
+    const char *we = getenv("AXON_BENCH_WRITE_EVERY");
+    uint32_t every = we ? (uint32_t)strtoul(we, NULL, 10) : WRITE_EVERY;
+    const char *fixed_ops = getenv("AXON_BENCH_OPS");
+    if (fixed_ops && strtoull(fixed_ops, NULL, 10) > 0)
+        iters = strtoull(fixed_ops, NULL, 10);
+    uint64_t per = iters / (uint64_t)threads ? iters / (uint64_t)threads : 1;
+    if (keys_from_env() < 0) {
+        axon_bench_skip(st, "AXON_BENCH_KEYS: a power of two from 1 to 2^26, please");
+        return;
+    }
+    int rc = ax_limits_shared_table(threads, a, b, g_keys, per, every, &ns, &cpu);
+    if (rc < 0) {
+        axon_bench_skip(st, rc == -EIO ? "shared table: a torn, wrong or lost value (a bug)"
+                                       : "shared table failed (pinning or memory)");
+        return;
+    }
+    axon_bench_set_iteration_time(st, ns / 1e9);
+    axon_bench_items(st, (int64_t)(per * (uint64_t)threads));
+    axon_bench_counter(st, "cpu_ns_per_op", cpu / (double)(per * (uint64_t)threads), AXON_COUNTER_PLAIN);
+    if (a != b && !(fixed_ops && strtoull(fixed_ops, NULL, 10) > 0)) { /* not under valgrind: it spins */
+        if (g_best_rtt <= 0)
+            for (int i = 0; i < 9; i++)
+                ax_limits_sample_placement(a, b, 2.5, &g_best_rtt, &rtt);
+        ax_limits_sample_placement(a, b, 2.5, &g_best_rtt, &rtt);
+        axon_bench_counter(st, "xcore_rtt_ns", rtt, AXON_COUNTER_PLAIN);
+    }
+}
+
 /* ---- registration ------------------------------------------------------------------- */
 
 static void bm_read_memory(axon_bench_state *st, uint64_t iters, void *arg)
@@ -604,4 +685,7 @@ AXON_BENCHMARK(register_container_benchmarks)
     b = reg_timed("containers/write/lmdb", bm_write_lmdb);
     axon_bench_min_time(b, 0.5);
     reg_timed("containers/write/rwlock", bm_write_rwlock);
+    b = reg_timed("limits/shared_table", bm_shared_table);
+    axon_bench_arg(b, 1);
+    axon_bench_arg(b, 2);
 }

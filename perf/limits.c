@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -442,4 +443,264 @@ int ax_limits_sample_placement(int cpu_a, int cpu_b, double far_ratio, double *b
     if (*best_ns <= 0 || ns < *best_ns)
         *best_ns = ns;
     return ns > far_ratio * *best_ns ? AX_PLACE_FAR : AX_PLACE_NEAR;
+}
+
+/* ---- shared read-mostly table (issue 13's floor) ---------------------------------- */
+
+typedef struct lim_val { /* one line: 7 words of payload and their checksum */
+    alignas(LIM_LINE) uint64_t w[8];
+    struct lim_val *next; /* free/retired lists: never read by readers (second line) */
+} lim_val_t;
+
+typedef struct lim_qs { /* a thread's quiescent-state counter, on its own line */
+    alignas(LIM_LINE) _Atomic uint64_t n;
+} lim_qs_t;
+#define LIM_QS_OFFLINE UINT64_MAX
+
+typedef struct lim_tab {
+    alignas(LIM_LINE) _Atomic(lim_val_t *) *slot; /* keys entries, 64-byte aligned */
+    uint64_t mask, ops;
+    uint32_t write_every;
+    int threads;
+    lim_val_t *pool[2];    /* each thread's spare values (its own, recycled) */
+    lim_val_t *reserve[2]; /* used when a grace period has not elapsed yet */
+    size_t npool;
+    lim_qs_t qs[2];
+    alignas(LIM_LINE) _Atomic uint64_t bad, sink;
+    double t0[2], t1[2], cpu[2];
+} lim_tab_t;
+
+#define LIM_QS_EVERY 256u /* a thread's quiescent point: every 256 operations (an engine turn) */
+#define LIM_SPARE 256u /* spare values per thread */
+#define LIM_RESERVE 8192u /* more, for when the other is slow to pass a quiescent point */
+
+static inline uint64_t lim_mix(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static inline void lim_val_fill(lim_val_t *v, uint64_t seed)
+{
+    uint64_t sum = 0x5bd1e995u;
+    for (int i = 0; i < 7; i++) {
+        v->w[i] = seed + (uint64_t)i;
+        sum ^= v->w[i] * 0x9E3779B97F4A7C15ull + (uint64_t)i;
+    }
+    v->w[7] = sum;
+}
+
+static inline bool lim_val_ok(const lim_val_t *v, uint64_t *first)
+{
+    uint64_t sum = 0x5bd1e995u;
+    for (int i = 0; i < 7; i++)
+        sum ^= v->w[i] * 0x9E3779B97F4A7C15ull + (uint64_t)i;
+    *first = v->w[0];
+    return sum == v->w[7] && v->w[6] == v->w[0] + 6;
+}
+
+typedef struct lim_rec { /* a writer's reclamation, thread-local */
+    lim_val_t *free, *pending, *waiting, *reserve;
+    uint64_t wstamp;
+} lim_rec_t;
+
+/* Out of spare values: recycle the ones retired before the other thread's
+ * last quiescent point.  The writer may wait here (readers never do). */
+static lim_val_t *lim_refill(lim_tab_t *t, int side, lim_rec_t *r)
+{
+    _Atomic uint64_t *mine = &t->qs[side].n, *other = &t->qs[side ^ 1].n;
+    for (;;) {
+        if (t->threads == 1) { /* nobody else reads */
+            r->free = r->pending;
+            r->pending = NULL;
+        } else {
+            /* The exchanges that unpublished the pending values come before
+             * the load of the other's counter (store-load: a full fence).
+             * A: pairs with the other's release of its counter (R): the
+             * reads it made before that quiescent point are done. */
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t q = atomic_load_explicit(other, memory_order_acquire);
+            if (r->waiting && q > r->wstamp) {
+                r->free = r->waiting;
+                r->waiting = NULL;
+            }
+            if (!r->waiting && r->pending) {
+                r->waiting = r->pending;
+                r->pending = NULL;
+                r->wstamp = q == LIM_QS_OFFLINE ? 0 : q;
+                if (q == LIM_QS_OFFLINE) { /* the other finished: no reader left */
+                    lim_val_t *tail = r->waiting;
+                    while (tail->next)
+                        tail = tail->next;
+                    tail->next = r->free;
+                    r->free = r->waiting;
+                    r->waiting = NULL;
+                }
+            }
+        }
+        /* The other has not passed a quiescent point since (preempted, on
+         * a shared machine): 64 more values from the reserve rather than
+         * a wait, as a worker falls back to malloc. */
+        for (int i = 0; i < 64 && !r->free && r->reserve; i++) {
+            lim_val_t *v = r->reserve;
+            r->reserve = v->next;
+            v->next = r->free;
+            r->free = v;
+        }
+        if (r->free) {
+            lim_val_t *v = r->free;
+            r->free = v->next;
+            return v;
+        }
+        /* our own quiescent point, so a writer waiting on us moves on too */
+        uint64_t me = atomic_load_explicit(mine, memory_order_relaxed);
+        atomic_store_explicit(mine, me + 1, memory_order_release); /* R */
+        lim_relax();
+    }
+}
+
+/* One write, out of line (1% of the operations): perf/scripts/cont-lines.sh
+ * counts the lines it stores to from its entry address. */
+__attribute__((noinline)) static void lim_table_write(lim_tab_t *t, int side, lim_rec_t *r,
+                                                      _Atomic(lim_val_t *) *slot, uint64_t seq)
+{
+    /* the slot's line is wanted for writing: ask for it now, so its
+     * transfer overlaps the value's (the exchange waits for both) */
+    __builtin_prefetch((const void *)slot, 1);
+    lim_val_t *v = r->free;
+    if (v)
+        r->free = v->next;
+    else
+        v = lim_refill(t, side, r);
+    lim_val_fill(v, seq);
+    /* R: the value's words before the pointer (the readers' acquire A);
+     * the exchange returns each old value to exactly one writer. */
+    lim_val_t *old = atomic_exchange_explicit(slot, v, memory_order_acq_rel);
+    old->next = r->pending;
+    r->pending = old;
+}
+
+static void lim_table_side(lim_pair_t *p, int side)
+{
+    lim_tab_t *t = p->arg;
+    if (side >= t->threads)
+        return;
+    const uint64_t mask = t->mask, ops = t->ops;
+    const uint32_t every = t->write_every;
+    _Atomic(lim_val_t *) *slot = t->slot;
+    _Atomic uint64_t *mine = &t->qs[side].n;
+    lim_rec_t r = {.free = t->pool[side], .reserve = t->reserve[side]};
+    uint64_t rng = (uint64_t)side * 7919 + 1, sink = 0, bad = 0, seq = (uint64_t)side << 56;
+    uint32_t until = every, until_qs = LIM_QS_EVERY;
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    t->t0[side] = lim_now_ns();
+    for (uint64_t i = 0; i < ops; i++) {
+        rng = lim_mix(rng);
+        uint64_t k = rng & mask;
+        if (every && --until == 0) {
+            until = every;
+            lim_table_write(t, side, &r, &slot[k], ++seq);
+        } else {
+            /* A: pairs with the writer's release */
+            const lim_val_t *v = atomic_load_explicit(&slot[k], memory_order_acquire);
+            uint64_t first;
+            if (!lim_val_ok(v, &first))
+                bad++;
+            sink += first;
+        }
+        if (--until_qs == 0) {
+            until_qs = LIM_QS_EVERY;
+            /* R: this thread's reads so far are done (the other's acquire A) */
+            uint64_t me = atomic_load_explicit(mine, memory_order_relaxed);
+            atomic_store_explicit(mine, me + 1, memory_order_release);
+        }
+    }
+    t->t1[side] = lim_now_ns();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    t->cpu[side] = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
+    atomic_store_explicit(mine, LIM_QS_OFFLINE, memory_order_release); /* R: no more reads */
+    atomic_fetch_add(&t->bad, bad);
+    atomic_fetch_add(&t->sink, sink);
+    /* hand what this writer holds back to the pool list for the final free */
+    lim_val_t *lists[4] = {r.free, r.pending, r.waiting, r.reserve};
+    lim_val_t *all = NULL;
+    for (int l = 0; l < 4; l++)
+        for (lim_val_t *v = lists[l], *nx; v; v = nx) {
+            nx = v->next;
+            v->next = all;
+            all = v;
+        }
+    t->pool[side] = all;
+}
+
+int ax_limits_shared_table(int threads, int cpu_a, int cpu_b, uint32_t keys, uint64_t ops,
+                           uint32_t write_every, double *ns_out, double *cpu_ns_out)
+{
+    if ((threads != 1 && threads != 2) || keys == 0 || (keys & (keys - 1)) || ops == 0 || !ns_out)
+        return -EINVAL;
+    /* values: one per key, plus 256 spares per thread, refilled from a
+     * grace period only when they run out (every 256 writes: the other's
+     * counter line moves once per 25600 operations at 1% writes).  Few
+     * spares, so the writer's lines stay in its L1/L2 as a worker's
+     * recycled nodes do. */
+    size_t spare = LIM_SPARE + LIM_RESERVE;
+    size_t nval = (size_t)keys + 2 * spare;
+    lim_tab_t *t = lim_alloc(sizeof *t);
+    lim_val_t *vals = lim_alloc(nval * sizeof *vals);
+    _Atomic(lim_val_t *) *slot = lim_alloc((size_t)keys * sizeof *slot);
+    if (!t || !vals || !slot) {
+        free(t);
+        free(vals);
+        free((void *)slot);
+        return -ENOMEM;
+    }
+    memset(t, 0, sizeof *t);
+    memset(vals, 0, nval * sizeof *vals);
+    t->slot = slot;
+    t->mask = keys - 1;
+    t->ops = ops;
+    t->write_every = write_every;
+    t->threads = threads;
+    for (uint32_t k = 0; k < keys; k++) {
+        lim_val_fill(&vals[k], (uint64_t)k << 20);
+        atomic_init(&slot[k], &vals[k]);
+    }
+    for (int s = 0; s < 2; s++) {
+        lim_val_t *base = vals + keys + (size_t)s * spare;
+        for (size_t i = 0; i < spare; i++)
+            base[i].next = i + 1 < spare && i + 1 != LIM_SPARE ? &base[i + 1] : NULL;
+        t->pool[s] = base;
+        t->reserve[s] = base + LIM_SPARE;
+        atomic_init(&t->qs[s].n, 0);
+    }
+    lim_pair_t p = {.cpu = {cpu_a, cpu_b}, .fn = lim_table_side, .arg = t};
+    int rc = lim_run_pair(&p);
+    if (rc == 0 && atomic_load(&t->bad))
+        rc = -EIO;
+    /* every value is either in the table or on a thread's list: count them
+     * (a lost or doubly retired value is a bug here) */
+    size_t n = keys;
+    for (int s = 0; s < threads && rc == 0; s++)
+        for (lim_val_t *v = t->pool[s]; v; v = v->next)
+            n++;
+    if (rc == 0 && n != (size_t)keys + (size_t)threads * spare)
+        rc = -EIO;
+    if (rc == 0) {
+        double t0 = t->t0[0], t1 = t->t1[0];
+        if (threads == 2) {
+            t0 = t->t0[1] < t0 ? t->t0[1] : t0;
+            t1 = t->t1[1] > t1 ? t->t1[1] : t1;
+        }
+        *ns_out = t1 - t0;
+        if (cpu_ns_out)
+            *cpu_ns_out = t->cpu[0] + (threads == 2 ? t->cpu[1] : 0);
+    }
+    lim_sink += atomic_load(&t->sink);
+    free((void *)slot);
+    free(vals);
+    free(t);
+    return rc;
 }

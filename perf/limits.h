@@ -60,6 +60,27 @@ int ax_limits_dispatch(uint32_t actors, uint64_t n, double *ns_out);
  * *ns_out: elapsed ns.  Returns 0, -EINVAL or -ENOMEM. */
 int ax_limits_create(uint64_t n, double *ns_out);
 
+/* The floor of a shared read-mostly table (issue 13): `threads` (1 or 2)
+ * threads pinned to cpu_a (and cpu_b), each doing `ops` operations on one
+ * table of `keys` (a power of two) entries of 64-byte values, one operation
+ * in `write_every` (0: none) a write of a random key, the others reads of
+ * a random key.  The least coherence traffic a design with atomic
+ * visibility and readers that never wait can have: the entry is a pointer
+ * (8 to a line), a write fills a recycled 64-byte value line and swaps it
+ * in with one atomic exchange (two writers of one key each retire a
+ * distinct old value); a read loads the pointer and the value's line and
+ * checks its checksum.  Old values are reused after a quiescent-state
+ * grace period (each thread publishes a counter every 256 operations, read
+ * by the other only when its spare lines run out).
+ * *ns_out: first start to last finish; *cpu_ns_out (may be NULL): the
+ * threads' CPU time over their runs, summed (on a shared machine, 2 x the
+ * 1-thread CPU per operation over the 2-thread one is the 2/1 ratio the
+ * threads would have with a CPU each; coherence stalls count as CPU time).
+ * Returns 0, -EINVAL, -ENOMEM, -EIO (a torn or wrong value was read: a bug
+ * here, never a speed) or -errno from pthreads. */
+int ax_limits_shared_table(int threads, int cpu_a, int cpu_b, uint32_t keys, uint64_t ops,
+                           uint32_t write_every, double *ns_out, double *cpu_ns_out);
+
 /* Placement of the two vCPUs as seen by a short bounce sample.  A sample is
  * "far" when its round trip exceeds far_ratio times the best round trip seen
  * in this process (best_ns, kept by the caller).  */

@@ -122,16 +122,21 @@ typedef struct ax_cont_wr {
     void *opaque_[6];
 } ax_cont_wr_t;
 
-/* Enter a write section.  Memory kind: sections exclude each other from
- * their first wget, put or del on (that call waits for another writer of
- * this container to leave).  [behaviour or outside]  0, -EINVAL, -ENOMEM. */
+/* Enter a write section.  Memory kind: sections exclude each other.  A
+ * section whose only operation is one put applies it at leave, atomically
+ * (as if alone), without waiting for writers on other workers; any other
+ * section excludes every other writer from its second put, its first wget
+ * or del on (that call waits for the writers then inside to leave).
+ * [behaviour or outside]  0, -EINVAL, -ENOMEM. */
 AX_API int ax_cont_write_enter(ax_ctx_t *ctx, ax_cont_t *c, ax_cont_wr_t *wr);
 /* Read inside a write section: the memory kind sees this section's own
  * puts; LMDB sees the last committed state.  Pointers valid until leave. */
 AX_API int ax_cont_wget(ax_cont_wr_t *wr, const void *key, size_t klen, const void **val,
                         size_t *vlen);
 /* Put (insert or replace) and delete.  klen 1..AX_CONT_KEY_MAX, vlen up to
- * AX_CONT_VALUE_MAX (copied).  Memory: visible to readers at return.  LMDB:
+ * AX_CONT_VALUE_MAX (copied).  Memory: visible to readers at return, except
+ * a section's first put, which becomes visible at the section's next
+ * operation or at leave (whichever comes first).  LMDB:
  * queued for the commit at leave.  0, -EINVAL, -ENOMEM; delete: -ENOENT
  * (memory kind only: LMDB learns it at commit and ignores it). */
 AX_API int ax_cont_put(ax_cont_wr_t *wr, const void *key, size_t klen, const void *val, size_t vlen);
@@ -145,7 +150,9 @@ typedef struct ax_cont_commit {
     uint32_t ops;    /* puts and deletes in the section */
 } ax_cont_commit_t;
 
-/* Leave the write section.  Memory: 0 (reply_type unused, no message).
+/* Leave the write section.  Memory: 0 (reply_type unused, no message), or
+ * -ENOMEM when a one-put section's put needed an index rebuild that could
+ * not allocate (the put is not applied).
  * LMDB: hands the section's changes to the writer thread; when they are
  * committed and synced, the calling actor gets a message of reply_type
  * (< AX_TYPE_SYSTEM) carrying an ax_cont_commit_t with *seq (may be NULL);

@@ -24,6 +24,22 @@ usage: valgrind --tool=lackey --trace-mem=yes --trace-sched=yes --log-fd=3 PROG 
                   process during such a run (valgrind loads objects at the
                   same addresses every run): turns callgrind's offsets
                   into the addresses lackey prints
+  --nm BIN        instead of --fnmap: function names of BIN's own code from
+                  `nm -n BIN` (a PIE loaded at --nm-base, valgrind's
+                  0x108000); library code stays as addresses
+  --section-pc ADDR  the entry of a write section (ax_cont_write_enter):
+                  from there to the thread's next --ops-pc is one write
+                  window; reports the distinct lines each window stores to
+                  that another measured thread also uses (loads or stores
+                  in its measured span): the lines a write has to take
+                  from, and give back to, the other worker's cache.  Unlike
+                  counting transfers on valgrind's coarse interleaving
+                  (one thread runs ~100k blocks at a time), this does not
+                  depend on the schedule: a line counts when the other
+                  worker uses it at all, which for a hot table is the
+                  case the moves come from.
+
+Example (docs/containers.md, "Lines per write"): perf/scripts/cont-lines.sh
 """
 import argparse
 import bisect
@@ -68,14 +84,33 @@ def load_fnmap(path, bases):
     return [addrs[i] for i in order], [names[i] for i in order]
 
 
+def load_nm(path, base):
+    """Address -> function name of a binary's own symbols (nm -n)."""
+    import subprocess
+    out = subprocess.run(["nm", "-n", path], capture_output=True, text=True, check=True).stdout
+    addrs, names = [], []
+    for line in out.splitlines():
+        p = line.split()
+        if len(p) == 3 and p[1] in "tTwW":
+            addrs.append(int(p[0], 16) + base)
+            names.append(p[2])
+    return addrs, names
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ops-pc", required=True)
     ap.add_argument("--fnmap")
     ap.add_argument("--maps")
+    ap.add_argument("--nm")
+    ap.add_argument("--nm-base", default="0x108000")
+    ap.add_argument("--section-pc")
     ap.add_argument("--top", type=int, default=12)
     a = ap.parse_args()
     ops_pc = int(a.ops_pc, 16)
+    sec_pc = int(a.section_pc, 16) if a.section_pc else None
+    windows = []               # (tid, {line: first storing pc}) per write window
+    open_win = {}              # tid -> its open window's stores
     sched = re.compile(r"SCHED\[(\d+)\]:\s+acquired lock")
     tid = 1
     pc = 0
@@ -105,6 +140,10 @@ def main():
         c = raw[0]
         if c == "I":
             pc = int(raw[3:raw.index(",")], 16)
+            if sec_pc is not None and (pc == sec_pc or pc == ops_pc) and tid in open_win:
+                windows.append((tid, open_win.pop(tid)))
+            if pc == sec_pc and ops[tid]:
+                open_win[tid] = {}
             if pc == ops_pc:
                 if ops[tid]:
                     commit(tid)
@@ -115,7 +154,10 @@ def main():
         if c == " ":
             k = raw[1]
             if k in "LSM":
-                pending[tid].append((k, int(raw[3:raw.index(",")], 16) >> 6, pc))
+                ln = int(raw[3:raw.index(",")], 16) >> 6
+                pending[tid].append((k, ln, pc))
+                if k != "L" and tid in open_win:
+                    open_win[tid].setdefault(ln, pc)
             continue
         m = sched.search(raw)
         if m:
@@ -125,7 +167,10 @@ def main():
         ops[t] -= 1  # accesses from the first operation to the last one
     if not workers:
         sys.exit("sharing.py: the --ops-pc address never ran: wrong address?")
-    fa, fn = load_fnmap(a.fnmap, load_bases(a.maps)) if a.fnmap else ([], [])
+    if a.nm:
+        fa, fn = load_nm(a.nm, int(a.nm_base, 16))
+    else:
+        fa, fn = load_fnmap(a.fnmap, load_bases(a.maps)) if a.fnmap else ([], [])
 
     def where(p):
         if not fa:
@@ -167,6 +212,23 @@ def main():
     print(f"\nloads of lines another thread stores to, by function (per op; top {a.top}):")
     for w, n in ld_by_pc.most_common(a.top):
         print(f"  {n / tot_ops:9.4f}  {w}")
+    if sec_pc is not None:
+        # Only windows inside the measured span (the thread's last
+        # operation comes after them: their accesses were committed).
+        wins = [(t, st) for t, st in windows if t in workers]
+        if not wins:
+            sys.exit("sharing.py: no write window: wrong --section-pc, or no writes in the span?")
+        by_fn = collections.Counter()
+        total = 0
+        for t, st in wins:
+            for ln, p in st.items():
+                if any(o != t and o in workers for o in lines.get(ln, {})):
+                    total += 1
+                    by_fn[where(p)] += 1
+        print(f"\nwrite windows: {len(wins)}; distinct lines each stores to that another "
+              f"measured thread uses: {total / len(wins):.3f} per write")
+        for w, n in by_fn.most_common(a.top):
+            print(f"  {n / len(wins):9.3f}  {w} (first store)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,16 @@
  * fills with tombstones and is rebuilt (larger and smaller) under the
  * readers; readers look churn keys up too (one found must be whole), and
  * a stable key must never be missing, whatever the index is doing.
+ * One-put sections (applied at leave under the writer's own lock, the
+ * slot swapped or claimed atomically; other writers run at the same time)
+ * on a third, tiny container ("blind"): a blind writer per worker and an
+ * outside one put random shared keys (inserting them concurrently into
+ * tombstones and empty slots, and growing the index through rebuilds)
+ * while the churn actor deletes them in whole sections; each writer also
+ * owns keys nobody else writes and reads each one back after its leave
+ * (its put must be the one found: none lost, none hidden behind a second
+ * slot); at the end, every key has at most one slot (the entry count is
+ * the count of keys found) and puts were counted once each.
  *
  *   stress_container [--seconds S] [--seed N] [--workers W]
  */
@@ -51,6 +61,12 @@ static ax_cont_t *g_c;
  * the grace period, not at once: ASan checks). */
 static ax_cont_t *g_small;
 static _Atomic uint32_t g_small_step;
+/* The one-put container: BKEYS shared keys, then OWN keys per writer. */
+#define BKEYS 8u
+#define OWN 16u
+#define BLIND_WRITERS_MAX 66u /* workers (up to 64) + 1 outside + 1 spare */
+static ax_cont_t *g_blind;
+static _Atomic uint64_t g_blind_puts, g_blind_dels, g_blind_own_checks;
 
 #define FAIL(...) \
     do { \
@@ -145,7 +161,96 @@ static void read_section(ax_ctx_t *ctx, uint64_t *rng, uint64_t *last)
             FAIL("small key %u: get returned %d", k, rc);
     }
     ax_cont_read_leave(&rd);
+    /* The one-put container: whole values, still whole at leave. */
+    if (ax_cont_read_enter(ctx, g_blind, &rd) != 0) {
+        FAIL("read_enter (blind) failed");
+        return;
+    }
+    const void *bp[4] = {0};
+    size_t bl[4];
+    uint32_t bk[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        *rng = mix(*rng);
+        bk[i] = (uint32_t)(*rng % (BKEYS + OWN * 4));
+        int rc = ax_cont_get(&rd, &bk[i], sizeof bk[i], &bp[i], &bl[i]);
+        if (rc == 0 && !val_ok(bp[i], bl[i], bk[i]))
+            FAIL("blind key %u: torn or foreign value", bk[i]);
+        else if (rc != 0 && rc != -ENOENT)
+            FAIL("blind key %u: get returned %d", bk[i], rc);
+        if (rc != 0)
+            bp[i] = NULL;
+    }
+    for (uint32_t i = 0; i < 4; i++)
+        if (bp[i] && !val_ok(bp[i], bl[i], bk[i]))
+            FAIL("blind key %u: a value changed under a reader (reclaimed too early?)", bk[i]);
+    ax_cont_read_leave(&rd);
     atomic_fetch_add_explicit(&g_reads, 1, memory_order_relaxed);
+}
+
+/* A one-put section on a shared key, then one on an owned key, which is
+ * read back after leave: exactly this put must be found. */
+static void blind_section(ax_ctx_t *ctx, uint32_t who, uint64_t *rng, uint64_t *seq)
+{
+    ax_cont_wr_t wr;
+    val_t v;
+    *rng = mix(*rng);
+    uint32_t key = (uint32_t)(*rng % BKEYS);
+    make_val(&v, key, ++*seq);
+    if (ax_cont_write_enter(ctx, g_blind, &wr) != 0) {
+        FAIL("blind: write_enter failed");
+        return;
+    }
+    if (ax_cont_put(&wr, &key, sizeof key, &v, sizeof v) != 0)
+        FAIL("blind: put of key %u failed", key);
+    int rc = ax_cont_write_leave(&wr, 0, NULL);
+    if (rc != 0)
+        FAIL("blind: leave returned %d", rc);
+    atomic_fetch_add_explicit(&g_blind_puts, 1, memory_order_relaxed);
+    uint32_t own = BKEYS + who * OWN + (uint32_t)(*rng >> 40) % OWN;
+    make_val(&v, own, ++*seq);
+    if (ax_cont_write_enter(ctx, g_blind, &wr) != 0 || ax_cont_put(&wr, &own, sizeof own, &v, sizeof v) != 0 ||
+        ax_cont_write_leave(&wr, 0, NULL) != 0) {
+        FAIL("blind: put of owned key %u failed", own);
+        return;
+    }
+    atomic_fetch_add_explicit(&g_blind_puts, 1, memory_order_relaxed);
+    ax_cont_rd_t rd;
+    const void *p;
+    size_t len;
+    if (ax_cont_read_enter(ctx, g_blind, &rd) != 0) {
+        FAIL("blind: read_enter failed");
+        return;
+    }
+    if (ax_cont_get(&rd, &own, sizeof own, &p, &len) != 0 || !val_ok(p, len, own) ||
+        memcmp(p, &v, sizeof v) != 0)
+        FAIL("blind: owned key %u does not hold the put that just left (lost or hidden)", own);
+    ax_cont_read_leave(&rd);
+    atomic_fetch_add_explicit(&g_blind_own_checks, 1, memory_order_relaxed);
+}
+
+/* The churn actor, now and then: delete a shared blind key in a whole
+ * section (wget + del), leaving a tombstone for the one-put inserts. */
+static void blind_reap(ax_ctx_t *ctx, uint64_t *rng)
+{
+    ax_cont_wr_t wr;
+    *rng = mix(*rng);
+    uint32_t key = (uint32_t)(*rng % BKEYS);
+    const void *p;
+    size_t len;
+    if (ax_cont_write_enter(ctx, g_blind, &wr) != 0) {
+        FAIL("reap: write_enter failed");
+        return;
+    }
+    int got = ax_cont_wget(&wr, &key, sizeof key, &p, &len);
+    if (got == 0 && !val_ok(p, len, key))
+        FAIL("reap: key %u torn", key);
+    if (got == 0) {
+        if (ax_cont_del(&wr, &key, sizeof key) != 0)
+            FAIL("reap: delete of key %u failed", key);
+        else
+            atomic_fetch_add_explicit(&g_blind_dels, 1, memory_order_relaxed);
+    }
+    ax_cont_write_leave(&wr, 0, NULL);
 }
 
 static void write_section(ax_ctx_t *ctx, uint64_t *rng)
@@ -237,9 +342,10 @@ static void small_section(ax_ctx_t *ctx)
 /* ---- actors ---------------------------------------------------------------------- */
 
 typedef struct act {
-    uint64_t rng, step;
+    uint64_t rng, step, seq;
     uint64_t last[NKEYS];
-    bool writer, churn, started;
+    uint32_t who;
+    bool writer, churn, blind, started;
 } act_t;
 
 static void actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
@@ -249,6 +355,8 @@ static void actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
         a->started = true;
         a->writer = m->payload.u64[0] & 1;
         a->churn = m->payload.u64[0] == UINT64_MAX;
+        a->blind = m->payload.u64[0] >> 62 == 1;
+        a->who = (uint32_t)(m->payload.u64[0] & 0xFFFF);
         a->rng = g_seed ^ m->payload.u64[0];
     }
     if (atomic_load_explicit(&g_stop, memory_order_relaxed)) {
@@ -259,6 +367,11 @@ static void actor(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
         for (int i = 0; i < 8; i++)
             churn_section(ctx, &a->step);
         small_section(ctx);
+        for (int i = 0; i < 8; i++)
+            blind_reap(ctx, &a->rng);
+    } else if (a->blind) {
+        for (int i = 0; i < 4; i++)
+            blind_section(ctx, a->who, &a->rng, &a->seq);
     } else if (a->writer)
         write_section(ctx, &a->rng);
     else
@@ -275,9 +388,12 @@ static void *outside(void *arg)
         free(last);
         return NULL;
     }
+    uint64_t seq = 0;
     while (!atomic_load(&g_stop)) {
         if (who == 0)
             write_section(NULL, &rng);
+        else if (who == 3)
+            blind_section(NULL, BLIND_WRITERS_MAX - 1, &rng, &seq);
         else
             read_section(NULL, &rng, last);
     }
@@ -324,8 +440,12 @@ int main(int argc, char **argv)
     if (ax_cont_open(reg, "stress", &cc, &g_c) != 0)
         return 1;
     cc.buckets = 2;
-    if (ax_cont_open(reg, "small", &cc, &g_small) != 0)
+    if (ax_cont_open(reg, "small", &cc, &g_small) != 0 || ax_cont_open(reg, "blind", &cc, &g_blind) != 0)
         return 1;
+    if (workers + 1 >= BLIND_WRITERS_MAX) {
+        fprintf(stderr, "stress_container: at most %u workers\n", BLIND_WRITERS_MAX - 2);
+        return 2;
+    }
     ax_cont_wr_t wr;
     ax_cont_write_enter(NULL, g_c, &wr);
     for (uint32_t k = 0; k < NKEYS; k++) {
@@ -336,12 +456,15 @@ int main(int argc, char **argv)
     ax_cont_write_leave(&wr, 0, NULL);
     /* A reader and a writer actor on every worker, plus one more reader. */
     /* ... and the churn actor, last. */
-    uint32_t nact = 2 * workers + 2;
+    /* ... and a blind writer on every worker. */
+    uint32_t nact = 3 * workers + 2;
     atomic_store(&g_active, nact);
     for (uint32_t i = 0; i < nact; i++) {
         ax_ref_t a;
         ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = i % workers};
         uint64_t kind = (uint64_t)i << 1 | (i < 2 * workers ? (i / workers) & 1 : 0);
+        if (i >= 2 * workers + 1 && i < nact - 1)
+            kind = 1ull << 62 | (i - (2 * workers + 1)); /* blind writer, owns keys of slot i - ... */
         if (i == nact - 1)
             kind = UINT64_MAX;
         if (ax_engine_spawn(eng, actor, sizeof(act_t), &o, &a) ||
@@ -350,7 +473,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    enum { NOUT = 3 }; /* one writer, two readers */
+    enum { NOUT = 4 }; /* one writer, two readers, one blind writer */
     pthread_t th[NOUT];
     for (uintptr_t i = 0; i < NOUT; i++)
         pthread_create(&th[i], NULL, outside, (void *)i);
@@ -400,18 +523,43 @@ int main(int argc, char **argv)
         churn_left += rc == 0;
     }
     ax_cont_read_leave(&rd);
+    /* The one-put container: one slot per key (a key claimed twice by
+     * concurrent inserts would count twice in the entries), each put
+     * counted once. */
+    uint64_t found = 0;
+    ax_cont_read_enter(NULL, g_blind, &rd);
+    for (uint32_t k = 0; k < BKEYS + OWN * BLIND_WRITERS_MAX; k++) {
+        const void *p;
+        size_t len;
+        int rc = ax_cont_get(&rd, &k, sizeof k, &p, &len);
+        if (rc == 0 && !val_ok(p, len, k))
+            FAIL("final: blind key %u torn", k);
+        found += rc == 0;
+    }
+    ax_cont_read_leave(&rd);
     ax_cont_stats_t cs;
+    ax_cont_stats(g_blind, &cs);
+    if (cs.entries != found)
+        FAIL("blind: %" PRIu64 " entries, %" PRIu64 " keys found (a key in two slots?)", cs.entries, found);
+    if (cs.puts != atomic_load(&g_blind_puts) || cs.dels != atomic_load(&g_blind_dels))
+        FAIL("blind: stats say %" PRIu64 " puts and %" PRIu64 " deletes, %" PRIu64 " and %" PRIu64 " were made",
+             cs.puts, cs.dels, atomic_load(&g_blind_puts), atomic_load(&g_blind_dels));
+    if (atomic_load(&g_blind_own_checks) == 0 || atomic_load(&g_blind_dels) == 0)
+        FAIL("blind: no owned-key check or no delete ran");
     ax_cont_stats(g_c, &cs);
     if (cs.entries != NKEYS + churn_left)
         FAIL("stats: %" PRIu64 " entries, expected %" PRIu64, cs.entries, NKEYS + churn_left);
     if (steps < 2 * RANGES * CHURN)
         FAIL("churn: only %" PRIu64 " churn sections (want every range filled and emptied)", steps);
     printf("stress_container: %" PRIu64 " read sections, %" PRIu64 " writes, %" PRIu64
-           " churn sections (%" PRIu64 " passes), %" PRIu64 " churn keys read, errors %" PRIu64 "\n",
+           " churn sections (%" PRIu64 " passes), %" PRIu64 " churn keys read, %" PRIu64
+           " one-put sections, %" PRIu64 " blind deletes, errors %" PRIu64 "\n",
            atomic_load(&g_reads), atomic_load(&g_writes), steps, steps / CHURN,
-           atomic_load(&g_churn_hits), atomic_load(&g_errors));
+           atomic_load(&g_churn_hits), atomic_load(&g_blind_puts), atomic_load(&g_blind_dels),
+           atomic_load(&g_errors));
     ax_cont_close(g_c);
     ax_cont_close(g_small);
+    ax_cont_close(g_blind);
     ax_cont_thread_unregister();
     ax_engine_stop(eng);
     ax_engine_wait(eng);

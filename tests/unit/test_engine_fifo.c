@@ -94,6 +94,61 @@ static void run(uint32_t workers)
     assert_int_equal(atomic_load(&sh.sum), (uint64_t)FLOOD * sh.rounds);
 }
 
+/* ---- two growths in one batch -----------------------------------------------------
+ * T_GO queues two T_GROW messages back to back in the local FIFO, so the
+ * next batch runs them one after the other.  Each floods enough to grow
+ * the FIFO and then reads its message again.  The first one's growth
+ * leaves the buffer it ran from in lq_old; the loop must free that before
+ * the second runs (w->after, ax__after_batch), or the second growth frees
+ * the buffer the second behaviour is reading (sanitizer builds scribble
+ * on freed FIFO buffers, so the payload check sees it). */
+enum { T_GO2 = 10, T_GROW };
+#define GROW_FLOOD 200u /* 2 + 200 > 64 and 202 + 200 > 256: both grow */
+
+static void grower(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    flooder_t *f = state;
+    if (m->type == T_GO2) {
+        for (uint64_t k = 1; k <= 2; k++) {
+            uint64_t p[2] = {k, k * 7919u};
+            assert_int_equal(ax_send(ctx, ax_self(ctx), T_GROW, p, sizeof p), 0);
+        }
+        return;
+    }
+    uint64_t k = m->payload.u64[0];
+    for (uint32_t i = 0; i < GROW_FLOOD; i++)
+        assert_int_equal(ax_send_u64(ctx, f->sink, T_ITEM, 1), 0);
+    if (m->payload.u64[0] != k || m->payload.u64[1] != k * 7919u || (k != 1 && k != 2))
+        atomic_fetch_add(&f->sh->bad_payload, 1);
+    if (atomic_fetch_add(&f->sh->rounds_done, 1) + 1 == 2)
+        ax_engine_stop_when_idle(ax_ctx_engine(ctx));
+}
+
+static void fifo_grows_in_two_behaviours_of_one_batch(void **state)
+{
+    (void)state;
+    ax_config_t cfg;
+    ax_engine_t *eng;
+    shared_t sh = {.rounds = 2};
+    shared_t *shp = &sh;
+    ax_config_init(&cfg);
+    test_cfg_workers(&cfg, 1);
+    assert_int_equal(ax_engine_create(&cfg, &eng), 0);
+    ax_ref_t snk, g;
+    ax_spawn_opts_t so = {.init = init_flooder, .arg = &shp, .arg_len = sizeof shp};
+    assert_int_equal(ax_engine_spawn(eng, sink, sizeof shp, &so, &snk), 0);
+    flooder_t fs = {.sh = &sh, .sink = snk};
+    ax_spawn_opts_t go = {.init = init_flooder, .arg = &fs, .arg_len = sizeof fs};
+    assert_int_equal(ax_engine_spawn(eng, grower, sizeof fs, &go, &g), 0);
+    assert_int_equal(ax_engine_send(eng, g, T_GO2, NULL, 0), 0);
+    assert_int_equal(ax_engine_start(eng), 0);
+    assert_int_equal(ax_engine_wait(eng), 0);
+    ax_engine_destroy(eng);
+    assert_int_equal(atomic_load(&sh.rounds_done), 2);
+    assert_int_equal(atomic_load(&sh.bad_payload), 0);
+    assert_int_equal(atomic_load(&sh.items), 2u * GROW_FLOOD);
+}
+
 static void fifo_grows_under_a_behaviour_dispatched_from_it(void **state)
 {
     (void)state;
@@ -111,6 +166,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fifo_grows_under_a_behaviour_dispatched_from_it),
         cmocka_unit_test(fifo_grows_on_a_second_worker_too),
+        cmocka_unit_test(fifo_grows_in_two_behaviours_of_one_batch),
     };
     return cmocka_run_group_tests_name("engine/fifo", tests, NULL, NULL);
 }
