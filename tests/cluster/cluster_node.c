@@ -549,6 +549,7 @@ static int mesh(FILE *addr_out)
     snprintf(name, sizeof name, "done%u", g_node);
     ax_ref_t any = g_all[gidx(g_node, 0)];
     ax_cluster_register(e, name, any);
+    double tb = now_s();
     for (;;) {
         uint32_t done = 0, want = 0;
         for (uint32_t n = 0; n < g_nodes; n++) {
@@ -558,9 +559,18 @@ static int mesh(FILE *addr_out)
             snprintf(name, sizeof name, "done%u", n);
             done += ax_cluster_whereis(e, name) != AX_REF_NONE;
         }
-        /* Stalled: the others' "done" may be stuck behind the stall too. */
+        /* Stalled: the others' "done" may be stuck behind the stall too.
+         * The others finish within seconds of us: STALL_S without their
+         * "done" is the same stall on the registry's path (seen: every
+         * message in, a survivor's "done" never, then it left). */
         if (done == want || stalled || now_s() - t0 > g_seconds)
             break;
+        if (now_s() - tb > STALL_S) {
+            ERR("stalled: %u of %u nodes said done, none more for %.0f s: registry messages "
+                "from a live node stopped coming (docs/cluster.md, Failure, \"A node frozen "
+                "in a shared-memory send\")", done, want, STALL_S);
+            break;
+        }
         usleep(2000);
     }
     usleep(300000); /* our own "done" reaches the others before we leave */
