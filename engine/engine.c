@@ -517,7 +517,28 @@ uint32_t ax__run_turn(ax_worker_t *w)
     if (w->ndirty)
         ax__flush(w);
     n += drain_inbox(w);
-    n += ax__io_poll(w); /* io completions and due timers become local messages */
+    /* io polling.  Completions and due timers become local messages at
+     * the FIFO's tail, so polling while the FIFO holds more than a turn's
+     * batch cannot make them run sooner: it only takes input in (receives
+     * copied into fresh blobs, each one more message) faster than this
+     * worker handles it.  Four clients pipelining big GETs made the one
+     * worker of axon-kv copy in megabytes ahead of its backlog, first-touch
+     * page faults included, and another client's PING waited behind all of
+     * it (issue 10 item 17).  So a turn that leaves more than a batch
+     * queued only submits what its behaviours queued (their sends go out
+     * now); the poll waits until the backlog is worked down, or at most
+     * AX_IO_SKIP_MAX turns (a flood that never shrinks). */
+    if (ax__lq_count(w) <= w->batch || ++w->io_skipped > AX_IO_SKIP_MAX) {
+        /* After skipped turns, look at the timers whatever the turn number
+         * (a busy worker reads the clock every 8th turn only): otherwise a
+         * flood that never shrinks would see its timers once in 8 forced
+         * polls. */
+        bool skipped = w->io_skipped != 0;
+        w->io_skipped = 0;
+        n += ax__io_poll(w, skipped);
+    } else {
+        ax__io_submit(w);
+    }
     if (w->cl) { /* a cluster node: UCP progress queues arrivals; they run like ring slots */
         n += ax__cluster_progress(w);
         n += drain_cluster(w);

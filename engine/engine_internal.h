@@ -468,10 +468,16 @@ bool ax__inbox_nonempty(ax_worker_t *w);                /* owner */
 ax_inbox_node_t *ax__inbox_node_alloc(void);
 void ax__inbox_node_free(ax_inbox_node_t *n);
 
+/* A turn that finds more than a batch of local messages queued does not
+ * poll its io (engine.c, ax__run_turn); after this many such turns in a
+ * row it polls anyway, so io and timers wait a bounded number of turns. */
+#define AX_IO_SKIP_MAX 64u
+
 /* io_glue.c: the worker's io_uring and timers */
 void ax__io_start(ax_worker_t *w);  /* worker thread: create the ring */
 void ax__io_stop(ax_worker_t *w);   /* worker thread: cancel, reap, destroy */
-uint32_t ax__io_poll(ax_worker_t *w);
+uint32_t ax__io_poll(ax_worker_t *w, bool timers_now); /* timers_now: check them this turn */
+void ax__io_submit(ax_worker_t *w); /* queued SQEs only: no completion, no new input */
 bool ax__io_ready(ax_worker_t *w);  /* completions waiting or timers due */
 bool ax__io_cq_ready(ax_worker_t *w); /* completions waiting (no clock read) */
 uint32_t ax__io_pending(ax_worker_t *w);

@@ -99,15 +99,23 @@ static void on_cqe(void *arg, uint64_t token, int32_t res, uint32_t flags)
     ax__io_complete((ax_worker_t *)arg, token, res, flags);
 }
 
-uint32_t ax__io_poll(ax_worker_t *w)
+uint32_t ax__io_poll(ax_worker_t *w, bool timers_now)
 {
-    uint32_t n = expire_timers(w, false);
+    uint32_t n = expire_timers(w, timers_now);
     if (w->io) {
         int got = ax_io_poll(w->io, on_cqe, w);
         if (got > 0)
             n += (uint32_t)got;
     }
     return n;
+}
+
+void ax__io_submit(ax_worker_t *w)
+{
+    if (w->io) {
+        int rc = ax_io_submit(w->io);
+        (void)rc; /* a failed submit leaves the SQEs queued: the next poll retries */
+    }
 }
 
 bool ax__io_cq_ready(ax_worker_t *w)

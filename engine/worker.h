@@ -194,6 +194,7 @@ struct ax_ctx {
     uint32_t nwords;      /* words in bell */
     uint32_t batch;
     uint32_t turn;
+    uint32_t io_skipped;  /* turns in a row that did not poll io (ax__run_turn) */
     /* The turn, stored once per turn for the watchdog thread (relaxed: it
      * is only compared for change, nothing is published through it; see
      * engine/watchdog.c). */

@@ -520,6 +520,32 @@ int ax_io_poll(ax_io_t *io, ax_io_complete_fn fn, void *arg)
     return reap(io, fn, arg);
 }
 
+int ax_io_submit(ax_io_t *io)
+{
+    if (!io_uring_sq_ready(&io->ring))
+        return 0;
+    count_new_direct(io);
+    io->stats.enters++;
+    if (io->setup_flags & IORING_SETUP_SQPOLL)
+        return io_uring_submit(&io->ring); /* the SQ thread runs the work anyway */
+    /* io_uring_submit would add IORING_ENTER_GETEVENTS whenever the kernel
+     * flags task work (IORING_SQ_TASKRUN), and so run the deferred receives
+     * this call exists to leave alone: publish the SQ tail and enter with
+     * no flags instead, as liburing's own submit does (__io_uring_flush_sq,
+     * liburing 2.3; this ring is neither SQPOLL nor a registered ring fd). */
+    struct io_uring_sq *sq = &io->ring.sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        IO_URING_WRITE_ONCE(*sq->ktail, tail); /* read by the kernel in this enter */
+    }
+    unsigned n = tail - *sq->khead;
+    long rc = syscall(__NR_io_uring_enter, io->ring.ring_fd, n, 0u, 0u, NULL, 0);
+    if (rc < 0)
+        return errno == EINTR || errno == EAGAIN || errno == EBUSY ? 0 : -errno;
+    return (int)rc;
+}
+
 int ax_io_wait(ax_io_t *io, int64_t timeout_ns, ax_io_complete_fn fn, void *arg)
 {
     if (!io->efd_armed)

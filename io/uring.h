@@ -51,6 +51,14 @@ typedef void (*ax_io_complete_fn)(void *arg, uint64_t token, int32_t res, uint32
  * pending.  Returns completions handled (>= 0) or -errno. */
 int ax_io_poll(ax_io_t *io, ax_io_complete_fn fn, void *arg);
 
+/* Submit queued SQEs and nothing else: no completion is fetched or
+ * handled, and deferred task work (the receives of a DEFER_TASKRUN ring)
+ * does not run, so no new input is taken in.  The engine calls it on the
+ * turns it does not poll (engine.c, "io polling"), so that sends queued by
+ * behaviours go out at once.  No syscall when nothing is queued.  Returns
+ * SQEs submitted (>= 0) or -errno. */
+int ax_io_submit(ax_io_t *io);
+
 /* Park: submit, then block until a completion arrives (a wakeup counts), or
  * timeout_ns passes (-1: no timeout).  Completions found are handled through
  * fn before returning.  Returns completions handled or -errno. */

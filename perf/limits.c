@@ -520,7 +520,13 @@ static lim_val_t *lim_refill(lim_tab_t *t, int side, lim_rec_t *r)
              * the load of the other's counter (store-load: a full fence).
              * A: pairs with the other's release of its counter (R): the
              * reads it made before that quiescent point are done. */
+#if defined(__SANITIZE_THREAD__)
+            /* TSan has no fences (-Werror=tsan): a locked RMW, a full
+             * barrier on x86-64 as the fence is. */
+            atomic_fetch_add_explicit(mine, 0, memory_order_seq_cst);
+#else
             atomic_thread_fence(memory_order_seq_cst);
+#endif
             uint64_t q = atomic_load_explicit(other, memory_order_acquire);
             if (r->waiting && q > r->wstamp) {
                 r->free = r->waiting;

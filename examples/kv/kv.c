@@ -108,9 +108,13 @@
 #define KV_RX_HIGH (256u << 10)
 #define KV_RX_LOW (64u << 10)
 /* Unparsed input a paused connection copies into its parser; what arrives
- * beyond it is kept as received (kv_conn_t.inq).  64 KiB is 2,000 pipelined
- * GETs, far more than a round takes. */
-#define KV_PARSE_AHEAD (64u << 10)
+ * beyond it is kept as received (kv_conn_t.inq) and fed to the parser when
+ * it has no whole command left.  16 KiB is 500 pipelined GETs, far more
+ * than a round takes (16).  It was 64 KiB: each pipelining client's parser
+ * then grew (doubling, into fresh pages) to 64-128 KiB on its first burst,
+ * ~16-32 first-touch faults per client that another client's first PING
+ * waited behind (issue 10 item 17). */
+#define KV_PARSE_AHEAD (16u << 10)
 /* The receive buffer size axon-kv gives the engine (io.buf_size), and how
  * many blocks of it each shard carves from its worker's arena at start:
  * one per buffer of the engine's default ring (256). */

@@ -2,8 +2,12 @@
  * behaviour dispatched from it (in place) still reads its message.
  * Under ASan a freed buffer is a heap-use-after-free; in every build the
  * message's payload and every flooded message are checked.
+ * And: a worker with more than a batch of local messages queued does not
+ * poll its io (completions, timers) until it has worked them down, for at
+ * most AX_IO_SKIP_MAX turns (engine.c, "io polling"; issue 10 item 17).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +19,7 @@
 #include <cmocka.h>
 
 #include "axon/axon.h"
+#include "axon/io.h"
 #include "test_cpus.h"
 
 enum { T_GO = 1, T_FLOOD, T_ITEM };
@@ -161,12 +166,119 @@ static void fifo_grows_on_a_second_worker_too(void **state)
     run(2);
 }
 
+/* ---- io polling waits for the local backlog ------------------------------------- */
+
+enum { P_START = 100, P_WORK, P_CONT, P_LOOP, P_TICK };
+#define P_BATCH 64u            /* the default scheduler batch (config.h) */
+#define P_WORK_N (8u * P_BATCH) /* local messages queued by one behaviour */
+#define P_LOOP_LIMIT 1000000u  /* a flood that never shrinks stops here at the latest */
+
+typedef struct poller {
+    bool loop;                 /* P_LOOP: every handled message queues the next */
+    uint64_t conts, loops;
+    uint64_t conts_at_tick, loops_at_tick;
+    bool ticked, timer_failed;
+} poller_t;
+
+static void init_poller(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    (void)ctx;
+    memcpy(state, arg, len);
+}
+
+/* P_START arms a timer that is due at once and queues P_WORK_N local
+ * messages.  Each P_WORK queues one P_CONT (work a handled message
+ * generates, as a request generates its reply); each P_LOOP queues the next
+ * P_LOOP until the timer has fired.  A turn polls io (and fires due timers)
+ * only when at most a batch is queued: the timer's message is posted after
+ * the backlog, continuations included, has been worked down to a batch. */
+static void poller(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    poller_t *p = *(poller_t **)state; /* the test's; read after ax_engine_wait */
+    switch (m->type) {
+    case P_START:
+        if (ax_timer_after(ctx, 0, P_TICK, NULL, 0, NULL) != 0)
+            p->timer_failed = true;
+        for (uint32_t i = 0; i < P_WORK_N; i++)
+            assert_int_equal(ax_send(ctx, ax_self(ctx), p->loop ? P_LOOP : P_WORK, NULL, 0), 0);
+        break;
+    case P_WORK:
+        assert_int_equal(ax_send(ctx, ax_self(ctx), P_CONT, NULL, 0), 0);
+        break;
+    case P_CONT:
+        p->conts++;
+        break;
+    case P_LOOP:
+        p->loops++;
+        if (!p->ticked && p->loops < P_LOOP_LIMIT)
+            assert_int_equal(ax_send(ctx, ax_self(ctx), P_LOOP, NULL, 0), 0);
+        break;
+    case P_TICK:
+        p->ticked = true;
+        p->conts_at_tick = p->conts;
+        p->loops_at_tick = p->loops;
+        ax_engine_stop_when_idle(ax_ctx_engine(ctx));
+        break;
+    default:
+        break;
+    }
+}
+
+static poller_t run_poller(bool loop)
+{
+    ax_config_t cfg;
+    ax_engine_t *eng;
+    ax_config_init(&cfg);
+    test_cfg_workers(&cfg, 1);
+    assert_int_equal(ax_config_batch(&cfg), P_BATCH);
+    assert_int_equal(ax_engine_create(&cfg, &eng), 0);
+    poller_t out = {.loop = loop}, *op = &out;
+    ax_ref_t r;
+    ax_spawn_opts_t so = {.where = AX_ON_WORKER, .worker = 0, .init = init_poller, .arg = &op,
+                          .arg_len = sizeof op};
+    assert_int_equal(ax_engine_spawn(eng, poller, sizeof op, &so, &r), 0);
+    assert_int_equal(ax_engine_send(eng, r, P_START, NULL, 0), 0);
+    assert_int_equal(ax_engine_start(eng), 0);
+    assert_int_equal(ax_engine_wait(eng), 0); /* the worker threads are joined */
+    ax_engine_destroy(eng);
+    assert_false(out.timer_failed);
+    assert_true(out.ticked);
+    return out;
+}
+
+/* Before: the turn after P_START polled io and fired the timer at once, so
+ * its message ran after the P_WORKs and before all but the first batch of
+ * their continuations (conts_at_tick 0).  Polling then only took input in
+ * ahead of the worker's backlog (issue 10 item 17). */
+static void io_waits_until_the_local_backlog_is_down_to_a_batch(void **state)
+{
+    (void)state;
+    poller_t p = run_poller(false);
+    printf("engine/fifo: timer posted after %llu of %u continuations\n",
+           (unsigned long long)p.conts_at_tick, P_WORK_N);
+    assert_true(p.conts_at_tick + P_BATCH >= P_WORK_N);
+}
+
+/* A backlog that never shrinks still lets io in: after AX_IO_SKIP_MAX (64)
+ * turns of at most a batch each, plus the turn that polls. */
+static void io_is_polled_within_bounded_turns_under_a_flood(void **state)
+{
+    (void)state;
+    poller_t p = run_poller(true);
+    printf("engine/fifo: timer posted after %llu looping messages\n",
+           (unsigned long long)p.loops_at_tick);
+    assert_true(p.loops_at_tick < P_LOOP_LIMIT);
+    assert_true(p.loops_at_tick <= (64u + 2u) * P_BATCH + P_WORK_N);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fifo_grows_under_a_behaviour_dispatched_from_it),
         cmocka_unit_test(fifo_grows_on_a_second_worker_too),
         cmocka_unit_test(fifo_grows_in_two_behaviours_of_one_batch),
+        cmocka_unit_test(io_waits_until_the_local_backlog_is_down_to_a_batch),
+        cmocka_unit_test(io_is_polled_within_bounded_turns_under_a_flood),
     };
     return cmocka_run_group_tests_name("engine/fifo", tests, NULL, NULL);
 }

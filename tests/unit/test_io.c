@@ -725,6 +725,69 @@ static void paused_receive_leaves_the_socket_unread_until_resumed(void **state)
     free(t);
 }
 
+/* ax_io_submit sends what is queued and takes nothing in: with a receive
+ * armed and bytes waiting on its socket, no receive completion is posted
+ * until the next poll (on a DEFER_TASKRUN ring the receive is task work,
+ * which only a poll runs).  The engine submits this way on the turns it
+ * leaves io unpolled behind a backlog (engine.c, "io polling").
+ * io_uring_submit instead took the bytes in: the kernel flags pending task
+ * work (IORING_SQ_TASKRUN) and liburing then enters with GETEVENTS. */
+static void submit_sends_without_taking_in_receives(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    tcp_t *t = calloc(1, sizeof *t);
+    assert_int_equal(ax_io_create(NULL, &t->io), 0);
+    struct io_uring *ring = ax_io_ring(t->io);
+    int c;
+    uint32_t lid;
+    uint32_t server = accept_one(t, &c, &lid);
+    assert_int_equal(ax_io_tcp_recv_start(t->io, server, T_RECV_S), 0);
+    assert_true(ax_io_poll(t->io, tcp_cb, t) >= 0); /* the receive is armed */
+    assert_int_equal(ax_io_submit(t->io), 0);       /* nothing queued: no syscall */
+    char in[1000];
+    memset(in, 'q', sizeof in);
+    assert_int_equal(write(c, in, sizeof in), (ssize_t)sizeof in);
+    static const char reply[] = "sent without a poll";
+    assert_int_equal(ax_io_tcp_send(t->io, server, reply, sizeof reply, T_SEND), 0);
+    assert_int_equal(ax_io_submit(t->io), 1);
+    /* the peer gets the reply */
+    char got[sizeof reply];
+    size_t have = 0;
+    uint64_t t0 = ax_now_ns();
+    while (have < sizeof got && ms_since(t0) < 3000) {
+        ssize_t k = read(c, got + have, sizeof got - have);
+        if (k > 0)
+            have += (size_t)k;
+        else
+            usleep(1000);
+    }
+    assert_int_equal(have, sizeof got);
+    assert_memory_equal(got, reply, sizeof reply);
+    if (ring->flags & IORING_SETUP_DEFER_TASKRUN) {
+        struct io_uring_cqe *cqe;
+        unsigned head, data = 0;
+        io_uring_for_each_cqe(ring, head, cqe)
+        {
+            if (cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER))
+                data++;
+        }
+        assert_int_equal(data, 0); /* the 1000 bytes are still the kernel's */
+    } else {
+        printf("io: ring without DEFER_TASKRUN; receives may run at any syscall\n");
+    }
+    assert_int_equal(t->got_len, 0);
+    want_len = sizeof in;
+    tcp_drive(t, have_want_len); /* a poll takes them in */
+    assert_int_equal(t->got_len, sizeof in);
+    assert_int_equal(count_token(&t->rec, T_SEND), 1);
+    close(c);
+    tcp_drive(t, have_recv_end);
+    ax_io_destroy(t->io);
+    assert_int_equal(count_fds(), before);
+    free(t);
+}
+
 /* A close ends a paused stream exactly once, whether the pause's cancel is
  * still in flight or the receive is already unarmed; pause and resume on a
  * closing connection are refused. */
@@ -822,6 +885,7 @@ int main(void)
         cmocka_unit_test(connection_over_its_memory_bound_is_closed_with_a_reason),
         cmocka_unit_test(paused_receive_leaves_the_socket_unread_until_resumed),
         cmocka_unit_test(close_ends_a_paused_stream_once),
+        cmocka_unit_test(submit_sends_without_taking_in_receives),
         cmocka_unit_test(destroy_cancels_pending_ops_without_leaking),
         cmocka_unit_test(provided_buffers_are_resident_from_the_first_listen),
     };
