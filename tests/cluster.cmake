@@ -43,6 +43,10 @@ add_executable(ucx_joinkill cluster/ucx_joinkill.c)
 target_link_libraries(ucx_joinkill PRIVATE PkgConfig::UCX)
 set_target_properties(ucx_joinkill PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_test(NAME cluster_joinkill_2 COMMAND cluster_node --fork 2 --scenario joinkill --rounds 40 --kill-ms 1200 --seconds 60)
+# Node 1 stopped (SIGSTOP) in the middle of traffic.  About 1 run in 20
+# under load it freezes halfway through a shared-memory send and wedges a
+# survivor's UCX receive FIFO (docs/cluster.md, Failure): the run then
+# fails 30 s after the last arrival with "stalled", not at 120 s.
 add_test(NAME cluster_stopped_node_3 COMMAND cluster_node --fork 3 --scenario stop --actors 2 --msgs 300 --seconds 120)
 add_test(NAME cluster_garbage COMMAND cluster_node --fork 2 --garbage --actors 2 --msgs 100 --seconds 120)
 # cluster.progress = spin: no UCX wakeup, so UCX_TLS=shm works (with wakeup

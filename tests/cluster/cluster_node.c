@@ -499,9 +499,31 @@ static int mesh(FILE *addr_out)
                 expect += expected_from(s, gidx(g_node, t));
     uint64_t downs_expect = kill && g_node != 1 ? (uint64_t)per * per : 0;
     uint32_t spawns = kill ? 0 : 1;
+    /* A stall fails fast: every message is sent within the first second or
+     * so, so STALL_S without one arrival while some are missing is no slow
+     * run but traffic between live nodes that stopped (docs/cluster.md,
+     * Failure: "A node frozen in a shared-memory send").  It used to wait
+     * out --seconds (120 s in ctest) with no hint. */
+    const double STALL_S = 30.0;
+    bool stalled = false;
+    uint64_t last_rx = atomic_load(&g_received);
+    double last_rx_t = now_s();
     while (atomic_load(&g_received) < expect || atomic_load(&g_downs) < downs_expect ||
            atomic_load(&g_lookups_ok) < per || atomic_load(&g_spawn_ok) < spawns ||
            atomic_load(&g_spawn_enoent) < spawns) {
+        uint64_t rx = atomic_load(&g_received);
+        if (rx != last_rx) {
+            last_rx = rx;
+            last_rx_t = now_s();
+        } else if (rx < expect && now_s() - last_rx_t > STALL_S) {
+            ERR("stalled: received %llu of %llu and nothing for %.0f s (DOWN %llu of %llu): "
+                "messages from a live node stopped coming (docs/cluster.md, Failure, \"A node "
+                "frozen in a shared-memory send\")",
+                (unsigned long long)rx, (unsigned long long)expect, STALL_S,
+                (unsigned long long)atomic_load(&g_downs), (unsigned long long)downs_expect);
+            stalled = true;
+            break;
+        }
         if (now_s() - t0 > g_seconds) {
             ERR("timeout: received %llu of %llu, DOWN %llu of %llu, lookups %u of %u, remote "
                 "spawns %u+%u of %u+%u",
@@ -527,6 +549,7 @@ static int mesh(FILE *addr_out)
     snprintf(name, sizeof name, "done%u", g_node);
     ax_ref_t any = g_all[gidx(g_node, 0)];
     ax_cluster_register(e, name, any);
+    double tb = now_s();
     for (;;) {
         uint32_t done = 0, want = 0;
         for (uint32_t n = 0; n < g_nodes; n++) {
@@ -536,8 +559,18 @@ static int mesh(FILE *addr_out)
             snprintf(name, sizeof name, "done%u", n);
             done += ax_cluster_whereis(e, name) != AX_REF_NONE;
         }
-        if (done == want || now_s() - t0 > g_seconds)
+        /* Stalled: the others' "done" may be stuck behind the stall too.
+         * The others finish within seconds of us: STALL_S without their
+         * "done" is the same stall on the registry's path (seen: every
+         * message in, a survivor's "done" never, then it left). */
+        if (done == want || stalled || now_s() - t0 > g_seconds)
             break;
+        if (now_s() - tb > STALL_S) {
+            ERR("stalled: %u of %u nodes said done, none more for %.0f s: registry messages "
+                "from a live node stopped coming (docs/cluster.md, Failure, \"A node frozen "
+                "in a shared-memory send\")", done, want, STALL_S);
+            break;
+        }
         usleep(2000);
     }
     usleep(300000); /* our own "done" reaches the others before we leave */
