@@ -851,18 +851,22 @@ static int rejoin_victim(void)
     return done ? 0 : 1;
 }
 
-static int launch_rejoin(const char *cookie)
+/* The two-node scenarios around one survivor (rejoin, joinkill): a
+ * directory for node 1's state file (state), the shared phase word, and
+ * node 0 forked to run survivor; its seed address is read into seed.
+ * Returns node 0's pid, or -1. */
+static pid_t fork_survivor(char *dir, char *state, size_t state_len, const char *cookie,
+                           int (*survivor)(FILE *), char *seed, size_t seed_len)
 {
-    char dir[] = "/tmp/axon-rejoin-XXXXXX", state[128];
     if (!mkdtemp(dir))
-        return 1;
-    snprintf(state, sizeof state, "%s/node1.inc", dir);
+        return -1;
+    snprintf(state, state_len, "%s/node1.inc", dir);
     g_phase = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (g_phase == MAP_FAILED)
-        return 1;
+        return -1;
     int pfd[2];
     if (pipe(pfd))
-        return 1;
+        return -1;
     fflush(stdout);
     pid_t p0 = fork();
     if (p0 == 0) {
@@ -870,11 +874,19 @@ static int launch_rejoin(const char *cookie)
         FILE *out = fdopen(pfd[1], "w");
         if (run_node(0, "127.0.0.1:0", "", cookie))
             exit(1);
-        exit(rejoin_survivor(out));
+        exit(survivor(out));
     }
     close(pfd[1]);
-    char seed[64] = "";
-    if (seed_read(pfd[0], p0, seed, sizeof seed))
+    if (seed_read(pfd[0], p0, seed, seed_len))
+        return -1;
+    return p0;
+}
+
+static int launch_rejoin(const char *cookie)
+{
+    char dir[] = "/tmp/axon-rejoin-XXXXXX", state[128], seed[64] = "";
+    pid_t p0 = fork_survivor(dir, state, sizeof state, cookie, rejoin_survivor, seed, sizeof seed);
+    if (p0 < 0)
         return 1;
     int bad = 0, st, st0 = 0;
     bool reaped0 = false;
@@ -998,28 +1010,9 @@ static int joinkill_survivor(FILE *addr_out)
 
 static int launch_joinkill(const char *cookie)
 {
-    char dir[] = "/tmp/axon-joinkill-XXXXXX", state[128];
-    if (!mkdtemp(dir))
-        return 1;
-    snprintf(state, sizeof state, "%s/node1.inc", dir);
-    g_phase = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (g_phase == MAP_FAILED)
-        return 1;
-    int pfd[2];
-    if (pipe(pfd))
-        return 1;
-    fflush(stdout);
-    pid_t p0 = fork();
-    if (p0 == 0) {
-        close(pfd[0]);
-        FILE *out = fdopen(pfd[1], "w");
-        if (run_node(0, "127.0.0.1:0", "", cookie))
-            exit(1);
-        exit(joinkill_survivor(out));
-    }
-    close(pfd[1]);
-    char seed[64] = "";
-    if (seed_read(pfd[0], p0, seed, sizeof seed))
+    char dir[] = "/tmp/axon-joinkill-XXXXXX", state[128], seed[64] = "";
+    pid_t p0 = fork_survivor(dir, state, sizeof state, cookie, joinkill_survivor, seed, sizeof seed);
+    if (p0 < 0)
         return 1;
     int bad = 0, st0 = 0;
     uint64_t r = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull | 1;
