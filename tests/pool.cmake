@@ -14,6 +14,11 @@ axon_test(stress_pool SOURCES stress/stress_pool.c LIBS axon_lib LABELS stress T
 # invariants and a reclaim stress (stress).
 axon_test(test_container SOURCES unit/test_container.c LIBS axon_lib PkgConfig::LMDB
           LABELS unit TIMEOUT 240)
+# The memory kind when its index cannot grow (aligned_alloc refused on the
+# test thread): -ENOMEM from the put or from a one-put section's leave,
+# nothing changed, and the same put goes in once memory is back.
+axon_test(test_container_nomem SOURCES unit/test_container_nomem.c LIBS axon_lib
+          WRAP aligned_alloc)
 axon_test(stress_container SOURCES stress/stress_container.c LIBS axon_lib LABELS stress
           TIMEOUT 300 ARGS --seconds 10)
 

@@ -18,7 +18,8 @@
  * write section, which must be short and do no I/O), puts and deletes, and
  * leaves.  Each put or delete is atomic: a reader sees the old value or the
  * new one, whole.  For the memory kind the change is visible when the call
- * returns; for LMDB when the commit is acknowledged.
+ * returns (a section's first put: at its next operation or at leave, see
+ * ax_cont_put); for LMDB when the commit is acknowledged.
  *
  * What the guards prevent (physical safety): torn values, use after free of
  * a value a reader holds, lost updates between writers (write sections
