@@ -85,7 +85,7 @@ typedef struct ax_msg {
         struct {
             uint32_t type; /* user tag */
             uint16_t len;  /* inline bytes; for a blob, 0 (see blob_len) */
-            uint8_t flags; /* AX_MSG_F_* */
+            uint8_t flags; /* AX_MSG_F_*; other bits are engine-internal: mask them */
             uint8_t seq;   /* engine-internal (ring lap stamp): ignore */
         };
         uint64_t hdr; /* the four fields above as one word (engine-internal) */
