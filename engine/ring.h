@@ -175,8 +175,8 @@ static inline ax_msg_t *ax_ring_head(const ax_ring_t *r)
  * Their header words are read back to back, independent loads whose line
  * transfers overlap; a drain that peeked one slot per dispatch paid each
  * transfer in full (issue 14).  The slots stay valid (and unwritten by the
- * producer) until ax_ring_release; ax_ring_advance (one at a time) or
- * ax_ring_advance_n takes them. */
+ * producer) until ax_ring_release; ax_ring_advance takes them, one at a
+ * time. */
 static inline uint32_t ax_ring_ready(const ax_ring_t *r, uint32_t max)
 {
     uint32_t h = r->c_head, mask = r->c_mask, i0 = h & mask, room = mask + 1 - i0, i = 1;
@@ -193,9 +193,6 @@ static inline uint32_t ax_ring_ready(const ax_ring_t *r, uint32_t max)
         i++;
     return i;
 }
-
-/* Consumer: done with k messages from the head (private; not yet visible). */
-static inline void ax_ring_advance_n(ax_ring_t *r, uint32_t k) { r->c_head += k; }
 
 /* Consumer: hand every advanced slot back to the producer. */
 static inline void ax_ring_release(ax_ring_t *r)

@@ -33,6 +33,7 @@
 #define ENGINE_TEST_NAME "test_container"
 #define ENGINE_TEST_HANG "a commit message was lost or a section never ended"
 #include "unit/engine_test.h"
+#include "unit/container_test.h"
 
 #define T_GO 1u
 #define T_ACK 2u
@@ -56,28 +57,6 @@ static void rm_dir(const char *path)
     (void)rc;
 }
 
-static ax_engine_t *make_engine(ax_cont_registry_t **reg)
-{
-    ax_config_t cfg;
-    ax_engine_t *eng;
-    ax_config_init(&cfg);
-    cfg.workers = 2;
-    cfg.oversubscribe = true;
-    cfg.arena_bytes = 8u << 20;
-    assert_int_equal(ax_engine_create(&cfg, &eng), 0);
-    assert_int_equal(ax_cont_registry_create(eng, reg), 0);
-    assert_int_equal(ax_engine_start(eng), 0);
-    return eng;
-}
-
-static void stop_engine(ax_engine_t *eng, ax_cont_registry_t *reg)
-{
-    ax_engine_stop(eng);
-    ax_engine_wait(eng);
-    ax_cont_registry_destroy(reg);
-    ax_engine_destroy(eng);
-}
-
 /* ---- names, refcounts, bad input ----------------------------------------------------- */
 
 static void names_open_the_same_container_and_refuse_bad_input(void **state)
@@ -85,7 +64,7 @@ static void names_open_the_same_container_and_refuse_bad_input(void **state)
     (void)state;
     g_test = __func__;
     ax_cont_registry_t *reg;
-    ax_engine_t *eng = make_engine(&reg);
+    ax_engine_t *eng = cont_test_engine(2, &reg);
     assert_int_equal(ax_cont_thread_register(), 0);
     assert_int_equal(ax_cont_thread_register(), -EINVAL); /* twice */
     ax_cont_t *a, *b, *x;
@@ -134,7 +113,7 @@ static void names_open_the_same_container_and_refuse_bad_input(void **state)
     assert_int_equal(ax_cont_open(reg, "t", &(ax_cont_config_t)AX_CONT_CONFIG_INIT, &a), 0);
     assert_int_equal(ax_cont_read_enter(NULL, a, &rd), -EINVAL);
     ax_cont_close(a);
-    stop_engine(eng, reg);
+    cont_test_stop(eng, reg);
 }
 
 /* ---- the memory kind's index: growth, tombstones, rebuilds, key lengths ------------------ */
@@ -178,7 +157,7 @@ static void memory_index_grows_shrinks_and_keeps_every_key(void **state)
     (void)state;
     g_test = __func__;
     ax_cont_registry_t *reg;
-    ax_engine_t *eng = make_engine(&reg);
+    ax_engine_t *eng = cont_test_engine(2, &reg);
     assert_int_equal(ax_cont_thread_register(), 0);
     ax_cont_t *c;
     ax_cont_config_t cc = AX_CONT_CONFIG_INIT;
@@ -230,7 +209,7 @@ static void memory_index_grows_shrinks_and_keeps_every_key(void **state)
     }
     ax_cont_close(c);
     ax_cont_thread_unregister();
-    stop_engine(eng, reg);
+    cont_test_stop(eng, reg);
 }
 
 /* ---- a behaviour writes and reads; LMDB commits come back as messages ------------------------- */
@@ -286,7 +265,7 @@ static void lmdb_commit_is_acknowledged_to_the_writing_actor(void **state)
     g_test = __func__;
     make_dir("db", g_dir, sizeof g_dir);
     ax_cont_registry_t *reg;
-    ax_engine_t *eng = make_engine(&reg);
+    ax_engine_t *eng = cont_test_engine(2, &reg);
     assert_int_equal(ax_cont_thread_register(), 0);
     static lm_shared_t sh;
     memset(&sh, 0, sizeof sh);
@@ -335,7 +314,7 @@ static void lmdb_commit_is_acknowledged_to_the_writing_actor(void **state)
     ax_cont_read_leave(&rd);
     ax_cont_close(c);
     ax_cont_thread_unregister();
-    stop_engine(eng, reg);
+    cont_test_stop(eng, reg);
     rm_dir(g_dir);
 }
 
@@ -545,7 +524,7 @@ static void open_close_churn_from_every_worker_frees_every_container(void **stat
     (void)state;
     g_test = __func__;
     ax_cont_registry_t *reg;
-    ax_engine_t *eng = make_engine(&reg);
+    ax_engine_t *eng = cont_test_engine(2, &reg);
     static ch_shared_t sh;
     memset(&sh, 0, sizeof sh);
     sh.reg = reg;
@@ -596,7 +575,7 @@ static void open_close_churn_from_every_worker_frees_every_container(void **stat
     ax_cont_read_leave(&rd);
     ax_cont_close(x);
     ax_cont_thread_unregister();
-    stop_engine(eng, reg);
+    cont_test_stop(eng, reg);
     rm_dir(g_dir);
 }
 
@@ -608,7 +587,7 @@ static void lmdb_section_that_does_not_fit_fails_alone(void **state)
     g_test = __func__;
     make_dir("full", g_dir, sizeof g_dir);
     ax_cont_registry_t *reg;
-    ax_engine_t *eng = make_engine(&reg);
+    ax_engine_t *eng = cont_test_engine(2, &reg);
     assert_int_equal(ax_cont_thread_register(), 0);
     ax_cont_t *c;
     ax_cont_config_t lc = AX_CONT_CONFIG_INIT;
@@ -647,7 +626,7 @@ static void lmdb_section_that_does_not_fit_fails_alone(void **state)
     assert_int_equal(cs.entries, (uint64_t)ok + 1);
     ax_cont_close(c);
     ax_cont_thread_unregister();
-    stop_engine(eng, reg);
+    cont_test_stop(eng, reg);
     rm_dir(g_dir);
 }
 

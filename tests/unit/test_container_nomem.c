@@ -26,6 +26,7 @@
 #include "axon/axon.h"
 #include "axon/config.h"
 #include "axon/container.h"
+#include "unit/container_test.h"
 
 void *__real_aligned_alloc(size_t align, size_t size);
 void *__wrap_aligned_alloc(size_t align, size_t size);
@@ -45,26 +46,29 @@ void *__wrap_aligned_alloc(size_t align, size_t size)
     return __real_aligned_alloc(align, size);
 }
 
-static ax_engine_t *make_engine(ax_cont_registry_t **reg)
-{
-    ax_config_t cfg;
+/* One worker, this thread registered, and a memory container with a small
+ * index (a rebuild within a few keys). */
+typedef struct {
+    ax_cont_registry_t *reg;
     ax_engine_t *eng;
-    ax_config_init(&cfg);
-    cfg.workers = 1;
-    cfg.oversubscribe = true;
-    cfg.arena_bytes = 8u << 20;
-    assert_int_equal(ax_engine_create(&cfg, &eng), 0);
-    assert_int_equal(ax_cont_registry_create(eng, reg), 0);
-    assert_int_equal(ax_engine_start(eng), 0);
-    return eng;
+    ax_cont_t *c;
+} fixture_t;
+
+static ax_cont_t *fx_open(fixture_t *f)
+{
+    f->eng = cont_test_engine(1, &f->reg);
+    assert_int_equal(ax_cont_thread_register(), 0);
+    ax_cont_config_t cc = AX_CONT_CONFIG_INIT;
+    cc.buckets = 2;
+    assert_int_equal(ax_cont_open(f->reg, "nomem", &cc, &f->c), 0);
+    return f->c;
 }
 
-static void stop_engine(ax_engine_t *eng, ax_cont_registry_t *reg)
+static void fx_close(fixture_t *f)
 {
-    ax_engine_stop(eng);
-    ax_engine_wait(eng);
-    ax_cont_registry_destroy(reg);
-    ax_engine_destroy(eng);
+    ax_cont_close(f->c);
+    ax_cont_thread_unregister();
+    cont_test_stop(f->eng, f->reg);
 }
 
 static bool present(ax_cont_t *c, uint32_t k)
@@ -104,13 +108,8 @@ static void check_keys(ax_cont_t *c, uint32_t below, uint32_t absent)
 static void a_one_put_section_reports_a_failed_rebuild_at_leave(void **state)
 {
     (void)state;
-    ax_cont_registry_t *reg;
-    ax_engine_t *eng = make_engine(&reg);
-    assert_int_equal(ax_cont_thread_register(), 0);
-    ax_cont_t *c;
-    ax_cont_config_t cc = AX_CONT_CONFIG_INIT;
-    cc.buckets = 2; /* a small index: a rebuild within a few keys */
-    assert_int_equal(ax_cont_open(reg, "nomem1", &cc, &c), 0);
+    fixture_t f;
+    ax_cont_t *c = fx_open(&f);
 
     ax_cont_wr_t wr;
     uint32_t k = 0;
@@ -139,9 +138,7 @@ static void a_one_put_section_reports_a_failed_rebuild_at_leave(void **state)
     check_keys(c, k + 200, k + 200);
     assert_int_equal(entries(c), k + 200);
 
-    ax_cont_close(c);
-    ax_cont_thread_unregister();
-    stop_engine(eng, reg);
+    fx_close(&f);
 }
 
 /* A section of several operations: the put that needs the rebuild fails
@@ -149,13 +146,8 @@ static void a_one_put_section_reports_a_failed_rebuild_at_leave(void **state)
 static void a_put_in_a_longer_section_reports_a_failed_rebuild(void **state)
 {
     (void)state;
-    ax_cont_registry_t *reg;
-    ax_engine_t *eng = make_engine(&reg);
-    assert_int_equal(ax_cont_thread_register(), 0);
-    ax_cont_t *c;
-    ax_cont_config_t cc = AX_CONT_CONFIG_INIT;
-    cc.buckets = 2;
-    assert_int_equal(ax_cont_open(reg, "nomem2", &cc, &c), 0);
+    fixture_t f;
+    ax_cont_t *c = fx_open(&f);
 
     ax_cont_wr_t wr;
     uint32_t k = 0;
@@ -179,9 +171,7 @@ static void a_put_in_a_longer_section_reports_a_failed_rebuild(void **state)
     check_keys(c, k + 1, k + 1);
     assert_int_equal(entries(c), k + 1);
 
-    ax_cont_close(c);
-    ax_cont_thread_unregister();
-    stop_engine(eng, reg);
+    fx_close(&f);
 }
 
 int main(void)
