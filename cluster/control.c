@@ -81,6 +81,7 @@ typedef struct conn {
     uint64_t nonce, my_chal, peer_chal, session;
     uint32_t inc_tag, nworkers;
     bool got_addrs, got_ready;
+    bool addrs_made; /* addrs_for succeeded for this connection's session */
     bool left; /* the peer sent LEAVE: it stops cleanly */
     uint64_t since, last_rx, last_tx;
     uint8_t *rx;
@@ -389,6 +390,8 @@ static void conn_close(ax_ctl_t *c, conn_t *k, const char *why)
             c->o.node_down(c->o.user, k->node, n->session, left, why);
         }
     }
+    if (k->addrs_made && !k->got_addrs && c->o.addrs_drop)
+        c->o.addrs_drop(c->o.user, k->node, k->session);
     if (k->want >= 0 && (uint32_t)k->want < c->nwanted)
         c->want_busy[k->want] = false;
     close(k->fd);
@@ -503,26 +506,57 @@ static void send_members(ax_ctl_t *c, conn_t *k)
     send_frame(k, F_MEMBERS, m, (uint32_t)(n * sizeof m[0]));
 }
 
-static void send_addrs(ax_ctl_t *c, conn_t *k)
+/* false: k was closed. */
+static bool send_addrs(ax_ctl_t *c, conn_t *k)
 {
+    void **addr = c->addr;
+    size_t *alen = c->alen;
+    void **va = NULL;
+    size_t *vl = NULL;
+    if (c->o.addrs_for) {
+        /* Addresses made for this peer alone (control.h). */
+        char why[256] = "";
+        va = calloc(c->o.nworkers, sizeof *va);
+        vl = calloc(c->o.nworkers, sizeof *vl);
+        int rc = va && vl ? c->o.addrs_for(c->o.user, k->node, k->session, va, vl, why)
+                          : -ENOMEM;
+        if (rc < 0) {
+            free(va);
+            free(vl);
+            char msg[320];
+            snprintf(msg, sizeof msg, "no UCP addresses for node %u: %s", k->node,
+                     why[0] ? why : strerror(-rc));
+            logf_(c, "%s", msg);
+            conn_close(c, k, msg);
+            return false;
+        }
+        k->addrs_made = true;
+        addr = va;
+        alen = vl;
+    }
     size_t len = 4;
     for (uint32_t i = 0; i < c->o.nworkers; i++)
-        len += 4 + c->alen[i];
+        len += 4 + alen[i];
     uint8_t *b = malloc(len), *p = b;
     if (!b) {
+        free(va);
+        free(vl);
         conn_close(c, k, "out of memory");
-        return;
+        return false;
     }
     memcpy(p, &c->o.nworkers, 4);
     p += 4;
     for (uint32_t i = 0; i < c->o.nworkers; i++) {
-        uint32_t l = (uint32_t)c->alen[i];
+        uint32_t l = (uint32_t)alen[i];
         memcpy(p, &l, 4);
-        memcpy(p + 4, c->addr[i], l);
+        memcpy(p + 4, addr[i], l);
         p += 4 + l;
     }
     send_frame(k, F_ADDRS, b, (uint32_t)len);
     free(b);
+    free(va);
+    free(vl);
+    return true;
 }
 
 static void on_auth(ax_ctl_t *c, conn_t *k, const uint8_t *p, uint32_t len)
@@ -545,8 +579,8 @@ static void on_auth(ax_ctl_t *c, conn_t *k, const uint8_t *p, uint32_t len)
         return;
     }
     k->state = C_ADDRS;
-    send_addrs(c, k);
-    send_members(c, k);
+    if (send_addrs(c, k))
+        send_members(c, k);
 }
 
 static void on_addrs(ax_ctl_t *c, conn_t *k, const uint8_t *p, uint32_t len)
@@ -945,7 +979,7 @@ int ax_ctl_create(const ax_ctl_opts_t *o, ax_ctl_t **out, char *err, size_t errl
     c->alen = calloc(o->nworkers, sizeof *c->alen);
     if (!c->addr || !c->alen)
         goto nomem;
-    for (uint32_t i = 0; i < o->nworkers; i++) {
+    for (uint32_t i = 0; !o->addrs_for && i < o->nworkers; i++) {
         if (!(c->addr[i] = malloc(o->alen[i])))
             goto nomem;
         memcpy(c->addr[i], o->addr[i], o->alen[i]);

@@ -37,9 +37,21 @@ typedef struct ax_ctl_opts {
     uint32_t heartbeat_ms, timeout_ms;
     uint32_t wire_version; /* AX_WIRE_VERSION; tests set another to be refused */
     uint32_t nworkers;
-    void *const *addr;    /* per worker UCP address (copied) */
+    void *const *addr;    /* per worker UCP address (copied); unused with addrs_for */
     const size_t *alen;
     void *user;
+    /* The addresses to give `node` on the connection numbered `session`
+     * (ADDRS): fills addr[nworkers], alen[nworkers], valid until the call
+     * returns.  A data path that gives each peer node UCP workers of its own
+     * (engine/cluster_glue.c) makes them here.  0, or -errno with why[256]
+     * filled: the connection is closed with that text.  NULL: the static
+     * addr/alen above, the same for every peer. */
+    int (*addrs_for)(void *user, uint32_t node, uint64_t session, void **addr, size_t *alen,
+                     char *why);
+    /* addrs_for's session never reached node_known (the connection closed
+     * before the peer's ADDRS): what was made for it may go.  Also at
+     * ax_ctl_destroy, on the destroying thread. */
+    void (*addrs_drop)(void *user, uint32_t node, uint64_t session);
     /* A node's card arrived and it was authenticated: accept its data
      * (addresses valid during the call).  `session` names this connection
      * to it (the same number on both ends, never 0, new for every

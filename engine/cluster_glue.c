@@ -1,5 +1,7 @@
-/* engine/cluster_glue.c - the cluster data path: one UCP worker per axon
- * worker, progressed in the worker loop; outbound messages queued per
+/* engine/cluster_glue.c - the cluster data path: on each axon worker, one
+ * UCP worker per peer node (uw[w][n]: every endpoint to node n's workers
+ * lives on it, and its address is the one node n gets for worker w), all
+ * progressed in the worker loop; outbound messages queued per
  * (remote node, remote worker) channel during a turn and sent as one active
  * message per channel at the end of the turn; inbound ones put back in
  * order and queued for dispatch like ring slots.  docs/cluster.md has the
@@ -13,13 +15,30 @@
  * from one actor to another travel on one channel, in one batch or in
  * batches of increasing number, so per-pair order holds.
  *
+ * Why one UCP worker per peer node.  Between processes of one host UCX
+ * (1.13, sysv/posix) writes an active message into the receiving UCP
+ * worker's one receive FIFO, shared by every sender: a sender claims an
+ * element, copies, then sets its owner bit, and the receiver reads elements
+ * strictly in order.  A sender frozen (SIGSTOP) or killed between the claim
+ * and the owner bit leaves an element that is never published, and the
+ * receiver never reads anything after it, from any node.  With a UCP worker
+ * per peer, only that peer writes to its FIFO: a frozen peer wedges a FIFO
+ * nobody else needs, and when the peer is declared down that UCP worker is
+ * destroyed (a rejoin gets a fresh one).  docs/cluster.md, Failure.
+ *
  * Threading: everything here runs on the owning worker's thread except the
- * control-plane callbacks (node_known, node_up, node_down), which run on the
- * control thread and publish a node's incarnation record with a release
- * store that the workers read with acquire loads (P1 below).  UCP workers
- * are UCS_THREAD_MODE_SINGLE: created by the engine's creator before the
- * workers start (the start gate orders that, A6/R6 in engine.c), then used
- * only by their worker, and destroyed by it at shutdown.
+ * control-plane callbacks (addrs_for, addrs_drop, node_known, node_up,
+ * node_down), which run on the control thread and publish a node's
+ * incarnation record with a release store that the workers read with
+ * acquire loads (P1 below).  UCP workers are UCS_THREAD_MODE_SINGLE: the
+ * control thread creates a session's set (addrs_for, one per axon worker)
+ * and publishes it with the session's record (node_known, P1); from then on
+ * worker w alone uses, and destroys, set member w (it takes it in
+ * wnode_init).  A set whose session never got published is destroyed by
+ * the control thread (addrs_drop); members never taken by their worker (the
+ * session ended first) by that worker at its next session with the node,
+ * or at engine destroy.  The UCP context is created with mt_workers_shared
+ * for that: UCP workers are created on one thread while others use theirs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +95,20 @@ typedef struct wire_hdr {
 } wire_hdr_t;
 _Static_assert(sizeof(wire_hdr_t) == 40, "the wire header is 40 bytes");
 
+/* The UCP workers this node made for one session with one peer node, one
+ * per axon worker (addrs_for); their addresses are what the peer got.
+ * Before node_known: on the pending list (control thread only).  After:
+ * hung on the session's pinc_t, and uw[w] belongs to axon worker w, which
+ * takes it (NULL) in wnode_init or destroys it if the session ended
+ * first. */
+typedef struct lset {
+    struct lset *next; /* pending list */
+    uint64_t session;
+    uint32_t node, n;
+    ucp_address_t **addr; /* uw[i]'s address, released in node_known */
+    ucp_worker_h uw[];
+} lset_t;
+
 /* One session with a peer node (an incarnation, as one control connection
  * carried it: control.h), as the control plane learnt it.  Never freed
  * before the engine (a worker may still read an old one). */
@@ -83,6 +117,7 @@ typedef struct pinc {
     uint32_t nw, inc_tag;
     void **addr;
     size_t *alen;
+    lset_t *ls; /* our UCP workers for this session */
     struct pinc *older;
 } pinc_t;
 
@@ -145,6 +180,8 @@ struct ax_cl {
     bool spin;
     int64_t poll_ns;
     peer_t peers[AX_CTL_NODES];
+    lset_t *pending; /* sets made by addrs_for, not yet published (control thread) */
+    _Atomic uint32_t uws; /* per-peer UCP workers alive (stats, cap) */
 };
 
 typedef struct arrival {
@@ -178,6 +215,7 @@ typedef struct ich {
 typedef struct wnode {
     uint64_t session; /* session the arrays below belong to; 0: none */
     uint32_t nw;
+    ucp_worker_h uw;  /* this worker's UCP worker for the node (lset_t) */
     ucp_ep_h *ep;
     och_t *out;
     ich_t *in;
@@ -205,11 +243,24 @@ typedef struct ep_err_arg {
     uint64_t session;
 } ep_err_arg_t;
 
+/* A UCP worker of a session that is over, with its endpoints: closed and
+ * destroyed from the worker loop (uw_reap), never from inside a UCX
+ * callback or a send. */
+typedef struct retired {
+    ucp_worker_h uw;
+    ucp_ep_h *ep;
+    uint32_t nw;
+} retired_t;
+
 typedef struct ax_clw {
     ax_worker_t *w;
     struct ax_cl *cl;
-    ucp_worker_h uw;
-    int efd;
+    /* The live per-peer UCP workers, packed (progress and arm walk them),
+     * and live_node[i] the node of live[i]. */
+    ucp_worker_h live[AX_CTL_NODES];
+    uint16_t live_node[AX_CTL_NODES];
+    uint32_t nlive;
+    int efd; /* an epoll set of the live UCP workers' event fds (wakeup mode) */
     bool poll_armed;
     ax_mq_t inq;  /* in-order arrivals waiting for dispatch */
     ax_mq_t dead; /* sends to stale references: dead letters at the flush */
@@ -219,12 +270,8 @@ typedef struct ax_clw {
     uint64_t traffic, traffic_parked; /* active messages sent or received; at the last arm */
     uint32_t acks_due; /* nodes with an ack_due set (wiring answers to send) */
     ep_err_arg_t *eargs; /* endpoint error-handler arguments, freed at destroy */
-    /* Endpoints of a session that is over, closed from ax__cluster_progress
-     * (never from inside a UCX callback or a send: see ep_retire), then
-     * their close requests until UCX completes them. */
-    ucp_ep_h *retired;
-    void **closing;
-    uint32_t nretired, retired_cap, nclosing, closing_cap;
+    retired_t *retired; /* UCP workers of sessions that are over (uw_retire) */
+    uint32_t nretired, retired_cap;
     wnode_t node[AX_CTL_NODES];
     struct {
         _Atomic uint64_t msgs_sent, msgs_received, batches_sent, batches_received, bytes_sent,
@@ -400,6 +447,112 @@ static void post_worker0(ax_engine_t *eng, uint32_t type, uint64_t u0, const cha
     ax__ext_post(eng, &m); /* -ESHUTDOWN at stop: nobody left to tell */
 }
 
+static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data, size_t len,
+                          const ucp_am_recv_param_t *param);
+
+/* A UCP worker for axon worker `wid` (the control thread makes them for a
+ * peer, addrs_for).  Its address in *addr (ucp_worker_release_address). */
+static ucs_status_t uw_make(struct ax_cl *cl, uint32_t wid, ucp_worker_h *out, ucp_address_t **addr,
+                            size_t *alen)
+{
+    ucp_worker_params_t wp = {
+        .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE |
+                      (cl->spin ? 0 : UCP_WORKER_PARAM_FIELD_EVENTS),
+        .thread_mode = UCS_THREAD_MODE_SINGLE,
+        .events = UCP_WAKEUP_RX | UCP_WAKEUP_TX,
+    };
+    ucs_status_t st = ucp_worker_create(cl->ctx, &wp, out);
+    if (st != UCS_OK)
+        return st;
+    ucp_am_handler_param_t hp = {
+        .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                      UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
+        .id = AM_ID,
+        .flags = UCP_AM_FLAG_WHOLE_MSG,
+        .cb = on_am,
+        .arg = cl->eng->w[wid],
+    };
+    if ((st = ucp_worker_set_am_recv_handler(*out, &hp)) != UCS_OK ||
+        (st = ucp_worker_get_address(*out, addr, alen)) != UCS_OK) {
+        ucp_worker_destroy(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+static void lset_release_addrs(lset_t *ls)
+{
+    for (uint32_t i = 0; ls->addr && i < ls->n; i++)
+        if (ls->addr[i])
+            ucp_worker_release_address(ls->uw[i], ls->addr[i]);
+    free(ls->addr);
+    ls->addr = NULL;
+}
+
+static void lset_free(struct ax_cl *cl, lset_t *ls)
+{
+    if (!ls)
+        return;
+    lset_release_addrs(ls);
+    for (uint32_t i = 0; i < ls->n; i++)
+        if (ls->uw[i]) {
+            ucp_worker_destroy(ls->uw[i]);
+            atomic_fetch_sub_explicit(&cl->uws, 1, memory_order_relaxed);
+        }
+    free(ls);
+}
+
+/* The control plane is about to send node `node` our addresses for the
+ * connection `session` (ADDRS): make one UCP worker per axon worker for
+ * that peer alone and give their addresses (control.h addrs_for). */
+static int addrs_for(void *user, uint32_t node, uint64_t session, void **addr, size_t *alen,
+                     char *why)
+{
+    struct ax_cl *cl = user;
+    uint32_t nw = cl->eng->n;
+    lset_t *ls = calloc(1, sizeof *ls + nw * sizeof ls->uw[0]);
+    if (!ls || !(ls->addr = calloc(nw, sizeof *ls->addr))) {
+        free(ls);
+        return -ENOMEM;
+    }
+    ls->session = session;
+    ls->node = node;
+    ls->n = nw;
+    int rc = 0;
+    for (uint32_t i = 0; i < nw && !rc; i++) {
+        ucs_status_t st = uw_make(cl, i, &ls->uw[i], &ls->addr[i], &alen[i]);
+        if (st != UCS_OK) {
+            snprintf(why, 256, "ucp_worker_create for worker %u: %s (per-peer UCP workers "
+                     "alive: %u; see docs/cluster.md, Architecture, for what they cost)",
+                     i, ucs_status_string(st),
+                     atomic_load_explicit(&cl->uws, memory_order_relaxed));
+            rc = -EIO;
+            break;
+        }
+        atomic_fetch_add_explicit(&cl->uws, 1, memory_order_relaxed);
+        addr[i] = ls->addr[i];
+    }
+    if (rc) {
+        lset_free(cl, ls);
+        return rc;
+    }
+    ls->next = cl->pending;
+    cl->pending = ls;
+    return 0;
+}
+
+static void addrs_drop(void *user, uint32_t node, uint64_t session)
+{
+    struct ax_cl *cl = user;
+    for (lset_t **pp = &cl->pending; *pp; pp = &(*pp)->next)
+        if ((*pp)->node == node && (*pp)->session == session) {
+            lset_t *ls = *pp;
+            *pp = ls->next;
+            lset_free(cl, ls);
+            return;
+        }
+}
+
 static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc_tag, uint32_t nw,
                        void *const *addr, const size_t *alen)
 {
@@ -418,12 +571,35 @@ static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc
             memcpy(pi->addr[i], addr[i], alen[i]);
         pi->alen[i] = alen[i];
     }
+    /* Our UCP workers for this session (addrs_for made them): from now on
+     * each belongs to its axon worker (lset_t). */
+    for (lset_t **pp = &cl->pending; *pp; pp = &(*pp)->next)
+        if ((*pp)->node == node && (*pp)->session == session) {
+            pi->ls = *pp;
+            *pp = pi->ls->next;
+            pi->ls->next = NULL;
+            lset_release_addrs(pi->ls); /* the peer has them: no longer needed */
+            break;
+        }
     pi->older = p->all;
     p->all = pi;
     atomic_store_explicit(&p->wired, (uint64_t)(uint32_t)session << 32, memory_order_relaxed);
     atomic_store_explicit(&p->cur, pi, memory_order_relaxed);
     atomic_store_explicit(&p->left, false, memory_order_relaxed);
     atomic_store_explicit(&p->state, 1, memory_order_release); /* P1 */
+    /* Every worker takes its UCP worker for the session now, so what the
+     * node sends after our READY is read without waiting for node_up. */
+    for (uint32_t t = 0; t < cl->eng->n; t++) {
+        ax_msg_t m;
+        memset(&m, 0, sizeof m);
+        m.to = ax__ref_make(cl->eng->home, t, 0, 0);
+        m.type = AX_SYS_NODE_WIRE;
+        m.len = 24;
+        m.payload.u64[0] = node;
+        m.payload.u64[1] = session;
+        m.payload.u64[2] = 1; /* take it only; node_up's wires it */
+        ax__ext_post(cl->eng, &m); /* -ESHUTDOWN at stop: nothing to take */
+    }
 }
 
 static void node_up(void *user, uint32_t node, uint64_t session)
@@ -474,9 +650,6 @@ static void node_down(void *user, uint32_t node, uint64_t session, bool left, co
     }
 }
 
-static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data, size_t len,
-                          const ucp_am_recv_param_t *param);
-
 int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t errlen)
 {
     const ax_config_t *cfg = &eng->cfg;
@@ -505,7 +678,10 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
     ucp_params_t params = {
         .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED,
         .features = UCP_FEATURE_AM | (cl->spin ? 0 : UCP_FEATURE_WAKEUP),
-        .mt_workers_shared = 0,
+        /* The control thread creates UCP workers (addrs_for) while the axon
+         * workers use and destroy theirs: the context's shared state needs
+         * its lock.  Nothing on the per-message path takes it. */
+        .mt_workers_shared = 1,
     };
     /* Shared memory between the nodes of one host.  Our endpoints ask for
      * peer-failure handling (UCP_ERR_HANDLING_MODE_PEER), and UCX 1.13's
@@ -536,13 +712,6 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
                               "and `ucx_info -d`)", ucs_status_string(st));
         return -EIO;
     }
-    void **addr = calloc(eng->n, sizeof *addr);
-    size_t *alen = calloc(eng->n, sizeof *alen);
-    if (!addr || !alen) {
-        free(addr);
-        free(alen);
-        return -ENOMEM;
-    }
     int rc = 0;
     for (uint32_t i = 0; i < eng->n; i++) {
         ax_worker_t *w = eng->w[i];
@@ -557,31 +726,12 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
         cw->efd = -1;
         ax_mq_init(&cw->inq);
         ax_mq_init(&cw->dead);
-        ucp_worker_params_t wp = {
-            .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE |
-                          (cl->spin ? 0 : UCP_WORKER_PARAM_FIELD_EVENTS),
-            .thread_mode = UCS_THREAD_MODE_SINGLE,
-            .events = UCP_WAKEUP_RX | UCP_WAKEUP_TX,
-        };
-        if ((st = ucp_worker_create(cl->ctx, &wp, &cw->uw)) != UCS_OK) {
-            snprintf(err, errlen, "cluster: ucp_worker_create for worker %u: %s", i,
-                     ucs_status_string(st));
-            rc = -EIO;
-            break;
-        }
-        ucp_am_handler_param_t hp = {
-            .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
-                          UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
-            .id = AM_ID,
-            .flags = UCP_AM_FLAG_WHOLE_MSG,
-            .cb = on_am,
-            .arg = w,
-        };
-        if ((st = ucp_worker_set_am_recv_handler(cw->uw, &hp)) != UCS_OK ||
-            (!cl->spin && (st = ucp_worker_get_efd(cw->uw, &cw->efd)) != UCS_OK) ||
-            (st = ucp_worker_get_address(cw->uw, (ucp_address_t **)&addr[i], &alen[i])) != UCS_OK) {
-            snprintf(err, errlen, "cluster: UCP worker %u setup: %s", i, ucs_status_string(st));
-            rc = -EIO;
+        /* No UCP worker yet: one per peer node comes with each session
+         * (addrs_for).  Their event fds join this set, which the worker's
+         * io_uring polls as one fd when it parks. */
+        if (!cl->spin && (cw->efd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "cluster: epoll_create1 for worker %u: %s", i, strerror(-rc));
             break;
         }
     }
@@ -596,9 +746,9 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
             .heartbeat_ms = cfg->cluster_heartbeat_ms ? cfg->cluster_heartbeat_ms : 200,
             .wire_version = AX_WIRE_VERSION,
             .nworkers = eng->n,
-            .addr = addr,
-            .alen = alen,
             .user = cl,
+            .addrs_for = addrs_for,
+            .addrs_drop = addrs_drop,
             .node_known = node_known,
             .node_up = node_up,
             .node_down = node_down,
@@ -610,11 +760,6 @@ int ax__cluster_create(ax_engine_t *eng, uint32_t inc_tag, char *err, size_t err
             o.wire_version = (uint32_t)strtoul(tv, NULL, 10);
         rc = ax_ctl_create(&o, &cl->ctl, err, errlen);
     }
-    for (uint32_t i = 0; i < eng->n; i++)
-        if (addr[i])
-            ucp_worker_release_address(CW(eng->w[i])->uw, addr[i]);
-    free(addr);
-    free(alen);
     return rc;
 }
 
@@ -634,8 +779,14 @@ void ax__cluster_destroy(ax_engine_t *eng)
         ax_clw_t *cw = w ? CW(w) : NULL;
         if (!cw)
             continue;
-        if (cw->uw) /* never started: the worker did not destroy it */
-            ucp_worker_destroy(cw->uw);
+        /* Never started: the worker did not destroy its own. */
+        for (uint32_t n = 0; n < AX_CTL_NODES; n++)
+            if (cw->node[n].uw) {
+                ucp_worker_destroy(cw->node[n].uw);
+                cw->node[n].uw = NULL;
+            }
+        if (cw->efd >= 0)
+            close(cw->efd);
         while (cw->eargs) {
             ep_err_arg_t *nx = cw->eargs->next;
             free(cw->eargs);
@@ -645,10 +796,16 @@ void ax__cluster_destroy(ax_engine_t *eng)
         free(cw);
         w->cl = NULL;
     }
+    while (cl->pending) { /* sets of sessions that never got published */
+        lset_t *ls = cl->pending;
+        cl->pending = ls->next;
+        lset_free(cl, ls);
+    }
     for (uint32_t n = 0; n < AX_CTL_NODES; n++) {
         pinc_t *pi = cl->peers[n].all;
         while (pi) {
             pinc_t *o = pi->older;
+            lset_free(cl, pi->ls); /* members no worker took (their session ended first) */
             for (uint32_t i = 0; pi->addr && i < pi->nw; i++)
                 free(pi->addr[i]);
             free(pi->addr);
@@ -697,60 +854,90 @@ uint32_t ax__cluster_down_reason(const ax_worker_t *w, ax_ref_t ref)
                                                           : AX_REASON_UNREACHABLE;
 }
 
-/* Put an endpoint of a finished session aside; ep_close_retired closes it
- * at the next progress.  wnode_clear runs inside UCX callbacks (an arrival
- * of a new session, on_am) and inside sends (ax__cluster_slot): closing
- * there, and progressing the worker until the close completed, re-entered
- * UCX from its own callbacks, with the endpoint's pending queue being
- * dispatched.  0 or -ENOMEM (then it is closed at once, as before). */
-static int ep_retire(ax_clw_t *cw, ucp_ep_h ep)
+/* Stop progressing node n's UCP worker (it leaves the live list and the
+ * epoll set) and put it aside with its endpoints; uw_reap closes and
+ * destroys it from the worker loop.  wnode_clear runs inside sends
+ * (ax__cluster_slot) and dead-letter hooks: closing endpoints there, and
+ * progressing until the closes completed, re-entered UCX from its own
+ * callbacks.  On -ENOMEM it is destroyed at once. */
+static void uw_retire(ax_clw_t *cw, uint32_t n, ucp_worker_h uw, ucp_ep_h *ep, uint32_t nw)
 {
+    for (uint32_t i = 0; i < cw->nlive; i++)
+        if (cw->live[i] == uw) {
+            cw->nlive--;
+            cw->live[i] = cw->live[cw->nlive];
+            cw->live_node[i] = cw->live_node[cw->nlive];
+            break;
+        }
+    (void)n;
+    int fd;
+    if (!cw->cl->spin && cw->efd >= 0 && ucp_worker_get_efd(uw, &fd) == UCS_OK)
+        epoll_ctl(cw->efd, EPOLL_CTL_DEL, fd, NULL);
     if (cw->nretired == cw->retired_cap) {
-        uint32_t cap = cw->retired_cap ? cw->retired_cap * 2 : 16;
-        ucp_ep_h *r = realloc(cw->retired, cap * sizeof *r);
-        if (!r)
-            return -ENOMEM;
+        uint32_t cap = cw->retired_cap ? cw->retired_cap * 2 : 8;
+        retired_t *r = realloc(cw->retired, cap * sizeof *r);
+        if (!r) {
+            ucp_worker_destroy(uw); /* its endpoints go with it */
+            atomic_fetch_sub_explicit(&cw->cl->uws, 1, memory_order_relaxed);
+            free(ep);
+            return;
+        }
         cw->retired = r;
         cw->retired_cap = cap;
     }
-    cw->retired[cw->nretired++] = ep;
-    return 0;
+    cw->retired[cw->nretired++] = (retired_t){.uw = uw, .ep = ep, .nw = nw};
 }
 
-/* Close the retired endpoints (forced: the session is over, what is in
- * flight on them fails and is counted) and collect close requests that
- * completed.  Outside any UCX callback: from the worker loop, or at stop. */
-static void ep_close_retired(ax_clw_t *cw)
+/* Close and destroy the retired UCP workers: endpoints forced closed (the
+ * session is over, what is in flight on them fails and is counted), the
+ * closes progressed on that UCP worker alone (bounded: a forced close
+ * completes locally; a wedged FIFO, the reason for all this, is never read
+ * again), then the worker destroyed, which also cancels open rendezvous
+ * receives (their arrivals are orphans, freed by the completion).  Outside
+ * any UCX callback: from the worker loop, or at stop. */
+static void uw_reap(ax_clw_t *cw)
 {
     while (cw->nretired) {
-        if (cw->nclosing == cw->closing_cap) {
-            uint32_t cap = cw->closing_cap ? cw->closing_cap * 2 : 16;
-            void **c = realloc(cw->closing, cap * sizeof *c);
-            if (!c)
-                break; /* retried at the next progress */
-            cw->closing = c;
-            cw->closing_cap = cap;
+        retired_t r = cw->retired[--cw->nretired];
+        void *cl_req[64];
+        uint32_t ncl = 0;
+        for (uint32_t d = 0; d < r.nw; d++) {
+            if (!r.ep[d])
+                continue;
+            ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                                      .flags = UCP_EP_CLOSE_FLAG_FORCE};
+            ucs_status_ptr_t q = ucp_ep_close_nbx(r.ep[d], &cp);
+            if (q && !UCS_PTR_IS_ERR(q)) {
+                if (ncl < 64)
+                    cl_req[ncl++] = q;
+                else
+                    ucp_request_free(q); /* UCX frees it when it completes */
+            }
         }
-        ucp_ep_h ep = cw->retired[--cw->nretired];
-        ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                                  .flags = UCP_EP_CLOSE_FLAG_FORCE};
-        ucs_status_ptr_t r = ucp_ep_close_nbx(ep, &cp);
-        if (r && !UCS_PTR_IS_ERR(r))
-            cw->closing[cw->nclosing++] = r;
-    }
-    for (uint32_t i = 0; i < cw->nclosing;) {
-        if (ucp_request_check_status(cw->closing[i]) == UCS_INPROGRESS) {
-            i++;
-            continue;
+        for (int k = 0; k < 1000 && ncl; k++) {
+            ucp_worker_progress(r.uw);
+            for (uint32_t i = 0; i < ncl;) {
+                if (ucp_request_check_status(cl_req[i]) != UCS_INPROGRESS) {
+                    ucp_request_free(cl_req[i]);
+                    cl_req[i] = cl_req[--ncl];
+                } else {
+                    i++;
+                }
+            }
         }
-        ucp_request_free(cw->closing[i]);
-        cw->closing[i] = cw->closing[--cw->nclosing];
+        for (uint32_t i = 0; i < ncl; i++)
+            ucp_request_free(cl_req[i]);
+        ucp_worker_destroy(r.uw);
+        atomic_fetch_sub_explicit(&cw->cl->uws, 1, memory_order_relaxed);
+        free(r.ep);
     }
 }
 
 /* Forget node n's session on this worker: queued sends become dead
  * letters (counted in dead_stopped when the node left in order, else
- * dead_unreachable), early arrivals are dropped, endpoints retired.  The
+ * dead_unreachable), early arrivals are dropped, the node's UCP worker and
+ * its endpoints retired (uw_retire: its receive FIFO may be wedged by the
+ * node, frozen halfway through a send; a new session gets a new one).  The
  * node's record is detached first, so nothing run from here (a dead-letter
  * hook, a callback) can reach the old arrays through it. */
 static void wnode_clear(ax_clw_t *cw, uint32_t n, bool left)
@@ -785,29 +972,44 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n, bool left)
             }
             a = nx;
         }
-        if (old.ep[d] && ep_retire(cw, old.ep[d]) < 0) {
-            ucp_request_param_t cp = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                                      .flags = UCP_EP_CLOSE_FLAG_FORCE};
-            ucs_status_ptr_t r = ucp_ep_close_nbx(old.ep[d], &cp);
-            if (r && !UCS_PTR_IS_ERR(r))
-                ucp_request_free(r); /* UCX frees it when it completes */
-        }
     }
     if (old.ack_due)
         for (uint32_t d = 0; d < old.nw; d++)
             if (old.ack_due[d] && cw->acks_due)
                 cw->acks_due--;
-    free(old.ep);
+    if (old.uw)
+        uw_retire(cw, n, old.uw, old.ep, old.nw); /* takes old.ep */
+    else
+        free(old.ep);
     free(old.out);
     free(old.in);
     free(old.acked);
     free(old.ack_due);
 }
 
+/* Destroy this worker's members of node n's sets older than pi that it
+ * never took (their sessions ended before it used them).  pi and its older
+ * records are immutable after publication (P1); member uw[id] is this
+ * worker's alone. */
+static void lset_sweep(ax_clw_t *cw, const pinc_t *pi)
+{
+    uint32_t id = cw->w->id;
+    for (const pinc_t *o = pi; o; o = o->older)
+        if (o->ls && id < o->ls->n && o->ls->uw[id]) {
+            ucp_worker_destroy(o->ls->uw[id]);
+            o->ls->uw[id] = NULL;
+            atomic_fetch_sub_explicit(&cw->cl->uws, 1, memory_order_relaxed);
+        }
+}
+
 static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
 {
     wnode_t *wn = &cw->node[n];
     wnode_clear(cw, n, false);
+    uint32_t id = cw->w->id;
+    if (!pi->ls || id >= pi->ls->n || !pi->ls->uw[id])
+        return false; /* no UCP worker for this session (taken and dropped already) */
+    lset_sweep(cw, pi->older);
     wn->ep = calloc(pi->nw, sizeof *wn->ep);
     wn->out = calloc(pi->nw, sizeof *wn->out);
     wn->in = calloc(pi->nw, sizeof *wn->in);
@@ -822,6 +1024,26 @@ static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
         memset(wn, 0, sizeof *wn);
         return false;
     }
+    /* Take this worker's UCP worker for the session and start watching
+     * it: progress (the live list) and wakeups (the epoll set). */
+    ucp_worker_h uw = pi->ls->uw[id];
+    int fd = -1;
+    if (!cw->cl->spin) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = n};
+        if (ucp_worker_get_efd(uw, &fd) != UCS_OK || epoll_ctl(cw->efd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            free(wn->ep);
+            free(wn->out);
+            free(wn->in);
+            free(wn->acked);
+            free(wn->ack_due);
+            memset(wn, 0, sizeof *wn);
+            return false;
+        }
+    }
+    pi->ls->uw[id] = NULL;
+    wn->uw = uw;
+    cw->live[cw->nlive] = uw;
+    cw->live_node[cw->nlive++] = (uint16_t)n;
     for (uint32_t d = 0; d < pi->nw; d++)
         ax_mq_init(&wn->out[d].q);
     wn->nw = pi->nw;
@@ -1010,7 +1232,7 @@ static ucp_ep_h ep_get(ax_clw_t *cw, uint32_t n, uint32_t d)
         .err_mode = UCP_ERR_HANDLING_MODE_PEER,
         .err_handler = {.cb = ep_err_cb, .arg = ea},
     };
-    if (ucp_ep_create(cw->uw, &ep_p, &wn->ep[d]) != UCS_OK) {
+    if (!wn->uw || ucp_ep_create(wn->uw, &ep_p, &wn->ep[d]) != UCS_OK) {
         free(ea);
         wn->ep[d] = NULL;
         return NULL;
@@ -1122,6 +1344,16 @@ static void wire_start(ax_clw_t *cw, uint32_t n, uint64_t session)
     wn->acks_left = wn->nw;
     for (uint32_t d = 0; d < wn->nw && wn->session == session; d++)
         wire_send(cw, n, d, KIND_PROBE);
+}
+
+/* node_known: take this worker's UCP worker for node n's new session. */
+static void wire_take(ax_clw_t *cw, uint32_t n, uint64_t session)
+{
+    const pinc_t *pi = peer_get(cw->cl, n, 1);
+    if (!pi || pi->session != session || cw->node[n].session == session)
+        return; /* over already, or taken */
+    if (!wnode_init(cw, n, pi))
+        ax_ctl_report_error(cw->cl->ctl, n, session);
 }
 
 /* Send channel (n, d): batches of small messages, each large blob on its
@@ -1422,9 +1654,10 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         return UCS_OK;
     }
     wnode_t *wn = &cw->node[h.src_node];
-    if (wn->session != pi->session && !wnode_init(cw, h.src_node, pi)) {
-        count_dead(cw, h.count, &cw->st.dead_nomem);
-        return UCS_OK;
+    if (wn->session != pi->session) {
+        /* Only the UCP worker this worker took for that session (wnode_init)
+         * carries it: not one of ours, so not from that node. */
+        goto bad;
     }
     if (h.src_worker >= wn->nw)
         goto bad;
@@ -1526,7 +1759,7 @@ static ucs_status_t on_am(void *arg, const void *header, size_t hlen, void *data
         .cb.recv_am = on_rndv_done,
         .user_data = a,
     };
-    ucs_status_ptr_t r = ucp_am_recv_data_nbx(cw->uw, data, a->buf, len, &prm);
+    ucs_status_ptr_t r = ucp_am_recv_data_nbx(wn->uw, data, a->buf, len, &prm);
     if (r == NULL) {
         a->done = true;
         ich_drain(cw, ch);
@@ -1556,10 +1789,14 @@ bad:
 
 /* ---- the worker loop's calls ------------------------------------------------------------------ */
 
-/* One ucp_worker_progress call, counted (progress_calls, progress_busy). */
+/* One ucp_worker_progress call on each live per-peer UCP worker, counted
+ * (progress_calls, progress_busy: once per round).  No callback run from
+ * here changes the live list (on_am never adopts or clears a node). */
 static unsigned cw_progress(ax_clw_t *cw)
 {
-    unsigned r = ucp_worker_progress(cw->uw);
+    unsigned r = 0;
+    for (uint32_t i = 0; i < cw->nlive; i++)
+        r += ucp_worker_progress(cw->live[i]);
     AX_STAT_INC(cw->st.progress_calls);
     if (r)
         AX_STAT_INC(cw->st.progress_busy);
@@ -1572,8 +1809,8 @@ uint32_t ax__cluster_progress(ax_worker_t *w)
     uint32_t n = 0;
     for (int i = 0; i < 64 && cw_progress(cw); i++)
         n++;
-    if (cw->nretired || cw->nclosing) {
-        ep_close_retired(cw);
+    if (cw->nretired) {
+        uw_reap(cw);
         n++;
     }
     return n;
@@ -1615,9 +1852,16 @@ bool ax__cluster_arm(ax_worker_t *w)
         return false;
     if (cw->cl->spin)
         return true; /* no event fd: the park's timeout polls (ax__cluster_park_ns) */
-    ucs_status_t st = ucp_worker_arm(cw->uw);
-    if (st == UCS_ERR_BUSY)
-        return false;
+    /* Arm every live UCP worker; one with events waiting (busy) means do
+     * not park.  Their event fds are in cw->efd, the one fd io_uring polls. */
+    ucs_status_t st = UCS_OK;
+    for (uint32_t i = 0; i < cw->nlive; i++) {
+        ucs_status_t s1 = ucp_worker_arm(cw->live[i]);
+        if (s1 == UCS_ERR_BUSY)
+            return false;
+        if (s1 != UCS_OK)
+            st = s1;
+    }
     if (st == UCS_OK)
         AX_STAT_INC(cw->st.arms);
     if (st == UCS_OK && w->io && !cw->poll_armed) {
@@ -1702,15 +1946,29 @@ void ax__cluster_dispatch(ax_worker_t *w, const ax_msg_t *m)
     case AX_SYS_NODE_DOWN: {
         uint32_t n = (uint32_t)m->payload.u64[0];
         bool left = m->payload.u64[2] != 0;
-        if (n < AX_CTL_NODES && cw->node[n].session == m->payload.u64[1])
+        if (n < AX_CTL_NODES && cw->node[n].session == m->payload.u64[1]) {
             wnode_clear(cw, n, left);
+        } else if (n < AX_CTL_NODES) {
+            /* A session this worker never used: its UCP worker goes now
+             * (a session that is down is never taken again: peer_get). */
+            const pinc_t *pi = atomic_load_explicit(&cl->peers[n].cur, memory_order_acquire);
+            while (pi && pi->session != m->payload.u64[1])
+                pi = pi->older;
+            if (pi && pi->ls && w->id < pi->ls->n && pi->ls->uw[w->id]) {
+                ucp_worker_destroy(pi->ls->uw[w->id]);
+                pi->ls->uw[w->id] = NULL;
+                atomic_fetch_sub_explicit(&cl->uws, 1, memory_order_relaxed);
+            }
+        }
         if (n < AX_CTL_NODES)
             ax__fault_node_down(w, n, left ? AX_REASON_NODE_STOPPED : AX_REASON_UNREACHABLE);
         return;
     }
     case AX_SYS_NODE_WIRE: {
         uint32_t n = (uint32_t)m->payload.u64[0];
-        if (n < AX_CTL_NODES)
+        if (n < AX_CTL_NODES && m->payload.u64[2])
+            wire_take(cw, n, m->payload.u64[1]);
+        else if (n < AX_CTL_NODES)
             wire_start(cw, n, m->payload.u64[1]);
         return;
     }
@@ -1790,7 +2048,7 @@ void ax__cluster_worker_stop(ax_worker_t *w)
     /* Let sends in flight finish (bounded: a dead peer fails them). */
     uint64_t t0 = ax__now_ns();
     while (cw->inflight && ax__now_ns() - t0 < 2000000000ull)
-        ucp_worker_progress(cw->uw);
+        cw_progress(cw);
     /* A clean stop: leave the cluster before any endpoint closes.  Every
      * worker's sends have completed (or failed) at the first barrier;
      * worker 0 then sends LEAVE on the control connections and waits
@@ -1806,7 +2064,7 @@ void ax__cluster_worker_stop(ax_worker_t *w)
                 cw->cl->node, LEAVE_WAIT_MS);
     pthread_barrier_wait(&w->eng->stop_barrier);
     /* Keep the endpoints' pending work moving while others waited. */
-    ucp_worker_progress(cw->uw);
+    cw_progress(cw);
     for (uint32_t n = 0; n < AX_CTL_NODES; n++) {
         wnode_t *wn = &cw->node[n];
         for (uint32_t d = 0; wn->session && d < wn->nw; d++) {
@@ -1820,25 +2078,15 @@ void ax__cluster_worker_stop(ax_worker_t *w)
         }
         wnode_clear(cw, n, false);
     }
-    /* Close every endpoint (bounded, as above: forced closes complete
-     * locally). */
-    t0 = ax__now_ns();
-    do {
-        ep_close_retired(cw);
-        if (cw->nclosing)
-            ucp_worker_progress(cw->uw);
-    } while ((cw->nretired || cw->nclosing) && ax__now_ns() - t0 < 2000000000ull);
-    for (uint32_t i = 0; i < cw->nclosing; i++)
-        ucp_request_free(cw->closing[i]);
-    cw->nclosing = 0;
+    /* Close every endpoint and destroy every per-peer UCP worker (bounded:
+     * forced closes complete locally).  Rendezvous receives still open are
+     * cancelled by the destroy; their arrivals (orphans) are freed by their
+     * completion, which it runs.  Members of sets this worker never took
+     * are destroyed with the engine (ax__cluster_destroy). */
+    uw_reap(cw);
     free(cw->retired);
-    free(cw->closing);
     cw->retired = NULL;
-    cw->closing = NULL;
-    /* Rendezvous receives still open are cancelled by the destroy; their
-     * arrivals (orphans) are freed by their completion, which it runs. */
-    ucp_worker_destroy(cw->uw);
-    cw->uw = NULL;
+    cw->retired_cap = 0;
 }
 
 /* ---- public API ---------------------------------------------------------------------------- */

@@ -25,7 +25,7 @@ struct ax_clw;
 #define AX_SYS_NAME_SYNC (AX_TYPE_SYSTEM + 0x43)  /* to local worker 0: u64[0] node joined */
 #define AX_SYS_NAME_UNREG (AX_TYPE_SYSTEM + 0x44) /* node to node: data+8: name */
 #define AX_SYS_RSPAWN (AX_TYPE_SYSTEM + 0x45)     /* to a node's worker 0; blob: rspawn_t + arg */
-#define AX_SYS_NODE_WIRE (AX_TYPE_SYSTEM + 0x46)  /* u64[0]: node, u64[1]: session: wire it */
+#define AX_SYS_NODE_WIRE (AX_TYPE_SYSTEM + 0x46)  /* u64[0]: node, u64[1]: session; u64[2]: 1 take its UCP worker, 0 wire it */
 #define AX_SYS_CLUSTER_FIRST AX_SYS_NODE_DOWN
 #define AX_SYS_CLUSTER_LAST AX_SYS_NODE_WIRE
 
