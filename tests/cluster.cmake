@@ -25,6 +25,15 @@ axon_test(test_ctl_dup SOURCES cluster/test_ctl_dup.c LIBS axon_cluster LABELS c
 # delivered; then it leaves with LEAVE (a leave, not a node down).
 axon_test(test_cluster_forge SOURCES cluster/test_cluster_forge.c LIBS axon_engine PkgConfig::UCX
           LABELS cluster unit TIMEOUT 120)
+# A scripted node 0 frozen (SIGSTOP) or killed (SIGKILL) by its own UCX
+# generic-datatype pack callback, inside a shared-memory send to node 1
+# (after UCX claimed the FIFO element, before it is published): node 1
+# keeps exchanging with node 2 and gets DOWN for node 0's actor.  Stalled
+# every run with one UCP worker per axon worker (docs/cluster.md, Failure).
+axon_test(test_cluster_shm_freeze SOURCES cluster/test_cluster_shm_freeze.c
+          LIBS axon_engine PkgConfig::UCX LABELS cluster TIMEOUT 120 ARGS stop)
+add_test(NAME test_cluster_shm_freeze_kill COMMAND test_cluster_shm_freeze kill)
+set_tests_properties(test_cluster_shm_freeze_kill PROPERTIES LABELS cluster TIMEOUT 120)
 add_test(NAME cluster_standalone_3 COMMAND cluster_node --fork 3 --workers 2 --actors 2 --msgs 100 --seconds 120)
 add_test(NAME cluster_kill9_3 COMMAND cluster_node --fork 3 --scenario kill --actors 2 --msgs 300 --seconds 120)
 # Kill -9 and restart with the same node id: a new incarnation, stale
