@@ -301,6 +301,16 @@ static void on_msg(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         for (uint32_t i = 0; i < g_total; i++)
             if (g_all[i] == ax_sender(ctx))
                 src = i;
+        /* A faster node's blob can come before this node's program has
+         * filled g_all (it starts its own actors only after); the sender's
+         * name came first on the same channel (its NAME_SYNC precedes its
+         * actors' traffic), so the registry knows it. */
+        for (uint32_t i = 0; src == UINT32_MAX && i < g_total; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "a%u", i);
+            if (ax_cluster_whereis(ax_ctx_engine(ctx), name) == ax_sender(ctx))
+                src = i;
+        }
         if (src == UINT32_MAX) {
             ERR("blob from unknown sender %#llx", (unsigned long long)ax_sender(ctx));
             return;
