@@ -506,6 +506,27 @@ static void send_members(ax_ctl_t *c, conn_t *k)
     send_frame(k, F_MEMBERS, m, (uint32_t)(n * sizeof m[0]));
 }
 
+/* Heartbeats due on the other connections, sent now: addrs_for can take
+ * a while (the data path makes UCP workers there, tens of ms each). */
+static void hb_send_due(ax_ctl_t *c, const conn_t *except)
+{
+    uint64_t now = now_ns(), hb_ns = (uint64_t)c->o.heartbeat_ms * 1000000ull;
+    for (uint32_t i = 0; i < c->nconns; i++) {
+        conn_t *k = c->conns[i];
+        if (k != except && k->state >= C_READY && (int64_t)(now - k->last_tx) >= (int64_t)hb_ns &&
+            send_frame(k, F_HB, NULL, 0) == 0)
+            atomic_fetch_add_explicit(&c->st.hb_sent, 1, memory_order_relaxed);
+    }
+}
+
+/* Bytes wait unread on fd: a heartbeat the control thread has not read yet
+ * (it was busy) is no silence. */
+static bool rx_pending(int fd)
+{
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    return poll(&pf, 1, 0) > 0 && (pf.revents & POLLIN);
+}
+
 /* false: k was closed. */
 static bool send_addrs(ax_ctl_t *c, conn_t *k)
 {
@@ -520,6 +541,7 @@ static bool send_addrs(ax_ctl_t *c, conn_t *k)
         vl = calloc(c->o.nworkers, sizeof *vl);
         int rc = va && vl ? c->o.addrs_for(c->o.user, k->node, k->session, va, vl, why)
                           : -ENOMEM;
+        hb_send_due(c, k);
         if (rc < 0) {
             free(va);
             free(vl);
@@ -527,6 +549,7 @@ static bool send_addrs(ax_ctl_t *c, conn_t *k)
             snprintf(msg, sizeof msg, "no UCP addresses for node %u: %s", k->node,
                      why[0] ? why : strerror(-rc));
             logf_(c, "%s", msg);
+            send_error(k, msg);
             conn_close(c, k, msg);
             return false;
         }
@@ -887,7 +910,8 @@ static void *ctl_main(void *arg)
         /* heartbeats and timeouts */
         for (uint32_t i = 0; i < c->nconns;) {
             conn_t *k = c->conns[i];
-            if (k->state == C_UP && (int64_t)(now - k->last_rx) > (int64_t)to_ns) {
+            if (k->state == C_UP && (int64_t)(now - k->last_rx) > (int64_t)to_ns &&
+                !rx_pending(k->fd)) {
                 char why[96];
                 snprintf(why, sizeof why, "no heartbeat for %u ms", c->o.timeout_ms);
                 conn_close(c, k, why);

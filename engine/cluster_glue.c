@@ -49,6 +49,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,11 @@
 /* How long a stopping node waits for its peers to close their control
  * connections after its LEAVE (ax_ctl_leave). */
 #define LEAVE_WAIT_MS 1000u
+/* File descriptors counted per UCP worker for the cap in addrs_for
+ * (measured: 10 with UCX 1.13's default transports, 6 with shared memory
+ * or TCP alone), and left to the program beside them. */
+#define UW_FDS 12u
+#define UW_FDS_SPARE 256u
 
 const char ax__cluster_token_tag = 0;
 #define CL_TOKEN ((uint64_t)(uintptr_t)&ax__cluster_token_tag)
@@ -510,6 +516,21 @@ static int addrs_for(void *user, uint32_t node, uint64_t session, void **addr, s
 {
     struct ax_cl *cl = user;
     uint32_t nw = cl->eng->n;
+    /* The cap: a UCP worker holds about 10 file descriptors (UCX 1.13,
+     * default transports; docs/cluster.md, Architecture).  Refuse the peer
+     * with a message rather than fail somewhere inside UCX, or leave the
+     * program no descriptors of its own. */
+    struct rlimit rl;
+    uint64_t live = atomic_load_explicit(&cl->uws, memory_order_relaxed);
+    uint64_t need = (live + nw) * UW_FDS + UW_FDS_SPARE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+        snprintf(why, 256, "node %u would hold %llu per-peer UCP workers (workers x peer nodes), "
+                 "about %llu file descriptors, over its open-file limit (ulimit -n) %llu: "
+                 "raise the limit or run fewer workers per node", cl->node,
+                 (unsigned long long)(live + nw), (unsigned long long)need,
+                 (unsigned long long)rl.rlim_cur);
+        return -EMFILE;
+    }
     lset_t *ls = calloc(1, sizeof *ls + nw * sizeof ls->uw[0]);
     if (!ls || !(ls->addr = calloc(nw, sizeof *ls->addr))) {
         free(ls);

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -286,10 +287,67 @@ static void forged_records_without_sender_are_refused(void **state)
     ucp_cleanup(uctx);
 }
 
+/* The cap on per-peer UCP workers (engine/cluster_glue.c addrs_for): a
+ * node whose open-file limit cannot hold one more set of them refuses the
+ * joining node with an ERROR that says what to change, and stays alive. */
+static void join_refused_over_the_fd_cap(void **state)
+{
+    (void)state;
+    ax_config_t c;
+    ax_config_init(&c);
+    c.workers = 1;
+    c.oversubscribe = true;
+    c.arena_bytes = 16u << 20;
+    c.max_actors = 64;
+    c.watchdog_ms = AX_WATCHDOG_OFF;
+    c.cluster_node_id = 1;
+    snprintf(c.cluster_listen, sizeof c.cluster_listen, "127.0.0.1:0");
+    snprintf(c.cluster_cookie, sizeof c.cluster_cookie, "%s", COOKIE);
+    ax_engine_t *eng;
+    assert_int_equal(ax_engine_create(&c, &eng), 0);
+    assert_int_equal(ax_engine_start(eng), 0);
+    char l1[AX_CTL_LISTEN_MAX];
+    assert_int_equal(ax_cluster_listen_address(eng, l1, sizeof l1), 0);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 200; /* below one UCP worker's share plus the spare (12 + 256) */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    char host[64];
+    snprintf(host, sizeof host, "%s", l1);
+    *strrchr(host, ':') = 0;
+    inet_pton(AF_INET, host, &sa.sin_addr);
+    sa.sin_port = htons((uint16_t)atoi(strrchr(l1, ':') + 1));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const uint64_t my_chal = 0x1234ABCD5678EF01ull;
+    uint64_t chal1 = hello_exchange_as(fd, 1, 0, 0xCAFE, 1, "", my_chal);
+    uint64_t mac;
+    assert_int_equal(read_frame(fd, F_AUTH, &mac, sizeof mac, NULL), 0);
+    mac = mac_for(COOKIE, chal1, 0);
+    send_frame(fd, F_AUTH, &mac, sizeof mac);
+    char msg[1024] = "";
+    uint32_t len = 0;
+    assert_int_equal(read_frame(fd, F_ERROR, msg, sizeof msg - 1, &len), 0);
+    msg[len] = 0;
+    printf("refused: %s\n", msg);
+    assert_non_null(strstr(msg, "open-file limit"));
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ax_cluster_stats_t s;
+    ax_cluster_get_stats(eng, &s);
+    assert_int_equal(s.joins, 0);
+    close(fd);
+    ax_engine_stop(eng);
+    ax_engine_wait(eng);
+    ax_engine_destroy(eng);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(forged_records_without_sender_are_refused),
+        cmocka_unit_test(join_refused_over_the_fd_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
