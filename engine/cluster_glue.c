@@ -1810,17 +1810,19 @@ bad:
 
 /* ---- the worker loop's calls ------------------------------------------------------------------ */
 
-/* One ucp_worker_progress call on each live per-peer UCP worker, counted
- * (progress_calls, progress_busy: once per round).  No callback run from
- * here changes the live list (on_am never adopts or clears a node). */
+/* One ucp_worker_progress call on each live per-peer UCP worker, each
+ * counted (progress_calls, progress_busy).  No callback run from here
+ * changes the live list (on_am never adopts or clears a node). */
 static unsigned cw_progress(ax_clw_t *cw)
 {
-    unsigned r = 0;
-    for (uint32_t i = 0; i < cw->nlive; i++)
-        r += ucp_worker_progress(cw->live[i]);
-    AX_STAT_INC(cw->st.progress_calls);
-    if (r)
-        AX_STAT_INC(cw->st.progress_busy);
+    unsigned r = 0, busy = 0;
+    for (uint32_t i = 0; i < cw->nlive; i++) {
+        unsigned k = ucp_worker_progress(cw->live[i]);
+        r += k;
+        busy += k != 0;
+    }
+    AX_STAT_ADD(cw->st.progress_calls, cw->nlive);
+    AX_STAT_ADD(cw->st.progress_busy, busy);
     return r;
 }
 
