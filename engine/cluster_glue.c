@@ -265,7 +265,7 @@ typedef struct ax_clw {
      * and live_node[i] the node of live[i]. */
     ucp_worker_h live[AX_CTL_NODES];
     uint16_t live_node[AX_CTL_NODES];
-    uint32_t nlive;
+    uint32_t nlive, rr; /* rr: the one ax__cluster_poll progressed last */
     int efd; /* an epoll set of the live UCP workers' event fds (wakeup mode) */
     bool poll_armed;
     ax_mq_t inq;  /* in-order arrivals waiting for dispatch */
@@ -1826,12 +1826,36 @@ static unsigned cw_progress(ax_clw_t *cw)
     return r;
 }
 
+/* One ucp_worker_progress call on live[i], counted. */
+static unsigned cw_progress_one(ax_clw_t *cw, uint32_t i)
+{
+    unsigned k = ucp_worker_progress(cw->live[i]);
+    AX_STAT_INC(cw->st.progress_calls);
+    if (k)
+        AX_STAT_INC(cw->st.progress_busy);
+    return k;
+}
+
+/* Every live UCP worker once, then again only those that had work, up to
+ * 64 rounds: a peer that is quiet costs one call per turn. */
 uint32_t ax__cluster_progress(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
     uint32_t n = 0;
-    for (int i = 0; i < 64 && cw_progress(cw); i++)
+    uint16_t busy[AX_CTL_NODES];
+    uint32_t nb = 0;
+    for (uint32_t i = 0; i < cw->nlive; i++)
+        if (cw_progress_one(cw, i))
+            busy[nb++] = (uint16_t)i;
+    for (int r = 1; r < 64 && nb; r++) {
         n++;
+        uint32_t k = 0;
+        for (uint32_t j = 0; j < nb; j++)
+            if (cw_progress_one(cw, busy[j]))
+                busy[k++] = busy[j];
+        nb = k;
+    }
+    n += nb != 0;
     if (cw->nretired) {
         uw_reap(cw);
         n++;
@@ -1853,10 +1877,18 @@ bool ax__cluster_pending(ax_worker_t *w)
     return cw->inq.count || cw->ndirty || cw->dead.count || cw->nretired || cw->acks_due;
 }
 
+/* The idle spin's check: one UCP worker per call, in turn, so a check
+ * costs one progress call however many peers there are. */
 bool ax__cluster_poll(ax_worker_t *w)
 {
     ax_clw_t *cw = CW(w);
-    return cw->inq.count || cw->ndirty || cw->dead.count || cw_progress(cw);
+    if (cw->inq.count || cw->ndirty || cw->dead.count)
+        return true;
+    if (!cw->nlive)
+        return false;
+    if (++cw->rr >= cw->nlive)
+        cw->rr = 0;
+    return cw_progress_one(cw, cw->rr) != 0;
 }
 
 int64_t ax__cluster_park_ns(ax_worker_t *w, int64_t timeout_ns)
