@@ -105,7 +105,7 @@ typedef struct ax_cluster_stats {
     uint64_t dead_nomem;         /* arrivals that found no memory for their blob */
     uint64_t wire_errors;        /* malformed or unexpected active messages dropped */
     /* The data path's own cost (docs/cluster.md, "Oversubscribed nodes"): */
-    uint64_t progress_calls;     /* ucp_worker_progress calls */
+    uint64_t progress_calls;     /* ucp_worker_progress calls (on every per-peer UCP worker) */
     uint64_t progress_busy;      /* of those, calls that reported work */
     uint64_t arms;               /* parks on UCP's event fd (ucp_worker_arm succeeded) */
     uint64_t fd_wakes;           /* UCP event-fd polls that fired (a park it ended) */
