@@ -1056,6 +1056,25 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
             snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
                      "%sspeedup x%.2f over 1 worker", r->note[0] ? "; " : "",
                      r->median / g_sweep_base);
+        /* The ceiling a message-rate workload can reach at this many workers
+         * when every message that crosses costs a line each way (the
+         * sender's write takes the slot's line, the receiver's read takes
+         * it back): each worker pays its one-worker time per message, t1,
+         * plus L lines per message it handles (2 x the remote share: one
+         * read per message received from a ring, one write per message
+         * sent to one), each at the bare SPSC ring's cost per slot, c,
+         * measured in this run.  speedup <= w t1 / (t1 + L c).  An upper
+         * bound: it assumes the transfers overlap as well as the bare
+         * ring's do and that nothing waits on latency.  docs/benchmarks.md,
+         * "Savina big on 2 workers". */
+        double ring = limit_rate(BL_RING);
+        if (g_sweep_base > 0 && workers > 1 && ring > 0 && r->remote_share > 0 &&
+            !strcmp(wl->unit, "msgs/s")) {
+            double t1 = 1e9 / g_sweep_base, c = 1e9 / ring, lines = 2 * r->remote_share;
+            snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
+                     "; ceiling x%.2f (%.2f lines per message per worker at the ring's %.1f ns)",
+                     workers * t1 / (t1 + lines * c), lines, c);
+        }
         if (r->dropped)
             snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
                      "%s%llu dropped at stop", r->note[0] ? "; " : "",
