@@ -29,7 +29,9 @@
  *
  * The limit is perf/scripts/ucx-limits.sh (ucx_perftest ucp_am_lat and
  * ucp_am_bw, same UCX_TLS, same message count) and the peer
- * perf/scripts/erlang-dist.sh (two or more Erlang nodes over distribution),
+ * perf/scripts/erlang-dist.sh (two or more Erlang nodes over distribution:
+ * pingpong, oneway, big and mesh on the same work, mesh with the same
+ * actors per node, messages per actor, chunks of 64 and checks),
  * run by this process between the axon launches.
  *
  * Threading: in a node process the main thread fills the reference table
@@ -886,26 +888,33 @@ static void ucx_limits(const bench_cl_opts_t *op, const char *tls, uint64_t n, c
     }
 }
 
+/* The Erlang peer of workload wl on `nodes` nodes (perf/scripts/erlang-dist.sh
+ * runs perf/erlang/dist_bench.erl): pingpong and oneway on two nodes, big and
+ * mesh with as many actors and messages per actor as axon's runs. */
 static void erlang_peer(const bench_cl_opts_t *op, const char *wl, uint32_t nodes,
                         bench_cl_res_t *r)
 {
     memset(r, 0, sizeof *r);
-    bool big = !strcmp(wl, "big");
-    if (big)
-        snprintf(r->name, sizeof r->name, "cluster/erlang/big/%un", nodes);
+    bool big = !strcmp(wl, "big"), mesh = !strcmp(wl, "mesh");
+    if (big || mesh)
+        snprintf(r->name, sizeof r->name, "cluster/erlang/%s/%un", wl, nodes);
     else
         snprintf(r->name, sizeof r->name, "cluster/erlang/%s", wl);
     r->unit = !strcmp(wl, "pingpong") ? "us/rt" : "msgs/s";
     r->lower_better = !strcmp(wl, "pingpong");
     r->nodes = nodes;
-    uint64_t n = !strcmp(wl, "pingpong") ? op->erl_pp_n : !strcmp(wl, "oneway") ? op->erl_ow_n
-                                                                                : op->big_pings * 100;
-    snprintf(r->params, sizeof r->params, "n=%llu size=%u nodes=%u%s",
-             (unsigned long long)(big ? op->big_pings : n), AX_INLINE_MAX, nodes,
-             big ? " actors=" : "");
-    if (big)
-        snprintf(r->params + strlen(r->params), sizeof r->params - strlen(r->params), "%u",
-                 op->big_actors);
+    /* big and mesh: the script runs n / 100 per actor */
+    uint64_t n = !strcmp(wl, "pingpong") ? op->erl_pp_n
+                 : !strcmp(wl, "oneway") ? op->erl_ow_n
+                 : big                   ? op->big_pings * 100
+                                         : op->mesh_n * 100;
+    /* big: big_actors over all nodes; mesh: mesh_actors on each node, as axon's */
+    uint32_t actors = mesh ? nodes * op->mesh_actors : op->big_actors;
+    snprintf(r->params, sizeof r->params, "n=%llu size=%u nodes=%u",
+             (unsigned long long)(big || mesh ? n / 100 : n), AX_INLINE_MAX, nodes);
+    if (big || mesh)
+        snprintf(r->params + strlen(r->params), sizeof r->params - strlen(r->params),
+                 " actors=%u", actors);
     if (!have_cmd("erl")) {
         r->skipped = true;
         snprintf(r->why, sizeof r->why, "erl not found: apt-get install erlang-base");
@@ -915,7 +924,7 @@ static void erlang_peer(const bench_cl_opts_t *op, const char *wl, uint32_t node
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "bash '%s/erlang-dist.sh' --workloads %s --n %llu --size %u "
              "--actors %u --nodes %u --reps %u --timeout %u", scripts_dir(), wl,
-             (unsigned long long)n, AX_INLINE_MAX, op->big_actors, nodes, op->reps,
+             (unsigned long long)n, AX_INLINE_MAX, actors, nodes, op->reps,
              op->timeout_s * 2);
     run_script(cmd, " peer=erlang_dist ", r->lower_better ? "rtt_us" : "msgs_per_s", 1, r);
 }
@@ -1143,15 +1152,16 @@ int bench_cluster_run(const bench_cl_opts_t *op)
     uint32_t ns[2] = { 2, op->nodes_max };
     for (int i = op->multi_2n || op->nodes_max == 2 ? 0 : 1;
          i < (op->nodes_max > 2 ? 2 : 1) && op->multi && !*op->interrupted; i++) {
-        char peer[64] = "";
-        if (op->erlang) {
-            erlang_peer(op, "big", ns[i], &ref[0]);
-            if (!scripts && !ref[0].skipped) {
-                ref[0].failed = false, ref[0].skipped = true, ref[0].nruns = 0;
-                snprintf(ref[0].why, sizeof ref[0].why, "no perf scripts at %s", scripts_dir());
+        char peer[2][64] = { "", "" };
+        const char *pw[2] = { "big", "mesh" };
+        for (int e = 0; e < 2 && op->erlang && !*op->interrupted; e++) {
+            erlang_peer(op, pw[e], ns[i], &ref[e]);
+            if (!scripts && !ref[e].skipped) {
+                ref[e].failed = false, ref[e].skipped = true, ref[e].nruns = 0;
+                snprintf(ref[e].why, sizeof ref[e].why, "no perf scripts at %s", scripts_dir());
             }
-            emit_ref(op, &ref[0]);
-            snprintf(peer, sizeof peer, "%s", ref[0].name);
+            emit_ref(op, &ref[e]);
+            snprintf(peer[e], sizeof peer[e], "%.63s", ref[e].name);
         }
         cl_job_t j;
         job_base(op, &j, ns[i]);
@@ -1175,9 +1185,9 @@ int bench_cluster_run(const bench_cl_opts_t *op)
         run_job(&j, &o);
         char nm[64];
         snprintf(nm, sizeof nm, "cluster/big/%un", ns[i]);
-        emit_axon(op, &j, &o, W_BIG, nm, NULL, peer[0] ? peer : NULL);
+        emit_axon(op, &j, &o, W_BIG, nm, NULL, peer[0][0] ? peer[0] : NULL);
         snprintf(nm, sizeof nm, "cluster/mesh/%un", ns[i]);
-        emit_axon(op, &j, &o, W_MESH, nm, NULL, NULL);
+        emit_axon(op, &j, &o, W_MESH, nm, NULL, peer[1][0] ? peer[1] : NULL);
     }
     return 0;
 }
