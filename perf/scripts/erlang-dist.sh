@@ -7,7 +7,7 @@
 #                                    [--size BYTES] [--actors A] [--reps R]
 #                                    [--nodes K] [--schedulers S] [--timeout SEC] [--quick]
 #                                    [--drop I]
-#   --workloads W  any of pingpong, oneway, big, mesh (default pingpong oneway big)
+#   --workloads W  any of pingpong, oneway, big, mesh (default all four)
 #   --n N          round trips (pingpong), messages (oneway), pings per actor
 #                  (big: N/100) or messages per actor (mesh: N/100) (default 200000)
 #   --size BYTES   payload binary in every message (default 64)
@@ -39,7 +39,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-wls="pingpong oneway big" n=200000 size=64 actors=64 reps=3 sched=1 tmo=120 nodes=2 drop=${AXON_ERL_MESH_DROP:--1}
+wls="pingpong oneway big mesh" n=200000 size=64 actors=64 reps=3 sched=1 tmo=120 nodes=2 drop=${AXON_ERL_MESH_DROP:--1}
 while [ $# -gt 0 ]; do
     case $1 in
         --workloads) [ $# -ge 2 ] || axon_die "--workloads needs a value"; wls=$2; shift 2 ;;
