@@ -20,7 +20,10 @@
 %%             sequence number, each receiver checks per-pair order and, from
 %%             the replayed seeded generators, exactly how many it gets from
 %%             every source; prints messages per second from the start
-%%             broadcast to the last receiver's done.  A mismatch, or a
+%%             broadcast to the last receiver's done, and the CPU time all
+%%             nodes' runtimes spent meanwhile per message (statistics
+%%             runtime: ms resolution, and it includes the rpc that reads
+%%             it).  A mismatch, or a
 %%             receiver still short after TIMEOUT_S (default 60), prints why
 %%             on stderr and exits 1 without a RESULT line.  DROP >= 0 (a
 %%             test of that check): actor 0 skips sending its message number
@@ -129,15 +132,18 @@ run(mesh, Peers, N, Payload, Actors) ->
         true ->
             {error, "mesh: an actor did not get ready"};
         false ->
+            Cpu0 = cpu_ms(Nodes),
             T0 = now_us(),
             [P ! go || P <- Pids],
             Res = mesh_wait(Nm, now_us() + TmoS * 1000000),
             Us = now_us() - T0,
             case Res of
                 ok ->
+                    Cpu = cpu_ms(Nodes) - Cpu0,
                     [P ! stop || P <- Pids],
-                    io_lib:format("actors=~B msgs_per_s=~B",
-                                  [Nm, round(N * Nm * 1.0e6 / max(Us, 1))]);
+                    io_lib:format("actors=~B msgs_per_s=~B cpu_us_per_msg=~.3f",
+                                  [Nm, round(N * Nm * 1.0e6 / max(Us, 1)),
+                                   Cpu * 1000 / (N * Nm)]);
                 {timeout, Left} ->
                     {error, io_lib:format("mesh: ~B of ~B actors did not receive all their "
                                           "messages in ~B s (lost or stuck):~s",
@@ -190,6 +196,12 @@ big_serve(Payload) ->
     end.
 
 %% ---- mesh -----------------------------------------------------------------
+
+%% CPU time of every node's runtime system (all its threads), ms: what the
+%% nodes spent, whatever else the machine ran meanwhile.
+cpu_ms(Nodes) ->
+    lists:sum([element(1, rpc:call(Nd, erlang, statistics, [runtime]))
+               || Nd <- tuple_to_list(Nodes)]).
 
 %% The seeded generator of actor S (0-based) for the targets it sends to:
 %% every node can replay it, as axon's mesh_seed.
