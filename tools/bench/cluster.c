@@ -402,7 +402,7 @@ static double cpu_s(void)
  * context switches per message handled), printed as a CNT line. */
 typedef struct cl_cnt {
     uint64_t handled, am_sent, msgs_sent, am_recv, msgs_recv, parks, prog, prog_busy, arms,
-        fd_wakes, csw;
+        fd_wakes, csw, parked_ns;
 } cl_cnt_t;
 
 static void cnt_take(ax_engine_t *eng, cl_cnt_t *c)
@@ -424,6 +424,7 @@ static void cnt_take(ax_engine_t *eng, cl_cnt_t *c)
     c->arms = cs.arms;
     c->fd_wakes = cs.fd_wakes;
     c->csw = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+    c->parked_ns = ws.parked_ns;
 }
 
 static int cmp_u64(const void *x, const void *y)
@@ -499,7 +500,10 @@ static int drive(ax_engine_t *eng, FILE *out)
             }
             double cpu = cpu_s() - c0;
             cnt_take(eng, &k1);
-            fprintf(out, "CNT %s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n", WNAME[w],
+            /* parked: per mille of the repeat's wall time the worker slept
+             * in the kernel (a few long parks are 0.000 per message) */
+            fprintf(out, "CNT %s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n",
+                    WNAME[w],
                     (unsigned long long)(k1.handled - k0.handled),
                     (unsigned long long)(k1.am_sent - k0.am_sent),
                     (unsigned long long)(k1.msgs_sent - k0.msgs_sent),
@@ -510,7 +514,9 @@ static int drive(ax_engine_t *eng, FILE *out)
                     (unsigned long long)(k1.prog_busy - k0.prog_busy),
                     (unsigned long long)(k1.arms - k0.arms),
                     (unsigned long long)(k1.fd_wakes - k0.fd_wakes),
-                    (unsigned long long)(k1.csw - k0.csw));
+                    (unsigned long long)(k1.csw - k0.csw),
+                    (unsigned long long)((k1.parked_ns - k0.parked_ns) * 1000 /
+                                         (g_t1 > t0 ? g_t1 - t0 : 1)));
             /* the driver's own t0 for streams; ours (the kick) is a few us
              * earlier and includes the start broadcast, as Erlang's does */
             double el = (double)(g_t1 - t0) / 1e9;
@@ -668,7 +674,7 @@ typedef struct job_out {
     int nruns[NW_];
     double v[NW_][BENCH_MAX_REPEAT], alt[NW_][BENCH_MAX_REPEAT], cpu[NW_][BENCH_MAX_REPEAT];
     int ncnt[NW_];
-    uint64_t cnt[NW_][BENCH_MAX_REPEAT][11]; /* node 0's CNT lines (cl_cnt_t order) */
+    uint64_t cnt[NW_][BENCH_MAX_REPEAT][12]; /* node 0's CNT lines (cl_cnt_t order) */
     bool failed;
     char why[400];
 } job_out_t;
@@ -776,13 +782,13 @@ static void run_job(const cl_job_t *j, job_out_t *o)
                     }
         } else if (!strncmp(line, "CNT ", 4)) {
             char wl[32];
-            unsigned long long k[11];
-            if (sscanf(line + 4, "%31s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", wl,
+            unsigned long long k[12];
+            if (sscanf(line + 4, "%31s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", wl,
                        &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &k[6], &k[7], &k[8], &k[9],
-                       &k[10]) == 12)
+                       &k[10], &k[11]) == 13)
                 for (int w = 0; w < NW_; w++)
                     if (!strcmp(wl, WNAME[w]) && o->ncnt[w] < BENCH_MAX_REPEAT) {
-                        for (int i = 0; i < 11; i++)
+                        for (int i = 0; i < 12; i++)
                             o->cnt[w][o->ncnt[w]][i] = k[i];
                         o->ncnt[w]++;
                     }
@@ -1021,8 +1027,10 @@ static void emit_axon(const bench_cl_opts_t *op, const cl_job_t *j, const job_ou
     if (o->ncnt[w] > 0) {
         /* Per repeat, then the median: msgs/AM out and in, and per message
          * handled: parks, event-fd wake-ups, UCP progress calls (busy ones),
-         * context switches (every thread of node 0). */
-        double q[8][BENCH_MAX_REPEAT];
+         * context switches (every thread of node 0); and the share of the
+         * repeat node 0's worker spent parked (a few long parks round to
+         * 0.000 parks per message). */
+        double q[9][BENCH_MAX_REPEAT];
         int nc = o->ncnt[w];
         for (int i = 0; i < nc; i++) {
             const uint64_t *k = o->cnt[w][i];
@@ -1035,9 +1043,10 @@ static void emit_axon(const bench_cl_opts_t *op, const cl_job_t *j, const job_ou
             q[5][i] = (double)k[7] / h;
             q[6][i] = (double)k[10] / h;
             q[7][i] = (double)k[0];
+            q[8][i] = (double)k[11] / 10;
         }
-        double md[8];
-        for (int x = 0; x < 8; x++) {
+        double md[9];
+        for (int x = 0; x < 9; x++) {
             double t[BENCH_MAX_REPEAT];
             memcpy(t, q[x], sizeof(double) * (size_t)nc);
             for (int a = 1; a < nc; a++) /* insertion sort: a handful of repeats */
@@ -1050,8 +1059,8 @@ static void emit_axon(const bench_cl_opts_t *op, const cl_job_t *j, const job_ou
         }
         snprintf(r.counts, sizeof r.counts,
                  "msgs/AM out %.2f in %.2f; parks %.3f; fd wakes %.3f; ucp progress %.2f (busy "
-                 "%.2f); csw %.3f; (%.0f msgs)",
-                 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7]);
+                 "%.2f); csw %.3f; parked %.1f%% of the time; (%.0f msgs)",
+                 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[8], md[7]);
     }
     if (o->failed && r.nruns < (int)j->reps) {
         r.failed = true;
