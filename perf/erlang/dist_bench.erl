@@ -23,11 +23,10 @@
 %%             broadcast to the last receiver's done, and the CPU time all
 %%             nodes' runtimes spent meanwhile per message (statistics
 %%             runtime: ms resolution, and it includes the rpc that reads
-%%             it).  A mismatch, or a
-%%             receiver still short after TIMEOUT_S (default 60), prints why
-%%             on stderr and exits 1 without a RESULT line.  DROP >= 0 (a
-%%             test of that check): actor 0 skips sending its message number
-%%             DROP (0-based), as a lost message.
+%%             it).  A mismatch, or a receiver still short after TIMEOUT_S
+%%             (default 60), prints why on stderr and exits 1 without a
+%%             RESULT line.  DROP >= 0 (a test of that check): actor 0 skips
+%%             sending its message number DROP (0-based), as a lost message.
 %% Every message carries a binary of SIZE bytes (a ref-counted off-heap
 %% binary above 64 bytes, copied into the distribution buffer either way).
 %% Prints one line: RESULT peer=erlang_dist wl=... size=... key=value ...
