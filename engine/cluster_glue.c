@@ -875,13 +875,13 @@ uint32_t ax__cluster_down_reason(const ax_worker_t *w, ax_ref_t ref)
                                                           : AX_REASON_UNREACHABLE;
 }
 
-/* Stop progressing node n's UCP worker (it leaves the live list and the
+/* Stop progressing a node's UCP worker (it leaves the live list and the
  * epoll set) and put it aside with its endpoints; uw_reap closes and
  * destroys it from the worker loop.  wnode_clear runs inside sends
  * (ax__cluster_slot) and dead-letter hooks: closing endpoints there, and
  * progressing until the closes completed, re-entered UCX from its own
  * callbacks.  On -ENOMEM it is destroyed at once. */
-static void uw_retire(ax_clw_t *cw, uint32_t n, ucp_worker_h uw, ucp_ep_h *ep, uint32_t nw)
+static void uw_retire(ax_clw_t *cw, ucp_worker_h uw, ucp_ep_h *ep, uint32_t nw)
 {
     for (uint32_t i = 0; i < cw->nlive; i++)
         if (cw->live[i] == uw) {
@@ -890,7 +890,6 @@ static void uw_retire(ax_clw_t *cw, uint32_t n, ucp_worker_h uw, ucp_ep_h *ep, u
             cw->live_node[i] = cw->live_node[cw->nlive];
             break;
         }
-    (void)n;
     int fd;
     if (!cw->cl->spin && cw->efd >= 0 && ucp_worker_get_efd(uw, &fd) == UCS_OK)
         epoll_ctl(cw->efd, EPOLL_CTL_DEL, fd, NULL);
@@ -999,7 +998,7 @@ static void wnode_clear(ax_clw_t *cw, uint32_t n, bool left)
             if (old.ack_due[d] && cw->acks_due)
                 cw->acks_due--;
     if (old.uw)
-        uw_retire(cw, n, old.uw, old.ep, old.nw); /* takes old.ep */
+        uw_retire(cw, old.uw, old.ep, old.nw); /* takes old.ep */
     else
         free(old.ep);
     free(old.out);
