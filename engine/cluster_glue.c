@@ -262,9 +262,8 @@ typedef struct ax_clw {
     ax_worker_t *w;
     struct ax_cl *cl;
     /* The live per-peer UCP workers, packed (progress and arm walk them),
-     * and live_node[i] the node of live[i]. */
+     * in no order. */
     ucp_worker_h live[AX_CTL_NODES];
-    uint16_t live_node[AX_CTL_NODES];
     uint32_t nlive, rr; /* rr: the one ax__cluster_poll progressed last */
     int efd; /* an epoll set of the live UCP workers' event fds (wakeup mode) */
     bool poll_armed;
@@ -887,7 +886,6 @@ static void uw_retire(ax_clw_t *cw, ucp_worker_h uw, ucp_ep_h *ep, uint32_t nw)
         if (cw->live[i] == uw) {
             cw->nlive--;
             cw->live[i] = cw->live[cw->nlive];
-            cw->live_node[i] = cw->live_node[cw->nlive];
             break;
         }
     int fd;
@@ -1062,8 +1060,7 @@ static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
     }
     pi->ls->uw[id] = NULL;
     wn->uw = uw;
-    cw->live[cw->nlive] = uw;
-    cw->live_node[cw->nlive++] = (uint16_t)n;
+    cw->live[cw->nlive++] = uw;
     for (uint32_t d = 0; d < pi->nw; d++)
         ax_mq_init(&wn->out[d].q);
     wn->nw = pi->nw;
