@@ -537,6 +537,17 @@ int ax_tcp_send(ax_ctx_t *w, ax_conn_t c, const void *buf, size_t len, uint64_t 
     int rc = conn_req(w, c, R_SEND, user, &r, &id);
     if (rc < 0)
         return rc;
+    if (len > AX_ARENA_MAX_CLASS) {
+        /* Above the arena's classes a copy of its own would be fresh
+         * jemalloc memory, faulted in per send: the io's resident send
+         * pool instead, or such a copy only when the pool is full. */
+        rc = ax_io_tcp_send_copy(w->io, id, buf, (uint32_t)len, tok(r));
+        if (rc != -EAGAIN) {
+            if (rc < 0)
+                req_free(w, r);
+            return rc;
+        }
+    }
     r->buf = ax_blob_alloc(w, len);
     if (!r->buf) {
         req_free(w, r);
