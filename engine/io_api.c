@@ -9,8 +9,10 @@
  * Threading: the worker's own thread only (behaviours, and the worker loop
  * calling ax__io_complete / ax__timer_fire).
  * Memory: records and timer arrays come from the worker's arena (the large
- * allocator above AX_ARENA_MAX_CLASS); data to send or write is copied into a
- * blob at the call and freed at its completion; received bytes are copied
+ * allocator above AX_ARENA_MAX_CLASS); data to write, and to send up to
+ * AX_ARENA_MAX_CLASS, is copied into a blob at the call and freed at its
+ * completion; a larger send is copied into the io's resident send pool
+ * (ax_io_tcp_send_copy), or into a blob when the pool is full; received bytes are copied
  * out of the provided buffer into a blob that travels with AX_IO_DATA (the
  * provided buffer goes back to the kernel at once, so a slow actor never
  * starves the worker's receive ring; zero-copy delivery needs a

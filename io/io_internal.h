@@ -4,8 +4,8 @@
  * Threading: everything here belongs to the ring's owner thread, except
  * `wake_pending` (written by any waker) and `efd` (written by any waker).
  * Memory: ax_io and its tables come from libc (io/ knows no arena); the
- * provided receive buffers and the buffer ring are mmap'ed at create and
- * unmapped at destroy.
+ * provided receive buffers, the buffer ring and the send pool are mmap'ed
+ * at create and unmapped at destroy.
  */
 #ifndef AXON_IO_INTERNAL_H
 #define AXON_IO_INTERNAL_H

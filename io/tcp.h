@@ -23,7 +23,8 @@
  *   close     res = 0 once every pending op of the connection completed
  *             (with -ECANCELED) and the fd is closed.
  *
- * Memory: the caller's send buffer must stay valid until its completion.
+ * Memory: the caller's send buffer must stay valid until its completion
+ * (ax_io_tcp_send); ax_io_tcp_send_copy copies it into the send pool.
  * Connection ids are (generation << 20 | slot): positive int32, so they fit
  * in res; a stale id is refused with -EBADF, never followed.  The io owns
  * every fd it opened and closes it at ax_io_tcp_close or ax_io_destroy.
