@@ -269,7 +269,6 @@ static inline ax_actor_t *actor_alloc(ax_worker_t *w, size_t state_size)
         return NULL;
     a->sp = NULL;
     a->recs = NULL;
-    a->pad_ = 0;
     a->state_size = (uint32_t)state_size;
     return a;
 }
@@ -330,10 +329,9 @@ __attribute__((always_inline)) static inline void actor_stop(ax_worker_t *w, ax_
         ax__actor_stop_why(w, a, pending_reason(w, a), false);
         return;
     }
-    uint32_t slot = a->slot;
-    AX_TRACE_STOP(w->id, ax__ref_make(w->home, w->id, w->table[slot].gen, slot));
+    AX_TRACE_STOP(w->id, a->ref);
     AX_STAT_INC(w->st.stopped); /* owner-only: no locked add */
-    slot_free(w, slot);
+    slot_free(w, ax__actor_slot(a));
     actor_free(w, a);
 }
 
@@ -346,7 +344,7 @@ void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in
 {
     const ax_reason_t *why = why_in;
     ax_reason_t why_copy;
-    ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[a->slot].gen, a->slot);
+    ax_ref_t ref = a->ref;
     a->flags &= ~AX_ACTOR_STOPPING;
     if (w->pend_actor == a)
         w->pend_actor = NULL;
@@ -371,7 +369,7 @@ void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in
     if (__builtin_expect((a->flags & AX_ACTOR_EXT) != 0, 0) &&
         ax__fault_stop(w, a, ref, why, final))
         return; /* dormant: keeps its slot and reference */
-    ax__slot_free(w, a->slot);
+    ax__slot_free(w, ax__actor_slot(a));
     ax__actor_free(w, a);
 }
 
@@ -416,7 +414,7 @@ actor_place(ax_worker_t *w, uint32_t slot, ax_ref_t ref, ax_behaviour_fn fn,
         return -ENOMEM;
     a->fn = fn;
     a->fini = fini;
-    a->slot = slot;
+    a->ref = ref;
     w->table[slot].actor = a;
     if (rq && ax__fault_place(w, a, ref, rq, arg, arg_len) < 0) {
         w->table[slot].actor = NULL;
