@@ -398,6 +398,40 @@ void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn 
         run_init(w, a, ref, init, arg, arg_len);
 }
 
+/* After an init run by run_init_fast that asked to stop (or left a pending
+ * reason): what run_init does with the context already restored. */
+__attribute__((noinline, cold)) static void init_after(ax_worker_t *w, ax_actor_t *a)
+{
+    ax_reason_t why = *pending_reason(w, a);
+    w->pend_actor = NULL; /* as before init: nothing was pending */
+    if (a->flags & AX_ACTOR_STOPPING)
+        ax__actor_stop_why(w, a, &why, false);
+}
+
+/* run_init when no stop is pending (w->pend_actor == NULL, the common
+ * case), with less to save: w->pend needs no copy, and w->pend_actor is
+ * NULL again afterwards unless init asked to stop (init_after, cold).
+ * w->cur_blob_kept is not saved either: nothing sets it while head.msg is
+ * NULL (ax_msg_keep_blob and ax_stash need the current message), which it
+ * is for the whole init, nested spawns' inits included. */
+__attribute__((always_inline)) static inline void run_init_fast(ax_worker_t *w, ax_actor_t *a,
+                                                                ax_ref_t ref, ax_init_fn init,
+                                                                const void *arg, size_t arg_len)
+{
+    ax_actor_t *sv_cur = w->cur;
+    ax_ref_t sv_ref = w->head.self;
+    const ax_msg_t *sv_msg = w->head.msg;
+    AX_WD_SET(w->cur, a);
+    AX_WD_SET(w->head.self, ref);
+    AX_WD_SET(w->head.msg, (const ax_msg_t *)NULL);
+    init(w, a->state, arg, arg_len);
+    AX_WD_SET(w->cur, sv_cur);
+    AX_WD_SET(w->head.self, sv_ref);
+    AX_WD_SET(w->head.msg, sv_msg);
+    if (__builtin_expect((a->flags & AX_ACTOR_STOPPING) != 0 || w->pend_actor != NULL, 0))
+        init_after(w, a);
+}
+
 /* Place an actor in `slot` (already reserved, its reference ref) and run
  * its init.  rq (NULL when there is no sponsor and no AX_SPAWN_F_* flag,
  * the common case, which then builds no request) carries the sponsor and
@@ -423,8 +457,12 @@ actor_place(ax_worker_t *w, uint32_t slot, ax_ref_t ref, ax_behaviour_fn fn,
     }
     AX_STAT_INC(w->st.spawned); /* owner-only: no locked add */
     AX_TRACE_SPAWN(w->id, ref);
-    if (init)
-        run_init(w, a, ref, init, arg, arg_len);
+    if (init) {
+        if (__builtin_expect(w->pend_actor == NULL, 1))
+            run_init_fast(w, a, ref, init, arg, arg_len);
+        else
+            ax__actor_run_init(w, a, ref, init, arg, arg_len);
+    }
     return 0;
 }
 
