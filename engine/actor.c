@@ -1237,14 +1237,28 @@ __attribute__((noinline)) static int spawn_general(ax_worker_t *w, ax_behaviour_
 int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
              ax_ref_t *out)
 {
-    if (!w || !out || check_spawn(fn, state_size, o) < 0)
+    if (__builtin_expect(!w || !out || !fn || state_size > AX_STATE_MAX, 0))
         return -EINVAL;
     /* The common case (spawn_here): default placement or AX_ON_SELF with
      * no backlog to spread, no flags, no sponsor; not closing.  Both
-     * halves are reached by a tail call: neither pays the other's frame. */
-    if ((!o || ((o->where == AX_ON_DEFAULT || o->where == AX_ON_SELF) && !o->flags && !o->sponsor)) &&
-        !(w->cur && w->cur->sp) && !w->closing &&
-        (ax__lq_count(w) < w->batch || (o && o->where == AX_ON_SELF) || w->nworkers == 1))
+     * halves are reached by a tail call: neither pays the other's frame.
+     * Its options are checked first, with what they make redundant in
+     * check_spawn left out (no flag, so no monitor pointer to check);
+     * anything else goes through check_spawn. */
+    bool self = false;
+    if (o) {
+        if (__builtin_expect(!((o->size == sizeof *o || o->size == 0) && (o->flags | o->pad_) == 0 &&
+                               !o->sponsor && o->arg_len <= AX_SPAWN_ARG_MAX &&
+                               (o->arg || !o->arg_len) &&
+                               ((self = o->where == AX_ON_SELF) || o->where == AX_ON_DEFAULT)),
+                             0)) {
+            if (check_spawn(fn, state_size, o) < 0)
+                return -EINVAL;
+            return spawn_general(w, fn, state_size, o, out);
+        }
+    }
+    if (!(w->cur && w->cur->sp) && !w->closing &&
+        (ax__lq_count(w) < w->batch || self || w->nworkers == 1))
         return spawn_here(w, fn, state_size, o, out);
     return spawn_general(w, fn, state_size, o, out);
 }
