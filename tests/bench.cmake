@@ -13,7 +13,7 @@ if(TARGET axon-bench)
     add_test(NAME axon_bench_cluster
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tools/test_axon_bench_cluster.py
                      $<TARGET_FILE:axon-bench> ${CMAKE_BINARY_DIR}/test-axon-bench-cluster)
-    set_tests_properties(axon_bench_cluster PROPERTIES LABELS "tool;bench" TIMEOUT 180)
+    set_tests_properties(axon_bench_cluster PROPERTIES LABELS "tool;bench" TIMEOUT 300)
   else()
     message(STATUS "axon_bench_quick_json: python3 not found, test not added")
   endif()

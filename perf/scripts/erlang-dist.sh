@@ -3,16 +3,21 @@
 # two Erlang nodes on this machine talking over Erlang distribution (TCP on
 # 127.0.0.1), the way ../shared/peers measures Erlang on one node.
 #
-# usage: perf/scripts/erlang-dist.sh [--workloads "pingpong oneway big"] [--n N]
+# usage: perf/scripts/erlang-dist.sh [--workloads "pingpong oneway big mesh"] [--n N]
 #                                    [--size BYTES] [--actors A] [--reps R]
 #                                    [--nodes K] [--schedulers S] [--timeout SEC] [--quick]
-#   --workloads W  any of pingpong, oneway, big (default all three)
-#   --n N          round trips (pingpong), messages (oneway) or pings per actor
-#                  (big: N/100) (default 200000)
+#                                    [--drop I]
+#   --workloads W  any of pingpong, oneway, big, mesh (default all four)
+#   --n N          round trips (pingpong), messages (oneway), pings per actor
+#                  (big: N/100) or messages per actor (mesh: N/100) (default 200000)
 #   --size BYTES   payload binary in every message (default 64)
-#   --actors A     Savina big: actors, spread evenly over the nodes (default 64)
-#   --nodes K      nodes for big, 2 to 8 (default 2); pingpong and oneway
-#                  always use two
+#   --actors A     big and mesh: actors over all nodes, spread evenly (mesh:
+#                  a multiple of the node count) (default 64)
+#   --nodes K      nodes for big and mesh, 2 to 8 (default 2); pingpong and
+#                  oneway always use two
+#   --drop I       a test of mesh's count check: actor 0 does not send its
+#                  message number I (0-based); the run must fail (default:
+#                  $AXON_ERL_MESH_DROP, so a test can reach it through axon-bench)
 #   --reps R       runs per workload; each prints a line, then the median (default 3)
 #   --schedulers S schedulers per node, erl +S S:S (default 1: one core each
 #                  on a 2-vCPU machine)
@@ -25,11 +30,16 @@
 #   RESULT peer=erlang_dist wl=pingpong size=64 rep=median n=200000 nodes=2 rtt_us=21.4 msgs_per_s=93458
 #   RESULT peer=erlang_dist wl=oneway size=64 rep=median n=200000 nodes=2 msgs_per_s=812345 ns_per_msg=1231.0
 #   RESULT peer=erlang_dist wl=big size=64 rep=median n=2000 nodes=2 actors=64 msgs_per_s=345678
+#   RESULT peer=erlang_dist wl=mesh size=64 rep=median n=2000 nodes=2 actors=64 msgs_per_s=456789
+# mesh is axon-bench's cluster mesh (tools/bench/cluster.c): every actor
+# sends n messages to uniformly random actors of all nodes, 64 per turn;
+# per-pair order and the count per source are checked, and a run that loses
+# a message fails (exit 1, no RESULT line) after half of --timeout at most.
 # Exit status: 0, 1 when a run failed (its output is shown), 2 on bad usage.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-wls="pingpong oneway big" n=200000 size=64 actors=64 reps=3 sched=1 tmo=120 nodes=2
+wls="pingpong oneway big mesh" n=200000 size=64 actors=64 reps=3 sched=1 tmo=120 nodes=2 drop=${AXON_ERL_MESH_DROP:--1}
 while [ $# -gt 0 ]; do
     case $1 in
         --workloads) [ $# -ge 2 ] || axon_die "--workloads needs a value"; wls=$2; shift 2 ;;
@@ -40,6 +50,7 @@ while [ $# -gt 0 ]; do
         --schedulers) [ $# -ge 2 ] || axon_die "--schedulers needs a value"; sched=$2; shift 2 ;;
         --nodes) [ $# -ge 2 ] || axon_die "--nodes needs a value"; nodes=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || axon_die "--timeout needs a value"; tmo=$2; shift 2 ;;
+        --drop) [ $# -ge 2 ] || axon_die "--drop needs a value"; drop=$2; shift 2 ;;
         --quick) n=2000 reps=1; shift ;;
         -h|--help) axon_usage "$0"; exit 0 ;;
         *) axon_die "unknown argument '$1' (see --help)" ;;
@@ -52,8 +63,11 @@ done
 [ "$nodes" -ge 2 ] && [ "$nodes" -le 8 ] || axon_die "--nodes $nodes: expected 2 to 8"
 [ "$actors" -ge "$nodes" ] || axon_die "--actors $actors: at least one per node ($nodes)"
 [ "$size" -le 16777216 ] || axon_die "--size $size: at most 16 MiB"
+case $drop in -1) ;; ''|*[!0-9]*) axon_die "--drop $drop: expected a message number (0 or more)" ;; esac
 for w in $wls; do
-    case $w in pingpong|oneway|big) ;; *) axon_die "--workloads: unknown workload '$w' (pingpong, oneway, big)" ;; esac
+    case $w in pingpong|oneway|big|mesh) ;; *) axon_die "--workloads: unknown workload '$w' (pingpong, oneway, big, mesh)" ;; esac
+    [ "$w" = mesh ] && [ $((actors % nodes)) -ne 0 ] &&
+        axon_die "--actors $actors: mesh needs the same number on each of the $nodes nodes (a multiple of $nodes)"
 done
 for c in erl erlc epmd; do
     command -v $c >/dev/null || axon_die "$c not found: apt-get install erlang-base"
@@ -124,7 +138,8 @@ run_one() {
         peers="${peers:+$peers,}$name@localhost"
     done
     out=$(timeout -k 5 "$tmo" erl "${ERL_ARGS[@]}" -sname "$a@localhost" \
-          -run dist_bench main "$peers" "$wl" "$cnt" "$size" "$actors" 2>&1)
+          -run dist_bench main "$peers" "$wl" "$cnt" "$size" "$actors" \
+          $((tmo / 2 > 0 ? tmo / 2 : 1)) "$drop" 2>&1)
     rc=$?
     # dist_bench halts the peers; give them a moment, then make sure.
     local p alive
@@ -148,6 +163,7 @@ status=0
 for wl in $wls; do
     cnt=$n k=2
     [ "$wl" = big ] && cnt=$((n / 100 > 10 ? n / 100 : 10)) k=$nodes
+    [ "$wl" = mesh ] && cnt=$((n / 100 > 0 ? n / 100 : 1)) k=$nodes
     lines=()
     for rep in $(seq 1 "$reps"); do
         if ! run_one "$wl" "$cnt" "$k"; then status=1; continue; fi
@@ -160,7 +176,7 @@ for wl in $wls; do
     keys=$(printf '%s\n' "${lines[0]}" | tr ' ' '\n' | sed -n 's/^\([a-z_]*\)=[0-9.]*$/\1/p' |
            grep -vx 'size\|n\|nodes\|actors\|rep')
     med="RESULT peer=erlang_dist wl=$wl size=$size rep=median n=$cnt nodes=$k"
-    [ "$wl" = big ] && med="$med actors=$actors"
+    case $wl in big|mesh) med="$med actors=$actors" ;; esac
     for k in $keys; do
         v=$(printf '%s\n' "${lines[@]}" | tr ' ' '\n' | sed -n "s/^$k=//p" | median)
         med="$med $k=$v"

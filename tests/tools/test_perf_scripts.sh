@@ -11,8 +11,9 @@
 #   ucx: ucx-limits.sh --quick measures AM latency and rate over shm and tcp
 #        and prints parseable RESULT lines; no ucx_perftest is left running
 #        (exit 77 when ucx-utils is missing)
-#   erlang: erlang-dist.sh --quick runs pingpong, oneway and big between two
-#        Erlang nodes; no epmd or beam of its own is left running, no file
+#   erlang: erlang-dist.sh --quick runs pingpong, oneway, big and mesh between
+#        two Erlang nodes; bad --drop and a mesh --actors that is not a
+#        multiple of --nodes are refused; no epmd or beam of its own is left running, no file
 #        is left in the working directory (77 when erlang-base is missing)
 set -u
 dir=$(cd "$1" && pwd) bin=$2 what=${3:-help}
@@ -93,11 +94,17 @@ erlang)
     || fail "no oneway median line"
   echo "$out" | grep -Eq '^RESULT peer=erlang_dist wl=big size=64 rep=median n=20 nodes=2 actors=64 msgs_per_s=[1-9]' \
     || fail "no big median line"
+  echo "$out" | grep -Eq '^RESULT peer=erlang_dist wl=mesh size=64 rep=median n=20 nodes=2 actors=64 msgs_per_s=[1-9]' \
+    || fail "no mesh median line"
   [ -z "$left" ] || fail "erlang-dist.sh left files in the working directory: $left"
   "$dir"/erlang-dist.sh --workloads bogus >/dev/null 2>&1; rc=$?
   [ $rc -eq 2 ] || fail "--workloads bogus exited $rc, want 2"
   "$dir"/erlang-dist.sh --nodes 9 >/dev/null 2>&1; rc=$?
   [ $rc -eq 2 ] || fail "--nodes 9 exited $rc, want 2"
+  "$dir"/erlang-dist.sh --drop x >/dev/null 2>&1; rc=$?
+  [ $rc -eq 2 ] || fail "--drop x exited $rc, want 2"
+  out=$("$dir"/erlang-dist.sh --workloads mesh --nodes 3 --actors 64 2>&1); rc=$?
+  [ $rc -eq 2 ] && echo "$out" | grep -q "multiple of 3" || fail "mesh on 3 nodes with 64 actors: exit $rc, want 2 and why: $out"
   # the nodes are named axa<pid>, axb<pid>, ... and epmd runs on a port of its own
   sleep 0.5
   if ps -eo args | grep -E 'beam.*-sname ax[a-h][0-9]+@localhost' | grep -qv grep; then

@@ -29,7 +29,9 @@
  *
  * The limit is perf/scripts/ucx-limits.sh (ucx_perftest ucp_am_lat and
  * ucp_am_bw, same UCX_TLS, same message count) and the peer
- * perf/scripts/erlang-dist.sh (two or more Erlang nodes over distribution),
+ * perf/scripts/erlang-dist.sh (two or more Erlang nodes over distribution:
+ * pingpong, oneway, big and mesh on the same work, mesh with the same
+ * actors per node, messages per actor, chunks of 64 and checks),
  * run by this process between the axon launches.
  *
  * Threading: in a node process the main thread fills the reference table
@@ -400,7 +402,7 @@ static double cpu_s(void)
  * context switches per message handled), printed as a CNT line. */
 typedef struct cl_cnt {
     uint64_t handled, am_sent, msgs_sent, am_recv, msgs_recv, parks, prog, prog_busy, arms,
-        fd_wakes, csw;
+        fd_wakes, csw, parked_ns;
 } cl_cnt_t;
 
 static void cnt_take(ax_engine_t *eng, cl_cnt_t *c)
@@ -422,6 +424,7 @@ static void cnt_take(ax_engine_t *eng, cl_cnt_t *c)
     c->arms = cs.arms;
     c->fd_wakes = cs.fd_wakes;
     c->csw = (uint64_t)ru.ru_nvcsw + (uint64_t)ru.ru_nivcsw;
+    c->parked_ns = ws.parked_ns;
 }
 
 static int cmp_u64(const void *x, const void *y)
@@ -497,7 +500,10 @@ static int drive(ax_engine_t *eng, FILE *out)
             }
             double cpu = cpu_s() - c0;
             cnt_take(eng, &k1);
-            fprintf(out, "CNT %s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n", WNAME[w],
+            /* parked: per mille of the repeat's wall time the worker slept
+             * in the kernel (a few long parks are 0.000 per message) */
+            fprintf(out, "CNT %s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n",
+                    WNAME[w],
                     (unsigned long long)(k1.handled - k0.handled),
                     (unsigned long long)(k1.am_sent - k0.am_sent),
                     (unsigned long long)(k1.msgs_sent - k0.msgs_sent),
@@ -508,7 +514,9 @@ static int drive(ax_engine_t *eng, FILE *out)
                     (unsigned long long)(k1.prog_busy - k0.prog_busy),
                     (unsigned long long)(k1.arms - k0.arms),
                     (unsigned long long)(k1.fd_wakes - k0.fd_wakes),
-                    (unsigned long long)(k1.csw - k0.csw));
+                    (unsigned long long)(k1.csw - k0.csw),
+                    (unsigned long long)((k1.parked_ns - k0.parked_ns) * 1000 /
+                                         (g_t1 > t0 ? g_t1 - t0 : 1)));
             /* the driver's own t0 for streams; ours (the kick) is a few us
              * earlier and includes the start broadcast, as Erlang's does */
             double el = (double)(g_t1 - t0) / 1e9;
@@ -666,7 +674,7 @@ typedef struct job_out {
     int nruns[NW_];
     double v[NW_][BENCH_MAX_REPEAT], alt[NW_][BENCH_MAX_REPEAT], cpu[NW_][BENCH_MAX_REPEAT];
     int ncnt[NW_];
-    uint64_t cnt[NW_][BENCH_MAX_REPEAT][11]; /* node 0's CNT lines (cl_cnt_t order) */
+    uint64_t cnt[NW_][BENCH_MAX_REPEAT][12]; /* node 0's CNT lines (cl_cnt_t order) */
     bool failed;
     char why[400];
 } job_out_t;
@@ -774,13 +782,13 @@ static void run_job(const cl_job_t *j, job_out_t *o)
                     }
         } else if (!strncmp(line, "CNT ", 4)) {
             char wl[32];
-            unsigned long long k[11];
-            if (sscanf(line + 4, "%31s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", wl,
+            unsigned long long k[12];
+            if (sscanf(line + 4, "%31s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", wl,
                        &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &k[6], &k[7], &k[8], &k[9],
-                       &k[10]) == 12)
+                       &k[10], &k[11]) == 13)
                 for (int w = 0; w < NW_; w++)
                     if (!strcmp(wl, WNAME[w]) && o->ncnt[w] < BENCH_MAX_REPEAT) {
-                        for (int i = 0; i < 11; i++)
+                        for (int i = 0; i < 12; i++)
                             o->cnt[w][o->ncnt[w]][i] = k[i];
                         o->ncnt[w]++;
                     }
@@ -886,26 +894,33 @@ static void ucx_limits(const bench_cl_opts_t *op, const char *tls, uint64_t n, c
     }
 }
 
+/* The Erlang peer of workload wl on `nodes` nodes (perf/scripts/erlang-dist.sh
+ * runs perf/erlang/dist_bench.erl): pingpong and oneway on two nodes, big and
+ * mesh with as many actors and messages per actor as axon's runs. */
 static void erlang_peer(const bench_cl_opts_t *op, const char *wl, uint32_t nodes,
                         bench_cl_res_t *r)
 {
     memset(r, 0, sizeof *r);
-    bool big = !strcmp(wl, "big");
-    if (big)
-        snprintf(r->name, sizeof r->name, "cluster/erlang/big/%un", nodes);
+    bool big = !strcmp(wl, "big"), mesh = !strcmp(wl, "mesh");
+    if (big || mesh)
+        snprintf(r->name, sizeof r->name, "cluster/erlang/%s/%un", wl, nodes);
     else
         snprintf(r->name, sizeof r->name, "cluster/erlang/%s", wl);
     r->unit = !strcmp(wl, "pingpong") ? "us/rt" : "msgs/s";
     r->lower_better = !strcmp(wl, "pingpong");
     r->nodes = nodes;
-    uint64_t n = !strcmp(wl, "pingpong") ? op->erl_pp_n : !strcmp(wl, "oneway") ? op->erl_ow_n
-                                                                                : op->big_pings * 100;
-    snprintf(r->params, sizeof r->params, "n=%llu size=%u nodes=%u%s",
-             (unsigned long long)(big ? op->big_pings : n), AX_INLINE_MAX, nodes,
-             big ? " actors=" : "");
-    if (big)
-        snprintf(r->params + strlen(r->params), sizeof r->params - strlen(r->params), "%u",
-                 op->big_actors);
+    /* big and mesh: the script runs n / 100 per actor */
+    uint64_t n = !strcmp(wl, "pingpong") ? op->erl_pp_n
+                 : !strcmp(wl, "oneway") ? op->erl_ow_n
+                 : big                   ? op->big_pings * 100
+                                         : op->mesh_n * 100;
+    /* big: big_actors over all nodes; mesh: mesh_actors on each node, as axon's */
+    uint32_t actors = mesh ? nodes * op->mesh_actors : op->big_actors;
+    snprintf(r->params, sizeof r->params, "n=%llu size=%u nodes=%u",
+             (unsigned long long)(big || mesh ? n / 100 : n), AX_INLINE_MAX, nodes);
+    if (big || mesh)
+        snprintf(r->params + strlen(r->params), sizeof r->params - strlen(r->params),
+                 " actors=%u", actors);
     if (!have_cmd("erl")) {
         r->skipped = true;
         snprintf(r->why, sizeof r->why, "erl not found: apt-get install erlang-base");
@@ -915,7 +930,7 @@ static void erlang_peer(const bench_cl_opts_t *op, const char *wl, uint32_t node
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "bash '%s/erlang-dist.sh' --workloads %s --n %llu --size %u "
              "--actors %u --nodes %u --reps %u --timeout %u", scripts_dir(), wl,
-             (unsigned long long)n, AX_INLINE_MAX, op->big_actors, nodes, op->reps,
+             (unsigned long long)n, AX_INLINE_MAX, actors, nodes, op->reps,
              op->timeout_s * 2);
     run_script(cmd, " peer=erlang_dist ", r->lower_better ? "rtt_us" : "msgs_per_s", 1, r);
 }
@@ -1012,8 +1027,10 @@ static void emit_axon(const bench_cl_opts_t *op, const cl_job_t *j, const job_ou
     if (o->ncnt[w] > 0) {
         /* Per repeat, then the median: msgs/AM out and in, and per message
          * handled: parks, event-fd wake-ups, UCP progress calls (busy ones),
-         * context switches (every thread of node 0). */
-        double q[8][BENCH_MAX_REPEAT];
+         * context switches (every thread of node 0); and the share of the
+         * repeat node 0's worker spent parked (a few long parks round to
+         * 0.000 parks per message). */
+        double q[9][BENCH_MAX_REPEAT];
         int nc = o->ncnt[w];
         for (int i = 0; i < nc; i++) {
             const uint64_t *k = o->cnt[w][i];
@@ -1026,9 +1043,10 @@ static void emit_axon(const bench_cl_opts_t *op, const cl_job_t *j, const job_ou
             q[5][i] = (double)k[7] / h;
             q[6][i] = (double)k[10] / h;
             q[7][i] = (double)k[0];
+            q[8][i] = (double)k[11] / 10;
         }
-        double md[8];
-        for (int x = 0; x < 8; x++) {
+        double md[9];
+        for (int x = 0; x < 9; x++) {
             double t[BENCH_MAX_REPEAT];
             memcpy(t, q[x], sizeof(double) * (size_t)nc);
             for (int a = 1; a < nc; a++) /* insertion sort: a handful of repeats */
@@ -1041,8 +1059,8 @@ static void emit_axon(const bench_cl_opts_t *op, const cl_job_t *j, const job_ou
         }
         snprintf(r.counts, sizeof r.counts,
                  "msgs/AM out %.2f in %.2f; parks %.3f; fd wakes %.3f; ucp progress %.2f (busy "
-                 "%.2f); csw %.3f; (%.0f msgs)",
-                 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7]);
+                 "%.2f); csw %.3f; parked %.1f%% of the time; (%.0f msgs)",
+                 md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[8], md[7]);
     }
     if (o->failed && r.nruns < (int)j->reps) {
         r.failed = true;
@@ -1143,15 +1161,16 @@ int bench_cluster_run(const bench_cl_opts_t *op)
     uint32_t ns[2] = { 2, op->nodes_max };
     for (int i = op->multi_2n || op->nodes_max == 2 ? 0 : 1;
          i < (op->nodes_max > 2 ? 2 : 1) && op->multi && !*op->interrupted; i++) {
-        char peer[64] = "";
-        if (op->erlang) {
-            erlang_peer(op, "big", ns[i], &ref[0]);
-            if (!scripts && !ref[0].skipped) {
-                ref[0].failed = false, ref[0].skipped = true, ref[0].nruns = 0;
-                snprintf(ref[0].why, sizeof ref[0].why, "no perf scripts at %s", scripts_dir());
+        char peer[2][64] = { "", "" };
+        const char *pw[2] = { "big", "mesh" };
+        for (int e = 0; e < 2 && op->erlang && !*op->interrupted; e++) {
+            erlang_peer(op, pw[e], ns[i], &ref[e]);
+            if (!scripts && !ref[e].skipped) {
+                ref[e].failed = false, ref[e].skipped = true, ref[e].nruns = 0;
+                snprintf(ref[e].why, sizeof ref[e].why, "no perf scripts at %s", scripts_dir());
             }
-            emit_ref(op, &ref[0]);
-            snprintf(peer, sizeof peer, "%s", ref[0].name);
+            emit_ref(op, &ref[e]);
+            snprintf(peer[e], sizeof peer[e], "%.63s", ref[e].name);
         }
         cl_job_t j;
         job_base(op, &j, ns[i]);
@@ -1175,9 +1194,9 @@ int bench_cluster_run(const bench_cl_opts_t *op)
         run_job(&j, &o);
         char nm[64];
         snprintf(nm, sizeof nm, "cluster/big/%un", ns[i]);
-        emit_axon(op, &j, &o, W_BIG, nm, NULL, peer[0] ? peer : NULL);
+        emit_axon(op, &j, &o, W_BIG, nm, NULL, peer[0][0] ? peer[0] : NULL);
         snprintf(nm, sizeof nm, "cluster/mesh/%un", ns[i]);
-        emit_axon(op, &j, &o, W_MESH, nm, NULL, NULL);
+        emit_axon(op, &j, &o, W_MESH, nm, NULL, peer[1][0] ? peer[1] : NULL);
     }
     return 0;
 }
