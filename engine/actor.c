@@ -1110,6 +1110,10 @@ __attribute__((noinline)) static int spawn_here(ax_worker_t *w, ax_behaviour_fn 
 {
     uint32_t slot;
     int rc;
+    /* Checked by ax_spawn: lets the arena's own size test fold into
+     * actor_alloc's (the block, header included, cannot wrap to 0). */
+    if (state_size > AX_STATE_MAX)
+        __builtin_unreachable();
     if ((rc = slot_alloc(w, &slot)) < 0)
         return rc;
     /* = ax__ref_make(w->home, w->id, gen, slot): a slot's gen is stored

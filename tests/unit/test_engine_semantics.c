@@ -1420,7 +1420,7 @@ static void spawn_copies_an_argument_of_ax_spawn_arg_max_bytes_and_rejects_more(
 /* ax_spawn from a behaviour checks its options like ax_engine_spawn: its
  * common case (no flags, no sponsor, default or AX_ON_SELF placement) is
  * tested first, so every bad option must still be refused there, and every
- * good one accepted on both paths.  Records the first case that got an
+ * good one accepted on both paths, with blocks of every kind.  Records the first case that got an
  * unexpected result (1-based), 0 when all did as expected. */
 static struct {
     _Atomic uint64_t done, inits;
@@ -1444,7 +1444,7 @@ static void spopt_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
         ax_behaviour_fn fn;
         size_t state_size;
         int want;
-    } c[16];
+    } c[20];
     uint32_t n = 0;
 #define SPOPT(field, value, fn_, size_, want_)                                                 \
     do {                                                                                   \
@@ -1468,6 +1468,11 @@ static void spopt_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     SPOPT(where, 99, nop_behaviour, 16, -EINVAL);
     SPOPT(size, sizeof ok, NULL, 16, -EINVAL);
     SPOPT(size, sizeof ok, nop_behaviour, SIZE_MAX, -EINVAL);
+    /* The arena's largest class with the 48-byte header, one byte more
+     * (a large block), and a large one: spawn_here's block sizes. */
+    SPOPT(size, sizeof ok, nop_behaviour, 4096 - 48, 0);
+    SPOPT(size, sizeof ok, nop_behaviour, 4096 - 47, 0);
+    SPOPT(size, sizeof ok, nop_behaviour, 1u << 20, 0);
     SPOPT(flags, AX_SPAWN_F_MONITOR, nop_behaviour, 16, 0);
     c[n - 1].o.monitor = &mon;
 #undef SPOPT
@@ -1496,10 +1501,10 @@ static void spawn_from_a_behaviour_checks_every_option_on_its_fast_path(void **s
     assert_int_equal(ax_engine_spawn(e, spopt_driver, 16, NULL, &d), 0);
     start(e);
     assert_int_equal(ax_engine_send(e, d, 1, NULL, 0), 0);
-    WAIT_FOR(g_spopt.done, 14);
+    WAIT_FOR(g_spopt.done, 17);
     finish(e);
     assert_int_equal(atomic_load(&g_spopt.wrong), 0);
-    assert_int_equal(atomic_load(&g_spopt.inits), 5); /* the 5 accepted spawns ran init */
+    assert_int_equal(atomic_load(&g_spopt.inits), 8); /* the 8 accepted spawns ran init */
     ax_engine_destroy(e);
 }
 
