@@ -1075,8 +1075,11 @@ static inline size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
  * travels on, so when the last ack is in, the wireup messages of both
  * directions have left both nodes.  ax_cluster_node_up (and so
  * ax_cluster_wait_nodes) reports the node only when every worker has its
- * acks.  A node that dies while it joins can still meet the UCX bug (fixed
- * upstream after 1.13: openucx/ucx PR 8175). */
+ * acks.  A node that dies while it joins can still abort a survivor over
+ * TCP: UCX's own wireup messages wait in a connecting TCP endpoint's queue
+ * and a send failing inside that queue's dispatch trips UCX's purge
+ * (docs/cluster.md, Failure, "A node killed while it joins"; openucx/ucx
+ * PR 8175 removed only the "got REP message" assertion). */
 static void wire_send(ax_clw_t *cw, uint32_t n, uint32_t d, uint32_t kind)
 {
     wnode_t *wn = &cw->node[n];

@@ -1428,6 +1428,7 @@ int ax_engine_worker_stats(const ax_engine_t *eng, uint32_t i, ax_worker_stats_t
     o->actors_live = o->actors_spawned - o->actors_stopped;
     o->parks = LD(w->st.parks);
     o->wakes_sent = LD(w->st.wakes_sent);
+    o->turns = LD(w->wd_turn);
     o->idle_ns = LD(w->st.idle_ns);
     o->parked_ns = LD(w->st.parked_ns);
     o->spawn_failed = LD(w->st.spawn_failed);

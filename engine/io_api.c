@@ -9,8 +9,10 @@
  * Threading: the worker's own thread only (behaviours, and the worker loop
  * calling ax__io_complete / ax__timer_fire).
  * Memory: records and timer arrays come from the worker's arena (the large
- * allocator above AX_ARENA_MAX_CLASS); data to send or write is copied into a
- * blob at the call and freed at its completion; received bytes are copied
+ * allocator above AX_ARENA_MAX_CLASS); data to write, and to send up to
+ * AX_ARENA_MAX_CLASS, is copied into a blob at the call and freed at its
+ * completion; a larger send is copied into the io's resident send pool
+ * (ax_io_tcp_send_copy), or into a blob when the pool is full; received bytes are copied
  * out of the provided buffer into a blob that travels with AX_IO_DATA (the
  * provided buffer goes back to the kernel at once, so a slow actor never
  * starves the worker's receive ring; zero-copy delivery needs a
@@ -537,6 +539,17 @@ int ax_tcp_send(ax_ctx_t *w, ax_conn_t c, const void *buf, size_t len, uint64_t 
     int rc = conn_req(w, c, R_SEND, user, &r, &id);
     if (rc < 0)
         return rc;
+    if (len > AX_ARENA_MAX_CLASS) {
+        /* Above the arena's classes a copy of its own would be fresh
+         * jemalloc memory, faulted in per send: the io's resident send
+         * pool instead, or such a copy only when the pool is full. */
+        rc = ax_io_tcp_send_copy(w->io, id, buf, (uint32_t)len, tok(r));
+        if (rc != -EAGAIN) {
+            if (rc < 0)
+                req_free(w, r);
+            return rc;
+        }
+    }
     r->buf = ax_blob_alloc(w, len);
     if (!r->buf) {
         req_free(w, r);

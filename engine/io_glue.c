@@ -52,6 +52,7 @@ void ax__io_start(ax_worker_t *w)
         .buf_count = c->io_buf_count,
         .buf_size = c->io_buf_size,
         .conn_max_bytes = c->io_conn_max_bytes,
+        .send_pool_bytes = c->io_send_pool_bytes,
     };
     w->io_rc = ax_io_create(&o, &w->io);
     if (w->io_rc < 0) {

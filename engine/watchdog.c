@@ -59,7 +59,7 @@
 #include "engine/symbol.h"
 
 typedef struct wd_seen {
-    uint32_t turn;
+    uint64_t turn;
     ax_actor_t *cur;
     ax_ref_t self;
     const ax_msg_t *msg;

@@ -198,12 +198,13 @@ struct ax_ctx {
     uint8_t *ring_idle;
     uint32_t nwords;      /* words in bell */
     uint32_t batch;
-    uint32_t turn;
     uint32_t io_skipped;  /* turns in a row that did not poll io (ax__run_turn) */
-    /* The turn, stored once per turn for the watchdog thread (relaxed: it
-     * is only compared for change, nothing is published through it; see
-     * engine/watchdog.c). */
-    _Atomic uint32_t wd_turn;
+    uint64_t turn;
+    /* The turn, stored once per turn for the watchdog thread and the
+     * `turns` statistic (relaxed: the watchdog only compares it for
+     * change, a stats reader only counts; nothing is published through
+     * it; see engine/watchdog.c). */
+    _Atomic uint64_t wd_turn;
     bool use_bell;
     uint32_t fresh_next, fresh_end; /* fresh slots claimed in bulk */
     /* Freed slots cached for this worker's own spawns (actor.c): a list

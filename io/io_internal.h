@@ -4,8 +4,8 @@
  * Threading: everything here belongs to the ring's owner thread, except
  * `wake_pending` (written by any waker) and `efd` (written by any waker).
  * Memory: ax_io and its tables come from libc (io/ knows no arena); the
- * provided receive buffers and the buffer ring are mmap'ed at create and
- * unmapped at destroy.
+ * provided receive buffers, the buffer ring and the send pool are mmap'ed
+ * at create and unmapped at destroy.
  */
 #ifndef AXON_IO_INTERNAL_H
 #define AXON_IO_INTERNAL_H
@@ -53,10 +53,14 @@ typedef struct ax_io_op {
     uint64_t token;   /* the caller's token for this op */
     uint32_t kind;    /* AXIO_OP_* */
     uint32_t conn;    /* connection slot */
-    const char *buf;  /* SEND: start of the caller's buffer */
+    const char *buf;  /* SEND: start of the caller's buffer (NULL: a pool copy) */
     uint32_t len;     /* SEND: total bytes */
     uint32_t done;    /* SEND: bytes sent so far (short sends are resumed) */
     uint32_t next_free;
+    uint32_t blk;     /* SEND from the send pool: the block holding byte `done`
+                       * (at done % AXIO_SEND_BLOCK), the rest chained after it
+                       * through spool_next; blocks sent in full went back
+                       * already.  AXIO_NONE otherwise. */
 } ax_io_op_t;
 
 struct ax_conn; /* tcp.c */
@@ -84,6 +88,15 @@ struct ax_io {
     uint32_t *buf_owner; /* conn id holding each buffer, AXIO_BUF_IN_RING otherwise */
     bool bufs_resident;  /* ax__io_bufs_populate ran (at the first listen or receive) */
 
+    /* send pool (tcp.c, ax_io_tcp_send_copy): spool_count blocks of
+     * AXIO_SEND_BLOCK bytes, one mmap made resident with the receive ring;
+     * free blocks and each send's blocks are chained through spool_next. */
+    char *spool;
+    uint32_t *spool_next;
+    uint32_t spool_count, spool_nfree;
+    uint32_t spool_free; /* head of the free chain, AXIO_NONE: empty */
+    bool spool_resident;
+
     /* connections and listeners (tcp.c) */
     struct ax_conn *conns;
     uint32_t conns_cap, conns_used;
@@ -100,6 +113,10 @@ struct ax_io {
 };
 
 #define AXIO_BGID 7
+/* Send pool block, and the most blocks one SENDMSG names (1 MiB); a longer
+ * pooled send goes out in several, in order. */
+#define AXIO_SEND_BLOCK 16384u
+#define AXIO_SEND_IOV 64u
 #define AXIO_BUF_IN_RING UINT32_MAX
 #define AXIO_NONE UINT32_MAX
 
@@ -115,6 +132,11 @@ void ax__io_buf_recycle(ax_io_t *io, uint32_t bid);
 /* Make the provided buffers resident, once: called at the first listen or
  * receive of the ring, before any receive is armed (see uring.c). */
 void ax__io_bufs_populate(ax_io_t *io);
+/* The send pool: mapped at create (unbacked), made resident by
+ * ax__io_bufs_populate or the first pooled send, unmapped at destroy. */
+int ax__io_spool_setup(ax_io_t *io, uint64_t bytes);
+void ax__io_spool_populate(ax_io_t *io);
+void ax__io_spool_teardown(ax_io_t *io);
 
 /* tcp.c */
 void ax__tcp_complete(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,

@@ -55,6 +55,16 @@ struct ax_conn {
     uint64_t held; /* receive buffers held by the consumer + send bytes queued */
     struct sockaddr_storage peer; /* connect target (must outlive the SQE) */
     socklen_t peer_len;
+    struct send_msg *smsg; /* SENDMSG of the head send when it is a pool copy */
+};
+
+/* The msghdr and iovecs of a connection's pooled send in flight (only the
+ * head send of a connection is): its own allocation, so it stays put while
+ * the SQE waits to be submitted even if the connection table moves.  Made
+ * at the connection's first pooled send, freed with the slot. */
+struct send_msg {
+    struct msghdr mh;
+    struct iovec iov[AXIO_SEND_IOV];
 };
 
 static inline uint32_t conn_id(const ax_io_t *io, uint32_t slot)
@@ -110,6 +120,8 @@ static uint32_t conn_alloc(ax_io_t *io, int fd, uint8_t type)
 static void conn_free(ax_io_t *io, uint32_t s)
 {
     struct ax_conn *c = &io->conns[s];
+    free(c->smsg); /* no op left: the kernel is done with it */
+    c->smsg = NULL;
     c->type = C_FREE;
     c->fd = -1;
     c->next = io->conns_free;
@@ -128,13 +140,52 @@ static uint32_t op_new(ax_io_t *io, uint32_t s, uint32_t kind, uint64_t token)
     io->ops[op].kind = kind;
     io->ops[op].conn = s;
     io->ops[op].token = token;
+    io->ops[op].blk = AXIO_NONE;
     io->conns[s].ops++;
     return op;
 }
 
+/* ---- send pool blocks (the pool itself: uring.c) ---- */
+
+/* n blocks chained in order, or AXIO_NONE if fewer are free. */
+static uint32_t spool_get(ax_io_t *io, uint32_t n)
+{
+    if (n == 0 || n > io->spool_nfree)
+        return AXIO_NONE;
+    uint32_t head = io->spool_free, b = head;
+    for (uint32_t i = 1; i < n; i++)
+        b = io->spool_next[b];
+    io->spool_free = io->spool_next[b];
+    io->spool_next[b] = AXIO_NONE;
+    io->spool_nfree -= n;
+    return head;
+}
+
+/* Give back the first n blocks of the chain at b (UINT32_MAX: all of it);
+ * returns what is left of the chain. */
+static uint32_t spool_put(ax_io_t *io, uint32_t b, uint32_t n)
+{
+    while (b != AXIO_NONE && n--) {
+        uint32_t next = io->spool_next[b];
+        io->spool_next[b] = io->spool_free;
+        io->spool_free = b;
+        io->spool_nfree++;
+        b = next;
+    }
+    return b;
+}
+
+static inline char *spool_block(ax_io_t *io, uint32_t b)
+{
+    return io->spool + (size_t)b * AXIO_SEND_BLOCK;
+}
+
 static void op_done(ax_io_t *io, uint32_t op)
 {
-    io->conns[io->ops[op].conn].ops--;
+    ax_io_op_t *o = &io->ops[op];
+    if (o->kind == AXIO_OP_SEND && o->blk != AXIO_NONE)
+        o->blk = spool_put(io, o->blk, UINT32_MAX); /* completed, failed or cancelled */
+    io->conns[o->conn].ops--;
     ax__io_op_free(io, op);
 }
 
@@ -270,6 +321,8 @@ void ax__tcp_destroy(ax_io_t *io)
         struct ax_conn *c = &io->conns[s];
         if (c->type != C_FREE && c->fd >= 0)
             close(c->fd);
+        free(c->smsg);
+        c->smsg = NULL;
     }
     free(io->conns);
     io->conns = NULL;
@@ -687,35 +740,57 @@ static void on_recv(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
 static int submit_send(ax_io_t *io, uint32_t op)
 {
     ax_io_op_t *o = &io->ops[op];
+    struct ax_conn *c = &io->conns[o->conn];
     struct io_uring_sqe *sqe = ax__io_sqe(io);
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_send(sqe, io->conns[o->conn].fd, o->buf + o->done, o->len - o->done,
-                       MSG_NOSIGNAL);
+    if (o->blk == AXIO_NONE) {
+        io_uring_prep_send(sqe, c->fd, o->buf + o->done, o->len - o->done, MSG_NOSIGNAL);
+    } else {
+        /* The unsent part: from `done` in block blk, on through the chain,
+         * at most AXIO_SEND_IOV blocks (the rest goes in the next SENDMSG). */
+        struct send_msg *m = c->smsg;
+        uint32_t off = o->done % AXIO_SEND_BLOCK, left = o->len - o->done, n = 0;
+        for (uint32_t b = o->blk; b != AXIO_NONE && left && n < AXIO_SEND_IOV;
+             b = io->spool_next[b], n++) {
+            uint32_t k = AXIO_SEND_BLOCK - off < left ? AXIO_SEND_BLOCK - off : left;
+            m->iov[n].iov_base = spool_block(io, b) + off;
+            m->iov[n].iov_len = k;
+            left -= k;
+            off = 0;
+        }
+        memset(&m->mh, 0, sizeof m->mh);
+        m->mh.msg_iov = m->iov;
+        m->mh.msg_iovlen = n;
+        io_uring_prep_sendmsg(sqe, c->fd, &m->mh, MSG_NOSIGNAL);
+    }
     io_uring_sqe_set_data64(sqe, AXIO_UD(AXIO_K_OP, op));
     return 0;
 }
 
-int ax_io_tcp_send(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len, uint64_t token)
+/* Checks common to both sends: the connection, and its held-bytes bound. */
+static int send_check(ax_io_t *io, uint32_t conn, uint32_t len, uint32_t *s)
 {
-    uint32_t s;
-    struct ax_conn *c = conn_get(io, conn, &s);
+    struct ax_conn *c = conn_get(io, conn, s);
     if (!c || c->type != C_CONN)
         return -EBADF;
     if (c->closing)
         return -EPIPE;
     if (c->held + len > io->conn_max_bytes) {
         c->held += len; /* for the log line */
-        force_close(io, s, "its peer does not read what is sent");
-        io->conns[s].held -= len;
+        force_close(io, *s, "its peer does not read what is sent");
+        io->conns[*s].held -= len;
         return -ENOBUFS;
     }
-    uint32_t op = op_new(io, s, AXIO_OP_SEND, token);
-    if (op == AXIO_NONE)
-        return -ENOMEM;
-    c = &io->conns[s];
-    io->ops[op].buf = buf;
-    io->ops[op].len = len;
+    return 0;
+}
+
+/* Queue op (a send of conn slot s) behind the connection's earlier sends,
+ * or submit it if there is none.  On failure the op is undone. */
+static int send_queue(ax_io_t *io, uint32_t s, uint32_t op)
+{
+    struct ax_conn *c = &io->conns[s];
+    uint32_t len = io->ops[op].len;
     io->ops[op].next_free = AXIO_NONE; /* reused as the send-queue link */
     if (c->send_head == AXIO_NONE) {
         if (submit_send(io, op) < 0) {
@@ -731,6 +806,58 @@ int ax_io_tcp_send(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len, ui
     return 0;
 }
 
+int ax_io_tcp_send(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len, uint64_t token)
+{
+    uint32_t s;
+    int rc = send_check(io, conn, len, &s);
+    if (rc < 0)
+        return rc;
+    uint32_t op = op_new(io, s, AXIO_OP_SEND, token);
+    if (op == AXIO_NONE)
+        return -ENOMEM;
+    io->ops[op].buf = buf;
+    io->ops[op].len = len;
+    return send_queue(io, s, op);
+}
+
+int ax_io_tcp_send_copy(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len,
+                        uint64_t token)
+{
+    if (!buf || len == 0)
+        return -EINVAL;
+    uint32_t s;
+    int rc = send_check(io, conn, len, &s);
+    if (rc < 0)
+        return rc;
+    uint32_t n = (uint32_t)(((uint64_t)len + AXIO_SEND_BLOCK - 1) / AXIO_SEND_BLOCK);
+    if (n > io->spool_nfree) {
+        io->stats.spool_full++;
+        return -EAGAIN;
+    }
+    if (!io->conns[s].smsg && !(io->conns[s].smsg = malloc(sizeof(struct send_msg))))
+        return -EAGAIN; /* the caller's own copy still works */
+    uint32_t op = op_new(io, s, AXIO_OP_SEND, token);
+    if (op == AXIO_NONE)
+        return -ENOMEM;
+    ax__io_spool_populate(io); /* once; a server did it at its first listen */
+    uint32_t head = spool_get(io, n);
+    const char *src = buf;
+    uint32_t left = len;
+    for (uint32_t b = head; b != AXIO_NONE; b = io->spool_next[b]) {
+        uint32_t k = left < AXIO_SEND_BLOCK ? left : AXIO_SEND_BLOCK;
+        memcpy(spool_block(io, b), src, k);
+        src += k;
+        left -= k;
+    }
+    io->ops[op].buf = NULL;
+    io->ops[op].blk = head;
+    io->ops[op].len = len;
+    if ((rc = send_queue(io, s, op)) < 0)
+        return rc; /* op_done gave the blocks back */
+    io->stats.spool_sends++;
+    return 0;
+}
+
 static void on_send(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
                     ax_io_complete_fn fn, void *arg)
 {
@@ -739,9 +866,15 @@ static void on_send(ax_io_t *io, uint32_t op, const struct io_uring_cqe *cqe,
     struct ax_conn *c = &io->conns[s];
     int32_t res = cqe->res;
     if (res > 0) {
+        uint32_t before = o->done;
         o->done += (uint32_t)res;
-        if (o->done < o->len && !c->closing && submit_send(io, op) == 0)
+        if (o->blk != AXIO_NONE) /* blocks the kernel took in full go back now */
+            o->blk = spool_put(io, o->blk, o->done == o->len ? UINT32_MAX
+                                       : o->done / AXIO_SEND_BLOCK - before / AXIO_SEND_BLOCK);
+        if (o->done < o->len && !c->closing && submit_send(io, op) == 0) {
+            io->stats.sends_resumed++;
             return; /* short send: the rest goes out before any later send */
+        }
     }
     /* complete this one and every queued one if the conn is closing */
     for (;;) {

@@ -23,7 +23,8 @@
  *   close     res = 0 once every pending op of the connection completed
  *             (with -ECANCELED) and the fd is closed.
  *
- * Memory: the caller's send buffer must stay valid until its completion.
+ * Memory: the caller's send buffer must stay valid until its completion
+ * (ax_io_tcp_send); ax_io_tcp_send_copy copies it into the send pool.
  * Connection ids are (generation << 20 | slot): positive int32, so they fit
  * in res; a stale id is refused with -EBADF, never followed.  The io owns
  * every fd it opened and closes it at ax_io_tcp_close or ax_io_destroy.
@@ -73,6 +74,17 @@ void ax_io_tcp_buf_release(ax_io_t *io, uint32_t bid);
  * bytes held for this connection would exceed conn_max_bytes; the
  * connection is being closed (logged) and nothing was queued. */
 int ax_io_tcp_send(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len, uint64_t token);
+/* The same, but the bytes are first copied into the io's send pool (blocks
+ * of 16 KiB, resident since the first listen or receive, or made so now;
+ * io_send_pool_bytes per io): the caller's buffer is free at return, and
+ * the copy reuses memory every earlier send used, so it takes no page
+ * fault.  A pooled send goes out with IORING_OP_SENDMSG over its blocks;
+ * blocks go back as the kernel takes them.  Same results as ax_io_tcp_send,
+ * plus -EAGAIN: not enough free blocks (or no memory for the connection's
+ * msghdr); nothing was queued and the connection is fine: copy the bytes
+ * elsewhere and use ax_io_tcp_send. -EINVAL: buf NULL or len 0. */
+int ax_io_tcp_send_copy(ax_io_t *io, uint32_t conn, const void *buf, uint32_t len,
+                        uint64_t token);
 /* how: SHUT_RD, SHUT_WR, SHUT_RDWR. */
 int ax_io_tcp_shutdown(ax_io_t *io, uint32_t conn, int how, uint64_t token);
 /* Close a connection or listener: cancels its pending ops.  token 0: no

@@ -46,6 +46,10 @@
 #define AXIO_DEFAULT_BUF_COUNT 256u
 #define AXIO_DEFAULT_BUF_SIZE 16384u
 #define AXIO_DEFAULT_CONN_MAX (64ull << 20)
+#define AXIO_DEFAULT_SEND_POOL (4ull << 20)
+/* Blocks are counted in 32 bits and the pool is one mapping: 1 GiB at most
+ * (config.c bounds io_send_pool_bytes the same). */
+#define AXIO_SEND_POOL_MAX (1ull << 30)
 
 void ax__io_logf(ax_io_t *io, const char *fmt, ...)
 {
@@ -109,7 +113,12 @@ int ax_io_cancel(ax_io_t *io, uint64_t token)
 
 uint32_t ax_io_pending(const ax_io_t *io) { return io->pending_direct + io->ops_live; }
 
-void ax_io_get_stats(const ax_io_t *io, ax_io_stats_t *out) { *out = io->stats; }
+void ax_io_get_stats(const ax_io_t *io, ax_io_stats_t *out)
+{
+    *out = io->stats;
+    out->spool_blocks = io->spool_count;
+    out->spool_blocks_free = io->spool_nfree;
+}
 
 /* ---- op records -------------------------------------------------------------- */
 
@@ -211,23 +220,85 @@ static int setup_buffers(ax_io_t *io)
  * answered).  So the whole ring is made resident before the first receive
  * can use it: buf_count x buf_size bytes (4 MiB by default) per worker that
  * listens or receives; a worker that never does TCP pays nothing. */
-void ax__io_bufs_populate(ax_io_t *io)
+static void populate(void *p, size_t bytes)
 {
-    if (io->bufs_resident || !io->bufs)
-        return;
-    io->bufs_resident = true;
-    size_t bytes = (size_t)io->buf_count * io->buf_size;
     int rc = -1;
 #ifdef MADV_POPULATE_WRITE
-    rc = madvise(io->bufs, bytes, MADV_POPULATE_WRITE);
+    rc = madvise(p, bytes, MADV_POPULATE_WRITE);
 #endif
     if (rc != 0) {
         /* Before Linux 5.14 (EINVAL), or ENOMEM: touch the pages.  No
-         * receive is armed yet, so no buffer is the kernel's to write. */
+         * operation uses the memory yet, so no page is the kernel's. */
         long pg = sysconf(_SC_PAGESIZE);
         for (size_t off = 0; off < bytes; off += (size_t)(pg > 0 ? pg : 4096))
-            ((volatile char *)io->bufs)[off] = 0;
+            ((volatile char *)p)[off] = 0;
     }
+}
+
+void ax__io_bufs_populate(ax_io_t *io)
+{
+    /* The send pool too: a server's first replies follow its first
+     * receives, and should not fault either. */
+    ax__io_spool_populate(io);
+    if (io->bufs_resident || !io->bufs)
+        return;
+    io->bufs_resident = true;
+    populate(io->bufs, (size_t)io->buf_count * io->buf_size);
+}
+
+/* ---- send pool ----------------------------------------------------------------
+ * ax_io_tcp_send_copy copies a send into blocks of this pool instead of
+ * memory of its own: every send of a worker reuses the same resident pages,
+ * where a fresh allocation per send (jemalloc above 4 KiB) faulted its
+ * pages in on first touch and again after jemalloc's decay gave them back
+ * to the kernel: ~1 fault per 4 KiB sent on a worker's first bursts, which
+ * every other connection's request waited behind (issue 10 item 17).
+ * Mapped at create without backing, made resident once (MADV_POPULATE_WRITE)
+ * at the worker's first listen, receive or pooled send, so a worker that
+ * never does TCP pays nothing; never purged (nothing here ever calls
+ * MADV_DONTNEED on it); unmapped at destroy, after the ring is gone. */
+int ax__io_spool_setup(ax_io_t *io, uint64_t bytes)
+{
+    if (bytes > AXIO_SEND_POOL_MAX)
+        bytes = AXIO_SEND_POOL_MAX;
+    uint32_t n = (uint32_t)((bytes + AXIO_SEND_BLOCK - 1) / AXIO_SEND_BLOCK);
+    if (n == 0)
+        return 0;
+    size_t len = (size_t)n * AXIO_SEND_BLOCK;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    io->spool_next = malloc((size_t)n * sizeof *io->spool_next);
+    if (!io->spool_next) {
+        munmap(p, len);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        io->spool_next[i] = i + 1 < n ? i + 1 : AXIO_NONE;
+    io->spool = p;
+    io->spool_count = io->spool_nfree = n;
+    io->spool_free = 0;
+    return 0;
+}
+
+void ax__io_spool_populate(ax_io_t *io)
+{
+    if (io->spool_resident || !io->spool)
+        return;
+    io->spool_resident = true;
+    populate(io->spool, (size_t)io->spool_count * AXIO_SEND_BLOCK);
+}
+
+void ax__io_spool_teardown(ax_io_t *io)
+{
+    if (!io->spool)
+        return;
+    munmap(io->spool, (size_t)io->spool_count * AXIO_SEND_BLOCK);
+    free(io->spool_next);
+    io->spool = NULL;
+    io->spool_next = NULL;
+    io->spool_count = io->spool_nfree = 0;
+    io->spool_free = AXIO_NONE;
 }
 
 static void teardown_buffers(ax_io_t *io)
@@ -278,6 +349,7 @@ int ax_io_create(const ax_io_opts_t *opts, ax_io_t **out)
     io->conn_max_bytes = o.conn_max_bytes ? o.conn_max_bytes : AXIO_DEFAULT_CONN_MAX;
     io->buf_count = round_pow2(o.buf_count ? o.buf_count : AXIO_DEFAULT_BUF_COUNT);
     io->buf_size = o.buf_size ? o.buf_size : AXIO_DEFAULT_BUF_SIZE;
+    io->spool_free = AXIO_NONE;
     io->owner_tid = (uint32_t)syscall(SYS_gettid);
     atomic_init(&io->wake_pending, 0);
 
@@ -328,6 +400,12 @@ int ax_io_create(const ax_io_opts_t *opts, ax_io_t **out)
     rc = setup_buffers(io);
     if (rc < 0)
         goto fail_ring;
+    rc = ax__io_spool_setup(io, o.send_pool_bytes ? o.send_pool_bytes : AXIO_DEFAULT_SEND_POOL);
+    if (rc < 0) {
+        ax__io_logf(io, "mapping the send pool (io_send_pool_bytes = %llu) failed: %s; lower it",
+                    (unsigned long long)o.send_pool_bytes, strerror(-rc));
+        goto fail_bufs;
+    }
     io->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (io->efd < 0) {
         rc = -errno;
@@ -349,6 +427,7 @@ int ax_io_create(const ax_io_opts_t *opts, ax_io_t **out)
 fail_efd:
     close(io->efd);
 fail_bufs:
+    ax__io_spool_teardown(io);
     teardown_buffers(io);
 fail_ring:
     io_uring_queue_exit(&io->ring);
@@ -380,6 +459,7 @@ void ax_io_destroy(ax_io_t *io)
             munmap(io->bufs, (size_t)io->buf_count * io->buf_size);
             free(io->buf_owner);
         }
+        ax__io_spool_teardown(io);
         close(io->efd);
         free(io->ops);
         free(io);
@@ -403,6 +483,7 @@ void ax_io_destroy(ax_io_t *io)
     ax__tcp_destroy(io);
     teardown_buffers(io);
     io_uring_queue_exit(&io->ring);
+    ax__io_spool_teardown(io); /* after the ring: no send can still read it */
     close(io->efd);
     free(io->ops);
     free(io);

@@ -29,6 +29,8 @@ typedef struct ax_io_opts {
     uint32_t buf_size;  /* 0: 16384 */
     /* Added by io/: */
     uint64_t conn_max_bytes; /* per-connection held bytes before close; 0: 64 MiB */
+    uint64_t send_pool_bytes; /* resident send pool (ax_io_tcp_send_copy), rounded up
+                                 to 16 KiB blocks; 0: 4 MiB */
     void (*log)(void *user, const char *msg); /* NULL: stderr */
     void *log_user;
 } ax_io_opts_t;
@@ -86,6 +88,11 @@ typedef struct ax_io_stats {
     uint64_t wakes_received;   /* wake signals consumed (MSG_RING or eventfd) */
     uint64_t wakes_msg_ring;   /* wakes this ring sent with MSG_RING */
     uint64_t enobufs;          /* multishot recvs stopped by an empty buffer ring */
+    uint64_t spool_sends;      /* ax_io_tcp_send_copy calls served by the send pool */
+    uint64_t spool_full;       /* ... refused with -EAGAIN: not enough free blocks */
+    uint64_t sends_resumed;    /* short sends whose rest was submitted again */
+    uint32_t spool_blocks;     /* blocks in the send pool (0: none) */
+    uint32_t spool_blocks_free;
 } ax_io_stats_t;
 void ax_io_get_stats(const ax_io_t *io, ax_io_stats_t *out);
 

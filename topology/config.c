@@ -107,6 +107,8 @@ static const key_t_ KEYS[] = {
       "a size from 64 bytes to 1MiB, or 0 for 16KiB" },
     { "io", "conn_max_bytes", K_SIZE, OFF(io_conn_max_bytes), 4096, (int64_t)TIB, 0,
       "a size from 4KiB to 1TiB, or 0 for 64MiB" },
+    { "io", "send_pool_bytes", K_SIZE, OFF(io_send_pool_bytes), 16 * 1024, (int64_t)GIB, 0,
+      "a size from 16KiB to 1GiB, or 0 for 4MiB" },
     { "cluster", "node_id", K_U32, OFF(cluster_node_id), 1, 255, 0,
       "a node id from 0 to 255, unique in the cluster" },
     { "cluster", "listen", K_ADDRS, OFF(cluster_listen), 0, 0, F_ONE,

@@ -371,6 +371,8 @@ typedef struct ax_worker_stats {
                                    one per spawn placed since */
     uint64_t watchdog_overruns; /* behaviours the watchdog reported, and layers' reports
                                    (ax_watchdog_report; axon/watchdog.h) */
+    uint64_t turns;             /* loop turns run (each serves every source once; idle
+                                   spinning between turns is not counted) */
 } ax_worker_stats_t;
 
 /* Per-worker counters, with msgs_from[i] (messages handled from worker i) if

@@ -130,6 +130,8 @@ typedef struct ax_config {
     uint32_t io_buf_count;      /* provided receive buffers per worker; 0: 256 */
     uint32_t io_buf_size;       /* bytes each; 0: 16384 */
     uint64_t io_conn_max_bytes; /* per-connection buffered bytes before close; 0: 64 MiB */
+    uint64_t io_send_pool_bytes; /* resident memory per worker that copies of TCP sends
+                                    above 4 KiB go to; 0: 4 MiB */
 
     /* [cluster] (docs/cluster.md): this engine as one node of several.  A
      * node joins a cluster when listen or peers is set (or through the MPI

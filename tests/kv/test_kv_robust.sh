@@ -33,11 +33,13 @@ python3 "$HERE/kv_clients.py" hogs "$PORT" --pid "$PID" --hogs 4 --gets 65536 --
 # and each 1 MiB send window were faulted in on the first burst, 2,300-3,000
 # after that, 1,700-2,100 since the worker takes io input in only when its
 # local backlog is down to a batch and a paused parser reads 16 KiB ahead
-# (issue 10 item 17; test_engine_fifo checks the rule itself).  A count:
-# load moves it little (and down).
+# (issue 10 item 17; test_engine_fifo checks the rule itself), 285-345
+# since the io layer copies sends above 4 KiB into its resident send pool
+# instead of fresh jemalloc memory (1,600-2,030 in the same runs without).
+# A count: load moves it little (and down).
 # A sanitizer build's allocator and shadow memory fault on their own
 # (7,600 under ASan): the bound is for the plain build.
-MAX_FAULTS=3000
+MAX_FAULTS=1000
 if grep -q '^AXON_SANITIZE:STRING=.' "$1/CMakeCache.txt" 2>/dev/null; then
     echo "test_kv_robust: sanitizer build: page faults printed, not bounded"
     MAX_FAULTS=0

@@ -86,6 +86,26 @@ def main():
         fail("no machine limits in the results")
     if not any(n.startswith("scaling/") for n in by_name):
         fail("no scaling sweep in the results")
+    # Counts per worker: a worker that handled messages ran turns, and the
+    # park and wake counts are there.
+    for r in results:
+        for pw in r.get("stats", {}).get("per_worker", []):
+            for key in ("turns", "parks", "wakes_sent"):
+                if key not in pw:
+                    fail("%s: per_worker has no %r: %r" % (r["name"], key, pw))
+            if pw["handled"] > 0 and pw["turns"] <= 0:
+                fail("%s: worker %d handled %d messages in no turn" %
+                     (r["name"], pw["worker"], pw["handled"]))
+    # A cross-worker scaling row in msgs/s states its ceiling from the ring
+    # limit of the same run, and the ceiling is at most the worker count.
+    big2 = by_name.get("scaling/big/2w")
+    if big2 and big2["runs"] and by_name.get("limits/spsc_ring", {}).get("runs"):
+        note = big2.get("note") or ""
+        if "ceiling x" not in note:
+            fail("scaling/big/2w has no ceiling in its note: %r" % note)
+        ceil = float(note.split("ceiling x")[1].split()[0])
+        if not 0 < ceil <= 2.0:
+            fail("scaling/big/2w: ceiling x%g is not in (0, 2]" % ceil)
     if have_gnuplot:
         head = open(svg).read(200) if os.path.exists(svg) else ""
         if "<svg" not in head and "<?xml" not in head:

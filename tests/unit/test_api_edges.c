@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "axon/axon.h"
@@ -184,9 +187,12 @@ static void pending_io(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
             ax_tcp_connect(ctx, "127.0.0.1", (uint16_t)ax_tcp_port(ctx, p8.listener), 3) != 0)
             atomic_store(&p8.failed, 1);
     } else if (m->type == AX_IO_CONNECTED) {
-        /* the accepted side never reads: the send stays in flight */
+        /* the accepted side never reads: the sends stay in flight, one
+         * copied into the send pool, one (larger than the pool) into a
+         * blob of its own */
         char *buf = calloc(1, BIG_SEND);
         if (!buf || ax_io_event(m).res < 0 ||
+            ax_tcp_send(ctx, ax_io_event(m).handle, buf, 100000, 4) != 0 ||
             ax_tcp_send(ctx, ax_io_event(m).handle, buf, BIG_SEND, 4) != 0)
             atomic_store(&p8.failed, 1);
         free(buf);
@@ -228,11 +234,114 @@ static void stop_with_reads_and_sends_in_flight_frees_their_buffers(void **state
      * buffers and 16 MiB send copies of every cycle at exit. */
 }
 
+/* ---- sends through the send pool and its fallback ------------------------------- */
+
+#define POOL_SENDS 24
+static struct {
+    _Atomic int port, sent, bad_sent, failed;
+    ax_conn_t listener;
+    char *src;
+    size_t len[POOL_SENDS], total;
+} ps;
+
+static void pool_sender(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    if (m->type == GO) {
+        if (ax_tcp_listen(ctx, "127.0.0.1", 0, 0, 1, &ps.listener) != 0)
+            atomic_store(&ps.failed, __LINE__);
+        atomic_store(&ps.port, ax_tcp_port(ctx, ps.listener));
+    } else if (m->type == AX_IO_ACCEPTED) {
+        /* every size class of the copy: the arena (<= 4 KiB), the pool
+         * (64 KiB here: 4 blocks), and a blob when the pool is short */
+        size_t off = 0;
+        for (int i = 0; i < POOL_SENDS; i++) {
+            if (ax_tcp_send(ctx, ax_io_event(m).handle, ps.src + off, ps.len[i], (uint64_t)i) != 0)
+                atomic_store(&ps.failed, __LINE__);
+            off += ps.len[i];
+        }
+        memset(ps.src, 0, ps.total); /* the copies are the engine's now */
+    } else if (m->type == AX_IO_SENT) {
+        ax_io_event_t e = ax_io_event(m);
+        if (e.user >= POOL_SENDS || e.res != (int64_t)ps.len[e.user] ||
+            (int)e.user != atomic_load(&ps.sent))
+            atomic_store(&ps.bad_sent, 1); /* wrong length, or out of order */
+        atomic_fetch_add(&ps.sent, 1);
+    }
+}
+
+/* ax_tcp_send with a send pool of 4 blocks: sends that fit go to the pool,
+ * others (larger than it, or when it is short of blocks) to a blob, small
+ * ones to the arena; the client gets every byte, in call order, and every
+ * AX_IO_SENT in order with its length. */
+static void large_sends_keep_their_order_through_the_pool_and_its_fallback(void **state)
+{
+    (void)state;
+    static const size_t lens[POOL_SENDS] = {
+        1000, 40000, 40000, 100000, 5000, 4096, 4097, 65536, 65537, 16384, 16385, 300000,
+        70000, 10, 30000, 30000, 30000, 200000, 4097, 50000, 1, 65536, 123457, 8192};
+    ps.total = 0;
+    for (int i = 0; i < POOL_SENDS; i++)
+        ps.total += ps.len[i] = lens[i];
+    ps.src = malloc(ps.total);
+    char *want = malloc(ps.total), *got = malloc(ps.total);
+    assert_non_null(ps.src);
+    assert_non_null(want);
+    assert_non_null(got);
+    for (size_t i = 0; i < ps.total; i++)
+        want[i] = ps.src[i] = (char)(i * 29 + i / 7919);
+    ax_config_t cfg;
+    ax_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.io_send_pool_bytes = 64 * 1024;
+    ax_engine_t *eng;
+    assert_int_equal(ax_engine_create(&cfg, &eng), 0);
+    assert_int_equal(ax_engine_start(eng), 0);
+    ax_ref_t a;
+    assert_int_equal(ax_engine_spawn(eng, pool_sender, 8, NULL, &a), 0);
+    assert_int_equal(ax_engine_send(eng, a, GO, NULL, 0), 0);
+    uint64_t t0 = now_ns();
+    while (!atomic_load(&ps.port) && now_ns() - t0 < 20000000000ull)
+        sleep_us(1000);
+    assert_true(atomic_load(&ps.port) > 0);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096; /* the kernel takes the sends in pieces */
+    assert_int_equal(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atomic_load(&ps.port))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t n = 0;
+    while (n < ps.total) {
+        ssize_t k = read(c, got + n, ps.total - n < 3000 ? ps.total - n : 3000);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    assert_int_equal(n, ps.total);
+    assert_memory_equal(got, want, ps.total);
+    t0 = now_ns();
+    while (atomic_load(&ps.sent) < POOL_SENDS && now_ns() - t0 < 20000000000ull)
+        sleep_us(1000);
+    assert_int_equal(atomic_load(&ps.sent), POOL_SENDS);
+    assert_int_equal(atomic_load(&ps.bad_sent), 0);
+    assert_int_equal(atomic_load(&ps.failed), 0);
+    close(c);
+    ax_engine_stop(eng);
+    assert_int_equal(ax_engine_wait(eng), 0);
+    ax_engine_destroy(eng);
+    free(ps.src);
+    free(want);
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sizes_and_times_at_the_edges_are_refused_not_wrapped),
         cmocka_unit_test(stop_with_reads_and_sends_in_flight_frees_their_buffers),
+        cmocka_unit_test(large_sends_keep_their_order_through_the_pool_and_its_fallback),
     };
     return cmocka_run_group_tests_name("api/edges", tests, NULL, NULL);
 }

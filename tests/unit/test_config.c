@@ -64,7 +64,8 @@ static void a_full_file_sets_every_key(void **state)
         "sqpoll = true\n"
         "buf_count = 128\n"
         "buf_size = 4K\n"
-        "conn_max_bytes = 1G\n";
+        "conn_max_bytes = 1G\n"
+        "send_pool_bytes = 8M\n";
     ax_config_t c;
     ax_config_init(&c);
     ax_config_error_t e;
@@ -89,6 +90,7 @@ static void a_full_file_sets_every_key(void **state)
     assert_int_equal(c.io_buf_count, 128);
     assert_int_equal(c.io_buf_size, 4096);
     assert_int_equal(c.io_conn_max_bytes, 1ull << 30);
+    assert_int_equal(c.io_send_pool_bytes, 8ull << 20);
     assert_int_equal(ax_config_validate(&c, &e), 0);
 }
 
@@ -195,6 +197,8 @@ static const bad_case_t BAD[] = {
     { "io.buf_count = 100\n", 1, "io.buf_count", "power of two" },
     { "io.buf_size = 16\n", 1, "io.buf_size", "64 bytes" },
     { "io.conn_max_bytes = 1\n", 1, "io.conn_max_bytes", "4KiB" },
+    { "io.send_pool_bytes = 4K\n", 1, "io.send_pool_bytes", "16KiB" },
+    { "io.send_pool_bytes = 2G\n", 1, "io.send_pool_bytes", "1GiB" },
     { "= 4\n", 1, "", "key is missing" },
     { "[memory]\nring_slots = 8\n", 2, "ring_slots", "in [memory] (did you mean ring_slots" },
     { "workers.count =\n", 1, "workers.count", "not a number" },

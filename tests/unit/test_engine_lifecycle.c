@@ -392,6 +392,15 @@ static void stats_add_up_to_the_messages_sent(void **state)
     }
     assert_int_equal(w[0].actors_spawned, 2);
     assert_int_equal(w[1].actors_spawned, 1);
+    /* turns: every worker handled messages, so it ran turns; a turn takes
+     * at most `batch` (64 by default) from each of its sources (local FIFO,
+     * the other worker's ring, the inbox), so the messages bound them from
+     * below; the turns while idle between messages are counted too. */
+    for (uint32_t i = 0; i < 2; i++) {
+        uint64_t handled = w[i].msgs_local + w[i].msgs_remote + w[i].msgs_external;
+        assert_true(w[i].turns >= 1);
+        assert_true(w[i].turns * 3 * 64 >= handled);
+    }
 
     /* handled == sent, and the engine-wide sum is the sum of the workers */
     ax_worker_stats_t sum;
@@ -402,6 +411,7 @@ static void stats_add_up_to_the_messages_sent(void **state)
     assert_int_equal(sum.msgs_local, w[0].msgs_local + w[1].msgs_local);
     assert_int_equal(sum.msgs_remote, w[0].msgs_remote + w[1].msgs_remote);
     assert_int_equal(sum.actors_spawned, 3);
+    assert_int_equal(sum.turns, w[0].turns + w[1].turns);
     assert_int_equal(sum.arena_reserved_bytes, w[0].arena_reserved_bytes + w[1].arena_reserved_bytes);
     ax_engine_destroy(e);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "io/file.h"
+#include "io/io_internal.h" /* the send pool's address, for mincore */
 #include "io/tcp.h"
 #include "io/timer.h"
 #include "io/uring.h"
@@ -554,12 +555,17 @@ static void provided_buffers_are_resident_from_the_first_listen(void **state)
     size_t bytes = (size_t)o.buf_count * o.buf_size;
     long pg = sysconf(_SC_PAGESIZE);
     assert_int_equal(resident_pages(bufs, bytes), 0);
+    /* the send pool (4 MiB by default) likewise */
+    size_t pool = (size_t)io->spool_count * AXIO_SEND_BLOCK;
+    assert_int_equal(pool, 4u << 20);
+    assert_int_equal(resident_pages(io->spool, pool), 0);
     struct sockaddr_storage ss;
     socklen_t sl;
     assert_int_equal(ax_sockaddr_parse("127.0.0.1", 0, &ss, &sl), 0);
     uint32_t lid;
     assert_int_equal(ax_io_tcp_listen(io, (struct sockaddr *)&ss, sl, 16, 1, &lid), 0);
     assert_int_equal(resident_pages(bufs, bytes), bytes / (size_t)pg);
+    assert_int_equal(resident_pages(io->spool, pool), pool / (size_t)pg);
     ax_io_destroy(io);
 }
 
@@ -865,6 +871,346 @@ static void destroy_cancels_pending_ops_without_leaking(void **state)
     free(t);
 }
 
+/* ---- the send pool (ax_io_tcp_send_copy) ------------------------------------------ */
+
+/* A ring with a send pool of `pool` bytes, a listener, and one accepted
+ * connection from a plain non-blocking client socket whose receive buffer
+ * is `rcvbuf` bytes (0: the default).  Returns the server side's id. */
+static uint32_t pool_conn(tcp_t *t, uint64_t pool, int rcvbuf, int *client)
+{
+    ax_io_opts_t o = {.send_pool_bytes = pool};
+    assert_int_equal(ax_io_create(&o, &t->io), 0);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    uint32_t lid;
+    assert_int_equal(ax_sockaddr_parse("127.0.0.1", 0, &ss, &sl), 0);
+    assert_int_equal(ax_io_tcp_listen(t->io, (struct sockaddr *)&ss, sl, 16, T_LISTEN, &lid), 0);
+    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)ax_io_tcp_local_port(t->io, lid));
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(c >= 0);
+    if (rcvbuf)
+        assert_int_equal(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    assert_int_equal(connect(c, (struct sockaddr *)&ss, sl), 0);
+    assert_int_equal(fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK), 0);
+    int ia = drive_until(t->io, &t->rec, T_LISTEN, 0);
+    assert_true(ia >= 0);
+    *client = c;
+    return (uint32_t)t->rec.ev[ia].res;
+}
+
+/* Give the io's end of the client's connection a send buffer of `bytes`
+ * (set, so the kernel no longer grows it: on loopback it grows to MiBs and
+ * takes every send whole).  The fd is found by its addresses. */
+static void pool_server_sndbuf(int client, int bytes)
+{
+    struct sockaddr_in me, peer, a, b;
+    socklen_t l = sizeof me;
+    assert_int_equal(getsockname(client, (struct sockaddr *)&me, &l), 0);
+    l = sizeof peer;
+    assert_int_equal(getpeername(client, (struct sockaddr *)&peer, &l), 0);
+    for (int fd = 0; fd < 4096; fd++) {
+        socklen_t la = sizeof a, lb = sizeof b;
+        if (fd == client || getsockname(fd, (struct sockaddr *)&a, &la) != 0 ||
+            getpeername(fd, (struct sockaddr *)&b, &lb) != 0 || a.sin_family != AF_INET ||
+            a.sin_port != peer.sin_port || b.sin_port != me.sin_port)
+            continue;
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes), 0);
+        return;
+    }
+    fail_msg("the server side of the connection was not found");
+}
+
+static char *pool_pattern(size_t len)
+{
+    char *p = malloc(len);
+    assert_non_null(p);
+    for (size_t i = 0; i < len; i++)
+        p[i] = (char)(i * 31 + i / 16384 * 7 + i / 1000003);
+    return p;
+}
+
+/* Read from the client in pieces of at most `piece` bytes, driving the ring
+ * between reads, until `len` bytes came (or 20 s passed); every byte must
+ * be `want`'s, in order.  Returns the bytes read. */
+static size_t pool_read(tcp_t *t, int c, const char *want, size_t len, size_t piece)
+{
+    static char buf[1 << 16];
+    size_t got = 0;
+    uint64_t t0 = ax_now_ns();
+    if (piece > sizeof buf)
+        piece = sizeof buf;
+    while (got < len && ms_since(t0) < 20000) {
+        ssize_t n = read(c, buf, piece < len - got ? piece : len - got);
+        if (n > 0) {
+            if (memcmp(buf, want + got, (size_t)n) != 0) {
+                size_t i = 0;
+                while (buf[i] == want[got + i])
+                    i++;
+                fail_msg("byte %zu of the stream differs", got + i);
+            }
+            got += (size_t)n;
+            ax_io_poll(t->io, tcp_cb, t);
+        } else {
+            assert_true(n < 0 && errno == EAGAIN);
+            ax_io_wait(t->io, 1000 * 1000, tcp_cb, t);
+        }
+    }
+    return got;
+}
+
+/* The send completions of `token`, in order: res must be each send's len. */
+static void pool_check_completions(tcp_t *t, const uint32_t *lens, int n)
+{
+    uint64_t t0 = ax_now_ns();
+    while (count_token(&t->rec, T_SEND) < n && ms_since(t0) < 5000)
+        ax_io_wait(t->io, 1000 * 1000, tcp_cb, t);
+    int k = 0;
+    for (int i = 0; i < t->rec.n; i++)
+        if (t->rec.ev[i].token == T_SEND) {
+            assert_true(k < n);
+            assert_int_equal(t->rec.ev[i].res, (int32_t)lens[k]);
+            k++;
+        }
+    assert_int_equal(k, n);
+}
+
+/* Sends of several MiB copied into the pool arrive intact and in order:
+ * more blocks than one SENDMSG names (AXIO_SEND_IOV), lengths that end
+ * mid-block, and every block back in the pool afterwards. */
+static void pooled_sends_of_several_mib_arrive_intact_and_in_order(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    tcp_t *t = calloc(1, sizeof *t);
+    int c;
+    uint32_t srv = pool_conn(t, 8u << 20, 0, &c);
+    const uint32_t lens[] = {(6u << 20) + 12345, 16384, 16385, 4097, (1u << 20) - 1};
+    enum { N = sizeof lens / sizeof lens[0] };
+    size_t total = 0;
+    for (int i = 0; i < N; i++)
+        total += lens[i];
+    char *src = pool_pattern(total);
+    ax_io_stats_t st;
+    ax_io_get_stats(t->io, &st);
+    assert_int_equal(st.spool_blocks, 512);
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ax_io_tcp_send_copy(t->io, srv, src + off, lens[i], T_SEND), 0);
+        off += lens[i];
+    }
+    /* the copy is the pool's: the caller's buffer is free at return */
+    char *keep = pool_pattern(total);
+    memset(src, 0, total);
+    assert_int_equal(pool_read(t, c, keep, total, 1 << 16), total);
+    pool_check_completions(t, lens, N);
+    ax_io_get_stats(t->io, &st);
+    assert_int_equal(st.spool_sends, N);
+    assert_int_equal(st.spool_full, 0);
+    assert_int_equal(st.spool_blocks_free, st.spool_blocks);
+    assert_int_equal(ax_io_pending(t->io), 1); /* the listener's accept, and nothing else */
+    close(c);
+    ax_io_destroy(t->io);
+    assert_int_equal(count_fds(), before);
+    free(src);
+    free(keep);
+    free(t);
+}
+
+/* A client with a tiny receive buffer that reads a little at a time makes
+ * the kernel take each pooled send in short pieces that end anywhere in a
+ * block: the rest is resubmitted from there, blocks sent in full go back
+ * while the send is still in flight, and every byte arrives once, in
+ * order. */
+static void short_pooled_sends_resume_mid_block_and_lose_nothing(void **state)
+{
+    (void)state;
+    tcp_t *t = calloc(1, sizeof *t);
+    int c;
+    uint32_t srv = pool_conn(t, 1u << 20, 4096, &c);
+    pool_server_sndbuf(c, 4096);
+    const uint32_t lens[] = {300000, 70001, 5000, 200000};
+    enum { N = sizeof lens / sizeof lens[0] };
+    size_t total = 0;
+    for (int i = 0; i < N; i++)
+        total += lens[i];
+    char *src = pool_pattern(total);
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ax_io_tcp_send_copy(t->io, srv, src + off, lens[i], T_SEND), 0);
+        off += lens[i];
+    }
+    /* nothing read yet: the kernel took part of the first send */
+    for (int i = 0; i < 20; i++)
+        ax_io_wait(t->io, 1000 * 1000, tcp_cb, t);
+    ax_io_stats_t st;
+    ax_io_get_stats(t->io, &st);
+    uint32_t held = 0;
+    for (int i = 0; i < N; i++)
+        held += (lens[i] + AXIO_SEND_BLOCK - 1) / AXIO_SEND_BLOCK;
+    assert_true(st.spool_blocks_free >= st.spool_blocks - held);
+    assert_int_equal(pool_read(t, c, src, total, 1500), total);
+    pool_check_completions(t, lens, N);
+    ax_io_get_stats(t->io, &st);
+    assert_true(st.sends_resumed > 0); /* the pieces were short indeed */
+    assert_int_equal(st.spool_blocks_free, st.spool_blocks);
+    close(c);
+    ax_io_destroy(t->io);
+    free(src);
+    free(t);
+}
+
+/* A full pool refuses with -EAGAIN and queues nothing; the connection is
+ * fine, a send of the caller's own copy goes after the earlier ones, and
+ * the pool serves again once the kernel took what it held. */
+static void full_pool_refuses_with_eagain_and_the_stream_stays_whole(void **state)
+{
+    (void)state;
+    tcp_t *t = calloc(1, sizeof *t);
+    int c;
+    uint32_t srv = pool_conn(t, 64 * 1024, 4096, &c); /* 4 blocks */
+    pool_server_sndbuf(c, 4096);
+    /* fill the socket buffers so pooled sends stay in flight */
+    size_t total = 8u << 20;
+    char *src = pool_pattern(total);
+    size_t off = 0;
+    int nsend = 0, refused = 0;
+    uint32_t lens[64];
+    while (off + 40000 <= total && nsend < 64) {
+        int rc = ax_io_tcp_send_copy(t->io, srv, src + off, 40000, T_SEND);
+        if (rc == -EAGAIN) {
+            ax_io_stats_t st;
+            ax_io_get_stats(t->io, &st);
+            assert_true(st.spool_blocks_free < 3); /* refused only when short of blocks */
+            refused++;
+            /* the caller's own copy instead: src stays valid */
+            assert_int_equal(ax_io_tcp_send(t->io, srv, src + off, 40000, T_SEND), 0);
+        } else {
+            assert_int_equal(rc, 0);
+        }
+        lens[nsend++] = 40000;
+        off += 40000;
+        ax_io_poll(t->io, tcp_cb, t);
+    }
+    assert_true(refused > 0);
+    ax_io_stats_t st;
+    ax_io_get_stats(t->io, &st);
+    assert_int_equal(st.spool_full, (uint64_t)refused);
+    assert_int_equal(ax_io_tcp_send_copy(t->io, srv, src, 5 * 16384, T_SEND), -EAGAIN); /* > pool */
+    assert_int_equal(ax_io_tcp_send_copy(t->io, srv, NULL, 10, T_SEND), -EINVAL);
+    assert_int_equal(pool_read(t, c, src, off, 1 << 16), off);
+    pool_check_completions(t, lens, nsend);
+    ax_io_get_stats(t->io, &st);
+    assert_int_equal(st.spool_blocks_free, 4);
+    /* and it serves again */
+    assert_int_equal(ax_io_tcp_send_copy(t->io, srv, src + off, 65536, T_SEND), 0);
+    assert_int_equal(pool_read(t, c, src + off, 65536, 1 << 16), 65536);
+    close(c);
+    ax_io_destroy(t->io);
+    free(src);
+    free(t);
+}
+
+/* Many connections, each with many pooled sends in flight at once (the
+ * pool shared, sends completing in any order across connections): every
+ * stream intact and in order, every completion in call order. */
+static void many_pooled_sends_in_flight_on_many_connections(void **state)
+{
+    (void)state;
+    tcp_t *t = calloc(1, sizeof *t);
+    enum { NC = 4, NS = 40 };
+    int c[NC];
+    uint32_t srv[NC];
+    srv[0] = pool_conn(t, 4u << 20, 0, &c[0]);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    assert_int_equal(ax_sockaddr_parse("127.0.0.1", 0, &ss, &sl), 0);
+    struct sockaddr_in sa;
+    socklen_t salen = sizeof sa;
+    assert_int_equal(getpeername(c[0], (struct sockaddr *)&sa, &salen), 0);
+    for (int i = 1; i < NC; i++) {
+        c[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_int_equal(connect(c[i], (struct sockaddr *)&sa, salen), 0);
+        assert_int_equal(fcntl(c[i], F_SETFL, fcntl(c[i], F_GETFL) | O_NONBLOCK), 0);
+        int ia = drive_until(t->io, &t->rec, T_LISTEN, find(&t->rec, T_LISTEN, 0) + i);
+        assert_true(ia >= 0);
+        srv[i] = (uint32_t)t->rec.ev[ia].res;
+    }
+    size_t per = 0;
+    uint32_t len[NS];
+    for (int k = 0; k < NS; k++) {
+        len[k] = 4097 + (uint32_t)k * 3001;
+        per += len[k];
+    }
+    char *src = pool_pattern(per);
+    int fallback = 0;
+    for (int k = 0; k < NS; k++) {
+        size_t off = 0;
+        for (int j = 0; j < k; j++)
+            off += len[j];
+        for (int i = 0; i < NC; i++) {
+            int rc = ax_io_tcp_send_copy(t->io, srv[i], src + off, len[k], T_SEND + 1 + (uint64_t)i);
+            if (rc == -EAGAIN) {
+                fallback++;
+                rc = ax_io_tcp_send(t->io, srv[i], src + off, len[k], T_SEND + 1 + (uint64_t)i);
+            }
+            assert_int_equal(rc, 0);
+        }
+    }
+    for (int i = 0; i < NC; i++)
+        assert_int_equal(pool_read(t, c[i], src, per, 1 << 16), per);
+    uint64_t t0 = ax_now_ns();
+    int want = NC * NS, have = 0;
+    while ((have = count_token(&t->rec, T_SEND + 1) + count_token(&t->rec, T_SEND + 2) +
+                   count_token(&t->rec, T_SEND + 3) + count_token(&t->rec, T_SEND + 4)) < want &&
+           ms_since(t0) < 5000)
+        ax_io_wait(t->io, 1000 * 1000, tcp_cb, t);
+    assert_int_equal(have, want);
+    for (int i = 0; i < NC; i++) {
+        int k = 0;
+        for (int e = 0; e < t->rec.n; e++)
+            if (t->rec.ev[e].token == T_SEND + 1 + (uint64_t)i)
+                assert_int_equal(t->rec.ev[e].res, (int32_t)len[k++]);
+        assert_int_equal(k, NS);
+    }
+    ax_io_stats_t st;
+    ax_io_get_stats(t->io, &st);
+    assert_int_equal(st.spool_sends + (uint64_t)fallback, (uint64_t)want);
+    assert_int_equal(st.spool_blocks_free, st.spool_blocks);
+    for (int i = 0; i < NC; i++)
+        close(c[i]);
+    ax_io_destroy(t->io);
+    free(src);
+    free(t);
+}
+
+/* Destroy with pooled sends stuck in flight (a client that never reads) and
+ * more queued behind them: cancelled, the pool and every connection's
+ * msghdr freed (LSan checks under ASan), no fd left. */
+static void destroy_with_pooled_sends_in_flight_leaks_nothing(void **state)
+{
+    (void)state;
+    int before = count_fds();
+    tcp_t *t = calloc(1, sizeof *t);
+    int c;
+    uint32_t srv = pool_conn(t, 1u << 20, 4096, &c);
+    pool_server_sndbuf(c, 4096);
+    char *src = pool_pattern(1u << 20);
+    int queued = 0;
+    while (ax_io_tcp_send_copy(t->io, srv, src, 100000, T_SEND) == 0)
+        queued++;
+    assert_true(queued >= 8);
+    ax_io_poll(t->io, tcp_cb, t);
+    assert_true(ax_io_pending(t->io) >= 2);
+    ax_io_stats_t st;
+    ax_io_get_stats(t->io, &st);
+    assert_true(st.spool_blocks_free < st.spool_blocks);
+    ax_io_destroy(t->io);
+    close(c);
+    assert_int_equal(count_fds(), before);
+    free(src);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -888,6 +1234,11 @@ int main(void)
         cmocka_unit_test(submit_sends_without_taking_in_receives),
         cmocka_unit_test(destroy_cancels_pending_ops_without_leaking),
         cmocka_unit_test(provided_buffers_are_resident_from_the_first_listen),
+        cmocka_unit_test(pooled_sends_of_several_mib_arrive_intact_and_in_order),
+        cmocka_unit_test(short_pooled_sends_resume_mid_block_and_lose_nothing),
+        cmocka_unit_test(full_pool_refuses_with_eagain_and_the_stream_stays_whole),
+        cmocka_unit_test(many_pooled_sends_in_flight_on_many_connections),
+        cmocka_unit_test(destroy_with_pooled_sends_in_flight_leaks_nothing),
     };
     return cmocka_run_group_tests_name("io/uring+tcp+file", tests, NULL, NULL);
 }

@@ -144,6 +144,7 @@ static int g_place_samples, g_place_far;
 typedef struct wstat {
     double remote_share, idle_share;
     uint64_t handled, ring_full, sent_remote;
+    uint64_t turns, parks, wakes_sent; /* counts: per message, they say how the work ran */
 } wstat_t;
 
 typedef struct result {
@@ -915,7 +916,10 @@ static int run_once(const bench_workload_t *wl, uint32_t workers, const uint64_t
                                   .idle_share = idle,
                                   .handled = handled,
                                   .ring_full = d.ring_full,
-                                  .sent_remote = d.msgs_sent_remote};
+                                  .sent_remote = d.msgs_sent_remote,
+                                  .turns = d.turns,
+                                  .parks = d.parks,
+                                  .wakes_sent = d.wakes_sent};
     }
     out->remote_share = handled_all ? (double)remote_all / (double)handled_all : 0;
     out->idle_share = idle_all / workers;
@@ -1052,6 +1056,25 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
             snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
                      "%sspeedup x%.2f over 1 worker", r->note[0] ? "; " : "",
                      r->median / g_sweep_base);
+        /* The ceiling a message-rate workload can reach at this many workers
+         * when every message that crosses costs a line each way (the
+         * sender's write takes the slot's line, the receiver's read takes
+         * it back): each worker pays its one-worker time per message, t1,
+         * plus L lines per message it handles (2 x the remote share: one
+         * read per message received from a ring, one write per message
+         * sent to one), each at the bare SPSC ring's cost per slot, c,
+         * measured in this run.  speedup <= w t1 / (t1 + L c).  An upper
+         * bound: it assumes the transfers overlap as well as the bare
+         * ring's do and that nothing waits on latency.  docs/benchmarks.md,
+         * "Savina big on 2 workers". */
+        double ring = limit_rate(BL_RING);
+        if (g_sweep_base > 0 && workers > 1 && ring > 0 && r->remote_share > 0 &&
+            !strcmp(wl->unit, "msgs/s")) {
+            double t1 = 1e9 / g_sweep_base, c = 1e9 / ring, lines = 2 * r->remote_share;
+            snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
+                     "; ceiling x%.2f (%.2f lines per message per worker at the ring's %.1f ns)",
+                     workers * t1 / (t1 + lines * c), lines, c);
+        }
         if (r->dropped)
             snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
                      "%s%llu dropped at stop", r->note[0] ? "; " : "",
@@ -1131,6 +1154,19 @@ static void print_row(const result_t *r)
             printf("%s w%u remote %.0f%% ring-full %llu idle %.0f%%", w ? " |" : "", w,
                    100 * r->w[w].remote_share, (unsigned long long)r->w[w].ring_full,
                    100 * r->w[w].idle_share);
+        printf("\n");
+        /* Counts per message handled (not times: they hold on a loaded
+         * machine): messages a turn served, and parks and wakes sent per
+         * thousand messages.  A busy exchange serves many messages a turn
+         * and parks almost never. */
+        printf("    per worker:");
+        for (uint32_t w = 0; w < r->nw; w++) {
+            const wstat_t *s = &r->w[w];
+            double k = s->handled ? 1000.0 / (double)s->handled : 0;
+            printf("%s w%u msgs/turn %.1f parks/kmsg %.3f wakes/kmsg %.3f", w ? " |" : "", w,
+                   s->turns ? (double)s->handled / (double)s->turns : 0, (double)s->parks * k,
+                   (double)s->wakes_sent * k);
+        }
         printf("\n");
     }
     fflush(stdout);
@@ -1314,9 +1350,11 @@ static int write_json(const char *path, bool interrupted)
                 fprintf(f, "%s{\"worker\": %u, \"handled\": %llu, \"remote_share\": ", w ? ", " : "",
                         w, (unsigned long long)r->w[w].handled);
                 json_num(f, r->w[w].remote_share);
-                fprintf(f, ", \"ring_full\": %llu, \"sent_remote\": %llu, \"idle_share\": ",
+                fprintf(f, ", \"ring_full\": %llu, \"sent_remote\": %llu, \"turns\": %llu, "
+                           "\"parks\": %llu, \"wakes_sent\": %llu, \"idle_share\": ",
                         (unsigned long long)r->w[w].ring_full,
-                        (unsigned long long)r->w[w].sent_remote);
+                        (unsigned long long)r->w[w].sent_remote, (unsigned long long)r->w[w].turns,
+                        (unsigned long long)r->w[w].parks, (unsigned long long)r->w[w].wakes_sent);
                 json_num(f, r->w[w].idle_share);
                 fputc('}', f);
             }
