@@ -269,7 +269,6 @@ static inline ax_actor_t *actor_alloc(ax_worker_t *w, size_t state_size)
         return NULL;
     a->sp = NULL;
     a->recs = NULL;
-    a->pad_ = 0;
     a->state_size = (uint32_t)state_size;
     return a;
 }
@@ -330,10 +329,9 @@ __attribute__((always_inline)) static inline void actor_stop(ax_worker_t *w, ax_
         ax__actor_stop_why(w, a, pending_reason(w, a), false);
         return;
     }
-    uint32_t slot = a->slot;
-    AX_TRACE_STOP(w->id, ax__ref_make(w->home, w->id, w->table[slot].gen, slot));
+    AX_TRACE_STOP(w->id, a->ref);
     AX_STAT_INC(w->st.stopped); /* owner-only: no locked add */
-    slot_free(w, slot);
+    slot_free(w, ax__actor_slot(a));
     actor_free(w, a);
 }
 
@@ -346,7 +344,7 @@ void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in
 {
     const ax_reason_t *why = why_in;
     ax_reason_t why_copy;
-    ax_ref_t ref = ax__ref_make(w->home, w->id, w->table[a->slot].gen, a->slot);
+    ax_ref_t ref = a->ref;
     a->flags &= ~AX_ACTOR_STOPPING;
     if (w->pend_actor == a)
         w->pend_actor = NULL;
@@ -371,7 +369,7 @@ void ax__actor_stop_why(ax_worker_t *w, ax_actor_t *a, const ax_reason_t *why_in
     if (__builtin_expect((a->flags & AX_ACTOR_EXT) != 0, 0) &&
         ax__fault_stop(w, a, ref, why, final))
         return; /* dormant: keeps its slot and reference */
-    ax__slot_free(w, a->slot);
+    ax__slot_free(w, ax__actor_slot(a));
     ax__actor_free(w, a);
 }
 
@@ -400,6 +398,40 @@ void ax__actor_run_init(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, ax_init_fn 
         run_init(w, a, ref, init, arg, arg_len);
 }
 
+/* After an init run by run_init_fast that asked to stop (or left a pending
+ * reason): what run_init does with the context already restored. */
+__attribute__((noinline, cold)) static void init_after(ax_worker_t *w, ax_actor_t *a)
+{
+    ax_reason_t why = *pending_reason(w, a);
+    w->pend_actor = NULL; /* as before init: nothing was pending */
+    if (a->flags & AX_ACTOR_STOPPING)
+        ax__actor_stop_why(w, a, &why, false);
+}
+
+/* run_init when no stop is pending (w->pend_actor == NULL, the common
+ * case), with less to save: w->pend needs no copy, and w->pend_actor is
+ * NULL again afterwards unless init asked to stop (init_after, cold).
+ * w->cur_blob_kept is not saved either: nothing sets it while head.msg is
+ * NULL (ax_msg_keep_blob and ax_stash need the current message), which it
+ * is for the whole init, nested spawns' inits included. */
+__attribute__((always_inline)) static inline void run_init_fast(ax_worker_t *w, ax_actor_t *a,
+                                                                ax_ref_t ref, ax_init_fn init,
+                                                                const void *arg, size_t arg_len)
+{
+    ax_actor_t *sv_cur = w->cur;
+    ax_ref_t sv_ref = w->head.self;
+    const ax_msg_t *sv_msg = w->head.msg;
+    AX_WD_SET(w->cur, a);
+    AX_WD_SET(w->head.self, ref);
+    AX_WD_SET(w->head.msg, (const ax_msg_t *)NULL);
+    init(w, a->state, arg, arg_len);
+    AX_WD_SET(w->cur, sv_cur);
+    AX_WD_SET(w->head.self, sv_ref);
+    AX_WD_SET(w->head.msg, sv_msg);
+    if (__builtin_expect((a->flags & AX_ACTOR_STOPPING) != 0 || w->pend_actor != NULL, 0))
+        init_after(w, a);
+}
+
 /* Place an actor in `slot` (already reserved, its reference ref) and run
  * its init.  rq (NULL when there is no sponsor and no AX_SPAWN_F_* flag,
  * the common case, which then builds no request) carries the sponsor and
@@ -416,7 +448,7 @@ actor_place(ax_worker_t *w, uint32_t slot, ax_ref_t ref, ax_behaviour_fn fn,
         return -ENOMEM;
     a->fn = fn;
     a->fini = fini;
-    a->slot = slot;
+    a->ref = ref;
     w->table[slot].actor = a;
     if (rq && ax__fault_place(w, a, ref, rq, arg, arg_len) < 0) {
         w->table[slot].actor = NULL;
@@ -425,8 +457,12 @@ actor_place(ax_worker_t *w, uint32_t slot, ax_ref_t ref, ax_behaviour_fn fn,
     }
     AX_STAT_INC(w->st.spawned); /* owner-only: no locked add */
     AX_TRACE_SPAWN(w->id, ref);
-    if (init)
-        run_init(w, a, ref, init, arg, arg_len);
+    if (init) {
+        if (__builtin_expect(w->pend_actor == NULL, 1))
+            run_init_fast(w, a, ref, init, arg, arg_len);
+        else
+            ax__actor_run_init(w, a, ref, init, arg, arg_len);
+    }
     return 0;
 }
 
@@ -1074,6 +1110,10 @@ __attribute__((noinline)) static int spawn_here(ax_worker_t *w, ax_behaviour_fn 
 {
     uint32_t slot;
     int rc;
+    /* Checked by ax_spawn: lets the arena's own size test fold into
+     * actor_alloc's (the block, header included, cannot wrap to 0). */
+    if (state_size > AX_STATE_MAX)
+        __builtin_unreachable();
     if ((rc = slot_alloc(w, &slot)) < 0)
         return rc;
     /* = ax__ref_make(w->home, w->id, gen, slot): a slot's gen is stored
@@ -1201,14 +1241,28 @@ __attribute__((noinline)) static int spawn_general(ax_worker_t *w, ax_behaviour_
 int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_opts_t *o,
              ax_ref_t *out)
 {
-    if (!w || !out || check_spawn(fn, state_size, o) < 0)
+    if (__builtin_expect(!w || !out || !fn || state_size > AX_STATE_MAX, 0))
         return -EINVAL;
     /* The common case (spawn_here): default placement or AX_ON_SELF with
      * no backlog to spread, no flags, no sponsor; not closing.  Both
-     * halves are reached by a tail call: neither pays the other's frame. */
-    if ((!o || ((o->where == AX_ON_DEFAULT || o->where == AX_ON_SELF) && !o->flags && !o->sponsor)) &&
-        !(w->cur && w->cur->sp) && !w->closing &&
-        (ax__lq_count(w) < w->batch || (o && o->where == AX_ON_SELF) || w->nworkers == 1))
+     * halves are reached by a tail call: neither pays the other's frame.
+     * Its options are checked first, with what they make redundant in
+     * check_spawn left out (no flag, so no monitor pointer to check);
+     * anything else goes through check_spawn. */
+    bool self = false;
+    if (o) {
+        if (__builtin_expect(!((o->size == sizeof *o || o->size == 0) && (o->flags | o->pad_) == 0 &&
+                               !o->sponsor && o->arg_len <= AX_SPAWN_ARG_MAX &&
+                               (o->arg || !o->arg_len) &&
+                               ((self = o->where == AX_ON_SELF) || o->where == AX_ON_DEFAULT)),
+                             0)) {
+            if (check_spawn(fn, state_size, o) < 0)
+                return -EINVAL;
+            return spawn_general(w, fn, state_size, o, out);
+        }
+    }
+    if (!(w->cur && w->cur->sp) && !w->closing &&
+        (ax__lq_count(w) < w->batch || self || w->nworkers == 1))
         return spawn_here(w, fn, state_size, o, out);
     return spawn_general(w, fn, state_size, o, out);
 }

@@ -230,15 +230,18 @@ static inline uint64_t batch_count(ax_worker_t *w, uint32_t n)
  * per batch (see ax__dispatch_batch). */
 __attribute__((always_inline)) static inline uint32_t drain_local_loop(ax_worker_t *w, const bool tr)
 {
-    uint32_t n = 0;
-    while (n < w->batch && w->lq_head != w->lq_tail) {
+    /* The head stays in a register: only this loop moves it while the
+     * worker runs (behaviours read it: the message being run is still in
+     * the FIFO until it returns), so it is stored, never reloaded, and the
+     * batch's end is one index instead of a count. */
+    uint32_t h = w->lq_head, end = h + w->batch;
+    while (h != end && h != w->lq_tail) {
         /* A behaviour that grew the FIFO set w->after: the dispatch frees
          * the buffer it ran from (lq_old) once it returned. */
-        ax__dispatch_batch(w, &w->lq[w->lq_head & w->lq_mask], tr);
-        w->lq_head++;
-        n++;
+        ax__dispatch_batch(w, &w->lq[h & w->lq_mask], tr);
+        w->lq_head = ++h;
     }
-    return n;
+    return h - (end - w->batch);
 }
 
 static uint32_t drain_local(ax_worker_t *w)

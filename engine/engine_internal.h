@@ -298,14 +298,13 @@ static inline void ax__run(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m)
 static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m)
 {
     uint32_t slot = ax__ref_slot(m->to);
-    ax_slot_t *e;
     ax_actor_t *a;
     if (__builtin_expect(slot >= w->max_slots || (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) ||
                              (m->flags & AX_MSG_F_REPLY), 0))
         goto slow;
-    e = &w->table[slot];
-    a = e->actor;
-    if (__builtin_expect(!a || e->gen != ax__ref_gen(m->to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
+    a = w->table[slot].actor;
+    /* a->ref == to: the slot's generation (and the worker bits) match. */
+    if (__builtin_expect(!a || a->ref != m->to || (a->flags & AX_ACTOR_SLOW_MASK), 0))
         goto slow;
     ax__run(w, a, m);
     /* Stop and unstash share one test (request.c). */
@@ -386,16 +385,16 @@ __attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t
     ax_ref_t to = m->to;
     uint32_t slot = ax__ref_slot(to);
     uint32_t fl = m->flags;
-    ax_slot_t *e;
     ax_actor_t *a;
     /* System messages (AX_MSG_F_SYS), replies and blobs: one test. */
     if (__builtin_expect(slot >= w->max_slots ||
                              (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY | AX_MSG_F_BLOB)), 0))
         goto check;
     AX__CHECK_SYS_FLAG(m);
-    e = &w->table[slot];
-    a = e->actor;
-    if (__builtin_expect(!a || e->gen != ax__ref_gen(to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
+    a = w->table[slot].actor;
+    /* The actor's own reference (its slot's generation, this worker's
+     * bits): one compare instead of the slot's gen, shifted and masked. */
+    if (__builtin_expect(!a || a->ref != to || (a->flags & AX_ACTOR_SLOW_MASK), 0))
         goto slow;
     ax__batch_run(w, m, a, to, traced, false);
     return;
@@ -403,9 +402,10 @@ check: /* a blob (user message or I/O completion) runs here, with its release */
     if (slot >= w->max_slots || (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY)))
         goto slow;
     AX__CHECK_SYS_FLAG(m);
-    e = &w->table[slot];
-    a = e->actor;
-    if (__builtin_expect(!a || e->gen != ax__ref_gen(to) || (a->flags & AX_ACTOR_SLOW_MASK), 0))
+    a = w->table[slot].actor;
+    /* The actor's own reference (its slot's generation, this worker's
+     * bits): one compare instead of the slot's gen, shifted and masked. */
+    if (__builtin_expect(!a || a->ref != to || (a->flags & AX_ACTOR_SLOW_MASK), 0))
         goto slow;
     ax__batch_run(w, m, a, to, traced, true);
     return;

@@ -436,7 +436,7 @@ static int sp_join(ax_worker_t *w, ax_actor_t *a, ax_sponsor_t *sp)
     ax_rec_t *r = rec_new(w, a, AX_REC_SP, 0, 0);
     if (!r)
         return -ENOMEM;
-    r->aux = a->slot;
+    r->aux = ax__actor_slot(a);
     r->lprev = NULL;
     r->lnext = l->actors;
     if (l->actors)
@@ -605,7 +605,7 @@ static void release_dormant(ax_worker_t *w, ax_actor_t *a)
         }
     }
     recs_drop_all(w, a);
-    ax__slot_free(w, a->slot);
+    ax__slot_free(w, ax__actor_slot(a));
     ax__actor_free(w, a);
 }
 
@@ -658,13 +658,13 @@ static void restart(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref, uint32_t flags,
          * is left stays held for the next restart (the actor is dormant
          * again, its queue empty: nothing can have arrived meanwhile). */
         while ((m = ax_mq_peek(&held))) {
-            if (w->table[a->slot].actor != a || (a->flags & AX_ACTOR_DORMANT))
+            if (w->table[ax__actor_slot(a)].actor != a || (a->flags & AX_ACTOR_DORMANT))
                 break;
             ax__dispatch(w, m);
             ax_mq_pop(&held, w->arena);
         }
         if (ax_mq_peek(&held)) {
-            if (w->table[a->slot].actor == a && (a->flags & AX_ACTOR_DORMANT)) {
+            if (w->table[ax__actor_slot(a)].actor == a && (a->flags & AX_ACTOR_DORMANT)) {
                 ax_mq_fini(&life_of(a)->held, w->arena);
                 life_of(a)->held = held;
                 return;

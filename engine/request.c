@@ -120,10 +120,10 @@ static conv_actor_t *conv_actor_get(ax_worker_t *w, ax_actor_t *a)
 {
     struct ax_conv *c = w->conv;
     if (a->flags & AX_ACTOR_CONV)
-        return c->by_slot[a->slot];
-    if (a->slot >= c->by_cap) {
+        return c->by_slot[ax__actor_slot(a)];
+    if (ax__actor_slot(a) >= c->by_cap) {
         uint32_t ncap = c->by_cap ? c->by_cap : 64;
-        while (ncap <= a->slot)
+        while (ncap <= ax__actor_slot(a))
             ncap *= 2;
         conv_actor_t **nb = w_alloc(w, (size_t)ncap * sizeof *nb);
         if (!nb)
@@ -140,7 +140,7 @@ static conv_actor_t *conv_actor_get(ax_worker_t *w, ax_actor_t *a)
         return NULL;
     memset(ca, 0, sizeof *ca);
     ca->limit = AX_STASH_DEFAULT;
-    c->by_slot[a->slot] = ca;
+    c->by_slot[ax__actor_slot(a)] = ca;
     a->flags |= AX_ACTOR_CONV;
     return ca;
 }
@@ -296,7 +296,7 @@ bool ax__conv_dispatch(ax_worker_t *w, ax_msg_t *m)
 bool ax__conv_down(ax_worker_t *w, ax_actor_t *a, ax_ref_t asker, uint64_t mon, uint32_t kind)
 {
     struct ax_conv *c = w->conv;
-    conv_actor_t *ca = conv_actor(w, a->slot);
+    conv_actor_t *ca = conv_actor(w, ax__actor_slot(a));
     if (!ca || !ca->npending)
         return false;
     for (uint32_t i = 0; i < c->cap; i++)
@@ -603,7 +603,7 @@ int ax_unstash_all(ax_ctx_t *w)
 {
     if (!w || !w->cur)
         return -EINVAL;
-    if ((w->cur->flags & AX_ACTOR_CONV) && conv_actor(w, w->cur->slot)->count) {
+    if ((w->cur->flags & AX_ACTOR_CONV) && conv_actor(w, ax__actor_slot(w->cur))->count) {
         w->cur->flags |= AX_ACTOR_UNSTASH;
         w->after = 1; /* the drain loops' hint (worker.h) */
     }
@@ -630,7 +630,7 @@ uint32_t ax_stash_count(ax_ctx_t *w)
 {
     if (!w || !w->cur || !(w->cur->flags & AX_ACTOR_CONV))
         return 0;
-    return conv_actor(w, w->cur->slot)->count;
+    return conv_actor(w, ax__actor_slot(w->cur))->count;
 }
 
 /* Handle the stashed messages again, oldest first, until the actor stops
@@ -638,7 +638,7 @@ uint32_t ax_stash_count(ax_ctx_t *w)
  * goes to the back: it is replayed by the next ax_unstash_all. */
 static void replay(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref)
 {
-    conv_actor_t *ca = conv_actor(w, a->slot);
+    conv_actor_t *ca = conv_actor(w, ax__actor_slot(a));
     while ((a->flags & AX_ACTOR_UNSTASH) && !(a->flags & AX_ACTOR_STOPPING)) {
         a->flags &= ~(uint32_t)AX_ACTOR_UNSTASH;
         for (uint32_t n = ca->count; n && !(a->flags & AX_ACTOR_STOPPING); n--) {
@@ -664,7 +664,7 @@ void ax__actor_after(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref)
 void ax__conv_actor_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref)
 {
     struct ax_conv *c = w->conv;
-    conv_actor_t *ca = conv_actor(w, a->slot);
+    conv_actor_t *ca = conv_actor(w, ax__actor_slot(a));
     a->flags &= ~(uint32_t)AX_ACTOR_UNSTASH;
     if (ca)
         ca->closing = true; /* continuations below cannot ask again */
@@ -681,7 +681,7 @@ void ax__conv_actor_stop(ax_worker_t *w, ax_actor_t *a, ax_ref_t ref)
         ax__dead_letter(w, &m);
     }
     w_free(w, ca->buf, (size_t)ca->cap * sizeof(ax_msg_t));
-    c->by_slot[a->slot] = NULL;
+    c->by_slot[ax__actor_slot(a)] = NULL;
     w_free(w, ca, sizeof *ca);
     a->flags &= ~(uint32_t)AX_ACTOR_CONV;
 }

@@ -187,6 +187,12 @@ static inline uint32_t ax_ring_ready(const ax_ring_t *r, uint32_t max)
      * head slot first, alone: an empty ring costs what a peek costs. */
     if ((uint8_t)(__atomic_load_n(&s[0].hdr, __ATOMIC_ACQUIRE) >> 56) != want || max == 0u)
         return 0;
+    /* A run of one (a request/reply pair's usual case) answered before
+     * the bound is clamped: the second slot's A1 decides. */
+    if (room == 1u || max == 1u ||
+        (uint8_t)(__atomic_load_n(&s[1].hdr, __ATOMIC_ACQUIRE) >> 56) != want)
+        return 1;
+    i = 2;
     if (max > room)
         max = room;
     while (i < max && (uint8_t)(__atomic_load_n(&s[i].hdr, __ATOMIC_ACQUIRE) >> 56) == want)

@@ -95,13 +95,18 @@ typedef struct ax_actor {
     ax_fini_fn fini;
     struct ax_sp_local *sp; /* its sponsor's slot for this worker; NULL: root */
     struct ax_rec *recs;    /* records (engine/failure.h); NULL: none */
-    uint32_t slot;
+    /* Its reference, set when the block is placed in its slot (an
+     * embryo's is AX_REF_NONE): the drain loops' fast path compares a
+     * message's `to` with it, one compare for the slot's generation and
+     * the worker bits.  The slot is its low bits (ax__actor_slot). */
+    ax_ref_t ref;
     uint32_t flags;
     uint32_t state_size;
-    uint32_t pad_;
     alignas(16) unsigned char state[];
 } ax_actor_t;
 _Static_assert(sizeof(ax_actor_t) == 48, "actor header is 48 bytes");
+
+static inline uint32_t ax__actor_slot(const ax_actor_t *a) { return ax__ref_slot(a->ref); }
 
 /* An embryo (placeholder for a remotely spawned actor whose spawn request
  * has not arrived) keeps the early messages in this queue. */

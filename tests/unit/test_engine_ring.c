@@ -88,6 +88,8 @@ static void ready_counts_the_run_and_stops_where_it_must(void **state)
     for (int i = 0; i < 5; i++)
         assert_true(put(r, sent++));
     assert_int_equal(ax_ring_ready(r, 0), 0);  /* a zero budget takes nothing */
+    assert_int_equal(ax_ring_ready(r, 1), 1);  /* a run of one answered early */
+    assert_int_equal(ax_ring_ready(r, 2), 2);
     assert_int_equal(ax_ring_ready(r, 3), 3);  /* the caller's maximum */
     assert_int_equal(ax_ring_ready(r, 32), 5); /* stops at the empty slot */
     take(r, 5, &next);
@@ -99,7 +101,11 @@ static void ready_counts_the_run_and_stops_where_it_must(void **state)
         assert_true(put(r, sent++));
     assert_false(put(r, sent)); /* full: the head is still at 5 */
     assert_int_equal(ax_ring_ready(r, 1000), CAP - 5);
-    take(r, CAP - 5, &next);
+    take(r, CAP - 6, &next);
+    /* The head at the array's last slot: a run of one, never a read past
+     * the array (ASan) nor lap 1's slot 0. */
+    assert_int_equal(ax_ring_ready(r, 1000), 1);
+    take(r, 1, &next);
     assert_int_equal(ax_ring_ready(r, 1000), 5);
     /* Slot 5 onwards still holds lap 0's stamp: not ready for lap 1. */
     take(r, 5, &next);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "axon/axon.h"
+#include "axon/failure.h"
 #include "test_cpus.h"
 #include "test_util.h"
 
@@ -1416,6 +1417,97 @@ static void spawn_copies_an_argument_of_ax_spawn_arg_max_bytes_and_rejects_more(
     ax_engine_destroy(e);
 }
 
+/* ax_spawn from a behaviour checks its options like ax_engine_spawn: its
+ * common case (no flags, no sponsor, default or AX_ON_SELF placement) is
+ * tested first, so every bad option must still be refused there, and every
+ * good one accepted on both paths, with blocks of every kind.  Records the first case that got an
+ * unexpected result (1-based), 0 when all did as expected. */
+static struct {
+    _Atomic uint64_t done, inits;
+    _Atomic uint32_t wrong;
+} g_spopt;
+
+static void spopt_init(ax_ctx_t *ctx, void *state, const void *arg, size_t len)
+{
+    (void)ctx, (void)state, (void)arg, (void)len;
+    atomic_fetch_add(&g_spopt.inits, 1);
+}
+
+static void spopt_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state, (void)m;
+    static const uint64_t argv = 7;
+    uint64_t mon = 0;
+    const ax_spawn_opts_t ok = {.size = sizeof ok, .init = spopt_init, .arg = &argv, .arg_len = sizeof argv};
+    struct {
+        ax_spawn_opts_t o;
+        ax_behaviour_fn fn;
+        size_t state_size;
+        int want;
+    } c[20];
+    uint32_t n = 0;
+#define SPOPT(field, value, fn_, size_, want_)                                                 \
+    do {                                                                                   \
+        c[n].o = ok;                                                                       \
+        c[n].o.field = value;                                                              \
+        c[n].fn = fn_;                                                                     \
+        c[n].state_size = size_;                                                           \
+        c[n].want = want_;                                                                 \
+        n++;                                                                               \
+    } while (0)
+    SPOPT(size, sizeof ok, nop_behaviour, 16, 0);
+    SPOPT(size, 0, nop_behaviour, 16, 0);
+    SPOPT(where, AX_ON_SELF, nop_behaviour, 16, 0);
+    SPOPT(arg_len, AX_SPAWN_ARG_MAX, nop_behaviour, 16, 0); /* its arg is `big` (below) */
+    SPOPT(size, sizeof ok - 8, nop_behaviour, 16, -EINVAL);
+    SPOPT(arg_len, AX_SPAWN_ARG_MAX + 1, nop_behaviour, 16, -EINVAL);
+    SPOPT(arg, NULL, nop_behaviour, 16, -EINVAL);
+    SPOPT(pad_, 1, nop_behaviour, 16, -EINVAL);
+    SPOPT(flags, 1u << 30, nop_behaviour, 16, -EINVAL);
+    SPOPT(flags, AX_SPAWN_F_MONITOR, nop_behaviour, 16, -EINVAL); /* no .monitor */
+    SPOPT(where, 99, nop_behaviour, 16, -EINVAL);
+    SPOPT(size, sizeof ok, NULL, 16, -EINVAL);
+    SPOPT(size, sizeof ok, nop_behaviour, SIZE_MAX, -EINVAL);
+    /* The arena's largest class with the 48-byte header, one byte more
+     * (a large block), and a large one: spawn_here's block sizes. */
+    SPOPT(size, sizeof ok, nop_behaviour, 4096 - 48, 0);
+    SPOPT(size, sizeof ok, nop_behaviour, 4096 - 47, 0);
+    SPOPT(size, sizeof ok, nop_behaviour, 1u << 20, 0);
+    SPOPT(flags, AX_SPAWN_F_MONITOR, nop_behaviour, 16, 0);
+    c[n - 1].o.monitor = &mon;
+#undef SPOPT
+    static unsigned char big[AX_SPAWN_ARG_MAX];
+    c[3].o.arg = big;
+    for (uint32_t i = 0; i < n; i++) {
+        ax_ref_t r = AX_REF_NONE;
+        int rc = ax_spawn(ctx, c[i].fn, c[i].state_size, &c[i].o, &r);
+        if (rc != c[i].want || (rc == 0) != (r != AX_REF_NONE)) {
+            uint32_t none = 0;
+            atomic_compare_exchange_strong(&g_spopt.wrong, &none, i + 1);
+        }
+    }
+    atomic_store(&g_spopt.done, n);
+}
+
+static void spawn_from_a_behaviour_checks_every_option_on_its_fast_path(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_spopt, 0, sizeof g_spopt);
+    ax_config_t c;
+    cfg_real(&c, 1);
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t d = AX_REF_NONE;
+    assert_int_equal(ax_engine_spawn(e, spopt_driver, 16, NULL, &d), 0);
+    start(e);
+    assert_int_equal(ax_engine_send(e, d, 1, NULL, 0), 0);
+    WAIT_FOR(g_spopt.done, 17);
+    finish(e);
+    assert_int_equal(atomic_load(&g_spopt.wrong), 0);
+    assert_int_equal(atomic_load(&g_spopt.inits), 8); /* the 8 accepted spawns ran init */
+    ax_engine_destroy(e);
+}
+
 /* ---- blobs ------------------------------------------------------------------------ */
 
 #define BLOB_N      120
@@ -2078,6 +2170,7 @@ int main(void)
         T(engine_spawn_from_outside_places_by_worker_and_node),
         T(init_and_fini_run_exactly_once_at_stop_and_at_shutdown),
         T(spawn_copies_an_argument_of_ax_spawn_arg_max_bytes_and_rejects_more),
+        T(spawn_from_a_behaviour_checks_every_option_on_its_fast_path),
         T(blobs_arrive_intact_and_are_freed_exactly_once),
         T(blobs_sent_to_a_stopped_actor_are_freed_as_dead_letters),
         T(invalid_sends_return_einval_and_send_nothing),
