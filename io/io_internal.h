@@ -89,13 +89,14 @@ struct ax_io {
     bool bufs_resident;  /* ax__io_bufs_populate ran (at the first listen or receive) */
 
     /* send pool (tcp.c, ax_io_tcp_send_copy): spool_count blocks of
-     * AXIO_SEND_BLOCK bytes, one mmap made resident with the receive ring;
-     * free blocks and each send's blocks are chained through spool_next. */
+     * AXIO_SEND_BLOCK bytes in one mmap, made resident a chunk at a time
+     * (uring.c); free blocks and each send's blocks are chained through
+     * spool_next. */
     char *spool;
     uint32_t *spool_next;
     uint32_t spool_count, spool_nfree;
     uint32_t spool_free; /* head of the free chain, AXIO_NONE: empty */
-    bool spool_resident;
+    uint32_t spool_hwm;  /* blocks [0, spool_hwm) are resident */
 
     /* connections and listeners (tcp.c) */
     struct ax_conn *conns;
@@ -117,6 +118,7 @@ struct ax_io {
  * pooled send goes out in several, in order. */
 #define AXIO_SEND_BLOCK 16384u
 #define AXIO_SEND_IOV 64u
+#define AXIO_SPOOL_CHUNK 16u /* blocks made resident at a time: 256 KiB */
 #define AXIO_BUF_IN_RING UINT32_MAX
 #define AXIO_NONE UINT32_MAX
 
@@ -132,10 +134,14 @@ void ax__io_buf_recycle(ax_io_t *io, uint32_t bid);
 /* Make the provided buffers resident, once: called at the first listen or
  * receive of the ring, before any receive is armed (see uring.c). */
 void ax__io_bufs_populate(ax_io_t *io);
-/* The send pool: mapped at create (unbacked), made resident by
- * ax__io_bufs_populate or the first pooled send, unmapped at destroy. */
+/* The send pool: mapped at create (unbacked); its first chunk made
+ * resident by ax__io_bufs_populate, later chunks by ax__io_spool_reserve
+ * before a send first uses a block in them; unmapped at destroy. */
 int ax__io_spool_setup(ax_io_t *io, uint64_t bytes);
-void ax__io_spool_populate(ax_io_t *io);
+/* Make blocks [0, upto) resident, rounded up to a whole chunk
+ * (AXIO_SPOOL_CHUNK blocks) and capped at the pool: one madvise, not a
+ * fault per page. */
+void ax__io_spool_reserve(ax_io_t *io, uint32_t upto);
 void ax__io_spool_teardown(ax_io_t *io);
 
 /* tcp.c */

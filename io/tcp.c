@@ -147,14 +147,20 @@ static uint32_t op_new(ax_io_t *io, uint32_t s, uint32_t kind, uint64_t token)
 
 /* ---- send pool blocks (the pool itself: uring.c) ---- */
 
-/* n blocks chained in order, or AXIO_NONE if fewer are free. */
+/* n blocks chained in order, or AXIO_NONE if fewer are free; resident
+ * (the chunks of never-used blocks among them are made so first). */
 static uint32_t spool_get(ax_io_t *io, uint32_t n)
 {
     if (n == 0 || n > io->spool_nfree)
         return AXIO_NONE;
-    uint32_t head = io->spool_free, b = head;
-    for (uint32_t i = 1; i < n; i++)
+    uint32_t head = io->spool_free, b = head, top = head;
+    for (uint32_t i = 1; i < n; i++) {
         b = io->spool_next[b];
+        top = b > top ? b : top;
+    }
+    /* The blocks ever used are [0, spool_hwm) (uring.c): only those
+     * past it need their pages, in whole chunks. */
+    ax__io_spool_reserve(io, top + 1);
     io->spool_free = io->spool_next[b];
     io->spool_next[b] = AXIO_NONE;
     io->spool_nfree -= n;
@@ -839,7 +845,6 @@ int ax_io_tcp_send_copy(ax_io_t *io, uint32_t conn, const void *buf, uint32_t le
     uint32_t op = op_new(io, s, AXIO_OP_SEND, token);
     if (op == AXIO_NONE)
         return -ENOMEM;
-    ax__io_spool_populate(io); /* once; a server did it at its first listen */
     uint32_t head = spool_get(io, n);
     const char *src = buf;
     uint32_t left = len;

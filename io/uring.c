@@ -237,9 +237,9 @@ static void populate(void *p, size_t bytes)
 
 void ax__io_bufs_populate(ax_io_t *io)
 {
-    /* The send pool too: a server's first replies follow its first
-     * receives, and should not fault either. */
-    ax__io_spool_populate(io);
+    /* The send pool's first chunk too: a server's first replies follow its
+     * first receives, and should not fault either. */
+    ax__io_spool_reserve(io, 1);
     if (io->bufs_resident || !io->bufs)
         return;
     io->bufs_resident = true;
@@ -253,9 +253,16 @@ void ax__io_bufs_populate(ax_io_t *io)
  * pages in on first touch and again after jemalloc's decay gave them back
  * to the kernel: ~1 fault per 4 KiB sent on a worker's first bursts, which
  * every other connection's request waited behind (issue 10 item 17).
- * Mapped at create without backing, made resident once (MADV_POPULATE_WRITE)
- * at the worker's first listen, receive or pooled send, so a worker that
- * never does TCP pays nothing; never purged (nothing here ever calls
+ * Mapped at create without backing.  Made resident a chunk
+ * (AXIO_SPOOL_CHUNK blocks, 256 KiB) at a time with one MADV_POPULATE_WRITE:
+ * the first chunk at the worker's first listen or receive, each next one
+ * just before a send first takes a block in it.  The free chain hands out
+ * freed blocks first (LIFO) and the never-used ones in index order after
+ * them, so the blocks ever used are always a prefix [0, spool_hwm): a
+ * worker's resident pool is its high-water mark of bytes in flight,
+ * rounded up to a chunk, not the whole pool (a server holding many keys
+ * and sending little keeps its memory, issue 10 item 20), and a worker
+ * that never does TCP pays nothing.  Never purged (nothing here calls
  * MADV_DONTNEED on it); unmapped at destroy, after the ring is gone. */
 int ax__io_spool_setup(ax_io_t *io, uint64_t bytes)
 {
@@ -281,12 +288,16 @@ int ax__io_spool_setup(ax_io_t *io, uint64_t bytes)
     return 0;
 }
 
-void ax__io_spool_populate(ax_io_t *io)
+void ax__io_spool_reserve(ax_io_t *io, uint32_t upto)
 {
-    if (io->spool_resident || !io->spool)
+    if (!io->spool || upto <= io->spool_hwm)
         return;
-    io->spool_resident = true;
-    populate(io->spool, (size_t)io->spool_count * AXIO_SEND_BLOCK);
+    uint64_t end = ((uint64_t)upto + AXIO_SPOOL_CHUNK - 1) / AXIO_SPOOL_CHUNK * AXIO_SPOOL_CHUNK;
+    if (end > io->spool_count)
+        end = io->spool_count;
+    populate(io->spool + (size_t)io->spool_hwm * AXIO_SEND_BLOCK,
+             (size_t)(end - io->spool_hwm) * AXIO_SEND_BLOCK);
+    io->spool_hwm = (uint32_t)end;
 }
 
 void ax__io_spool_teardown(ax_io_t *io)
@@ -297,7 +308,7 @@ void ax__io_spool_teardown(ax_io_t *io)
     free(io->spool_next);
     io->spool = NULL;
     io->spool_next = NULL;
-    io->spool_count = io->spool_nfree = 0;
+    io->spool_count = io->spool_nfree = io->spool_hwm = 0;
     io->spool_free = AXIO_NONE;
 }
 
