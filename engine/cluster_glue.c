@@ -573,6 +573,24 @@ static void addrs_drop(void *user, uint32_t node, uint64_t session)
         }
 }
 
+/* AX_SYS_NODE_WIRE to every worker: take the session's UCP worker only
+ * (node_known), or also wire the endpoints to the node (node_up).
+ * -ESHUTDOWN at stop is ignored: nothing left to take or wire. */
+static void post_wire(struct ax_cl *cl, uint32_t node, uint64_t session, bool take_only)
+{
+    for (uint32_t t = 0; t < cl->eng->n; t++) {
+        ax_msg_t m;
+        memset(&m, 0, sizeof m);
+        m.to = ax__ref_make(cl->eng->home, t, 0, 0);
+        m.type = AX_SYS_NODE_WIRE;
+        m.len = take_only ? 24 : 16;
+        m.payload.u64[0] = node;
+        m.payload.u64[1] = session;
+        m.payload.u64[2] = take_only; /* 1: take it only; node_up's wires it */
+        ax__ext_post(cl->eng, &m);
+    }
+}
+
 static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc_tag, uint32_t nw,
                        void *const *addr, const size_t *alen)
 {
@@ -609,17 +627,7 @@ static void node_known(void *user, uint32_t node, uint64_t session, uint32_t inc
     atomic_store_explicit(&p->state, 1, memory_order_release); /* P1 */
     /* Every worker takes its UCP worker for the session now, so what the
      * node sends after our READY is read without waiting for node_up. */
-    for (uint32_t t = 0; t < cl->eng->n; t++) {
-        ax_msg_t m;
-        memset(&m, 0, sizeof m);
-        m.to = ax__ref_make(cl->eng->home, t, 0, 0);
-        m.type = AX_SYS_NODE_WIRE;
-        m.len = 24;
-        m.payload.u64[0] = node;
-        m.payload.u64[1] = session;
-        m.payload.u64[2] = 1; /* take it only; node_up's wires it */
-        ax__ext_post(cl->eng, &m); /* -ESHUTDOWN at stop: nothing to take */
-    }
+    post_wire(cl, node, session, true);
 }
 
 static void node_up(void *user, uint32_t node, uint64_t session)
@@ -631,16 +639,7 @@ static void node_up(void *user, uint32_t node, uint64_t session)
         atomic_store_explicit(&p->state, 2, memory_order_release); /* P1 */
         post_worker0(cl->eng, AX_SYS_NAME_SYNC, node, NULL); /* tell it our names */
         /* Every worker wires its endpoints to the node now (wire_start). */
-        for (uint32_t t = 0; t < cl->eng->n; t++) {
-            ax_msg_t m;
-            memset(&m, 0, sizeof m);
-            m.to = ax__ref_make(cl->eng->home, t, 0, 0);
-            m.type = AX_SYS_NODE_WIRE;
-            m.len = 16;
-            m.payload.u64[0] = node;
-            m.payload.u64[1] = session;
-            ax__ext_post(cl->eng, &m); /* -ESHUTDOWN at stop: nothing to wire */
-        }
+        post_wire(cl, node, session, false);
     }
 }
 

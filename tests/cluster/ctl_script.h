@@ -116,4 +116,20 @@ static uint64_t hello_exchange_as(int fd, uint32_t peer, uint32_t self, uint64_t
     return in.challenge;
 }
 
+/* The data path's wire, for a scripted node that also sends on UCX
+ * (docs/cluster.md "Data"; engine/cluster_glue.c). */
+#define AM_ID 7u
+#define WIRE_MAGIC 0x31575841u
+#define KIND_BATCH 1u
+#define KIND_PROBE 3u
+#define KIND_PROBE_ACK 4u
+typedef struct wire_hdr {
+    uint32_t magic;
+    uint16_t version, kind;
+    uint16_t src_node, src_worker, dst_worker, pad;
+    uint32_t count, pad2;
+    uint64_t session, seq;
+} wire_hdr_t;
+_Static_assert(sizeof(wire_hdr_t) == 40, "the wire header is 40 bytes");
+
 #endif /* AXON_TESTS_CTL_SCRIPT_H */

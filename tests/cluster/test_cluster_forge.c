@@ -44,21 +44,9 @@
 
 static const char COOKIE[] = "forge-test-cookie";
 
-/* The data path's wire (docs/cluster.md "Data"; engine/cluster_glue.c). */
-#define AM_ID 7u
-#define WIRE_MAGIC 0x31575841u
-#define KIND_BATCH 1u
 /* Engine-internal failure messages (engine/engine_internal.h). */
 #define SYS_MONITOR (AX_TYPE_SYSTEM + 0x10)
 #define SYS_DEMONITOR (AX_TYPE_SYSTEM + 0x11)
-typedef struct wire_hdr {
-    uint32_t magic;
-    uint16_t version, kind;
-    uint16_t src_node, src_worker, dst_worker, pad;
-    uint32_t count, pad2;
-    uint64_t session, seq;
-} wire_hdr_t;
-_Static_assert(sizeof(wire_hdr_t) == 40, "the wire header is 40 bytes");
 
 enum { T_OK = 1, T_ASK = 2 };
 static _Atomic uint64_t g_ok_sum, g_ok_n, g_other;

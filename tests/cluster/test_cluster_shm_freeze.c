@@ -59,20 +59,6 @@
 
 static const char COOKIE[] = "shm-freeze-test-cookie";
 
-/* The data path's wire (docs/cluster.md "Data"; engine/cluster_glue.c). */
-#define AM_ID 7u
-#define WIRE_MAGIC 0x31575841u
-#define KIND_BATCH 1u
-#define KIND_PROBE 3u
-#define KIND_PROBE_ACK 4u
-typedef struct wire_hdr {
-    uint32_t magic;
-    uint16_t version, kind;
-    uint16_t src_node, src_worker, dst_worker, pad;
-    uint32_t count, pad2;
-    uint64_t session, seq;
-} wire_hdr_t;
-_Static_assert(sizeof(wire_hdr_t) == 40, "the wire header is 40 bytes");
 
 enum { T_PING = 1, T_PONG, T_START, T_WATCH };
 /* A node-0 reference (node 0, incarnation tag 1, worker 0, generation 1,
