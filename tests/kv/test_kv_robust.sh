@@ -35,11 +35,18 @@ python3 "$HERE/kv_clients.py" hogs "$PORT" --pid "$PID" --hogs 4 --gets 65536 --
 # local backlog is down to a batch and a paused parser reads 16 KiB ahead
 # (issue 10 item 17; test_engine_fifo checks the rule itself), 285-345
 # since the io layer copies sends above 4 KiB into its resident send pool
-# instead of fresh jemalloc memory (1,600-2,030 in the same runs without).
-# A count: load moves it little (and down).
+# instead of fresh jemalloc memory (1,600-2,030 in the same runs without)
+# when the whole pool was made resident at the first listen, and
+# 1,430-1,660 since the pool is made resident 256 KiB at a time as sends
+# reach it: ~1,200 of those are the pool's own pages, now first touched in
+# the run (64 per madvise, not one fault each), the price of axon-kv's
+# memory (item 20: all 8 MiB per worker at the listen put it at 1.3-1.4x
+# redis-server, over the 1.2 limit).  The PING goal of item 17 holds
+# either way (32 of 32 quiet runs within 10 ms, docs/kv.md).  A count:
+# load moves it little (and down).
 # A sanitizer build's allocator and shadow memory fault on their own
 # (7,600 under ASan): the bound is for the plain build.
-MAX_FAULTS=1000
+MAX_FAULTS=2000
 if grep -q '^AXON_SANITIZE:STRING=.' "$1/CMakeCache.txt" 2>/dev/null; then
     echo "test_kv_robust: sanitizer build: page faults printed, not bounded"
     MAX_FAULTS=0
