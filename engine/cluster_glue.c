@@ -1032,30 +1032,16 @@ static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
     wn->in = calloc(pi->nw, sizeof *wn->in);
     wn->acked = calloc(pi->nw, 1);
     wn->ack_due = calloc(pi->nw, 1);
-    if (!wn->ep || !wn->out || !wn->in || !wn->acked || !wn->ack_due) {
-        free(wn->ep);
-        free(wn->out);
-        free(wn->in);
-        free(wn->acked);
-        free(wn->ack_due);
-        memset(wn, 0, sizeof *wn);
-        return false;
-    }
+    if (!wn->ep || !wn->out || !wn->in || !wn->acked || !wn->ack_due)
+        goto fail;
     /* Take this worker's UCP worker for the session and start watching
      * it: progress (the live list) and wakeups (the epoll set). */
     ucp_worker_h uw = pi->ls->uw[id];
     int fd = -1;
     if (!cw->cl->spin) {
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = n};
-        if (ucp_worker_get_efd(uw, &fd) != UCS_OK || epoll_ctl(cw->efd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            free(wn->ep);
-            free(wn->out);
-            free(wn->in);
-            free(wn->acked);
-            free(wn->ack_due);
-            memset(wn, 0, sizeof *wn);
-            return false;
-        }
+        if (ucp_worker_get_efd(uw, &fd) != UCS_OK || epoll_ctl(cw->efd, EPOLL_CTL_ADD, fd, &ev) < 0)
+            goto fail;
     }
     pi->ls->uw[id] = NULL;
     wn->uw = uw;
@@ -1065,6 +1051,14 @@ static bool wnode_init(ax_clw_t *cw, uint32_t n, const pinc_t *pi)
     wn->nw = pi->nw;
     wn->session = pi->session;
     return true;
+fail:
+    free(wn->ep);
+    free(wn->out);
+    free(wn->in);
+    free(wn->acked);
+    free(wn->ack_due);
+    memset(wn, 0, sizeof *wn);
+    return false;
 }
 
 /* The peer's current incarnation if it is at least `min_state`. */

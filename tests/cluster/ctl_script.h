@@ -6,11 +6,16 @@
 #ifndef AXON_TESTS_CTL_SCRIPT_H
 #define AXON_TESTS_CTL_SCRIPT_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "cluster/control.h"
 
@@ -23,6 +28,28 @@ typedef struct __attribute__((packed)) hello {
     uint32_t nworkers, pad;
     char listen[AX_CTL_LISTEN_MAX];
 } hello_t;
+
+/* A TCP connection to a node's control listener "IPV4:PORT" (the address
+ * a real node printed), or -1. */
+static int ctl_dial(const char *hostport)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    char host[64];
+    snprintf(host, sizeof host, "%s", hostport);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return -1;
+    *colon = 0;
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return -1;
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
 
 static int read_full(int fd, void *p, size_t n, int ms)
 {

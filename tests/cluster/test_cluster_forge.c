@@ -142,14 +142,8 @@ static void forged_records_without_sender_are_refused(void **state)
     assert_int_equal(ucp_worker_get_address(uw, &my_addr, &my_alen), UCS_OK);
 
     /* node 0 dials node 1 and joins by hand */
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    char host[64];
-    snprintf(host, sizeof host, "%s", l1);
-    *strrchr(host, ':') = 0;
-    inet_pton(AF_INET, host, &sa.sin_addr);
-    sa.sin_port = htons((uint16_t)atoi(strrchr(l1, ':') + 1));
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = ctl_dial(l1);
+    assert_true(fd >= 0);
     const uint64_t my_chal = 0x5151AAAA0F0F1234ull;
     uint64_t chal1 = hello_exchange_as(fd, 1, 0, 0xC0C0, 1, "", my_chal);
     uint64_t session = my_chal ^ chal1 ? my_chal ^ chal1 : 1; /* cluster/control.c on_hello */
@@ -301,14 +295,8 @@ static void join_refused_over_the_fd_cap(void **state)
     low = old;
     low.rlim_cur = 200; /* below one UCP worker's share plus the spare (12 + 256) */
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    char host[64];
-    snprintf(host, sizeof host, "%s", l1);
-    *strrchr(host, ':') = 0;
-    inet_pton(AF_INET, host, &sa.sin_addr);
-    sa.sin_port = htons((uint16_t)atoi(strrchr(l1, ':') + 1));
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = ctl_dial(l1);
+    assert_true(fd >= 0);
     const uint64_t my_chal = 0x1234ABCD5678EF01ull;
     uint64_t chal1 = hello_exchange_as(fd, 1, 0, 0xCAFE, 1, "", my_chal);
     uint64_t mac;

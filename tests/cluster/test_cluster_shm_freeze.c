@@ -230,14 +230,8 @@ static int node0_main(int in)
         return 2;
 
     /* Join node 1 by hand (as test_cluster_forge does). */
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    char host[64];
-    snprintf(host, sizeof host, "%s", l1);
-    *strrchr(host, ':') = 0;
-    inet_pton(AF_INET, host, &sa.sin_addr);
-    sa.sin_port = htons((uint16_t)atoi(strrchr(l1, ':') + 1));
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+    int fd = ctl_dial(l1);
+    if (fd < 0)
         return 2;
     const uint64_t my_chal = 0x77AA55AA0F0F4321ull;
     uint64_t chal1 = hello_exchange_as(fd, 1, 0, 0xF0F0, 1, "", my_chal);

@@ -137,14 +137,8 @@ static void simultaneous_dial_keeps_the_used_connection(void **state)
     assert_int_equal(atomic_load(&g_known), 1);
 
     /* X: node 0 dials node 1 with the same incarnation's HELLO. */
-    struct sockaddr_in sb = { .sin_family = AF_INET };
-    char host[64];
-    snprintf(host, sizeof host, "%s", l1);
-    *strrchr(host, ':') = 0;
-    inet_pton(AF_INET, host, &sb.sin_addr);
-    sb.sin_port = htons((uint16_t)atoi(strrchr(l1, ':') + 1));
-    int x = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(connect(x, (struct sockaddr *)&sb, sizeof sb), 0);
+    int x = ctl_dial(l1);
+    assert_true(x >= 0);
     hello_exchange(x, l0, 0x2222);
 
     /* Node 0 uses Y: node 1 must not close it. */
