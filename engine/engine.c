@@ -277,9 +277,9 @@ __attribute__((always_inline)) static inline uint32_t drain_ring_loop(ax_worker_
         n += k;
         do {
             ax__dispatch_batch(w, ax_ring_head(r), tr);
-            ax_ring_advance(r);
+            ax_ring_take(r);
         } while (--k);
-        if ((r->c_head & r->c_mask) != 0 || n == w->batch)
+        if (!ax_ring_run_end(r) || n == w->batch)
             break;
     }
     return n;
