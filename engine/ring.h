@@ -260,6 +260,10 @@ static inline void ax_ring_release(ax_ring_t *r)
 }
 
 /* Consumer: true if the ring has a message we have not taken. */
-static inline bool ax_ring_c_nonempty(ax_ring_t *r) { return ax_ring_peek(r) != 0; }
+static inline bool ax_ring_c_nonempty(const ax_ring_t *r)
+{
+    /* A1, as in ax_ring_peek */
+    return (__atomic_load_n(&r->c_next->hdr, __ATOMIC_ACQUIRE) >> 56) == r->c_want;
+}
 
 #endif /* AXON_ENGINE_RING_H */
