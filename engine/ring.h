@@ -221,9 +221,9 @@ static inline void ax_ring_advance(ax_ring_t *r)
 /* Consumer: the slot at the head (valid only when ax_ring_ready said so). */
 static inline ax_msg_t *ax_ring_head(const ax_ring_t *r) { return r->c_next; }
 
-/* Consumer: how many messages are ready at the head, at most max (at least
- * 1 unless the caller only asks whether the head is ready: max 0 answers
- * 0) and never past the end of the slot array, so they lie in order from
+/* Consumer: how many messages are ready at the head, at most max (max >= 1:
+ * a drain asks for what is left of its batch, never for nothing) and never
+ * past the end of the slot array, so they lie in order from
  * ax_ring_head.  Their header words are read back to back, independent
  * loads whose line transfers overlap; a drain that peeked one slot per
  * dispatch paid each transfer in full (issue 14).  The slots stay valid
@@ -236,7 +236,7 @@ static inline uint32_t ax_ring_ready(const ax_ring_t *r, uint32_t max)
     uint64_t want = r->c_want;
     /* A1 (as in ax_ring_peek), per slot: pairs with that slot's R1.  The
      * head slot first, alone: an empty ring costs what a peek costs. */
-    if ((__atomic_load_n(&s[0].hdr, __ATOMIC_ACQUIRE) >> 56) != want || max == 0u)
+    if ((__atomic_load_n(&s[0].hdr, __ATOMIC_ACQUIRE) >> 56) != want)
         return 0;
     /* A run of one (a request/reply pair's usual case) answered before
      * the bound is clamped: the second slot's A1 decides. */
