@@ -100,9 +100,10 @@
  * waking again costs about three line transfers and two fences. */
 #define AX_RING_AWAKE_TURNS 64u
 
-/* The idle spin polls the inbound rings this many times between two looks
- * at every source (quick_check); see worker_loop. */
-#define AX_SPIN_RING_POLLS 8u
+/* The idle spin peeks at about this many inbound ring slots between two
+ * looks at every source (quick_check): the one ring of a 2-worker engine
+ * 8 times, 7 rings once each; see worker_loop. */
+#define AX_SPIN_RING_PEEKS 8u
 
 static _Thread_local char last_error[512];
 
@@ -799,16 +800,20 @@ static void worker_loop(ax_worker_t *w)
          * keeps the loads in the loop. */
         if (eng->spin_ns) {
             /* Between two quick_checks the inbound rings' head slots are
-             * polled AX_SPIN_RING_POLLS times in a tight loop (a few
-             * instructions per ring, no call), so a slot that lands is
-             * seen within a few instructions, not within a quick_check's
-             * ~65 (with its two calls out of this file): in a request/reply
-             * exchange that wait is on the critical path of every hop
-             * (issue 14).  The other sources are looked at as before, once
-             * per round, and the full turn follows 64 rounds. */
+             * polled in a tight loop (a few instructions per ring, no
+             * call), so a slot that lands is seen within a few
+             * instructions, not within a quick_check's ~70 (with its calls
+             * out of this file): in a request/reply exchange that wait is
+             * on the critical path of every hop (issue 14).  The other
+             * sources are looked at as before, once per round, and the
+             * full turn follows 64 rounds; a round peeks at most about
+             * AX_SPIN_RING_PEEKS slots beyond quick_check's, so many rings
+             * do not stretch the time to the next look at io, the inbox
+             * and (in the full turn) the timers. */
+            uint32_t polls = w->nactive ? (AX_SPIN_RING_PEEKS + w->nactive - 1u) / w->nactive : 1u;
             bool found = false;
             for (uint32_t i = 0; i < 64 && !found; i++) {
-                for (uint32_t j = 0; j < AX_SPIN_RING_POLLS && !(found = rings_ready(w)); j++)
+                for (uint32_t j = 0; j < polls && !(found = rings_ready(w)); j++)
                     __asm__ volatile("" ::: "memory");
                 if (!found)
                     found = quick_check(w);
