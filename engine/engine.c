@@ -1019,7 +1019,11 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->max_slots = ax_config_max_actors(&eng->cfg);
     if (w->max_slots > AX_MAX_SLOTS)
         w->max_slots = AX_MAX_SLOTS;
-    w->table_len = (size_t)w->max_slots * sizeof(ax_slot_t);
+    w->slot_mask = 1;
+    while (w->slot_mask < w->max_slots) /* max_slots <= 2^24: no overflow */
+        w->slot_mask <<= 1;
+    w->table_len = (size_t)w->slot_mask * sizeof(ax_slot_t);
+    w->slot_mask -= 1;
     void *t = mmap(NULL, w->table_len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (t == MAP_FAILED)

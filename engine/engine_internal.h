@@ -297,9 +297,9 @@ static inline void ax__run(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m)
  * take, once per batch. */
 static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m)
 {
-    uint32_t slot = ax__ref_slot(m->to);
+    uint32_t slot = (uint32_t)m->to & w->slot_mask; /* no bound test: see slot_mask */
     ax_actor_t *a;
-    if (__builtin_expect(slot >= w->max_slots || (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) ||
+    if (__builtin_expect((m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) ||
                              (m->flags & AX_MSG_F_REPLY), 0))
         goto slow;
     a = w->table[slot].actor;
@@ -383,12 +383,13 @@ __attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t
                                                                      const bool traced)
 {
     ax_ref_t to = m->to;
-    uint32_t slot = ax__ref_slot(to);
+    /* The table has slot_mask + 1 entries: a slot at or above max_slots
+     * finds a NULL entry or an actor whose ref differs, and goes slow. */
+    uint32_t slot = (uint32_t)to & w->slot_mask;
     uint32_t fl = m->flags;
     ax_actor_t *a;
     /* System messages (AX_MSG_F_SYS), replies and blobs: one test. */
-    if (__builtin_expect(slot >= w->max_slots ||
-                             (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY | AX_MSG_F_BLOB)), 0))
+    if (__builtin_expect((fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY | AX_MSG_F_BLOB)) != 0, 0))
         goto check;
     AX__CHECK_SYS_FLAG(m);
     a = w->table[slot].actor;
@@ -399,7 +400,7 @@ __attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t
     ax__batch_run(w, m, a, to, traced, false);
     return;
 check: /* a blob (user message or I/O completion) runs here, with its release */
-    if (slot >= w->max_slots || (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY)))
+    if (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY))
         goto slow;
     AX__CHECK_SYS_FLAG(m);
     a = w->table[slot].actor;

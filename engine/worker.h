@@ -213,7 +213,13 @@ struct ax_ctx {
      * every turn, so other spawners see every freed slot by then. */
     uint32_t pfree, pfree_tail, pfree_n;
     uint32_t spread_tick; /* default placement: alternates while spreading (actor.c) */
-    uint32_t max_slots;   /* table entries */
+    uint32_t max_slots;   /* actor slots (spawns use slots below it) */
+    /* The table's entries - 1: max_slots rounded up to a power of two, so
+     * the drain loops index it with `to & slot_mask` and need no bound
+     * test (an entry at or above max_slots stays NULL; a slot above the
+     * mask lands on an entry whose actor's ref has other slot bits, so the
+     * fast path's ref compare sends both to the slow path's checks). */
+    uint32_t slot_mask;
     size_t table_len;     /* bytes mapped for the table */
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
     struct ax_io *io;
