@@ -488,7 +488,7 @@ static void publish_load(ax_worker_t *w)
  * until then local sends only take the slower, probed path). */
 static void send_self_sync(ax_worker_t *w)
 {
-    w->send_self = AX__TRACE_ON(send) || w->closing ? AX_SEND_SELF_OFF : w->id;
+    w->send_self = AX__TRACE_ON(send) || w->closing ? AX_SEND_SELF_OFF : w->home + w->id;
 }
 
 /* One turn.  The inbound rings come first and the housekeeping last, so
@@ -978,7 +978,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->home = eng->home;
     w->ref_base = ax__ref_make(eng->home, i, 0, 0);
     w->send_nw = N;
-    w->send_self = i;
+    w->send_self = eng->home + i; /* bits 63..42 of this worker's refs */
     w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);

@@ -224,31 +224,40 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worke
 
 /* The inline same-worker half of ax_send / ax_send_u64, for a destination
  * the caller found equal to w->send_self (this worker, not closing, send
- * probe off at the turn's start): the sponsor's lease and the FIFO's tail
- * chunk, as in ax__msg_slot_try.  NULL: the caller takes its slow path
- * (which handles every case).  Only local pushes: no lap stamp (0). */
-__attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_local(ax_worker_t *w, ax_ref_t to)
+ * probe off at the turn's start): the FIFO's room and the sponsor's lease,
+ * as in ax__msg_slot_try.  false: the caller takes its slow path (which
+ * handles every case).  Otherwise *mp is the tail slot, which the caller fills
+ * (payload and ax_msg_commit with stamp 0: only local pushes) and then
+ * finishes with ax__msg_local_done.  Split so that the caller's stores come
+ * after its own argument's: written as one function, gcc kept the tail in
+ * %ecx and moved the payload argument out of it on every send. */
+__attribute__((always_inline)) static inline bool ax__msg_slot_local(ax_worker_t *w, ax_msg_t **mp)
 {
     uint32_t tail = w->lq_tail;
     ax_actor_t *ca = w->cur;
-    ax_msg_t *m;
     if (__builtin_expect(tail - w->lq_head > w->lq_mask, 0))
-        return NULL; /* full: the slow path grows it */
+        return false; /* full: the slow path grows it */
     /* The room is found first, so a lease charged here is never given back. */
     ax_sp_local_t *sp = ca ? ca->sp : NULL;
     if (__builtin_expect(sp != NULL, 0)) {
         uint64_t left = atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed);
         if (!left)
-            return NULL; /* lease empty: the slow path refills or refuses */
+            return false; /* lease empty: the slow path refills or refuses */
         /* owner-only lease, relaxed for stats readers */
         atomic_store_explicit(&sp->left[AX_RES_MSGS], left - 1, memory_order_relaxed);
     }
-    m = &w->lq[tail & w->lq_mask];
-    w->lq_tail = tail + 1;
-    m->to = to;
+    *mp = &w->lq[tail & w->lq_mask];
+    return true;
+}
+
+/* The end of a same-worker send whose slot m ax__msg_slot_local gave. */
+__attribute__((always_inline)) static inline void ax__msg_local_done(ax_worker_t *w, ax_msg_t *m,
+                                                                     ax_ref_t to)
+{
     m->from = w->head.self;
+    m->to = to;
+    w->lq_tail++;
     w->sent++;
-    return m;
 }
 
 /* Every case, including errors (cold).  The caller fills the slot and
