@@ -235,10 +235,11 @@ __attribute__((always_inline)) static inline uint32_t drain_local_loop(ax_worker
      * the FIFO until it returns), so it is stored, never reloaded, and the
      * batch's end is one index instead of a count. */
     uint32_t h = w->lq_head, end = h + w->batch;
+    ax_slot_t *const tbl = w->table; /* in a register across the behaviours */
     while (h != end && h != w->lq_tail) {
         /* A behaviour that grew the FIFO set w->after: the dispatch frees
          * the buffer it ran from (lq_old) once it returned. */
-        ax__dispatch_batch(w, &w->lq[h & w->lq_mask], tr);
+        ax__dispatch_batch_t(w, &w->lq[h & w->lq_mask], tbl, tr);
         w->lq_head = ++h;
     }
     return h - (end - w->batch);

@@ -388,8 +388,12 @@ __attribute__((always_inline)) static inline void ax__batch_run(ax_worker_t *w, 
         ax__after_batch(w, a, to);
 }
 
-__attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t *w, ax_msg_t *m,
-                                                                     const bool traced)
+/* tbl: w->table, which never moves after the worker is created; a loop
+ * that reads it once before its batch keeps it in a register across the
+ * behaviour calls (the compiler must otherwise reload it after each). */
+__attribute__((always_inline)) static inline void ax__dispatch_batch_t(ax_worker_t *w, ax_msg_t *m,
+                                                                       ax_slot_t *const tbl,
+                                                                       const bool traced)
 {
     ax_ref_t to = m->to;
     /* The table has slot_mask + 1 entries: a slot at or above max_slots
@@ -401,7 +405,7 @@ __attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t
     if (__builtin_expect((fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY | AX_MSG_F_BLOB)) != 0, 0))
         goto check;
     AX__CHECK_SYS_FLAG(m);
-    a = w->table[slot].actor;
+    a = tbl[slot].actor;
     /* The actor's own reference (its slot's generation, this worker's
      * bits): one compare instead of the slot's gen, shifted and masked. */
     if (__builtin_expect(!a || a->ref != to || (a->flags & AX_ACTOR_SLOW_MASK), 0))
@@ -412,7 +416,7 @@ check: /* a blob (user message or I/O completion) runs here, with its release */
     if (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY))
         goto slow;
     AX__CHECK_SYS_FLAG(m);
-    a = w->table[slot].actor;
+    a = tbl[slot].actor;
     /* The actor's own reference (its slot's generation, this worker's
      * bits): one compare instead of the slot's gen, shifted and masked. */
     if (__builtin_expect(!a || a->ref != to || (a->flags & AX_ACTOR_SLOW_MASK), 0))
@@ -427,6 +431,11 @@ slow:
         if (w->lq_old)
             ax__lq_release_old(w);
     }
+}
+__attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t *w, ax_msg_t *m,
+                                                                     const bool traced)
+{
+    ax__dispatch_batch_t(w, m, w->table, traced);
 }
 void ax__worker_shutdown(ax_worker_t *w); /* on the worker thread, after its loop */
 void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m);
