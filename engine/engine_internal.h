@@ -228,9 +228,10 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worke
  * as in ax__msg_slot_try.  false: the caller takes its slow path (which
  * handles every case).  Otherwise *mp is the tail slot, which the caller fills
  * (payload and ax_msg_commit with stamp 0: only local pushes) and then
- * finishes with ax__msg_local_done.  Split so that the caller's stores come
- * after its own argument's: written as one function, gcc kept the tail in
- * %ecx and moved the payload argument out of it on every send. */
+ * finishes with ax__msg_local_done.  Split so that the payload is stored
+ * before the tail moves: written as one function, gcc kept the tail in
+ * %ecx and moved the payload argument (and the ref) to other registers on
+ * every send, and tested a returned pointer for NULL. */
 __attribute__((always_inline)) static inline bool ax__msg_slot_local(ax_worker_t *w, ax_msg_t **mp)
 {
     uint32_t tail = w->lq_tail;
