@@ -445,26 +445,38 @@ static uint32_t drain_inbox(ax_worker_t *w)
     return n;
 }
 
-/* Move overflowed messages into their rings, oldest first. */
+/* Move overflowed messages into their rings, oldest first.  In runs: as
+ * many as lie in order in the queue's head chunk and fit in the ring before
+ * the end of its slot array (one head load, A2, per run at most), copied
+ * slot by slot, each slot published by its own R1 in order as a single
+ * send's is; the queue and the ring's tail move once per run.  (It used to
+ * peek, reserve, copy and pop one message at a time: ~59 instructions per
+ * message on the ring-full path against ~20 now, issue 14.) */
 static void drain_overflow(ax_worker_t *w)
 {
     uint32_t kept = 0;
     for (uint32_t i = 0; i < w->novf; i++) {
         uint32_t d = w->ovf_list[i];
         ax_mq_t *q = &w->ovf[d];
+        ax_ring_t *r = w->out[d];
         ax_msg_t *src, *dst;
         uint8_t stamp;
-        while ((src = ax_mq_peek(q)) && (dst = ax_ring_reserve(w->out[d], &stamp))) {
-            dst->to = src->to;
-            dst->from = src->from;
-            dst->payload = src->payload;
-            /* R1; src was committed to the overflow by ax_msg_commit */
-            ax_msg_commit_copy(dst, src->type, src->len, src->flags, stamp);
-            ax_mq_pop(q, w->arena);
-            if (!w->is_dirty[d]) {
-                w->is_dirty[d] = 1;
-                w->dirty[w->ndirty++] = d;
+        uint32_t n, k;
+        bool moved = false;
+        while ((n = ax_mq_run(q, &src)) && (n = ax_ring_try_reserve_run(r, n, &dst, &stamp))) {
+            for (k = 0; k < n; k++) {
+                dst[k].to = src[k].to;
+                dst[k].from = src[k].from;
+                dst[k].payload = src[k].payload;
+                /* R1; src was committed to the overflow by ax_msg_commit */
+                ax_msg_commit_copy(&dst[k], src[k].type, src[k].len, src[k].flags, stamp);
             }
+            ax_mq_pop_n(q, n, w->arena);
+            moved = true;
+        }
+        if (moved && !w->is_dirty[d]) {
+            w->is_dirty[d] = 1;
+            w->dirty[w->ndirty++] = d;
         }
         if (q->count)
             w->ovf_list[kept++] = d;

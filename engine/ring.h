@@ -113,6 +113,38 @@ static inline bool ax_ring_try_reserve(ax_ring_t *r, ax_msg_t **m, uint8_t *stam
     return true;
 }
 
+/* Producer: reserve a run of up to `want` (>= 1) consecutive slots that
+ * lie in order from *first, all of one lap (the run stops at the end of the
+ * slot array), and return its length: 0 when the ring is full.  *stamp is
+ * the stamp to commit every slot of the run with; each slot is still
+ * published by its own R1 (ax_msg_commit / ax_msg_commit_copy), in order.
+ * head is re-read (A2) only when the cached room is smaller than `want`,
+ * so a batch costs at most one load of the consumer's line. */
+static inline uint32_t ax_ring_try_reserve_run(ax_ring_t *r, uint32_t want, ax_msg_t **first,
+                                               uint8_t *stamp)
+{
+    uint32_t tail = r->p_tail, cap = r->p_mask + 1u;
+    uint32_t room = cap - (tail - r->p_head_seen);
+    if (room < want) {
+        /* A2: pairs with R2 in ax_ring_release, as in ax_ring_try_reserve. */
+        r->p_head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+        room = cap - (tail - r->p_head_seen);
+        if (room == 0u)
+            return 0;
+        if (want > room)
+            want = room;
+    }
+    uint32_t i = tail & r->p_mask;
+    if (want > cap - i) /* not past the end of the array: one lap per run */
+        want = cap - i;
+    *stamp = (uint8_t)r->p_stamp;
+    *first = &r->p_slots[i];
+    r->p_tail = tail + want;
+    if (i + want == cap) /* the next slot starts a lap */
+        r->p_stamp++;
+    return want;
+}
+
 /* Producer: a slot to fill, or NULL when the ring is full.  *stamp gets the
  * stamp to commit the slot with. */
 static inline ax_msg_t *ax_ring_reserve(ax_ring_t *r, uint8_t *stamp)
