@@ -104,12 +104,12 @@ static inline bool ax_ring_try_reserve(ax_ring_t *r, ax_msg_t **m, uint8_t *stam
         if (tail - r->p_head_seen > r->p_mask)
             return false;
     }
-    uint32_t i = tail & r->p_mask;
-    *stamp = (uint8_t)r->p_stamp;
-    *m = &r->p_slots[i];
-    r->p_tail = tail + 1;
-    if (__builtin_expect(i == r->p_mask, 0)) /* the next slot starts a lap */
-        r->p_stamp++;
+    uint32_t stamp_now = r->p_stamp;
+    *stamp = (uint8_t)stamp_now;
+    *m = &r->p_slots[tail & r->p_mask];
+    r->p_tail = ++tail;
+    if (__builtin_expect((tail & r->p_mask) == 0, 0)) /* the next slot starts a lap */
+        r->p_stamp = stamp_now + 1;
     return true;
 }
 
