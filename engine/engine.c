@@ -1019,7 +1019,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
         return -ENOMEM;
     /* Always full (one slot, taken; head never moves): a send to a
      * worker we have no ring to yet takes the cold path, which opens it. */
-    w->no_ring->p_tail = 1;
+    ax_ring_init_full(w->no_ring);
     for (uint32_t d = 0; d < N; d++)
         ax_mq_init(&w->ovf[d]);
     /* The local FIFO exists from the start (64 messages, grows on demand),

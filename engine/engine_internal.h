@@ -158,7 +158,7 @@ static inline uint32_t ax__lq_count(const ax_worker_t *w) { return w->lq_tail - 
 /* Give back the message the fast path charged to a lease (owner-only,
  * relaxed for stats readers): no slot was found, the slow path charges
  * again.  Out of line: it must not cost the fast path a register. */
-__attribute__((noinline, cold)) static void ax__sp_untake_fast(ax_sp_local_t *sp)
+__attribute__((always_inline)) static inline void ax__sp_untake_fast(ax_sp_local_t *sp)
 {
     atomic_store_explicit(&sp->left[AX_RES_MSGS],
                           atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed) + 1,

@@ -52,7 +52,9 @@ typedef struct ax_ring {
 
     /* producer's line: written by the producer only */
     alignas(AX_CACHELINE) uint32_t p_tail; /* next slot to write */
-    uint32_t p_head_seen;                  /* producer's copy of head */
+    /* The producer's copy of head plus the capacity: the ring is full
+     * when p_tail reaches it (one comparison, no mask in the test). */
+    uint32_t p_limit;
     uint32_t p_mask;
     /* The stamp of p_tail's lap, (p_tail >> log2(capacity)) + 1, kept up
      * to date at each wrap: the send needs no variable shift (and no
@@ -61,6 +63,9 @@ typedef struct ax_ring {
      * 256 for any capacity up to 2^24. */
     uint32_t p_stamp;
     ax_msg_t *p_slots;
+    /* The slot p_tail names and the end of the slot array: the send
+     * steps a pointer and needs no mask or index register for the slot. */
+    ax_msg_t *p_next, *p_end;
 
     /* consumer's doorbell line, read by the producer (only with
      * scheduler.doorbell on): 1 while the consumer does not poll this ring,
@@ -84,11 +89,37 @@ static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity
     uint32_t shift = (uint32_t)__builtin_ctz(capacity);
     atomic_init(&r->head, 0);
     atomic_init(&r->asleep, 1); /* not polled until its first bell */
-    r->c_head = r->p_tail = r->p_head_seen = 0;
+    r->c_head = r->p_tail = 0;
+    r->p_limit = capacity;
     r->c_mask = r->p_mask = capacity - 1;
     r->c_shift = shift;
     r->p_stamp = ax__ring_stamp(0, shift);
-    r->c_slots = r->p_slots = slots;
+    r->c_slots = r->p_slots = r->p_next = slots;
+    r->p_end = slots + capacity;
+}
+
+/* A ring that is always full (no slots; head never moves): a send to it
+ * takes the caller's cold path. */
+static inline void ax_ring_init_full(ax_ring_t *r)
+{
+    atomic_init(&r->head, 0);
+    atomic_init(&r->asleep, 1);
+    r->c_head = r->p_tail = r->p_limit = 0;
+    r->c_mask = 0;
+    r->p_mask = UINT32_MAX; /* capacity 0: a reloaded limit is head + 0 */
+    r->c_shift = r->p_stamp = 0;
+    r->c_slots = r->p_slots = r->p_next = r->p_end = 0;
+}
+
+/* Both sides of an empty ring at index `start` (tests of the 2^32 wrap);
+ * the slots must hold the previous lap's stamp. */
+static inline void ax_ring_set_index(ax_ring_t *r, uint32_t start)
+{
+    atomic_store_explicit(&r->head, start, memory_order_relaxed);
+    r->c_head = r->p_tail = start;
+    r->p_limit = start + r->p_mask + 1u;
+    r->p_stamp = ax__ring_stamp(start, r->c_shift);
+    r->p_next = r->p_slots + (start & r->p_mask);
 }
 
 /* Producer: false when the ring is full; else *m is the slot to fill and
@@ -97,19 +128,23 @@ static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity
 static inline bool ax_ring_try_reserve(ax_ring_t *r, ax_msg_t **m, uint8_t *stamp)
 {
     uint32_t tail = r->p_tail;
-    if (__builtin_expect(tail - r->p_head_seen > r->p_mask, 0)) {
+    if (__builtin_expect(tail == r->p_limit, 0)) {
         /* A2: pairs with R2 in ax_ring_release: the consumer is done with
          * every slot below head, so we may overwrite them. */
-        r->p_head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (tail - r->p_head_seen > r->p_mask)
+        r->p_limit = atomic_load_explicit(&r->head, memory_order_acquire) + r->p_mask + 1u;
+        if (tail == r->p_limit)
             return false;
     }
+    ax_msg_t *s = r->p_next;
     uint32_t stamp_now = r->p_stamp;
     *stamp = (uint8_t)stamp_now;
-    *m = &r->p_slots[tail & r->p_mask];
-    r->p_tail = ++tail;
-    if (__builtin_expect((tail & r->p_mask) == 0, 0)) /* the next slot starts a lap */
+    *m = s;
+    r->p_tail = tail + 1;
+    if (__builtin_expect(++s == r->p_end, 0)) { /* the next slot starts a lap */
+        s = r->p_slots;
         r->p_stamp = stamp_now + 1;
+    }
+    r->p_next = s;
     return true;
 }
 
@@ -123,25 +158,30 @@ static inline bool ax_ring_try_reserve(ax_ring_t *r, ax_msg_t **m, uint8_t *stam
 static inline uint32_t ax_ring_try_reserve_run(ax_ring_t *r, uint32_t want, ax_msg_t **first,
                                                uint8_t *stamp)
 {
-    uint32_t tail = r->p_tail, cap = r->p_mask + 1u;
-    uint32_t room = cap - (tail - r->p_head_seen);
+    uint32_t tail = r->p_tail, room = r->p_limit - tail;
     if (room < want) {
         /* A2: pairs with R2 in ax_ring_release, as in ax_ring_try_reserve. */
-        r->p_head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
-        room = cap - (tail - r->p_head_seen);
+        r->p_limit = atomic_load_explicit(&r->head, memory_order_acquire) + r->p_mask + 1u;
+        room = r->p_limit - tail;
         if (room == 0u)
             return 0;
         if (want > room)
             want = room;
     }
-    uint32_t i = tail & r->p_mask;
-    if (want > cap - i) /* not past the end of the array: one lap per run */
-        want = cap - i;
+    ax_msg_t *s = r->p_next;
+    uint32_t to_end = (uint32_t)(r->p_end - s); /* one lap per run */
+    if (want > to_end)
+        want = to_end;
     *stamp = (uint8_t)r->p_stamp;
-    *first = &r->p_slots[i];
+    *first = s;
     r->p_tail = tail + want;
-    if (i + want == cap) /* the next slot starts a lap */
+    if (want == to_end) { /* the next slot starts a lap */
+        s = r->p_slots;
         r->p_stamp++;
+    } else {
+        s += want;
+    }
+    r->p_next = s;
     return want;
 }
 

@@ -143,9 +143,7 @@ static void ready_works_across_the_index_wrap(void **state)
     ring_fx_t *f = fx_new(CAP);
     ax_ring_t *r = &f->r;
     const uint32_t start = UINT32_MAX - 20u;
-    r->c_head = r->p_tail = r->p_head_seen = start;
-    atomic_store(&r->head, start);
-    r->p_stamp = ax__ring_stamp(start, r->c_shift);
+    ax_ring_set_index(r, start);
     for (uint32_t i = 0; i < CAP; i++) /* previous lap's stamp everywhere */
         f->slots[i].hdr = (uint64_t)(uint8_t)(r->p_stamp - 1u) << 56;
     assert_int_equal(ax_ring_ready(r, 1000), 0);
@@ -173,9 +171,7 @@ static void reserve_runs_from(uint32_t start)
 {
     ring_fx_t *f = fx_new(CAP);
     ax_ring_t *r = &f->r;
-    r->c_head = r->p_tail = r->p_head_seen = start;
-    atomic_store(&r->head, start);
-    r->p_stamp = ax__ring_stamp(start, r->c_shift);
+    ax_ring_set_index(r, start);
     for (uint32_t i = 0; i < CAP; i++) /* previous lap's stamp everywhere */
         f->slots[i].hdr = (uint64_t)(uint8_t)(r->p_stamp - 1u) << 56;
     uint64_t sent = 0, next = 0;
