@@ -742,8 +742,8 @@ ax_msg_t *ax__msg_slot_slow(ax_worker_t *w, ax_ref_t to, int *err, uint8_t *stam
         if (!m)
             m = ax__lq_grow(w);
     } else if (w->ovf[d].count == 0 && (m = ax_ring_reserve(w->out[d], stamp))) {
-        if (!w->is_dirty[d]) {
-            w->is_dirty[d] = 1;
+        if (!w->out[d]->p_dirty) {
+            w->out[d]->p_dirty = 1;
             w->dirty[w->ndirty++] = d;
         }
         w->sent_remote++; /* into st.msgs_sent_remote at the flush */

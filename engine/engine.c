@@ -171,7 +171,7 @@ void ax__flush(ax_worker_t *w)
         return;
     ax_engine_t *eng = w->eng;
     for (uint32_t i = 0; i < nd; i++)
-        w->is_dirty[w->dirty[i]] = 0; /* each slot was published by its own commit (R1) */
+        w->out[w->dirty[i]]->p_dirty = 0; /* each slot was published by its own commit (R1) */
     w->ndirty = 0;
     /* Counted here, once per turn, not per send (ax__msg_slot_try). */
     AX_STAT_ADD(w->st.msgs_sent_remote, w->sent_remote);
@@ -474,8 +474,8 @@ static void drain_overflow(ax_worker_t *w)
             ax_mq_pop_n(q, n, w->arena);
             moved = true;
         }
-        if (moved && !w->is_dirty[d]) {
-            w->is_dirty[d] = 1;
+        if (moved && !r->p_dirty) {
+            r->p_dirty = 1;
             w->dirty[w->ndirty++] = d;
         }
         if (q->count)
@@ -998,14 +998,14 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->use_bell = eng->use_bell;
     /* Every per-worker array gets cache lines of its own: these are tiny
      * (N bytes to N pointers) and plain calloc packs one worker's next to
-     * another's, so writing is_dirty[d] on every send bounced a line
+     * another's, so writing is_dirty[d] (now the ring's p_dirty) on every
+     * send bounced a line
      * between the two cores (83% of the send path's samples in a 2-worker
      * ping-pong). */
     w->out = xcalloc_aligned(N, sizeof *w->out);
     w->in = xcalloc_aligned(N, sizeof *w->in);
     w->ovf = xcalloc_aligned(N, sizeof *w->ovf);
     w->dirty = xcalloc_aligned(N, sizeof *w->dirty);
-    w->is_dirty = xcalloc_aligned(N, 1);
     w->ovf_list = xcalloc_aligned(N, sizeof *w->ovf_list);
     w->active = xcalloc_aligned(N, sizeof *w->active);
     w->awake = xcalloc_aligned(N, 1);
@@ -1014,7 +1014,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->ring_pub = xcalloc_aligned(N, sizeof *w->ring_pub);
     w->no_ring = xcalloc_aligned(1, sizeof *w->no_ring);
     w->st.from = xcalloc_aligned(N, sizeof *w->st.from);
-    if (!w->out || !w->in || !w->ovf || !w->dirty || !w->is_dirty || !w->ovf_list || !w->active ||
+    if (!w->out || !w->in || !w->ovf || !w->dirty || !w->ovf_list || !w->active ||
         !w->awake || !w->ring_idle || !w->bell || !w->ring_pub || !w->no_ring || !w->st.from)
         return -ENOMEM;
     /* Always full (one slot, taken; head never moves): a send to a
@@ -1060,7 +1060,6 @@ static void worker_destroy(ax_worker_t *w)
     free(w->in);
     free(w->ovf);
     free(w->dirty);
-    free(w->is_dirty);
     free(w->ovf_list);
     free(w->active);
     free(w->awake);

@@ -196,11 +196,12 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try_d(ax_wor
         m = &w->lq[tail & w->lq_mask];
         w->lq_tail = tail + 1;
     } else {
+        ax_ring_t *r = w->out[d];
         if (__builtin_expect(w->ovf[d].count != 0, 0) ||
-            __builtin_expect(!ax_ring_try_reserve(w->out[d], &m, stamp), 0))
+            __builtin_expect(!ax_ring_try_reserve(r, &m, stamp), 0))
             goto none;
-        if (!w->is_dirty[d]) {
-            w->is_dirty[d] = 1;
+        if (!r->p_dirty) {
+            r->p_dirty = 1;
             w->dirty[w->ndirty++] = d;
         }
         w->sent_remote++; /* into st.msgs_sent_remote at the flush */
