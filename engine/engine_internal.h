@@ -157,7 +157,10 @@ static inline uint32_t ax__lq_count(const ax_worker_t *w) { return w->lq_tail - 
 
 /* Give back the message the fast path charged to a lease (owner-only,
  * relaxed for stats readers): no slot was found, the slow path charges
- * again.  Out of line: it must not cost the fast path a register. */
+ * again.  Inline: it reloads the sponsor, so it holds no register across
+ * the fast path, and a call here (it was out of line) made the remote send
+ * keep its arguments in callee-saved registers for the tail call after it
+ * (a stack frame on every remote send). */
 __attribute__((always_inline)) static inline void ax__sp_untake_fast(ax_sp_local_t *sp)
 {
     atomic_store_explicit(&sp->left[AX_RES_MSGS],
@@ -180,7 +183,7 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try_d(ax_wor
     if (__builtin_expect(d >= w->send_nw, 0))
         return NULL;
     /* The lease is charged here, before the slot is found, and given back
-     * if none is (ax__sp_untake_fast, cold), so that no register holds the
+     * if none is (ax__sp_untake_fast, reloading it), so that no register holds the
      * sponsor across the rest: the fast path then needs no stack frame. */
     if (__builtin_expect(sp != NULL, 0)) {
         uint64_t left = atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed);
