@@ -662,8 +662,10 @@ __attribute__((always_inline)) static inline void ovf_pushed(ax_worker_t *w, uin
     const ax_mq_t *q = &w->ovf[d];
     AX_TRACE_RING_FULL(w->id, d);
     AX_STAT_INC(w->st.ring_full);
-    if (q->count == 1)
+    if (q->count == 1) {
         w->ovf_list[w->novf++] = d;
+        w->out[d]->p_ovf = 1; /* sends queue behind it until drain_overflow empties it */
+    }
     if (q->count > atomic_load_explicit(&w->st.overflow_hwm, memory_order_relaxed))
         atomic_store_explicit(&w->st.overflow_hwm, q->count, memory_order_relaxed);
     AX_STAT_INC(w->st.msgs_sent_remote);

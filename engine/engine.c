@@ -481,6 +481,8 @@ static void drain_overflow(ax_worker_t *w)
         }
         if (q->count)
             w->ovf_list[kept++] = d;
+        else
+            r->p_ovf = 0; /* sends may reserve again (set by ovf_pushed) */
     }
     w->novf = kept;
 }

@@ -200,7 +200,7 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try_d(ax_wor
         w->lq_tail = tail + 1;
     } else {
         ax_ring_t *r = w->out[d];
-        if (__builtin_expect(w->ovf[d].count != 0, 0) ||
+        if (__builtin_expect(r->p_ovf != 0, 0) || /* older messages wait in w->ovf[d] */
             __builtin_expect(!ax_ring_try_reserve(r, &m, stamp), 0))
             goto none;
         if (!r->p_dirty) {

@@ -69,6 +69,11 @@ typedef struct ax_ring {
     /* 1 while this ring is in its producer's dirty list (published at
      * its next flush): kept on the line the send writes anyway. */
     uint32_t p_dirty;
+    /* 1 while the producer's overflow queue to this ring is non-empty
+     * (engine: set at the queue's first push, cleared when drain_overflow
+     * empties it): a send must then queue behind it, not reserve.  Here,
+     * on the line the send reads anyway, not in the queue's own struct. */
+    uint32_t p_ovf;
 
     /* consumer's doorbell line, read by the producer (only with
      * scheduler.doorbell on): 1 while the consumer does not poll this ring,
@@ -92,7 +97,7 @@ static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity
     uint32_t shift = (uint32_t)__builtin_ctz(capacity);
     atomic_init(&r->head, 0);
     atomic_init(&r->asleep, 1); /* not polled until its first bell */
-    r->c_head = r->p_tail = r->p_dirty = 0;
+    r->c_head = r->p_tail = r->p_dirty = r->p_ovf = 0;
     r->p_limit = capacity;
     r->c_mask = r->p_mask = capacity - 1;
     r->c_shift = shift;
@@ -107,7 +112,7 @@ static inline void ax_ring_init_full(ax_ring_t *r)
 {
     atomic_init(&r->head, 0);
     atomic_init(&r->asleep, 1);
-    r->c_head = r->p_tail = r->p_limit = r->p_dirty = 0;
+    r->c_head = r->p_tail = r->p_limit = r->p_dirty = r->p_ovf = 0;
     r->c_mask = 0;
     r->p_mask = UINT32_MAX; /* capacity 0: a reloaded limit is head + 0 */
     r->c_shift = r->p_stamp = 0;
