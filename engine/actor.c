@@ -1075,11 +1075,20 @@ __attribute__((noinline)) static uint32_t spread_pick(ax_worker_t *w)
      * 14): the scan below finds a parked worker or none. */
     if (n == 1 || !(w->spread_tick++ & 1))
         return w->id;
-    uint32_t start = (w->spread_tick >> 1) % (n - 1); /* rotate among the parked */
+    /* Rotate among the others: start at offset 1 + start from the caller,
+     * go round, skip the caller.  One divide (none on 2 workers): this runs
+     * for every other spawn while the caller has a backlog. */
+    uint32_t start = n == 2 ? 0 : (w->spread_tick >> 1) % (n - 1);
+    uint32_t i = w->id + 1 + start;
+    if (i >= n)
+        i -= n;
     for (uint32_t k = 0; k < n - 1; k++) {
-        uint32_t i = (w->id + 1 + (start + k) % (n - 1)) % n;
         if (atomic_load_explicit(&eng->w[i]->parked, memory_order_relaxed) == 1)
             return i;
+        if (++i == n)
+            i = 0;
+        if (i == w->id && ++i == n)
+            i = 0;
     }
     return w->id;
 }
@@ -1129,10 +1138,13 @@ __attribute__((noinline)) static int spawn_here(ax_worker_t *w, ax_behaviour_fn 
     return rc;
 }
 
-/* Every other spawn (arguments checked by ax_spawn). */
+/* Every other spawn (arguments checked by ax_spawn).  `to`: the worker
+ * ax_spawn's default placement already picked (another worker), else
+ * SPAWN_PICK: decide here. */
+#define SPAWN_PICK UINT32_MAX
 __attribute__((noinline)) static int spawn_general(ax_worker_t *w, ax_behaviour_fn fn,
                                                    size_t state_size, const ax_spawn_opts_t *o,
-                                                   ax_ref_t *out)
+                                                   ax_ref_t *out, uint32_t to)
 {
     uint32_t t, slot;
     int rc;
@@ -1141,7 +1153,9 @@ __attribute__((noinline)) static int spawn_general(ax_worker_t *w, ax_behaviour_
         return -EINVAL; /* nobody to monitor or link from */
     if (w->closing)
         return -ESHUTDOWN;
-    if (!o || o->where == AX_ON_DEFAULT)
+    if (to != SPAWN_PICK)
+        t = to;
+    else if (!o || o->where == AX_ON_DEFAULT)
         t = default_worker(w);
     else if (o->where == AX_ON_SELF)
         t = w->id;
@@ -1258,13 +1272,20 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
                              0)) {
             if (check_spawn(fn, state_size, o) < 0)
                 return -EINVAL;
-            return spawn_general(w, fn, state_size, o, out);
+            return spawn_general(w, fn, state_size, o, out, SPAWN_PICK);
         }
     }
-    if (!(w->cur && w->cur->sp) && !w->closing &&
-        (ax__lq_count(w) < w->batch || self || w->nworkers == 1))
+    if (__builtin_expect((w->cur && w->cur->sp) || w->closing, 0))
+        return spawn_general(w, fn, state_size, o, out, SPAWN_PICK);
+    if (__builtin_expect(ax__lq_count(w) < w->batch, 1) || self || w->nworkers == 1)
         return spawn_here(w, fn, state_size, o, out);
-    return spawn_general(w, fn, state_size, o, out);
+    /* A backlog: the default placement may hand the actor to a parked
+     * worker (default_worker); when it keeps it here, the common path
+     * still applies (no detour through spawn_general's frame and tests). */
+    uint32_t t = spread_pick(w);
+    if (t == w->id)
+        return spawn_here(w, fn, state_size, o, out);
+    return spawn_general(w, fn, state_size, o, out, t);
 }
 
 /* Shutdown handshake for callers outside the engine: announce ourselves
