@@ -137,6 +137,26 @@ static void claim_return(ax_worker_t *t, uint32_t slot) { free_push(t, slot); }
 static bool free_grab(ax_worker_t *w)
 {
     uint64_t h = atomic_load_explicit(&w->shared_free, memory_order_acquire);
+    if (w->spill_nrec && h == w->spill_h) {
+        /* Nobody but this owner touched the stack since its recorded
+         * spills (the tag moves on every push and pop): its top is the
+         * last recorded chain, whose tail, length and link below are
+         * known, so take it whole without walking it (at most
+         * AX_PFREE_MAX slots, the private cache's bound).  A3'' as below. */
+        const ax_spill_rec_t *r = &w->spill_rec[w->spill_nrec - 1];
+        uint64_t nh = (((h >> 32) + 1) << 32) | r->below;
+        if (atomic_compare_exchange_strong_explicit(&w->shared_free, &h, nh, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            atomic_store_explicit(&w->table[r->tail - 1].next_free, 0, memory_order_relaxed);
+            w->pfree = r->first;
+            w->pfree_tail = r->tail;
+            w->pfree_n = r->n;
+            w->spill_nrec--;
+            w->spill_h = nh; /* the next record's chain is on top now */
+            return true;
+        }
+    }
+    w->spill_nrec = 0; /* someone else moved the stack (or the walk below will) */
     while ((uint32_t)h) {
         uint32_t first = (uint32_t)h, last = first, n = 1, next;
         while ((next = atomic_load_explicit(&w->table[last - 1].next_free, memory_order_relaxed)) &&
@@ -190,6 +210,13 @@ void ax__slots_spill(ax_worker_t *w)
         /* R3'': publishes the chain's gens and links to free_pop/free_grab. */
     } while (!atomic_compare_exchange_weak_explicit(&w->shared_free, &h, nh, memory_order_release,
                                                     memory_order_relaxed));
+    /* What free_grab needs to take this chain back whole while nobody
+     * else has touched the stack (owner-only fields).  The records stand
+     * for the stack's top only while its head is the one they expect. */
+    if (h != w->spill_h || w->spill_nrec == AX_SPILL_RECS)
+        w->spill_nrec = 0;
+    w->spill_rec[w->spill_nrec++] = (ax_spill_rec_t){first, last, w->pfree_n, (uint32_t)h};
+    w->spill_h = nh;
     w->pfree = 0;
     w->pfree_n = 0;
 }
