@@ -1292,8 +1292,14 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
      * anything else goes through check_spawn. */
     bool self = false;
     if (o) {
-        if (__builtin_expect(!((o->size == sizeof *o || o->size == 0) && (o->flags | o->pad_) == 0 &&
-                               !o->sponsor && o->arg_len <= AX_SPAWN_ARG_MAX &&
+        /* flags and pad_ are adjacent: one load tests both, with the
+         * sponsor (all three must be 0 here). */
+        uint64_t flags_pad;
+        memcpy(&flags_pad, &o->flags, sizeof flags_pad);
+        _Static_assert(offsetof(ax_spawn_opts_t, pad_) == offsetof(ax_spawn_opts_t, flags) + 4,
+                       "flags and pad_ adjacent");
+        if (__builtin_expect(!((o->size == sizeof *o || o->size == 0) &&
+                               (flags_pad | (uintptr_t)o->sponsor) == 0 && o->arg_len <= AX_SPAWN_ARG_MAX &&
                                (o->arg || !o->arg_len) &&
                                ((self = o->where == AX_ON_SELF) || o->where == AX_ON_DEFAULT)),
                              0)) {
