@@ -818,15 +818,16 @@ int ax_send(ax_ctx_t *w, ax_ref_t to, uint32_t type, const void *buf, size_t len
 {
     if (__builtin_expect(!w || len > AX_INLINE_MAX || type >= AX_TYPE_SYSTEM || (len && !buf), 0))
         return -EINVAL;
-    uint32_t d = ax__ref_dest(w->home, to);
-    if (d != w->send_self)
-        return send_other(w, to, type, buf, len, d);
-    ax_msg_t *m = ax__msg_slot_local(w, to);
-    if (__builtin_expect(!m, 0))
+    uint32_t hi = (uint32_t)(to >> AX_REF_WORKER_SHIFT); /* = ax__ref_dest + home */
+    if (hi != w->send_self)
+        return send_other(w, to, type, buf, len, hi - w->home);
+    ax_msg_t *m;
+    if (__builtin_expect(!ax__msg_slot_local(w, &m), 0))
         return send_slow(w, to, type, buf, len);
     if (len) /* memcpy(p, NULL, 0) is undefined */
         memcpy(m->payload.data, buf, len);
     ax_msg_commit(m, type, (uint16_t)len, 0, 0);
+    ax__msg_local_done(w, m, to);
     return 0;
 }
 
@@ -866,15 +867,18 @@ int ax_send_u64(ax_ctx_t *w, ax_ref_t to, uint32_t type, uint64_t v)
 {
     ax_msg_t *m;
     if (__builtin_expect(type >= AX_TYPE_SYSTEM || !w, 0))
-        return send_u64_slow(w, to, type, v);
-    uint32_t d = ax__ref_dest(w->home, to);
-    if (d != w->send_self)
-        return send_u64_other(w, to, type, v, d);
-    if (__builtin_expect(!(m = ax__msg_slot_local(w, to)), 0))
-        return send_u64_slow(w, to, type, v);
+        goto slow;
+    uint32_t hi = (uint32_t)(to >> AX_REF_WORKER_SHIFT); /* = ax__ref_dest + home */
+    if (hi != w->send_self)
+        return send_u64_other(w, to, type, v, hi - w->home);
+    if (__builtin_expect(!ax__msg_slot_local(w, &m), 0))
+        goto slow;
     m->payload.u64[0] = v;
     ax_msg_commit(m, type, sizeof v, 0, 0); /* no probe: see ax_send */
+    ax__msg_local_done(w, m, to);
     return 0;
+slow:
+    return send_u64_slow(w, to, type, v);
 }
 
 #ifdef AXON_ARENA_DEBUG

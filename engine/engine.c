@@ -235,10 +235,11 @@ __attribute__((always_inline)) static inline uint32_t drain_local_loop(ax_worker
      * the FIFO until it returns), so it is stored, never reloaded, and the
      * batch's end is one index instead of a count. */
     uint32_t h = w->lq_head, end = h + w->batch;
+    ax_slot_t *const tbl = w->table; /* in a register across the behaviours */
     while (h != end && h != w->lq_tail) {
         /* A behaviour that grew the FIFO set w->after: the dispatch frees
          * the buffer it ran from (lq_old) once it returned. */
-        ax__dispatch_batch(w, &w->lq[h & w->lq_mask], tr);
+        ax__dispatch_batch_t(w, &w->lq[h & w->lq_mask], tbl, tr);
         w->lq_head = ++h;
     }
     return h - (end - w->batch);
@@ -488,7 +489,7 @@ static void publish_load(ax_worker_t *w)
  * until then local sends only take the slower, probed path). */
 static void send_self_sync(ax_worker_t *w)
 {
-    w->send_self = AX__TRACE_ON(send) || w->closing ? AX_SEND_SELF_OFF : w->id;
+    w->send_self = AX__TRACE_ON(send) || w->closing ? AX_SEND_SELF_OFF : w->home + w->id;
 }
 
 /* One turn.  The inbound rings come first and the housekeeping last, so
@@ -978,7 +979,7 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->home = eng->home;
     w->ref_base = ax__ref_make(eng->home, i, 0, 0);
     w->send_nw = N;
-    w->send_self = i;
+    w->send_self = eng->home + i; /* bits 63..42 of this worker's refs */
     w->batch_src = AX_SRC_NONE; /* no batch in flight until the first drain */
     w->arena = ax_arena_group_get(eng->arenas, i);
     w->batch = ax_config_batch(&eng->cfg);
@@ -1019,7 +1020,11 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     w->max_slots = ax_config_max_actors(&eng->cfg);
     if (w->max_slots > AX_MAX_SLOTS)
         w->max_slots = AX_MAX_SLOTS;
-    w->table_len = (size_t)w->max_slots * sizeof(ax_slot_t);
+    w->slot_mask = 1;
+    while (w->slot_mask < w->max_slots) /* max_slots <= 2^24: no overflow */
+        w->slot_mask <<= 1;
+    w->table_len = (size_t)w->slot_mask * sizeof(ax_slot_t);
+    w->slot_mask -= 1;
     void *t = mmap(NULL, w->table_len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (t == MAP_FAILED)

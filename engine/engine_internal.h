@@ -224,31 +224,41 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try(ax_worke
 
 /* The inline same-worker half of ax_send / ax_send_u64, for a destination
  * the caller found equal to w->send_self (this worker, not closing, send
- * probe off at the turn's start): the sponsor's lease and the FIFO's tail
- * chunk, as in ax__msg_slot_try.  NULL: the caller takes its slow path
- * (which handles every case).  Only local pushes: no lap stamp (0). */
-__attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_local(ax_worker_t *w, ax_ref_t to)
+ * probe off at the turn's start): the FIFO's room and the sponsor's lease,
+ * as in ax__msg_slot_try.  false: the caller takes its slow path (which
+ * handles every case).  Otherwise *mp is the tail slot, which the caller fills
+ * (payload and ax_msg_commit with stamp 0: only local pushes) and then
+ * finishes with ax__msg_local_done.  Split so that the payload is stored
+ * before the tail moves: written as one function, gcc kept the tail in
+ * %ecx and moved the payload argument (and the ref) to other registers on
+ * every send, and tested a returned pointer for NULL. */
+__attribute__((always_inline)) static inline bool ax__msg_slot_local(ax_worker_t *w, ax_msg_t **mp)
 {
     uint32_t tail = w->lq_tail;
     ax_actor_t *ca = w->cur;
-    ax_msg_t *m;
     if (__builtin_expect(tail - w->lq_head > w->lq_mask, 0))
-        return NULL; /* full: the slow path grows it */
+        return false; /* full: the slow path grows it */
     /* The room is found first, so a lease charged here is never given back. */
     ax_sp_local_t *sp = ca ? ca->sp : NULL;
     if (__builtin_expect(sp != NULL, 0)) {
         uint64_t left = atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed);
         if (!left)
-            return NULL; /* lease empty: the slow path refills or refuses */
+            return false; /* lease empty: the slow path refills or refuses */
         /* owner-only lease, relaxed for stats readers */
         atomic_store_explicit(&sp->left[AX_RES_MSGS], left - 1, memory_order_relaxed);
     }
-    m = &w->lq[tail & w->lq_mask];
-    w->lq_tail = tail + 1;
-    m->to = to;
+    *mp = &w->lq[tail & w->lq_mask];
+    return true;
+}
+
+/* The end of a same-worker send whose slot m ax__msg_slot_local gave. */
+__attribute__((always_inline)) static inline void ax__msg_local_done(ax_worker_t *w, ax_msg_t *m,
+                                                                     ax_ref_t to)
+{
     m->from = w->head.self;
+    m->to = to;
+    w->lq_tail++;
     w->sent++;
-    return m;
 }
 
 /* Every case, including errors (cold).  The caller fills the slot and
@@ -297,9 +307,9 @@ static inline void ax__run(ax_worker_t *w, ax_actor_t *a, ax_msg_t *m)
  * take, once per batch. */
 static inline void ax__dispatch(ax_worker_t *w, ax_msg_t *m)
 {
-    uint32_t slot = ax__ref_slot(m->to);
+    uint32_t slot = (uint32_t)m->to & w->slot_mask; /* no bound test: see slot_mask */
     ax_actor_t *a;
-    if (__builtin_expect(slot >= w->max_slots || (m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) ||
+    if (__builtin_expect((m->type >= AX_TYPE_SYSTEM && m->type < AX_TYPE_IO) ||
                              (m->flags & AX_MSG_F_REPLY), 0))
         goto slow;
     a = w->table[slot].actor;
@@ -379,19 +389,24 @@ __attribute__((always_inline)) static inline void ax__batch_run(ax_worker_t *w, 
         ax__after_batch(w, a, to);
 }
 
-__attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t *w, ax_msg_t *m,
-                                                                     const bool traced)
+/* tbl: w->table, which never moves after the worker is created; a loop
+ * that reads it once before its batch keeps it in a register across the
+ * behaviour calls (the compiler must otherwise reload it after each). */
+__attribute__((always_inline)) static inline void ax__dispatch_batch_t(ax_worker_t *w, ax_msg_t *m,
+                                                                       ax_slot_t *const tbl,
+                                                                       const bool traced)
 {
     ax_ref_t to = m->to;
-    uint32_t slot = ax__ref_slot(to);
+    /* The table has slot_mask + 1 entries: a slot at or above max_slots
+     * finds a NULL entry or an actor whose ref differs, and goes slow. */
+    uint32_t slot = (uint32_t)to & w->slot_mask;
     uint32_t fl = m->flags;
     ax_actor_t *a;
     /* System messages (AX_MSG_F_SYS), replies and blobs: one test. */
-    if (__builtin_expect(slot >= w->max_slots ||
-                             (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY | AX_MSG_F_BLOB)), 0))
+    if (__builtin_expect((fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY | AX_MSG_F_BLOB)) != 0, 0))
         goto check;
     AX__CHECK_SYS_FLAG(m);
-    a = w->table[slot].actor;
+    a = tbl[slot].actor;
     /* The actor's own reference (its slot's generation, this worker's
      * bits): one compare instead of the slot's gen, shifted and masked. */
     if (__builtin_expect(!a || a->ref != to || (a->flags & AX_ACTOR_SLOW_MASK), 0))
@@ -399,10 +414,10 @@ __attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t
     ax__batch_run(w, m, a, to, traced, false);
     return;
 check: /* a blob (user message or I/O completion) runs here, with its release */
-    if (slot >= w->max_slots || (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY)))
+    if (fl & (AX_MSG_F_SYS | AX_MSG_F_REPLY))
         goto slow;
     AX__CHECK_SYS_FLAG(m);
-    a = w->table[slot].actor;
+    a = tbl[slot].actor;
     /* The actor's own reference (its slot's generation, this worker's
      * bits): one compare instead of the slot's gen, shifted and masked. */
     if (__builtin_expect(!a || a->ref != to || (a->flags & AX_ACTOR_SLOW_MASK), 0))
@@ -417,6 +432,11 @@ slow:
         if (w->lq_old)
             ax__lq_release_old(w);
     }
+}
+__attribute__((always_inline)) static inline void ax__dispatch_batch(ax_worker_t *w, ax_msg_t *m,
+                                                                     const bool traced)
+{
+    ax__dispatch_batch_t(w, m, w->table, traced);
 }
 void ax__worker_shutdown(ax_worker_t *w); /* on the worker thread, after its loop */
 void ax__dead_letter(ax_worker_t *w, const ax_msg_t *m);

@@ -138,9 +138,8 @@ typedef struct ax_spill_rec {
 #define AX_SPILL_RECS 32u
 
 /* ---- the worker (= ax_ctx_t) ------------------------------------------------------ */
-/* send_self's "no inline local send": never a value of ax__ref_dest, which
- * is (ref >> 42) - home with both below 2^22, so below 2^22 or above
- * 2^32 - 2^22. */
+/* send_self's "no inline local send": never a reference's bits 63..42
+ * (ref >> 42, below 2^22). */
 #define AX_SEND_SELF_OFF 0x80000000u
 
 typedef struct ax_ctx ax_worker_t;
@@ -171,10 +170,12 @@ struct ax_ctx {
     /* nworkers while sends may take the fast path, 0 once closing: the
      * send's one test for a bad destination and for shutdown. */
     uint32_t send_nw;
-    /* This worker's index while a same-worker send may take ax_send's
-     * inline path, AX_SEND_SELF_OFF while closing or while the send probe
-     * is attached (read once per turn, ax__run_turn): the inline path's one
-     * test, which also spares it the probe's semaphore. */
+    /* This worker's references' bits 63..42 (home + id, so a destination
+     * is compared with `to >> 42` and nothing subtracted) while a
+     * same-worker send may take ax_send's inline path, AX_SEND_SELF_OFF
+     * while closing or while the send probe is attached (read once per
+     * turn, ax__run_turn): the inline path's one test, which also spares it
+     * the probe's semaphore. */
     uint32_t send_self;
     /* Ring sends not yet added to st.msgs_sent_remote (ax__flush adds them,
      * once per turn: every such send left its ring dirty). */
@@ -228,7 +229,13 @@ struct ax_ctx {
     uint32_t spill_nrec;
     ax_spill_rec_t spill_rec[AX_SPILL_RECS];
     uint32_t spread_tick; /* default placement: alternates while spreading (actor.c) */
-    uint32_t max_slots;   /* table entries */
+    uint32_t max_slots;   /* actor slots (spawns use slots below it) */
+    /* The table's entries - 1: max_slots rounded up to a power of two, so
+     * the drain loops index it with `to & slot_mask` and need no bound
+     * test (an entry at or above max_slots stays NULL; a slot above the
+     * mask lands on an entry whose actor's ref has other slot bits, so the
+     * fast path's ref compare sends both to the slow path's checks). */
+    uint32_t slot_mask;
     size_t table_len;     /* bytes mapped for the table */
     int io_rc;            /* io_uring setup result (0, or -errno: io disabled) */
     struct ax_io *io;

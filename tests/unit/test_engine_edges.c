@@ -513,6 +513,97 @@ static void a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter(void **st
     ax_engine_destroy(e);
 }
 
+/* The drain loops index the actor table with the slot bits masked to the
+ * table's size (max_actors rounded up to a power of two) instead of a bound
+ * test: a ref whose slot is at or above max_actors must still be a counted
+ * dead letter, whether its slot lands on a never-used entry (max_actors ..
+ * the power of two) or, masked, on a live actor's entry (slot + 1024 here,
+ * with the live actor's generation): that actor must not run it.  Sent
+ * from outside (inbox), from the victim's worker (local FIFO) and from
+ * another worker (ring). */
+#define ALIAS_MAX 1000u /* not a power of two: the table has 1024 entries */
+
+typedef struct alias_sh {
+    _Atomic uint64_t victim_ref, victim_got, forger_sent, forger_fail;
+} alias_sh_t;
+
+static alias_sh_t g_alias;
+
+static void alias_victim(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)ctx;
+    (void)state;
+    (void)m;
+    atomic_fetch_add(&g_alias.victim_got, 1);
+}
+
+/* The forged refs: the victim's worker and generation, slots beyond max_actors. */
+static void alias_refs(ax_ref_t victim, ax_ref_t out[3])
+{
+    ax_ref_t base = victim & ~(ax_ref_t)0xffffff;
+    out[0] = base | ALIAS_MAX;                                /* NULL entry below 1024 */
+    out[1] = base | ((victim & 0xffffff) + 1024u);           /* masked onto the victim */
+    out[2] = base | (0xffffffu & ~(ax_ref_t)1023) | (victim & 1023); /* the last alias */
+}
+
+static void alias_forger(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    (void)m;
+    ax_ref_t f[3];
+    alias_refs((ax_ref_t)atomic_load(&g_alias.victim_ref), f);
+    for (int i = 0; i < 3; i++) { /* same worker: the inline send and the local drain loop */
+        if (ax_send_u64(ctx, f[i], T_PING, (uint64_t)i) != 0)
+            atomic_fetch_add(&g_alias.forger_fail, 1);
+        else
+            atomic_fetch_add(&g_alias.forger_sent, 1);
+    }
+}
+
+static void a_ref_beyond_max_actors_is_a_dead_letter_not_an_alias(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_alias, 0, sizeof g_alias);
+    ax_config_t c;
+    cfg_synth(&c, 2);
+    c.max_actors = ALIAS_MAX;
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t victim, forger[2], f[3];
+    ax_spawn_opts_t o = {.size = sizeof o, .where = AX_ON_WORKER, .worker = 0};
+    assert_int_equal(ax_engine_spawn(e, alias_victim, 0, &o, &victim), 0);
+    /* One forger beside the victim (the local FIFO's loop), one on worker 1
+     * (the ring's). */
+    for (uint32_t i = 0; i < 2; i++) {
+        o.worker = i;
+        assert_int_equal(ax_engine_spawn(e, alias_forger, 0, &o, &forger[i]), 0);
+    }
+    atomic_store(&g_alias.victim_ref, victim);
+    alias_refs(victim, f);
+    start(e);
+    for (int i = 0; i < 3; i++) /* from outside: the inbox's dispatch */
+        assert_int_equal(ax_engine_send(e, f[i], T_PING, NULL, 0), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(ax_engine_send(e, forger[i], T_GO, NULL, 0), 0);
+    uint64_t end = now_ns() + 10ull * 1000000000ull;
+    while (dead_letters(e) < 9 && now_ns() < end)
+        sleep_us(1000);
+    ax_engine_stop_when_idle(e);
+    if (!wait_within(e, 10))
+        fail_msg("%s: stop_when_idle did not stop the engine within 10 s", g_test);
+    if (atomic_load(&g_alias.forger_sent) != 6 || atomic_load(&g_alias.forger_fail) != 0)
+        fail_msg("%s: the forgers' 6 sends: %llu accepted, %llu refused, expected 6 and 0",
+                 g_test, (unsigned long long)atomic_load(&g_alias.forger_sent),
+                 (unsigned long long)atomic_load(&g_alias.forger_fail));
+    if (atomic_load(&g_alias.victim_got) != 0 || dead_letters(e) != 9)
+        fail_msg("%s: 9 messages to slots at or above max_actors = %u (3 from outside, 3 from "
+                 "the victim's worker, 3 from the other): the live actor whose slot they "
+                 "alias ran %llu of them and %llu dead letters were counted; expected 0 and 9",
+                 g_test, ALIAS_MAX, (unsigned long long)atomic_load(&g_alias.victim_got),
+                 (unsigned long long)dead_letters(e));
+    ax_engine_destroy(e);
+}
+
 /* ---- 12: early mail of a remote spawn, counted under its own source ------------------ */
 
 /* Worker 0's driver fills the ring to worker 1, so the spawn request that
@@ -1117,6 +1208,7 @@ int main(void)
         T(stop_when_idle_returns_when_the_outside_sender_leaves_last),
         T(spawn_refuses_a_state_size_beyond_32_bits_everywhere),
         T(a_forged_ref_matching_a_free_slot_is_a_counted_dead_letter),
+        T(a_ref_beyond_max_actors_is_a_dead_letter_not_an_alias),
         T(early_mail_that_dies_is_uncounted_from_its_own_source),
         T(early_mail_delivered_after_the_spawn_counts_under_its_source),
         T(arenas_are_empty_after_wait_when_fini_freed_a_foreign_block),
