@@ -24,7 +24,9 @@
  *     owner's own spawns pop there first, so a spawn + stop costs no atomic
  *     RMW.  The cache spills to the stack in one CAS when it holds
  *     AX_PFREE_MAX slots and at the end of every turn, and refills from it
- *     PFREE_GRAB slots per CAS.  So a freed slot is hidden from other
+ *     PFREE_GRAB slots per CAS (or, while nobody else has touched the
+ *     stack since, takes its own last spilled chain back whole, without
+ *     walking the links: free_grab).  So a freed slot is hidden from other
  *     spawners at most until the owner's turn ends (an earlier design kept
  *     up to 64 slots from remote and external spawns indefinitely).
  * A spawn onto another worker reserves a slot (stack, else fresh), reads its
