@@ -348,6 +348,14 @@ static const ax_reason_t *pending_reason(ax_worker_t *w, ax_actor_t *a)
     return w->pend_actor == a ? &w->pend : &reason_normal;
 }
 
+/* The plain stop's end for a large block (cold). */
+__attribute__((noinline, cold)) static void stop_large(ax_worker_t *w, ax_actor_t *a)
+{
+    uint32_t slot = ax__actor_slot(a);
+    actor_free(w, a);
+    slot_free(w, slot);
+}
+
 /* After a behaviour that called ax_stop_self.  The common stop (normal
  * reason, no fini, no records, sponsor or conversation) is inline here: it
  * only counts, frees the slot and frees the block. */
@@ -360,8 +368,17 @@ __attribute__((always_inline)) static inline void actor_stop(ax_worker_t *w, ax_
     }
     AX_TRACE_STOP(w->id, a->ref);
     AX_STAT_INC(w->st.stopped); /* owner-only: no locked add */
-    slot_free(w, ax__actor_slot(a));
-    actor_free(w, a);
+    /* The block first, then the slot (nothing between them reads either:
+     * the table is the owner's), and a large block out of line: nothing
+     * stays live across a call (slot_free's rare spill is the last), so
+     * the stop needs no callee-saved register. */
+    if (__builtin_expect((a->flags & AX_ACTOR_LARGE) != 0, 0)) {
+        stop_large(w, a);
+        return;
+    }
+    uint32_t slot = ax__actor_slot(a);
+    ax_arena_free(w->arena, a);
+    slot_free(w, slot);
 }
 
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a) { actor_stop(w, a); }
