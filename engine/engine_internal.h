@@ -157,8 +157,11 @@ static inline uint32_t ax__lq_count(const ax_worker_t *w) { return w->lq_tail - 
 
 /* Give back the message the fast path charged to a lease (owner-only,
  * relaxed for stats readers): no slot was found, the slow path charges
- * again.  Out of line: it must not cost the fast path a register. */
-__attribute__((noinline, cold)) static void ax__sp_untake_fast(ax_sp_local_t *sp)
+ * again.  Inline: it reloads the sponsor, so it holds no register across
+ * the fast path, and a call here (it was out of line) made the remote send
+ * keep its arguments in callee-saved registers for the tail call after it
+ * (a stack frame on every remote send). */
+__attribute__((always_inline)) static inline void ax__sp_untake_fast(ax_sp_local_t *sp)
 {
     atomic_store_explicit(&sp->left[AX_RES_MSGS],
                           atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed) + 1,
@@ -180,7 +183,7 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try_d(ax_wor
     if (__builtin_expect(d >= w->send_nw, 0))
         return NULL;
     /* The lease is charged here, before the slot is found, and given back
-     * if none is (ax__sp_untake_fast, cold), so that no register holds the
+     * if none is (ax__sp_untake_fast, reloading it), so that no register holds the
      * sponsor across the rest: the fast path then needs no stack frame. */
     if (__builtin_expect(sp != NULL, 0)) {
         uint64_t left = atomic_load_explicit(&sp->left[AX_RES_MSGS], memory_order_relaxed);
@@ -196,11 +199,12 @@ __attribute__((always_inline)) static inline ax_msg_t *ax__msg_slot_try_d(ax_wor
         m = &w->lq[tail & w->lq_mask];
         w->lq_tail = tail + 1;
     } else {
-        if (__builtin_expect(w->ovf[d].count != 0, 0) ||
-            __builtin_expect(!ax_ring_try_reserve(w->out[d], &m, stamp), 0))
+        ax_ring_t *r = w->out[d];
+        if (__builtin_expect(r->p_ovf != 0, 0) || /* older messages wait in w->ovf[d] */
+            __builtin_expect(!ax_ring_try_reserve(r, &m, stamp), 0))
             goto none;
-        if (!w->is_dirty[d]) {
-            w->is_dirty[d] = 1;
+        if (!r->p_dirty) {
+            r->p_dirty = 1;
             w->dirty[w->ndirty++] = d;
         }
         w->sent_remote++; /* into st.msgs_sent_remote at the flush */

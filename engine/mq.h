@@ -62,16 +62,40 @@ static inline ax_msg_t *ax_mq_push(ax_mq_t *q, ax_arena_t *a)
     return &q->tail->m[q->ti++];
 }
 
+/* ax_mq_push when the tail chunk has room, else NULL (the caller then
+ * pushes with ax_mq_push): makes no call, so a caller's fast path needs no
+ * stack frame. */
+static inline ax_msg_t *ax_mq_try_push(ax_mq_t *q)
+{
+    if (__builtin_expect(!q->tail || q->ti == AX_MQ_CHUNK_MSGS, 0))
+        return NULL;
+    q->count++;
+    return &q->tail->m[q->ti++];
+}
+
 /* The oldest message, or NULL when empty.  Valid until ax_mq_pop. */
 static inline ax_msg_t *ax_mq_peek(const ax_mq_t *q)
 {
     return q->count ? &q->head->m[q->hi] : NULL;
 }
 
-static inline void ax_mq_pop(ax_mq_t *q, ax_arena_t *a)
+/* How many of the oldest messages lie in order from *first (all in the
+ * head chunk): 0 when empty.  Valid until ax_mq_pop_n. */
+static inline uint32_t ax_mq_run(const ax_mq_t *q, ax_msg_t **first)
 {
-    q->count--;
-    if (++q->hi == AX_MQ_CHUNK_MSGS || (q->head == q->tail && q->hi == q->ti)) {
+    if (!q->count)
+        return 0;
+    *first = &q->head->m[q->hi];
+    return (q->head == q->tail ? q->ti : AX_MQ_CHUNK_MSGS) - q->hi;
+}
+
+/* Drop the n oldest messages, n at most what ax_mq_run returned (so they
+ * are in the head chunk). */
+static inline void ax_mq_pop_n(ax_mq_t *q, uint32_t n, ax_arena_t *a)
+{
+    q->count -= n;
+    q->hi += n;
+    if (q->hi == AX_MQ_CHUNK_MSGS || (q->head == q->tail && q->hi == q->ti)) {
         ax_mq_chunk_t *c = q->head;
         if (c == q->tail) { /* drained: keep the chunk for reuse */
             q->hi = q->ti = 0;
@@ -85,6 +109,8 @@ static inline void ax_mq_pop(ax_mq_t *q, ax_arena_t *a)
             ax_arena_free(a, c);
     }
 }
+
+static inline void ax_mq_pop(ax_mq_t *q, ax_arena_t *a) { ax_mq_pop_n(q, 1, a); }
 
 /* Free every chunk (messages still inside are the caller's business). */
 static inline void ax_mq_fini(ax_mq_t *q, ax_arena_t *a)

@@ -52,7 +52,9 @@ typedef struct ax_ring {
 
     /* producer's line: written by the producer only */
     alignas(AX_CACHELINE) uint32_t p_tail; /* next slot to write */
-    uint32_t p_head_seen;                  /* producer's copy of head */
+    /* The producer's copy of head plus the capacity: the ring is full
+     * when p_tail reaches it (one comparison, no mask in the test). */
+    uint32_t p_limit;
     uint32_t p_mask;
     /* The stamp of p_tail's lap, (p_tail >> log2(capacity)) + 1, kept up
      * to date at each wrap: the send needs no variable shift (and no
@@ -61,6 +63,17 @@ typedef struct ax_ring {
      * 256 for any capacity up to 2^24. */
     uint32_t p_stamp;
     ax_msg_t *p_slots;
+    /* The slot p_tail names and the end of the slot array: the send
+     * steps a pointer and needs no mask or index register for the slot. */
+    ax_msg_t *p_next, *p_end;
+    /* 1 while this ring is in its producer's dirty list (published at
+     * its next flush): kept on the line the send writes anyway. */
+    uint32_t p_dirty;
+    /* 1 while the producer's overflow queue to this ring is non-empty
+     * (engine: set at the queue's first push, cleared when drain_overflow
+     * empties it): a send must then queue behind it, not reserve.  Here,
+     * on the line the send reads anyway, not in the queue's own struct. */
+    uint32_t p_ovf;
 
     /* consumer's doorbell line, read by the producer (only with
      * scheduler.doorbell on): 1 while the consumer does not poll this ring,
@@ -84,11 +97,37 @@ static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity
     uint32_t shift = (uint32_t)__builtin_ctz(capacity);
     atomic_init(&r->head, 0);
     atomic_init(&r->asleep, 1); /* not polled until its first bell */
-    r->c_head = r->p_tail = r->p_head_seen = 0;
+    r->c_head = r->p_tail = r->p_dirty = r->p_ovf = 0;
+    r->p_limit = capacity;
     r->c_mask = r->p_mask = capacity - 1;
     r->c_shift = shift;
     r->p_stamp = ax__ring_stamp(0, shift);
-    r->c_slots = r->p_slots = slots;
+    r->c_slots = r->p_slots = r->p_next = slots;
+    r->p_end = slots + capacity;
+}
+
+/* A ring that is always full (no slots; head never moves): a send to it
+ * takes the caller's cold path. */
+static inline void ax_ring_init_full(ax_ring_t *r)
+{
+    atomic_init(&r->head, 0);
+    atomic_init(&r->asleep, 1);
+    r->c_head = r->p_tail = r->p_limit = r->p_dirty = r->p_ovf = 0;
+    r->c_mask = 0;
+    r->p_mask = UINT32_MAX; /* capacity 0: a reloaded limit is head + 0 */
+    r->c_shift = r->p_stamp = 0;
+    r->c_slots = r->p_slots = r->p_next = r->p_end = 0;
+}
+
+/* Both sides of an empty ring at index `start` (tests of the 2^32 wrap);
+ * the slots must hold the previous lap's stamp. */
+static inline void ax_ring_set_index(ax_ring_t *r, uint32_t start)
+{
+    atomic_store_explicit(&r->head, start, memory_order_relaxed);
+    r->c_head = r->p_tail = start;
+    r->p_limit = start + r->p_mask + 1u;
+    r->p_stamp = ax__ring_stamp(start, r->c_shift);
+    r->p_next = r->p_slots + (start & r->p_mask);
 }
 
 /* Producer: false when the ring is full; else *m is the slot to fill and
@@ -97,20 +136,61 @@ static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity
 static inline bool ax_ring_try_reserve(ax_ring_t *r, ax_msg_t **m, uint8_t *stamp)
 {
     uint32_t tail = r->p_tail;
-    if (__builtin_expect(tail - r->p_head_seen > r->p_mask, 0)) {
+    if (__builtin_expect(tail == r->p_limit, 0)) {
         /* A2: pairs with R2 in ax_ring_release: the consumer is done with
          * every slot below head, so we may overwrite them. */
-        r->p_head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (tail - r->p_head_seen > r->p_mask)
+        r->p_limit = atomic_load_explicit(&r->head, memory_order_acquire) + r->p_mask + 1u;
+        if (tail == r->p_limit)
             return false;
     }
-    uint32_t i = tail & r->p_mask;
-    *stamp = (uint8_t)r->p_stamp;
-    *m = &r->p_slots[i];
+    ax_msg_t *s = r->p_next;
+    uint32_t stamp_now = r->p_stamp;
+    *stamp = (uint8_t)stamp_now;
+    *m = s;
     r->p_tail = tail + 1;
-    if (__builtin_expect(i == r->p_mask, 0)) /* the next slot starts a lap */
-        r->p_stamp++;
+    if (__builtin_expect(++s == r->p_end, 0)) { /* the next slot starts a lap */
+        s = r->p_slots;
+        r->p_stamp = stamp_now + 1;
+    }
+    r->p_next = s;
     return true;
+}
+
+/* Producer: reserve a run of up to `want` (>= 1) consecutive slots that
+ * lie in order from *first, all of one lap (the run stops at the end of the
+ * slot array), and return its length: 0 when the ring is full.  *stamp is
+ * the stamp to commit every slot of the run with; each slot is still
+ * published by its own R1 (ax_msg_commit / ax_msg_commit_copy), in order.
+ * head is re-read (A2) only when the cached room is smaller than `want`,
+ * so a batch costs at most one load of the consumer's line. */
+static inline uint32_t ax_ring_try_reserve_run(ax_ring_t *r, uint32_t want, ax_msg_t **first,
+                                               uint8_t *stamp)
+{
+    uint32_t tail = r->p_tail, room = r->p_limit - tail;
+    if (room < want) {
+        /* A2: pairs with R2 in ax_ring_release, as in ax_ring_try_reserve. */
+        r->p_limit = atomic_load_explicit(&r->head, memory_order_acquire) + r->p_mask + 1u;
+        room = r->p_limit - tail;
+        if (room == 0u)
+            return 0;
+        if (want > room)
+            want = room;
+    }
+    ax_msg_t *s = r->p_next;
+    uint32_t to_end = (uint32_t)(r->p_end - s); /* one lap per run */
+    if (want > to_end)
+        want = to_end;
+    *stamp = (uint8_t)r->p_stamp;
+    *first = s;
+    r->p_tail = tail + want;
+    if (want == to_end) { /* the next slot starts a lap */
+        s = r->p_slots;
+        r->p_stamp++;
+    } else {
+        s += want;
+    }
+    r->p_next = s;
+    return want;
 }
 
 /* Producer: a slot to fill, or NULL when the ring is full.  *stamp gets the

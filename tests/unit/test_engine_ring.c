@@ -7,8 +7,13 @@
  * the end of the slot array; it works across a lap and across the 2^32 wrap
  * of the free-running indices.
  *
- * Two threads: a producer fills slots and commits them (R1) while the
- * consumer drains in runs; every message arrives once, in order, with the
+ * The producer's runs (ax_ring_try_reserve_run, drain_overflow's reserve):
+ * a run is as long as asked, the room and the end of the slot array allow,
+ * never 0 while a slot is free, all of one lap, and the next lap's stamp
+ * starts after a run that ends the array; across the 2^32 wrap too.
+ *
+ * Two threads: a producer fills slots and commits them (R1), one at a time
+ * or in runs, while the consumer drains in runs; every message arrives once, in order, with the
  * payload written before its commit (A1 pairs with R1: under TSan a missing
  * acquire or release is a reported race, in every build a torn payload is a
  * failed check).
@@ -62,6 +67,21 @@ static bool put(ax_ring_t *r, uint64_t v)
     m->payload.u64[1] = ~v;
     ax_msg_commit(m, 7, 16, 0, stamp);
     return true;
+}
+
+/* Producer side, in a run: up to want messages carrying v, v+1...; how
+ * many (0 when the ring is full). */
+static uint32_t put_run(ax_ring_t *r, uint64_t v, uint32_t want)
+{
+    ax_msg_t *m;
+    uint8_t stamp;
+    uint32_t n = ax_ring_try_reserve_run(r, want, &m, &stamp);
+    for (uint32_t k = 0; k < n; k++) {
+        m[k].payload.u64[0] = v + k;
+        m[k].payload.u64[1] = ~(v + k);
+        ax_msg_commit(&m[k], 7, 16, 0, stamp);
+    }
+    return n;
 }
 
 /* Consumer side: take k ready messages, checking they carry next, next+1... */
@@ -123,9 +143,7 @@ static void ready_works_across_the_index_wrap(void **state)
     ring_fx_t *f = fx_new(CAP);
     ax_ring_t *r = &f->r;
     const uint32_t start = UINT32_MAX - 20u;
-    r->c_head = r->p_tail = r->p_head_seen = start;
-    atomic_store(&r->head, start);
-    r->p_stamp = ax__ring_stamp(start, r->c_shift);
+    ax_ring_set_index(r, start);
     for (uint32_t i = 0; i < CAP; i++) /* previous lap's stamp everywhere */
         f->slots[i].hdr = (uint64_t)(uint8_t)(r->p_stamp - 1u) << 56;
     assert_int_equal(ax_ring_ready(r, 1000), 0);
@@ -144,6 +162,61 @@ static void ready_works_across_the_index_wrap(void **state)
     }
     assert_true(r->c_head < start); /* crossed 2^32 */
     fx_free(f);
+}
+
+/* Runs from `start` (the free-running index both sides begin at): each run
+ * is min(want, free slots, slots to the array's end), never 0 with a slot
+ * free, and what it committed drains in order, lap after lap. */
+static void reserve_runs_from(uint32_t start)
+{
+    ring_fx_t *f = fx_new(CAP);
+    ax_ring_t *r = &f->r;
+    ax_ring_set_index(r, start);
+    for (uint32_t i = 0; i < CAP; i++) /* previous lap's stamp everywhere */
+        f->slots[i].hdr = (uint64_t)(uint8_t)(r->p_stamp - 1u) << 56;
+    uint64_t sent = 0, next = 0;
+    static const uint32_t wants[] = {1, 3, 7, 64, 100, 17, 2, 33};
+    for (int round = 0; round < 400; round++) {
+        uint32_t want = wants[round % 8];
+        /* the producer's view: what is free and where the array ends */
+        uint32_t used = (uint32_t)(sent - next), at = (uint32_t)(start + sent) & (CAP - 1);
+        uint32_t expect = want;
+        if (expect > CAP - used)
+            expect = CAP - used;
+        if (expect > CAP - at)
+            expect = CAP - at;
+        uint32_t n = put_run(r, sent, want);
+        assert_int_equal(n, expect);
+        sent += n;
+        /* drain some, not all: the ring is rarely empty or full */
+        uint32_t k, budget = (round % 3) ? 5 : 200;
+        while (budget && (k = ax_ring_ready(r, budget)) != 0) {
+            take(r, k, &next);
+            budget -= k;
+        }
+    }
+    /* Full: a run of 0; with one slot free: a run of 1. */
+    uint32_t n;
+    while ((n = put_run(r, sent, 5)) != 0)
+        sent += n;
+    assert_int_equal(sent - next, CAP);
+    assert_int_equal(put_run(r, sent, 5), 0);
+    assert_int_equal(ax_ring_ready(r, 1), 1);
+    take(r, 1, &next);
+    assert_int_equal(put_run(r, sent, 5), 1);
+    sent++;
+    uint32_t k;
+    while ((k = ax_ring_ready(r, 1000)) != 0)
+        take(r, k, &next);
+    assert_int_equal(next, sent);
+    fx_free(f);
+}
+
+static void reserve_run_stops_at_room_and_array_end(void **state)
+{
+    (void)state;
+    reserve_runs_from(0);
+    reserve_runs_from(UINT32_MAX - 20u); /* crosses the 2^32 wrap */
 }
 
 /* ---- two threads -------------------------------------------------------------- */
@@ -166,12 +239,27 @@ static void *producer(void *arg)
     return NULL;
 }
 
-static void runs_between_two_threads_arrive_once_in_order(void **state)
+/* As producer, in runs of 1 to 13 (drain_overflow's pattern). */
+static void *run_producer(void *arg)
 {
-    (void)state;
+    pair_t *p = arg;
+    uint32_t want = 1;
+    for (uint64_t v = 0; v < N_STRESS;) {
+        uint32_t n = put_run(&p->f->r, v, (uint32_t)(N_STRESS - v < want ? N_STRESS - v : want));
+        if (n)
+            v += n;
+        else
+            sched_yield(); /* full: on one CPU, let the consumer run */
+        want = want % 13 + 1;
+    }
+    return NULL;
+}
+
+static void drain_against(void *(*prod)(void *))
+{
     pair_t p = {.f = fx_new(CAP)};
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, producer, &p), 0);
+    assert_int_equal(pthread_create(&t, NULL, prod, &p), 0);
     uint64_t next = 0, runs = 0;
     while (next < N_STRESS) {
         /* The drain's pattern (engine.c drain_ring_loop): a run, then its
@@ -190,12 +278,26 @@ static void runs_between_two_threads_arrive_once_in_order(void **state)
     fx_free(p.f);
 }
 
+static void runs_between_two_threads_arrive_once_in_order(void **state)
+{
+    (void)state;
+    drain_against(producer);
+}
+
+static void runs_reserved_in_runs_arrive_once_in_order(void **state)
+{
+    (void)state;
+    drain_against(run_producer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ready_counts_the_run_and_stops_where_it_must),
         cmocka_unit_test(ready_works_across_the_index_wrap),
+        cmocka_unit_test(reserve_run_stops_at_room_and_array_end),
         cmocka_unit_test(runs_between_two_threads_arrive_once_in_order),
+        cmocka_unit_test(runs_reserved_in_runs_arrive_once_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
