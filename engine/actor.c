@@ -24,7 +24,9 @@
  *     owner's own spawns pop there first, so a spawn + stop costs no atomic
  *     RMW.  The cache spills to the stack in one CAS when it holds
  *     AX_PFREE_MAX slots and at the end of every turn, and refills from it
- *     PFREE_GRAB slots per CAS.  So a freed slot is hidden from other
+ *     PFREE_GRAB slots per CAS (or, while nobody else has touched the
+ *     stack since, takes its own last spilled chain back whole, without
+ *     walking the links: free_grab).  So a freed slot is hidden from other
  *     spawners at most until the owner's turn ends (an earlier design kept
  *     up to 64 slots from remote and external spawns indefinitely).
  * A spawn onto another worker reserves a slot (stack, else fresh), reads its
@@ -137,6 +139,26 @@ static void claim_return(ax_worker_t *t, uint32_t slot) { free_push(t, slot); }
 static bool free_grab(ax_worker_t *w)
 {
     uint64_t h = atomic_load_explicit(&w->shared_free, memory_order_acquire);
+    if (w->spill_nrec && h == w->spill_h) {
+        /* Nobody but this owner touched the stack since its recorded
+         * spills (the tag moves on every push and pop): its top is the
+         * last recorded chain, whose tail, length and link below are
+         * known, so take it whole without walking it (at most
+         * AX_PFREE_MAX slots, the private cache's bound).  A3'' as below. */
+        const ax_spill_rec_t *r = &w->spill_rec[w->spill_nrec - 1];
+        uint64_t nh = (((h >> 32) + 1) << 32) | r->below;
+        if (atomic_compare_exchange_strong_explicit(&w->shared_free, &h, nh, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            atomic_store_explicit(&w->table[r->tail - 1].next_free, 0, memory_order_relaxed);
+            w->pfree = r->first;
+            w->pfree_tail = r->tail;
+            w->pfree_n = r->n;
+            w->spill_nrec--;
+            w->spill_h = nh; /* the next record's chain is on top now */
+            return true;
+        }
+    }
+    w->spill_nrec = 0; /* someone else moved the stack (or the walk below will) */
     while ((uint32_t)h) {
         uint32_t first = (uint32_t)h, last = first, n = 1, next;
         while ((next = atomic_load_explicit(&w->table[last - 1].next_free, memory_order_relaxed)) &&
@@ -190,6 +212,13 @@ void ax__slots_spill(ax_worker_t *w)
         /* R3'': publishes the chain's gens and links to free_pop/free_grab. */
     } while (!atomic_compare_exchange_weak_explicit(&w->shared_free, &h, nh, memory_order_release,
                                                     memory_order_relaxed));
+    /* What free_grab needs to take this chain back whole while nobody
+     * else has touched the stack (owner-only fields).  The records stand
+     * for the stack's top only while its head is the one they expect. */
+    if (h != w->spill_h || w->spill_nrec == AX_SPILL_RECS)
+        w->spill_nrec = 0;
+    w->spill_rec[w->spill_nrec++] = (ax_spill_rec_t){first, last, w->pfree_n, (uint32_t)h};
+    w->spill_h = nh;
     w->pfree = 0;
     w->pfree_n = 0;
 }
@@ -319,6 +348,14 @@ static const ax_reason_t *pending_reason(ax_worker_t *w, ax_actor_t *a)
     return w->pend_actor == a ? &w->pend : &reason_normal;
 }
 
+/* The plain stop's end for a large block (cold). */
+__attribute__((noinline, cold)) static void stop_large(ax_worker_t *w, ax_actor_t *a)
+{
+    uint32_t slot = ax__actor_slot(a);
+    actor_free(w, a);
+    slot_free(w, slot);
+}
+
 /* After a behaviour that called ax_stop_self.  The common stop (normal
  * reason, no fini, no records, sponsor or conversation) is inline here: it
  * only counts, frees the slot and frees the block. */
@@ -331,8 +368,17 @@ __attribute__((always_inline)) static inline void actor_stop(ax_worker_t *w, ax_
     }
     AX_TRACE_STOP(w->id, a->ref);
     AX_STAT_INC(w->st.stopped); /* owner-only: no locked add */
-    slot_free(w, ax__actor_slot(a));
-    actor_free(w, a);
+    /* The block first, then the slot (nothing between them reads either:
+     * the table is the owner's), and a large block out of line: nothing
+     * stays live across a call (slot_free's rare spill is the last), so
+     * the stop needs no callee-saved register. */
+    if (__builtin_expect((a->flags & AX_ACTOR_LARGE) != 0, 0)) {
+        stop_large(w, a);
+        return;
+    }
+    uint32_t slot = ax__actor_slot(a);
+    ax_arena_free(w->arena, a);
+    slot_free(w, slot);
 }
 
 void ax__actor_stop(ax_worker_t *w, ax_actor_t *a) { actor_stop(w, a); }
@@ -1143,11 +1189,20 @@ __attribute__((noinline)) static uint32_t spread_pick(ax_worker_t *w)
      * 14): the scan below finds a parked worker or none. */
     if (n == 1 || !(w->spread_tick++ & 1))
         return w->id;
-    uint32_t start = (w->spread_tick >> 1) % (n - 1); /* rotate among the parked */
+    /* Rotate among the others: start at offset 1 + start from the caller,
+     * go round, skip the caller.  One divide (none on 2 workers): this runs
+     * for every other spawn while the caller has a backlog. */
+    uint32_t start = n == 2 ? 0 : (w->spread_tick >> 1) % (n - 1);
+    uint32_t i = w->id + 1 + start;
+    if (i >= n)
+        i -= n;
     for (uint32_t k = 0; k < n - 1; k++) {
-        uint32_t i = (w->id + 1 + (start + k) % (n - 1)) % n;
         if (atomic_load_explicit(&eng->w[i]->parked, memory_order_relaxed) == 1)
             return i;
+        if (++i == n)
+            i = 0;
+        if (i == w->id && ++i == n)
+            i = 0;
     }
     return w->id;
 }
@@ -1197,10 +1252,13 @@ __attribute__((noinline)) static int spawn_here(ax_worker_t *w, ax_behaviour_fn 
     return rc;
 }
 
-/* Every other spawn (arguments checked by ax_spawn). */
+/* Every other spawn (arguments checked by ax_spawn).  `to`: the worker
+ * ax_spawn's default placement already picked (another worker), else
+ * SPAWN_PICK: decide here. */
+#define SPAWN_PICK UINT32_MAX
 __attribute__((noinline)) static int spawn_general(ax_worker_t *w, ax_behaviour_fn fn,
                                                    size_t state_size, const ax_spawn_opts_t *o,
-                                                   ax_ref_t *out)
+                                                   ax_ref_t *out, uint32_t to)
 {
     uint32_t t, slot;
     int rc;
@@ -1209,7 +1267,9 @@ __attribute__((noinline)) static int spawn_general(ax_worker_t *w, ax_behaviour_
         return -EINVAL; /* nobody to monitor or link from */
     if (w->closing)
         return -ESHUTDOWN;
-    if (!o || o->where == AX_ON_DEFAULT)
+    if (to != SPAWN_PICK)
+        t = to;
+    else if (!o || o->where == AX_ON_DEFAULT)
         t = default_worker(w);
     else if (o->where == AX_ON_SELF)
         t = w->id;
@@ -1319,20 +1379,33 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
      * anything else goes through check_spawn. */
     bool self = false;
     if (o) {
-        if (__builtin_expect(!((o->size == sizeof *o || o->size == 0) && (o->flags | o->pad_) == 0 &&
-                               !o->sponsor && o->arg_len <= AX_SPAWN_ARG_MAX &&
+        /* flags and pad_ are adjacent: one load tests both, with the
+         * sponsor (all three must be 0 here). */
+        uint64_t flags_pad;
+        memcpy(&flags_pad, &o->flags, sizeof flags_pad);
+        _Static_assert(offsetof(ax_spawn_opts_t, pad_) == offsetof(ax_spawn_opts_t, flags) + 4,
+                       "flags and pad_ adjacent");
+        if (__builtin_expect(!((o->size == sizeof *o || o->size == 0) &&
+                               (flags_pad | (uintptr_t)o->sponsor) == 0 && o->arg_len <= AX_SPAWN_ARG_MAX &&
                                (o->arg || !o->arg_len) &&
                                ((self = o->where == AX_ON_SELF) || o->where == AX_ON_DEFAULT)),
                              0)) {
             if (check_spawn(fn, state_size, o) < 0)
                 return -EINVAL;
-            return spawn_general(w, fn, state_size, o, out);
+            return spawn_general(w, fn, state_size, o, out, SPAWN_PICK);
         }
     }
-    if (!(w->cur && w->cur->sp) && !w->closing &&
-        (ax__lq_count(w) < w->batch || self || w->nworkers == 1))
+    if (__builtin_expect((w->cur && w->cur->sp) || w->closing, 0))
+        return spawn_general(w, fn, state_size, o, out, SPAWN_PICK);
+    if (__builtin_expect(ax__lq_count(w) < w->batch, 1) || self || w->nworkers == 1)
         return spawn_here(w, fn, state_size, o, out);
-    return spawn_general(w, fn, state_size, o, out);
+    /* A backlog: the default placement may hand the actor to a parked
+     * worker (default_worker); when it keeps it here, the common path
+     * still applies (no detour through spawn_general's frame and tests). */
+    uint32_t t = spread_pick(w);
+    if (t == w->id)
+        return spawn_here(w, fn, state_size, o, out);
+    return spawn_general(w, fn, state_size, o, out, t);
 }
 
 /* Shutdown handshake for callers outside the engine: announce ourselves

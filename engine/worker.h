@@ -129,6 +129,14 @@ typedef struct ax_slot {
     _Atomic uint32_t next_free;
 } ax_slot_t;
 
+/* A chain of freed slots a worker pushed onto its shared stack in one
+ * spill: first and tail (slot + 1), its length, and the head it went on
+ * (actor.c free_grab). */
+typedef struct ax_spill_rec {
+    uint32_t first, tail, n, below;
+} ax_spill_rec_t;
+#define AX_SPILL_RECS 32u
+
 /* ---- the worker (= ax_ctx_t) ------------------------------------------------------ */
 /* send_self's "no inline local send": never a reference's bits 63..42
  * (ref >> 42, below 2^22). */
@@ -215,6 +223,13 @@ struct ax_ctx {
      * long, pushed to shared_free in one CAS when full and at the end of
      * every turn, so other spawners see every freed slot by then. */
     uint32_t pfree, pfree_tail, pfree_n;
+    /* Chains this owner spilled (ax__slots_spill), newest last, valid
+     * while the stack's head is spill_h (nobody else pushed or popped
+     * since): free_grab takes the top one back in one CAS, without
+     * walking it. */
+    uint64_t spill_h;
+    uint32_t spill_nrec;
+    ax_spill_rec_t spill_rec[AX_SPILL_RECS];
     uint32_t spread_tick; /* default placement: alternates while spreading (actor.c) */
     uint32_t max_slots;   /* actor slots (spawns use slots below it) */
     /* The table's entries - 1: max_slots rounded up to a power of two, so

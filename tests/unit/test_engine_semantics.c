@@ -1038,12 +1038,13 @@ static void spawn_on_a_worker_lands_there_and_rejects_bad_workers(void **state)
 
 /* A driver on worker 0 queues `backlog` messages to itself, then spawns
  * DP_KIDS children with the given `where`; each child's init records its
- * worker.  The test waits until worker 1 is parked before each round. */
+ * worker.  The test waits until the other workers are parked before each
+ * round. */
 #define DP_KIDS 16u
 enum { DP_ROUND = 40, DP_NOP };
 
 typedef struct dp_sh {
-    _Atomic uint64_t round_done, on_w0, on_w1, spawn_fail;
+    _Atomic uint64_t round_done, on_w0, on_w1, on_w2, spawn_fail;
     uint32_t where, backlog;
 } dp_sh_t;
 
@@ -1054,7 +1055,8 @@ static void dp_child_init(ax_ctx_t *ctx, void *state, const void *arg, size_t le
     (void)state;
     (void)arg;
     (void)len;
-    atomic_fetch_add(ax_worker_id(ctx) == 0 ? &g_dp.on_w0 : &g_dp.on_w1, 1);
+    uint32_t w = ax_worker_id(ctx);
+    atomic_fetch_add(w == 0 ? &g_dp.on_w0 : w == 1 ? &g_dp.on_w1 : &g_dp.on_w2, 1);
 }
 
 static void dp_child(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
@@ -1082,15 +1084,16 @@ static void dp_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
     atomic_fetch_add(&g_dp.round_done, 1);
 }
 
-/* Run rounds until a child lands on worker 1 or `rounds` ran; each round
- * starts once worker 1 has parked again.  Returns the rounds run. */
-static uint32_t dp_run(uint32_t where, uint32_t backlog, uint32_t rounds)
+/* Run rounds on `nworkers` (2 or 3) until a child lands on every worker
+ * but 0 or `rounds` ran; each round starts once the others have parked.
+ * Returns the rounds run. */
+static uint32_t dp_run_on(uint32_t nworkers, uint32_t where, uint32_t backlog, uint32_t rounds)
 {
     memset(&g_dp, 0, sizeof g_dp);
     g_dp.where = where;
     g_dp.backlog = backlog;
     ax_config_t c;
-    cfg_synth(&c, 2);
+    cfg_synth(&c, nworkers);
     ax_engine_t *e = make_engine(&c);
     ax_ref_t d;
     ax_spawn_opts_t od = {.size = sizeof od, .where = AX_ON_WORKER, .worker = 0};
@@ -1101,12 +1104,14 @@ static uint32_t dp_run(uint32_t where, uint32_t backlog, uint32_t rounds)
      * child lands there, which ends the rounds. */
     ax_worker_stats_t st;
     uint64_t end = now_ns() + 10000000000ull;
-    do {
-        sleep_us(1000);
-        ax_engine_worker_stats(e, 1, &st, NULL);
-    } while (!st.parks && now_ns() < end);
+    for (uint32_t i = 1; i < nworkers; i++)
+        do {
+            sleep_us(1000);
+            ax_engine_worker_stats(e, i, &st, NULL);
+        } while (!st.parks && now_ns() < end);
     uint32_t r;
-    for (r = 0; r < rounds && !atomic_load(&g_dp.on_w1); r++) {
+    for (r = 0; r < rounds && !(atomic_load(&g_dp.on_w1) && (nworkers < 3 || atomic_load(&g_dp.on_w2)));
+         r++) {
         sleep_us(1000);
         assert_int_equal(ax_engine_send(e, d, DP_ROUND, NULL, 0), 0);
         WAIT_FOR(g_dp.round_done, r + 1);
@@ -1115,8 +1120,14 @@ static uint32_t dp_run(uint32_t where, uint32_t backlog, uint32_t rounds)
     assert_int_equal(ax_engine_wait(e), 0);
     ax_engine_destroy(e);
     assert_int_equal(atomic_load(&g_dp.spawn_fail), 0);
-    assert_int_equal(atomic_load(&g_dp.on_w0) + atomic_load(&g_dp.on_w1), (uint64_t)r * DP_KIDS);
+    assert_int_equal(atomic_load(&g_dp.on_w0) + atomic_load(&g_dp.on_w1) + atomic_load(&g_dp.on_w2),
+                     (uint64_t)r * DP_KIDS);
     return r;
+}
+
+static uint32_t dp_run(uint32_t where, uint32_t backlog, uint32_t rounds)
+{
+    return dp_run_on(2, where, backlog, rounds);
 }
 
 static void default_spawn_from_a_backlogged_worker_uses_a_parked_one(void **state)
@@ -1129,6 +1140,21 @@ static void default_spawn_from_a_backlogged_worker_uses_a_parked_one(void **stat
                  "there and worker 1 parked, none went to worker 1", g_test, DP_KIDS);
     /* every other spawn at most: the spawner keeps half its new work */
     assert_true(atomic_load(&g_dp.on_w1) <= atomic_load(&g_dp.on_w0));
+}
+
+/* With two parked workers the spread rotates over both (spread_pick's
+ * walk from a rotating start, skipping the caller). */
+static void default_spawn_spreads_over_every_parked_worker(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    dp_run_on(3, AX_ON_DEFAULT, 200, 50);
+    if (!atomic_load(&g_dp.on_w1) || !atomic_load(&g_dp.on_w2))
+        fail_msg("%s: in 50 rounds of %u default spawns from worker 0 with 200 messages queued "
+                 "there and workers 1 and 2 parked: %llu went to worker 1, %llu to worker 2", g_test,
+                 DP_KIDS, (unsigned long long)atomic_load(&g_dp.on_w1),
+                 (unsigned long long)atomic_load(&g_dp.on_w2));
+    assert_true(atomic_load(&g_dp.on_w1) + atomic_load(&g_dp.on_w2) <= atomic_load(&g_dp.on_w0));
 }
 
 static void default_spawn_without_backlog_and_on_self_stay_on_the_caller(void **state)
@@ -1509,6 +1535,73 @@ static void spawn_from_a_behaviour_checks_every_option_on_its_fast_path(void **s
     finish(e);
     assert_int_equal(atomic_load(&g_spopt.wrong), 0);
     assert_int_equal(atomic_load(&g_spopt.inits), 8); /* the 8 accepted spawns ran init */
+    ax_engine_destroy(e);
+}
+
+/* A plain stop (ax_stop_self, no fini, no records) of an actor in a large
+ * block (above the arena's classes) and of one in an arena block: each
+ * frees its block (LSan in the ASan build) and its slot, which the next
+ * spawn on the worker takes back (the private cache is LIFO) with the
+ * next generation.  Rounds alternate the two sizes. */
+enum { PS_GO = 1, PS_CHECK, PS_STOP };
+static const size_t ps_sizes[2] = {1u << 20, 16};
+static struct {
+    _Atomic uint64_t rounds, wrong;
+} g_ps;
+
+static void ps_child(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    (void)state;
+    if (m->type == PS_STOP)
+        ax_stop_self(ctx);
+}
+
+typedef struct ps_driver_st {
+    ax_ref_t prev;
+    uint32_t round;
+} ps_driver_st_t;
+
+static void ps_driver(ax_ctx_t *ctx, void *state, const ax_msg_t *m)
+{
+    ps_driver_st_t *s = state;
+    (void)m;
+    ax_ref_t c;
+    if (ax_spawn(ctx, ps_child, ps_sizes[s->round & 1], NULL, &c) != 0) {
+        atomic_store(&g_ps.wrong, 1);
+        return;
+    }
+    /* the slot the previous child's stop freed, one generation on */
+    /* the reference layout documented in axon.h: slot bits 23..0,
+     * generation 41..24 */
+#define PS_SLOT(r) ((uint32_t)((r) & 0xFFFFFFu))
+#define PS_GEN(r) ((uint32_t)((r) >> 24) & 0x3FFFFu)
+    if (s->round && (PS_SLOT(c) != PS_SLOT(s->prev) || PS_GEN(c) != ((PS_GEN(s->prev) + 1) & 0x3FFFFu)))
+        atomic_store(&g_ps.wrong, s->round + 1);
+    s->prev = c;
+    if (++s->round == 6) {
+        atomic_store(&g_ps.rounds, s->round);
+        return;
+    }
+    /* the child's stop runs before the driver's next round (FIFO order) */
+    ax_send_u64(ctx, c, PS_STOP, 0);
+    ax_send_u64(ctx, ax_self(ctx), PS_CHECK, 0);
+}
+
+static void a_plain_stop_frees_the_slot_and_block_large_or_not(void **state)
+{
+    (void)state;
+    g_test = __func__;
+    memset(&g_ps, 0, sizeof g_ps);
+    ax_config_t c;
+    cfg_real(&c, 1);
+    ax_engine_t *e = make_engine(&c);
+    ax_ref_t d = AX_REF_NONE;
+    assert_int_equal(ax_engine_spawn(e, ps_driver, sizeof(ps_driver_st_t), NULL, &d), 0);
+    start(e);
+    assert_int_equal(ax_engine_send(e, d, PS_GO, NULL, 0), 0);
+    WAIT_FOR(g_ps.rounds, 6);
+    finish(e);
+    assert_int_equal(atomic_load(&g_ps.wrong), 0);
     ax_engine_destroy(e);
 }
 
@@ -2169,12 +2262,14 @@ int main(void)
         T(spawn_on_self_lands_on_the_calling_worker),
         T(spawn_on_a_worker_lands_there_and_rejects_bad_workers),
         T(default_spawn_from_a_backlogged_worker_uses_a_parked_one),
+        T(default_spawn_spreads_over_every_parked_worker),
         T(default_spawn_without_backlog_and_on_self_stay_on_the_caller),
         T(spawn_on_a_numa_node_lands_on_a_worker_of_that_node),
         T(engine_spawn_from_outside_places_by_worker_and_node),
         T(init_and_fini_run_exactly_once_at_stop_and_at_shutdown),
         T(spawn_copies_an_argument_of_ax_spawn_arg_max_bytes_and_rejects_more),
         T(spawn_from_a_behaviour_checks_every_option_on_its_fast_path),
+        T(a_plain_stop_frees_the_slot_and_block_large_or_not),
         T(blobs_arrive_intact_and_are_freed_exactly_once),
         T(blobs_sent_to_a_stopped_actor_are_freed_as_dead_letters),
         T(invalid_sends_return_einval_and_send_nothing),

@@ -37,6 +37,7 @@ typedef struct prod_state {
 typedef struct counter_state {
     bench_hdr_t h;
     uint64_t count, sum;
+    uint64_t acked_at; /* count at the last ack: a subtraction per message, not a divide */
 } counter_state_t;
 
 static void counter_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
@@ -49,8 +50,9 @@ static void counter_beh(ax_ctx_t *ctx, void *st, const ax_msg_t *m)
     }
     s->count++;
     s->sum += m->payload.u64[0];
-    if (s->count % run->p[P_ACK] == 0 || s->count == run->p[P_N]) {
+    if (s->count - s->acked_at == run->p[P_ACK] || s->count == run->p[P_N]) {
         uint64_t ack[2] = {s->count, s->sum};
+        s->acked_at = s->count;
         bench_send(ctx, run, ax_sender(ctx), T_ACK, ack, sizeof ack);
     }
 }
