@@ -55,7 +55,7 @@ static const bench_workload_t *const g_wls[] = {
 };
 #define NWLS (sizeof g_wls / sizeof g_wls[0])
 /* Workloads of the scaling sweep (1, 2, 4, ... workers). */
-#define NSWEEP_WLS 4
+#define NSWEEP_WLS 6
 
 /* Harness parameters, addressed as bench.X, limits.X, scaling.X. */
 enum { G_SCALE_PCT, G_TIMEOUT, G_FAR_PCT, G_PREFAULT, G_LIMITS, NG };
@@ -452,8 +452,8 @@ static void list_workloads(void)
             continue; /* the group's next member lists the shared parameters */
         print_defs(wl->group, wl->params);
     }
-    printf("  %-16s fjthrput, fjthrput_drivers, big and skynet at 1, 2, 4, ... workers, up to "
-           "--workers\n", "scaling");
+    printf("  %-16s fjthrput, fjthrput_drivers, big, skynet, fib and fjcreate at 1, 2, 4, ...\n"
+           "  %-16s workers, up to --workers\n", "scaling", "");
     print_defs("scaling", g_scaling_params);
     printf("  %-16s axon nodes on this machine: ping-pong, one-way, Savina big, random mesh,\n"
            "  %-16s beside ucx_perftest and Erlang distribution (only with --only cluster or\n"
@@ -1072,7 +1072,7 @@ static void run_workload(const bench_workload_t *wl, uint32_t workers, const cha
             !strcmp(wl->unit, "msgs/s")) {
             double t1 = 1e9 / g_sweep_base, c = 1e9 / ring, lines = 2 * r->remote_share;
             snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
-                     "; ceiling x%.2f (%.2f lines per message per worker at the ring's %.1f ns)",
+                     "; ceiling x%.3g (%.2f lines per message per worker at the ring's %.1f ns)",
                      workers * t1 / (t1 + lines * c), lines, c);
         }
         if (r->dropped)
@@ -1446,7 +1446,7 @@ static int write_plot(const char *path)
     }
     /* scaling.dat: one block per workload that ran: workers median min max */
     int nsc = 0;
-    const char *sw[NSWEEP_WLS] = {"fjthrput", "fjthrput_drivers", "big", "skynet"};
+    const char *sw[NSWEEP_WLS] = {"fjthrput", "fjthrput_drivers", "big", "skynet", "fib", "fjcreate"};
     char plotcmd[1200] = "";
     for (int k = 0; k < NSWEEP_WLS; k++) {
         int rows = 0;
@@ -1866,7 +1866,8 @@ int main(int argc, char **argv)
     if (!limits_only && only_selected("scaling", NULL) && !g_interrupted) {
         printf("\nscaling sweep (speedup against 1 worker):\n");
         const bench_workload_t *sw[NSWEEP_WLS] = {&bench_wl_fjthrput, &bench_wl_fjthrput_drivers,
-                                                  &bench_wl_big, &bench_wl_skynet};
+                                                  &bench_wl_big,      &bench_wl_skynet,
+                                                  &bench_wl_fib,      &bench_wl_fjcreate};
         for (int k = 0; k < NSWEEP_WLS && !g_interrupted; k++) {
             g_sweep_base = 0;
             for (int i = 0; i < nsweep && !g_interrupted; i++) {
