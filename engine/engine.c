@@ -100,6 +100,11 @@
  * waking again costs about three line transfers and two fences. */
 #define AX_RING_AWAKE_TURNS 64u
 
+/* The idle spin peeks at about this many inbound ring slots between two
+ * looks at every source (quick_check): the one ring of a 2-worker engine
+ * 8 times, 7 rings once each; see worker_loop. */
+#define AX_SPIN_RING_PEEKS 8u
+
 static _Thread_local char last_error[512];
 
 const char *ax_engine_last_error(void) { return last_error; }
@@ -278,9 +283,9 @@ __attribute__((always_inline)) static inline uint32_t drain_ring_loop(ax_worker_
         n += k;
         do {
             ax__dispatch_batch(w, ax_ring_head(r), tr);
-            ax_ring_advance(r);
+            ax_ring_take(r);
         } while (--k);
-        if ((r->c_head & r->c_mask) != 0 || n == w->batch)
+        if (!ax_ring_run_end(r) || n == w->batch)
             break;
     }
     return n;
@@ -603,27 +608,31 @@ static bool has_work(ax_worker_t *w, bool ring_found)
     return ax__io_ready(w);
 }
 
+/* The head slot of every inbound ring the worker polls (with bells, the
+ * awake ones): does one hold a message?  The idle spin's inner loop. */
+__attribute__((always_inline)) static inline bool rings_ready(ax_worker_t *w)
+{
+    for (uint32_t k = 0; k < w->nactive; k++)
+        if (ax_ring_c_nonempty(w->in[w->active[k]]))
+            return true;
+    return false;
+}
+
 /* Cheap "is anything waiting?" for the idle spin: the local FIFO, the
- * doorbell words (or, without bells, the head slot of every inbound ring),
- * the inbox and the io completion queue; on a cluster node one UCP progress
- * call (its only side effect: arrivals queued for the next turn).  Due
- * timers are not looked at: the spin runs a full turn every 64 checks. */
+ * doorbell words, the inbound rings (rings_ready), the inbox and the io
+ * completion queue; on a cluster node one UCP progress call (its only side
+ * effect: arrivals queued for the next turn).  Due timers are not looked
+ * at: the spin runs a full turn every 64 checks. */
 static bool quick_check(ax_worker_t *w)
 {
     if (ax__lq_count(w))
         return true;
-    if (w->use_bell) {
+    if (w->use_bell)
         for (uint32_t k = 0; k < w->nwords; k++)
             if (atomic_load_explicit(&w->bell[k], memory_order_relaxed))
                 return true;
-        for (uint32_t k = 0; k < w->nactive; k++)
-            if (ax_ring_peek(w->in[w->active[k]]))
-                return true;
-    } else {
-        for (uint32_t s = 0; s < w->nworkers; s++)
-            if (s != w->id && ax_ring_peek(w->in[s]))
-                return true;
-    }
+    if (rings_ready(w))
+        return true;
     /* A cluster node polls UCP too (one progress call, tens of ns over
      * shared memory): with cluster.progress = spin nothing else tells it. */
     return ax__inbox_nonempty(w) || ax__io_cq_ready(w) || (w->cl && ax__cluster_poll(w));
@@ -805,9 +814,25 @@ static void worker_loop(ax_worker_t *w)
          * a core of its own (pinned, not oversubscribed); a compiler barrier
          * keeps the loads in the loop. */
         if (eng->spin_ns) {
+            /* Between two quick_checks the inbound rings' head slots are
+             * polled in a tight loop (a few instructions per ring, no
+             * call), so a slot that lands is seen within a few
+             * instructions, not within a quick_check's ~70 (with its calls
+             * out of this file): in a request/reply exchange that wait is
+             * on the critical path of every hop (issue 14).  The other
+             * sources are looked at as before, once per round, and the
+             * full turn follows 64 rounds; a round peeks at most about
+             * AX_SPIN_RING_PEEKS slots beyond quick_check's, so many rings
+             * do not stretch the time to the next look at io, the inbox
+             * and (in the full turn) the timers. */
+            uint32_t polls = w->nactive ? (AX_SPIN_RING_PEEKS + w->nactive - 1u) / w->nactive : 1u;
             bool found = false;
-            for (uint32_t i = 0; i < 64 && !(found = quick_check(w)); i++)
-                __asm__ volatile("" ::: "memory");
+            for (uint32_t i = 0; i < 64 && !found; i++) {
+                for (uint32_t j = 0; j < polls && !(found = rings_ready(w)); j++)
+                    __asm__ volatile("" ::: "memory");
+                if (!found)
+                    found = quick_check(w);
+            }
             if (found || did)
                 continue;
             /* Idle.  A clock read costs more than a turn that finds nothing,
@@ -1020,6 +1045,12 @@ static int worker_create(ax_engine_t *eng, uint32_t i, ax_worker_t **out)
     if (!w->out || !w->in || !w->ovf || !w->dirty || !w->ovf_list || !w->active ||
         !w->awake || !w->ring_idle || !w->bell || !w->ring_pub || !w->no_ring || !w->st.from)
         return -ENOMEM;
+    /* Without bells every inbound ring is polled, always: the active list
+     * is all of them, in worker order, and never changes. */
+    if (!w->use_bell)
+        for (uint32_t s = 0; s < N; s++)
+            if (s != i)
+                w->active[w->nactive++] = s;
     /* Always full (one slot, taken; head never moves): a send to a
      * worker we have no ring to yet takes the cold path, which opens it. */
     ax_ring_init_full(w->no_ring);

@@ -43,12 +43,19 @@
 #define AX_CACHELINE 64
 
 typedef struct ax_ring {
-    /* consumer's line: written by the consumer only */
+    /* consumer's line: written by the consumer only.  The consumer's head
+     * is a cursor, not an index: the slot it points at and the stamp that
+     * slot carries once ready, so a peek is two loads and a compare (no
+     * mask, no variable shift: the spin and the drain start with one, on
+     * the critical path of a request/reply exchange, issue 14).  The index
+     * is c_base + (c_next - c_slots), computed at a release. */
     alignas(AX_CACHELINE) _Atomic uint32_t head;
-    uint32_t c_head;  /* consumer's private head (published by release) */
-    uint32_t c_mask;
+    uint32_t c_base;  /* index of slot 0 in the consumer's lap */
+    uint32_t c_want;  /* stamp of that lap, ax__ring_stamp(c_base, c_shift) */
     uint32_t c_shift; /* log2(capacity): lap = index >> shift */
+    ax_msg_t *c_next; /* the consumer's head slot (private; published by release) */
     ax_msg_t *c_slots;
+    ax_msg_t *c_end;  /* c_slots + capacity */
 
     /* producer's line: written by the producer only */
     alignas(AX_CACHELINE) uint32_t p_tail; /* next slot to write */
@@ -97,26 +104,52 @@ static inline void ax_ring_init(ax_ring_t *r, ax_msg_t *slots, uint32_t capacity
     uint32_t shift = (uint32_t)__builtin_ctz(capacity);
     atomic_init(&r->head, 0);
     atomic_init(&r->asleep, 1); /* not polled until its first bell */
-    r->c_head = r->p_tail = r->p_dirty = r->p_ovf = 0;
+    r->c_base = r->p_tail = r->p_dirty = r->p_ovf = 0;
     r->p_limit = capacity;
-    r->c_mask = r->p_mask = capacity - 1;
+    r->p_mask = capacity - 1;
     r->c_shift = shift;
-    r->p_stamp = ax__ring_stamp(0, shift);
-    r->c_slots = r->p_slots = r->p_next = slots;
-    r->p_end = slots + capacity;
+    r->c_want = r->p_stamp = ax__ring_stamp(0, shift);
+    r->c_next = r->c_slots = r->p_slots = r->p_next = slots;
+    r->c_end = r->p_end = slots + capacity;
+}
+
+/* Consumer: the free-running index of the head slot (what a release
+ * publishes). */
+static inline uint32_t ax_ring_c_index(const ax_ring_t *r)
+{
+    return r->c_base + (uint32_t)(r->c_next - r->c_slots);
+}
+
+/* Consumer: put the head at free-running index i (ring set-up and tests;
+ * never while the consumer holds unreleased slots). */
+static inline void ax_ring_c_seek(ax_ring_t *r, uint32_t i)
+{
+    uint32_t mask = (uint32_t)(r->c_end - r->c_slots) - 1u;
+    r->c_base = i & ~mask;
+    r->c_want = ax__ring_stamp(i, r->c_shift);
+    r->c_next = r->c_slots + (i & mask);
+}
+
+/* Consumer: the head passed the array's last slot; the next lap starts at
+ * slot 0 with the next stamp (mod 256, as ax__ring_stamp: 2^32 / capacity
+ * laps is a multiple of 256 for every capacity up to 2^24). */
+static inline void ax__ring_c_lap(ax_ring_t *r)
+{
+    r->c_next = r->c_slots;
+    r->c_base += (uint32_t)(r->c_end - r->c_slots);
+    r->c_want = (uint8_t)(r->c_want + 1u);
 }
 
 /* A ring that is always full (no slots; head never moves): a send to it
- * takes the caller's cold path. */
+ * takes the caller's cold path.  Nothing consumes from it. */
 static inline void ax_ring_init_full(ax_ring_t *r)
 {
     atomic_init(&r->head, 0);
     atomic_init(&r->asleep, 1);
-    r->c_head = r->p_tail = r->p_limit = r->p_dirty = r->p_ovf = 0;
-    r->c_mask = 0;
+    r->c_base = r->c_want = r->p_tail = r->p_limit = r->p_dirty = r->p_ovf = 0;
     r->p_mask = UINT32_MAX; /* capacity 0: a reloaded limit is head + 0 */
     r->c_shift = r->p_stamp = 0;
-    r->c_slots = r->p_slots = r->p_next = r->p_end = 0;
+    r->c_next = r->c_slots = r->c_end = r->p_slots = r->p_next = r->p_end = 0;
 }
 
 /* Both sides of an empty ring at index `start` (tests of the 2^32 wrap);
@@ -124,7 +157,8 @@ static inline void ax_ring_init_full(ax_ring_t *r)
 static inline void ax_ring_set_index(ax_ring_t *r, uint32_t start)
 {
     atomic_store_explicit(&r->head, start, memory_order_relaxed);
-    r->c_head = r->p_tail = start;
+    ax_ring_c_seek(r, start);
+    r->p_tail = start;
     r->p_limit = start + r->p_mask + 1u;
     r->p_stamp = ax__ring_stamp(start, r->c_shift);
     r->p_next = r->p_slots + (start & r->p_mask);
@@ -234,48 +268,64 @@ static inline void ax_msg_commit_copy(ax_msg_t *m, uint32_t type, uint16_t len, 
  * valid (and unwritten by the producer) until ax_ring_release. */
 static inline ax_msg_t *ax_ring_peek(ax_ring_t *r)
 {
-    ax_msg_t *m = &r->c_slots[r->c_head & r->c_mask];
+    ax_msg_t *m = r->c_next;
     /* A1: pairs with R1 in ax_msg_commit: a matching stamp means the whole
      * slot has been written for this lap. */
     uint64_t hdr = __atomic_load_n(&m->hdr, __ATOMIC_ACQUIRE);
-    return (uint8_t)(hdr >> 56) == ax__ring_stamp(r->c_head, r->c_shift) ? m : 0;
+    return (hdr >> 56) == r->c_want ? m : 0;
+}
+
+/* Consumer: take the slot at the head inside a run that ax_ring_ready
+ * counted (a run never passes the array's last slot, so no wrap test here:
+ * the caller ends the run with ax_ring_run_end). */
+static inline void ax_ring_take(ax_ring_t *r) { r->c_next++; }
+
+/* Consumer: after a run's last ax_ring_take: start the next lap if the run
+ * ended at the array's end.  True if it did. */
+static inline bool ax_ring_run_end(ax_ring_t *r)
+{
+    if (__builtin_expect(r->c_next != r->c_end, 1))
+        return false;
+    ax__ring_c_lap(r);
+    return true;
 }
 
 /* Consumer: done with the peeked message (private; not yet visible). */
-static inline void ax_ring_advance(ax_ring_t *r) { r->c_head++; }
-
-/* Consumer: the slot at the head (valid only when ax_ring_ready said so). */
-static inline ax_msg_t *ax_ring_head(const ax_ring_t *r)
+static inline void ax_ring_advance(ax_ring_t *r)
 {
-    return &r->c_slots[r->c_head & r->c_mask];
+    ax_ring_take(r);
+    ax_ring_run_end(r);
 }
 
-/* Consumer: how many messages are ready at the head, at most max and never
- * past the end of the slot array, so they lie in order from ax_ring_head.
- * Their header words are read back to back, independent loads whose line
- * transfers overlap; a drain that peeked one slot per dispatch paid each
- * transfer in full (issue 14).  The slots stay valid (and unwritten by the
- * producer) until ax_ring_release; ax_ring_advance takes them, one at a
- * time. */
+/* Consumer: the slot at the head (valid only when ax_ring_ready said so). */
+static inline ax_msg_t *ax_ring_head(const ax_ring_t *r) { return r->c_next; }
+
+/* Consumer: how many messages are ready at the head, at most max (max >= 1:
+ * a drain asks for what is left of its batch, never for nothing) and never
+ * past the end of the slot array, so they lie in order from
+ * ax_ring_head.  Their header words are read back to back, independent
+ * loads whose line transfers overlap; a drain that peeked one slot per
+ * dispatch paid each transfer in full (issue 14).  The slots stay valid
+ * (and unwritten by the producer) until ax_ring_release; ax_ring_take takes
+ * them, one at a time, and ax_ring_run_end ends the run. */
 static inline uint32_t ax_ring_ready(const ax_ring_t *r, uint32_t max)
 {
-    uint32_t h = r->c_head, mask = r->c_mask, i0 = h & mask, room = mask + 1 - i0, i = 1;
-    const ax_msg_t *s = &r->c_slots[i0];
+    const ax_msg_t *s = r->c_next;
     /* Every slot up to the end of the array belongs to the head's lap. */
-    uint8_t want = ax__ring_stamp(h, r->c_shift);
+    uint64_t want = r->c_want;
     /* A1 (as in ax_ring_peek), per slot: pairs with that slot's R1.  The
      * head slot first, alone: an empty ring costs what a peek costs. */
-    if ((uint8_t)(__atomic_load_n(&s[0].hdr, __ATOMIC_ACQUIRE) >> 56) != want || max == 0u)
+    if ((__atomic_load_n(&s[0].hdr, __ATOMIC_ACQUIRE) >> 56) != want)
         return 0;
     /* A run of one (a request/reply pair's usual case) answered before
      * the bound is clamped: the second slot's A1 decides. */
-    if (room == 1u || max == 1u ||
-        (uint8_t)(__atomic_load_n(&s[1].hdr, __ATOMIC_ACQUIRE) >> 56) != want)
+    if (max == 1u || s + 1 == r->c_end ||
+        (__atomic_load_n(&s[1].hdr, __ATOMIC_ACQUIRE) >> 56) != want)
         return 1;
-    i = 2;
+    uint32_t i = 2, room = (uint32_t)(r->c_end - s);
     if (max > room)
         max = room;
-    while (i < max && (uint8_t)(__atomic_load_n(&s[i].hdr, __ATOMIC_ACQUIRE) >> 56) == want)
+    while (i < max && (__atomic_load_n(&s[i].hdr, __ATOMIC_ACQUIRE) >> 56) == want)
         i++;
     return i;
 }
@@ -285,10 +335,14 @@ static inline void ax_ring_release(ax_ring_t *r)
 {
     /* R2: our reads of the released slots happen before the producer
      * rewrites them.  Pairs with A2 in ax_ring_reserve. */
-    atomic_store_explicit(&r->head, r->c_head, memory_order_release);
+    atomic_store_explicit(&r->head, ax_ring_c_index(r), memory_order_release);
 }
 
 /* Consumer: true if the ring has a message we have not taken. */
-static inline bool ax_ring_c_nonempty(ax_ring_t *r) { return ax_ring_peek(r) != 0; }
+static inline bool ax_ring_c_nonempty(const ax_ring_t *r)
+{
+    /* A1, as in ax_ring_peek */
+    return (__atomic_load_n(&r->c_next->hdr, __ATOMIC_ACQUIRE) >> 56) == r->c_want;
+}
 
 #endif /* AXON_ENGINE_RING_H */

@@ -200,7 +200,9 @@ struct ax_ctx {
     /* Doorbell (use_bell; engine.c "Doorbell"): the inbound rings polled
      * every turn (awake: their `asleep` word is 0), unordered; every other
      * ring is asleep and its sender rings the bell.  ring_idle[s]: empty
-     * polls of ring s in a row; at AX_RING_AWAKE_TURNS it goes to sleep. */
+     * polls of ring s in a row; at AX_RING_AWAKE_TURNS it goes to sleep.
+     * Without bells, active lists every inbound ring, in worker order,
+     * from creation on (the idle spin walks it). */
     uint32_t *active;
     uint32_t nactive;
     uint8_t *awake;

@@ -105,9 +105,10 @@ static void ready_counts_the_run_and_stops_where_it_must(void **state)
     uint64_t sent = 0, next = 0;
 
     assert_int_equal(ax_ring_ready(r, 32), 0); /* empty: zeroed slots hold stamp 0 */
+    assert_false(ax_ring_c_nonempty(r));
     for (int i = 0; i < 5; i++)
         assert_true(put(r, sent++));
-    assert_int_equal(ax_ring_ready(r, 0), 0);  /* a zero budget takes nothing */
+    assert_true(ax_ring_c_nonempty(r));
     assert_int_equal(ax_ring_ready(r, 1), 1);  /* a run of one answered early */
     assert_int_equal(ax_ring_ready(r, 2), 2);
     assert_int_equal(ax_ring_ready(r, 3), 3);  /* the caller's maximum */
@@ -160,7 +161,41 @@ static void ready_works_across_the_index_wrap(void **state)
         }
         assert_int_equal(got, 40);
     }
-    assert_true(r->c_head < start); /* crossed 2^32 */
+    assert_true(ax_ring_c_index(r) < start); /* crossed 2^32 */
+    assert_int_equal(atomic_load(&r->head), ax_ring_c_index(r));
+    fx_free(f);
+}
+
+/* The drain's pattern with a budget that divides the capacity: every
+ * batch's run ends where the budget does, and one of them at the array's
+ * last slot.  ax_ring_run_end must start the next lap there (slot 0, the
+ * next stamp), also when the budget is spent (drain_ring_loop ends the
+ * run before it tests the budget); the release publishes the exact
+ * index. */
+static void run_end_starts_the_next_lap_when_the_budget_ends_there(void **state)
+{
+    (void)state;
+    ring_fx_t *f = fx_new(CAP);
+    ax_ring_t *r = &f->r;
+    uint64_t sent = 0, next = 0;
+    for (int lap = 0; lap < 3; lap++) {
+        for (uint32_t i = 0; i < CAP; i++)
+            assert_true(put(r, sent++));
+        for (uint32_t b = 0; b < CAP / 8; b++) {
+            assert_int_equal(ax_ring_ready(r, 8), 8);
+            for (uint32_t i = 0; i < 8; i++, next++) {
+                assert_int_equal(ax_ring_head(r)->payload.u64[0], next);
+                ax_ring_take(r);
+            }
+            assert_int_equal(ax_ring_run_end(r), b == CAP / 8 - 1);
+            ax_ring_release(r);
+            assert_int_equal(atomic_load(&r->head), (uint32_t)next);
+        }
+        assert_ptr_equal(ax_ring_head(r), &f->slots[0]);
+        assert_int_equal(ax_ring_c_index(r), (uint32_t)sent);
+        assert_int_equal(ax_ring_ready(r, 8), 0); /* lap L's stamps, not L+1's */
+        assert_false(ax_ring_c_nonempty(r));
+    }
     fx_free(f);
 }
 
@@ -295,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ready_counts_the_run_and_stops_where_it_must),
         cmocka_unit_test(ready_works_across_the_index_wrap),
+        cmocka_unit_test(run_end_starts_the_next_lap_when_the_budget_ends_there),
         cmocka_unit_test(reserve_run_stops_at_room_and_array_end),
         cmocka_unit_test(runs_between_two_threads_arrive_once_in_order),
         cmocka_unit_test(runs_reserved_in_runs_arrive_once_in_order),
