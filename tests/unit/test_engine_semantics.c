@@ -1749,6 +1749,42 @@ static uint64_t arena_used(ax_engine_t *e, uint64_t per[2])
     return sum;
 }
 
+static uint64_t worker_parks(ax_engine_t *e, uint32_t w)
+{
+    ax_worker_stats_t st;
+    assert_int_equal(ax_engine_worker_stats(e, w, &st, NULL), 0);
+    return st.parks;
+}
+
+/* Give both workers a turn (a NOP each; each turn ends with the arena's
+ * reclaim and flush), then read the arenas once both have parked again.
+ * A worker publishes its arena figures when it parks (and every 4096
+ * turns), so a worker kept off its CPU since its last park (TSan on a
+ * loaded CI machine) would be read stale, and two stale reads alike would
+ * look settled.  The park counter moves after the figures are published
+ * (ax__park), so waiting for it to pass the value read before the NOPs
+ * were sent reads figures from after the NOP's turn, except when a park
+ * that began before the NOP is counted after that read: callers also ask
+ * for three equal reads in a row. */
+static uint64_t arena_used_after_nops(ax_engine_t *e, ax_ref_t r0, ax_ref_t r1,
+                                      _Atomic uint64_t *nops_seen, uint64_t *nops, uint64_t per[2])
+{
+    uint64_t parks0[2] = {worker_parks(e, 0), worker_parks(e, 1)};
+    ext_send_u64(e, r0, T_NOP, 0);
+    ext_send_u64(e, r1, T_NOP, 0);
+    *nops += 2;
+    WAIT_FOR(*nops_seen, *nops);
+    for (uint32_t w = 0; w < 2; w++) {
+        unsigned waited_ms = 0;
+        while (worker_parks(e, w) <= parks0[w]) {
+            if (++waited_ms > WAIT_S * 1000)
+                fail_msg("%s: worker %u did not park within %u s of its NOP", g_test, w, WAIT_S);
+            sleep_us(1000);
+        }
+    }
+    return arena_used(e, per);
+}
+
 static void blobs_arrive_intact_and_are_freed_exactly_once(void **state)
 {
     (void)state;
@@ -1777,14 +1813,10 @@ static void blobs_arrive_intact_and_are_freed_exactly_once(void **state)
          * turns: give both workers turns, then read the arenas until they
          * stop moving. */
         uint64_t prev = UINT64_MAX, cur = 0;
-        for (int settle = 0; settle < 200; settle++) {
-            ext_send_u64(e, sh.r0, T_NOP, 0);
-            ext_send_u64(e, sh.r1, T_NOP, 0);
-            nops += 2;
-            WAIT_FOR(sh.nops, nops);
-            sleep_us(2000);
-            cur = arena_used(e, per[round]);
-            if (cur == prev && settle >= 3)
+        for (int settle = 0, same = 0; settle < 200; settle++) {
+            cur = arena_used_after_nops(e, sh.r0, sh.r1, &sh.nops, &nops, per[round]);
+            same = cur == prev ? same + 1 : 0;
+            if (same >= 2 && settle >= 3)
                 break;
             prev = cur;
         }
@@ -1914,14 +1946,10 @@ static void blobs_sent_to_a_stopped_actor_are_freed_as_dead_letters(void **state
         WAIT_FOR(sh.rounds_sent, 2 * round);
         WAIT_FOR(sh.hook_calls, 200 * round);
         uint64_t prev = UINT64_MAX, cur = 0;
-        for (int settle = 0; settle < 200; settle++) {
-            ext_send_u64(e, s0, T_NOP, 0);
-            ext_send_u64(e, s1, T_NOP, 0);
-            nops += 2;
-            WAIT_FOR(sh.nops, nops);
-            sleep_us(2000);
-            cur = arena_used(e, per[round]);
-            if (cur == prev && settle >= 3)
+        for (int settle = 0, same = 0; settle < 200; settle++) {
+            cur = arena_used_after_nops(e, s0, s1, &sh.nops, &nops, per[round]);
+            same = cur == prev ? same + 1 : 0;
+            if (same >= 2 && settle >= 3)
                 break;
             prev = cur;
         }
