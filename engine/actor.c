@@ -1397,13 +1397,11 @@ int ax_spawn(ax_ctx_t *w, ax_behaviour_fn fn, size_t state_size, const ax_spawn_
     }
     if (__builtin_expect((w->cur && w->cur->sp) || w->closing, 0))
         return spawn_general(w, fn, state_size, o, out, SPAWN_PICK);
-    if (__builtin_expect(ax__lq_count(w) < w->batch, 1) || self || w->nworkers == 1)
-        return spawn_here(w, fn, state_size, o, out);
-    /* A backlog: the default placement may hand the actor to a parked
-     * worker (default_worker); when it keeps it here, the common path
-     * still applies (no detour through spawn_general's frame and tests). */
-    uint32_t t = spread_pick(w);
-    if (t == w->id)
+    /* The default placement decides here (default_worker): a spawn it
+     * keeps on this worker takes the common path even with a backlog (no
+     * detour through spawn_general's frame and tests). */
+    uint32_t t = self ? w->id : default_worker(w);
+    if (__builtin_expect(t == w->id, 1))
         return spawn_here(w, fn, state_size, o, out);
     return spawn_general(w, fn, state_size, o, out, t);
 }

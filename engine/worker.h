@@ -194,7 +194,6 @@ struct ax_ctx {
     ax_mq_t *ovf;         /* ovf[d]: ordered overflow behind out[d] */
     uint32_t *dirty;      /* destinations with unpublished slots */
     uint32_t ndirty;
-
     uint32_t *ovf_list;   /* destinations with a non-empty overflow */
     uint32_t novf;
     /* Doorbell (use_bell; engine.c "Doorbell"): the inbound rings polled
